@@ -1,0 +1,168 @@
+#include "async/file.h"
+
+#include <cstdlib>
+
+namespace mica {
+
+AlignedBuffer::AlignedBuffer(size_t size_bytes, size_t alignment)
+    : size_(align_up(size_bytes, alignment)) {
+  data_ = static_cast<std::byte*>(std::aligned_alloc(alignment, size_ ? size_ : alignment));
+  MICA_ASSERT(data_ != nullptr);
+  size_ = size_bytes;
+}
+
+AlignedBuffer::AlignedBuffer(AlignedBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& other) noexcept {
+  if (this != &other) {
+    std::free(data_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+
+File& File::operator=(File&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) Executor::current()->backend().close_now(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+File::~File() {
+  if (fd_ < 0) return;
+  Executor* e = Executor::current();
+  MICA_ASSERT_MSG(e != nullptr, "open File destroyed outside an executor");
+  e->backend().close_now(fd_);
+}
+
+Task<Result<File>> File::open(std::string path, int flags, uint32_t mode, IoOptions options) {
+  OpenAwaiter awaiter;
+  awaiter.path = std::move(path);
+  IoOp& op = awaiter.op();
+  op.opcode = IoOpcode::kOpen;
+  op.path = awaiter.path.c_str();
+  op.flags = flags | O_CLOEXEC;
+  op.mode = mode;
+  op.deadline = options.deadline;
+  Result<int> fd = co_await awaiter;
+  if (!fd.ok()) co_return Status(fd.status().code(), fmt::format("open {}: {}", awaiter.path, fd.status().message()));
+  co_return File(*fd);
+}
+
+namespace {
+template <class T>
+void fill(IoAwaiter<T>& a, IoOpcode opcode, int fd, void* buffer, size_t length,
+          uint64_t offset, IoOptions options) {
+  MICA_ASSERT_MSG(length <= UINT32_MAX, "single I/O larger than 4 GiB");
+  IoOp& op = a.op();
+  op.opcode = opcode;
+  op.fd = fd;
+  op.buffer = buffer;
+  op.length = static_cast<uint32_t>(length);
+  op.offset = offset;
+  op.deadline = options.deadline;
+}
+}  // namespace
+
+IoAwaiter<size_t> File::read(std::span<std::byte> buffer, uint64_t offset, IoOptions options) {
+  IoAwaiter<size_t> a;
+  fill(a, IoOpcode::kRead, fd_, buffer.data(), buffer.size(), offset, options);
+  return a;
+}
+
+IoAwaiter<size_t> File::write(std::span<const std::byte> buffer, uint64_t offset,
+                              IoOptions options) {
+  IoAwaiter<size_t> a;
+  fill(a, IoOpcode::kWrite, fd_, const_cast<std::byte*>(buffer.data()), buffer.size(), offset,
+       options);
+  return a;
+}
+
+IoAwaiter<size_t> File::readv(std::span<const iovec> iov, uint64_t offset, IoOptions options) {
+  IoAwaiter<size_t> a;
+  fill(a, IoOpcode::kReadv, fd_, nullptr, 0, offset, options);
+  a.op().iov = iov.data();
+  a.op().iov_count = static_cast<uint32_t>(iov.size());
+  return a;
+}
+
+IoAwaiter<size_t> File::writev(std::span<const iovec> iov, uint64_t offset, IoOptions options) {
+  IoAwaiter<size_t> a;
+  fill(a, IoOpcode::kWritev, fd_, nullptr, 0, offset, options);
+  a.op().iov = iov.data();
+  a.op().iov_count = static_cast<uint32_t>(iov.size());
+  return a;
+}
+
+IoAwaiter<size_t> File::read_fixed(std::span<std::byte> buffer, uint64_t offset,
+                                   uint16_t buffer_index, IoOptions options) {
+  IoAwaiter<size_t> a;
+  fill(a, IoOpcode::kReadFixed, fd_, buffer.data(), buffer.size(), offset, options);
+  a.op().buffer_index = buffer_index;
+  return a;
+}
+
+IoAwaiter<size_t> File::write_fixed(std::span<const std::byte> buffer, uint64_t offset,
+                                    uint16_t buffer_index, IoOptions options) {
+  IoAwaiter<size_t> a;
+  fill(a, IoOpcode::kWriteFixed, fd_, const_cast<std::byte*>(buffer.data()), buffer.size(),
+       offset, options);
+  a.op().buffer_index = buffer_index;
+  return a;
+}
+
+IoAwaiter<void> File::fsync(IoOptions options) {
+  IoAwaiter<void> a;
+  fill(a, IoOpcode::kFsync, fd_, nullptr, 0, 0, options);
+  return a;
+}
+
+IoAwaiter<void> File::fdatasync(IoOptions options) {
+  IoAwaiter<void> a;
+  fill(a, IoOpcode::kFdatasync, fd_, nullptr, 0, 0, options);
+  return a;
+}
+
+IoAwaiter<void> File::fallocate(int mode, uint64_t offset, uint64_t length, IoOptions options) {
+  IoAwaiter<void> a;
+  fill(a, IoOpcode::kFallocate, fd_, nullptr, 0, offset, options);
+  a.op().flags = mode;
+  a.op().length64 = length;
+  return a;
+}
+
+IoAwaiter<void> File::close() {
+  IoAwaiter<void> a;
+  fill(a, IoOpcode::kClose, fd_, nullptr, 0, 0, {});
+  fd_ = -1;
+  return a;
+}
+
+Task<Result<size_t>> File::read_full(std::span<std::byte> buffer, uint64_t offset,
+                                     IoOptions options) {
+  size_t done = 0;
+  while (done < buffer.size()) {
+    CO_TRY_ASSIGN(size_t n, co_await read(buffer.subspan(done), offset + done, options));
+    if (n == 0) break;  // end of file
+    done += n;
+  }
+  co_return done;
+}
+
+Task<Status> File::write_full(std::span<const std::byte> buffer, uint64_t offset,
+                              IoOptions options) {
+  size_t done = 0;
+  while (done < buffer.size()) {
+    CO_TRY_ASSIGN(size_t n, co_await write(buffer.subspan(done), offset + done, options));
+    if (n == 0) co_return Status(StatusCode::kIoError, "write made no progress");
+    done += n;
+  }
+  co_return Status();
+}
+
+}  // namespace mica

@@ -1,0 +1,103 @@
+// File: an open file descriptor read and written through the executor's backend.
+//
+// Every method returns an awaiter for one operation on the current executor; a single
+// read or write may be short (as pread/pwrite), the *_full variants loop until done or
+// failed. Buffers must stay valid until the awaited result is back. For O_DIRECT, buffers,
+// offsets and lengths must be multiples of kDirectIoAlignment: use AlignedBuffer.
+// A File is move-only and owns its fd: close() it with co_await; a File destroyed while
+// still open is closed synchronously. Thread: the executor that opened it.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <span>
+#include <string>
+
+#include "async/io_awaiter.h"
+#include "async/task.h"
+
+namespace mica {
+
+inline constexpr size_t kDirectIoAlignment = 4096;
+
+inline constexpr bool is_direct_io_aligned(uint64_t value) {
+  return value % kDirectIoAlignment == 0;
+}
+inline constexpr uint64_t align_up(uint64_t value, uint64_t alignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
+inline constexpr uint64_t align_down(uint64_t value, uint64_t alignment) {
+  return value / alignment * alignment;
+}
+
+// A heap buffer aligned for O_DIRECT; move-only.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(size_t size_bytes, size_t alignment = kDirectIoAlignment);
+  AlignedBuffer(AlignedBuffer&& other) noexcept;
+  AlignedBuffer& operator=(AlignedBuffer&& other) noexcept;
+  ~AlignedBuffer();
+  std::byte* data() { return data_; }
+  const std::byte* data() const { return data_; }
+  size_t size() const { return size_; }
+  std::span<std::byte> span() { return {data_, size_}; }
+
+ private:
+  std::byte* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// An IoAwaiter that also keeps the path string alive for kOpen.
+class OpenAwaiter : public IoAwaiter<int> {
+ public:
+  std::string path;
+};
+
+class File {
+ public:
+  File() = default;
+  explicit File(int fd) : fd_(fd) {}
+  File(File&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  File& operator=(File&& other) noexcept;
+  ~File();
+
+  // Opens path with open(2) flags. O_CLOEXEC is added.
+  static Task<Result<File>> open(std::string path, int flags, uint32_t mode = 0644,
+                                 IoOptions options = {});
+
+  int fd() const { return fd_; }
+  bool is_open() const { return fd_ >= 0; }
+
+  IoAwaiter<size_t> read(std::span<std::byte> buffer, uint64_t offset, IoOptions options = {});
+  IoAwaiter<size_t> write(std::span<const std::byte> buffer, uint64_t offset,
+                          IoOptions options = {});
+  // iov must stay valid until the result is back.
+  IoAwaiter<size_t> readv(std::span<const iovec> iov, uint64_t offset, IoOptions options = {});
+  IoAwaiter<size_t> writev(std::span<const iovec> iov, uint64_t offset, IoOptions options = {});
+  // buffer must lie inside registered buffer number buffer_index (Backend::register_buffers).
+  IoAwaiter<size_t> read_fixed(std::span<std::byte> buffer, uint64_t offset,
+                               uint16_t buffer_index, IoOptions options = {});
+  IoAwaiter<size_t> write_fixed(std::span<const std::byte> buffer, uint64_t offset,
+                                uint16_t buffer_index, IoOptions options = {});
+  IoAwaiter<void> fsync(IoOptions options = {});
+  IoAwaiter<void> fdatasync(IoOptions options = {});
+  IoAwaiter<void> fallocate(int mode, uint64_t offset, uint64_t length, IoOptions options = {});
+
+  // Loop until the whole buffer is transferred. A read that reaches end of file returns
+  // the bytes it got (less than asked); a write that makes no progress is kIoError.
+  Task<Result<size_t>> read_full(std::span<std::byte> buffer, uint64_t offset,
+                                 IoOptions options = {});
+  Task<Status> write_full(std::span<const std::byte> buffer, uint64_t offset,
+                          IoOptions options = {});
+
+  // Closes the fd through the backend; the File is closed afterwards even on error.
+  IoAwaiter<void> close();
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace mica

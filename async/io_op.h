@@ -1,0 +1,80 @@
+// IoOp: one I/O operation described as data, the currency of the backend seam.
+//
+// The file, socket and poll APIs fill an IoOp and hand it to their executor's Backend,
+// which interprets it (io_uring prepares an SQE; the simulator acts on its hosts' files
+// and network). The IoOp lives in the awaiting coroutine frame (or in a long-lived owner
+// for multishot operations) and must not move or die until on_complete has been called
+// with more=false. on_complete runs on the owning executor thread, from the backend's
+// reaping step, never inside start(): completions are queued, then resumed.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+
+#include "async/time.h"
+
+namespace mica {
+
+enum class IoOpcode : uint8_t {
+  kNop,
+  kRead,
+  kWrite,
+  kReadv,
+  kWritev,
+  kReadFixed,
+  kWriteFixed,
+  kFsync,
+  kFdatasync,
+  kFallocate,
+  kOpen,
+  kClose,
+  kAccept,           // one connection
+  kAcceptMultishot,  // a stream of connections (on_complete with more=true each time)
+  kConnect,
+  kSend,
+  kRecv,
+  kSendmsg,
+  kRecvmsg,
+  kShutdown,
+  kPoll,
+};
+
+struct IoOp {
+  using CompleteFn = void (*)(IoOp* op, int32_t result, bool more);
+
+  // Copyable as a description; a started op must not be copied or moved (IoAwaiter
+  // asserts this).
+  IoOpcode opcode = IoOpcode::kNop;
+  int fd = -1;
+  void* buffer = nullptr;
+  uint32_t length = 0;
+  uint64_t offset = 0;  // file offset; fallocate length travels in `length64`
+  uint64_t length64 = 0;
+  const iovec* iov = nullptr;
+  uint32_t iov_count = 0;
+  msghdr* message = nullptr;
+  // open flags, send/recv flags, poll event mask, fallocate mode, shutdown how.
+  int flags = 0;
+  uint32_t mode = 0;
+  uint16_t buffer_index = 0;  // registered buffer for kReadFixed / kWriteFixed
+  const char* path = nullptr;
+  const sockaddr* address = nullptr;  // kConnect
+  socklen_t address_length = 0;
+  TimePoint deadline = kNoDeadline;
+
+  // Result: >= 0 success (bytes, fd, revents), < 0 a negated errno; -ETIME when the
+  // deadline passed first, -ECANCELED when cancelled.
+  CompleteFn on_complete = nullptr;
+  void* context = nullptr;
+
+  // Backend bookkeeping; opaque to callers.
+  uint8_t backend_pending = 0;
+  bool backend_timed_out = false;
+  int32_t backend_result = 0;
+  void* backend_slot = nullptr;
+  int64_t backend_timeout[2] = {0, 0};  // io_uring's __kernel_timespec, stable until submit
+};
+
+}  // namespace mica

@@ -1,0 +1,89 @@
+// Socket and Listener: TCP streams through the executor's backend.
+//
+// A Socket owns a connected stream fd. send/recv are single operations that may transfer
+// less than asked; send_all/recv_exact loop. recv of 0 bytes means the peer closed its
+// side. A Listener keeps one multishot accept armed and queues up to accept_queue_max
+// connections for accept(); beyond that new connections are closed at once (back-pressure
+// the kernel's backlog cannot give us once multishot drained it). Both are move-only and
+// belong to the executor that created them; a Socket destroyed open is closed
+// synchronously; a Listener destroyed without close() cancels its accept and frees its
+// state when the backend reports the cancellation.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <span>
+
+#include "async/io_awaiter.h"
+#include "async/socket_address.h"
+#include "async/task.h"
+#include "async/sync.h"
+
+namespace mica {
+
+class Socket {
+ public:
+  Socket() = default;
+  explicit Socket(int fd) : fd_(fd) {}
+  Socket(Socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Socket& operator=(Socket&& other) noexcept;
+  ~Socket();
+
+  static Task<Result<Socket>> connect(SocketAddress address, IoOptions options = {});
+
+  int fd() const { return fd_; }
+  bool is_open() const { return fd_ >= 0; }
+
+  IoAwaiter<size_t> send(std::span<const std::byte> data, IoOptions options = {});
+  IoAwaiter<size_t> recv(std::span<std::byte> buffer, IoOptions options = {});
+  // message (and what it points to) must stay valid until the result is back.
+  IoAwaiter<size_t> sendmsg(msghdr* message, IoOptions options = {});
+  IoAwaiter<size_t> recvmsg(msghdr* message, IoOptions options = {});
+  IoAwaiter<void> shutdown(int how = SHUT_WR);
+  IoAwaiter<void> close();
+
+  Task<Status> send_all(std::span<const std::byte> data, IoOptions options = {});
+  // Fills the buffer; kClosed if the peer closes first.
+  Task<Status> recv_exact(std::span<std::byte> buffer, IoOptions options = {});
+
+  Status set_no_delay(bool on);
+  Result<SocketAddress> local_address() const;
+  Result<SocketAddress> peer_address() const;
+
+ private:
+  int fd_ = -1;
+};
+
+struct ListenOptions {
+  int backlog = 1024;
+  size_t accept_queue_max = 1024;
+};
+
+class Listener {
+ public:
+  Listener() = default;
+  Listener(Listener&&) noexcept = default;
+  Listener& operator=(Listener&&) noexcept = default;
+  ~Listener();
+
+  // Binds and listens (port 0 picks a free port; see address()).
+  static Result<Listener> listen(SocketAddress address, ListenOptions options = {});
+
+  const SocketAddress& address() const;
+  // The next connection; waits for one (deadline, cancellation honoured).
+  Task<Result<Socket>> accept(IoOptions options = {});
+  // Stops accepting, fails waiting accepts with kClosed, closes queued connections and
+  // waits until the backend has released the accept operation.
+  Task<void> close();
+
+ private:
+  struct State;
+  static void on_accept(IoOp* op, int32_t result, bool more);
+  std::unique_ptr<State> state_;
+};
+
+// Waits until fd is ready for `events` (POLLIN, POLLOUT, ...); yields the ready events.
+// For foreign fds: RDMA completion channels, /dev/fuse.
+IoAwaiter<int> poll_fd(int fd, short events, IoOptions options = {});
+
+}  // namespace mica

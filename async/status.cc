@@ -1,0 +1,99 @@
+#include "async/status.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace mica {
+
+namespace detail {
+void assert_failed(const char* expr, const char* file, int line, const char* why) {
+  std::fprintf(stderr, "MICA_ASSERT failed: %s at %s:%d%s%s\n", expr, file, line,
+               why ? ": " : "", why ? why : "");
+  std::fflush(stderr);
+  std::abort();
+}
+}  // namespace detail
+
+std::string_view status_code_name(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "Ok";
+    case StatusCode::kInvalidArgument: return "InvalidArgument";
+    case StatusCode::kNotFound: return "NotFound";
+    case StatusCode::kAlreadyExists: return "AlreadyExists";
+    case StatusCode::kOutOfRange: return "OutOfRange";
+    case StatusCode::kNoSpace: return "NoSpace";
+    case StatusCode::kIoError: return "IoError";
+    case StatusCode::kPermissionDenied: return "PermissionDenied";
+    case StatusCode::kResourceExhausted: return "ResourceExhausted";
+    case StatusCode::kNotSupported: return "NotSupported";
+    case StatusCode::kCorruption: return "Corruption";
+    case StatusCode::kInternal: return "Internal";
+    case StatusCode::kBusy: return "Busy";
+    case StatusCode::kNameTooLong: return "NameTooLong";
+    case StatusCode::kCancelled: return "Cancelled";
+    case StatusCode::kTimedOut: return "TimedOut";
+    case StatusCode::kClosed: return "Closed";
+    case StatusCode::kHostDown: return "HostDown";
+    case StatusCode::kConnectionRefused: return "ConnectionRefused";
+    case StatusCode::kConnectionReset: return "ConnectionReset";
+    case StatusCode::kUnreachable: return "Unreachable";
+    case StatusCode::kProtocolError: return "ProtocolError";
+    case StatusCode::kChecksumMismatch: return "ChecksumMismatch";
+    case StatusCode::kStaleVersion: return "StaleVersion";
+  }
+  return "Unknown";
+}
+
+Status::Status(StatusCode code, std::string message) : code_(code) {
+  if (!message.empty()) message_ = std::make_unique<std::string>(std::move(message));
+}
+
+Status::Status(const Status& other) : code_(other.code_) {
+  if (other.message_) message_ = std::make_unique<std::string>(*other.message_);
+}
+
+Status& Status::operator=(const Status& other) {
+  if (this != &other) {
+    code_ = other.code_;
+    message_ = other.message_ ? std::make_unique<std::string>(*other.message_) : nullptr;
+  }
+  return *this;
+}
+
+static StatusCode code_for_errno(int e) {
+  switch (e) {
+    case EINVAL: case EBADF: case EFAULT: case ENOTSOCK: case EISDIR: case ENOTDIR:
+      return StatusCode::kInvalidArgument;
+    case ENOENT: return StatusCode::kNotFound;
+    case EEXIST: return StatusCode::kAlreadyExists;
+    case ERANGE: case EOVERFLOW: case EFBIG: return StatusCode::kOutOfRange;
+    case ENOSPC: case EDQUOT: return StatusCode::kNoSpace;
+    case EACCES: case EPERM: return StatusCode::kPermissionDenied;
+    case EMFILE: case ENFILE: case ENOMEM: case ENOBUFS: return StatusCode::kResourceExhausted;
+    case EOPNOTSUPP: case ENOSYS: return StatusCode::kNotSupported;
+    case EAGAIN: case EBUSY: return StatusCode::kBusy;
+    case ENAMETOOLONG: return StatusCode::kNameTooLong;
+    case ECANCELED: return StatusCode::kCancelled;
+    case ETIME: case ETIMEDOUT: return StatusCode::kTimedOut;
+    case ECONNREFUSED: return StatusCode::kConnectionRefused;
+    case ECONNRESET: case EPIPE: case ECONNABORTED: return StatusCode::kConnectionReset;
+    case ENETUNREACH: case EHOSTUNREACH: return StatusCode::kUnreachable;
+    default: return StatusCode::kIoError;
+  }
+}
+
+Status Status::from_errno(int error_number, std::string_view context) {
+  std::string message = context.empty()
+                            ? std::string(std::strerror(error_number))
+                            : fmt::format("{}: {}", context, std::strerror(error_number));
+  return Status(code_for_errno(error_number), std::move(message));
+}
+
+std::string Status::to_string() const {
+  if (!message_) return std::string(status_code_name(code_));
+  return fmt::format("{}: {}", status_code_name(code_), *message_);
+}
+
+}  // namespace mica
