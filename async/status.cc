@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ostream>
 
 namespace mica {
 
@@ -89,6 +90,10 @@ Status Status::from_errno(int error_number, std::string_view context) {
                             ? std::string(std::strerror(error_number))
                             : fmt::format("{}: {}", context, std::strerror(error_number));
   return Status(code_for_errno(error_number), std::move(message));
+}
+
+std::ostream& operator<<(std::ostream& out, const Status& status) {
+  return out << status.to_string();
 }
 
 std::string Status::to_string() const {

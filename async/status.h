@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <new>
 #include <string>
@@ -90,6 +91,9 @@ class [[nodiscard]] Status {
   StatusCode code_ = StatusCode::kOk;
   std::unique_ptr<std::string> message_;
 };
+
+// For test output and logs.
+std::ostream& operator<<(std::ostream& out, const Status& status);
 
 template <class T>
 class [[nodiscard]] Result {

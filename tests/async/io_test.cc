@@ -1,0 +1,244 @@
+// Files, sockets and poll on the real io_uring backend.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <numeric>
+
+#include "async/file.h"
+#include "async/scope.h"
+#include "async/socket.h"
+
+namespace mica {
+namespace {
+
+using namespace std::chrono_literals;
+
+class IoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    frames_before_ = live_frames();
+    // Inside the build tree: the disk the project lives on, not a tmpfs that may refuse
+    // O_DIRECT.
+    dir_ = std::filesystem::current_path() /
+           ("io_test_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::filesystem::remove_all(dir_);
+    EXPECT_EQ(live_frames(), frames_before_) << "frame leak";
+  }
+  std::string path(const char* name) { return (dir_ / name).string(); }
+
+  std::unique_ptr<Executor> executor_ = Executor::create_uring();
+  std::filesystem::path dir_;
+  int64_t frames_before_ = 0;
+};
+
+std::vector<std::byte> pattern(size_t n, int seed) {
+  std::vector<std::byte> data(n);
+  for (size_t i = 0; i < n; ++i) data[i] = std::byte((i * 31 + seed) & 0xff);
+  return data;
+}
+
+Task<void> write_then_read(std::string path) {
+  auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
+  Result<File> file = co_await std::move(opened);
+  EXPECT_TRUE(file.ok()) << file.status();
+  std::vector<std::byte> data = pattern(100'000, 1);
+  auto write = file->write_full(data, 0);
+  EXPECT_TRUE((co_await std::move(write)).ok());
+  EXPECT_TRUE((co_await file->fdatasync()).ok());
+  EXPECT_TRUE((co_await file->fsync()).ok());
+  std::vector<std::byte> back(200'000);
+  auto read = file->read_full(back, 0);
+  Result<size_t> n = co_await std::move(read);
+  EXPECT_EQ(*n, data.size());  // short at end of file
+  EXPECT_EQ(std::memcmp(back.data(), data.data(), data.size()), 0);
+  EXPECT_TRUE((co_await file->close()).ok());
+  EXPECT_FALSE(file->is_open());
+}
+
+TEST_F(IoTest, FileWriteSyncReadRoundTrip) { executor_->block_on(write_then_read(path("a"))); }
+
+Task<void> vectored_and_fallocate(std::string path) {
+  auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
+  Result<File> file = co_await std::move(opened);
+  EXPECT_TRUE(file.ok());
+  EXPECT_TRUE((co_await file->fallocate(0, 0, 1 << 20)).ok());
+  struct stat st;
+  EXPECT_EQ(fstat(file->fd(), &st), 0);
+  EXPECT_EQ(st.st_size, 1 << 20);
+  std::vector<std::byte> a = pattern(1000, 2), b = pattern(3000, 3);
+  iovec out[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
+  Result<size_t> written = co_await file->writev(out, 4096);
+  EXPECT_EQ(*written, 4000u);
+  std::vector<std::byte> a2(1000), b2(3000);
+  iovec in[2] = {{a2.data(), a2.size()}, {b2.data(), b2.size()}};
+  Result<size_t> read = co_await file->readv(in, 4096);
+  EXPECT_EQ(*read, 4000u);
+  EXPECT_EQ(a, a2);
+  EXPECT_EQ(b, b2);
+}
+
+TEST_F(IoTest, VectoredIoAndFallocate) { executor_->block_on(vectored_and_fallocate(path("v"))); }
+
+// Returns false when the file system refuses O_DIRECT (the test is then skipped).
+Task<bool> direct_and_fixed(std::string path) {
+  auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT);
+  Result<File> file = co_await std::move(opened);
+  if (!file.ok() && file.status().code() == StatusCode::kInvalidArgument) co_return false;
+  EXPECT_TRUE(file.ok()) << file.status();
+  AlignedBuffer out(64 << 10), in(64 << 10);
+  std::vector<std::byte> data = pattern(out.size(), 4);
+  std::memcpy(out.data(), data.data(), data.size());
+  iovec regions[2] = {{out.data(), out.size()}, {in.data(), in.size()}};
+  EXPECT_TRUE(Executor::current()->backend().register_buffers(regions).ok());
+  Result<size_t> w = co_await file->write_fixed(out.span(), 0, 0);
+  EXPECT_EQ(*w, out.size());
+  Result<size_t> r = co_await file->read_fixed(in.span(), 0, 1);
+  EXPECT_EQ(*r, in.size());
+  EXPECT_EQ(std::memcmp(in.data(), out.data(), in.size()), 0);
+  // A misaligned O_DIRECT read is refused by the kernel, not silently served.
+  Result<size_t> bad = co_await file->read(in.span().subspan(1, 4096), 0);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  co_return true;
+}
+
+TEST_F(IoTest, DirectIoWithRegisteredBuffers) {
+  if (!executor_->block_on(direct_and_fixed(path("d")))) GTEST_SKIP() << "no O_DIRECT here";
+}
+
+Task<void> open_missing(std::string path) {
+  auto opened = File::open(path, O_RDONLY);
+  Result<File> file = co_await std::move(opened);
+  EXPECT_EQ(file.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(file.status().message().find(path), std::string_view::npos);
+}
+
+TEST_F(IoTest, OpeningAMissingFileSaysWhich) { executor_->block_on(open_missing(path("nope"))); }
+
+TEST(Alignment, HelpersRoundToDirectIoBlocks) {
+  EXPECT_EQ(align_up(1, 4096), 4096u);
+  EXPECT_EQ(align_up(4096, 4096), 4096u);
+  EXPECT_EQ(align_down(8191, 4096), 4096u);
+  EXPECT_TRUE(is_direct_io_aligned(8192));
+  EXPECT_FALSE(is_direct_io_aligned(100));
+  AlignedBuffer b(10000);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data()) % kDirectIoAlignment, 0u);
+  EXPECT_EQ(b.size(), 10000u);
+}
+
+Task<void> echo_server(Listener* listener, int connections) {
+  for (int c = 0; c < connections; ++c) {
+    auto accept = listener->accept();
+    Result<Socket> peer = co_await std::move(accept);
+    EXPECT_TRUE(peer.ok()) << peer.status();
+    std::byte buffer[4096];
+    for (;;) {
+      Result<size_t> n = co_await peer->recv(buffer);
+      EXPECT_TRUE(n.ok());
+      if (!n.ok() || *n == 0) break;
+      auto send = peer->send_all(std::span(buffer, *n));
+      EXPECT_TRUE((co_await std::move(send)).ok());
+    }
+    EXPECT_TRUE((co_await peer->close()).ok());
+  }
+}
+
+Task<void> echo_client(SocketAddress address, int seed) {
+  auto connect = Socket::connect(address, IoOptions{deadline_after(5s)});
+  Result<Socket> socket = co_await std::move(connect);
+  EXPECT_TRUE(socket.ok()) << socket.status();
+  EXPECT_TRUE(socket->set_no_delay(true).ok());
+  std::vector<std::byte> data = pattern(256 << 10, seed), back(data.size());
+  auto send = socket->send_all(data);
+  EXPECT_TRUE((co_await std::move(send)).ok());
+  EXPECT_TRUE((co_await socket->shutdown(SHUT_WR)).ok());
+  auto recv = socket->recv_exact(back);
+  EXPECT_TRUE((co_await std::move(recv)).ok());
+  EXPECT_EQ(data, back);
+  std::byte extra[1];
+  Result<size_t> eof = co_await socket->recv(extra);
+  EXPECT_EQ(*eof, 0u);
+}
+
+Task<void> echo_roundtrip() {
+  auto listener = Listener::listen(SocketAddress::loopback(0));
+  EXPECT_TRUE(listener.ok()) << listener.status();
+  EXPECT_NE(listener->address().port(), 0);
+  TaskScope scope;
+  scope.spawn(echo_server(&*listener, 3));
+  for (int i = 0; i < 3; ++i) scope.spawn(echo_client(listener->address(), i));
+  co_await scope.join();
+  co_await listener->close();
+}
+
+TEST_F(IoTest, TcpEchoOverLoopbackWithMultishotAccept) { executor_->block_on(echo_roundtrip()); }
+
+Task<void> connect_refused() {
+  // Find a port nobody listens on: listen, note it, close.
+  auto probe = Listener::listen(SocketAddress::loopback(0));
+  SocketAddress address = probe->address();
+  co_await probe->close();
+  auto connect = Socket::connect(address);
+  Result<Socket> socket = co_await std::move(connect);
+  EXPECT_EQ(socket.status().code(), StatusCode::kConnectionRefused);
+}
+
+TEST_F(IoTest, ConnectToAClosedPortIsRefused) { executor_->block_on(connect_refused()); }
+
+Task<void> recv_deadline() {
+  auto listener = Listener::listen(SocketAddress::loopback(0));
+  auto connect = Socket::connect(listener->address());
+  Result<Socket> socket = co_await std::move(connect);
+  EXPECT_TRUE(socket.ok());
+  std::byte buffer[8];
+  TimePoint start = Executor::current()->now();
+  Result<size_t> n = co_await socket->recv(buffer, IoOptions{deadline_after(20ms)});
+  EXPECT_EQ(n.status().code(), StatusCode::kTimedOut);
+  EXPECT_GE(Executor::current()->now() - start, 20ms);
+  auto accept = listener->accept(IoOptions{deadline_after(1s)});
+  Result<Socket> peer = co_await std::move(accept);
+  EXPECT_TRUE(peer.ok());
+  auto none = listener->accept(IoOptions{deadline_after(5ms)});
+  Result<Socket> nobody = co_await std::move(none);
+  EXPECT_EQ(nobody.status().code(), StatusCode::kTimedOut);
+  co_await listener->close();
+}
+
+TEST_F(IoTest, RecvAndAcceptHonourDeadlines) { executor_->block_on(recv_deadline()); }
+
+Task<void> poll_pipe() {
+  int fds[2];
+  EXPECT_EQ(pipe(fds), 0);
+  Result<int> idle = co_await poll_fd(fds[0], POLLIN, IoOptions{deadline_after(5ms)});
+  EXPECT_EQ(idle.status().code(), StatusCode::kTimedOut);
+  EXPECT_EQ(write(fds[1], "x", 1), 1);
+  Result<int> ready = co_await poll_fd(fds[0], POLLIN);
+  EXPECT_TRUE(ready.ok());
+  EXPECT_TRUE(*ready & POLLIN);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST_F(IoTest, PollOfAForeignFdReportsReadiness) { executor_->block_on(poll_pipe()); }
+
+TEST_F(IoTest, ListenOnABadAddressFailsClearly) {
+  auto parsed = SocketAddress::parse("127.0.0.1:99999");
+  EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(SocketAddress::parse("localhost:80").ok());
+  auto v6 = SocketAddress::parse("[::1]:7000");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->to_string(), "[::1]:7000");
+  EXPECT_EQ(SocketAddress::parse("127.0.0.1:80")->to_string(), "127.0.0.1:80");
+}
+
+}  // namespace
+}  // namespace mica
