@@ -10,14 +10,14 @@ namespace mica::detail {
 [[noreturn]] void assert_failed(const char* expr, const char* file, int line, const char* why);
 }  // namespace mica::detail
 
-#define MICA_ASSERT(expr)                                                   \
-  do {                                                                      \
-    if (!(expr)) [[unlikely]]                                               \
-      ::mica::detail::assert_failed(#expr, __FILE__, __LINE__, nullptr);    \
+#define MICA_ASSERT(expr)                                                \
+  do {                                                                   \
+    if (!(expr)) [[unlikely]]                                            \
+      ::mica::detail::assert_failed(#expr, __FILE__, __LINE__, nullptr); \
   } while (0)
 
-#define MICA_ASSERT_MSG(expr, why)                                          \
-  do {                                                                      \
-    if (!(expr)) [[unlikely]]                                               \
-      ::mica::detail::assert_failed(#expr, __FILE__, __LINE__, (why));      \
+#define MICA_ASSERT_MSG(expr, why)                                     \
+  do {                                                                 \
+    if (!(expr)) [[unlikely]]                                          \
+      ::mica::detail::assert_failed(#expr, __FILE__, __LINE__, (why)); \
   } while (0)

@@ -11,8 +11,8 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -69,8 +69,10 @@ class BlockingAwaiter : BlockingPool::Job {
 
  private:
   void invoke() {
-    if constexpr (std::is_void_v<R>) fn_();
-    else result_.emplace(fn_());
+    if constexpr (std::is_void_v<R>)
+      fn_();
+    else
+      result_.emplace(fn_());
   }
   static void execute(BlockingPool::Job* job) {
     auto* self = static_cast<BlockingAwaiter*>(job);

@@ -19,8 +19,10 @@ bool CancelCallback::arm(CancelState* state, Fn fn, void* context) {
 
 void CancelCallback::reset() {
   if (!state_) return;
-  if (prev_) prev_->next_ = next_;
-  else state_->head_ = next_;
+  if (prev_)
+    prev_->next_ = next_;
+  else
+    state_->head_ = next_;
   if (next_) next_->prev_ = prev_;
   state_ = nullptr;
   prev_ = next_ = nullptr;

@@ -4,12 +4,11 @@
 
 namespace mica {
 
-namespace detail {
-constinit thread_local uintptr_t t_stack_limit = 0;
-}  // namespace detail
-
 namespace {
 thread_local Executor* t_current = nullptr;
+// Lowest stack address the thread may reach before resumptions are bounced through the
+// loop; 0 when no executor loop runs on this thread.
+thread_local uintptr_t t_stack_limit = 0;
 constexpr size_t kInitialReadyCapacity = 1024;
 
 // Makes `e` current on this thread for a scope and arms the stack guard below the
@@ -17,14 +16,14 @@ constexpr size_t kInitialReadyCapacity = 1024;
 class CurrentScope {
  public:
   CurrentScope(Executor* e, uint32_t guard_bytes)
-      : saved_(t_current), saved_limit_(detail::t_stack_limit) {
+      : saved_(t_current), saved_limit_(t_stack_limit) {
     t_current = e;
     auto sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-    detail::t_stack_limit = sp > guard_bytes ? sp - guard_bytes : 0;
+    t_stack_limit = sp > guard_bytes ? sp - guard_bytes : 0;
   }
   ~CurrentScope() {
     t_current = saved_;
-    detail::t_stack_limit = saved_limit_;
+    t_stack_limit = saved_limit_;
   }
 
  private:
@@ -33,10 +32,11 @@ class CurrentScope {
 };
 }  // namespace
 
-std::coroutine_handle<> detail::defer_to_loop(std::coroutine_handle<> h) noexcept {
-  Executor* e = Executor::current();
-  MICA_ASSERT(e != nullptr);
-  e->post(h);
+std::coroutine_handle<> detail::guarded(std::coroutine_handle<> h) noexcept {
+  auto sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  if (sp >= t_stack_limit) [[likely]]
+    return h;
+  t_current->post(h);
   return std::noop_coroutine();
 }
 
@@ -51,7 +51,9 @@ std::unique_ptr<Executor> Executor::create_uring() {
   return std::make_unique<Executor>(std::make_unique<UringBackend>());
 }
 
-Executor* Executor::current() { return t_current; }
+Executor* Executor::current() {
+  return t_current;
+}
 
 void Executor::push_ready(std::coroutine_handle<> h) {
   size_t capacity = ready_.size();
@@ -68,7 +70,9 @@ void Executor::push_ready(std::coroutine_handle<> h) {
   ++ready_tail_;
 }
 
-void Executor::post(std::coroutine_handle<> h) { push_ready(h); }
+void Executor::post(std::coroutine_handle<> h) {
+  push_ready(h);
+}
 
 void Executor::post_remote(std::coroutine_handle<> h) {
   {

@@ -23,7 +23,9 @@ AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& other) noexcept {
   return *this;
 }
 
-AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+AlignedBuffer::~AlignedBuffer() {
+  std::free(data_);
+}
 
 File& File::operator=(File&& other) noexcept {
   if (this != &other) {
@@ -50,14 +52,16 @@ Task<Result<File>> File::open(std::string path, int flags, uint32_t mode, IoOpti
   op.mode = mode;
   op.deadline = options.deadline;
   Result<int> fd = co_await awaiter;
-  if (!fd.ok()) co_return Status(fd.status().code(), fmt::format("open {}: {}", awaiter.path, fd.status().message()));
+  if (!fd.ok())
+    co_return Status(fd.status().code(),
+                     fmt::format("open {}: {}", awaiter.path, fd.status().message()));
   co_return File(*fd);
 }
 
 namespace {
 template <class T>
-void fill(IoAwaiter<T>& a, IoOpcode opcode, int fd, void* buffer, size_t length,
-          uint64_t offset, IoOptions options) {
+void fill(IoAwaiter<T>& a, IoOpcode opcode, int fd, void* buffer, size_t length, uint64_t offset,
+          IoOptions options) {
   MICA_ASSERT_MSG(length <= UINT32_MAX, "single I/O larger than 4 GiB");
   IoOp& op = a.op();
   op.opcode = opcode;
@@ -110,8 +114,8 @@ IoAwaiter<size_t> File::read_fixed(std::span<std::byte> buffer, uint64_t offset,
 IoAwaiter<size_t> File::write_fixed(std::span<const std::byte> buffer, uint64_t offset,
                                     uint16_t buffer_index, IoOptions options) {
   IoAwaiter<size_t> a;
-  fill(a, IoOpcode::kWriteFixed, fd_, const_cast<std::byte*>(buffer.data()), buffer.size(),
-       offset, options);
+  fill(a, IoOpcode::kWriteFixed, fd_, const_cast<std::byte*>(buffer.data()), buffer.size(), offset,
+       options);
   a.op().buffer_index = buffer_index;
   return a;
 }

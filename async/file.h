@@ -78,8 +78,8 @@ class File {
   IoAwaiter<size_t> readv(std::span<const iovec> iov, uint64_t offset, IoOptions options = {});
   IoAwaiter<size_t> writev(std::span<const iovec> iov, uint64_t offset, IoOptions options = {});
   // buffer must lie inside registered buffer number buffer_index (Backend::register_buffers).
-  IoAwaiter<size_t> read_fixed(std::span<std::byte> buffer, uint64_t offset,
-                               uint16_t buffer_index, IoOptions options = {});
+  IoAwaiter<size_t> read_fixed(std::span<std::byte> buffer, uint64_t offset, uint16_t buffer_index,
+                               IoOptions options = {});
   IoAwaiter<size_t> write_fixed(std::span<const std::byte> buffer, uint64_t offset,
                                 uint16_t buffer_index, IoOptions options = {});
   IoAwaiter<void> fsync(IoOptions options = {});

@@ -37,7 +37,9 @@ struct FrameCache {
 
 thread_local FrameCache t_cache;
 
-std::size_t class_of(std::size_t size) { return (size + kClassBytes - 1) / kClassBytes - 1; }
+std::size_t class_of(std::size_t size) {
+  return (size + kClassBytes - 1) / kClassBytes - 1;
+}
 
 }  // namespace
 
@@ -76,6 +78,8 @@ void frame_deallocate(void* frame, std::size_t size) noexcept {
   std::free(frame);
 }
 
-int64_t live_frames() { return g_live_frames.load(std::memory_order_relaxed); }
+int64_t live_frames() {
+  return g_live_frames.load(std::memory_order_relaxed);
+}
 
 }  // namespace mica

@@ -23,7 +23,9 @@ struct IoOptions {
 };
 
 // Deadline `d` from now on the current executor's clock.
-inline TimePoint deadline_after(Duration d) { return Executor::current()->now() + d; }
+inline TimePoint deadline_after(Duration d) {
+  return Executor::current()->now() + d;
+}
 
 // Converts an op result to a Status (for res < 0).
 Status io_status(int32_t result, IoOpcode opcode);
@@ -65,8 +67,10 @@ class [[nodiscard]] IoAwaiter {
     // A cancelled op reports its token's reason (kTimedOut under with_deadline).
     if (result_ == -ECANCELED && token_.cancelled()) return token_.status();
     if (result_ < 0) return io_status(result_, op_.opcode);
-    if constexpr (std::is_void_v<T>) return Status();
-    else return static_cast<T>(result_);
+    if constexpr (std::is_void_v<T>)
+      return Status();
+    else
+      return static_cast<T>(result_);
   }
 
  private:

@@ -4,7 +4,9 @@
 
 namespace mica {
 namespace {
-detail::DetachedTask own_root(Task<void> root) { co_await std::move(root); }
+detail::DetachedTask own_root(Task<void> root) {
+  co_await std::move(root);
+}
 }  // namespace
 
 Runtime::Runtime(RuntimeOptions options) {

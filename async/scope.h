@@ -79,12 +79,16 @@ DetachedTask run_child(Task<T> task, Slot<T>* slot, ChildGroup* group, size_t in
   group->finished(index);
 }
 
-inline bool all_finished(const ChildGroup& g) { return g.remaining == 0; }
-inline bool one_finished(const ChildGroup& g) { return g.first.has_value(); }
+inline bool all_finished(const ChildGroup& g) {
+  return g.remaining == 0;
+}
+inline bool one_finished(const ChildGroup& g) {
+  return g.first.has_value();
+}
 
 template <class T>
-void start_children(std::vector<Task<T>>& tasks, std::vector<Slot<T>>& slots,
-                    ChildGroup& group, CancelToken token) {
+void start_children(std::vector<Task<T>>& tasks, std::vector<Slot<T>>& slots, ChildGroup& group,
+                    CancelToken token) {
   for (size_t i = 0; i < tasks.size(); ++i) {
     DetachedTask child = run_child<T>(std::move(tasks[i]), &slots[i], &group, i);
     child.start(token);
@@ -109,9 +113,18 @@ class TaskScope {
 
   // Waits for every spawned task (uncancellably: they reference the scope). The scope may
   // be reused afterwards.
-  Event::Awaiter join() {
+  struct JoinAwaiter {
+    Event::Awaiter wait;
+    bool await_ready() const noexcept { return wait.await_ready(); }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) {
+      return wait.await_suspend(h);
+    }
+    void await_resume() { MICA_ASSERT(wait.await_resume().ok()); }
+  };
+  JoinAwaiter join() {
     if (active_ == 0) idle_.set();
-    return idle_.wait_uncancellable();
+    return JoinAwaiter{idle_.wait_uncancellable()};
   }
 
  private:
@@ -123,8 +136,7 @@ class TaskScope {
 
 // Runs all tasks concurrently on the current executor; returns their values in order.
 template <class T>
-  requires(!std::is_void_v<T>)
-Task<std::vector<T>> when_all(std::vector<Task<T>> tasks) {
+requires(!std::is_void_v<T>) Task<std::vector<T>> when_all(std::vector<Task<T>> tasks) {
   std::vector<detail::Slot<T>> slots(tasks.size());
   detail::ChildGroup group(tasks.size());
   CancelToken token = co_await current_token();
@@ -147,8 +159,7 @@ struct WhenAnyResult {
 
 // Returns the first task to finish; cancels the others and waits for them first.
 template <class T>
-  requires(!std::is_void_v<T>)
-Task<WhenAnyResult<T>> when_any(std::vector<Task<T>> tasks) {
+requires(!std::is_void_v<T>) Task<WhenAnyResult<T>> when_any(std::vector<Task<T>> tasks) {
   MICA_ASSERT_MSG(!tasks.empty(), "when_any of no tasks");
   std::vector<detail::Slot<T>> slots(tasks.size());
   detail::ChildGroup group(tasks.size());

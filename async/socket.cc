@@ -118,8 +118,12 @@ Status Socket::set_no_delay(bool on) {
   return backend().set_socket_option(fd_, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0);
 }
 
-Result<SocketAddress> Socket::local_address() const { return backend().local_address(fd_); }
-Result<SocketAddress> Socket::peer_address() const { return backend().peer_address(fd_); }
+Result<SocketAddress> Socket::local_address() const {
+  return backend().local_address(fd_);
+}
+Result<SocketAddress> Socket::peer_address() const {
+  return backend().peer_address(fd_);
+}
 
 // ---- Listener ----
 
@@ -129,8 +133,8 @@ struct Listener::State {
   ListenOptions options;
   Executor* executor = nullptr;
   IoOp accept_op;
-  bool armed = false;    // the multishot accept is in the backend
-  bool closing = false;  // close() or the destructor ran; do not re-arm
+  bool armed = false;     // the multishot accept is in the backend
+  bool closing = false;   // close() or the destructor ran; do not re-arm
   bool orphaned = false;  // the Listener is gone; free this state on the final completion
   std::deque<int> ready;  // accepted fds nobody has taken yet
   Status error;           // a failure to hand to the next accept()
@@ -173,7 +177,9 @@ Result<Listener> Listener::listen(SocketAddress address, ListenOptions options) 
   return listener;
 }
 
-const SocketAddress& Listener::address() const { return state_->address; }
+const SocketAddress& Listener::address() const {
+  return state_->address;
+}
 
 void Listener::on_accept(IoOp* op, int32_t result, bool more) {
   auto* s = static_cast<State*>(op->context);

@@ -16,8 +16,8 @@
 
 #include "async/io_awaiter.h"
 #include "async/socket_address.h"
-#include "async/task.h"
 #include "async/sync.h"
+#include "async/task.h"
 
 namespace mica {
 

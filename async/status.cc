@@ -10,8 +10,8 @@ namespace mica {
 
 namespace detail {
 void assert_failed(const char* expr, const char* file, int line, const char* why) {
-  std::fprintf(stderr, "MICA_ASSERT failed: %s at %s:%d%s%s\n", expr, file, line,
-               why ? ": " : "", why ? why : "");
+  std::fprintf(stderr, "MICA_ASSERT failed: %s at %s:%d%s%s\n", expr, file, line, why ? ": " : "",
+               why ? why : "");
   std::fflush(stderr);
   std::abort();
 }
@@ -19,30 +19,54 @@ void assert_failed(const char* expr, const char* file, int line, const char* why
 
 std::string_view status_code_name(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "Ok";
-    case StatusCode::kInvalidArgument: return "InvalidArgument";
-    case StatusCode::kNotFound: return "NotFound";
-    case StatusCode::kAlreadyExists: return "AlreadyExists";
-    case StatusCode::kOutOfRange: return "OutOfRange";
-    case StatusCode::kNoSpace: return "NoSpace";
-    case StatusCode::kIoError: return "IoError";
-    case StatusCode::kPermissionDenied: return "PermissionDenied";
-    case StatusCode::kResourceExhausted: return "ResourceExhausted";
-    case StatusCode::kNotSupported: return "NotSupported";
-    case StatusCode::kCorruption: return "Corruption";
-    case StatusCode::kInternal: return "Internal";
-    case StatusCode::kBusy: return "Busy";
-    case StatusCode::kNameTooLong: return "NameTooLong";
-    case StatusCode::kCancelled: return "Cancelled";
-    case StatusCode::kTimedOut: return "TimedOut";
-    case StatusCode::kClosed: return "Closed";
-    case StatusCode::kHostDown: return "HostDown";
-    case StatusCode::kConnectionRefused: return "ConnectionRefused";
-    case StatusCode::kConnectionReset: return "ConnectionReset";
-    case StatusCode::kUnreachable: return "Unreachable";
-    case StatusCode::kProtocolError: return "ProtocolError";
-    case StatusCode::kChecksumMismatch: return "ChecksumMismatch";
-    case StatusCode::kStaleVersion: return "StaleVersion";
+    case StatusCode::kOk:
+      return "Ok";
+    case StatusCode::kInvalidArgument:
+      return "InvalidArgument";
+    case StatusCode::kNotFound:
+      return "NotFound";
+    case StatusCode::kAlreadyExists:
+      return "AlreadyExists";
+    case StatusCode::kOutOfRange:
+      return "OutOfRange";
+    case StatusCode::kNoSpace:
+      return "NoSpace";
+    case StatusCode::kIoError:
+      return "IoError";
+    case StatusCode::kPermissionDenied:
+      return "PermissionDenied";
+    case StatusCode::kResourceExhausted:
+      return "ResourceExhausted";
+    case StatusCode::kNotSupported:
+      return "NotSupported";
+    case StatusCode::kCorruption:
+      return "Corruption";
+    case StatusCode::kInternal:
+      return "Internal";
+    case StatusCode::kBusy:
+      return "Busy";
+    case StatusCode::kNameTooLong:
+      return "NameTooLong";
+    case StatusCode::kCancelled:
+      return "Cancelled";
+    case StatusCode::kTimedOut:
+      return "TimedOut";
+    case StatusCode::kClosed:
+      return "Closed";
+    case StatusCode::kHostDown:
+      return "HostDown";
+    case StatusCode::kConnectionRefused:
+      return "ConnectionRefused";
+    case StatusCode::kConnectionReset:
+      return "ConnectionReset";
+    case StatusCode::kUnreachable:
+      return "Unreachable";
+    case StatusCode::kProtocolError:
+      return "ProtocolError";
+    case StatusCode::kChecksumMismatch:
+      return "ChecksumMismatch";
+    case StatusCode::kStaleVersion:
+      return "StaleVersion";
   }
   return "Unknown";
 }
@@ -65,23 +89,56 @@ Status& Status::operator=(const Status& other) {
 
 static StatusCode code_for_errno(int e) {
   switch (e) {
-    case EINVAL: case EBADF: case EFAULT: case ENOTSOCK: case EISDIR: case ENOTDIR:
+    case EINVAL:
+    case EBADF:
+    case EFAULT:
+    case ENOTSOCK:
+    case EISDIR:
+    case ENOTDIR:
       return StatusCode::kInvalidArgument;
-    case ENOENT: return StatusCode::kNotFound;
-    case EEXIST: return StatusCode::kAlreadyExists;
-    case ERANGE: case EOVERFLOW: case EFBIG: return StatusCode::kOutOfRange;
-    case ENOSPC: case EDQUOT: return StatusCode::kNoSpace;
-    case EACCES: case EPERM: return StatusCode::kPermissionDenied;
-    case EMFILE: case ENFILE: case ENOMEM: case ENOBUFS: return StatusCode::kResourceExhausted;
-    case EOPNOTSUPP: case ENOSYS: return StatusCode::kNotSupported;
-    case EAGAIN: case EBUSY: return StatusCode::kBusy;
-    case ENAMETOOLONG: return StatusCode::kNameTooLong;
-    case ECANCELED: return StatusCode::kCancelled;
-    case ETIME: case ETIMEDOUT: return StatusCode::kTimedOut;
-    case ECONNREFUSED: return StatusCode::kConnectionRefused;
-    case ECONNRESET: case EPIPE: case ECONNABORTED: return StatusCode::kConnectionReset;
-    case ENETUNREACH: case EHOSTUNREACH: return StatusCode::kUnreachable;
-    default: return StatusCode::kIoError;
+    case ENOENT:
+      return StatusCode::kNotFound;
+    case EEXIST:
+      return StatusCode::kAlreadyExists;
+    case ERANGE:
+    case EOVERFLOW:
+    case EFBIG:
+      return StatusCode::kOutOfRange;
+    case ENOSPC:
+    case EDQUOT:
+      return StatusCode::kNoSpace;
+    case EACCES:
+    case EPERM:
+      return StatusCode::kPermissionDenied;
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case ENOBUFS:
+      return StatusCode::kResourceExhausted;
+    case EOPNOTSUPP:
+    case ENOSYS:
+      return StatusCode::kNotSupported;
+    case EAGAIN:
+    case EBUSY:
+      return StatusCode::kBusy;
+    case ENAMETOOLONG:
+      return StatusCode::kNameTooLong;
+    case ECANCELED:
+      return StatusCode::kCancelled;
+    case ETIME:
+    case ETIMEDOUT:
+      return StatusCode::kTimedOut;
+    case ECONNREFUSED:
+      return StatusCode::kConnectionRefused;
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNABORTED:
+      return StatusCode::kConnectionReset;
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+      return StatusCode::kUnreachable;
+    default:
+      return StatusCode::kIoError;
   }
 }
 

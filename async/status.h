@@ -102,9 +102,9 @@ class [[nodiscard]] Result {
   Result(const T& value) : ok_(true) { new (&value_) T(value); }
   Result(T&& value) : ok_(true) { new (&value_) T(std::move(value)); }
   template <class U>
-    requires(std::is_constructible_v<T, U &&> && !std::is_same_v<std::decay_t<U>, Status> &&
-             !std::is_same_v<std::decay_t<U>, Result>)
-  Result(U&& value) : ok_(true) {
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, Status> &&
+           !std::is_same_v<std::decay_t<U>, Result>) Result(U&& value)
+      : ok_(true) {
     new (&value_) T(std::forward<U>(value));
   }
   Result(Status status) : ok_(false) {
@@ -112,26 +112,41 @@ class [[nodiscard]] Result {
     new (&status_) Status(std::move(status));
   }
   Result(const Result& other) : ok_(other.ok_) {
-    if (ok_) new (&value_) T(other.value_);
-    else new (&status_) Status(other.status_);
+    if (ok_)
+      new (&value_) T(other.value_);
+    else
+      new (&status_) Status(other.status_);
   }
   Result(Result&& other) noexcept : ok_(other.ok_) {
-    if (ok_) new (&value_) T(std::move(other.value_));
-    else new (&status_) Status(std::move(other.status_));
+    if (ok_)
+      new (&value_) T(std::move(other.value_));
+    else
+      new (&status_) Status(std::move(other.status_));
   }
   Result& operator=(Result other) noexcept {
     destroy();
     ok_ = other.ok_;
-    if (ok_) new (&value_) T(std::move(other.value_));
-    else new (&status_) Status(std::move(other.status_));
+    if (ok_)
+      new (&value_) T(std::move(other.value_));
+    else
+      new (&status_) Status(std::move(other.status_));
     return *this;
   }
   ~Result() { destroy(); }
 
   bool ok() const { return ok_; }
-  T& value() & { check(); return value_; }
-  const T& value() const& { check(); return value_; }
-  T&& value() && { check(); return std::move(value_); }
+  T& value() & {
+    check();
+    return value_;
+  }
+  const T& value() const& {
+    check();
+    return value_;
+  }
+  T&& value() && {
+    check();
+    return std::move(value_);
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
@@ -144,8 +159,10 @@ class [[nodiscard]] Result {
  private:
   void check() const { MICA_ASSERT_MSG(ok_, "value() of a failed Result"); }
   void destroy() {
-    if (ok_) value_.~T();
-    else status_.~Status();
+    if (ok_)
+      value_.~T();
+    else
+      status_.~Status();
   }
   bool ok_;
   union {
@@ -176,23 +193,23 @@ decltype(auto) take_value(R&& r) {
 #define MICA_CONCAT(a, b) MICA_CONCAT_INNER(a, b)
 
 // CO_TRY(expr): expr yields a Status or Result<T>; on failure co_return its Status.
-#define CO_TRY(expr)                                                       \
-  do {                                                                     \
-    auto&& mica_try_result_ = (expr);                                      \
+#define CO_TRY(expr)                                                            \
+  do {                                                                          \
+    auto&& mica_try_result_ = (expr);                                           \
     if (!mica_try_result_.ok()) co_return std::move(mica_try_result_).status(); \
   } while (0)
 
 // CO_TRY_ASSIGN(decl, expr): expr yields Result<T>; on success `decl = value`.
-#define CO_TRY_ASSIGN(decl, expr)                                          \
-  auto MICA_CONCAT(mica_try_, __LINE__) = (expr);                          \
-  if (!MICA_CONCAT(mica_try_, __LINE__).ok())                              \
-    co_return std::move(MICA_CONCAT(mica_try_, __LINE__)).status();        \
+#define CO_TRY_ASSIGN(decl, expr)                                   \
+  auto MICA_CONCAT(mica_try_, __LINE__) = (expr);                   \
+  if (!MICA_CONCAT(mica_try_, __LINE__).ok())                       \
+    co_return std::move(MICA_CONCAT(mica_try_, __LINE__)).status(); \
   decl = std::move(MICA_CONCAT(mica_try_, __LINE__)).value()
 
 // Plain-function variants.
-#define RETURN_IF_ERROR(expr)                                              \
-  do {                                                                     \
-    auto&& mica_try_result_ = (expr);                                      \
+#define RETURN_IF_ERROR(expr)                                                \
+  do {                                                                       \
+    auto&& mica_try_result_ = (expr);                                        \
     if (!mica_try_result_.ok()) return std::move(mica_try_result_).status(); \
   } while (0)
 

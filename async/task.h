@@ -29,18 +29,11 @@ class Task;
 
 namespace detail {
 
-// Lowest stack address (exclusive) the current thread may reach before resumptions are
-// deferred to the executor loop; 0 when no executor loop runs on this thread.
-extern constinit thread_local uintptr_t t_stack_limit;
-// Posts h to the current executor and returns noop: unwinds the stack to the loop.
-std::coroutine_handle<> defer_to_loop(std::coroutine_handle<> h) noexcept;
-
-inline std::coroutine_handle<> guarded(std::coroutine_handle<> h) noexcept {
-  auto sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-  if (sp < t_stack_limit) [[unlikely]]
-    return defer_to_loop(h);
-  return h;
-}
+// Returns h, or — when the stack is deeper than the executor's guard allows — posts h to
+// the current executor and returns noop so the stack unwinds to the loop. Out of line on
+// purpose: a thread_local read inlined into a coroutine may be cached across a hop to
+// another thread by the optimiser.
+std::coroutine_handle<> guarded(std::coroutine_handle<> h) noexcept;
 
 class PromiseBase {
  public:
@@ -112,8 +105,10 @@ class Promise<void> : public PromiseBase {
 // Reads the awaiting task's token if its promise has one (foreign promises have none).
 template <class P>
 CancelToken token_of(std::coroutine_handle<P> h) {
-  if constexpr (std::is_base_of_v<PromiseBase, P>) return h.promise().token();
-  else return {};
+  if constexpr (std::is_base_of_v<PromiseBase, P>)
+    return h.promise().token();
+  else
+    return {};
 }
 
 }  // namespace detail

@@ -26,7 +26,11 @@ using TimePoint = RuntimeClock::time_point;
 // "No deadline": waits with this deadline never time out.
 inline constexpr TimePoint kNoDeadline = TimePoint::max();
 
-inline int64_t to_ns(TimePoint t) { return t.time_since_epoch().count(); }
-inline TimePoint from_ns(int64_t ns) { return TimePoint(Duration(ns)); }
+inline int64_t to_ns(TimePoint t) {
+  return t.time_since_epoch().count();
+}
+inline TimePoint from_ns(int64_t ns) {
+  return TimePoint(Duration(ns));
+}
 
 }  // namespace mica

@@ -14,12 +14,14 @@ namespace mica {
 namespace {
 
 // user_data tags: op addresses are 8-byte aligned, so the low bits are free.
-constexpr uint64_t kTagTimeout = 1;  // the linked-timeout CQE of an op
-constexpr uint64_t kIgnore = 0;      // cancel requests: their own CQE carries nothing
+constexpr uint64_t kTagTimeout = 1;      // the linked-timeout CQE of an op
+constexpr uint64_t kIgnore = 0;          // cancel requests: their own CQE carries nothing
 constexpr unsigned kReapBatchMax = 256;  // CQEs copied out per reaping pass
 constexpr int kShutdownRoundsMax = 500;  // 10 ms each: cancelled ops end in far less
 
-uint64_t op_tag(IoOp* op, uint64_t tag) { return reinterpret_cast<uint64_t>(op) | tag; }
+uint64_t op_tag(IoOp* op, uint64_t tag) {
+  return reinterpret_cast<uint64_t>(op) | tag;
+}
 
 }  // namespace
 
@@ -70,8 +72,12 @@ io_uring_sqe* UringBackend::next_sqe() {
 
 void UringBackend::prepare(io_uring_sqe* sqe, IoOp* op) {
   switch (op->opcode) {
-    case IoOpcode::kNop: io_uring_prep_nop(sqe); break;
-    case IoOpcode::kRead: io_uring_prep_read(sqe, op->fd, op->buffer, op->length, op->offset); break;
+    case IoOpcode::kNop:
+      io_uring_prep_nop(sqe);
+      break;
+    case IoOpcode::kRead:
+      io_uring_prep_read(sqe, op->fd, op->buffer, op->length, op->offset);
+      break;
     case IoOpcode::kWrite:
       io_uring_prep_write(sqe, op->fd, op->buffer, op->length, op->offset);
       break;
@@ -85,18 +91,23 @@ void UringBackend::prepare(io_uring_sqe* sqe, IoOp* op) {
       io_uring_prep_read_fixed(sqe, op->fd, op->buffer, op->length, op->offset, op->buffer_index);
       break;
     case IoOpcode::kWriteFixed:
-      io_uring_prep_write_fixed(sqe, op->fd, op->buffer, op->length, op->offset,
-                                op->buffer_index);
+      io_uring_prep_write_fixed(sqe, op->fd, op->buffer, op->length, op->offset, op->buffer_index);
       break;
-    case IoOpcode::kFsync: io_uring_prep_fsync(sqe, op->fd, 0); break;
-    case IoOpcode::kFdatasync: io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC); break;
+    case IoOpcode::kFsync:
+      io_uring_prep_fsync(sqe, op->fd, 0);
+      break;
+    case IoOpcode::kFdatasync:
+      io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC);
+      break;
     case IoOpcode::kFallocate:
       io_uring_prep_fallocate(sqe, op->fd, op->flags, op->offset, op->length64);
       break;
     case IoOpcode::kOpen:
       io_uring_prep_openat(sqe, AT_FDCWD, op->path, op->flags, op->mode);
       break;
-    case IoOpcode::kClose: io_uring_prep_close(sqe, op->fd); break;
+    case IoOpcode::kClose:
+      io_uring_prep_close(sqe, op->fd);
+      break;
     case IoOpcode::kAccept:
       io_uring_prep_accept(sqe, op->fd, nullptr, nullptr, SOCK_CLOEXEC);
       break;
@@ -109,12 +120,18 @@ void UringBackend::prepare(io_uring_sqe* sqe, IoOp* op) {
     case IoOpcode::kSend:
       io_uring_prep_send(sqe, op->fd, op->buffer, op->length, op->flags | MSG_NOSIGNAL);
       break;
-    case IoOpcode::kRecv: io_uring_prep_recv(sqe, op->fd, op->buffer, op->length, op->flags); break;
+    case IoOpcode::kRecv:
+      io_uring_prep_recv(sqe, op->fd, op->buffer, op->length, op->flags);
+      break;
     case IoOpcode::kSendmsg:
       io_uring_prep_sendmsg(sqe, op->fd, op->message, op->flags | MSG_NOSIGNAL);
       break;
-    case IoOpcode::kRecvmsg: io_uring_prep_recvmsg(sqe, op->fd, op->message, op->flags); break;
-    case IoOpcode::kShutdown: io_uring_prep_shutdown(sqe, op->fd, op->flags); break;
+    case IoOpcode::kRecvmsg:
+      io_uring_prep_recvmsg(sqe, op->fd, op->message, op->flags);
+      break;
+    case IoOpcode::kShutdown:
+      io_uring_prep_shutdown(sqe, op->fd, op->flags);
+      break;
     case IoOpcode::kPoll:
       io_uring_prep_poll_add(sqe, op->fd, static_cast<unsigned>(op->flags));
       break;
@@ -274,7 +291,9 @@ Status UringBackend::set_socket_option(int fd, int level, int name, int value) {
   return Status();
 }
 
-void UringBackend::close_now(int fd) { ::close(fd); }
+void UringBackend::close_now(int fd) {
+  ::close(fd);
+}
 
 Status UringBackend::register_buffers(std::span<const iovec> buffers) {
   if (buffers_registered_) {

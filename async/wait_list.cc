@@ -30,17 +30,23 @@ void WaitList::push_back(Waiter* w) {
   w->list = this;
   w->prev = tail_;
   w->next = nullptr;
-  if (tail_) tail_->next = w;
-  else head_ = w;
+  if (tail_)
+    tail_->next = w;
+  else
+    head_ = w;
   tail_ = w;
 }
 
 void WaitList::unlink(Waiter* w) {
   MICA_ASSERT(w->list == this);
-  if (w->prev) w->prev->next = w->next;
-  else head_ = w->next;
-  if (w->next) w->next->prev = w->prev;
-  else tail_ = w->prev;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    head_ = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    tail_ = w->prev;
   w->list = nullptr;
   w->prev = w->next = nullptr;
   w->executor->remove_timer(&w->timer);

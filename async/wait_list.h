@@ -25,7 +25,7 @@ struct Waiter {
   Timer timer;
   CancelCallback cancel;
   Status status;
-  uint64_t amount = 0;  // what the waiter asks for (semaphore units); primitive-defined
+  uint64_t amount = 0;   // what the waiter asks for (semaphore units); primitive-defined
   void* slot = nullptr;  // where a channel hands a value over; primitive-defined
   CancelState* token_state = nullptr;
   bool deadline_fired = false;
@@ -93,7 +93,11 @@ class SleepAwaiter {
   Waiter waiter_;
 };
 
-inline SleepAwaiter sleep_until(TimePoint until) { return SleepAwaiter(until); }
-inline SleepAwaiter sleep_for(Duration d) { return SleepAwaiter(Executor::current()->now() + d); }
+inline SleepAwaiter sleep_until(TimePoint until) {
+  return SleepAwaiter(until);
+}
+inline SleepAwaiter sleep_for(Duration d) {
+  return SleepAwaiter(Executor::current()->now() + d);
+}
 
 }  // namespace mica

@@ -64,7 +64,9 @@ Task<void> write_then_read(std::string path) {
   EXPECT_FALSE(file->is_open());
 }
 
-TEST_F(IoTest, FileWriteSyncReadRoundTrip) { executor_->block_on(write_then_read(path("a"))); }
+TEST_F(IoTest, FileWriteSyncReadRoundTrip) {
+  executor_->block_on(write_then_read(path("a")));
+}
 
 Task<void> vectored_and_fallocate(std::string path) {
   auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
@@ -86,7 +88,9 @@ Task<void> vectored_and_fallocate(std::string path) {
   EXPECT_EQ(b, b2);
 }
 
-TEST_F(IoTest, VectoredIoAndFallocate) { executor_->block_on(vectored_and_fallocate(path("v"))); }
+TEST_F(IoTest, VectoredIoAndFallocate) {
+  executor_->block_on(vectored_and_fallocate(path("v")));
+}
 
 // Returns false when the file system refuses O_DIRECT (the test is then skipped).
 Task<bool> direct_and_fixed(std::string path) {
@@ -122,7 +126,9 @@ Task<void> open_missing(std::string path) {
   EXPECT_NE(file.status().message().find(path), std::string_view::npos);
 }
 
-TEST_F(IoTest, OpeningAMissingFileSaysWhich) { executor_->block_on(open_missing(path("nope"))); }
+TEST_F(IoTest, OpeningAMissingFileSaysWhich) {
+  executor_->block_on(open_missing(path("nope")));
+}
 
 TEST(Alignment, HelpersRoundToDirectIoBlocks) {
   EXPECT_EQ(align_up(1, 4096), 4096u);
@@ -180,7 +186,9 @@ Task<void> echo_roundtrip() {
   co_await listener->close();
 }
 
-TEST_F(IoTest, TcpEchoOverLoopbackWithMultishotAccept) { executor_->block_on(echo_roundtrip()); }
+TEST_F(IoTest, TcpEchoOverLoopbackWithMultishotAccept) {
+  executor_->block_on(echo_roundtrip());
+}
 
 Task<void> connect_refused() {
   // Find a port nobody listens on: listen, note it, close.
@@ -192,7 +200,9 @@ Task<void> connect_refused() {
   EXPECT_EQ(socket.status().code(), StatusCode::kConnectionRefused);
 }
 
-TEST_F(IoTest, ConnectToAClosedPortIsRefused) { executor_->block_on(connect_refused()); }
+TEST_F(IoTest, ConnectToAClosedPortIsRefused) {
+  executor_->block_on(connect_refused());
+}
 
 Task<void> recv_deadline() {
   auto listener = Listener::listen(SocketAddress::loopback(0));
@@ -213,7 +223,9 @@ Task<void> recv_deadline() {
   co_await listener->close();
 }
 
-TEST_F(IoTest, RecvAndAcceptHonourDeadlines) { executor_->block_on(recv_deadline()); }
+TEST_F(IoTest, RecvAndAcceptHonourDeadlines) {
+  executor_->block_on(recv_deadline());
+}
 
 Task<void> poll_pipe() {
   int fds[2];
@@ -228,7 +240,9 @@ Task<void> poll_pipe() {
   close(fds[1]);
 }
 
-TEST_F(IoTest, PollOfAForeignFdReportsReadiness) { executor_->block_on(poll_pipe()); }
+TEST_F(IoTest, PollOfAForeignFdReportsReadiness) {
+  executor_->block_on(poll_pipe());
+}
 
 TEST_F(IoTest, ListenOnABadAddressFailsClearly) {
   auto parsed = SocketAddress::parse("127.0.0.1:99999");

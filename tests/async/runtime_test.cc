@@ -1,6 +1,8 @@
 // Runtime: executor threads, hops, cross-thread posting under load, the blocking pool.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 
@@ -11,13 +13,16 @@
 namespace mica {
 namespace {
 
+// gettid(), not std::this_thread::get_id(): pthread_self() is declared const, so clang
+// keeps its first value across the suspension points of one coroutine.
 Task<bool> hop_between(Runtime* runtime) {
-  std::thread::id first = std::this_thread::get_id();
+  pid_t first = gettid();
   co_await runtime->executor(1).schedule();
-  std::thread::id second = std::this_thread::get_id();
+  pid_t second = gettid();
   EXPECT_EQ(Executor::current(), &runtime->executor(1));
   co_await runtime->executor(0).schedule();
-  EXPECT_EQ(std::this_thread::get_id(), first);
+  EXPECT_EQ(gettid(), first);
+  EXPECT_EQ(Executor::current(), &runtime->executor(0));
   co_return first != second;
 }
 
@@ -37,7 +42,9 @@ Task<void> count_once(Counter* counter) {
   co_return;
 }
 
-detail::DetachedTask counted(Counter* counter) { co_await count_once(counter); }
+detail::DetachedTask counted(Counter* counter) {
+  co_await count_once(counter);
+}
 
 TEST(Runtime, CrossThreadPostingUnderLoadLosesNothing) {
   int64_t frames_before = live_frames();
@@ -61,20 +68,20 @@ TEST(Runtime, CrossThreadPostingUnderLoadLosesNothing) {
   EXPECT_EQ(live_frames(), frames_before);
 }
 
-Task<int> blocking_sum(std::thread::id loop_thread) {
+Task<int> blocking_sum(pid_t loop_thread) {
   auto work = run_blocking([loop_thread] {
-    EXPECT_NE(std::this_thread::get_id(), loop_thread);
+    EXPECT_NE(gettid(), loop_thread);
     int sum = 0;
     for (int i = 1; i <= 100; ++i) sum += i;
     return sum;
   });
   int sum = co_await std::move(work);
-  EXPECT_EQ(std::this_thread::get_id(), loop_thread);  // resumed on its own executor
+  EXPECT_EQ(gettid(), loop_thread);  // resumed on its own executor
   co_return sum;
 }
 
 Task<int> blocking_from_loop() {
-  auto t = blocking_sum(std::this_thread::get_id());
+  auto t = blocking_sum(gettid());
   co_return co_await std::move(t);
 }
 

@@ -58,7 +58,9 @@ Task<void> when_all_collects() {
   EXPECT_LT(Executor::current()->now() - start, 50ms);
 }
 
-TEST_F(ScopeTest, WhenAllReturnsEveryValueInTaskOrder) { executor_->block_on(when_all_collects()); }
+TEST_F(ScopeTest, WhenAllReturnsEveryValueInTaskOrder) {
+  executor_->block_on(when_all_collects());
+}
 
 Task<int> sleeper_observing_cancel(Duration d, int* cancelled_count) {
   Status s = co_await sleep_for(d);

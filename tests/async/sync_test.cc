@@ -208,7 +208,9 @@ Task<void> sleep_measures() {
   EXPECT_GE(Executor::current()->now() - start, 10ms);
 }
 
-TEST_F(SyncTest, SleepForWaitsAtLeastItsDuration) { executor_->block_on(sleep_measures()); }
+TEST_F(SyncTest, SleepForWaitsAtLeastItsDuration) {
+  executor_->block_on(sleep_measures());
+}
 
 }  // namespace
 }  // namespace mica

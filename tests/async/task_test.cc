@@ -6,7 +6,9 @@
 namespace mica {
 namespace {
 
-Task<int> answer() { co_return 42; }
+Task<int> answer() {
+  co_return 42;
+}
 
 Task<int> add_answers() {
   int a = co_await answer();
@@ -44,7 +46,9 @@ TEST(Task, FramesAreFreed) {
   EXPECT_EQ(live_frames(), before);
 }
 
-Task<int> leaf(int i) { co_return i & 1; }
+Task<int> leaf(int i) {
+  co_return i & 1;
+}
 
 Task<int64_t> long_loop(int64_t n) {
   int64_t sum = 0;
