@@ -205,12 +205,14 @@ void Listener::on_accept(IoOp* op, int32_t result, bool more) {
     } else {
       s->executor->backend().close_now(result);  // queue full: shed the connection
     }
-  } else if (result != -ECANCELED && !s->closing) {
+  } else if (!s->closing) {
     s->error = io_status(result, IoOpcode::kAccept);
     if (Waiter* w = s->waiters.front()) s->waiters.wake(w);
   }
-  // A multishot accept can end on its own (an error, or the kernel's choice); re-arm it.
-  if (!more && !s->closing) s->arm();
+  // A multishot accept that ends after a success was ended by the kernel: re-arm it. One
+  // that ends in an error is re-armed by the next accept() call, so a persistent error
+  // (fds exhausted, fd gone, host down) is paced by the caller instead of spinning here.
+  if (!more && !s->closing && result >= 0) s->arm();
 }
 
 namespace {
@@ -238,6 +240,7 @@ Task<Result<Socket>> Listener::accept(IoOptions options) {
     }
     if (!s->error.ok()) co_return std::exchange(s->error, Status());
     if (s->closing) co_return Status(StatusCode::kClosed, "listener closed");
+    if (!s->armed) s->arm();
     AcceptWait wait{&s->waiters, options.deadline, {}};
     Status woke = co_await wait;
     if (!woke.ok()) co_return woke;
