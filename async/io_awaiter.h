@@ -22,11 +22,6 @@ struct IoOptions {
   TimePoint deadline = kNoDeadline;
 };
 
-// Deadline `d` from now on the current executor's clock.
-inline TimePoint deadline_after(Duration d) {
-  return Executor::current()->now() + d;
-}
-
 // Converts an op result to a Status (for res < 0).
 Status io_status(int32_t result, IoOpcode opcode);
 

@@ -156,6 +156,14 @@ struct Listener::State {
   }
 };
 
+Listener::Listener() = default;
+Listener::Listener(Listener&&) noexcept = default;
+Listener& Listener::operator=(Listener&& other) noexcept {
+  MICA_ASSERT_MSG(!state_, "a Listener is assigned to only while closed");
+  state_ = std::move(other.state_);
+  return *this;
+}
+
 Result<Listener> Listener::listen(SocketAddress address, ListenOptions options) {
   Backend& b = backend();
   auto fd = b.listen(address, options.backlog);

@@ -61,9 +61,9 @@ struct ListenOptions {
 
 class Listener {
  public:
-  Listener() = default;
-  Listener(Listener&&) noexcept = default;
-  Listener& operator=(Listener&&) noexcept = default;
+  Listener();
+  Listener(Listener&&) noexcept;
+  Listener& operator=(Listener&&) noexcept;
   ~Listener();
 
   // Binds and listens (port 0 picks a free port; see address()).

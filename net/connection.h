@@ -1,0 +1,102 @@
+// Connection and Transport: how net/ moves frames and bulk data, whatever the wire.
+//
+// A Connection joins two processes. Frames (requests, responses, cancels) are sent with
+// send() and received, one at a time, with next_frame(). Bulk data moves one-sidedly, as
+// in 3FS: a request names a caller's registered buffer (RemoteBuffer) and the server pulls
+// a write's payload with read_from() or pushes a read's data with write_to(). On RDMA these
+// are RDMA READ/WRITE; on TCP they are kData frames on the same connection, served inside
+// the peer's next_frame() loop and checked against its registered regions (region id, key,
+// bounds), so a wrong key or range is refused with kPermissionDenied / kOutOfRange.
+// Consequently bulk operations against a peer progress only while that peer keeps calling
+// next_frame(), which the RPC layer always does.
+//
+// Thread rule: a Connection belongs to the executor that created it. send() may be called
+// by many tasks at once (frames are never interleaved); next_frame() by one task at a
+// time. Every method may suspend. A failed connection fails every waiter with a
+// retryable status (kConnectionReset, kClosed) and stays failed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "async/socket_address.h"
+#include "async/task.h"
+#include "async/time.h"
+#include "net/frame.h"
+#include "net/serde.h"
+
+namespace mica::net {
+
+// A registered buffer of the caller, named in a request so the server can reach it.
+struct RemoteBuffer {
+  uint64_t region = 0;  // the region id (TCP) or the remote virtual address base (RDMA)
+  uint64_t offset = 0;  // byte offset inside the region
+  uint32_t length = 0;  // bytes the server may touch, starting at offset
+  uint32_t key = 0;     // the region's access key (RDMA rkey)
+  MICA_FIELDS(RemoteBuffer, region, offset, length, key)
+};
+
+struct Frame {
+  FrameHeader header;
+  std::vector<std::byte> payload;
+};
+
+// Local memory a peer may read or write with one-sided operations.
+class MemoryRegion {
+ public:
+  virtual ~MemoryRegion() = default;
+  virtual std::span<std::byte> bytes() = 0;
+  // Names [offset, offset + length) of this region for a peer.
+  virtual RemoteBuffer remote(uint64_t offset, uint32_t length) = 0;
+};
+
+class Connection {
+ public:
+  virtual ~Connection() = default;
+
+  virtual Task<Status> send(FrameHeader header, std::span<const std::byte> payload) = 0;
+  // The next request, response or cancel frame; serves bulk traffic meanwhile.
+  virtual Task<Result<Frame>> next_frame() = 0;
+
+  // Copies remote into local (local.size() == remote.length).
+  virtual Task<Status> read_from(RemoteBuffer remote, std::span<std::byte> local,
+                                 TimePoint deadline) = 0;
+  // Copies local into remote (local.size() == remote.length).
+  virtual Task<Status> write_to(RemoteBuffer remote, std::span<const std::byte> local,
+                                TimePoint deadline) = 0;
+
+  // Fails pending work with kClosed and releases the wire; idempotent.
+  virtual Task<void> close() = 0;
+  virtual std::string peer() const = 0;
+};
+
+class Acceptor {
+ public:
+  virtual ~Acceptor() = default;
+  virtual Task<Result<std::unique_ptr<Connection>>> accept() = 0;
+  virtual SocketAddress address() const = 0;
+  virtual Task<void> close() = 0;
+};
+
+struct TransportLimits {
+  uint32_t frame_bytes_max = 64 << 20;  // header + payload
+  uint32_t bulk_in_flight_max = 64;     // outstanding one-sided operations per connection
+};
+
+// Makes connections of one kind (TCP, RDMA). Registered regions belong to the transport
+// and are visible to every connection it makes.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual Task<Result<std::unique_ptr<Connection>>> connect(SocketAddress address,
+                                                            TimePoint deadline) = 0;
+  virtual Result<std::unique_ptr<Acceptor>> listen(SocketAddress address) = 0;
+  // Registers memory for one-sided access by peers; the memory must outlive the region.
+  virtual Result<std::unique_ptr<MemoryRegion>> register_memory(std::span<std::byte> bytes) = 0;
+  virtual const TransportLimits& limits() const = 0;
+  virtual std::string name() const = 0;
+};
+
+}  // namespace mica::net

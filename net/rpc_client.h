@@ -1,0 +1,115 @@
+// RpcClient: calls over one connection; ConnectionPool: one client per peer, reconnected
+// with exponential backoff.
+//
+// `co_await client.call<Response>(service, method, request, options)` sends the request
+// and waits for its response or the deadline. Many calls share the connection at once,
+// paired with responses by request id; at most in_flight_max are outstanding (later calls
+// wait for a slot, within their deadline). The deadline travels with the request as a
+// time budget, so the server stops working on it too; a caller that gives up (deadline or
+// cancellation) also sends a cancel frame. When the connection fails, every waiting call
+// fails at once with kConnectionReset — retryable: ask the pool for a fresh client.
+// Thread rule: a client and a pool belong to the executor that made them.
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include "async/scope.h"
+#include "net/rpc_service.h"
+
+namespace mica::net {
+
+struct CallOptions {
+  TimePoint deadline = kNoDeadline;
+};
+
+struct RpcClientOptions {
+  uint32_t in_flight_max = 1024;
+};
+
+class RpcClient {
+ public:
+  // Connects and starts the response reader.
+  static Task<Result<std::shared_ptr<RpcClient>>> connect(Transport* transport,
+                                                          SocketAddress address, TimePoint deadline,
+                                                          RpcClientOptions options = {});
+  RpcClient(const RpcClient&) = delete;
+  RpcClient& operator=(const RpcClient&) = delete;
+  ~RpcClient();
+
+  Task<Result<std::vector<std::byte>>> call_raw(ServiceId service, MethodId method,
+                                                std::vector<std::byte> request,
+                                                CallOptions options);
+
+  template <class Response, class Request>
+  Task<Result<Response>> call(ServiceId service, MethodId method, Request request,
+                              CallOptions options) {
+    auto raw = call_raw(service, method, encode(request), options);
+    Result<std::vector<std::byte>> bytes = co_await std::move(raw);
+    if (!bytes.ok()) co_return bytes.status();
+    co_return decode<Response>(*bytes);
+  }
+
+  Task<Result<PingResponse>> ping(uint64_t nonce, CallOptions options);
+
+  // False once the connection has failed; the client never recovers (use the pool).
+  bool healthy() const { return failed_.ok() && !closed_; }
+  Connection& connection() { return *connection_; }
+  // Fails outstanding calls with kClosed and waits for the reader to stop.
+  Task<void> close();
+
+ private:
+  struct Pending;
+  RpcClient(std::unique_ptr<Connection> connection, RpcClientOptions options);
+  Task<void> read_responses();
+  Task<void> send_cancel(FrameHeader request);
+  void fail(Status why);
+
+  std::unique_ptr<Connection> connection_;
+  RpcClientOptions options_;
+  Semaphore slots_;
+  TaskScope scope_;
+  uint64_t next_request_ = 1;
+  std::map<uint64_t, Pending*> pending_;
+  Status failed_;
+  bool closed_ = false;
+};
+
+struct PoolOptions {
+  Duration backoff_initial = std::chrono::milliseconds(10);
+  Duration backoff_max = std::chrono::seconds(2);
+  RpcClientOptions client;
+};
+
+class ConnectionPool {
+ public:
+  ConnectionPool(Transport* transport, PoolOptions options = {});
+  ~ConnectionPool();
+
+  // A healthy client for address: the cached one, or a new connection. After a failed
+  // connect the next attempt waits for the backoff (doubling up to backoff_max); if the
+  // deadline comes first, the last connect error is returned.
+  Task<Result<std::shared_ptr<RpcClient>>> get(SocketAddress address, TimePoint deadline);
+  Task<void> close();
+  // Connection attempts made so far (for tests and metrics).
+  uint64_t connect_attempts() const { return connect_attempts_; }
+
+ private:
+  struct Peer {
+    std::shared_ptr<RpcClient> client;
+    bool connecting = false;
+    Event attempt_done;
+    Status last_error;
+    TimePoint next_attempt = TimePoint::min();
+    Duration backoff{0};
+  };
+  Task<void> retire(std::shared_ptr<RpcClient> client);
+
+  Transport* transport_;
+  PoolOptions options_;
+  std::map<std::string, std::unique_ptr<Peer>> peers_;
+  TaskScope retired_;
+  uint64_t connect_attempts_ = 0;
+};
+
+}  // namespace mica::net

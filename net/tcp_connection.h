@@ -1,0 +1,50 @@
+// TcpConnection: one TCP stream carrying frames and TCP's form of one-sided transfers.
+// Created by TcpTransport (connect or accept); see tcp_transport.h for the contract.
+#pragma once
+
+#include <map>
+
+#include "async/socket.h"
+#include "async/sync.h"
+#include "net/tcp_transport.h"
+
+namespace mica::net {
+
+class TcpConnection final : public Connection {
+ public:
+  TcpConnection(TcpTransport* transport, Socket socket, std::string peer);
+  ~TcpConnection() override;
+
+  Task<Status> send(FrameHeader header, std::span<const std::byte> payload) override;
+  Task<Result<Frame>> next_frame() override;
+  Task<Status> read_from(RemoteBuffer remote, std::span<std::byte> local,
+                         TimePoint deadline) override;
+  Task<Status> write_to(RemoteBuffer remote, std::span<const std::byte> local,
+                        TimePoint deadline) override;
+  Task<void> close() override;
+  std::string peer() const override { return peer_; }
+
+ private:
+  struct Transfer;
+  Task<Status> send_parts(std::span<iovec> parts);
+  Task<Status> read_exact(std::span<std::byte> out);
+  Task<Status> fill();
+  Task<Status> serve_bulk(Frame frame);
+  Task<Status> bulk(uint8_t op, RemoteBuffer remote, std::span<std::byte> in,
+                    std::span<const std::byte> out, TimePoint deadline);
+  void fail(Status why);
+
+  TcpTransport* transport_;
+  Socket socket_;
+  std::string peer_;
+  Status failed_;
+  Mutex send_lock_;
+  Semaphore bulk_slots_;
+  std::vector<std::byte> buffer_;
+  size_t buffer_begin_ = 0;
+  size_t buffer_end_ = 0;
+  uint64_t next_transfer_ = 1;
+  std::map<uint64_t, Transfer*> transfers_;
+};
+
+}  // namespace mica::net

@@ -1,0 +1,132 @@
+#include "rpc_harness.h"
+
+#include <gtest/gtest.h>
+
+#include "async/crc32c.h"
+#include "async/sim_world.h"
+#include "net/tcp_transport.h"
+
+namespace mica::net::testing {
+
+TestService::TestService() {
+  service_.add<&TestService::echo>(kEcho, "echo", this);
+  service_.add<&TestService::sleep>(kSleep, "sleep", this);
+  service_.add<&TestService::fail>(kFail, "fail", this);
+  service_.add<&TestService::pull>(kPull, "pull", this);
+  service_.add<&TestService::push>(kPush, "push", this);
+}
+
+Task<Result<EchoResponse>> TestService::echo(EchoRequest request, CallContext*) {
+  co_return EchoResponse{std::move(request.text)};
+}
+
+Task<Result<Empty>> TestService::sleep(SleepRequest request, CallContext*) {
+  ++stats.running;
+  stats.running_max = std::max(stats.running_max, stats.running);
+  Status slept = co_await sleep_for(std::chrono::milliseconds(request.ms));
+  --stats.running;
+  if (slept.code() == StatusCode::kCancelled) ++stats.cancelled;
+  if (slept.code() == StatusCode::kTimedOut) ++stats.timed_out;
+  if (!slept.ok()) co_return slept;
+  ++stats.finished;
+  co_return Empty{};
+}
+
+Task<Result<Empty>> TestService::fail(FailRequest request, CallContext*) {
+  co_return Status(static_cast<StatusCode>(request.code), request.message);
+}
+
+std::vector<std::byte> bulk_pattern(size_t n, uint8_t seed) {
+  std::vector<std::byte> data(n);
+  for (size_t i = 0; i < n; ++i) data[i] = std::byte((i * 13 + seed) & 0xff);
+  return data;
+}
+
+Task<Result<BulkResponse>> TestService::pull(BulkRequest request, CallContext* context) {
+  std::vector<std::byte> data(request.buffer.length);
+  auto reading = context->connection->read_from(request.buffer, data, context->deadline);
+  CO_TRY(co_await std::move(reading));
+  co_return BulkResponse{crc32c(data)};
+}
+
+Task<Result<BulkResponse>> TestService::push(BulkRequest request, CallContext* context) {
+  std::vector<std::byte> data = bulk_pattern(request.buffer.length, request.seed);
+  auto writing = context->connection->write_to(request.buffer, data, context->deadline);
+  CO_TRY(co_await std::move(writing));
+  co_return BulkResponse{crc32c(data)};
+}
+
+namespace {
+
+Task<void> run_real(RpcCase body, RpcServerOptions options) {
+  TcpTransport server_transport, client_transport;
+  TestService service;
+  RpcServer server(&server_transport, options);
+  server.add_service(&service.service());
+  Result<SocketAddress> address = server.start(SocketAddress::loopback(0));
+  MICA_ASSERT(address.ok());
+  RpcEnv env{&client_transport, *address, &service, &server};
+  co_await body(&env);
+  co_await server.shutdown();
+}
+
+class TcpHarness final : public Harness {
+ public:
+  std::string name() const override { return "tcp"; }
+  void run(RpcCase body, RpcServerOptions options) override {
+    auto executor = Executor::create_uring();
+    executor->block_on(run_real(body, options));
+  }
+};
+
+struct SimServer {
+  TcpTransport transport;
+  TestService service;
+  std::unique_ptr<RpcServer> server;
+};
+
+Task<void> sim_start(SimServer* s, SocketAddress address, RpcServerOptions options) {
+  s->server = std::make_unique<RpcServer>(&s->transport, options);
+  s->server->add_service(&s->service.service());
+  MICA_ASSERT(s->server->start(address).ok());
+  co_return;
+}
+
+Task<void> sim_stop(SimServer* s) {
+  co_await s->server->shutdown();
+}
+
+Task<void> sim_body(RpcCase body, RpcEnv* env, TcpTransport* client) {
+  env->client_transport = client;
+  co_await body(env);
+}
+
+class SimHarness final : public Harness {
+ public:
+  std::string name() const override { return "sim"; }
+  void run(RpcCase body, RpcServerOptions options) override {
+    uint64_t seed = sim_seed(42);
+    SCOPED_TRACE(fmt::format("simulation seed={} (replay: MICA_SIM_SEED={})", seed, seed));
+    SimWorld world(seed);
+    SimHost& server_host = world.add_host("server");
+    SimHost& client_host = world.add_host("client");
+    SimServer server;
+    SocketAddress address = server_host.address(7000);
+    world.run(server_host, sim_start(&server, address, options));
+    TcpTransport client_transport;
+    RpcEnv env{nullptr, address, &server.service, server.server.get()};
+    world.run(client_host, sim_body(body, &env, &client_transport));
+    world.run(server_host, sim_stop(&server));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Harness> make_tcp_harness() {
+  return std::make_unique<TcpHarness>();
+}
+std::unique_ptr<Harness> make_sim_harness() {
+  return std::make_unique<SimHarness>();
+}
+
+}  // namespace mica::net::testing

@@ -1,0 +1,100 @@
+// The RPC test harness: the same cases run over every transport (real TCP on io_uring,
+// TCP on the simulator, RDMA on the fake verbs provider). A harness builds a server with
+// the test services on one side and hands the case a client transport and the server's
+// address.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "async/scope.h"
+#include "net/rpc_client.h"
+#include "net/rpc_server.h"
+
+namespace mica::net::testing {
+
+inline constexpr ServiceId kTestService = 7;
+inline constexpr MethodId kEcho = 1, kSleep = 2, kFail = 3, kPull = 4, kPush = 5;
+
+struct EchoRequest {
+  std::string text;
+  MICA_FIELDS(EchoRequest, text)
+};
+struct EchoResponse {
+  std::string text;
+  MICA_FIELDS(EchoResponse, text)
+};
+struct SleepRequest {
+  uint32_t ms = 0;
+  MICA_FIELDS(SleepRequest, ms)
+};
+struct Empty {
+  uint8_t unused = 0;
+  MICA_FIELDS(Empty, unused)
+};
+struct FailRequest {
+  uint16_t code = 0;
+  std::string message;
+  MICA_FIELDS(FailRequest, code, message)
+};
+// Pull: the server reads the caller's buffer and returns its checksum.
+// Push: the server fills the caller's buffer with `seed`-derived bytes.
+struct BulkRequest {
+  RemoteBuffer buffer;
+  uint8_t seed = 0;
+  MICA_FIELDS(BulkRequest, buffer, seed)
+};
+struct BulkResponse {
+  uint32_t crc = 0;
+  MICA_FIELDS(BulkResponse, crc)
+};
+
+// Counters the cases look at; handlers run on the server's executor.
+struct ServerStats {
+  int running = 0;
+  int running_max = 0;
+  int cancelled = 0;
+  int timed_out = 0;
+  int finished = 0;
+};
+
+class TestService {
+ public:
+  TestService();
+  Service& service() { return service_; }
+  ServerStats stats;
+
+  Task<Result<EchoResponse>> echo(EchoRequest request, CallContext* context);
+  Task<Result<Empty>> sleep(SleepRequest request, CallContext* context);
+  Task<Result<Empty>> fail(FailRequest request, CallContext* context);
+  Task<Result<BulkResponse>> pull(BulkRequest request, CallContext* context);
+  Task<Result<BulkResponse>> push(BulkRequest request, CallContext* context);
+
+ private:
+  Service service_{kTestService, "test"};
+};
+
+std::vector<std::byte> bulk_pattern(size_t n, uint8_t seed);
+
+struct RpcEnv {
+  Transport* client_transport = nullptr;
+  SocketAddress server_address;
+  TestService* service = nullptr;
+  RpcServer* server = nullptr;
+};
+
+using RpcCase = Task<void> (*)(RpcEnv* env);
+
+class Harness {
+ public:
+  virtual ~Harness() = default;
+  virtual std::string name() const = 0;
+  // Runs body against a fresh server; returns when everything has been shut down.
+  virtual void run(RpcCase body, RpcServerOptions options) = 0;
+};
+
+std::unique_ptr<Harness> make_tcp_harness();
+std::unique_ptr<Harness> make_sim_harness();
+
+}  // namespace mica::net::testing
