@@ -43,6 +43,9 @@ struct Field {
   const char* name;
   M C::*member;
 };
+// clang 14 has no deduction for aggregates.
+template <class C, class M>
+Field(const char*, M C::*) -> Field<C, M>;
 
 template <class T>
 concept Message = requires {
