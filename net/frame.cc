@@ -33,10 +33,31 @@ Result<FrameHeader> parse_header(std::span<const std::byte, kFrameHeaderBytes> b
     return bad(fmt::format("unsupported protocol version {}", h.version));
   auto kind = static_cast<uint8_t>(h.kind);
   if (kind < 1 || kind > 4) return bad(fmt::format("unknown frame kind {}", kind));
+  bool bulk_flag = (h.flags & kFrameFlagBulkTail) != 0;
+  if (bulk_flag != (h.kind == FrameKind::kData))
+    return bad("the bulk-tail flag belongs to data frames and only to them");
   if (uint64_t(h.payload_length) + kFrameHeaderBytes > frame_bytes_max)
     return bad(fmt::format("frame of {} bytes exceeds the limit of {}",
                            uint64_t(h.payload_length) + kFrameHeaderBytes, frame_bytes_max));
   return h;
+}
+
+HeaderBytes seal_bulk_frame(FrameHeader header, std::span<const std::byte> descriptor,
+                            size_t tail_bytes) {
+  MICA_ASSERT(header.kind == FrameKind::kData);
+  MICA_ASSERT(descriptor.size() + tail_bytes <= UINT32_MAX);
+  header.flags |= kFrameFlagBulkTail;
+  header.payload_length = static_cast<uint32_t>(descriptor.size() + tail_bytes);
+  header.crc = frame_crc(header, descriptor);
+  HeaderBytes bytes;
+  std::memcpy(bytes.data(), &header, sizeof header);
+  return bytes;
+}
+
+Status verify_bulk_descriptor(const FrameHeader& header, std::span<const std::byte> descriptor) {
+  if (frame_crc(header, descriptor) != header.crc)
+    return Status(StatusCode::kProtocolError, "frame checksum mismatch");
+  return Status();
 }
 
 Status verify_payload(const FrameHeader& header, std::span<const std::byte> payload) {

@@ -49,6 +49,15 @@ static_assert(std::endian::native == std::endian::little);
 
 using HeaderBytes = std::array<std::byte, kFrameHeaderBytes>;
 
+// kData frames carry a descriptor (a message) and then bulk bytes. Their CRC covers the
+// header and the descriptor only: the bulk bytes are protected end to end by the chunk
+// layer's checksums (as in 3FS, where RDMA transfers carry no extra checksum), and
+// checksumming them here too would halve one-sided throughput. All kData frames, and only
+// they, carry this flag.
+inline constexpr uint16_t kFrameFlagBulkTail = 1;
+// The largest descriptor a kData frame may carry.
+inline constexpr uint32_t kBulkDescriptorBytesMax = 4096;
+
 // Fills in payload_length and crc and returns the wire bytes of the header.
 HeaderBytes seal_frame(FrameHeader header, std::span<const std::byte> payload);
 // Checks the fixed fields and the size limit; the CRC is checked by verify_payload once
@@ -56,5 +65,10 @@ HeaderBytes seal_frame(FrameHeader header, std::span<const std::byte> payload);
 Result<FrameHeader> parse_header(std::span<const std::byte, kFrameHeaderBytes> bytes,
                                  uint32_t frame_bytes_max);
 Status verify_payload(const FrameHeader& header, std::span<const std::byte> payload);
+
+// The kData forms: payload = descriptor + tail_bytes of bulk data.
+HeaderBytes seal_bulk_frame(FrameHeader header, std::span<const std::byte> descriptor,
+                            size_t tail_bytes);
+Status verify_bulk_descriptor(const FrameHeader& header, std::span<const std::byte> descriptor);
 
 }  // namespace mica::net

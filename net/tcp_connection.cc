@@ -6,23 +6,16 @@ namespace mica::net {
 
 namespace {
 
-constexpr size_t kReadBufferBytes = 64 << 10;
-constexpr size_t kDirectReadBytesMin = 32 << 10;  // larger reads skip the buffer
+// Small frames are read through this buffer, several per recv; larger reads skip it.
+constexpr size_t kReadBufferBytes = 16 << 10;
+constexpr size_t kDirectReadBytesMin = 8 << 10;
+constexpr size_t kDiscardChunkBytes = 64 << 10;  // scratch for skipping refused bulk bytes
 
 enum BulkOp : uint8_t {
   kReadRequest = 1,
   kReadReply = 2,
   kWriteRequest = 3,
   kWriteAck = 4,
-};
-
-// The head of every kData payload; a read reply or write request carries the bytes after it.
-struct BulkMessage {
-  uint8_t op = 0;
-  uint64_t transfer = 0;
-  RemoteBuffer remote;
-  Status status;
-  MICA_FIELDS(BulkMessage, op, transfer, remote, status)
 };
 
 }  // namespace
@@ -32,6 +25,9 @@ struct TcpConnection::Transfer {
   std::span<std::byte> into;  // read_from: where the reply's bytes go
   Status status;
   Event done;
+  // The reader is receiving into `into`: the caller may not leave (its frame owns `into`)
+  // until done is set, even past its deadline.
+  bool receiving = false;
 };
 
 TcpConnection::TcpConnection(TcpTransport* transport, Socket socket, std::string peer)
@@ -137,21 +133,19 @@ Task<Result<Frame>> TcpConnection::next_frame() {
     HeaderBytes head;
     auto reading = read_exact(head);
     Status got = co_await std::move(reading);
-    if (got.ok()) {
-      Result<FrameHeader> header = parse_header(head, transport_->limits().frame_bytes_max);
-      if (!header.ok()) {
-        got = header.status();
-      } else {
-        Frame frame{*header, std::vector<std::byte>(header->payload_length)};
-        auto payload = read_exact(frame.payload);
-        got = co_await std::move(payload);
-        if (got.ok()) got = verify_payload(frame.header, frame.payload);
-        if (got.ok() && frame.header.kind != FrameKind::kData) co_return std::move(frame);
-        if (got.ok()) {
-          auto serving = serve_bulk(std::move(frame));
-          got = co_await std::move(serving);
-        }
-      }
+    Result<FrameHeader> header = got.ok() ? parse_header(head, transport_->limits().frame_bytes_max)
+                                          : Result<FrameHeader>(got);
+    if (header.ok() && header->kind == FrameKind::kData) {
+      auto serving = serve_bulk(*header);
+      got = co_await std::move(serving);
+    } else if (header.ok()) {
+      Frame frame{*header, std::vector<std::byte>(header->payload_length)};
+      auto payload = read_exact(frame.payload);
+      got = co_await std::move(payload);
+      if (got.ok()) got = verify_payload(frame.header, frame.payload);
+      if (got.ok()) co_return std::move(frame);
+    } else {
+      got = header.status();
     }
     if (!got.ok()) {
       fail(got);
@@ -160,53 +154,106 @@ Task<Result<Frame>> TcpConnection::next_frame() {
   }
 }
 
-Task<Status> TcpConnection::serve_bulk(Frame frame) {
-  size_t used = 0;
-  Result<BulkMessage> message = decode_prefix<BulkMessage>(frame.payload, &used);
-  if (!message.ok()) co_return message.status();
-  std::span<const std::byte> data = std::span(frame.payload).subspan(used);
-  BulkMessage reply;
-  reply.transfer = message->transfer;
-  switch (message->op) {
+Task<Status> TcpConnection::discard(size_t bytes) {
+  std::vector<std::byte> scratch(std::min(bytes, kDiscardChunkBytes));
+  while (bytes > 0) {
+    std::span<std::byte> piece = std::span(scratch).first(std::min(bytes, scratch.size()));
+    auto reading = read_exact(piece);
+    CO_TRY(co_await std::move(reading));
+    bytes -= piece.size();
+  }
+  co_return Status();
+}
+
+Task<Status> TcpConnection::send_bulk(BulkMessage message, std::span<const std::byte> tail) {
+  if (!failed_.ok()) co_return failed_;
+  std::vector<std::byte> descriptor = encode(message);
+  FrameHeader header;
+  header.kind = FrameKind::kData;
+  HeaderBytes head = seal_bulk_frame(header, descriptor, tail.size());
+  iovec parts[3] = {{head.data(), head.size()},
+                    {descriptor.data(), descriptor.size()},
+                    {const_cast<std::byte*>(tail.data()), tail.size()}};
+  Status locked = co_await send_lock_.lock();
+  if (!locked.ok()) co_return locked;
+  MutexGuard guard(send_lock_);
+  if (!failed_.ok()) co_return failed_;
+  auto sending = send_parts(std::span(parts, tail.empty() ? 2 : 3));
+  Status sent = co_await std::move(sending);
+  if (!sent.ok()) fail(sent);
+  co_return sent;
+}
+
+// Reads a kData frame's descriptor, then moves its bulk bytes straight between the socket
+// and their destination: registered memory for requests, the caller's buffer for replies.
+Task<Status> TcpConnection::serve_bulk(FrameHeader header) {
+  std::byte length_bytes[4];
+  auto reading = read_exact(length_bytes);
+  CO_TRY(co_await std::move(reading));
+  uint32_t body = 0;
+  for (int i = 0; i < 4; ++i) body |= uint32_t(length_bytes[i]) << (8 * i);
+  if (body > kBulkDescriptorBytesMax || body + 4 > header.payload_length)
+    co_return Status(StatusCode::kProtocolError, "bulk descriptor length out of bounds");
+  std::vector<std::byte> descriptor(4 + body);
+  std::memcpy(descriptor.data(), length_bytes, 4);
+  auto rest = read_exact(std::span(descriptor).subspan(4));
+  CO_TRY(co_await std::move(rest));
+  CO_TRY(verify_bulk_descriptor(header, descriptor));
+  CO_TRY_ASSIGN(BulkMessage message, decode<BulkMessage>(descriptor));
+  size_t tail = header.payload_length - descriptor.size();
+  switch (message.op) {
     case kReadRequest:
     case kWriteRequest: {
-      reply.op = message->op == kReadRequest ? kReadReply : kWriteAck;
-      Result<std::span<std::byte>> target = transport_->resolve(message->remote);
+      BulkMessage reply{
+          message.op == kReadRequest ? kReadReply : kWriteAck, message.transfer, {}, Status()};
+      Result<std::span<std::byte>> target = transport_->resolve(message.remote);
       std::span<const std::byte> out;
       if (!target.ok()) {
         reply.status = target.status();
-      } else if (message->op == kReadRequest) {
+      } else if (message.op == kReadRequest) {
         out = *target;
-      } else if (data.size() != target->size()) {
+      } else if (tail != target->size()) {
         reply.status = Status(StatusCode::kInvalidArgument, "write length differs from range");
       } else {
-        std::memcpy(target->data(), data.data(), data.size());
+        auto landing = read_exact(*target);
+        CO_TRY(co_await std::move(landing));
+        tail = 0;
       }
-      std::vector<std::byte> payload = encode(reply);
-      payload.insert(payload.end(), out.begin(), out.end());
-      FrameHeader header;
-      header.kind = FrameKind::kData;
-      auto sending = send(header, payload);
-      co_return co_await std::move(sending);
+      if (tail > 0) {
+        auto skipping = discard(tail);
+        CO_TRY(co_await std::move(skipping));
+      }
+      auto replying = send_bulk(std::move(reply), out);
+      co_return co_await std::move(replying);
     }
     case kReadReply:
     case kWriteAck: {
-      auto it = transfers_.find(message->transfer);
-      if (it == transfers_.end()) co_return Status();  // its caller gave up (deadline)
-      Transfer* transfer = it->second;
-      transfers_.erase(it);
-      transfer->status = message->status;
-      if (transfer->status.ok() && message->op == kReadReply) {
-        if (data.size() != transfer->into.size())
-          transfer->status = Status(StatusCode::kProtocolError, "read reply of wrong length");
-        else
-          std::memcpy(transfer->into.data(), data.data(), data.size());
+      auto it = transfers_.find(message.transfer);
+      Transfer* transfer = it == transfers_.end() ? nullptr : it->second;
+      if (transfer) transfers_.erase(it);
+      if (transfer && message.status.ok() && message.op == kReadReply &&
+          tail == transfer->into.size() && tail > 0) {
+        transfer->receiving = true;
+        auto landing = read_exact(transfer->into);
+        Status landed = co_await std::move(landing);
+        transfer->status = landed;
+        transfer->done.set();
+        co_return landed;
       }
-      transfer->done.set();
+      if (tail > 0) {  // its caller gave up, or the reply is malformed: skip the bytes
+        auto skipping = discard(tail);
+        CO_TRY(co_await std::move(skipping));
+      }
+      if (transfer) {
+        transfer->status = message.status;
+        if (transfer->status.ok() && message.op == kReadReply && !transfer->into.empty())
+          transfer->status = Status(StatusCode::kProtocolError, "read reply of wrong length");
+        transfer->done.set();
+      }
       co_return Status();
     }
     default:
-      co_return Status(StatusCode::kProtocolError, fmt::format("unknown bulk op {}", message->op));
+      co_return Status(StatusCode::kProtocolError, fmt::format("unknown bulk op {}", message.op));
   }
 }
 
@@ -219,18 +266,18 @@ Task<Status> TcpConnection::bulk(uint8_t op, RemoteBuffer remote, std::span<std:
   transfer.into = in;
   uint64_t id = next_transfer_++;
   transfers_[id] = &transfer;
-  BulkMessage request{op, id, remote, Status()};
-  std::vector<std::byte> payload = encode(request);
-  payload.insert(payload.end(), out.begin(), out.end());
-  FrameHeader header;
-  header.kind = FrameKind::kData;
-  auto sending = send(header, payload);
+  auto sending = send_bulk(BulkMessage{op, id, remote, Status()}, out);
   Status status = co_await std::move(sending);
   if (status.ok()) {
     status = co_await transfer.done.wait(deadline);
     if (status.ok()) status = transfer.status;
   }
-  transfers_.erase(id);  // a late reply finds nothing and is dropped
+  transfers_.erase(id);  // a late reply finds nothing and is skipped
+  if (transfer.receiving && !transfer.done.is_set()) {
+    // The reader is writing into our buffer right now: wait until it has finished.
+    Status landed = co_await transfer.done.wait_uncancellable();
+    MICA_ASSERT(landed.ok());
+  }
   bulk_slots_.release(1);
   co_return status;
 }

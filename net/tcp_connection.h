@@ -10,6 +10,15 @@
 
 namespace mica::net {
 
+// The descriptor at the head of every kData payload; bulk bytes follow it.
+struct BulkMessage {
+  uint8_t op = 0;  // BulkOp in tcp_connection.cc
+  uint64_t transfer = 0;
+  RemoteBuffer remote;
+  Status status;
+  MICA_FIELDS(BulkMessage, op, transfer, remote, status)
+};
+
 class TcpConnection final : public Connection {
  public:
   TcpConnection(TcpTransport* transport, Socket socket, std::string peer);
@@ -29,7 +38,9 @@ class TcpConnection final : public Connection {
   Task<Status> send_parts(std::span<iovec> parts);
   Task<Status> read_exact(std::span<std::byte> out);
   Task<Status> fill();
-  Task<Status> serve_bulk(Frame frame);
+  Task<Status> discard(size_t bytes);
+  Task<Status> serve_bulk(FrameHeader header);
+  Task<Status> send_bulk(BulkMessage message, std::span<const std::byte> tail);
   Task<Status> bulk(uint8_t op, RemoteBuffer remote, std::span<std::byte> in,
                     std::span<const std::byte> out, TimePoint deadline);
   void fail(Status why);
