@@ -1,0 +1,416 @@
+#!/usr/bin/env bash
+# bench/run.sh: runs one benchmark suite and its references in the same run.
+#
+# Usage: bench/run.sh SUITE [FIGURE...]     (suites: async net chunk; FIGUREs narrow the run)
+#
+# Builds what the suite needs (Release, cmake -G Ninja, in build-bench/ at the repo root),
+# then measures every figure BENCH_REPEAT times, Mica and its reference interleaved (the
+# order alternates between repeats so drift on a noisy machine hits both sides alike).
+# Prints one JSON object per figure on stdout, e.g.
+#   {"suite":"async","figure":"randread_4k_qd32","value":123456,"unit":"IOPS",
+#    "reference":"fio io_uring","reference_value":130000,"ratio":0.95}
+# where value and reference_value are medians, and writes the same rows, every sample and
+# the machine's description to bench/results/SUITE.md. Progress goes to stderr; the output
+# of every tool goes to build-bench/bench-logs/. Exit status: 0 ok, 1 a measurement or the
+# build failed, 2 bad usage (unknown suite or figure).
+#
+# Environment: BENCH_REPEAT (runs per figure, default 5), BENCH_SECONDS (length of each
+# timed run, default 5), BENCH_DIR (where the 1 GiB data file lives, default
+# build-bench/data, created once and reused), BENCH_FILE_BUFFERS (plain|fixed: Mica's
+# file figures read into plain or io_uring-registered buffers, default fixed),
+# BENCH_READY_BUDGET (ExecutorOptions::ready_budget of the file figures' executor, default
+# 1: submit each read as soon as its task suspends), BENCH_BUILD_JOBS (default 2: the
+# machine is shared).
+
+# The per-figure functions are called by name (figure_side), which shellcheck cannot see.
+# shellcheck disable=SC2317
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly REPO
+readonly SUITES="async net chunk"
+readonly BUILD_DIR="$REPO/build-bench"
+readonly LOG_DIR="$BUILD_DIR/bench-logs"
+readonly RESULTS_DIR="$REPO/bench/results"
+
+usage() {
+  echo "usage: bench/run.sh SUITE [FIGURE...]   (suites: $SUITES)" >&2
+}
+
+die() {
+  echo "bench/run.sh: $*" >&2
+  exit 1
+}
+
+log() { echo "bench/run.sh: $*" >&2; }
+
+if [[ $# -lt 1 ]]; then
+  usage
+  exit 2
+fi
+SUITE=$1
+shift
+case "$SUITE" in
+  async | net) ;;
+  chunk) exec "$REPO/bench/chunk_suite.sh" "$@" ;;
+  -h | --help)
+    usage
+    exit 0
+    ;;
+  *)
+    echo "bench/run.sh: unknown suite '$SUITE' (known suites: $SUITES)" >&2
+    exit 2
+    ;;
+esac
+
+REPEAT=${BENCH_REPEAT:-5}
+BENCH_SECS=${BENCH_SECONDS:-5}
+BENCH_DIR=${BENCH_DIR:-$BUILD_DIR/data}
+FILE_BUFFERS=${BENCH_FILE_BUFFERS:-fixed}
+READY_BUDGET=${BENCH_READY_BUDGET:-1}
+BUILD_JOBS=${BENCH_BUILD_JOBS:-2}
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_REPEAT must be >= 1" >&2; exit 2; }
+[[ $BENCH_SECS =~ ^[1-9][0-9]*$ ]] ||
+  { echo "bench/run.sh: BENCH_SECONDS must be >= 1" >&2; exit 2; }
+[[ $FILE_BUFFERS == plain || $FILE_BUFFERS == fixed ]] ||
+  { echo "bench/run.sh: BENCH_FILE_BUFFERS must be plain or fixed" >&2; exit 2; }
+[[ $READY_BUDGET =~ ^[1-9][0-9]*$ ]] ||
+  { echo "bench/run.sh: BENCH_READY_BUDGET must be >= 1" >&2; exit 2; }
+# A run that takes this much longer than planned is hung, not slow.
+readonly RUN_TIMEOUT_S=$((BENCH_SECS * 4 + 30))
+
+# ---- the async suite: figures, their references and how each side is measured ----
+
+readonly ASYNC_FIGURES="randread_4k_qd32 seqread_1m tcp_stream_1m pingpong_64b task_roundtrip"
+readonly DATA_FILE_BYTES=$((1 << 30))
+readonly SEQ_DEPTH=8
+declare -A UNIT REFERENCE TARGET NOTE
+UNIT[randread_4k_qd32]=IOPS
+REFERENCE[randread_4k_qd32]="fio io_uring"
+TARGET[randread_4k_qd32]=0.90
+NOTE[randread_4k_qd32]="4 KiB random O_DIRECT reads, uniform offsets, of a 1 GiB file for \
+${BENCH_SECS} s. Mica: one executor (ready_budget ${READY_BUDGET}), 32 tasks each looping \
+one read (File::read_fixed if buffers are fixed, else File::read; buffers: ${FILE_BUFFERS}) \
+into its own 4 KiB slice of one aligned buffer. fio: --ioengine=io_uring --direct=1 --rw=randread \
+--bs=4k --iodepth=32 --norandommap, same file."
+UNIT[seqread_1m]=MiB/s
+REFERENCE[seqread_1m]="fio io_uring"
+TARGET[seqread_1m]=0.95
+NOTE[seqread_1m]="1 MiB sequential O_DIRECT reads of the same 1 GiB file (wrapping at its \
+end) at queue depth ${SEQ_DEPTH} for ${BENCH_SECS} s. Mica: one executor (ready_budget \
+${READY_BUDGET}), ${SEQ_DEPTH} tasks \
+taking the next 1 MiB offset from a shared cursor (buffers: ${FILE_BUFFERS}). fio: \
+--rw=read --bs=1m --iodepth=${SEQ_DEPTH}."
+UNIT[tcp_stream_1m]=MiB/s
+REFERENCE[tcp_stream_1m]="iperf3"
+TARGET[tcp_stream_1m]=0.90
+NOTE[tcp_stream_1m]="one TCP connection on 127.0.0.1 streaming 1 MiB messages for \
+${BENCH_SECS} s, bytes counted at the receiver. Mica: one process, sender and receiver each \
+on its own executor thread (send_all / recv_exact of 1 MiB). iperf3: server -s -1, client \
+-c 127.0.0.1 -t ${BENCH_SECS} -l 1M, end.sum_received."
+UNIT[pingpong_64b]="round trips/s"
+REFERENCE[pingpong_64b]="blocking sockets"
+TARGET[pingpong_64b]=0.80
+NOTE[pingpong_64b]="64-byte ping-pong over one TCP connection on 127.0.0.1 for \
+${BENCH_SECS} s, TCP_NODELAY. Mica: client task and echo-server task, each on its own \
+executor thread. Reference: bench/pingpong_blocking.cc, blocking send/recv, a server thread \
+and a client thread."
+UNIT[task_roundtrip]=ns/op
+REFERENCE[task_roundtrip]=-
+TARGET[task_roundtrip]=-
+NOTE[task_roundtrip]="create + co_await + destroy of a trivial Task<int> inside a running \
+task on one executor (Google Benchmark, real time per op; lower is better)."
+
+# ---- the net suite ----
+
+readonly NET_FIGURES="rpc_64b_qd1 rpc_64b_qd1_p50 rpc_64b_qd1_p99 rpc_64b_qd64 rpc_64b_qd64_p50 \
+rpc_64b_qd64_p99 onesided_1m onesided_4m idle_connection_memory"
+for figure in rpc_64b_qd1 rpc_64b_qd64; do
+  UNIT[$figure]="round trips/s"
+  REFERENCE[$figure]="runtime socket ping-pong"
+done
+TARGET[rpc_64b_qd1]=0.70
+TARGET[rpc_64b_qd64]=-
+NOTE[rpc_64b_qd1]="64-byte echo RPCs (request and response each a 64-byte string) over one \
+TCP connection on 127.0.0.1 for ${BENCH_SECS} s, one call in flight; server on executor 0, \
+client on executor 1 of one process. Reference: the async suite's pingpong_64b Mica side \
+(raw runtime sockets, same two-thread layout), measured in the same run."
+NOTE[rpc_64b_qd64]="as rpc_64b_qd1 with 64 calls in flight on the one connection; the \
+ratio to the one-in-flight raw ping-pong is reported, it has no target."
+for figure in rpc_64b_qd1_p50 rpc_64b_qd1_p99 rpc_64b_qd64_p50 rpc_64b_qd64_p99; do
+  UNIT[$figure]=us
+  REFERENCE[$figure]=-
+  TARGET[$figure]=-
+  NOTE[$figure]="latency percentile of every call in the run of ${figure%_p*} (the same run)."
+done
+for figure in onesided_1m onesided_4m; do
+  UNIT[$figure]=MiB/s
+  REFERENCE[$figure]=iperf3
+  TARGET[$figure]=0.80
+done
+NOTE[onesided_1m]="one-sided write_to of 1 MiB into the peer's registered memory over TCP \
+(kData frames: descriptor + bytes, received straight into the region), 4 transfers in \
+flight, one connection on 127.0.0.1, writer and server on their own executor threads, for \
+${BENCH_SECS} s. Reference: iperf3 -l 1M on the same loopback."
+NOTE[onesided_4m]="as onesided_1m with 4 MiB transfers, 2 in flight. Reference: iperf3 -l 1M \
+(iperf3 refuses messages over 1 MiB; on a stream the message size hardly matters)."
+UNIT[idle_connection_memory]=bytes
+REFERENCE[idle_connection_memory]=-
+TARGET[idle_connection_memory]=-
+NOTE[idle_connection_memory]="growth of resident memory per idle RPC connection after 1000 \
+connections were opened and pinged once; both ends live in the process, so this is the \
+client's and the server's share together."
+
+# ---- helpers ----
+
+BG_PIDS=()
+cleanup() {
+  local pid
+  for pid in "${BG_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
+require_tool() {
+  command -v "$1" >/dev/null 2>&1 ||
+    die "'$1' is not installed; run scripts/install-deps.sh first"
+}
+
+# Prints field $1 of the JSON object on stdin (nested keys separated by dots).
+json_field() {
+  python3 -c '
+import json, sys
+value = json.load(sys.stdin)
+for key in sys.argv[1].split("."):
+    value = value[int(key)] if isinstance(value, list) else value[key]
+print(value)' "$1"
+}
+
+free_port() {
+  python3 -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+wait_listening() {
+  local port=$1 _
+  for _ in $(seq 50); do
+    if ss -Hltn "sport = :$port" | grep -q .; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+build() {
+  mkdir -p "$LOG_DIR"
+  log "configuring and building in $BUILD_DIR (Release, -j$BUILD_JOBS)"
+  if ! cmake -S "$REPO" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DMICA_BUILD_BENCH=ON >"$LOG_DIR/configure.log" 2>&1; then
+    tail -n 30 "$LOG_DIR/configure.log" >&2
+    die "cmake configure failed (full log: $LOG_DIR/configure.log)"
+  fi
+  if ! ninja -C "$BUILD_DIR" -j "$BUILD_JOBS" "$@" >"$LOG_DIR/build.log" 2>&1; then
+    tail -n 40 "$LOG_DIR/build.log" >&2
+    die "build failed (full log: $LOG_DIR/build.log)"
+  fi
+}
+
+# The 1 GiB data file of the file figures: random bytes (so no layer below can skip zero
+# blocks), written once with O_DIRECT and reused while its size is right.
+prepare_data_file() {
+  mkdir -p "$BENCH_DIR"
+  DATA_FILE="$BENCH_DIR/async-1g.dat"
+  local size
+  size=$(stat -c %s "$DATA_FILE" 2>/dev/null || echo 0)
+  if [[ $size -ne $DATA_FILE_BYTES ]]; then
+    log "writing the 1 GiB data file $DATA_FILE"
+    dd if=/dev/urandom of="$DATA_FILE.tmp" bs=1M count=$((DATA_FILE_BYTES >> 20)) \
+      iflag=fullblock oflag=direct conv=fsync status=none
+    mv "$DATA_FILE.tmp" "$DATA_FILE"
+  fi
+}
+
+# Runs one measurement command (which prints a number) and appends its sample.
+sample() {
+  local figure=$1 side=$2 value
+  shift 2
+  echo "== $figure $side: $*" >>"$RUN_LOG"
+  if value=$("$@" 2>>"$RUN_LOG") && [[ $value =~ ^[0-9.e+]+$ ]]; then
+    log "  $figure $side: $value ${UNIT[$figure]}"
+  else
+    log "  $figure $side: FAILED (see $RUN_LOG)"
+    value=nan
+  fi
+  printf 'sample\t%s\t%s\t%s\n' "$figure" "$side" "$value" >>"$RAW"
+}
+
+fio_run() {
+  local rw=$1 block=$2 depth=$3 field=$4
+  shift 4
+  timeout "$RUN_TIMEOUT_S" fio --name="bench-$rw" --filename="$DATA_FILE" --size=1g \
+    --ioengine=io_uring --direct=1 --rw="$rw" --bs="$block" --iodepth="$depth" \
+    --time_based --runtime="$BENCH_SECS" --output-format=json "$@" |
+    json_field "jobs.0.read.$field"
+}
+
+mica_file() {
+  local fixed=()
+  [[ $FILE_BUFFERS == fixed ]] && fixed=(--fixed-buffers)
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_async_file" --file "$DATA_FILE" \
+    --seconds "$BENCH_SECS" --ready-budget "$READY_BUDGET" "${fixed[@]}" "$@"
+}
+
+# ---- one function per figure and side; each prints one number in the figure's unit ----
+
+randread_4k_qd32_reference() {
+  fio_run randread 4k 32 iops --norandommap --randrepeat=0
+}
+randread_4k_qd32_mica() {
+  mica_file --mode randread --block-bytes 4096 --depth 32 | json_field ops_per_s
+}
+seqread_1m_reference() {
+  fio_run read 1m "$SEQ_DEPTH" bw_bytes | python3 -c 'import sys; print(float(input()) / 2**20)'
+}
+seqread_1m_mica() {
+  mica_file --mode seqread --block-bytes $((1 << 20)) --depth "$SEQ_DEPTH" |
+    json_field mib_per_s
+}
+
+tcp_stream_1m_reference() { iperf3_mib_per_s 1M; }
+
+# iperf3 over loopback with messages of $1 bytes; prints MiB/s received.
+iperf3_mib_per_s() {
+  local length=$1 port server out
+  port=$(free_port)
+  iperf3 -s -1 -p "$port" >>"$RUN_LOG" 2>&1 &
+  server=$!
+  BG_PIDS+=("$server")
+  if ! wait_listening "$port"; then
+    kill "$server" 2>/dev/null || true
+    echo "iperf3 server did not listen on $port" >&2
+    return 1
+  fi
+  if ! out=$(timeout "$RUN_TIMEOUT_S" iperf3 -c 127.0.0.1 -p "$port" -t "$BENCH_SECS" \
+    -l "$length" -J)
+  then
+    kill "$server" 2>/dev/null || true
+    echo "$out" >&2
+    return 1
+  fi
+  wait "$server" || true
+  echo "$out" | json_field end.sum_received.bits_per_second |
+    python3 -c 'import sys; print(float(input()) / 8 / 2**20)'
+}
+tcp_stream_1m_mica() {
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_async_net" --mode stream \
+    --message-bytes $((1 << 20)) --seconds "$BENCH_SECS" | json_field mib_per_s
+}
+
+pingpong_64b_reference() {
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_pingpong_blocking" --message-bytes 64 \
+    --seconds "$BENCH_SECS" | json_field round_trips_per_s
+}
+pingpong_64b_mica() {
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_async_net" --mode pingpong \
+    --message-bytes 64 --seconds "$BENCH_SECS" | json_field round_trips_per_s
+}
+
+# net: one run of bench_net_rpc per rate figure; its latency rows read that run's output.
+net_rpc() {
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_net_rpc" --seconds "$BENCH_SECS" "$@"
+}
+rpc_figure() {
+  local in_flight=$1
+  net_rpc --mode rpc --in-flight "$in_flight" | tee "$LOG_DIR/rpc_qd$in_flight.json" |
+    json_field round_trips_per_s
+}
+rpc_64b_qd1_reference() { pingpong_64b_mica; }
+rpc_64b_qd1_mica() { rpc_figure 1; }
+rpc_64b_qd1_p50_mica() { json_field p50_us <"$LOG_DIR/rpc_qd1.json"; }
+rpc_64b_qd1_p99_mica() { json_field p99_us <"$LOG_DIR/rpc_qd1.json"; }
+rpc_64b_qd64_reference() { pingpong_64b_mica; }
+rpc_64b_qd64_mica() { rpc_figure 64; }
+rpc_64b_qd64_p50_mica() { json_field p50_us <"$LOG_DIR/rpc_qd64.json"; }
+rpc_64b_qd64_p99_mica() { json_field p99_us <"$LOG_DIR/rpc_qd64.json"; }
+onesided_1m_reference() { iperf3_mib_per_s 1M; }
+onesided_1m_mica() {
+  net_rpc --mode onesided --transfer-bytes $((1 << 20)) --in-flight 4 | json_field mib_per_s
+}
+onesided_4m_reference() { iperf3_mib_per_s 1M; }  # iperf3's largest message is 1 MiB
+onesided_4m_mica() {
+  net_rpc --mode onesided --transfer-bytes $((4 << 20)) --in-flight 2 | json_field mib_per_s
+}
+idle_connection_memory_mica() {
+  net_rpc --mode idle --connections 1000 | json_field bytes_per_connection
+}
+
+task_roundtrip_mica() {
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_task_roundtrip" --benchmark_format=json \
+    --benchmark_min_time=1 --benchmark_filter='^task_roundtrip$' |
+    json_field benchmarks.0.real_time
+}
+
+# ---- main ----
+
+if [[ $SUITE == async ]]; then
+  SUITE_FIGURES=$ASYNC_FIGURES
+  BUILD_TARGETS=(bench_async)
+else
+  SUITE_FIGURES=$NET_FIGURES
+  BUILD_TARGETS=(bench_net_rpc bench_async_net)
+fi
+FIGURES=()
+if [[ $# -eq 0 ]]; then
+  read -r -a FIGURES <<<"$SUITE_FIGURES"
+else
+  for figure in "$@"; do
+    if [[ " $SUITE_FIGURES " != *" $figure "* ]]; then
+      echo "bench/run.sh: unknown figure '$figure' of suite $SUITE (known: $SUITE_FIGURES)" >&2
+      exit 2
+    fi
+    FIGURES+=("$figure")
+  done
+fi
+
+for tool in fio iperf3 python3 cmake ninja ss timeout; do require_tool "$tool"; done
+build "${BUILD_TARGETS[@]}"
+[[ $SUITE == async ]] && prepare_data_file
+
+mkdir -p "$RESULTS_DIR" "$LOG_DIR"
+RAW="$RESULTS_DIR/$SUITE.raw.tmp"
+RUN_LOG="$LOG_DIR/$SUITE-run.log"
+: >"$RAW"
+: >"$RUN_LOG"
+for figure in "${FIGURES[@]}"; do
+  printf 'figure\t%s\t%s\t%s\t%s\t%s\n' "$figure" "${UNIT[$figure]}" \
+    "${REFERENCE[$figure]}" "${TARGET[$figure]}" "${NOTE[$figure]}" >>"$RAW"
+done
+
+started=$(date +%s)
+for ((rep = 1; rep <= REPEAT; rep++)); do
+  log "repeat $rep/$REPEAT"
+  for figure in "${FIGURES[@]}"; do
+    sides=(mica)
+    if [[ ${REFERENCE[$figure]} != - ]]; then
+      if ((rep % 2)); then sides=(reference mica); else sides=(mica reference); fi
+    fi
+    for side in "${sides[@]}"; do sample "$figure" "$side" "${figure}_$side"; done
+  done
+done
+log "measured in $(($(date +%s) - started)) s"
+
+command="BENCH_REPEAT=$REPEAT BENCH_SECONDS=$BENCH_SECS BENCH_FILE_BUFFERS=$FILE_BUFFERS"
+command+=" BENCH_READY_BUDGET=$READY_BUDGET"
+command+=" bench/run.sh $SUITE"
+((${#FIGURES[@]} < $(wc -w <<<"$SUITE_FIGURES"))) && command+=" ${FIGURES[*]}"
+compiler_path=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
+compiler=$("$compiler_path" --version | head -n 1)
+status=0
+python3 "$REPO/bench/report.py" --suite "$SUITE" --raw "$RAW" \
+  --markdown "$RESULTS_DIR/$SUITE.md" --command "$command" --repeat "$REPEAT" \
+  --bench-dir "$BENCH_DIR" --compiler "$compiler" || status=$?
+log "wrote $RESULTS_DIR/$SUITE.md"
+exit "$status"
