@@ -3,17 +3,26 @@
 // A Connection joins two processes. Frames (requests, responses, cancels) are sent with
 // send() and received, one at a time, with next_frame(). Bulk data moves one-sidedly, as
 // in 3FS: a request names a caller's registered buffer (RemoteBuffer) and the server pulls
-// a write's payload with read_from() or pushes a read's data with write_to(). On RDMA these
-// are RDMA READ/WRITE; on TCP they are kData frames on the same connection, served inside
-// the peer's next_frame() loop and checked against its registered regions (region id, key,
-// bounds), so a wrong key or range is refused with kPermissionDenied / kOutOfRange.
-// Consequently bulk operations against a peer progress only while that peer keeps calling
-// next_frame(), which the RPC layer always does.
+// a write's payload with read_from() or pushes a read's data with write_to().
 //
-// Thread rule: a Connection belongs to the executor that created it. send() may be called
-// by many tasks at once (frames are never interleaved); next_frame() by one task at a
-// time. Every method may suspend. A failed connection fails every waiter with a
-// retryable status (kConnectionReset, kClosed) and stays failed.
+// Per transport:
+// - TCP: one-sided operations are kData frames on the same connection, served inside the
+//   peer's next_frame() loop, so they progress only while the peer keeps calling it (the
+//   RPC layer always does). A wrong key or range is answered with kPermissionDenied /
+//   kOutOfRange and the connection carries on.
+// - RDMA: they are RDMA READ/WRITE, served by the peer's hardware. A refused access (key,
+//   range or rights) is one failed work completion: the caller gets kPermissionDenied and
+//   the queue pair, hence the connection, fails. A deadline cannot recall work already
+//   posted either: expiring during a one-sided operation also ends the connection.
+// RemoteBuffer.region is a region id on TCP and a virtual address on RDMA; a buffer is
+// only ever named to peers of the transport that registered it.
+//
+// Lifetimes: every call into a connection must have returned before it is destroyed, and
+// a region must outlive the operations that name it. Thread rule: a Connection belongs to
+// the executor that created it. send() may be called by many tasks at once (frames are
+// never interleaved); next_frame() by one task at a time. Every method may suspend. A
+// failed connection fails every waiter with a retryable status (kConnectionReset, kClosed)
+// and stays failed.
 #pragma once
 
 #include <cstdint>

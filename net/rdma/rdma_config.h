@@ -19,12 +19,12 @@ struct RdmaConfig {
 
   // Two-sided messages: frames are cut into SENDs of at most slot_bytes.
   uint32_t slot_bytes = 16 << 10;
-  uint32_t send_slots_max = 32;      // send buffers of one connection
-  uint32_t recv_slots_max = 32;      // receive buffers for frames = credits given to the peer
-  uint32_t ack_recv_slots_max = 6;   // receives reserved for credit acks and the close notice
-  uint32_t credit_batch_max = 8;     // credits returned by one ack
-  uint32_t send_signal_batch_max = 8;  // unsignaled SENDs between two signaled ones
-  uint32_t frames_queued_max = 64;   // received frames waiting for next_frame (then no credits)
+  uint32_t send_slots_max = 32;         // send buffers of one connection
+  uint32_t recv_slots_max = 32;         // receive buffers for frames = credits given to the peer
+  uint32_t ack_recv_slots_max = 6;      // receives reserved for credit acks and the close notice
+  uint32_t credit_batch_max = 8;        // credits returned by one ack
+  uint32_t send_signal_batch_max = 8;   // unsignaled SENDs between two signaled ones
+  uint32_t frames_queued_max = 64;      // received frames waiting for next_frame (then no credits)
   uint32_t frame_bytes_max = 64 << 20;  // header + payload; larger frames are refused
 
   // One-sided operations.
@@ -35,7 +35,7 @@ struct RdmaConfig {
   uint32_t bounce_buffer_bytes = 1 << 20;
 
   // Completion handling.
-  uint32_t cq_poll_batch_max = 16;       // WCs taken by one ibv_poll_cq
+  uint32_t cq_poll_batch_max = 16;        // WCs taken by one ibv_poll_cq
   uint32_t cq_event_ack_batch_max = 128;  // CQ events acknowledged together
 
   // Connection set-up and teardown.

@@ -28,12 +28,27 @@
 #include <memory>
 #include <string>
 
+#include "async/scope.h"
 #include "async/socket.h"
 #include "async/sync.h"
 #include "net/connection.h"
 #include "net/rdma/rdma_device.h"
 
 namespace mica::net {
+
+// Wire and bookkeeping encodings shared by the two halves of RdmaCore.
+namespace rdma_wire {
+// Immediate data: 8-bit message type, 24-bit credits returned (network order on the wire).
+enum MessageType : uint8_t { kData = 1, kAck = 2, kClose = 3 };
+inline constexpr uint32_t kCreditMask = 0xffffff;
+// wr_id: bits 0-1 kind, bit 2 signaled, the rest a receive slot, a send-queue sequence
+// number, or (the signaled WR of a one-sided batch) the address of its 8-aligned BulkOp.
+enum WrKind : uint64_t { kRecvWr = 0, kBulkWr = 1, kFrameWr = 2, kControlWr = 3 };
+inline constexpr uint64_t kSignaledBit = 4;
+inline constexpr uint64_t kKindMask = 3;
+// What a send-queue entry gives back once a signaled WR at or after it completes.
+enum RetireKind : uint8_t { kSendSlot = 0, kAckEntry = 1, kBulkEntries = 2 };
+}  // namespace rdma_wire
 
 class RdmaCore;
 
@@ -60,7 +75,7 @@ class RdmaConnection final : public Connection {
 };
 
 // The connection's state; used by the handshake (rdma_transport.cc) and RdmaConnection.
-class RdmaCore {
+class RdmaCore : public std::enable_shared_from_this<RdmaCore> {
  public:
   // Allocates and registers the rings and creates channel, CQ and QP (in INIT).
   static Result<std::shared_ptr<RdmaCore>> create(std::shared_ptr<RdmaDevice> device,
@@ -95,7 +110,19 @@ class RdmaCore {
     uint8_t kind;
     uint32_t units;
   };
-  class CallGuard;
+  // Counts a call in progress so close() can wait until every caller has left.
+  class CallGuard {
+   public:
+    explicit CallGuard(RdmaCore* core) : core_(core) { core_->active_calls_++; }
+    ~CallGuard() {
+      if (--core_->active_calls_ == 0) core_->idle_.set();
+    }
+    CallGuard(const CallGuard&) = delete;
+    CallGuard& operator=(const CallGuard&) = delete;
+
+   private:
+    RdmaCore* core_;
+  };
 
   RdmaCore(std::shared_ptr<RdmaDevice> device, RdmaConfig config);
   Status create_verbs();
@@ -112,8 +139,8 @@ class RdmaCore {
   void maybe_send_ack();
   void retire_through(uint64_t seq);
   void signaled_done();
-  Task<Status> post_and_wait(bool is_read, uint64_t remote_addr, uint32_t rkey,
-                             std::byte* local, size_t size, uint32_t lkey, TimePoint deadline);
+  Task<Status> post_and_wait(bool is_read, uint64_t remote_addr, uint32_t rkey, std::byte* local,
+                             size_t size, uint32_t lkey, TimePoint deadline);
   Status fence(BulkOp* op);
 
   // Completion handling.
@@ -155,6 +182,9 @@ class RdmaCore {
   uint64_t sq_seq_ = 0;
   std::deque<Retire> retire_;
   uint32_t signaled_in_flight_ = 0;
+  // The first error of an unsignaled one-sided WR, until its batch's last WR completes.
+  Status bulk_error_;
+  uint64_t bulk_error_seq_ = 0;
 
   // Receiving.
   uint32_t credits_owed_ = 0;

@@ -82,8 +82,7 @@ void RdmaDevice::remove_region(const void* data) {
   regions_.erase(reinterpret_cast<uintptr_t>(data));
 }
 
-RdmaRegion::RdmaRegion(std::shared_ptr<RdmaDevice> device, std::span<std::byte> bytes,
-                       ibv_mr* mr)
+RdmaRegion::RdmaRegion(std::shared_ptr<RdmaDevice> device, std::span<std::byte> bytes, ibv_mr* mr)
     : device_(std::move(device)), bytes_(bytes), mr_(mr) {
   device_->add_region(bytes_.data(), bytes_.size(), mr_->lkey);
 }

@@ -56,8 +56,8 @@ Task<void> send_and_expect_close(SocketAddress server, std::vector<std::byte> by
 }
 
 Task<void> bad_frames_case(RpcEnv* env) {
-  auto connecting = RpcClient::connect(env->client_transport, env->server_address,
-                                       deadline_after(2s));
+  auto connecting =
+      RpcClient::connect(env->client_transport, env->server_address, deadline_after(2s));
   Result<std::shared_ptr<RpcClient>> good = co_await std::move(connecting);
   EXPECT_TRUE(good.ok());
   if (!good.ok()) co_return;

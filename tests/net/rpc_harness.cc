@@ -4,7 +4,9 @@
 
 #include "async/crc32c.h"
 #include "async/sim_world.h"
+#include "net/rdma/rdma_transport.h"
 #include "net/tcp_transport.h"
+#include "tests/net/fake_verbs.h"
 
 namespace mica::net::testing {
 
@@ -58,14 +60,14 @@ Task<Result<BulkResponse>> TestService::push(BulkRequest request, CallContext* c
 
 namespace {
 
-Task<void> run_real(RpcCase body, RpcServerOptions options) {
-  TcpTransport server_transport, client_transport;
+Task<void> run_real(RpcCase body, RpcServerOptions options, Transport* server_transport,
+                    Transport* client_transport, bool refused_bulk_fails_connection) {
   TestService service;
-  RpcServer server(&server_transport, options);
+  RpcServer server(server_transport, options);
   server.add_service(&service.service());
   Result<SocketAddress> address = server.start(SocketAddress::loopback(0));
   MICA_ASSERT(address.ok());
-  RpcEnv env{&client_transport, *address, &service, &server};
+  RpcEnv env{client_transport, *address, &service, &server, refused_bulk_fails_connection};
   co_await body(&env);
   co_await server.shutdown();
 }
@@ -75,7 +77,29 @@ class TcpHarness final : public Harness {
   std::string name() const override { return "tcp"; }
   void run(RpcCase body, RpcServerOptions options) override {
     auto executor = Executor::create_uring();
-    executor->block_on(run_real(body, options));
+    TcpTransport server_transport, client_transport;
+    executor->block_on(run_real(body, options, &server_transport, &client_transport, false));
+  }
+};
+
+class RdmaHarness final : public Harness {
+ public:
+  std::string name() const override { return "rdma"; }
+  void run(RpcCase body, RpcServerOptions options) override {
+    fake_verbs::FakeVerbs::reset();
+    ibv_context* server_device = fake_verbs::FakeVerbs::open_device("fake-server");
+    ibv_context* client_device = fake_verbs::FakeVerbs::open_device("fake-client");
+    {
+      auto executor = Executor::create_uring();
+      auto server_transport = make_rdma_transport(server_device, RdmaConfig{});
+      auto client_transport = make_rdma_transport(client_device, RdmaConfig{});
+      MICA_ASSERT(server_transport.ok() && client_transport.ok());
+      executor->block_on(
+          run_real(body, options, server_transport->get(), client_transport->get(), true));
+    }
+    EXPECT_TRUE(fake_verbs::FakeVerbs::misuse_log().empty());
+    ibv_close_device(client_device);
+    ibv_close_device(server_device);
   }
 };
 
@@ -127,6 +151,15 @@ std::unique_ptr<Harness> make_tcp_harness() {
 }
 std::unique_ptr<Harness> make_sim_harness() {
   return std::make_unique<SimHarness>();
+}
+
+std::unique_ptr<Harness> make_rdma_harness() {
+  return std::make_unique<RdmaHarness>();
+}
+std::unique_ptr<Harness> make_harness(const std::string& name) {
+  if (name == "tcp") return make_tcp_harness();
+  if (name == "rdma") return make_rdma_harness();
+  return make_sim_harness();
 }
 
 }  // namespace mica::net::testing

@@ -82,6 +82,9 @@ struct RpcEnv {
   SocketAddress server_address;
   TestService* service = nullptr;
   RpcServer* server = nullptr;
+  // RDMA reports a refused one-sided access as a failed work completion, which takes the
+  // queue pair (and so the connection) down; TCP answers with a status and carries on.
+  bool refused_bulk_fails_connection = false;
 };
 
 using RpcCase = Task<void> (*)(RpcEnv* env);
@@ -96,5 +99,8 @@ class Harness {
 
 std::unique_ptr<Harness> make_tcp_harness();
 std::unique_ptr<Harness> make_sim_harness();
+// RDMA transports on two devices of the fake verbs provider (tests/net/fake_verbs.h).
+std::unique_ptr<Harness> make_rdma_harness();
+std::unique_ptr<Harness> make_harness(const std::string& name);
 
 }  // namespace mica::net::testing

@@ -1,0 +1,25 @@
+#include "net/transport_choice.h"
+
+#include "net/rdma/rdma_transport.h"
+#include "net/tcp_transport.h"
+
+namespace mica::net {
+
+Result<TransportChoice> parse_transport_choice(std::string_view text) {
+  if (text == "auto") return TransportChoice::kAuto;
+  if (text == "tcp") return TransportChoice::kTcp;
+  if (text == "rdma") return TransportChoice::kRdma;
+  return Status(StatusCode::kInvalidArgument,
+                fmt::format("transport '{}' is none of auto, tcp, rdma", text));
+}
+
+Result<std::unique_ptr<Transport>> make_transport(TransportChoice choice) {
+  if (choice != TransportChoice::kTcp) {
+    Result<std::unique_ptr<Transport>> rdma = open_rdma_transport();
+    if (rdma.ok() || choice == TransportChoice::kRdma) return rdma;
+    if (rdma.status().code() != StatusCode::kNotSupported) return rdma.status();
+  }
+  return std::unique_ptr<Transport>(new TcpTransport());
+}
+
+}  // namespace mica::net

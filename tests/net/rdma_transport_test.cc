@@ -1,0 +1,475 @@
+// The RDMA transport against the fake verbs provider: two fake devices are two hosts,
+// connected through the TCP handshake on 127.0.0.1.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <set>
+
+#include "async/executor.h"
+#include "async/frame_alloc.h"
+#include "async/scope.h"
+#include "async/wait_list.h"
+#include "net/rdma/rdma_connection.h"
+#include "net/rdma/rdma_transport.h"
+#include "tests/net/fake_verbs.h"
+
+namespace mica::net {
+namespace {
+
+using fake_verbs::FakeVerbs;
+
+struct Pair {
+  std::unique_ptr<Transport> server_transport;
+  std::unique_ptr<Transport> client_transport;
+  std::unique_ptr<Acceptor> acceptor;
+  std::unique_ptr<Connection> server;
+  std::unique_ptr<Connection> client;
+};
+
+Task<void> accept_into(Acceptor* acceptor, std::unique_ptr<Connection>* out) {
+  Result<std::unique_ptr<Connection>> r = co_await acceptor->accept();
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (r.ok()) *out = std::move(r).value();
+}
+
+// Connects a client on device b to a server on device a.
+Task<bool> connect_pair(Pair* p, ibv_context* a, ibv_context* b, RdmaConfig config) {
+  auto server = make_rdma_transport(a, config);
+  auto client = make_rdma_transport(b, config);
+  EXPECT_TRUE(server.ok() && client.ok());
+  if (!server.ok() || !client.ok()) co_return false;
+  p->server_transport = std::move(server).value();
+  p->client_transport = std::move(client).value();
+  auto acceptor = p->server_transport->listen(SocketAddress::loopback(0));
+  EXPECT_TRUE(acceptor.ok());
+  if (!acceptor.ok()) co_return false;
+  p->acceptor = std::move(acceptor).value();
+  TaskScope scope;
+  scope.spawn(accept_into(p->acceptor.get(), &p->server));
+  auto connecting = p->client_transport->connect(p->acceptor->address(), kNoDeadline);
+  Result<std::unique_ptr<Connection>> c = co_await std::move(connecting);
+  co_await scope.join();
+  EXPECT_TRUE(c.ok()) << c.status();
+  if (c.ok()) p->client = std::move(c).value();
+  co_return c.ok() && p->server != nullptr;
+}
+
+Task<void> close_pair(Pair* p) {
+  if (p->client) co_await p->client->close();
+  if (p->server) co_await p->server->close();
+  if (p->acceptor) co_await p->acceptor->close();
+  p->client.reset();
+  p->server.reset();
+  p->acceptor.reset();
+}
+
+FrameHeader request(uint64_t id) {
+  FrameHeader h;
+  h.kind = FrameKind::kRequest;
+  h.service = 3;
+  h.method = 4;
+  h.request_id = id;
+  return h;
+}
+
+std::vector<std::byte> pattern(size_t n, uint32_t seed) {
+  std::vector<std::byte> v(n);
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : v) {
+    x = x * 1103515245u + 12345u;
+    b = std::byte(x >> 24);
+  }
+  return v;
+}
+
+Status status_of(Connection* c) {
+  return static_cast<RdmaConnection*>(c)->status();
+}
+
+// Small rings and pieces so every test crosses slot, WR and bounce-buffer boundaries.
+RdmaConfig small_config() {
+  RdmaConfig c;
+  c.slot_bytes = 256;
+  c.send_slots_max = 3;
+  c.recv_slots_max = 4;
+  c.ack_recv_slots_max = 3;
+  c.credit_batch_max = 2;
+  c.send_signal_batch_max = 2;
+  c.frames_queued_max = 4;
+  c.frame_bytes_max = 1 << 20;
+  c.bulk_wrs_in_flight_max = 8;
+  c.bulk_wrs_per_post_max = 4;
+  c.bulk_wr_bytes_max = 4096;
+  c.bounce_buffers_max = 1;
+  c.bounce_buffer_bytes = 8192;
+  return c;
+}
+
+class RdmaTransportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FakeVerbs::reset();
+    a_ = FakeVerbs::open_device("mlx5_a");
+    b_ = FakeVerbs::open_device("mlx5_b");
+    frames_before_ = live_frames();
+  }
+  void TearDown() override {
+    EXPECT_EQ(live_frames(), frames_before_) << "frame leak";
+    EXPECT_EQ(FakeVerbs::open_objects(a_), 0u);
+    EXPECT_EQ(FakeVerbs::open_objects(b_), 0u);
+    for (const std::string& m : FakeVerbs::misuse_log()) ADD_FAILURE() << "verbs misuse: " << m;
+    ibv_close_device(a_);
+    ibv_close_device(b_);
+  }
+  std::unique_ptr<Executor> executor_ = Executor::create_uring();
+  ibv_context* a_ = nullptr;
+  ibv_context* b_ = nullptr;
+  uint64_t frames_before_ = 0;
+};
+
+// ---- frames ----
+
+Task<void> frames_both_ways(ibv_context* a, ibv_context* b) {
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, RdmaConfig{});
+  if (!co_await std::move(connecting)) co_return;
+  std::vector<std::byte> ping = pattern(100, 1);
+  auto sent_task = p.client->send(request(7), ping);
+  Status sent = co_await std::move(sent_task);
+  EXPECT_TRUE(sent.ok()) << sent;
+  Result<Frame> got = co_await p.server->next_frame();
+  EXPECT_TRUE(got.ok()) << got.status();
+  if (got.ok()) {
+    EXPECT_EQ(got->header.request_id, 7u);
+    EXPECT_EQ(got->header.service, 3);
+    EXPECT_EQ(got->payload, ping);
+  }
+  FrameHeader response = request(7);
+  response.kind = FrameKind::kResponse;
+  auto back_task = p.server->send(response, {});
+  Status back = co_await std::move(back_task);
+  EXPECT_TRUE(back.ok()) << back;
+  Result<Frame> reply = co_await p.client->next_frame();
+  EXPECT_TRUE(reply.ok() && reply->header.kind == FrameKind::kResponse && reply->payload.empty());
+  EXPECT_NE(p.client->peer().find("rdma://127.0.0.1"), std::string::npos);
+  EXPECT_EQ(p.server_transport->name(), "rdma");
+  auto closing = close_pair(&p);
+  co_await std::move(closing);
+}
+
+TEST_F(RdmaTransportTest, FramesTravelBothWaysThroughTheHandshake) {
+  executor_->block_on(frames_both_ways(a_, b_));
+}
+
+Task<void> send_one(Connection* c, uint64_t id, size_t bytes) {
+  std::vector<std::byte> payload = pattern(bytes, static_cast<uint32_t>(id));
+  auto s_task = c->send(request(id), payload);
+  Status s = co_await std::move(s_task);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+size_t size_of_frame(uint64_t id) {
+  return (id * 37) % 900;  // up to four 256-byte slots
+}
+
+Task<void> many_senders(ibv_context* a, ibv_context* b) {
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, small_config());
+  if (!co_await std::move(connecting)) co_return;
+  constexpr uint64_t kFrames = 300;
+  TaskScope scope;
+  for (uint64_t i = 0; i < kFrames; ++i) scope.spawn(send_one(p.client.get(), i, size_of_frame(i)));
+  std::set<uint64_t> seen;
+  for (uint64_t i = 0; i < kFrames; ++i) {
+    Result<Frame> f = co_await p.server->next_frame();
+    EXPECT_TRUE(f.ok()) << f.status();
+    if (!f.ok()) break;
+    uint64_t id = f->header.request_id;
+    EXPECT_EQ(f->payload, pattern(size_of_frame(id), static_cast<uint32_t>(id)));
+    seen.insert(id);
+  }
+  co_await scope.join();
+  EXPECT_EQ(seen.size(), kFrames);
+  EXPECT_TRUE(status_of(p.client.get()).ok());
+  auto closing = close_pair(&p);
+  co_await std::move(closing);
+}
+
+TEST_F(RdmaTransportTest, ManyConcurrentSendsAreFlowControlledByCredits) {
+  executor_->block_on(many_senders(a_, b_));
+  EXPECT_EQ(FakeVerbs::stats().rnr_stalls, 0u);  // never a SEND without a receive
+}
+
+Task<void> large_frames(ibv_context* a, ibv_context* b) {
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, small_config());
+  if (!co_await std::move(connecting)) co_return;
+  std::vector<std::byte> big = pattern(100000, 9);  // ~400 fragments of 256 bytes
+  TaskScope scope;
+  scope.spawn(send_one(p.client.get(), 1, 0));
+  auto s_task = p.client->send(request(2), big);
+  Status s = co_await std::move(s_task);
+  EXPECT_TRUE(s.ok()) << s;
+  Result<Frame> first = co_await p.server->next_frame();
+  Result<Frame> second = co_await p.server->next_frame();
+  EXPECT_TRUE(first.ok() && second.ok());
+  if (first.ok() && second.ok()) {  // the spawned small frame may go first or second
+    const Frame& large = first->header.request_id == 2 ? *first : *second;
+    EXPECT_EQ(large.payload, big);
+  }
+  co_await scope.join();
+  std::vector<std::byte> too_big(1 << 20);
+  auto refused_task = p.client->send(request(3), too_big);
+  Status refused = co_await std::move(refused_task);
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(status_of(p.client.get()).ok());  // refusing a frame does not fail the link
+  auto closing = close_pair(&p);
+  co_await std::move(closing);
+}
+
+TEST_F(RdmaTransportTest, FramesLargerThanASlotAreFragmentedAndOversizedOnesRefused) {
+  executor_->block_on(large_frames(a_, b_));
+}
+
+// ---- one-sided operations ----
+
+Task<void> read_and_write(ibv_context* a, ibv_context* b) {
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, small_config());
+  if (!co_await std::move(connecting)) co_return;
+  // The client exposes a buffer; the server pulls from and pushes into it.
+  std::vector<std::byte> client_memory = pattern(100000, 3);
+  auto region = p.client_transport->register_memory(client_memory);
+  EXPECT_TRUE(region.ok());
+  if (!region.ok()) co_return;
+  std::vector<std::byte> server_memory(100000);
+  auto local = p.server_transport->register_memory(server_memory);
+  EXPECT_TRUE(local.ok());
+  RemoteBuffer whole = (*region)->remote(0, 100000);
+  // Registered local memory: used in place, 25 WRs of 4 KiB in posts of 4.
+  auto r1_task = p.server->read_from(whole, server_memory, kNoDeadline);
+  Status r1 = co_await std::move(r1_task);
+  EXPECT_TRUE(r1.ok()) << r1;
+  EXPECT_EQ(server_memory, client_memory);
+  // Unregistered local memory: bounces through the pooled registered buffer.
+  std::vector<std::byte> plain(30000);
+  RemoteBuffer middle = (*region)->remote(5000, 30000);
+  auto r2_task = p.server->read_from(middle, plain, kNoDeadline);
+  Status r2 = co_await std::move(r2_task);
+  EXPECT_TRUE(r2.ok()) << r2;
+  EXPECT_TRUE(std::equal(plain.begin(), plain.end(), client_memory.begin() + 5000));
+  std::vector<std::byte> fresh = pattern(30000, 4);
+  auto w1_task = p.server->write_to(middle, fresh, kNoDeadline);
+  Status w1 = co_await std::move(w1_task);
+  EXPECT_TRUE(w1.ok()) << w1;
+  EXPECT_TRUE(std::equal(fresh.begin(), fresh.end(), client_memory.begin() + 5000));
+  auto mismatch_task = p.server->write_to(middle, std::span(fresh).first(10), kNoDeadline);
+  Status mismatch = co_await std::move(mismatch_task);
+  EXPECT_EQ(mismatch.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(status_of(p.server.get()).ok());
+  local->reset();
+  region->reset();
+  auto closing = close_pair(&p);
+  co_await std::move(closing);
+}
+
+TEST_F(RdmaTransportTest, ReadFromAndWriteToMoveBytesInPlaceOrThroughBounceBuffers) {
+  executor_->block_on(read_and_write(a_, b_));
+}
+
+Task<void> bad_remote(ibv_context* a, ibv_context* b, int variant) {
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, small_config());
+  if (!co_await std::move(connecting)) co_return;
+  std::vector<std::byte> client_memory(4096);
+  auto region = p.client_transport->register_memory(client_memory);
+  std::vector<std::byte> local(64);
+  RemoteBuffer target = (*region)->remote(0, 64);
+  if (variant == 0) target.key ^= 0x100;        // somebody else's key
+  if (variant == 1) target.offset = 4096 - 32;  // runs past the region
+  TaskScope scope;
+  Result<Frame> waiting = Status(StatusCode::kInternal);
+  auto s_task = p.server->read_from(target, local, kNoDeadline);
+  Status s = co_await std::move(s_task);
+  EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s;
+  // The QP is in ERR now: the connection stays failed with a retryable status.
+  EXPECT_EQ(status_of(p.server.get()).code(), StatusCode::kConnectionReset);
+  auto after_task = p.server->send(request(1), {});
+  Status after = co_await std::move(after_task);
+  EXPECT_EQ(after.code(), StatusCode::kConnectionReset);
+  co_await scope.join();
+  region->reset();
+  auto closing = close_pair(&p);
+  co_await std::move(closing);
+}
+
+TEST_F(RdmaTransportTest, WrongKeyIsRefusedAndFailsTheConnection) {
+  executor_->block_on(bad_remote(a_, b_, 0));
+}
+
+TEST_F(RdmaTransportTest, OutOfBoundsRangeIsRefusedAndFailsTheConnection) {
+  executor_->block_on(bad_remote(a_, b_, 1));
+}
+
+// ---- failures ----
+
+Task<void> wait_frame(Connection* c, Status* out) {
+  Result<Frame> f = co_await c->next_frame();
+  *out = f.status();
+}
+
+Task<void> injected_error(ibv_context* a, ibv_context* b) {
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, small_config());
+  if (!co_await std::move(connecting)) co_return;
+  std::vector<std::byte> client_memory(8192);
+  auto region = p.client_transport->register_memory(client_memory);
+  Status waiter = Status(StatusCode::kInternal, "not finished");
+  TaskScope scope;
+  scope.spawn(wait_frame(p.server.get(), &waiter));
+  FakeVerbs::complete_next_with_error(a, IBV_WC_GENERAL_ERR);
+  std::vector<std::byte> local(8192);
+  auto s_task = p.server->write_to((*region)->remote(0, 8192), local, kNoDeadline);
+  Status s = co_await std::move(s_task);
+  EXPECT_EQ(s.code(), StatusCode::kConnectionReset) << s;
+  co_await scope.join();
+  EXPECT_EQ(waiter.code(), StatusCode::kConnectionReset) << waiter;
+  EXPECT_EQ(status_of(p.server.get()).code(), StatusCode::kConnectionReset);
+  auto later_task =
+      p.server->read_from((*region)->remote(0, 8), std::span(local).first(8), kNoDeadline);
+  Status later = co_await std::move(later_task);
+  EXPECT_EQ(later.code(), StatusCode::kConnectionReset);
+  region->reset();
+  auto closing = close_pair(&p);
+  co_await std::move(closing);
+}
+
+TEST_F(RdmaTransportTest, InjectedErrorCompletionFailsWaitersWithARetryableStatus) {
+  executor_->block_on(injected_error(a_, b_));
+}
+
+Task<void> post_failure(ibv_context* a, ibv_context* b) {
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, small_config());
+  if (!co_await std::move(connecting)) co_return;
+  std::vector<std::byte> client_memory(16384);
+  auto region = p.client_transport->register_memory(client_memory);
+  std::vector<std::byte> local(16384);
+  auto registered = p.server_transport->register_memory(local);
+  FakeVerbs::fail_next_posts(a, 1, /*accepted_wrs=*/2);  // 4 WRs in the post, 2 accepted
+  auto s_task = p.server->read_from((*region)->remote(0, 16384), local, kNoDeadline);
+  Status s = co_await std::move(s_task);
+  EXPECT_EQ(s.code(), StatusCode::kConnectionReset) << s;
+  EXPECT_EQ(status_of(p.server.get()).code(), StatusCode::kConnectionReset);
+  registered->reset();
+  region->reset();
+  auto closing = close_pair(&p);
+  co_await std::move(closing);
+}
+
+TEST_F(RdmaTransportTest, PostFailureMidwayFailsTheConnectionAndWaitsForTheFlush) {
+  executor_->block_on(post_failure(a_, b_));
+}
+
+Task<void> receiver_not_ready(ibv_context* a, ibv_context* b) {
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, small_config());
+  if (!co_await std::move(connecting)) co_return;
+  FakeVerbs::set_receiver_not_ready(a, true);  // the server stops posting receives
+  auto sent_task = p.client->send(request(1), {});
+  Status sent = co_await std::move(sent_task);
+  EXPECT_TRUE(sent.ok());  // posted; the RNR error arrives as a completion
+  Result<Frame> f = co_await p.client->next_frame();
+  EXPECT_EQ(f.status().code(), StatusCode::kConnectionReset) << f.status();
+  EXPECT_NE(status_of(p.client.get()).message().find("RNR"), std::string::npos)
+      << status_of(p.client.get());
+  FakeVerbs::set_receiver_not_ready(a, false);
+  auto closing = close_pair(&p);
+  co_await std::move(closing);
+}
+
+TEST_F(RdmaTransportTest, ReceiverNotReadyFailsTheSenderInsteadOfHanging) {
+  executor_->block_on(receiver_not_ready(a_, b_));
+}
+
+Task<void> peer_close(ibv_context* a, ibv_context* b) {
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, small_config());
+  if (!co_await std::move(connecting)) co_return;
+  for (uint64_t i = 0; i < 3; ++i) {
+    std::vector<std::byte> s_payload = pattern(300, 1);
+    auto s_task = p.client->send(request(i), s_payload);
+    Status s = co_await std::move(s_task);
+    EXPECT_TRUE(s.ok());
+  }
+  co_await p.client->close();
+  co_await p.client->close();  // idempotent
+  for (uint64_t i = 0; i < 3; ++i) {
+    Result<Frame> f = co_await p.server->next_frame();  // sent before close: delivered
+    EXPECT_TRUE(f.ok() && f->header.request_id == i) << f.status();
+  }
+  Result<Frame> end = co_await p.server->next_frame();
+  EXPECT_EQ(end.status().code(), StatusCode::kClosed) << end.status();
+  auto s_task = p.client->send(request(9), {});
+  Status s = co_await std::move(s_task);
+  EXPECT_EQ(s.code(), StatusCode::kClosed);
+  auto closing = close_pair(&p);
+  co_await std::move(closing);
+}
+
+TEST_F(RdmaTransportTest, PeerCloseDeliversEarlierFramesThenReportsClosed) {
+  executor_->block_on(peer_close(a_, b_));
+}
+
+Task<void> abandon(ibv_context* a, ibv_context* b) {
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, small_config());
+  if (!co_await std::move(connecting)) co_return;
+  std::vector<std::byte> s_payload = pattern(600, 2);
+  auto s_task = p.client->send(request(1), s_payload);
+  Status s = co_await std::move(s_task);
+  EXPECT_TRUE(s.ok());
+  p.client.reset();  // no close(): the poller and watcher tear the core down
+  Result<Frame> f = co_await p.server->next_frame();
+  EXPECT_TRUE(f.ok());
+  Result<Frame> end = co_await p.server->next_frame();
+  EXPECT_FALSE(end.ok());
+  p.server.reset();
+  co_await p.acceptor->close();
+  p.acceptor.reset();
+  Status slept = co_await sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(slept.ok());
+}
+
+TEST_F(RdmaTransportTest, ConnectionsDestroyedWithoutCloseReleaseEverything) {
+  executor_->block_on(abandon(a_, b_));
+}
+
+// ---- device selection ----
+
+TEST_F(RdmaTransportTest, OpenSaysNoRdmaDeviceWhenThereIsNone) {
+  ibv_close_device(a_);
+  ibv_close_device(b_);
+  FakeVerbs::reset();  // the machine as it really is here: ENOSYS
+  Result<std::unique_ptr<Transport>> none = open_rdma_transport();
+  EXPECT_EQ(none.status().code(), StatusCode::kNotSupported);
+  EXPECT_NE(none.status().message().find("no RDMA device"), std::string::npos);
+  a_ = FakeVerbs::open_device("mlx5_a");
+  b_ = FakeVerbs::open_device("mlx5_b");
+  Result<std::unique_ptr<Transport>> some = open_rdma_transport();
+  EXPECT_TRUE(some.ok()) << some.status();
+  if (some.ok()) {
+    EXPECT_EQ((*some)->name(), "rdma");
+  }
+}
+
+TEST_F(RdmaTransportTest, BadConfigIsRefused) {
+  RdmaConfig c = small_config();
+  c.credit_batch_max = c.recv_slots_max + 1;
+  EXPECT_EQ(make_rdma_transport(a_, c).status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace mica::net
