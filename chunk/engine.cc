@@ -1,0 +1,425 @@
+#include "chunk/engine.h"
+
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "async/crc32c.h"
+
+namespace mica::chunk {
+namespace {
+
+constexpr std::string_view kFormatKey = "format";
+
+Status make_dir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Status();
+  return Status::from_errno(errno, "mkdir " + path);
+}
+
+Status validate_config(const ChunkEngineConfig& c) {
+  uint32_t max = c.chunk_size_max_bytes;
+  if (max < size_class_bytes(0) || max > kChunkSizeLimitBytes || (max & (max - 1)) != 0)
+    return Status(StatusCode::kInvalidArgument,
+                  "chunk_size_max_bytes must be a power of two in 64 KiB … 64 MiB");
+  if (c.group_commit_batch_max == 0 || c.updates_in_flight_max == 0 || c.list_batch_max == 0)
+    return Status(StatusCode::kInvalidArgument, "a *_max limit of the chunk engine is zero");
+  return Status();
+}
+
+uint64_t slot_key(const Placement& p) {
+  return (uint64_t{p.size_class} << 32) | p.slot;
+}
+
+Status stale(ChunkId id, std::string_view why) {
+  return Status(StatusCode::kStaleVersion, fmt::format("chunk {}: {}", id, why));
+}
+
+// Holds one unit of the update semaphore for the life of an update.
+class Admission {
+ public:
+  explicit Admission(Semaphore* s) : s_(s) {}
+  Admission(const Admission&) = delete;
+  Admission& operator=(const Admission&) = delete;
+  ~Admission() { s_->release(); }
+
+ private:
+  Semaphore* s_;
+};
+
+}  // namespace
+
+ChunkEngine::ChunkEngine(std::string path, ChunkEngineConfig config)
+    : path_(std::move(path)), config_(config), updates_(config.updates_in_flight_max) {}
+
+ChunkEngine::~ChunkEngine() = default;
+
+Task<Result<std::unique_ptr<ChunkEngine>>> ChunkEngine::open(std::string path,
+                                                             ChunkEngineConfig config) {
+  Status s = validate_config(config);
+  if (s.ok()) s = make_dir(path);
+  if (s.ok()) s = make_dir(path + "/meta");
+  if (s.ok()) s = make_dir(path + "/data");
+  if (!s.ok()) co_return s;
+  std::unique_ptr<ChunkEngine> engine(new ChunkEngine(path, config));
+  s = engine->open_metadata();
+  if (!s.ok()) co_return s;
+  auto opening = SlotStore::open(path + "/data", &engine->config_);
+  Result<std::unique_ptr<SlotStore>> slots = co_await std::move(opening);
+  if (!slots.ok()) co_return slots.status();
+  engine->slots_ = std::move(*slots);
+  s = engine->scan_records();
+  if (!s.ok()) {
+    auto closing = engine->slots_->close();
+    Status closed = co_await std::move(closing);  // the scan's failure is the one to report
+    (void)closed;
+    co_return s;
+  }
+  engine->writer_ = std::make_unique<MetaWriter>(engine->env_.get(), engine->chunks_dbi_,
+                                                 engine->config_.group_commit_batch_max);
+  co_return engine;
+}
+
+Status ChunkEngine::open_metadata() {
+  lmdb::EnvOptions options{config_.lmdb_map_size_bytes, 4, config_.lmdb_readers_max};
+  auto env = lmdb::Env::open(path_ + "/meta", options);
+  if (!env.ok()) return env.status();
+  env_ = std::move(*env);
+  auto chunks = env_->open_dbi("chunks");
+  if (!chunks.ok()) return chunks.status();
+  chunks_dbi_ = *chunks;
+  auto target = env_->open_dbi("target");
+  if (!target.ok()) return target.status();
+  target_dbi_ = *target;
+  // The writer thread does not exist yet: this is the only write transaction in flight.
+  auto txn = lmdb::Txn::begin(*env_, lmdb::Txn::Mode::kWrite);
+  if (!txn.ok()) return txn.status();
+  auto format = txn->get(target_dbi_, kFormatKey);
+  if (!format.ok()) return format.status();
+  if (*format) {
+    RETURN_IF_ERROR(check_format_record(**format));
+    txn->abort();
+  } else {
+    {
+      // The cursor must close before the commit (LMDB frees write-txn cursors itself).
+      auto cursor = lmdb::Cursor::open(*txn, chunks_dbi_);
+      if (!cursor.ok()) return cursor.status();
+      auto first = cursor->first();
+      if (!first.ok()) return first.status();
+      if (*first)
+        return Status(StatusCode::kCorruption, "target has chunk records but no format record");
+    }
+    RETURN_IF_ERROR(txn->put(target_dbi_, kFormatKey, encode_format_record()));
+    RETURN_IF_ERROR(txn->commit());
+  }
+  auto reader = lmdb::Txn::begin(*env_, lmdb::Txn::Mode::kRead);
+  if (!reader.ok()) return reader.status();
+  read_txn_ = std::move(*reader);
+  read_txn_.reset();
+  return Status();
+}
+
+Status ChunkEngine::scan_records() {
+  RETURN_IF_ERROR(read_txn_.renew());
+  Status result;
+  {
+    auto cursor = lmdb::Cursor::open(read_txn_, chunks_dbi_);
+    if (!cursor.ok()) result = cursor.status();
+    auto entry =
+        cursor.ok()
+            ? cursor->first()
+            : Result<std::optional<lmdb::Cursor::Entry>>(std::optional<lmdb::Cursor::Entry>());
+    for (; result.ok(); entry = cursor->next()) {
+      if (!entry.ok()) {
+        result = entry.status();
+        break;
+      }
+      if (!*entry) break;
+      auto [key, value] = **entry;
+      ChunkId id;
+      if (!decode_chunk_key(key, &id)) {
+        ++open_problems_;
+        fsck_note(nullptr, fmt::format("a key of {} bytes is not a chunk id", key.size()));
+        continue;
+      }
+      ++chunk_count_;
+      Result<ChunkRecord> record = decode_record(value);
+      if (!record.ok()) {
+        ++open_problems_;
+        fsck_note(nullptr, fmt::format("chunk {}: {}", id, record.status().message()));
+        continue;
+      }
+      for (int which = 0; which < 2; ++which) {
+        bool present = which == 0 ? record->has_committed() : record->has_pending();
+        const Placement& p = which == 0 ? record->committed : record->pending;
+        if (!present) continue;
+        const char* name = which == 0 ? "committed" : "pending";
+        if (p.slot >= slots_->slot_count(p.size_class)) {
+          ++open_problems_;
+          fsck_note(nullptr, fmt::format("chunk {}: {} slot {} of class {} is past the end of "
+                                         "its file",
+                                         id, name, p.slot, p.size_class));
+        } else if (!slots_->mark_referenced(p)) {
+          ++open_problems_;
+          fsck_note(nullptr, fmt::format("chunk {}: {} slot {} of class {} is used twice", id, name,
+                                         p.slot, p.size_class));
+        }
+      }
+    }
+  }
+  read_txn_.reset();
+  return result;
+}
+
+Result<std::optional<ChunkRecord>> ChunkEngine::load(ChunkId id) {
+  RETURN_IF_ERROR(read_txn_.renew());
+  ChunkKey key = encode_chunk_key(id);
+  auto value = read_txn_.get(chunks_dbi_, key_view(key));
+  Result<std::optional<ChunkRecord>> out = std::optional<ChunkRecord>();
+  if (!value.ok()) {
+    out = value.status();
+  } else if (*value) {
+    Result<ChunkRecord> record = decode_record(**value);  // copies out of the map
+    if (record.ok())
+      out = std::optional<ChunkRecord>(std::move(*record));
+    else
+      out = Status(StatusCode::kCorruption,
+                   fmt::format("chunk {}: {}", id, record.status().message()));
+  }
+  read_txn_.reset();
+  return out;
+}
+
+Status ChunkEngine::validate_range(uint64_t offset, uint64_t length) const {
+  if (offset + length > config_.chunk_size_max_bytes)
+    return Status(StatusCode::kOutOfRange,
+                  fmt::format("bytes [{}, {}) lie past the chunk size limit {}", offset,
+                              offset + length, config_.chunk_size_max_bytes));
+  return Status();
+}
+
+Task<Status> ChunkEngine::read_verified(ChunkId id, Placement placement,
+                                        const std::vector<uint32_t>* crcs, uint32_t offset,
+                                        std::span<std::byte> out) {
+  MICA_ASSERT(offset % kBlockBytes == 0 && out.size() % kBlockBytes == 0);
+  slots_->pin(placement);
+  auto reading = slots_->read(placement, offset, out);
+  Status s = co_await std::move(reading);
+  slots_->unpin(placement);
+  if (!s.ok()) co_return s;
+  for (size_t done = 0; done < out.size(); done += kBlockBytes) {
+    uint32_t block = (offset + static_cast<uint32_t>(done)) / kBlockBytes;
+    uint32_t start = block * kBlockBytes;
+    uint32_t n = std::min(kBlockBytes, placement.length_bytes - start);
+    if (crc32c(out.data() + done, n) != (*crcs)[block]) {
+      ++counters_.checksum_mismatches;
+      co_return Status(StatusCode::kChecksumMismatch,
+                       fmt::format("chunk {}: block {} (bytes {}..{}) does not match its CRC32C",
+                                   id, block, start, start + n));
+    }
+  }
+  co_return Status();
+}
+
+Task<Result<size_t>> ChunkEngine::read(ChunkId id, uint32_t offset, std::span<std::byte> out) {
+  Status valid = validate_range(offset, out.size());
+  if (!valid.ok()) co_return valid;
+  ++counters_.reads;
+  CO_TRY_ASSIGN(std::optional<ChunkRecord> record, load(id));
+  if (!record || !record->has_committed())
+    co_return Status(StatusCode::kNotFound, fmt::format("chunk {} has no committed version", id));
+  uint32_t length = record->committed.length_bytes;
+  if (offset >= length || out.empty()) co_return size_t{0};
+  uint32_t end = static_cast<uint32_t>(std::min<uint64_t>(offset + out.size(), length));
+  uint32_t first = static_cast<uint32_t>(align_down(offset, kBlockBytes));
+  size_t span_bytes = align_up(end, kBlockBytes) - first;
+  bool in_place = reinterpret_cast<uintptr_t>(out.data()) % kDirectIoAlignment == 0 &&
+                  offset == first && out.size() >= span_bytes;
+  if (in_place) {
+    auto reading =
+        read_verified(id, record->committed, &record->committed_crcs, first, out.first(span_bytes));
+    CO_TRY(co_await std::move(reading));
+  } else {
+    AlignedBuffer buffer(span_bytes);
+    auto reading =
+        read_verified(id, record->committed, &record->committed_crcs, first, buffer.span());
+    CO_TRY(co_await std::move(reading));
+    std::memcpy(out.data(), buffer.data() + (offset - first), end - offset);
+  }
+  co_return size_t{end - offset};
+}
+
+Status ChunkEngine::check_update_version(const std::optional<ChunkRecord>& record, ChunkId id,
+                                         const UpdateArgs& args) const {
+  uint32_t v = args.version.version;
+  if (v == 0) return Status(StatusCode::kInvalidArgument, "version 0 is reserved for 'none'");
+  if (record && args.version.chain_version < record->chain_version)
+    return stale(id, fmt::format("chain version {} is older than the chunk's {}",
+                                 args.version.chain_version, record->chain_version));
+  if (args.kind == UpdateKind::kReplace) return Status();
+  uint32_t committed = record ? record->committed_version : 0;
+  if (record && record->has_pending()) {
+    uint32_t pending = record->pending_version;
+    if (v == pending) return stale(id, fmt::format("version {} is already pending", v));
+    return stale(
+        id, fmt::format("version {} while version {} is pending (commit or abort it)", v, pending));
+  }
+  if (v <= committed)
+    return stale(id, fmt::format("version {} is not above committed version {}", v, committed));
+  if (v != committed + 1)
+    return stale(id,
+                 fmt::format("version {} skips versions after committed version {}", v, committed));
+  return Status();
+}
+
+Task<Status> ChunkEngine::build_content(const ChunkRecord* old, const UpdateArgs* args,
+                                        uint32_t new_length, AlignedBuffer* buffer) {
+  std::byte* b = buffer->data();
+  uint32_t old_length = old != nullptr && old->has_committed() ? old->committed.length_bytes : 0;
+  uint32_t keep = args->kind == UpdateKind::kReplace ? 0 : std::min(old_length, new_length);
+  uint32_t keep_blocks = block_count(keep);
+  // Blocks of the old version that the change does not cover completely are read back.
+  uint32_t head_end = keep_blocks;
+  uint32_t tail_begin = keep_blocks;
+  if (args->kind == UpdateKind::kWrite) {
+    uint64_t write_end = uint64_t{args->offset} + args->data.size();
+    head_end = std::min(keep_blocks, block_count(args->offset));
+    tail_begin = std::max<uint32_t>(head_end, static_cast<uint32_t>(write_end / kBlockBytes));
+  }
+  if (head_end > 0) {
+    auto reading = read_verified(args->id, old->committed, &old->committed_crcs, 0,
+                                 std::span(b, size_t{head_end} * kBlockBytes));
+    CO_TRY(co_await std::move(reading));
+  }
+  if (tail_begin < keep_blocks) {
+    auto reading =
+        read_verified(args->id, old->committed, &old->committed_crcs, tail_begin * kBlockBytes,
+                      std::span(b + size_t{tail_begin} * kBlockBytes,
+                                size_t{keep_blocks - tail_begin} * kBlockBytes));
+    CO_TRY(co_await std::move(reading));
+  }
+  // Whatever lies past the kept bytes (old slot garbage, the extension) becomes zeros.
+  size_t aligned = align_up(new_length, kBlockBytes);
+  std::memset(b + keep, 0, aligned - keep);
+  if (args->kind != UpdateKind::kTruncate && !args->data.empty())
+    std::memcpy(b + args->offset, args->data.data(), args->data.size());
+  co_return Status();
+}
+
+Task<Result<ChunkInfo>> ChunkEngine::update(UpdateArgs args) {
+  uint64_t end = args.kind == UpdateKind::kTruncate ? args.length_bytes
+                                                    : uint64_t{args.offset} + args.data.size();
+  Status valid = validate_range(0, end);
+  if (!valid.ok()) co_return valid;
+  Status admitted = co_await updates_.acquire();
+  if (!admitted.ok()) co_return admitted;
+  Admission admission(&updates_);
+  ++counters_.updates;
+  auto locking = locks_.lock(args.id);
+  Result<ChunkLocks::Guard> guard = co_await std::move(locking);
+  if (!guard.ok()) co_return guard.status();
+  auto updating = update_locked(args);
+  co_return co_await std::move(updating);
+}
+
+Task<Result<ChunkInfo>> ChunkEngine::update_locked(UpdateArgs args) {
+  CO_TRY_ASSIGN(std::optional<ChunkRecord> record, load(args.id));
+  CO_TRY(check_update_version(record, args.id, args));
+  uint32_t old_length = record && record->has_committed() ? record->committed.length_bytes : 0;
+  uint32_t new_length = 0;
+  switch (args.kind) {
+    case UpdateKind::kWrite:
+      new_length =
+          std::max<uint32_t>(old_length, args.offset + static_cast<uint32_t>(args.data.size()));
+      break;
+    case UpdateKind::kTruncate:
+      new_length = args.length_bytes;
+      break;
+    case UpdateKind::kReplace:
+      new_length = static_cast<uint32_t>(args.data.size());
+      break;
+  }
+  auto allocating = slots_->allocate(new_length);
+  CO_TRY_ASSIGN(Placement placement, co_await std::move(allocating));
+  in_flight_slots_.insert(slot_key(placement));
+  AlignedBuffer buffer(align_up(new_length, kBlockBytes));
+  auto building = build_content(record ? &*record : nullptr, &args, new_length, &buffer);
+  Status s = co_await std::move(building);
+  std::vector<uint32_t> crcs(block_count(new_length));
+  uint32_t checksum = 0;
+  for (uint32_t k = 0; s.ok() && k < crcs.size(); ++k) {
+    uint32_t n = std::min(kBlockBytes, new_length - k * kBlockBytes);
+    crcs[k] = crc32c(buffer.data() + size_t{k} * kBlockBytes, n);
+    checksum = crc32c_combine(checksum, crcs[k], n);
+  }
+  placement.checksum = checksum;
+  if (s.ok() && new_length > 0) {
+    auto writing =
+        slots_->write(placement, std::span<const std::byte>(buffer.data(), buffer.size()));
+    s = co_await std::move(writing);
+  }
+  ChunkRecord next = record.value_or(ChunkRecord{});
+  if (args.kind == UpdateKind::kReplace) {
+    next.committed_version = args.version.version;
+    next.committed = placement;
+    next.committed_crcs = std::move(crcs);
+    next.pending_version = 0;
+    next.pending = {};
+    next.pending_crcs.clear();
+    next.chain_version = args.version.chain_version;
+  } else {
+    next.pending_version = args.version.version;
+    next.pending = placement;
+    next.pending_crcs = std::move(crcs);
+  }
+  if (s.ok()) {
+    auto putting = put_record(args.id, &next);
+    s = co_await std::move(putting);
+  }
+  in_flight_slots_.erase(slot_key(placement));
+  if (!s.ok()) {
+    // A failed LMDB commit may still have reached the disk (fsync error after the write):
+    // then the record points at the slot, so it is kept until a restart rebuilds the map.
+    bool clean = s.code() != StatusCode::kIoError && s.code() != StatusCode::kInternal;
+    if (clean) slots_->release(placement);
+    co_return s;
+  }
+  if (!record) ++chunk_count_;
+  if (args.kind == UpdateKind::kReplace && record) {
+    if (record->has_committed()) slots_->release(record->committed);
+    if (record->has_pending()) slots_->release(record->pending);
+  }
+  co_return next.info(args.id);
+}
+
+Task<Status> ChunkEngine::put_record(ChunkId id, const ChunkRecord* record) {
+  MetaRequest request;
+  request.key = encode_chunk_key(id);
+  request.value = encode_record(*record);
+  co_return co_await writer_->submit(&request);
+}
+
+Task<Status> ChunkEngine::erase_record(ChunkId id) {
+  MetaRequest request;
+  request.key = encode_chunk_key(id);
+  request.erase = true;
+  co_return co_await writer_->submit(&request);
+}
+
+Task<Result<ChunkInfo>> ChunkEngine::write(ChunkId id, uint32_t offset,
+                                           std::span<const std::byte> data, UpdateVersion v) {
+  auto updating = update(UpdateArgs{UpdateKind::kWrite, id, offset, 0, data, v});
+  co_return co_await std::move(updating);
+}
+
+Task<Result<ChunkInfo>> ChunkEngine::truncate(ChunkId id, uint32_t length_bytes, UpdateVersion v) {
+  auto updating = update(UpdateArgs{UpdateKind::kTruncate, id, 0, length_bytes, {}, v});
+  co_return co_await std::move(updating);
+}
+
+Task<Result<ChunkInfo>> ChunkEngine::replace(ChunkId id, std::span<const std::byte> data,
+                                             UpdateVersion v) {
+  auto updating = update(UpdateArgs{UpdateKind::kReplace, id, 0, 0, data, v});
+  co_return co_await std::move(updating);
+}
+
+}  // namespace mica::chunk

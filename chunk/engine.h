@@ -1,0 +1,171 @@
+// ChunkEngine: the chunk store of one storage target — chunk data in size-class slot files
+// on a local disk (O_DIRECT through the runtime), chunk metadata in one LMDB environment,
+// crash-safe copy-on-write updates with a committed and a pending version per chunk, and
+// CRC32C per 4 KiB block checked on every read. docs/chunk.md has the format and reasoning.
+//
+// Versions (CRAQ): a write, truncate creates pending version committed+1 in a new slot; the
+// old version stays readable until commit() switches to the new one (abort() drops it).
+// Pending versions survive a restart. A request whose version is not the next one is
+// kStaleVersion and changes nothing. Reads return committed data only.
+//
+// Ownership and threads: one executor owns an engine; call every method from that executor's
+// thread and close() it (co_await) before destroying it there. Buffers passed in must stay
+// valid until the returned task finishes. Methods returning Task suspend (disk I/O, LMDB
+// group commit on the writer thread); those returning Result do not (short LMDB reads).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "async/sync.h"
+#include "chunk/chunk_locks.h"
+#include "chunk/lmdb.h"
+#include "chunk/meta_writer.h"
+#include "chunk/record.h"
+#include "chunk/slot_store.h"
+
+namespace mica::chunk {
+
+// The version an update creates and the chain version it carries (stored in the record).
+struct UpdateVersion {
+  uint32_t version = 0;
+  uint32_t chain_version = 0;
+};
+
+// What fsck() found. ok() when nothing is wrong; to_string() is a readable report.
+struct FsckReport {
+  uint64_t chunks = 0;
+  uint64_t committed_versions = 0;
+  uint64_t pending_versions = 0;
+  uint64_t bytes_verified = 0;
+  uint64_t corrupt_records = 0;      // undecodable metadata or keys
+  uint64_t bad_placements = 0;       // slot outside its file
+  uint64_t shared_slots = 0;         // one slot referenced twice
+  uint64_t checksum_mismatches = 0;  // data block whose CRC does not match its record
+  uint64_t read_errors = 0;
+  uint64_t leaked_slots = 0;          // allocated but referenced by no record
+  uint64_t unaccounted_slots = 0;     // referenced but marked free
+  uint64_t free_slots = 0;            // reusable (not a problem)
+  std::vector<std::string> problems;  // first fsck_problems_max problems, in words
+  bool ok() const;
+  std::string to_string() const;
+};
+
+struct EngineCounters {
+  uint64_t reads = 0;
+  uint64_t updates = 0;
+  uint64_t checksum_mismatches = 0;
+  uint64_t meta_requests = 0;
+  uint64_t meta_transactions = 0;
+  uint64_t fdatasyncs = 0;
+};
+
+class ChunkEngine {
+ public:
+  // Opens the target in directory path, creating it (format version recorded) when it does
+  // not exist or is empty. kNotSupported for another format version, kCorruption when the
+  // metadata cannot be read. Records that are damaged do not stop open: their chunks answer
+  // kCorruption and fsck lists them.
+  static Task<Result<std::unique_ptr<ChunkEngine>>> open(std::string path,
+                                                         ChunkEngineConfig config);
+  ChunkEngine(const ChunkEngine&) = delete;
+  ChunkEngine& operator=(const ChunkEngine&) = delete;
+  ~ChunkEngine();
+  // Closes the files and stops the writer; no call may be in flight.
+  Task<Status> close();
+
+  // Reads committed bytes [offset, offset + out.size()) into out; returns how many were read
+  // (fewer at the chunk's end). kNotFound: no such chunk or no committed version.
+  // kChecksumMismatch: the data on disk does not match its CRC (out is left undefined).
+  // Fastest with out aligned to 4 KiB and a 4 KiB-aligned offset (read in place).
+  Task<Result<size_t>> read(ChunkId id, uint32_t offset, std::span<std::byte> out);
+
+  // New pending version v.version = committed + 1: the committed content with data at offset.
+  Task<Result<ChunkInfo>> write(ChunkId id, uint32_t offset, std::span<const std::byte> data,
+                                UpdateVersion v);
+  // New pending version: the committed content cut or zero-extended to length_bytes.
+  Task<Result<ChunkInfo>> truncate(ChunkId id, uint32_t length_bytes, UpdateVersion v);
+  // Makes pending version `version` the committed one; frees the old slot.
+  Task<Result<ChunkInfo>> commit(ChunkId id, uint32_t version, uint32_t chain_version);
+  // Drops pending version `version` (a chunk with nothing committed disappears).
+  Task<Status> abort(ChunkId id, uint32_t version);
+  // Deletes the chunk with all its versions (also one whose record is damaged).
+  Task<Status> remove(ChunkId id);
+  // Resync: data becomes committed version v.version at once, any pending one is dropped.
+  // kStaleVersion when v.chain_version is older than the chunk's.
+  Task<Result<ChunkInfo>> replace(ChunkId id, std::span<const std::byte> data, UpdateVersion v);
+
+  Result<ChunkInfo> stat(ChunkId id);
+  // The chunk of inode with the highest index, if any (one range query).
+  Result<std::optional<ChunkInfo>> last_chunk(uint64_t inode);
+  // Up to limit (<= list_batch_max) chunks in id order, starting after `after` (from the
+  // first when nullopt). Page through for resync diffs. Damaged records are skipped.
+  Result<std::vector<ChunkInfo>> list(std::optional<ChunkId> after, uint32_t limit);
+
+  SpaceStats space();
+  EngineCounters counters() const;
+  bool direct_io() const { return slots_->direct_io(); }
+  const ChunkEngineConfig& config() const { return config_; }
+
+  // Verifies the whole target: every record decodes, every placement is inside its file and
+  // owned once, every block of every version matches its CRC, slot allocation matches the
+  // records. Run it with no update in flight (its slots would count as leaked).
+  Task<Result<FsckReport>> fsck();
+
+ private:
+  enum class UpdateKind { kWrite, kTruncate, kReplace };
+  struct UpdateArgs {
+    UpdateKind kind;
+    ChunkId id;
+    uint32_t offset;
+    uint32_t length_bytes;  // truncate
+    std::span<const std::byte> data;
+    UpdateVersion version;
+  };
+
+  ChunkEngine(std::string path, ChunkEngineConfig config);
+  Status open_metadata();
+  Status scan_records();
+  // Reads id's record in a short read transaction (nullopt when absent).
+  Result<std::optional<ChunkRecord>> load(ChunkId id);
+  Status check_update_version(const std::optional<ChunkRecord>& record, ChunkId id,
+                              const UpdateArgs& args) const;
+  Task<Result<ChunkInfo>> update(UpdateArgs args);
+  Task<Result<ChunkInfo>> update_locked(UpdateArgs args);
+  // Builds the new version's bytes in buffer (old content + change), filling crcs/placement.
+  Task<Status> build_content(const ChunkRecord* old, const UpdateArgs* args, uint32_t new_length,
+                             AlignedBuffer* buffer);
+  // Reads whole blocks [offset, offset + out.size()) of one version and checks their CRCs.
+  Task<Status> read_verified(ChunkId id, Placement placement, const std::vector<uint32_t>* crcs,
+                             uint32_t offset, std::span<std::byte> out);
+  Task<Status> put_record(ChunkId id, const ChunkRecord* record);
+  Task<Status> erase_record(ChunkId id);
+  Status validate_range(uint64_t offset, uint64_t length) const;
+  Task<Status> fsck_verify(ChunkId id, Placement placement, const std::vector<uint32_t>* crcs,
+                           FsckReport* report);
+  void fsck_note(FsckReport* report, std::string problem) const;
+
+  std::string path_;
+  ChunkEngineConfig config_;
+  std::unique_ptr<lmdb::Env> env_;
+  lmdb::Dbi chunks_dbi_ = 0;
+  lmdb::Dbi target_dbi_ = 0;
+  lmdb::Txn read_txn_;  // reset between uses, renewed for each short read
+  std::unique_ptr<SlotStore> slots_;
+  std::unique_ptr<MetaWriter> writer_;
+  ChunkLocks locks_;
+  Semaphore updates_;
+  uint64_t chunk_count_ = 0;
+  // Slots allocated by updates that have not yet committed a record pointing to them.
+  std::unordered_set<uint64_t> in_flight_slots_;
+  // Problems seen while opening (damaged records, bad or shared placements); each is logged
+  // (up to fsck_problems_max) and found again by fsck().
+  uint64_t open_problems_ = 0;
+  EngineCounters counters_;
+};
+
+}  // namespace mica::chunk

@@ -1,0 +1,209 @@
+// The ChunkEngine operations that change or read metadata only: commit, abort, remove, stat,
+// last_chunk, list, space, counters and close (the data-path operations are in engine.cc).
+#include "chunk/engine.h"
+
+namespace mica::chunk {
+namespace {
+
+class Admission {
+ public:
+  explicit Admission(Semaphore* s) : s_(s) {}
+  Admission(const Admission&) = delete;
+  Admission& operator=(const Admission&) = delete;
+  ~Admission() { s_->release(); }
+
+ private:
+  Semaphore* s_;
+};
+
+Status not_found(ChunkId id) {
+  return Status(StatusCode::kNotFound, fmt::format("chunk {} does not exist", id));
+}
+
+}  // namespace
+
+Task<Result<ChunkInfo>> ChunkEngine::commit(ChunkId id, uint32_t version, uint32_t chain_version) {
+  Status admitted = co_await updates_.acquire();
+  if (!admitted.ok()) co_return admitted;
+  Admission admission(&updates_);
+  ++counters_.updates;
+  auto locking = locks_.lock(id);
+  Result<ChunkLocks::Guard> guard = co_await std::move(locking);
+  if (!guard.ok()) co_return guard.status();
+  CO_TRY_ASSIGN(std::optional<ChunkRecord> record, load(id));
+  if (!record) co_return not_found(id);
+  if (!record->has_pending() || record->pending_version != version) {
+    co_return Status(StatusCode::kStaleVersion,
+                     fmt::format("chunk {}: commit of version {}, but committed is {} and "
+                                 "pending is {}",
+                                 id, version, record->committed_version, record->pending_version));
+  }
+  ChunkRecord next = *record;
+  next.committed_version = record->pending_version;
+  next.committed = record->pending;
+  next.committed_crcs = record->pending_crcs;
+  next.pending_version = 0;
+  next.pending = {};
+  next.pending_crcs.clear();
+  next.chain_version = std::max(record->chain_version, chain_version);
+  auto putting = put_record(id, &next);
+  CO_TRY(co_await std::move(putting));
+  // The old version is unreachable only now that the new record is durable.
+  if (record->has_committed()) slots_->release(record->committed);
+  co_return next.info(id);
+}
+
+Task<Status> ChunkEngine::abort(ChunkId id, uint32_t version) {
+  Status admitted = co_await updates_.acquire();
+  if (!admitted.ok()) co_return admitted;
+  Admission admission(&updates_);
+  ++counters_.updates;
+  auto locking = locks_.lock(id);
+  Result<ChunkLocks::Guard> guard = co_await std::move(locking);
+  if (!guard.ok()) co_return guard.status();
+  CO_TRY_ASSIGN(std::optional<ChunkRecord> record, load(id));
+  if (!record) co_return not_found(id);
+  if (!record->has_pending() || record->pending_version != version) {
+    co_return Status(StatusCode::kStaleVersion,
+                     fmt::format("chunk {}: abort of version {}, but pending is {}", id, version,
+                                 record->pending_version));
+  }
+  if (record->has_committed()) {
+    ChunkRecord next = *record;
+    next.pending_version = 0;
+    next.pending = {};
+    next.pending_crcs.clear();
+    auto putting = put_record(id, &next);
+    CO_TRY(co_await std::move(putting));
+  } else {
+    auto erasing = erase_record(id);
+    CO_TRY(co_await std::move(erasing));
+    --chunk_count_;
+  }
+  slots_->release(record->pending);
+  co_return Status();
+}
+
+Task<Status> ChunkEngine::remove(ChunkId id) {
+  Status admitted = co_await updates_.acquire();
+  if (!admitted.ok()) co_return admitted;
+  Admission admission(&updates_);
+  ++counters_.updates;
+  auto locking = locks_.lock(id);
+  Result<ChunkLocks::Guard> guard = co_await std::move(locking);
+  if (!guard.ok()) co_return guard.status();
+  Result<std::optional<ChunkRecord>> record = load(id);
+  // A damaged record is removable: that is how a target sheds a chunk it cannot trust.
+  bool damaged = !record.ok() && record.status().code() == StatusCode::kCorruption;
+  if (!record.ok() && !damaged) co_return record.status();
+  if (record.ok() && !*record) co_return not_found(id);
+  auto erasing = erase_record(id);
+  CO_TRY(co_await std::move(erasing));
+  --chunk_count_;
+  if (record.ok()) {
+    if ((*record)->has_committed()) slots_->release((*record)->committed);
+    if ((*record)->has_pending()) slots_->release((*record)->pending);
+  }
+  co_return Status();
+}
+
+Result<ChunkInfo> ChunkEngine::stat(ChunkId id) {
+  auto record = load(id);
+  if (!record.ok()) return record.status();
+  if (!*record) return not_found(id);
+  return (*record)->info(id);
+}
+
+Result<std::optional<ChunkInfo>> ChunkEngine::last_chunk(uint64_t inode) {
+  RETURN_IF_ERROR(read_txn_.renew());
+  Result<std::optional<ChunkInfo>> out = std::optional<ChunkInfo>();
+  {
+    auto cursor = lmdb::Cursor::open(read_txn_, chunks_dbi_);
+    if (!cursor.ok()) {
+      read_txn_.reset();
+      return cursor.status();
+    }
+    // The last key below (inode + 1, 0); for the largest inode, the last key overall.
+    Result<std::optional<lmdb::Cursor::Entry>> entry = std::optional<lmdb::Cursor::Entry>();
+    if (inode == UINT64_MAX) {
+      entry = cursor->last();
+    } else {
+      ChunkKey next = encode_chunk_key(ChunkId{inode + 1, 0});
+      entry = cursor->seek(key_view(next));
+      if (entry.ok()) entry = *entry ? cursor->prev() : cursor->last();
+    }
+    ChunkId id;
+    if (!entry.ok()) {
+      out = entry.status();
+    } else if (*entry && decode_chunk_key((*entry)->first, &id) && id.inode == inode) {
+      Result<ChunkRecord> record = decode_record((*entry)->second);
+      if (record.ok())
+        out = std::optional<ChunkInfo>(record->info(id));
+      else
+        out = Status(StatusCode::kCorruption,
+                     fmt::format("chunk {}: {}", id, record.status().message()));
+    }
+  }
+  read_txn_.reset();
+  return out;
+}
+
+Result<std::vector<ChunkInfo>> ChunkEngine::list(std::optional<ChunkId> after, uint32_t limit) {
+  limit = std::min(limit, config_.list_batch_max);
+  RETURN_IF_ERROR(read_txn_.renew());
+  Result<std::vector<ChunkInfo>> out = std::vector<ChunkInfo>();
+  {
+    auto cursor = lmdb::Cursor::open(read_txn_, chunks_dbi_);
+    if (!cursor.ok()) {
+      read_txn_.reset();
+      return cursor.status();
+    }
+    Result<std::optional<lmdb::Cursor::Entry>> entry = std::optional<lmdb::Cursor::Entry>();
+    if (after) {
+      ChunkKey start = encode_chunk_key(*after);
+      entry = cursor->seek(key_view(start));
+      if (entry.ok() && *entry && (*entry)->first == key_view(start)) entry = cursor->next();
+    } else {
+      entry = cursor->first();
+    }
+    std::vector<ChunkInfo>& infos = *out;
+    for (; entry.ok() && *entry && infos.size() < limit; entry = cursor->next()) {
+      ChunkId id;
+      if (!decode_chunk_key((*entry)->first, &id)) continue;
+      Result<ChunkRecord> record = decode_record((*entry)->second);
+      if (record.ok()) infos.push_back(record->info(id));
+    }
+    if (!entry.ok()) out = entry.status();
+  }
+  read_txn_.reset();
+  return out;
+}
+
+SpaceStats ChunkEngine::space() {
+  SpaceStats stats;
+  stats.chunks = chunk_count_;
+  slots_->fill_stats(&stats);
+  Result<uint64_t> lmdb_bytes = env_->used_bytes();
+  if (lmdb_bytes.ok()) stats.lmdb_bytes = *lmdb_bytes;
+  return stats;
+}
+
+EngineCounters ChunkEngine::counters() const {
+  EngineCounters c = counters_;
+  c.fdatasyncs = slots_->fdatasyncs();
+  if (writer_) {
+    c.meta_requests = writer_->counters().requests.load(std::memory_order_relaxed);
+    c.meta_transactions = writer_->counters().transactions.load(std::memory_order_relaxed);
+  }
+  return c;
+}
+
+Task<Status> ChunkEngine::close() {
+  writer_.reset();  // joins the writer thread; nothing may be queued
+  read_txn_.abort();
+  if (!slots_) co_return Status();
+  auto closing = slots_->close();
+  co_return co_await std::move(closing);
+}
+
+}  // namespace mica::chunk
