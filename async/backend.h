@@ -33,6 +33,10 @@ class Backend {
   // Asks op to finish early with -ECANCELED; op still completes through on_complete.
   virtual void cancel(IoOp* op) = 0;
 
+  // Hands what start() queued to the kernel now, without waiting or reaping. Cheap when
+  // nothing is queued.
+  virtual void submit() {}
+
   // Submits what start() queued and delivers completions. Blocks until at least one
   // completion or wake(), but not past `until` (kNoDeadline: no bound; a time in the past:
   // do not block).

@@ -102,6 +102,7 @@ size_t Executor::run_ready(size_t budget) {
     ++ready_head_;
     ++ran;
     h.resume();
+    if (options_.submit_eagerly) backend_->submit();
   }
   return ran;
 }

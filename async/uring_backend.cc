@@ -206,6 +206,10 @@ void UringBackend::reap() {
   }
 }
 
+void UringBackend::submit() {
+  if (io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
+}
+
 void UringBackend::wait(TimePoint until) {
   io_uring_cqe* cqe = nullptr;
   int rc;

@@ -31,6 +31,7 @@ class UringBackend final : public Backend {
   TimePoint now() override;
   void start(IoOp* op) override;
   void cancel(IoOp* op) override;
+  void submit() override;
   void wait(TimePoint until) override;
   void wake() override;
 

@@ -6,13 +6,10 @@
 // random block offsets (each task its own xorshift stream); --mode seqread hands out
 // consecutive blocks from one shared cursor that wraps at the end of the file, as fio's
 // --rw=read does at the same depth. With --fixed-buffers the buffer is registered with the
-// ring (Backend::register_buffers) and the tasks use File::read_fixed. --ready-budget sets
-// ExecutorOptions::ready_budget: at 1 the loop hands each new read to the kernel as soon as
-// the task that issued it suspends (one io_uring_enter per resumed task, as fio submits),
-// instead of after the whole batch of reaped completions has run. Every task stops
-// issuing once the executor clock passes the end of the run; the rate counts completed
-// reads over the time until the last one is back. Prints one JSON object:
-// {"ops_per_s": N, "mib_per_s": M}.
+// ring (Backend::register_buffers) and the tasks use File::read_fixed. The executor runs
+// with its default options. Every task stops issuing once the executor clock passes the end
+// of the run; the rate counts completed reads over the time until the last one is back.
+// Prints one JSON object: {"ops_per_s": N, "mib_per_s": M}.
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -39,7 +36,6 @@ struct Config {
   size_t depth = 32;
   double seconds = 5;
   bool fixed_buffers = false;
-  uint32_t ready_budget = ExecutorOptions{}.ready_budget;
 };
 
 // What the readers share; lives in run()'s frame, which outlives them (when_all).
@@ -138,7 +134,7 @@ Task<Result<Summary>> run_benchmark(Config config) {
 Config parse(int argc, char** argv) {
   Flags flags(argc, argv,
               "bench_async_file --file PATH [--mode randread|seqread] [--block-bytes N] "
-              "[--depth N] [--seconds S] [--fixed-buffers] [--ready-budget N]");
+              "[--depth N] [--seconds S] [--fixed-buffers]");
   Config config;
   config.path = flags.text("file", "");
   std::string mode = flags.text("mode", "randread");
@@ -146,7 +142,6 @@ Config parse(int argc, char** argv) {
   config.depth = static_cast<size_t>(flags.number("depth", 32));
   config.seconds = flags.number("seconds", 5);
   config.fixed_buffers = flags.is_set("fixed-buffers");
-  config.ready_budget = static_cast<uint32_t>(flags.number("ready-budget", config.ready_budget));
   flags.finish();
   if (config.path.empty()) flags.fail("--file is required");
   if (mode != "randread" && mode != "seqread") flags.fail("--mode is randread or seqread");
@@ -163,8 +158,7 @@ Config parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   using namespace mica;
   bench::Config config = bench::parse(argc, argv);
-  auto executor = std::make_unique<Executor>(std::make_unique<UringBackend>(),
-                                             ExecutorOptions{.ready_budget = config.ready_budget});
+  auto executor = Executor::create_uring();
   Result<bench::Summary> summary = executor->block_on(bench::run_benchmark(config));
   if (!summary.ok()) {
     std::fprintf(stderr, "bench_async_file: %s\n", summary.status().to_string().c_str());

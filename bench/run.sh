@@ -18,9 +18,8 @@
 # timed run, default 5), BENCH_DIR (where the 1 GiB data file lives, default
 # build-bench/data, created once and reused), BENCH_FILE_BUFFERS (plain|fixed: Mica's
 # file figures read into plain or io_uring-registered buffers, default fixed),
-# BENCH_READY_BUDGET (ExecutorOptions::ready_budget of the file figures' executor, default
-# 1: submit each read as soon as its task suspends), BENCH_BUILD_JOBS (default 2: the
-# machine is shared).
+# BENCH_BUILD_JOBS (default 2: the machine is shared). The runtime runs with its default
+# ExecutorOptions.
 
 # The per-figure functions are called by name (figure_side), which shellcheck cannot see.
 # shellcheck disable=SC2317
@@ -67,15 +66,12 @@ REPEAT=${BENCH_REPEAT:-5}
 BENCH_SECS=${BENCH_SECONDS:-5}
 BENCH_DIR=${BENCH_DIR:-$BUILD_DIR/data}
 FILE_BUFFERS=${BENCH_FILE_BUFFERS:-fixed}
-READY_BUDGET=${BENCH_READY_BUDGET:-1}
 BUILD_JOBS=${BENCH_BUILD_JOBS:-2}
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_REPEAT must be >= 1" >&2; exit 2; }
 [[ $BENCH_SECS =~ ^[1-9][0-9]*$ ]] ||
   { echo "bench/run.sh: BENCH_SECONDS must be >= 1" >&2; exit 2; }
 [[ $FILE_BUFFERS == plain || $FILE_BUFFERS == fixed ]] ||
   { echo "bench/run.sh: BENCH_FILE_BUFFERS must be plain or fixed" >&2; exit 2; }
-[[ $READY_BUDGET =~ ^[1-9][0-9]*$ ]] ||
-  { echo "bench/run.sh: BENCH_READY_BUDGET must be >= 1" >&2; exit 2; }
 # A run that takes this much longer than planned is hung, not slow.
 readonly RUN_TIMEOUT_S=$((BENCH_SECS * 4 + 30))
 
@@ -89,7 +85,7 @@ UNIT[randread_4k_qd32]=IOPS
 REFERENCE[randread_4k_qd32]="fio io_uring"
 TARGET[randread_4k_qd32]=0.90
 NOTE[randread_4k_qd32]="4 KiB random O_DIRECT reads, uniform offsets, of a 1 GiB file for \
-${BENCH_SECS} s. Mica: one executor (ready_budget ${READY_BUDGET}), 32 tasks each looping \
+${BENCH_SECS} s. Mica: one executor (default options), 32 tasks each looping \
 one read (File::read_fixed if buffers are fixed, else File::read; buffers: ${FILE_BUFFERS}) \
 into its own 4 KiB slice of one aligned buffer. fio: --ioengine=io_uring --direct=1 --rw=randread \
 --bs=4k --iodepth=32 --norandommap, same file."
@@ -97,8 +93,8 @@ UNIT[seqread_1m]=MiB/s
 REFERENCE[seqread_1m]="fio io_uring"
 TARGET[seqread_1m]=0.95
 NOTE[seqread_1m]="1 MiB sequential O_DIRECT reads of the same 1 GiB file (wrapping at its \
-end) at queue depth ${SEQ_DEPTH} for ${BENCH_SECS} s. Mica: one executor (ready_budget \
-${READY_BUDGET}), ${SEQ_DEPTH} tasks \
+end) at queue depth ${SEQ_DEPTH} for ${BENCH_SECS} s. Mica: one executor (default \
+options), ${SEQ_DEPTH} tasks \
 taking the next 1 MiB offset from a shared cursor (buffers: ${FILE_BUFFERS}). fio: \
 --rw=read --bs=1m --iodepth=${SEQ_DEPTH}."
 UNIT[tcp_stream_1m]=MiB/s
@@ -260,7 +256,7 @@ mica_file() {
   local fixed=()
   [[ $FILE_BUFFERS == fixed ]] && fixed=(--fixed-buffers)
   timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_async_file" --file "$DATA_FILE" \
-    --seconds "$BENCH_SECS" --ready-budget "$READY_BUDGET" "${fixed[@]}" "$@"
+    --seconds "$BENCH_SECS" "${fixed[@]}" "$@"
 }
 
 # ---- one function per figure and side; each prints one number in the figure's unit ----
@@ -403,7 +399,6 @@ done
 log "measured in $(($(date +%s) - started)) s"
 
 command="BENCH_REPEAT=$REPEAT BENCH_SECONDS=$BENCH_SECS BENCH_FILE_BUFFERS=$FILE_BUFFERS"
-command+=" BENCH_READY_BUDGET=$READY_BUDGET"
 command+=" bench/run.sh $SUITE"
 ((${#FIGURES[@]} < $(wc -w <<<"$SUITE_FIGURES"))) && command+=" ${FIGURES[*]}"
 compiler_path=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
