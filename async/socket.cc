@@ -68,13 +68,16 @@ IoAwaiter<size_t> Socket::send(std::span<const std::byte> data, IoOptions option
                          options);
 }
 
-IoAwaiter<size_t> Socket::recv(std::span<std::byte> buffer, IoOptions options) {
-  return make_op<size_t>(IoOpcode::kRecv, fd_, buffer.data(), buffer.size(), options);
+IoAwaiter<size_t> Socket::recv(std::span<std::byte> buffer, IoOptions options, int flags) {
+  auto a = make_op<size_t>(IoOpcode::kRecv, fd_, buffer.data(), buffer.size(), options);
+  a.op().flags = flags;
+  return a;
 }
 
-IoAwaiter<size_t> Socket::sendmsg(msghdr* message, IoOptions options) {
+IoAwaiter<size_t> Socket::sendmsg(msghdr* message, IoOptions options, int flags) {
   auto a = make_op<size_t>(IoOpcode::kSendmsg, fd_, nullptr, 0, options);
   a.op().message = message;
+  a.op().flags = flags;
   return a;
 }
 
@@ -107,7 +110,9 @@ Task<Status> Socket::send_all(std::span<const std::byte> data, IoOptions options
 
 Task<Status> Socket::recv_exact(std::span<std::byte> buffer, IoOptions options) {
   while (!buffer.empty()) {
-    CO_TRY_ASSIGN(size_t n, co_await recv(buffer, options));
+    // MSG_WAITALL: the kernel keeps receiving into the buffer until it is full, one
+    // operation instead of one per arriving segment burst.
+    CO_TRY_ASSIGN(size_t n, co_await recv(buffer, options, MSG_WAITALL));
     if (n == 0) co_return Status(StatusCode::kClosed, "peer closed the connection");
     buffer = buffer.subspan(n);
   }

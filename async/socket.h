@@ -35,9 +35,10 @@ class Socket {
   bool is_open() const { return fd_ >= 0; }
 
   IoAwaiter<size_t> send(std::span<const std::byte> data, IoOptions options = {});
-  IoAwaiter<size_t> recv(std::span<std::byte> buffer, IoOptions options = {});
+  // flags: recv(2) flags, e.g. MSG_WAITALL to wait until the whole buffer is filled.
+  IoAwaiter<size_t> recv(std::span<std::byte> buffer, IoOptions options = {}, int flags = 0);
   // message (and what it points to) must stay valid until the result is back.
-  IoAwaiter<size_t> sendmsg(msghdr* message, IoOptions options = {});
+  IoAwaiter<size_t> sendmsg(msghdr* message, IoOptions options = {}, int flags = 0);
   IoAwaiter<size_t> recvmsg(msghdr* message, IoOptions options = {});
   IoAwaiter<void> shutdown(int how = SHUT_WR);
   IoAwaiter<void> close();

@@ -52,21 +52,29 @@ void TcpConnection::fail(Status why) {
 }
 
 Task<Status> TcpConnection::send_parts(std::span<iovec> parts) {
-  // sendmsg may take part of the data; advance through the iovecs until all is out.
+  // Large last parts (bulk bytes) go out with plain send, the rest with sendmsg + MSG_MORE.
+  size_t head_parts = parts.size();
+  if (parts.size() > 1 && parts.back().iov_len >= (64 << 10)) head_parts = parts.size() - 1;
   size_t index = 0;
-  while (index < parts.size()) {
+  while (index < head_parts) {
     msghdr message{};
     message.msg_iov = parts.data() + index;
-    message.msg_iovlen = parts.size() - index;
-    Result<size_t> sent = co_await socket_.sendmsg(&message);
+    message.msg_iovlen = head_parts - index;
+    int flags = MSG_WAITALL | (head_parts < parts.size() ? MSG_MORE : 0);
+    Result<size_t> sent = co_await socket_.sendmsg(&message, {}, flags);
     if (!sent.ok()) co_return sent.status();
     size_t n = *sent;
     if (n == 0) co_return Status(StatusCode::kConnectionReset, "send made no progress");
-    while (index < parts.size() && n >= parts[index].iov_len) n -= parts[index++].iov_len;
-    if (index < parts.size()) {
+    while (index < head_parts && n >= parts[index].iov_len) n -= parts[index++].iov_len;
+    if (index < head_parts) {
       parts[index].iov_base = static_cast<std::byte*>(parts[index].iov_base) + n;
       parts[index].iov_len -= n;
     }
+  }
+  if (head_parts < parts.size()) {
+    auto bulk = socket_.send_all(
+        std::span(static_cast<const std::byte*>(parts.back().iov_base), parts.back().iov_len));
+    co_return co_await std::move(bulk);
   }
   co_return Status();
 }
@@ -79,11 +87,16 @@ Task<Status> TcpConnection::send(FrameHeader header, std::span<const std::byte> 
   HeaderBytes head = seal_frame(header, payload);
   iovec parts[2] = {{head.data(), head.size()},
                     {const_cast<std::byte*>(payload.data()), payload.size()}};
+  auto sending = send_frame_parts(std::span(parts, payload.empty() ? 1 : 2));
+  co_return co_await std::move(sending);
+}
+
+Task<Status> TcpConnection::send_frame_parts(std::span<iovec> parts) {
   Status locked = co_await send_lock_.lock();
   if (!locked.ok()) co_return locked;
   MutexGuard guard(send_lock_);
   if (!failed_.ok()) co_return failed_;
-  auto sending = send_parts(std::span(parts, payload.empty() ? 1 : 2));
+  auto sending = send_parts(parts);
   Status sent = co_await std::move(sending);
   // A partly sent frame leaves the stream unusable: fail the connection, not just the call.
   if (!sent.ok()) fail(sent);
@@ -174,14 +187,8 @@ Task<Status> TcpConnection::send_bulk(BulkMessage message, std::span<const std::
   iovec parts[3] = {{head.data(), head.size()},
                     {descriptor.data(), descriptor.size()},
                     {const_cast<std::byte*>(tail.data()), tail.size()}};
-  Status locked = co_await send_lock_.lock();
-  if (!locked.ok()) co_return locked;
-  MutexGuard guard(send_lock_);
-  if (!failed_.ok()) co_return failed_;
-  auto sending = send_parts(std::span(parts, tail.empty() ? 2 : 3));
-  Status sent = co_await std::move(sending);
-  if (!sent.ok()) fail(sent);
-  co_return sent;
+  auto sending = send_frame_parts(std::span(parts, tail.empty() ? 2 : 3));
+  co_return co_await std::move(sending);
 }
 
 // Reads a kData frame's descriptor, then moves its bulk bytes straight between the socket

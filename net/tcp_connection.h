@@ -36,6 +36,8 @@ class TcpConnection final : public Connection {
  private:
   struct Transfer;
   Task<Status> send_parts(std::span<iovec> parts);
+  // Sends one whole frame's parts under the send lock; a failure fails the connection.
+  Task<Status> send_frame_parts(std::span<iovec> parts);
   Task<Status> read_exact(std::span<std::byte> out);
   Task<Status> fill();
   Task<Status> discard(size_t bytes);
