@@ -115,7 +115,7 @@ Task<Status> TcpConnection::fill() {
 
 Task<Status> TcpConnection::read_exact(std::span<std::byte> out) {
   size_t buffered = std::min(out.size(), buffer_end_ - buffer_begin_);
-  std::memcpy(out.data(), buffer_.data() + buffer_begin_, buffered);
+  if (buffered > 0) std::memcpy(out.data(), buffer_.data() + buffer_begin_, buffered);
   buffer_begin_ += buffered;
   out = out.subspan(buffered);
   if (out.size() >= kDirectReadBytesMin) {
