@@ -75,6 +75,7 @@ Task<Result<std::vector<std::byte>>> RpcClient::call_raw(ServiceId service, Meth
                                                          CallOptions options) {
   if (closed_) co_return Status(StatusCode::kClosed, "client closed");
   if (!failed_.ok()) co_return failed_;
+  if (options.deadline == kNoDeadline) options.deadline = deadline_after(options_.default_timeout);
   Status slot = co_await slots_.acquire(1, options.deadline);
   if (!slot.ok()) co_return slot;
   Pending pending;
@@ -83,11 +84,9 @@ Task<Result<std::vector<std::byte>>> RpcClient::call_raw(ServiceId service, Meth
   header.service = service;
   header.method = method;
   header.request_id = next_request_++;
-  if (options.deadline != kNoDeadline) {
-    Duration left = options.deadline - Executor::current()->now();
-    int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(left).count();
-    header.timeout_us = static_cast<uint32_t>(std::clamp<int64_t>(us, 1, UINT32_MAX));
-  }
+  Duration left = options.deadline - Executor::current()->now();
+  int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(left).count();
+  header.timeout_us = static_cast<uint32_t>(std::clamp<int64_t>(us, 1, UINT32_MAX));
   pending_[header.request_id] = &pending;
   auto sending = connection_->send(header, request);
   Status status = co_await std::move(sending);

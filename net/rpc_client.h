@@ -2,13 +2,13 @@
 // with exponential backoff.
 //
 // `co_await client.call<Response>(service, method, request, options)` sends the request
-// and waits for its response or the deadline. Many calls share the connection at once,
-// paired with responses by request id; at most in_flight_max are outstanding (later calls
-// wait for a slot, within their deadline). The deadline travels with the request as a
-// time budget, so the server stops working on it too; a caller that gives up (deadline or
-// cancellation) also sends a cancel frame. When the connection fails, every waiting call
-// fails at once with kConnectionReset — retryable: ask the pool for a fresh client.
-// Thread rule: a client and a pool belong to the executor that made them.
+// and waits for its response or the deadline (default_timeout when the call names none). Many calls
+// share the connection at once, paired with responses by request id; at most in_flight_max are
+// outstanding (later calls wait for a slot, within their deadline). The deadline travels with the
+// request as a time budget, so the server stops working on it too; a caller that gives up (deadline
+// or cancellation) also sends a cancel frame. When the connection fails, every waiting call fails
+// at once with kConnectionReset — retryable: ask the pool for a fresh client. Thread rule: a client
+// and a pool belong to the executor that made them.
 #pragma once
 
 #include <map>
@@ -20,11 +20,13 @@
 namespace mica::net {
 
 struct CallOptions {
-  TimePoint deadline = kNoDeadline;
+  TimePoint deadline = kNoDeadline;  // none: the client's default_timeout applies
 };
 
 struct RpcClientOptions {
   uint32_t in_flight_max = 1024;
+  // Every call has a deadline: calls that name none get this much time.
+  Duration default_timeout = std::chrono::seconds(30);
 };
 
 class RpcClient {

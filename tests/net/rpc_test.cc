@@ -114,6 +114,21 @@ Task<void> deadline_case(RpcEnv* env) {
   co_await (*c)->close();
 }
 
+Task<void> default_timeout_case(RpcEnv* env) {
+  RpcClientOptions options;
+  options.default_timeout = 50ms;
+  auto connecting =
+      RpcClient::connect(env->client_transport, env->server_address, deadline_after(5s), options);
+  Result<std::shared_ptr<RpcClient>> c = co_await std::move(connecting);
+  EXPECT_TRUE(c.ok());
+  if (!c.ok()) co_return;
+  TimePoint start = Executor::current()->now();
+  Status s = co_await sleep_call(c->get(), 10'000, {});  // names no deadline
+  EXPECT_EQ(s.code(), StatusCode::kTimedOut);
+  EXPECT_LT(Executor::current()->now() - start, 2s);
+  co_await (*c)->close();
+}
+
 Task<void> cancel_after(TaskScope* scope, Duration d) {
   Status s = co_await sleep_for(d);
   EXPECT_TRUE(s.ok());
@@ -272,6 +287,7 @@ const Case kCases[] = {
     {"UnknownServiceMethodOrBodyIsRefusedAndConnectionSurvives", not_found_case},
     {"HandlerStatusReachesTheCaller", error_case},
     {"DeadlineIsEnforcedOnBothSides", deadline_case},
+    {"CallsWithoutDeadlineGetTheDefaultTimeout", default_timeout_case},
     {"CancelledCallCancelsTheServerHandler", cancel_case},
     {"InFlightLimitAppliesBackpressure", backpressure_case, 4},
     {"BulkPullAndPushCheckKeysAndBounds", bulk_case},
