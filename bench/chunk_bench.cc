@@ -1,4 +1,4 @@
-// bench_chunk: Mica's side of the chunk suite (bench/chunk_suite.sh).
+// bench_chunk: Mica's side of the chunk suite (bench/run.sh chunk).
 //
 // One ChunkEngine on one executor (plus its LMDB writer thread) on a target directory.
 // Modes, each printing one JSON object on stdout:
@@ -6,7 +6,8 @@
 //                  when already there).                                  {"chunks": N}
 //   write_1m       depth tasks take the next chunk from a shared cursor and write a new
 //                  full 1 MiB version, then commit it (copy-on-write slot + fdatasync +
-//                  two group-committed LMDB transactions).               {"mib_per_s": X}
+//                  two group-committed LMDB transactions); with --commit-with-write in
+//                  one write_and_commit call (one LMDB record put).     {"mib_per_s": X}
 //   read_1m        depth tasks read whole 1 MiB chunks in order, CRC-checked. {"mib_per_s"}
 //   randread_4k    depth tasks read 4 KiB at random aligned offsets of random chunks,
 //                  CRC-checked.                                          {"ops_per_s": X}
@@ -44,6 +45,7 @@ struct Config {
   uint32_t depth = 8;
   double seconds = 5;
   uint32_t count = 100000;
+  bool commit_with_write = false;
 };
 
 // What the tasks of one run share; lives in run()'s frame, which outlives them.
@@ -79,10 +81,15 @@ AlignedBuffer random_buffer(size_t size, uint64_t seed) {
   return b;
 }
 
-// Writes the next version of chunk id with data and commits it.
-Task<Status> write_and_commit(ChunkEngine* engine, ChunkId id, std::span<const std::byte> data) {
+// Writes the next version of chunk id with data and commits it (in one call when combined).
+Task<Status> write_and_commit(ChunkEngine* engine, ChunkId id, std::span<const std::byte> data,
+                              bool combined = false) {
   Result<chunk::ChunkInfo> info = engine->stat(id);
   uint32_t next = info.ok() ? info->committed_version + 1 : 1;
+  if (combined) {
+    auto both = engine->write_and_commit(id, 0, data, {next, 1});
+    co_return (co_await std::move(both)).status();
+  }
   auto writing = engine->write(id, 0, data, {next, 1});
   Result<chunk::ChunkInfo> written = co_await std::move(writing);
   if (!written.ok()) co_return written.status();
@@ -95,7 +102,7 @@ Task<void> writer_task(Shared* s, uint32_t index) {
   Executor* executor = Executor::current();
   while (s->failure.ok() && executor->now() < s->end) {
     ChunkId id{1, static_cast<uint32_t>(s->cursor++ % s->config->chunks)};
-    auto step = write_and_commit(s->engine, id, data.span());
+    auto step = write_and_commit(s->engine, id, data.span(), s->config->commit_with_write);
     fail_on(s, co_await std::move(step));
     ++s->ops;
     s->bytes += kChunkBytes;
@@ -219,7 +226,7 @@ int main(int argc, char** argv) {
   mica::bench::Flags flags(argc, argv,
                            "bench_chunk --dir DIR --mode prepare|write_1m|read_1m|randread_4k|"
                            "create_commit|footprint [--chunks N] [--depth D] [--seconds S] "
-                           "[--count N]");
+                           "[--count N] [--commit-with-write]");
   mica::bench::Config config;
   config.dir = flags.text("dir", "");
   config.mode = flags.text("mode", "");
@@ -227,6 +234,7 @@ int main(int argc, char** argv) {
   config.depth = static_cast<uint32_t>(flags.number("depth", config.depth));
   config.seconds = flags.number("seconds", config.seconds);
   config.count = static_cast<uint32_t>(flags.number("count", config.count));
+  config.commit_with_write = flags.is_set("commit-with-write");
   flags.finish();
   if (config.dir.empty() || config.mode.empty() || config.depth > mica::bench::kDepthMax)
     flags.fail("--dir and --mode are required; --depth at most 256");

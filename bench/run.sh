@@ -15,8 +15,9 @@
 # build failed, 2 bad usage (unknown suite or figure).
 #
 # Environment: BENCH_REPEAT (runs per figure, default 5), BENCH_SECONDS (length of each
-# timed run, default 5), BENCH_DIR (where the 1 GiB data file lives, default
-# build-bench/data, created once and reused), BENCH_FILE_BUFFERS (plain|fixed: Mica's
+# timed run, default 5), BENCH_DIR (where the 1 GiB data files and the chunk target live,
+# default build-bench/data, created once and reused), BENCH_FOOTPRINT_CHUNKS (chunks the
+# chunk suite's footprint run creates, default 100000), BENCH_FILE_BUFFERS (plain|fixed: Mica's
 # file figures read into plain or io_uring-registered buffers, default fixed),
 # BENCH_BUILD_JOBS (default 2: the machine is shared). The runtime runs with its default
 # ExecutorOptions.
@@ -50,8 +51,7 @@ fi
 SUITE=$1
 shift
 case "$SUITE" in
-  async | net) ;;
-  chunk) exec "$REPO/bench/chunk_suite.sh" "$@" ;;
+  async | net | chunk) ;;
   -h | --help)
     usage
     exit 0
@@ -67,6 +67,7 @@ BENCH_SECS=${BENCH_SECONDS:-5}
 BENCH_DIR=${BENCH_DIR:-$BUILD_DIR/data}
 FILE_BUFFERS=${BENCH_FILE_BUFFERS:-fixed}
 BUILD_JOBS=${BENCH_BUILD_JOBS:-2}
+FOOTPRINT_CHUNKS=${BENCH_FOOTPRINT_CHUNKS:-100000}
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_REPEAT must be >= 1" >&2; exit 2; }
 [[ $BENCH_SECS =~ ^[1-9][0-9]*$ ]] ||
   { echo "bench/run.sh: BENCH_SECONDS must be >= 1" >&2; exit 2; }
@@ -156,6 +157,51 @@ TARGET[idle_connection_memory]=-
 NOTE[idle_connection_memory]="growth of resident memory per idle RPC connection after 1000 \
 connections were opened and pinged once; both ends live in the process, so this is the \
 client's and the server's share together."
+
+# ---- the chunk suite: the chunk engine (bench_chunk) against fio on the same disk ----
+
+readonly CHUNK_FIGURES="write_1m read_1m randread_4k_qd32 create_commit rss_per_million_chunks \
+lmdb_per_million_chunks"
+readonly CHUNK_COUNT=1024 CHUNK_SEQ_DEPTH=8 CHUNK_RAND_DEPTH=32 CHUNK_CREATE_DEPTH=64
+UNIT[write_1m]=MiB/s
+REFERENCE[write_1m]="fio io_uring"
+TARGET[write_1m]=0.70
+NOTE[write_1m]="sequential 1 MiB chunk writes at queue depth ${CHUNK_SEQ_DEPTH} for \
+${BENCH_SECS} s over ${CHUNK_COUNT} committed 1 MiB chunks. Mica: ${CHUNK_SEQ_DEPTH} tasks \
+each take the next chunk and write a full new version, then commit it (copy-on-write slot, \
+O_DIRECT write, group fdatasync, two group-committed durable LMDB transactions). fio: \
+--ioengine=io_uring --direct=1 --rw=write --bs=1m --iodepth=${CHUNK_SEQ_DEPTH} on a 1 GiB file \
+of the same file system, no fdatasync (so fio's writes are not durable, Mica's are)."
+UNIT[read_1m]=MiB/s
+REFERENCE[read_1m]="fio io_uring"
+TARGET[read_1m]=0.90
+NOTE[read_1m]="whole 1 MiB chunks read in order, CRC32C-checked, ${CHUNK_SEQ_DEPTH} tasks, \
+${BENCH_SECS} s. fio: --rw=read --bs=1m --iodepth=${CHUNK_SEQ_DEPTH}, same 1 GiB file as write_1m."
+# The async suite has a figure of the same name (the runtime alone): chunk's replaces it.
+if [[ $SUITE == chunk ]]; then
+  UNIT[randread_4k_qd32]=IOPS
+  REFERENCE[randread_4k_qd32]="fio io_uring"
+  TARGET[randread_4k_qd32]=0.85
+  NOTE[randread_4k_qd32]="4 KiB reads at uniform random aligned offsets of uniform random \
+chunks (1 GiB of data), CRC32C-checked, ${CHUNK_RAND_DEPTH} tasks, ${BENCH_SECS} s. fio: \
+--rw=randread --bs=4k --iodepth=${CHUNK_RAND_DEPTH} --norandommap, same 1 GiB file."
+fi
+UNIT[create_commit]=ops/s
+REFERENCE[create_commit]=-
+TARGET[create_commit]=-
+NOTE[create_commit]="new 4 KiB chunks created (write version 1 + commit), \
+${CHUNK_CREATE_DEPTH} tasks, ${BENCH_SECS} s, fresh target."
+UNIT[rss_per_million_chunks]=MiB
+UNIT[lmdb_per_million_chunks]=MiB
+for figure in rss_per_million_chunks lmdb_per_million_chunks; do
+  REFERENCE[$figure]=-
+  TARGET[$figure]=-
+done
+NOTE[rss_per_million_chunks]="growth of the process's resident memory while \
+${FOOTPRINT_CHUNKS} new 4 KiB chunks are created on a fresh target, scaled to a million \
+(one run serves every repeat and both footprint figures)."
+NOTE[lmdb_per_million_chunks]="growth of the LMDB pages in use over the same run, scaled to \
+a million 4 KiB chunks."
 
 # ---- helpers ----
 
@@ -261,12 +307,6 @@ mica_file() {
 
 # ---- one function per figure and side; each prints one number in the figure's unit ----
 
-randread_4k_qd32_reference() {
-  fio_run randread 4k 32 iops --norandommap --randrepeat=0
-}
-randread_4k_qd32_mica() {
-  mica_file --mode randread --block-bytes 4096 --depth 32 | json_field ops_per_s
-}
 seqread_1m_reference() {
   fio_run read 1m "$SEQ_DEPTH" bw_bytes | python3 -c 'import sys; print(float(input()) / 2**20)'
 }
@@ -343,6 +383,84 @@ idle_connection_memory_mica() {
   net_rpc --mode idle --connections 1000 | json_field bytes_per_connection
 }
 
+# chunk: bench_chunk on a prepared target; fio on its own 1 GiB file (fio writes it).
+chunk_bench() {
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_chunk" "$@"
+}
+chunk_mica() {
+  local mode=$1 depth=$2
+  shift 2
+  chunk_bench --dir "$CHUNK_TARGET" --mode "$mode" --chunks "$CHUNK_COUNT" --depth "$depth" \
+    --seconds "$BENCH_SECS" "$@"
+}
+chunk_fio() {
+  local rw=$1 block=$2 depth=$3 field=$4
+  timeout "$RUN_TIMEOUT_S" fio --name="chunk-$rw" --filename="$CHUNK_FIO_FILE" --size=1g \
+    --ioengine=io_uring --direct=1 --rw="$rw" --bs="$block" --iodepth="$depth" \
+    --norandommap --randrepeat=0 --time_based --runtime="$BENCH_SECS" --output-format=json |
+    json_field "jobs.0.$field"
+}
+to_mib() { python3 -c 'import sys; print(float(input()) / 2**20)'; }
+write_1m_reference() { chunk_fio write 1m "$CHUNK_SEQ_DEPTH" write.bw_bytes | to_mib; }
+write_1m_mica() { chunk_mica write_1m "$CHUNK_SEQ_DEPTH" | json_field mib_per_s; }
+read_1m_reference() { chunk_fio read 1m "$CHUNK_SEQ_DEPTH" read.bw_bytes | to_mib; }
+read_1m_mica() { chunk_mica read_1m "$CHUNK_SEQ_DEPTH" | json_field mib_per_s; }
+randread_4k_qd32_reference() {
+  if [[ $SUITE == chunk ]]; then
+    chunk_fio randread 4k "$CHUNK_RAND_DEPTH" read.iops
+  else
+    fio_run randread 4k 32 iops --norandommap --randrepeat=0
+  fi
+}
+randread_4k_qd32_mica() {
+  if [[ $SUITE == chunk ]]; then
+    chunk_mica randread_4k "$CHUNK_RAND_DEPTH" | json_field ops_per_s
+  else
+    mica_file --mode randread --block-bytes 4096 --depth 32 | json_field ops_per_s
+  fi
+}
+create_commit_mica() {
+  local dir="$BENCH_DIR/chunk-create" out
+  rm -rf "$dir"
+  out=$(chunk_bench --dir "$dir" --mode create_commit --depth "$CHUNK_CREATE_DEPTH" \
+    --seconds "$BENCH_SECS") || return 1
+  rm -rf "$dir"
+  echo "$out" | json_field ops_per_s
+}
+# One footprint run serves both figures and every repeat (samples run in subshells, so the
+# result is kept in a file).
+footprint() {
+  local field=$1 file="$LOG_DIR/chunk-footprint.json" dir="$BENCH_DIR/chunk-footprint"
+  if [[ ! -s $file ]]; then
+    rm -rf "$dir"
+    timeout $((RUN_TIMEOUT_S * 10)) "$BUILD_DIR/bench/bench_chunk" --dir "$dir" \
+      --mode footprint --depth "$CHUNK_CREATE_DEPTH" --count "$FOOTPRINT_CHUNKS" >"$file" ||
+      return 1
+    rm -rf "$dir"
+  fi
+  json_field "$field" <"$file" | to_mib
+}
+rss_per_million_chunks_mica() { footprint rss_bytes_per_million; }
+lmdb_per_million_chunks_mica() { footprint lmdb_bytes_per_million; }
+
+# The chunk suite's fio file and its target of CHUNK_COUNT committed 1 MiB chunks, both
+# reused while present.
+prepare_chunk() {
+  mkdir -p "$BENCH_DIR"
+  CHUNK_FIO_FILE="$BENCH_DIR/chunk-fio-1g.dat"
+  CHUNK_TARGET="$BENCH_DIR/chunk-target"
+  if [[ $(stat -c %s "$CHUNK_FIO_FILE" 2>/dev/null || echo 0) -ne $DATA_FILE_BYTES ]]; then
+    log "writing the 1 GiB fio file $CHUNK_FIO_FILE"
+    dd if=/dev/urandom of="$CHUNK_FIO_FILE.tmp" bs=1M count=$((DATA_FILE_BYTES >> 20)) \
+      iflag=fullblock oflag=direct conv=fsync status=none
+    mv "$CHUNK_FIO_FILE.tmp" "$CHUNK_FIO_FILE"
+  fi
+  log "preparing $CHUNK_COUNT committed 1 MiB chunks in $CHUNK_TARGET"
+  chunk_bench --dir "$CHUNK_TARGET" --mode prepare --chunks "$CHUNK_COUNT" \
+    >>"$LOG_DIR/chunk-prepare.log" 2>&1 || die "preparing the chunk target failed"
+  rm -f "$LOG_DIR/chunk-footprint.json"
+}
+
 task_roundtrip_mica() {
   timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_task_roundtrip" --benchmark_format=json \
     --benchmark_min_time=1 --benchmark_filter='^task_roundtrip$' |
@@ -351,13 +469,20 @@ task_roundtrip_mica() {
 
 # ---- main ----
 
-if [[ $SUITE == async ]]; then
-  SUITE_FIGURES=$ASYNC_FIGURES
-  BUILD_TARGETS=(bench_async)
-else
-  SUITE_FIGURES=$NET_FIGURES
-  BUILD_TARGETS=(bench_net_rpc bench_async_net)
-fi
+case "$SUITE" in
+  async)
+    SUITE_FIGURES=$ASYNC_FIGURES
+    BUILD_TARGETS=(bench_async)
+    ;;
+  net)
+    SUITE_FIGURES=$NET_FIGURES
+    BUILD_TARGETS=(bench_net_rpc bench_async_net)
+    ;;
+  chunk)
+    SUITE_FIGURES=$CHUNK_FIGURES
+    BUILD_TARGETS=(bench_chunk)
+    ;;
+esac
 FIGURES=()
 if [[ $# -eq 0 ]]; then
   read -r -a FIGURES <<<"$SUITE_FIGURES"
@@ -374,6 +499,7 @@ fi
 for tool in fio iperf3 python3 cmake ninja ss timeout; do require_tool "$tool"; done
 build "${BUILD_TARGETS[@]}"
 [[ $SUITE == async ]] && prepare_data_file
+[[ $SUITE == chunk ]] && prepare_chunk
 
 mkdir -p "$RESULTS_DIR" "$LOG_DIR"
 RAW="$RESULTS_DIR/$SUITE.raw.tmp"

@@ -2,9 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <cstring>
 
 #include "async/crc32c.h"
+#include "chunk/block_crc.h"
 
 namespace mica::chunk {
 namespace {
@@ -206,15 +208,24 @@ Task<Status> ChunkEngine::read_verified(ChunkId id, Placement placement,
   Status s = co_await std::move(reading);
   slots_->unpin(placement);
   if (!s.ok()) co_return s;
-  for (size_t done = 0; done < out.size(); done += kBlockBytes) {
-    uint32_t block = (offset + static_cast<uint32_t>(done)) / kBlockBytes;
-    uint32_t start = block * kBlockBytes;
-    uint32_t n = std::min(kBlockBytes, placement.length_bytes - start);
-    if (crc32c(out.data() + done, n) != (*crcs)[block]) {
+  // Checksummed in batches so that the blocks' CRCs are computed interleaved.
+  constexpr uint32_t kBatchBlocks = 64;
+  std::array<uint32_t, kBatchBlocks> got;
+  for (size_t done = 0; done < out.size(); done += size_t{kBatchBlocks} * kBlockBytes) {
+    uint32_t start = offset + static_cast<uint32_t>(done);
+    uint32_t bytes = static_cast<uint32_t>(std::min<uint64_t>(
+        {out.size() - done, uint64_t{kBatchBlocks} * kBlockBytes, placement.length_bytes - start}));
+    std::span<uint32_t> batch(got.data(), block_count(bytes));
+    fill_block_crcs(out.data() + done, bytes, batch);
+    for (uint32_t k = 0; k < batch.size(); ++k) {
+      uint32_t block = start / kBlockBytes + k;
+      if (batch[k] == (*crcs)[block]) continue;
       ++counters_.checksum_mismatches;
+      uint32_t from = block * kBlockBytes;
+      uint32_t n = std::min(kBlockBytes, placement.length_bytes - from);
       co_return Status(StatusCode::kChecksumMismatch,
                        fmt::format("chunk {}: block {} (bytes {}..{}) does not match its CRC32C",
-                                   id, block, start, start + n));
+                                   id, block, from, from + n));
     }
   }
   co_return Status();
@@ -280,7 +291,7 @@ Task<Status> ChunkEngine::build_content(const ChunkRecord* old, const UpdateArgs
   // Blocks of the old version that the change does not cover completely are read back.
   uint32_t head_end = keep_blocks;
   uint32_t tail_begin = keep_blocks;
-  if (args->kind == UpdateKind::kWrite) {
+  if (args->kind == UpdateKind::kWrite || args->kind == UpdateKind::kWriteCommit) {
     uint64_t write_end = uint64_t{args->offset} + args->data.size();
     head_end = std::min(keep_blocks, block_count(args->offset));
     tail_begin = std::max<uint32_t>(head_end, static_cast<uint32_t>(write_end / kBlockBytes));
@@ -321,6 +332,12 @@ Task<Result<ChunkInfo>> ChunkEngine::update(UpdateArgs args) {
   co_return co_await std::move(updating);
 }
 
+bool ChunkEngine::writes_caller_bytes(const UpdateArgs& args, uint32_t new_length) {
+  return args.kind != UpdateKind::kTruncate && args.offset == 0 && args.data.size() == new_length &&
+         is_direct_io_aligned(new_length) &&
+         is_direct_io_aligned(reinterpret_cast<uintptr_t>(args.data.data()));
+}
+
 Task<Result<ChunkInfo>> ChunkEngine::update_locked(UpdateArgs args) {
   CO_TRY_ASSIGN(std::optional<ChunkRecord> record, load(args.id));
   CO_TRY(check_update_version(record, args.id, args));
@@ -328,6 +345,7 @@ Task<Result<ChunkInfo>> ChunkEngine::update_locked(UpdateArgs args) {
   uint32_t new_length = 0;
   switch (args.kind) {
     case UpdateKind::kWrite:
+    case UpdateKind::kWriteCommit:
       new_length =
           std::max<uint32_t>(old_length, args.offset + static_cast<uint32_t>(args.data.size()));
       break;
@@ -341,31 +359,35 @@ Task<Result<ChunkInfo>> ChunkEngine::update_locked(UpdateArgs args) {
   auto allocating = slots_->allocate(new_length);
   CO_TRY_ASSIGN(Placement placement, co_await std::move(allocating));
   in_flight_slots_.insert(slot_key(placement));
-  AlignedBuffer buffer(align_up(new_length, kBlockBytes));
-  auto building = build_content(record ? &*record : nullptr, &args, new_length, &buffer);
-  Status s = co_await std::move(building);
-  std::vector<uint32_t> crcs(block_count(new_length));
-  uint32_t checksum = 0;
-  for (uint32_t k = 0; s.ok() && k < crcs.size(); ++k) {
-    uint32_t n = std::min(kBlockBytes, new_length - k * kBlockBytes);
-    crcs[k] = crc32c(buffer.data() + size_t{k} * kBlockBytes, n);
-    checksum = crc32c_combine(checksum, crcs[k], n);
+  // The new content: the caller's bytes as they are when they are the whole new version and
+  // O_DIRECT can take them (no old byte survives, no copy, no allocation); otherwise built
+  // in a buffer from the old version and the change.
+  std::span<const std::byte> content = args.data;
+  AlignedBuffer buffer;
+  Status s;
+  if (!writes_caller_bytes(args, new_length)) {
+    buffer = AlignedBuffer(align_up(new_length, kBlockBytes));
+    auto building = build_content(record ? &*record : nullptr, &args, new_length, &buffer);
+    s = co_await std::move(building);
+    content = std::span<const std::byte>(buffer.data(), buffer.size());
   }
-  placement.checksum = checksum;
+  std::vector<uint32_t> crcs(block_count(new_length));
+  if (s.ok()) placement.checksum = compute_block_crcs(content.data(), new_length, crcs);
   if (s.ok() && new_length > 0) {
-    auto writing =
-        slots_->write(placement, std::span<const std::byte>(buffer.data(), buffer.size()));
+    auto writing = slots_->write(placement, content);
     s = co_await std::move(writing);
   }
   ChunkRecord next = record.value_or(ChunkRecord{});
-  if (args.kind == UpdateKind::kReplace) {
+  if (args.kind == UpdateKind::kReplace || args.kind == UpdateKind::kWriteCommit) {
     next.committed_version = args.version.version;
     next.committed = placement;
     next.committed_crcs = std::move(crcs);
     next.pending_version = 0;
     next.pending = {};
     next.pending_crcs.clear();
-    next.chain_version = args.version.chain_version;
+    next.chain_version = args.kind == UpdateKind::kReplace
+                             ? args.version.chain_version
+                             : std::max(next.chain_version, args.version.chain_version);
   } else {
     next.pending_version = args.version.version;
     next.pending = placement;
@@ -384,7 +406,8 @@ Task<Result<ChunkInfo>> ChunkEngine::update_locked(UpdateArgs args) {
     co_return s;
   }
   if (!record) ++chunk_count_;
-  if (args.kind == UpdateKind::kReplace && record) {
+  // Versions the new record no longer names are unreachable only now that it is durable.
+  if ((args.kind == UpdateKind::kReplace || args.kind == UpdateKind::kWriteCommit) && record) {
     if (record->has_committed()) slots_->release(record->committed);
     if (record->has_pending()) slots_->release(record->pending);
   }
@@ -408,6 +431,13 @@ Task<Status> ChunkEngine::erase_record(ChunkId id) {
 Task<Result<ChunkInfo>> ChunkEngine::write(ChunkId id, uint32_t offset,
                                            std::span<const std::byte> data, UpdateVersion v) {
   auto updating = update(UpdateArgs{UpdateKind::kWrite, id, offset, 0, data, v});
+  co_return co_await std::move(updating);
+}
+
+Task<Result<ChunkInfo>> ChunkEngine::write_and_commit(ChunkId id, uint32_t offset,
+                                                      std::span<const std::byte> data,
+                                                      UpdateVersion v) {
+  auto updating = update(UpdateArgs{UpdateKind::kWriteCommit, id, offset, 0, data, v});
   co_return co_await std::move(updating);
 }
 

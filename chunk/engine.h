@@ -85,8 +85,15 @@ class ChunkEngine {
   Task<Result<size_t>> read(ChunkId id, uint32_t offset, std::span<std::byte> out);
 
   // New pending version v.version = committed + 1: the committed content with data at offset.
+  // data must not change until the task finishes: when it is the whole new version and
+  // 4 KiB-aligned, it is checksummed and sent to disk as it is (no copy).
   Task<Result<ChunkInfo>> write(ChunkId id, uint32_t offset, std::span<const std::byte> data,
                                 UpdateVersion v);
+  // write() and commit() in one step (one record put instead of two): for a caller that
+  // commits as soon as the write is durable, as a chain's tail does. Same version rules as
+  // write(); nothing is visible until the new version is durable and committed.
+  Task<Result<ChunkInfo>> write_and_commit(ChunkId id, uint32_t offset,
+                                           std::span<const std::byte> data, UpdateVersion v);
   // New pending version: the committed content cut or zero-extended to length_bytes.
   Task<Result<ChunkInfo>> truncate(ChunkId id, uint32_t length_bytes, UpdateVersion v);
   // Makes pending version `version` the committed one; frees the old slot.
@@ -117,7 +124,7 @@ class ChunkEngine {
   Task<Result<FsckReport>> fsck();
 
  private:
-  enum class UpdateKind { kWrite, kTruncate, kReplace };
+  enum class UpdateKind { kWrite, kWriteCommit, kTruncate, kReplace };
   struct UpdateArgs {
     UpdateKind kind;
     ChunkId id;
@@ -136,6 +143,9 @@ class ChunkEngine {
                               const UpdateArgs& args) const;
   Task<Result<ChunkInfo>> update(UpdateArgs args);
   Task<Result<ChunkInfo>> update_locked(UpdateArgs args);
+  // True when the caller's data is the whole new version, aligned for O_DIRECT: then it is
+  // written as it is (a full-chunk write reads nothing old and copies nothing).
+  static bool writes_caller_bytes(const UpdateArgs& args, uint32_t new_length);
   // Builds the new version's bytes in buffer (old content + change), filling crcs/placement.
   Task<Status> build_content(const ChunkRecord* old, const UpdateArgs* args, uint32_t new_length,
                              AlignedBuffer* buffer);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "async/crc32c.h"
+#include "chunk/block_crc.h"
 #include "chunk/engine.h"
 
 namespace mica::chunk {
@@ -71,7 +72,7 @@ Task<Status> ChunkEngine::fsck_verify(ChunkId id, Placement p, const std::vector
       uint32_t block = static_cast<uint32_t>((offset + done) / kBlockBytes);
       uint32_t bytes = std::min<uint32_t>(kBlockBytes, p.length_bytes - block * kBlockBytes);
       uint32_t crc = crc32c(buffer.data() + done, bytes);
-      checksum = crc32c_combine(checksum, (*crcs)[block], bytes);
+      checksum = block_crc_append(checksum, (*crcs)[block], bytes);
       if (crc != (*crcs)[block]) {
         ++report->checksum_mismatches;
         fsck_note(report, fmt::format("chunk {}: block {} in slot {} of class {} does not match "

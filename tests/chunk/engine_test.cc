@@ -1,6 +1,7 @@
 // The chunk engine's operations: versions, copy-on-write, partial writes, truncate, remove,
 // replace, queries, reopen. One behaviour per test.
 #include <algorithm>
+#include <cstring>
 
 #include "async/scope.h"
 
@@ -268,6 +269,70 @@ Task<void> checksum_is_crc_of_content(std::string dir) {
 TEST(ChunkEngine, ChunkChecksumIsTheCrc32cOfItsContent) {
   TempDir dir;
   run_on_executor(checksum_is_crc_of_content(dir.path()));
+}
+
+// A 4 KiB-aligned buffer that is the whole new version is written as it is (no copy): the
+// bytes, their block CRCs and the chunk CRC must come out as with a copied write.
+Task<void> aligned_full_write_replaces_the_content(std::string dir) {
+  auto opening = open_engine(dir);
+  auto engine = co_await std::move(opening);
+  if (!engine) co_return;
+  auto old_data = pattern(3 * 4096, 21);
+  auto first = write_committed(engine.get(), kId, 0, old_data, 1);
+  EXPECT_TRUE((co_await std::move(first)).ok());
+  auto new_data = pattern(4 * 4096, 22);
+  AlignedBuffer aligned(new_data.size());
+  std::memcpy(aligned.data(), new_data.data(), new_data.size());
+  auto writing = engine->write(kId, 0, aligned.span(), {2, 1});
+  Result<ChunkInfo> info = co_await std::move(writing);
+  EXPECT_TRUE(info.ok()) << info.status();
+  std::memset(aligned.data(), 0, aligned.size());  // the engine must not keep the caller's bytes
+  auto committing = engine->commit(kId, 2, 1);
+  Result<ChunkInfo> committed = co_await std::move(committing);
+  EXPECT_TRUE(committed.ok() && committed->checksum == crc32c(new_data.data(), new_data.size()));
+  auto reading = read_all(engine.get(), kId);
+  Result<std::vector<std::byte>> content = co_await std::move(reading);
+  EXPECT_TRUE(content.ok() && *content == new_data);
+  auto checking = engine->fsck();
+  Result<FsckReport> report = co_await std::move(checking);
+  EXPECT_TRUE(report.ok() && report->ok());
+  auto closing = close_engine(std::move(engine));
+  co_await std::move(closing);
+}
+
+TEST(ChunkEngine, AlignedFullWriteIsWrittenWithoutCopyAndReadsBack) {
+  TempDir dir;
+  run_on_executor(aligned_full_write_replaces_the_content(dir.path()));
+}
+
+Task<void> write_and_commit_commits_at_once(std::string dir) {
+  auto opening = open_engine(dir);
+  auto engine = co_await std::move(opening);
+  if (!engine) co_return;
+  auto first = write_committed(engine.get(), kId, 0, pattern(10000, 31), 1);
+  EXPECT_TRUE((co_await std::move(first)).ok());
+  auto change = pattern(5000, 32);
+  auto both = engine->write_and_commit(kId, 3000, bytes_of(change), {2, 1});
+  Result<ChunkInfo> info = co_await std::move(both);
+  EXPECT_TRUE(info.ok() && info->committed_version == 2 && info->pending_version == 0);
+  auto expected = pattern(10000, 31);
+  std::copy(change.begin(), change.end(), expected.begin() + 3000);
+  auto reading = read_all(engine.get(), kId);
+  Result<std::vector<std::byte>> content = co_await std::move(reading);
+  EXPECT_TRUE(content.ok() && *content == expected);
+  // Same version rules as write(): the next version only.
+  auto stale = engine->write_and_commit(kId, 0, bytes_of(change), {2, 1});
+  EXPECT_EQ((co_await std::move(stale)).status().code(), StatusCode::kStaleVersion);
+  auto checking = engine->fsck();
+  Result<FsckReport> report = co_await std::move(checking);
+  EXPECT_TRUE(report.ok() && report->ok() && report->free_slots >= 1);
+  auto closing = close_engine(std::move(engine));
+  co_await std::move(closing);
+}
+
+TEST(ChunkEngine, WriteAndCommitMakesTheNewVersionCommittedAtOnce) {
+  TempDir dir;
+  run_on_executor(write_and_commit_commits_at_once(dir.path()));
 }
 
 Task<void> last_chunk_query(std::string dir) {

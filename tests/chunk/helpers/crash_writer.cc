@@ -1,6 +1,7 @@
 // chunk_crash_writer DIR SEED: the writer process of the crash test. It opens the target in
 // DIR and, until it is killed, updates the crash model's chunks from kWriters concurrent
-// tasks: writes, truncates and replaces of the next version, commits, aborts of pending
+// tasks: writes, truncates and replaces of the next version, commits, writes committed at
+// once (write_and_commit), aborts of pending
 // versions found after a restart, and occasional removes. Any unexpected error ends the
 // process with status 3 and a message, which the test reports.
 #include <cstdio>
@@ -56,6 +57,11 @@ Task<void> step(ChunkEngine* engine, uint32_t c, std::mt19937_64* rng) {
     if (u.kind == Kind::kReplace) {
       auto replacing = engine->replace(id, bytes, {v, 1});
       r = co_await std::move(replacing);
+    } else if ((*rng)() % 4 == 0) {
+      auto both = engine->write_and_commit(id, u.offset, bytes, {v, 1});
+      r = co_await std::move(both);
+      if (!r.ok()) fail(r.status(), "write_and_commit");
+      co_return;
     } else {
       auto writing = engine->write(id, u.offset, bytes, {v, 1});
       r = co_await std::move(writing);
