@@ -63,17 +63,26 @@ const bool kHardware = __builtin_cpu_supports("sse4.2");
 const bool kHardware = false;
 #endif
 
-// GF(2) matrix helpers for combine (the zlib method): multiply a 32x32 matrix by a vector.
-uint32_t gf2_times(const uint32_t* matrix, uint32_t vector) {
-  uint32_t sum = 0;
-  for (int i = 0; vector; ++i, vector >>= 1)
-    if (vector & 1) sum ^= matrix[i];
-  return sum;
+// Polynomial arithmetic modulo the CRC polynomial (bit-reflected), for combine: a CRC
+// extended by n zero bytes is the CRC multiplied by x^(8n) mod P.
+constexpr uint32_t multiply_mod_p(uint32_t a, uint32_t b) {
+  uint32_t product = 0;
+  for (uint32_t m = 1u << 31; m != 0; m >>= 1) {
+    if (a & m) product ^= b;
+    b = (b & 1) ? (b >> 1) ^ kPolynomial : b >> 1;
+  }
+  return product;
 }
 
-void gf2_square(uint32_t* square, const uint32_t* matrix) {
-  for (int n = 0; n < 32; ++n) square[n] = gf2_times(matrix, matrix[n]);
-}
+// kPowers[k] = x^(2^k) mod P, so x^(8n) is a product over the set bits of 8n.
+struct Powers {
+  uint32_t values[64] = {};
+  constexpr Powers() {
+    values[0] = 1u << 30;  // x^1 (bit-reflected)
+    for (int k = 1; k < 64; ++k) values[k] = multiply_mod_p(values[k - 1], values[k - 1]);
+  }
+};
+constexpr Powers kPowers;
 
 }  // namespace
 
@@ -87,27 +96,18 @@ uint32_t crc32c_extend(uint32_t crc, const void* data, size_t length) {
 }
 
 uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t length_b) {
-  if (length_b == 0) return crc_a;
-  uint32_t even[32], odd[32];
-  // The operator for one zero bit, then squared to two, four, ... zero bits.
-  odd[0] = kPolynomial;
-  for (int n = 1, row = 1; n < 32; ++n, row <<= 1) odd[n] = row;
-  gf2_square(even, odd);  // 2 zero bits
-  gf2_square(odd, even);  // 4 zero bits
-  // Apply length_b zero bytes to crc_a, one bit of length_b per squaring.
-  do {
-    gf2_square(even, odd);
-    if (length_b & 1) crc_a = gf2_times(even, crc_a);
-    length_b >>= 1;
-    if (!length_b) break;
-    gf2_square(odd, even);
-    if (length_b & 1) crc_a = gf2_times(odd, crc_a);
-    length_b >>= 1;
-  } while (length_b);
-  return crc_a ^ crc_b;
+  // crc(A ‖ B) = crc(A) · x^(8·|B|) mod P  ⊕  crc(B); at most 64 multiplications.
+  if (length_b == 0) return crc_a;  // B is empty, whatever crc_b says
+  uint32_t shift = 1u << 31;        // x^0
+  uint64_t bits = uint64_t(length_b) * 8;
+  for (int k = 0; bits != 0; ++k, bits >>= 1)
+    if (bits & 1) shift = multiply_mod_p(kPowers.values[k], shift);
+  return multiply_mod_p(shift, crc_a) ^ crc_b;
 }
 
-bool crc32c_is_hardware() { return kHardware; }
+bool crc32c_is_hardware() {
+  return kHardware;
+}
 
 uint32_t crc32c_extend_table(uint32_t crc, const void* data, size_t length) {
   return ~extend_software(~crc, static_cast<const uint8_t*>(data), length);

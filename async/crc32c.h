@@ -15,7 +15,9 @@ namespace mica {
 // Continues `crc` (the value returned for the preceding bytes; 0 to start) over data.
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t length);
 
-inline uint32_t crc32c(const void* data, size_t length) { return crc32c_extend(0, data, length); }
+inline uint32_t crc32c(const void* data, size_t length) {
+  return crc32c_extend(0, data, length);
+}
 inline uint32_t crc32c(std::span<const std::byte> data) {
   return crc32c_extend(0, data.data(), data.size());
 }

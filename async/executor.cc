@@ -15,8 +15,7 @@ constexpr size_t kInitialReadyCapacity = 1024;
 // caller's frame.
 class CurrentScope {
  public:
-  CurrentScope(Executor* e, uint32_t guard_bytes)
-      : saved_(t_current), saved_limit_(t_stack_limit) {
+  CurrentScope(Executor* e, uint32_t guard_bytes) : saved_(t_current), saved_limit_(t_stack_limit) {
     t_current = e;
     auto sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
     t_stack_limit = sp > guard_bytes ? sp - guard_bytes : 0;

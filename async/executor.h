@@ -119,7 +119,9 @@ class Executor {
 };
 
 // Deadline `d` from now on the current executor's clock.
-inline TimePoint deadline_after(Duration d) { return Executor::current()->now() + d; }
+inline TimePoint deadline_after(Duration d) {
+  return Executor::current()->now() + d;
+}
 
 namespace detail {
 // Storage for block_on's result; void becomes an empty struct.

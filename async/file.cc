@@ -70,6 +70,7 @@ void fill(IoAwaiter<T>& a, IoOpcode opcode, int fd, void* buffer, size_t length,
   op.length = static_cast<uint32_t>(length);
   op.offset = offset;
   op.deadline = options.deadline;
+  op.rw_flags = options.rw_flags;
 }
 }  // namespace
 

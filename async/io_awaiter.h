@@ -20,6 +20,8 @@ namespace mica {
 // Options every I/O operation accepts.
 struct IoOptions {
   TimePoint deadline = kNoDeadline;
+  // File reads and writes only: RWF_* flags (RWF_DSYNC: durable on completion).
+  int rw_flags = 0;
 };
 
 // Converts an op result to a Status (for res < 0).

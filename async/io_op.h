@@ -59,6 +59,9 @@ struct IoOp {
   int flags = 0;
   uint32_t mode = 0;
   uint16_t buffer_index = 0;  // registered buffer for kReadFixed / kWriteFixed
+  // File reads and writes: preadv2/pwritev2 flags; RWF_DSYNC makes a write durable when it
+  // completes (the written range only, as O_DSYNC does), with no separate fdatasync.
+  int rw_flags = 0;
   const char* path = nullptr;
   const sockaddr* address = nullptr;  // kConnect
   socklen_t address_length = 0;

@@ -18,13 +18,17 @@ SimBackend::~SimBackend() {
   MICA_ASSERT_MSG(pending_.empty(), "simulated backend destroyed with operations pending");
 }
 
-TimePoint SimBackend::now() { return world_->now(); }
+TimePoint SimBackend::now() {
+  return world_->now();
+}
 
 void SimBackend::wait(TimePoint) {
   MICA_ASSERT_MSG(false, "a simulated host's executor is driven by SimWorld, not by turn()");
 }
 
-uint32_t SimBackend::ip() const { return host_->ip(); }
+uint32_t SimBackend::ip() const {
+  return host_->ip();
+}
 
 // ---- op bookkeeping ----
 
@@ -111,8 +115,12 @@ void SimBackend::start(IoOp* op) {
     case IoOpcode::kFsync:
     case IoOpcode::kFdatasync:
     case IoOpcode::kFallocate:
-    case IoOpcode::kOpen: start_disk(id); break;
-    case IoOpcode::kConnect: start_connect(id); break;
+    case IoOpcode::kOpen:
+      start_disk(id);
+      break;
+    case IoOpcode::kConnect:
+      start_connect(id);
+      break;
     case IoOpcode::kAccept:
     case IoOpcode::kAcceptMultishot:
     case IoOpcode::kSend:
@@ -184,9 +192,13 @@ void SimBackend::close_fd(int fd) {
   if (e.listener) close_listener(e.listener.get());
 }
 
-void SimBackend::close_now(int fd) { close_fd(fd); }
+void SimBackend::close_now(int fd) {
+  close_fd(fd);
+}
 
-Status SimBackend::register_buffers(std::span<const iovec>) { return Status(); }
+Status SimBackend::register_buffers(std::span<const iovec>) {
+  return Status();
+}
 
 // ---- synchronous socket set-up ----
 

@@ -7,6 +7,7 @@
 // fails with -ENOSPC and changes nothing.
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -62,14 +63,21 @@ int32_t SimBackend::run_disk_op(IoOp* op) {
   switch (op->opcode) {
     case IoOpcode::kRead:
     case IoOpcode::kReadv:
-    case IoOpcode::kReadFixed: return do_read(op, *e);
+    case IoOpcode::kReadFixed:
+      return do_read(op, *e);
     case IoOpcode::kWrite:
     case IoOpcode::kWritev:
-    case IoOpcode::kWriteFixed: return do_write(op, *e);
+    case IoOpcode::kWriteFixed:
+      return do_write(op, *e);
     case IoOpcode::kFsync:
-    case IoOpcode::kFdatasync: e->file->durable = e->file->current; return 0;
-    case IoOpcode::kFallocate: return do_fallocate(op, *e);
-    default: MICA_ASSERT_MSG(false, "not a disk opcode"); return -EINVAL;
+    case IoOpcode::kFdatasync:
+      e->file->durable = e->file->current;
+      return 0;
+    case IoOpcode::kFallocate:
+      return do_fallocate(op, *e);
+    default:
+      MICA_ASSERT_MSG(false, "not a disk opcode");
+      return -EINVAL;
   }
 }
 
@@ -135,6 +143,10 @@ int32_t SimBackend::do_write(IoOp* op, FdEntry& e) {
     return -ENOSPC;
   if (file.current.size() < end) file.current.resize(end, '\0');
   std::memcpy(file.current.data() + op->offset, data.data(), data.size());
+  if (op->rw_flags & RWF_DSYNC) {  // durable on completion: this range survives a crash
+    if (file.durable.size() < end) file.durable.resize(end, '\0');
+    std::memcpy(file.durable.data() + op->offset, data.data(), data.size());
+  }
   return int32_t(data.size());
 }
 
@@ -157,8 +169,10 @@ int32_t SimBackend::do_fallocate(IoOp* op, FdEntry& e) {
   if (new_usage > old_usage &&
       disk_.used_bytes() + (new_usage - old_usage) > host_->disk_config().capacity_bytes)
     return -ENOSPC;
-  if (mode == FALLOC_FL_KEEP_SIZE) file.reserved_bytes = std::max(file.reserved_bytes, end);
-  else if (file.current.size() < end) file.current.resize(end, '\0');
+  if (mode == FALLOC_FL_KEEP_SIZE)
+    file.reserved_bytes = std::max(file.reserved_bytes, end);
+  else if (file.current.size() < end)
+    file.current.resize(end, '\0');
   return 0;
 }
 

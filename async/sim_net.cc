@@ -64,14 +64,25 @@ void SimBackend::attempt_net(uint64_t id) {
   if (op == nullptr) return;  // completed meanwhile (deadline, cancel, crash)
   switch (op->opcode) {
     case IoOpcode::kAccept:
-    case IoOpcode::kAcceptMultishot: attempt_accept(id, op); break;
+    case IoOpcode::kAcceptMultishot:
+      attempt_accept(id, op);
+      break;
     case IoOpcode::kSend:
-    case IoOpcode::kSendmsg: attempt_send(id, op); break;
+    case IoOpcode::kSendmsg:
+      attempt_send(id, op);
+      break;
     case IoOpcode::kRecv:
-    case IoOpcode::kRecvmsg: attempt_recv(id, op); break;
-    case IoOpcode::kShutdown: do_shutdown(id, op); break;
-    case IoOpcode::kPoll: attempt_poll(id, op); break;
-    default: MICA_ASSERT_MSG(false, "not a network opcode");
+    case IoOpcode::kRecvmsg:
+      attempt_recv(id, op);
+      break;
+    case IoOpcode::kShutdown:
+      do_shutdown(id, op);
+      break;
+    case IoOpcode::kPoll:
+      attempt_poll(id, op);
+      break;
+    default:
+      MICA_ASSERT_MSG(false, "not a network opcode");
   }
 }
 
@@ -81,11 +92,16 @@ void SimBackend::start_connect(uint64_t id) {
   IoOp* op = find(id);
   FdEntry* e = entry(op->fd);
   int32_t error = 0;
-  if (e == nullptr) error = -EBADF;
-  else if (!e->socket) error = -ENOTSOCK;
-  else if (e->socket->state == SimSocket::State::kConnected) error = -EISCONN;
-  else if (e->socket->state == SimSocket::State::kConnecting) error = -EALREADY;
-  else if (e->socket->state != SimSocket::State::kFresh) error = -EINVAL;
+  if (e == nullptr)
+    error = -EBADF;
+  else if (!e->socket)
+    error = -ENOTSOCK;
+  else if (e->socket->state == SimSocket::State::kConnected)
+    error = -EISCONN;
+  else if (e->socket->state == SimSocket::State::kConnecting)
+    error = -EALREADY;
+  else if (e->socket->state != SimSocket::State::kFresh)
+    error = -EINVAL;
   else if (op->address == nullptr || op->address->sa_family != AF_INET ||
            op->address_length < sizeof(sockaddr_in))
     error = -EAFNOSUPPORT;
@@ -200,9 +216,12 @@ void SimBackend::attempt_send(uint64_t id, IoOp* op) {
   }
   SimSocket* s = e->socket.get();
   int32_t error = 0;
-  if (s->state == SimSocket::State::kReset) error = -ECONNRESET;
-  else if (s->shut_wr || s->state == SimSocket::State::kClosed) error = -EPIPE;
-  else if (s->state != SimSocket::State::kConnected) error = -ENOTCONN;
+  if (s->state == SimSocket::State::kReset)
+    error = -ECONNRESET;
+  else if (s->shut_wr || s->state == SimSocket::State::kClosed)
+    error = -EPIPE;
+  else if (s->state != SimSocket::State::kConnected)
+    error = -ENOTCONN;
   if (error != 0) {
     complete(id, error);
     return;
@@ -302,11 +321,16 @@ int SimBackend::poll_mask(int fd) {
   if (e->listener) return e->listener->queue.empty() ? 0 : POLLIN;
   const SimSocket& s = *e->socket;
   switch (s.state) {
-    case SimSocket::State::kFresh: return POLLOUT | POLLHUP;  // as Linux for a fresh socket
-    case SimSocket::State::kConnecting: return 0;
-    case SimSocket::State::kReset: return POLLIN | POLLOUT | POLLERR | POLLHUP;
-    case SimSocket::State::kClosed: return POLLOUT | POLLERR | POLLHUP;
-    case SimSocket::State::kConnected: break;
+    case SimSocket::State::kFresh:
+      return POLLOUT | POLLHUP;  // as Linux for a fresh socket
+    case SimSocket::State::kConnecting:
+      return 0;
+    case SimSocket::State::kReset:
+      return POLLIN | POLLOUT | POLLERR | POLLHUP;
+    case SimSocket::State::kClosed:
+      return POLLOUT | POLLERR | POLLHUP;
+    case SimSocket::State::kConnected:
+      break;
   }
   int mask = s.shut_wr ? 0 : POLLOUT;
   if (s.available() > 0 || s.rx_eof || s.shut_rd) mask |= POLLIN;
@@ -322,8 +346,10 @@ void SimBackend::attempt_poll(uint64_t id, IoOp* op) {
     return;
   }
   FdEntry* e = entry(op->fd);
-  if (e->listener) e->listener->waiters.push_back(id);
-  else e->socket->waiters.push_back(id);
+  if (e->listener)
+    e->listener->waiters.push_back(id);
+  else
+    e->socket->waiters.push_back(id);
 }
 
 // ---- segments ----
@@ -372,8 +398,10 @@ void SimBackend::deliver(std::shared_ptr<SimSocket> to, Segment kind, std::strin
     return;
   }
   if (to->state != SimSocket::State::kConnected) return;  // reset meanwhile
-  if (kind == Segment::kData) to->rx.append(data);
-  else to->rx_eof = true;
+  if (kind == Segment::kData)
+    to->rx.append(data);
+  else
+    to->rx_eof = true;
   wake(to.get());
 }
 
@@ -384,8 +412,7 @@ void SimBackend::reset_later(std::shared_ptr<SimSocket> s, Duration delay) {
 
 void SimBackend::reset_end(SimSocket* s) {
   MICA_ASSERT(s->owner == this);
-  if (s->state != SimSocket::State::kConnected && s->state != SimSocket::State::kConnecting)
-    return;
+  if (s->state != SimSocket::State::kConnected && s->state != SimSocket::State::kConnecting) return;
   bool was_connecting = s->state == SimSocket::State::kConnecting;
   s->state = SimSocket::State::kReset;
   s->rx.clear();
@@ -414,8 +441,10 @@ void SimBackend::close_socket(SimSocket* s) {
   if (s->state == SimSocket::State::kConnected && peer) {
     // As Linux: closing with unread data resets the connection; otherwise a FIN follows
     // whatever is still in flight.
-    if (s->available() > 0) reset_later(peer, net_latency());
-    else if (!s->shut_wr) transmit(s, Segment::kFin, {});
+    if (s->available() > 0)
+      reset_later(peer, net_latency());
+    else if (!s->shut_wr)
+      transmit(s, Segment::kFin, {});
   }
   bool was_connecting = s->state == SimSocket::State::kConnecting;
   s->state = SimSocket::State::kClosed;

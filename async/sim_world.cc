@@ -15,20 +15,29 @@ uint64_t fold(uint64_t hash, uint64_t value) {
 
 const char* kind_name(uint32_t kind) {
   switch (kind) {
-    case uint32_t(SimTraceKind::kTimers): return "timers";
-    case uint32_t(SimTraceKind::kSegment): return "segment";
-    case uint32_t(SimTraceKind::kReset): return "reset";
-    case uint32_t(SimTraceKind::kCrash): return "crash";
-    case uint32_t(SimTraceKind::kRestart): return "restart";
-    case uint32_t(SimTraceKind::kTaskStart): return "task-start";
-    case uint32_t(SimTraceKind::kTaskEnd): return "task-end";
-    case uint32_t(SimTraceKind::kUser): return "user";
-    default: break;
+    case uint32_t(SimTraceKind::kTimers):
+      return "timers";
+    case uint32_t(SimTraceKind::kSegment):
+      return "segment";
+    case uint32_t(SimTraceKind::kReset):
+      return "reset";
+    case uint32_t(SimTraceKind::kCrash):
+      return "crash";
+    case uint32_t(SimTraceKind::kRestart):
+      return "restart";
+    case uint32_t(SimTraceKind::kTaskStart):
+      return "task-start";
+    case uint32_t(SimTraceKind::kTaskEnd):
+      return "task-end";
+    case uint32_t(SimTraceKind::kUser):
+      return "user";
+    default:
+      break;
   }
   static const char* const kOps[] = {
-      "nop",   "read",     "write",   "readv",   "writev", "read-fixed", "write-fixed",
-      "fsync", "fdatasync", "fallocate", "open", "close",  "accept",     "accept-multi",
-      "connect", "send",   "recv",    "sendmsg", "recvmsg", "shutdown",  "poll"};
+      "nop",     "read",      "write",     "readv",   "writev",  "read-fixed", "write-fixed",
+      "fsync",   "fdatasync", "fallocate", "open",    "close",   "accept",     "accept-multi",
+      "connect", "send",      "recv",      "sendmsg", "recvmsg", "shutdown",   "poll"};
   return kind < std::size(kOps) ? kOps[kind] : "?";
 }
 
@@ -58,7 +67,9 @@ SimHost::SimHost(SimWorld* world, uint32_t index, std::string name, SimDiskConfi
   deliver_timer_.context = this;
 }
 
-SimHost::~SimHost() { MICA_ASSERT_MSG(tasks_.empty(), "simulated host destroyed with tasks"); }
+SimHost::~SimHost() {
+  MICA_ASSERT_MSG(tasks_.empty(), "simulated host destroyed with tasks");
+}
 
 void SimHost::on_deliver(Timer* timer) {
   auto* host = static_cast<SimHost*>(timer->context);
@@ -225,8 +236,10 @@ void SimWorld::step() {
   MICA_ASSERT(it != events_.end() && it->first.first <= now_);
   Event event = std::move(it->second);
   events_.erase(it);
-  if (event.host) in_host(*event.host, event.fn);
-  else event.fn();
+  if (event.host)
+    in_host(*event.host, event.fn);
+  else
+    event.fn();
 }
 
 SimWorld::RunStop SimWorld::run_until(const std::function<bool()>& done, TimePoint limit) {
@@ -268,9 +281,10 @@ void SimWorld::run_for(Duration d) {
 }
 
 void SimWorld::fail(const std::string& why) const {
-  std::string message = fmt::format("{} at virtual time {} ns; simulation seed={} (replay: "
-                                    "MICA_SIM_SEED={})",
-                                    why, to_ns(now_), seed_, seed_);
+  std::string message = fmt::format(
+      "{} at virtual time {} ns; simulation seed={} (replay: "
+      "MICA_SIM_SEED={})",
+      why, to_ns(now_), seed_, seed_);
   std::fprintf(stderr, "%s\n", message.c_str());
   for (const std::string& line : trace_log_) std::fprintf(stderr, "  trace: %s\n", line.c_str());
   MICA_ASSERT_MSG(false, message.c_str());
@@ -285,8 +299,7 @@ void SimWorld::check_run(RunStop stop, const SimHost& host) const {
 }
 
 void SimWorld::drain_host(SimHost& host) {
-  RunStop stop =
-      run_until([&host] { return host.tasks_.empty(); }, now_ + config_.run_limit);
+  RunStop stop = run_until([&host] { return host.tasks_.empty(); }, now_ + config_.run_limit);
   if (stop != RunStop::kDone)
     fail(fmt::format("tasks of crashed host {} did not finish after cancellation", host.name_));
 }
@@ -317,7 +330,9 @@ void SimWorld::partition(SimHost& a, SimHost& b) {
   partitions_.insert(std::minmax(a.index_, b.index_));
 }
 
-void SimWorld::heal(SimHost& a, SimHost& b) { partitions_.erase(std::minmax(a.index_, b.index_)); }
+void SimWorld::heal(SimHost& a, SimHost& b) {
+  partitions_.erase(std::minmax(a.index_, b.index_));
+}
 
 bool SimWorld::partitioned(uint32_t a, uint32_t b) const {
   return partitions_.count(std::minmax(a, b)) != 0;

@@ -148,6 +148,7 @@ void UringBackend::start(IoOp* op) {
   if (linked && io_uring_sq_space_left(&ring_) < 2) io_uring_submit(&ring_);
   io_uring_sqe* sqe = next_sqe();
   prepare(sqe, op);
+  if (op->rw_flags != 0) sqe->rw_flags = static_cast<__kernel_rwf_t>(op->rw_flags);
   io_uring_sqe_set_data64(sqe, op_tag(op, 0));
   if (!linked) {
     op->backend_pending = 1;

@@ -207,12 +207,10 @@ Task<Status> run(const Config* config) {
   }
   chunk::EngineCounters counters = s.engine->counters();
   std::fprintf(stderr,
-               "bench_chunk %s: ops %lu, meta requests %lu in %lu transactions, "
-               "fdatasyncs %lu, direct_io %d\n",
+               "bench_chunk %s: ops %lu, meta requests %lu in %lu transactions, direct_io %d\n",
                config->mode.c_str(), static_cast<unsigned long>(s.ops),
                static_cast<unsigned long>(counters.meta_requests),
-               static_cast<unsigned long>(counters.meta_transactions),
-               static_cast<unsigned long>(counters.fdatasyncs), s.engine->direct_io());
+               static_cast<unsigned long>(counters.meta_transactions), s.engine->direct_io());
   auto closing = s.engine->close();
   Status closed = co_await std::move(closing);
   if (!s.failure.ok()) co_return s.failure;

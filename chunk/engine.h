@@ -61,7 +61,6 @@ struct EngineCounters {
   uint64_t checksum_mismatches = 0;
   uint64_t meta_requests = 0;
   uint64_t meta_transactions = 0;
-  uint64_t fdatasyncs = 0;
 };
 
 class ChunkEngine {

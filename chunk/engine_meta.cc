@@ -190,7 +190,6 @@ SpaceStats ChunkEngine::space() {
 
 EngineCounters ChunkEngine::counters() const {
   EngineCounters c = counters_;
-  c.fdatasyncs = slots_->fdatasyncs();
   if (writer_) {
     c.meta_requests = writer_->counters().requests.load(std::memory_order_relaxed);
     c.meta_transactions = writer_->counters().transactions.load(std::memory_order_relaxed);

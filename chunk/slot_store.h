@@ -3,8 +3,8 @@
 // class that holds it. The store allocates and frees slots (an in-memory bitmap per class,
 // rebuilt from the chunk records at open, so nothing about allocation is persisted and
 // nothing can leak across a crash), grows files with fallocate while keeping the configured
-// disk reserve free, writes slots with O_DIRECT and makes them durable with fdatasync calls
-// that are shared by all writes that finished before the call started (group sync).
+// disk reserve free, and writes slots with O_DIRECT and RWF_DSYNC, so a slot is durable the
+// moment its write completes.
 //
 // Readers pin a slot while they read it; freeing a pinned slot is deferred until the last
 // reader unpins, so a version being read is never overwritten under the reader.
@@ -48,7 +48,7 @@ struct SpaceStats {
 
 class SlotStore {
  public:
-  // Opens (creating) the class files in dir. Falls back to buffered I/O + fdatasync where
+  // Opens (creating) the class files in dir. Falls back to buffered I/O (still RWF_DSYNC) where
   // the file system refuses O_DIRECT (logged once per process).
   static Task<Result<std::unique_ptr<SlotStore>>> open(std::string dir,
                                                        const ChunkEngineConfig* config);
@@ -80,7 +80,6 @@ class SlotStore {
   bool direct_io() const { return direct_io_; }
   // Fills the data-file fields of stats (statvfs of the target's file system included).
   void fill_stats(SpaceStats* stats) const;
-  uint64_t fdatasyncs() const { return fdatasyncs_; }
 
  private:
   struct SizeClass {
@@ -92,14 +91,6 @@ class SlotStore {
     uint64_t used_count = 0;
     uint64_t search_from = 0;  // no free slot below this word
     Mutex grow_mutex;
-    // Group sync: tickets of finished writes and of the writes a finished fdatasync covers.
-    uint64_t writes_finished = 0;
-    uint64_t synced_through = 0;
-    bool syncing = false;
-    Event sync_done;
-    uint64_t failed_from = 1;  // tickets [failed_from, failed_through] saw a failed fdatasync
-    uint64_t failed_through = 0;
-    Status failed_status;
   };
 
   SlotStore(std::string dir, const ChunkEngineConfig* config)
@@ -109,7 +100,6 @@ class SlotStore {
   void set_used(SizeClass& c, uint64_t slot, bool used);
   Status check_growth(const SizeClass& c, uint64_t* growth_bytes) const;
   Task<Status> grow(SizeClass* c);
-  Task<Status> sync(SizeClass* c);
 
   std::string dir_;
   const ChunkEngineConfig* config_;
@@ -117,7 +107,6 @@ class SlotStore {
   std::array<std::unique_ptr<SizeClass>, kSizeClassCount> classes_;
   std::unordered_map<uint64_t, uint32_t> pins_;
   std::unordered_set<uint64_t> release_when_unpinned_;
-  uint64_t fdatasyncs_ = 0;
 };
 
 }  // namespace mica::chunk

@@ -68,6 +68,25 @@ TEST_F(IoTest, FileWriteSyncReadRoundTrip) {
   executor_->block_on(write_then_read(path("a")));
 }
 
+Task<void> dsync_write(std::string path) {
+  auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
+  Result<File> file = co_await std::move(opened);
+  EXPECT_TRUE(file.ok());
+  std::vector<std::byte> data = pattern(8192, 3), back(8192);
+  Result<size_t> n = co_await file->write(data, 0, IoOptions{.rw_flags = RWF_DSYNC});
+  EXPECT_EQ(*n, data.size());
+  Result<size_t> r = co_await file->read(back, 0);
+  EXPECT_EQ(*r, back.size());
+  EXPECT_EQ(data, back);
+  // An unknown flag is refused by the kernel, not ignored.
+  Result<size_t> bad = co_await file->write(data, 0, IoOptions{.rw_flags = 0x40000000});
+  EXPECT_EQ(bad.status().code(), StatusCode::kNotSupported);
+}
+
+TEST_F(IoTest, WriteWithDsyncFlagGoesThroughTheRing) {
+  executor_->block_on(dsync_write(path("s")));
+}
+
 Task<void> vectored_and_fallocate(std::string path) {
   auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
   Result<File> file = co_await std::move(opened);

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <linux/falloc.h>
 #include <poll.h>
+#include <sys/uio.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -287,6 +288,30 @@ TEST_F(SimTest, CrashLosesExactlyTheUnsyncedWrites) {
   EXPECT_EQ(*second, "kept");
 }
 
+Task<Status> write_dsync(std::string path, std::string data, uint64_t offset) {
+  Task<Result<File>> opening = File::open(path, O_RDWR | O_CREAT);
+  CO_TRY_ASSIGN(File file, co_await std::move(opening));
+  Task<Status> writing = file.write_full(bytes_of(data), offset, IoOptions{.rw_flags = RWF_DSYNC});
+  CO_TRY(co_await std::move(writing));
+  CO_TRY(co_await file.close());
+  co_return Status();
+}
+
+TEST_F(SimTest, DsyncWriteSurvivesACrashWithoutFsync) {
+  SimWorld world(seed_);
+  SimHost& host = world.add_host("disk");
+  ASSERT_TRUE(world.run(host, write_file("f", std::string(100, 'A'), 0, true)).ok());
+  ASSERT_TRUE(world.run(host, write_dsync("f", std::string(10, 'D'), 20)).ok());
+  ASSERT_TRUE(world.run(host, write_file("f", std::string(10, 'V'), 60, false)).ok());
+  world.crash(host);
+  world.restart(host);
+  Result<std::string> back = world.run(host, read_file("f"));
+  ASSERT_TRUE(back.ok());
+  std::string expected(100, 'A');
+  expected.replace(20, 10, std::string(10, 'D'));  // durable on completion
+  EXPECT_EQ(*back, expected);                      // the plain write at 60 is gone
+}
+
 TEST_F(SimTest, InjectedEioIsObservedAndChangesNothing) {
   SimWorld world(seed_);
   SimHost& host = world.add_host("disk");
@@ -459,7 +484,9 @@ Task<Status> send_then_recv(Socket* socket, Duration timeout) {
   co_return Status();
 }
 
-Task<void> close_socket(Socket* socket) { (void)co_await socket->close(); }
+Task<void> close_socket(Socket* socket) {
+  (void)co_await socket->close();
+}
 
 TEST_F(SimTest, PartitionFailsConnectAndRecvWithinDeadlineAndHealRestores) {
   SimWorld world(seed_);
@@ -522,7 +549,9 @@ Task<Status> recv_status(Socket* socket) {
   co_return n.status();
 }
 
-Task<void> report(Task<Status> body, Status* out) { *out = co_await std::move(body); }
+Task<void> report(Task<Status> body, Status* out) {
+  *out = co_await std::move(body);
+}
 
 TEST_F(SimTest, InjectedResetIsObservedByBothEnds) {
   SimWorld world(seed_);
@@ -646,9 +675,8 @@ TEST_F(SimTest, CrashResetsPeersAndCancelsTasksAndRestartBootsAgain) {
 TEST_F(SimTest, CrashScheduledAtAVirtualTimeHitsARunningWorkload) {
   SimWorld world(seed_);
   int cancelled = 0, boots = 0;
-  SimHost& server = world.add_host("server", [&](SimHost& host) {
-    return server_main(&host, &cancelled, &boots);
-  });
+  SimHost& server = world.add_host(
+      "server", [&](SimHost& host) { return server_main(&host, &cancelled, &boots); });
   SimHost& client = world.add_host("client");
   world.schedule(10ms, [&] { world.crash(server); });
   Result<std::string> reply = world.run(client, echo_client(server.address(kPort), "x", {}));

@@ -441,11 +441,10 @@ Task<void> concurrent_group_commit(std::string dir) {
   EngineCounters counters = engine->counters();
   EXPECT_EQ(counters.meta_requests, 128u);
   EXPECT_LT(counters.meta_transactions, counters.meta_requests);
-  EXPECT_LT(counters.fdatasyncs, 64u);
   auto closing = close_engine(std::move(engine));
   co_await std::move(closing);
 }
-TEST(ChunkEngine, ConcurrentUpdatesShareLmdbTransactionsAndDataSyncs) {
+TEST(ChunkEngine, ConcurrentUpdatesShareLmdbTransactions) {
   TempDir dir;
   run_on_executor(concurrent_group_commit(dir.path()));
 }
