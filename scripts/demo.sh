@@ -10,8 +10,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-echo "demo: Mica today is its async runtime; the cluster (mgmtd, meta, storage, FUSE mount)"
-echo "demo: arrives in later issues. This demo builds the runtime and benchmarks it."
+echo "demo: Mica today is its runtime, its transports and its chunk engine; the cluster"
+echo "demo: (mgmtd, meta, storage, FUSE mount) arrives in later issues. This demo builds the"
+echo "demo: runtime and benchmarks it (bench/run.sh net and chunk measure the other two)."
 
 "$root/scripts/install-deps.sh"
 
