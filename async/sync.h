@@ -8,6 +8,8 @@
 // asserts.
 #pragma once
 
+#include <utility>
+
 #include "async/wait_list.h"
 
 namespace mica {
@@ -110,6 +112,25 @@ class Semaphore {
   static void grant(void* self);
   uint64_t available_;
   WaitList waiters_;
+};
+
+// Releases units of a semaphore on scope exit. Adopt units obtained with
+// `co_await semaphore.acquire(units)`. Movable, so a guard can be returned with other state.
+class SemaphoreGuard {
+ public:
+  SemaphoreGuard(Semaphore& semaphore, uint64_t units = 1)
+      : semaphore_(&semaphore), units_(units) {}
+  SemaphoreGuard(SemaphoreGuard&& other) noexcept
+      : semaphore_(std::exchange(other.semaphore_, nullptr)), units_(other.units_) {}
+  SemaphoreGuard& operator=(SemaphoreGuard&&) = delete;
+  SemaphoreGuard(const SemaphoreGuard&) = delete;
+  ~SemaphoreGuard() {
+    if (semaphore_ != nullptr) semaphore_->release(units_);
+  }
+
+ private:
+  Semaphore* semaphore_;
+  uint64_t units_;
 };
 
 // Counts down to zero once; wait() returns when it has.

@@ -36,18 +36,6 @@ Status stale(ChunkId id, std::string_view why) {
   return Status(StatusCode::kStaleVersion, fmt::format("chunk {}: {}", id, why));
 }
 
-// Holds one unit of the update semaphore for the life of an update.
-class Admission {
- public:
-  explicit Admission(Semaphore* s) : s_(s) {}
-  Admission(const Admission&) = delete;
-  Admission& operator=(const Admission&) = delete;
-  ~Admission() { s_->release(); }
-
- private:
-  Semaphore* s_;
-};
-
 }  // namespace
 
 ChunkEngine::ChunkEngine(std::string path, ChunkEngineConfig config)
@@ -316,18 +304,25 @@ Task<Status> ChunkEngine::build_content(const ChunkRecord* old, const UpdateArgs
   co_return Status();
 }
 
+Task<Result<ChunkEngine::UpdateTicket>> ChunkEngine::begin_update(ChunkId id) {
+  Status admitted = co_await updates_.acquire();
+  if (!admitted.ok()) co_return admitted;
+  SemaphoreGuard admission(updates_);
+  auto locking = locks_.lock(id);
+  Result<ChunkLocks::Guard> lock = co_await std::move(locking);
+  if (!lock.ok()) co_return lock.status();
+  ++counters_.updates;
+  co_return UpdateTicket{std::move(admission), std::move(*lock)};
+}
+
 Task<Result<ChunkInfo>> ChunkEngine::update(UpdateArgs args) {
   uint64_t end = args.kind == UpdateKind::kTruncate ? args.length_bytes
                                                     : uint64_t{args.offset} + args.data.size();
   Status valid = validate_range(0, end);
   if (!valid.ok()) co_return valid;
-  Status admitted = co_await updates_.acquire();
-  if (!admitted.ok()) co_return admitted;
-  Admission admission(&updates_);
-  ++counters_.updates;
-  auto locking = locks_.lock(args.id);
-  Result<ChunkLocks::Guard> guard = co_await std::move(locking);
-  if (!guard.ok()) co_return guard.status();
+  auto admitting = begin_update(args.id);
+  Result<UpdateTicket> ticket = co_await std::move(admitting);
+  if (!ticket.ok()) co_return ticket.status();
   auto updating = update_locked(args);
   co_return co_await std::move(updating);
 }

@@ -133,7 +133,16 @@ class ChunkEngine {
     UpdateVersion version;
   };
 
+  // What an update holds while it runs: a unit of updates_in_flight_max and its chunk's lock
+  // (released in that reverse order).
+  struct UpdateTicket {
+    SemaphoreGuard admission;
+    ChunkLocks::Guard lock;
+  };
+
   ChunkEngine(std::string path, ChunkEngineConfig config);
+  // Admits an update of id (waiting for a slot, then for the chunk's lock) and counts it.
+  Task<Result<UpdateTicket>> begin_update(ChunkId id);
   Status open_metadata();
   Status scan_records();
   // Reads id's record in a short read transaction (nullopt when absent).

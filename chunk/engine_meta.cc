@@ -5,17 +5,6 @@
 namespace mica::chunk {
 namespace {
 
-class Admission {
- public:
-  explicit Admission(Semaphore* s) : s_(s) {}
-  Admission(const Admission&) = delete;
-  Admission& operator=(const Admission&) = delete;
-  ~Admission() { s_->release(); }
-
- private:
-  Semaphore* s_;
-};
-
 Status not_found(ChunkId id) {
   return Status(StatusCode::kNotFound, fmt::format("chunk {} does not exist", id));
 }
@@ -23,13 +12,9 @@ Status not_found(ChunkId id) {
 }  // namespace
 
 Task<Result<ChunkInfo>> ChunkEngine::commit(ChunkId id, uint32_t version, uint32_t chain_version) {
-  Status admitted = co_await updates_.acquire();
-  if (!admitted.ok()) co_return admitted;
-  Admission admission(&updates_);
-  ++counters_.updates;
-  auto locking = locks_.lock(id);
-  Result<ChunkLocks::Guard> guard = co_await std::move(locking);
-  if (!guard.ok()) co_return guard.status();
+  auto admitting = begin_update(id);
+  Result<UpdateTicket> ticket = co_await std::move(admitting);
+  if (!ticket.ok()) co_return ticket.status();
   CO_TRY_ASSIGN(std::optional<ChunkRecord> record, load(id));
   if (!record) co_return not_found(id);
   if (!record->has_pending() || record->pending_version != version) {
@@ -54,13 +39,9 @@ Task<Result<ChunkInfo>> ChunkEngine::commit(ChunkId id, uint32_t version, uint32
 }
 
 Task<Status> ChunkEngine::abort(ChunkId id, uint32_t version) {
-  Status admitted = co_await updates_.acquire();
-  if (!admitted.ok()) co_return admitted;
-  Admission admission(&updates_);
-  ++counters_.updates;
-  auto locking = locks_.lock(id);
-  Result<ChunkLocks::Guard> guard = co_await std::move(locking);
-  if (!guard.ok()) co_return guard.status();
+  auto admitting = begin_update(id);
+  Result<UpdateTicket> ticket = co_await std::move(admitting);
+  if (!ticket.ok()) co_return ticket.status();
   CO_TRY_ASSIGN(std::optional<ChunkRecord> record, load(id));
   if (!record) co_return not_found(id);
   if (!record->has_pending() || record->pending_version != version) {
@@ -85,13 +66,9 @@ Task<Status> ChunkEngine::abort(ChunkId id, uint32_t version) {
 }
 
 Task<Status> ChunkEngine::remove(ChunkId id) {
-  Status admitted = co_await updates_.acquire();
-  if (!admitted.ok()) co_return admitted;
-  Admission admission(&updates_);
-  ++counters_.updates;
-  auto locking = locks_.lock(id);
-  Result<ChunkLocks::Guard> guard = co_await std::move(locking);
-  if (!guard.ok()) co_return guard.status();
+  auto admitting = begin_update(id);
+  Result<UpdateTicket> ticket = co_await std::move(admitting);
+  if (!ticket.ok()) co_return ticket.status();
   Result<std::optional<ChunkRecord>> record = load(id);
   // A damaged record is removable: that is how a target sheds a chunk it cannot trust.
   bool damaged = !record.ok() && record.status().code() == StatusCode::kCorruption;
