@@ -1,5 +1,8 @@
 #include "async/file.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cstdlib>
 
 namespace mica {
@@ -11,20 +14,50 @@ AlignedBuffer::AlignedBuffer(size_t size_bytes, size_t alignment)
   size_ = size_bytes;
 }
 
+AlignedBuffer AlignedBuffer::huge_pages(size_t size_bytes) {
+  size_t mapped = align_up(std::max<size_t>(size_bytes, 1), kHugePageBytes);
+  // Map one huge page more than needed and trim both ends to a 2 MiB boundary.
+  size_t reserved = mapped + kHugePageBytes;
+  void* raw = ::mmap(nullptr, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  MICA_ASSERT(raw != MAP_FAILED);
+  auto base = reinterpret_cast<uintptr_t>(raw);
+  uintptr_t aligned = align_up(base, kHugePageBytes);
+  if (aligned > base) ::munmap(raw, aligned - base);
+  uintptr_t tail = aligned + mapped;
+  if (base + reserved > tail) ::munmap(reinterpret_cast<void*>(tail), base + reserved - tail);
+  // Advice only: without transparent huge pages the buffer keeps 4 KiB pages.
+  (void)::madvise(reinterpret_cast<void*>(aligned), mapped, MADV_HUGEPAGE);
+  AlignedBuffer b;
+  b.data_ = reinterpret_cast<std::byte*>(aligned);
+  b.size_ = size_bytes;
+  b.mapped_bytes_ = mapped;
+  return b;
+}
+
 AlignedBuffer::AlignedBuffer(AlignedBuffer&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      mapped_bytes_(std::exchange(other.mapped_bytes_, 0)) {}
 
 AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& other) noexcept {
   if (this != &other) {
-    std::free(data_);
+    release();
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    mapped_bytes_ = std::exchange(other.mapped_bytes_, 0);
   }
   return *this;
 }
 
 AlignedBuffer::~AlignedBuffer() {
-  std::free(data_);
+  release();
+}
+
+void AlignedBuffer::release() {
+  if (mapped_bytes_ != 0)
+    ::munmap(data_, mapped_bytes_);
+  else
+    std::free(data_);
 }
 
 File& File::operator=(File&& other) noexcept {

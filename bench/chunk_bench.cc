@@ -16,8 +16,13 @@
 //   footprint      creates --count new 4 KiB chunks, reports the growth of resident memory
 //                  and of the LMDB data, scaled to a million chunks.
 // Every task stops issuing once the executor clock passes the end of the run; rates count
-// completed operations over the time until the last one is back.
+// completed operations over the time until the last one is back. Task i reads into or writes
+// from slice i of one huge-page buffer (AlignedBuffer::huge_pages), as a storage service
+// does I/O in its registered buffer pool; fio's reference also uses one buffer of depth x
+// block size.
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <string>
@@ -58,6 +63,11 @@ struct Shared {
   uint64_t bytes = 0;
   TimePoint last_done;
   Status failure;
+  AlignedBuffer buffers;  // depth slices of kChunkBytes
+
+  std::span<std::byte> slice(uint32_t index, size_t size) {
+    return buffers.span().subspan(size_t{index} * kChunkBytes, size);
+  }
 };
 
 void fail_on(Shared* s, const Status& status) {
@@ -71,10 +81,9 @@ uint64_t rss_bytes() {
   return resident_pages * 4096;
 }
 
-AlignedBuffer random_buffer(size_t size, uint64_t seed) {
-  AlignedBuffer b(size);
+std::span<std::byte> fill_random(std::span<std::byte> b, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  for (size_t i = 0; i < size; i += 8) {
+  for (size_t i = 0; i < b.size(); i += 8) {
     uint64_t x = rng();
     std::memcpy(b.data() + i, &x, 8);
   }
@@ -98,11 +107,11 @@ Task<Status> write_and_commit(ChunkEngine* engine, ChunkId id, std::span<const s
 }
 
 Task<void> writer_task(Shared* s, uint32_t index) {
-  AlignedBuffer data = random_buffer(kChunkBytes, index + 1);
+  std::span<std::byte> data = fill_random(s->slice(index, kChunkBytes), index + 1);
   Executor* executor = Executor::current();
   while (s->failure.ok() && executor->now() < s->end) {
     ChunkId id{1, static_cast<uint32_t>(s->cursor++ % s->config->chunks)};
-    auto step = write_and_commit(s->engine, id, data.span(), s->config->commit_with_write);
+    auto step = write_and_commit(s->engine, id, data, s->config->commit_with_write);
     fail_on(s, co_await std::move(step));
     ++s->ops;
     s->bytes += kChunkBytes;
@@ -113,7 +122,7 @@ Task<void> writer_task(Shared* s, uint32_t index) {
 Task<void> reader_task(Shared* s, uint32_t index) {
   bool random = s->config->mode == "randread_4k";
   size_t size = random ? 4096 : kChunkBytes;
-  AlignedBuffer buffer(size);
+  std::span<std::byte> buffer = s->slice(index, size);
   std::mt19937_64 rng(index + 7);
   Executor* executor = Executor::current();
   while (s->failure.ok() && executor->now() < s->end) {
@@ -125,7 +134,7 @@ Task<void> reader_task(Shared* s, uint32_t index) {
     } else {
       id.index = static_cast<uint32_t>(s->cursor++ % s->config->chunks);
     }
-    auto reading = s->engine->read(id, offset, buffer.span());
+    auto reading = s->engine->read(id, offset, buffer);
     Result<size_t> n = co_await std::move(reading);
     if (!n.ok()) fail_on(s, n.status());
     ++s->ops;
@@ -135,12 +144,12 @@ Task<void> reader_task(Shared* s, uint32_t index) {
 }
 
 Task<void> creator_task(Shared* s, uint32_t index, uint64_t limit) {
-  AlignedBuffer data = random_buffer(4096, index + 100);
+  std::span<std::byte> data = fill_random(s->slice(index, 4096), index + 100);
   Executor* executor = Executor::current();
   while (s->failure.ok() && executor->now() < s->end && s->cursor < limit) {
     uint64_t n = s->cursor++;
     ChunkId id{kFirstNewInode + n / 100000, static_cast<uint32_t>(n % 100000)};
-    auto step = write_and_commit(s->engine, id, data.span());
+    auto step = write_and_commit(s->engine, id, data);
     fail_on(s, co_await std::move(step));
     ++s->ops;
     s->last_done = executor->now();
@@ -148,11 +157,11 @@ Task<void> creator_task(Shared* s, uint32_t index, uint64_t limit) {
 }
 
 Task<Status> prepare(Shared* s) {
-  AlignedBuffer data = random_buffer(kChunkBytes, 99);
+  std::span<std::byte> data = fill_random(s->slice(0, kChunkBytes), 99);
   for (uint32_t i = 0; i < s->config->chunks; ++i) {
     ChunkId id{1, i};
     if (s->engine->stat(id).ok()) continue;
-    auto step = write_and_commit(s->engine, id, data.span());
+    auto step = write_and_commit(s->engine, id, data);
     CO_TRY(co_await std::move(step));
   }
   std::printf("{\"chunks\": %u}\n", s->config->chunks);
@@ -168,6 +177,8 @@ Task<Status> run(const Config* config) {
   Shared s;
   s.config = config;
   s.engine = engine->get();
+  s.buffers = AlignedBuffer::huge_pages(size_t{std::max(config->depth, 1u)} * kChunkBytes);
+  std::memset(s.buffers.data(), 0, s.buffers.size());  // faulted in before RSS is sampled
   Executor* executor = Executor::current();
   uint64_t rss_before = rss_bytes();
   uint64_t lmdb_before = s.engine->space().lmdb_bytes;

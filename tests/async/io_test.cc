@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 
 #include "async/file.h"
@@ -158,6 +160,45 @@ TEST(Alignment, HelpersRoundToDirectIoBlocks) {
   AlignedBuffer b(10000);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data()) % kDirectIoAlignment, 0u);
   EXPECT_EQ(b.size(), 10000u);
+}
+
+// Kilobytes of the mapping that starts at address backed by transparent huge pages (from
+// /proc/self/smaps), or -1 when no mapping starts there.
+long anon_huge_kib(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  auto start = reinterpret_cast<uintptr_t>(address);
+  while (std::getline(smaps, line)) {
+    uintptr_t from = 0, to = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &from, &to) == 2) {
+      inside = from == start;
+    } else if (inside && line.rfind("AnonHugePages:", 0) == 0) {
+      return std::stol(line.substr(std::strlen("AnonHugePages:")));
+    }
+  }
+  return -1;
+}
+
+bool transparent_huge_pages_off() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes;
+  std::getline(in, modes);
+  return modes.empty() || modes.find("[never]") != std::string::npos;
+}
+
+TEST(Alignment, HugePageBuffersAreWholeAlignedHugePages) {
+  AlignedBuffer b = AlignedBuffer::huge_pages(3 << 20);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data()) % kHugePageBytes, 0u);
+  EXPECT_EQ(b.size(), size_t{3} << 20);
+  std::memset(b.data(), 0x5a, b.size());
+  AlignedBuffer moved = std::move(b);
+  EXPECT_EQ(b.data(), nullptr);
+  EXPECT_EQ(moved.size(), size_t{3} << 20);
+  EXPECT_EQ(static_cast<unsigned char>(moved.data()[moved.size() - 1]), 0x5a);
+  if (transparent_huge_pages_off()) GTEST_SKIP() << "transparent huge pages are off here";
+  // Both 2 MiB pages of the rounded-up mapping, faulted in by the memset above.
+  EXPECT_EQ(anon_huge_kib(moved.data()), 4096);
 }
 
 Task<void> echo_server(Listener* listener, int connections) {
