@@ -108,7 +108,12 @@ Task<Status> Socket::send_all(std::span<const std::byte> data, IoOptions options
   co_return Status();
 }
 
-Task<Status> Socket::recv_exact(std::span<std::byte> buffer, IoOptions options) {
+Task<Status> Socket::recv_exact(std::span<std::byte> buffer, IoOptions options,
+                                size_t low_water_bytes) {
+  if (low_water_bytes > 0 && buffer.size() > low_water_bytes) {
+    auto batched = recv_exact_batched(buffer, options, low_water_bytes);
+    co_return co_await std::move(batched);
+  }
   while (!buffer.empty()) {
     // MSG_WAITALL: the kernel keeps receiving into the buffer until it is full, one
     // operation instead of one per arriving segment burst.
@@ -117,6 +122,34 @@ Task<Status> Socket::recv_exact(std::span<std::byte> buffer, IoOptions options) 
     buffer = buffer.subspan(n);
   }
   co_return Status();
+}
+
+// Every receive asks for no more than is missing, so the low-water mark never waits for
+// bytes beyond the buffer.
+Task<Status> Socket::recv_exact_batched(std::span<std::byte> buffer, IoOptions options,
+                                        size_t low_water_bytes) {
+  size_t mark = 1;
+  Status status;
+  while (status.ok() && !buffer.empty()) {
+    size_t wanted = std::min(buffer.size(), low_water_bytes);
+    if (wanted != mark) {
+      status = backend().set_socket_option(fd_, SOL_SOCKET, SO_RCVLOWAT, static_cast<int>(wanted));
+      mark = wanted;
+      if (!status.ok()) break;
+    }
+    Result<size_t> n = co_await recv(buffer, options);
+    if (!n.ok())
+      status = n.status();
+    else if (*n == 0)
+      status = Status(StatusCode::kClosed, "peer closed the connection");
+    else
+      buffer = buffer.subspan(*n);
+  }
+  if (mark != 1) {
+    Status reset = backend().set_socket_option(fd_, SOL_SOCKET, SO_RCVLOWAT, 1);
+    if (status.ok()) status = reset;
+  }
+  co_return status;
 }
 
 Status Socket::set_no_delay(bool on) {

@@ -44,14 +44,22 @@ class Socket {
   IoAwaiter<void> close();
 
   Task<Status> send_all(std::span<const std::byte> data, IoOptions options = {});
-  // Fills the buffer; kClosed if the peer closes first.
-  Task<Status> recv_exact(std::span<std::byte> buffer, IoOptions options = {});
+  // Fills the buffer; kClosed if the peer closes first. With low_water_bytes > 0 and a
+  // larger buffer the socket's SO_RCVLOWAT is set to min(low_water_bytes, bytes still
+  // missing) while it fills, so each receive wakes once that many bytes have arrived instead
+  // of once per segment burst (fewer wake-ups and retries: docs/net.md has the measurement),
+  // and reset to 1 at the end. Only for a socket with one receiver at a time.
+  Task<Status> recv_exact(std::span<std::byte> buffer, IoOptions options = {},
+                          size_t low_water_bytes = 0);
 
   Status set_no_delay(bool on);
   Result<SocketAddress> local_address() const;
   Result<SocketAddress> peer_address() const;
 
  private:
+  Task<Status> recv_exact_batched(std::span<std::byte> buffer, IoOptions options,
+                                  size_t low_water_bytes);
+
   int fd_ = -1;
 };
 
