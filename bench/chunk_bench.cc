@@ -5,9 +5,10 @@
 //   prepare        --chunks N: chunks (1, 0..N-1) of 1 MiB random bytes, committed (reused
 //                  when already there).                                  {"chunks": N}
 //   write_1m       depth tasks take the next chunk from a shared cursor and write a new
-//                  full 1 MiB version, then commit it (copy-on-write slot + fdatasync +
-//                  two group-committed LMDB transactions); with --commit-with-write in
-//                  one write_and_commit call (one LMDB record put).     {"mib_per_s": X}
+//                  full 1 MiB version, then commit it (copy-on-write slot written with
+//                  RWF_DSYNC, two group-committed LMDB transactions); with
+//                  --commit-with-write in one write_and_commit call (one LMDB record put).
+//                                                                        {"mib_per_s": X}
 //   read_1m        depth tasks read whole 1 MiB chunks in order, CRC-checked. {"mib_per_s"}
 //   randread_4k    depth tasks read 4 KiB at random aligned offsets of random chunks,
 //                  CRC-checked.                                          {"ops_per_s": X}
@@ -63,10 +64,11 @@ struct Shared {
   uint64_t bytes = 0;
   TimePoint last_done;
   Status failure;
-  AlignedBuffer buffers;  // depth slices of kChunkBytes
+  AlignedBuffer buffers;  // room for depth slices of kChunkBytes
 
+  // Task index's buffer: the tasks' buffers lie side by side, as fio's do.
   std::span<std::byte> slice(uint32_t index, size_t size) {
-    return buffers.span().subspan(size_t{index} * kChunkBytes, size);
+    return buffers.span().subspan(size_t{index} * size, size);
   }
 };
 

@@ -169,14 +169,16 @@ TARGET[write_1m]=0.70
 NOTE[write_1m]="sequential 1 MiB chunk writes at queue depth ${CHUNK_SEQ_DEPTH} for \
 ${BENCH_SECS} s over ${CHUNK_COUNT} committed 1 MiB chunks. Mica: ${CHUNK_SEQ_DEPTH} tasks \
 each take the next chunk and write a full new version, then commit it (copy-on-write slot, \
-O_DIRECT write, group fdatasync, two group-committed durable LMDB transactions). fio: \
+O_DIRECT write with RWF_DSYNC, two group-committed durable LMDB transactions); each task \
+writes from its own 1 MiB slice of one huge-page buffer (AlignedBuffer::huge_pages). fio: \
 --ioengine=io_uring --direct=1 --rw=write --bs=1m --iodepth=${CHUNK_SEQ_DEPTH} on a 1 GiB file \
 of the same file system, no fdatasync (so fio's writes are not durable, Mica's are)."
 UNIT[read_1m]=MiB/s
 REFERENCE[read_1m]="fio io_uring"
 TARGET[read_1m]=0.90
-NOTE[read_1m]="whole 1 MiB chunks read in order, CRC32C-checked, ${CHUNK_SEQ_DEPTH} tasks, \
-${BENCH_SECS} s. fio: --rw=read --bs=1m --iodepth=${CHUNK_SEQ_DEPTH}, same 1 GiB file as write_1m."
+NOTE[read_1m]="whole 1 MiB chunks read in order, CRC32C-checked, ${CHUNK_SEQ_DEPTH} tasks \
+reading into their slices of one huge-page buffer, ${BENCH_SECS} s. fio: --rw=read --bs=1m \
+--iodepth=${CHUNK_SEQ_DEPTH} (its default malloc'ed buffers), same 1 GiB file as write_1m."
 # The async suite has a figure of the same name (the runtime alone): chunk's replaces it.
 if [[ $SUITE == chunk ]]; then
   UNIT[randread_4k_qd32]=IOPS
