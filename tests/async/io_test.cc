@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <utility>
 
 #include "async/file.h"
 #include "async/scope.h"
@@ -250,19 +251,29 @@ TEST_F(IoTest, TcpEchoOverLoopbackWithMultishotAccept) {
   executor_->block_on(echo_roundtrip());
 }
 
-Task<void> scatter_gather() {
-  auto listener = Listener::listen(SocketAddress::loopback(0));
+// A client socket connected to listener and the server's end of it (closed sockets on
+// failure, which the caller's I/O then reports).
+Task<std::pair<Socket, Socket>> connected_pair(Listener* listener) {
   auto connect = Socket::connect(listener->address());
   Result<Socket> client = co_await std::move(connect);
   auto accept = listener->accept();
   Result<Socket> server = co_await std::move(accept);
   EXPECT_TRUE(client.ok() && server.ok());
+  if (!client.ok() || !server.ok()) co_return std::pair<Socket, Socket>();
+  co_return std::pair(std::move(*client), std::move(*server));
+}
+
+Task<void> scatter_gather() {
+  auto listener = Listener::listen(SocketAddress::loopback(0));
+  auto connecting = connected_pair(&*listener);
+  std::pair<Socket, Socket> sockets = co_await std::move(connecting);
+  Socket client = std::move(sockets.first), server = std::move(sockets.second);
   std::vector<std::byte> a = pattern(100, 7), b = pattern(5000, 8);
   iovec out[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
   msghdr sent_message{};
   sent_message.msg_iov = out;
   sent_message.msg_iovlen = 2;
-  Result<size_t> sent = co_await client->sendmsg(&sent_message);
+  Result<size_t> sent = co_await client.sendmsg(&sent_message);
   EXPECT_EQ(*sent, 5100u);
   std::vector<std::byte> a2(100), b2(5000);
   size_t got = 0;
@@ -275,7 +286,7 @@ Task<void> scatter_gather() {
     msghdr message{};
     message.msg_iov = in;
     message.msg_iovlen = n_iov;
-    Result<size_t> n = co_await server->recvmsg(&message);
+    Result<size_t> n = co_await server.recvmsg(&message);
     EXPECT_TRUE(n.ok() && *n > 0);
     if (!n.ok() || *n == 0) break;
     got += *n;
@@ -313,37 +324,33 @@ Task<void> trickle(Socket* socket, std::span<const std::byte> data, Event* go_on
 
 Task<void> low_water_receive() {
   auto listener = Listener::listen(SocketAddress::loopback(0));
-  auto connect = Socket::connect(listener->address());
-  Result<Socket> client = co_await std::move(connect);
-  auto accept = listener->accept();
-  Result<Socket> server = co_await std::move(accept);
-  EXPECT_TRUE(client.ok() && server.ok());
+  auto connecting = connected_pair(&*listener);
+  std::pair<Socket, Socket> sockets = co_await std::move(connecting);
+  Socket client = std::move(sockets.first), server = std::move(sockets.second);
   // Not a multiple of the mark, and nothing follows until the receive is done: a mark
   // left above the missing bytes would wait for ever (the deadline would say so).
   std::vector<std::byte> data = pattern((1 << 20) + 12345, 9), got(data.size());
   std::vector<std::byte> trailer = pattern(8, 10), trailer_got(8);
   Event received;
   TaskScope scope;
-  scope.spawn(trickle(&*client, data, &received, trailer));
-  auto receiving = server->recv_exact(got, IoOptions{deadline_after(10s)}, 256 << 10);
+  scope.spawn(trickle(&client, data, &received, trailer));
+  auto receiving = server.recv_exact(got, IoOptions{deadline_after(10s)}, 256 << 10);
   EXPECT_TRUE((co_await std::move(receiving)).ok());
   EXPECT_EQ(got, data);
-  EXPECT_EQ(receive_low_water(*server), 1);  // reset for the next reader
+  EXPECT_EQ(receive_low_water(server), 1);  // reset for the next reader
   received.set();
-  auto rest = server->recv_exact(trailer_got, IoOptions{deadline_after(10s)}, 256 << 10);
+  auto rest = server.recv_exact(trailer_got, IoOptions{deadline_after(10s)}, 256 << 10);
   EXPECT_TRUE((co_await std::move(rest)).ok());
   EXPECT_EQ(trailer_got, trailer);
   co_await scope.join();
   // A peer that closes before the buffer is full ends the receive with kClosed.
-  auto reconnect = Socket::connect(listener->address());
-  Result<Socket> quitter = co_await std::move(reconnect);
-  auto reaccept = listener->accept();
-  Result<Socket> server2 = co_await std::move(reaccept);
-  EXPECT_TRUE(quitter.ok() && server2.ok());
+  auto reconnecting = connected_pair(&*listener);
+  std::pair<Socket, Socket> more = co_await std::move(reconnecting);
+  Socket quitter = std::move(more.first), server2 = std::move(more.second);
   Event at_once;
   at_once.set();
-  scope.spawn(trickle(&*quitter, std::span(data).first(300 << 10), &at_once, {}));
-  auto short_receive = server2->recv_exact(got, IoOptions{deadline_after(10s)}, 256 << 10);
+  scope.spawn(trickle(&quitter, std::span(data).first(300 << 10), &at_once, {}));
+  auto short_receive = server2.recv_exact(got, IoOptions{deadline_after(10s)}, 256 << 10);
   EXPECT_EQ((co_await std::move(short_receive)).code(), StatusCode::kClosed);
   co_await scope.join();
   co_await listener->close();
