@@ -10,7 +10,8 @@
 #   {"suite":"async","figure":"randread_4k_qd32","value":123456,"unit":"IOPS",
 #    "reference":"fio io_uring","reference_value":130000,"ratio":0.95}
 # where value and reference_value are medians, and writes the same rows, every sample and
-# the machine's description to bench/results/SUITE.md. Progress goes to stderr; the output
+# the machine's description to bench/results/SUITE.md (a run narrowed to some FIGUREs writes
+# build-bench/bench-logs/SUITE-partial.md instead). Progress goes to stderr; the output
 # of every tool goes to build-bench/bench-logs/. Exit status: 0 ok, 1 a measurement or the
 # build failed, 2 bad usage (unknown suite or figure).
 #
@@ -528,12 +529,17 @@ log "measured in $(($(date +%s) - started)) s"
 
 command="BENCH_REPEAT=$REPEAT BENCH_SECONDS=$BENCH_SECS BENCH_FILE_BUFFERS=$FILE_BUFFERS"
 command+=" bench/run.sh $SUITE"
-((${#FIGURES[@]} < $(wc -w <<<"$SUITE_FIGURES"))) && command+=" ${FIGURES[*]}"
+# Only a whole-suite run replaces the committed record; a narrowed one reports beside the logs.
+report="$RESULTS_DIR/$SUITE.md"
+if ((${#FIGURES[@]} < $(wc -w <<<"$SUITE_FIGURES"))); then
+  command+=" ${FIGURES[*]}"
+  report="$LOG_DIR/$SUITE-partial.md"
+fi
 compiler_path=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$BUILD_DIR/CMakeCache.txt")
 compiler=$("$compiler_path" --version | head -n 1)
 status=0
 python3 "$REPO/bench/report.py" --suite "$SUITE" --raw "$RAW" \
-  --markdown "$RESULTS_DIR/$SUITE.md" --command "$command" --repeat "$REPEAT" \
+  --markdown "$report" --command "$command" --repeat "$REPEAT" \
   --bench-dir "$BENCH_DIR" --compiler "$compiler" || status=$?
-log "wrote $RESULTS_DIR/$SUITE.md"
+log "wrote $report"
 exit "$status"
