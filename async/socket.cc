@@ -3,6 +3,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <algorithm>
+#include <climits>
+
 namespace mica {
 
 namespace {
@@ -128,6 +131,7 @@ Task<Status> Socket::recv_exact(std::span<std::byte> buffer, IoOptions options,
 // bytes beyond the buffer.
 Task<Status> Socket::recv_exact_batched(std::span<std::byte> buffer, IoOptions options,
                                         size_t low_water_bytes) {
+  MICA_ASSERT(low_water_bytes <= INT_MAX);  // SO_RCVLOWAT takes an int
   size_t mark = 1;
   Status status;
   while (status.ok() && !buffer.empty()) {

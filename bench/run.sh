@@ -487,6 +487,7 @@ case "$SUITE" in
     ;;
 esac
 FIGURES=()
+NARROWED=$(($# > 0))
 if [[ $# -eq 0 ]]; then
   read -r -a FIGURES <<<"$SUITE_FIGURES"
 else
@@ -531,7 +532,7 @@ command="BENCH_REPEAT=$REPEAT BENCH_SECONDS=$BENCH_SECS BENCH_FILE_BUFFERS=$FILE
 command+=" bench/run.sh $SUITE"
 # Only a whole-suite run replaces the committed record; a narrowed one reports beside the logs.
 report="$RESULTS_DIR/$SUITE.md"
-if ((${#FIGURES[@]} < $(wc -w <<<"$SUITE_FIGURES"))); then
+if ((NARROWED)); then
   command+=" ${FIGURES[*]}"
   report="$LOG_DIR/$SUITE-partial.md"
 fi
