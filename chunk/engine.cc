@@ -109,21 +109,10 @@ Status ChunkEngine::open_metadata() {
 }
 
 Status ChunkEngine::scan_records() {
-  RETURN_IF_ERROR(read_txn_.renew());
-  Status result;
-  {
-    auto cursor = lmdb::Cursor::open(read_txn_, chunks_dbi_);
-    if (!cursor.ok()) result = cursor.status();
-    auto entry =
-        cursor.ok()
-            ? cursor->first()
-            : Result<std::optional<lmdb::Cursor::Entry>>(std::optional<lmdb::Cursor::Entry>());
-    for (; result.ok(); entry = cursor->next()) {
-      if (!entry.ok()) {
-        result = entry.status();
-        break;
-      }
-      if (!*entry) break;
+  return with_chunks_cursor([this](lmdb::Cursor& cursor) -> Status {
+    for (auto entry = cursor.first();; entry = cursor.next()) {
+      RETURN_IF_ERROR(entry.status());
+      if (!*entry) return Status();
       auto [key, value] = **entry;
       ChunkId id;
       if (!decode_chunk_key(key, &id)) {
@@ -155,9 +144,7 @@ Status ChunkEngine::scan_records() {
         }
       }
     }
-  }
-  read_txn_.reset();
-  return result;
+  });
 }
 
 Result<std::optional<ChunkRecord>> ChunkEngine::load(ChunkId id) {

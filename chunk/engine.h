@@ -147,6 +147,10 @@ class ChunkEngine {
   Status scan_records();
   // Reads id's record in a short read transaction (nullopt when absent).
   Result<std::optional<ChunkRecord>> load(ChunkId id);
+  // Renews the read transaction, runs body(cursor) on the chunks database and resets the
+  // transaction again whatever body returns. body must not suspend.
+  template <typename Body>
+  Status with_chunks_cursor(Body body);
   Status check_update_version(const std::optional<ChunkRecord>& record, ChunkId id,
                               const UpdateArgs& args) const;
   Task<Result<ChunkInfo>> update(UpdateArgs args);
@@ -185,5 +189,17 @@ class ChunkEngine {
   uint64_t open_problems_ = 0;
   EngineCounters counters_;
 };
+
+template <typename Body>
+Status ChunkEngine::with_chunks_cursor(Body body) {
+  RETURN_IF_ERROR(read_txn_.renew());
+  Status status;
+  {
+    Result<lmdb::Cursor> cursor = lmdb::Cursor::open(read_txn_, chunks_dbi_);
+    status = cursor.ok() ? body(*cursor) : cursor.status();
+  }  // the cursor closes before its transaction is reset
+  read_txn_.reset();
+  return status;
+}
 
 }  // namespace mica::chunk

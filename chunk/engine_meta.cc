@@ -92,68 +92,53 @@ Result<ChunkInfo> ChunkEngine::stat(ChunkId id) {
 }
 
 Result<std::optional<ChunkInfo>> ChunkEngine::last_chunk(uint64_t inode) {
-  RETURN_IF_ERROR(read_txn_.renew());
-  Result<std::optional<ChunkInfo>> out = std::optional<ChunkInfo>();
-  {
-    auto cursor = lmdb::Cursor::open(read_txn_, chunks_dbi_);
-    if (!cursor.ok()) {
-      read_txn_.reset();
-      return cursor.status();
-    }
+  std::optional<ChunkInfo> last;
+  Status status = with_chunks_cursor([&](lmdb::Cursor& cursor) -> Status {
     // The last key below (inode + 1, 0); for the largest inode, the last key overall.
     Result<std::optional<lmdb::Cursor::Entry>> entry = std::optional<lmdb::Cursor::Entry>();
     if (inode == UINT64_MAX) {
-      entry = cursor->last();
+      entry = cursor.last();
     } else {
       ChunkKey next = encode_chunk_key(ChunkId{inode + 1, 0});
-      entry = cursor->seek(key_view(next));
-      if (entry.ok()) entry = *entry ? cursor->prev() : cursor->last();
+      entry = cursor.seek(key_view(next));
+      if (entry.ok()) entry = *entry ? cursor.prev() : cursor.last();
     }
+    RETURN_IF_ERROR(entry.status());
     ChunkId id;
-    if (!entry.ok()) {
-      out = entry.status();
-    } else if (*entry && decode_chunk_key((*entry)->first, &id) && id.inode == inode) {
-      Result<ChunkRecord> record = decode_record((*entry)->second);
-      if (record.ok())
-        out = std::optional<ChunkInfo>(record->info(id));
-      else
-        out = Status(StatusCode::kCorruption,
-                     fmt::format("chunk {}: {}", id, record.status().message()));
-    }
-  }
-  read_txn_.reset();
-  return out;
+    if (!*entry || !decode_chunk_key((*entry)->first, &id) || id.inode != inode) return Status();
+    Result<ChunkRecord> record = decode_record((*entry)->second);
+    if (!record.ok())
+      return Status(StatusCode::kCorruption,
+                    fmt::format("chunk {}: {}", id, record.status().message()));
+    last = record->info(id);
+    return Status();
+  });
+  if (!status.ok()) return status;
+  return last;
 }
 
 Result<std::vector<ChunkInfo>> ChunkEngine::list(std::optional<ChunkId> after, uint32_t limit) {
   limit = std::min(limit, config_.list_batch_max);
-  RETURN_IF_ERROR(read_txn_.renew());
-  Result<std::vector<ChunkInfo>> out = std::vector<ChunkInfo>();
-  {
-    auto cursor = lmdb::Cursor::open(read_txn_, chunks_dbi_);
-    if (!cursor.ok()) {
-      read_txn_.reset();
-      return cursor.status();
-    }
+  std::vector<ChunkInfo> infos;
+  Status status = with_chunks_cursor([&](lmdb::Cursor& cursor) -> Status {
     Result<std::optional<lmdb::Cursor::Entry>> entry = std::optional<lmdb::Cursor::Entry>();
     if (after) {
       ChunkKey start = encode_chunk_key(*after);
-      entry = cursor->seek(key_view(start));
-      if (entry.ok() && *entry && (*entry)->first == key_view(start)) entry = cursor->next();
+      entry = cursor.seek(key_view(start));
+      if (entry.ok() && *entry && (*entry)->first == key_view(start)) entry = cursor.next();
     } else {
-      entry = cursor->first();
+      entry = cursor.first();
     }
-    std::vector<ChunkInfo>& infos = *out;
-    for (; entry.ok() && *entry && infos.size() < limit; entry = cursor->next()) {
+    for (; entry.ok() && *entry && infos.size() < limit; entry = cursor.next()) {
       ChunkId id;
       if (!decode_chunk_key((*entry)->first, &id)) continue;
       Result<ChunkRecord> record = decode_record((*entry)->second);
       if (record.ok()) infos.push_back(record->info(id));
     }
-    if (!entry.ok()) out = entry.status();
-  }
-  read_txn_.reset();
-  return out;
+    return entry.status();
+  });
+  if (!status.ok()) return status;
+  return infos;
 }
 
 SpaceStats ChunkEngine::space() {

@@ -100,29 +100,20 @@ Task<Result<FsckReport>> ChunkEngine::fsck() {
   for (bool more = true; more;) {
     // Copy one page out of a short read transaction, then verify its data with none held.
     std::vector<ScannedRecord> page;
-    CO_TRY(read_txn_.renew());
-    {
-      auto cursor = lmdb::Cursor::open(read_txn_, chunks_dbi_);
-      if (!cursor.ok()) {
-        read_txn_.reset();
-        co_return cursor.status();
-      }
-      auto entry = resume.empty() ? cursor->first() : cursor->seek(resume);
+    Status scanned = with_chunks_cursor([&](lmdb::Cursor& cursor) -> Status {
+      auto entry = resume.empty() ? cursor.first() : cursor.seek(resume);
       if (entry.ok() && *entry && !resume.empty() && (*entry)->first == resume)
-        entry = cursor->next();
-      for (; entry.ok() && *entry && page.size() < config_.list_batch_max; entry = cursor->next()) {
+        entry = cursor.next();
+      for (; entry.ok() && *entry && page.size() < config_.list_batch_max; entry = cursor.next()) {
         ScannedRecord& r = page.emplace_back();
         r.key = std::string((*entry)->first);
         r.key_ok = decode_chunk_key(r.key, &r.id);
         r.record = decode_record((*entry)->second);
       }
       more = entry.ok() && *entry;
-      if (!entry.ok()) {
-        read_txn_.reset();
-        co_return entry.status();
-      }
-    }
-    read_txn_.reset();
+      return entry.status();
+    });
+    CO_TRY(scanned);
     if (!page.empty()) resume = page.back().key;
     for (ScannedRecord& r : page) {
       if (!r.key_ok) {
