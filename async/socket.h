@@ -46,9 +46,10 @@ class Socket {
   Task<Status> send_all(std::span<const std::byte> data, IoOptions options = {});
   // Fills the buffer; kClosed if the peer closes first. With low_water_bytes > 0 and a
   // larger buffer the socket's SO_RCVLOWAT is set to min(low_water_bytes, bytes still
-  // missing) while it fills, so each receive wakes once that many bytes have arrived instead
-  // of once per segment burst (fewer wake-ups and retries: docs/net.md has the measurement),
-  // and reset to 1 at the end. Only for a socket with one receiver at a time.
+  // missing) while it fills, so a receive that has to wait wakes once that many bytes have
+  // arrived instead of once per segment burst (fewer wake-ups and retries: docs/net.md has
+  // the measurement), and reset to 1 at the end. Only for a socket with one receiver at a
+  // time.
   Task<Status> recv_exact(std::span<std::byte> buffer, IoOptions options = {},
                           size_t low_water_bytes = 0);
 
