@@ -147,6 +147,9 @@ class ChunkEngine {
   Status scan_records();
   // Reads id's record in a short read transaction (nullopt when absent).
   Result<std::optional<ChunkRecord>> load(ChunkId id);
+  // id's record for commit or abort (operation) of its pending version: kNotFound without a
+  // record, kStaleVersion when version is not the one pending.
+  Result<ChunkRecord> load_pending(ChunkId id, uint32_t version, const char* operation);
   // Renews the read transaction, runs body(cursor) on the chunks database and resets the
   // transaction again whatever body returns. body must not suspend.
   template <typename Body>

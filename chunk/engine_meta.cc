@@ -11,30 +11,35 @@ Status not_found(ChunkId id) {
 
 }  // namespace
 
+Result<ChunkRecord> ChunkEngine::load_pending(ChunkId id, uint32_t version, const char* operation) {
+  Result<std::optional<ChunkRecord>> record = load(id);
+  if (!record.ok()) return record.status();
+  if (!*record) return not_found(id);
+  if (!(*record)->has_pending() || (*record)->pending_version != version)
+    return Status(
+        StatusCode::kStaleVersion,
+        fmt::format("chunk {}: {} of version {}, but committed is {} and pending is {}", id,
+                    operation, version, (*record)->committed_version, (*record)->pending_version));
+  return std::move(**record);
+}
+
 Task<Result<ChunkInfo>> ChunkEngine::commit(ChunkId id, uint32_t version, uint32_t chain_version) {
   auto admitting = begin_update(id);
   Result<UpdateTicket> ticket = co_await std::move(admitting);
   if (!ticket.ok()) co_return ticket.status();
-  CO_TRY_ASSIGN(std::optional<ChunkRecord> record, load(id));
-  if (!record) co_return not_found(id);
-  if (!record->has_pending() || record->pending_version != version) {
-    co_return Status(StatusCode::kStaleVersion,
-                     fmt::format("chunk {}: commit of version {}, but committed is {} and "
-                                 "pending is {}",
-                                 id, version, record->committed_version, record->pending_version));
-  }
-  ChunkRecord next = *record;
-  next.committed_version = record->pending_version;
-  next.committed = record->pending;
-  next.committed_crcs = record->pending_crcs;
+  CO_TRY_ASSIGN(ChunkRecord record, load_pending(id, version, "commit"));
+  ChunkRecord next = record;
+  next.committed_version = record.pending_version;
+  next.committed = record.pending;
+  next.committed_crcs = record.pending_crcs;
   next.pending_version = 0;
   next.pending = {};
   next.pending_crcs.clear();
-  next.chain_version = std::max(record->chain_version, chain_version);
+  next.chain_version = std::max(record.chain_version, chain_version);
   auto putting = put_record(id, &next);
   CO_TRY(co_await std::move(putting));
   // The old version is unreachable only now that the new record is durable.
-  if (record->has_committed()) slots_->release(record->committed);
+  if (record.has_committed()) slots_->release(record.committed);
   co_return next.info(id);
 }
 
@@ -42,15 +47,9 @@ Task<Status> ChunkEngine::abort(ChunkId id, uint32_t version) {
   auto admitting = begin_update(id);
   Result<UpdateTicket> ticket = co_await std::move(admitting);
   if (!ticket.ok()) co_return ticket.status();
-  CO_TRY_ASSIGN(std::optional<ChunkRecord> record, load(id));
-  if (!record) co_return not_found(id);
-  if (!record->has_pending() || record->pending_version != version) {
-    co_return Status(StatusCode::kStaleVersion,
-                     fmt::format("chunk {}: abort of version {}, but pending is {}", id, version,
-                                 record->pending_version));
-  }
-  if (record->has_committed()) {
-    ChunkRecord next = *record;
+  CO_TRY_ASSIGN(ChunkRecord record, load_pending(id, version, "abort"));
+  if (record.has_committed()) {
+    ChunkRecord next = record;
     next.pending_version = 0;
     next.pending = {};
     next.pending_crcs.clear();
@@ -61,7 +60,7 @@ Task<Status> ChunkEngine::abort(ChunkId id, uint32_t version) {
     CO_TRY(co_await std::move(erasing));
     --chunk_count_;
   }
-  slots_->release(record->pending);
+  slots_->release(record.pending);
   co_return Status();
 }
 
