@@ -16,8 +16,12 @@ using namespace std::chrono_literals;
 
 std::vector<std::byte> frame_bytes(FrameHeader header, std::span<const std::byte> payload) {
   HeaderBytes head = seal_frame(header, payload);
-  std::vector<std::byte> bytes(head.begin(), head.end());
-  bytes.insert(bytes.end(), payload.begin(), payload.end());
+  // Sized once and filled by copy: growing the vector with insert() makes g++ 12 -O2 warn
+  // (-Warray-bounds) about the reallocation path it inlines, though it never runs out of
+  // bounds.
+  std::vector<std::byte> bytes(head.size() + payload.size());
+  std::copy(head.begin(), head.end(), bytes.begin());
+  std::copy(payload.begin(), payload.end(), bytes.begin() + std::ptrdiff_t(head.size()));
   return bytes;
 }
 
