@@ -216,24 +216,31 @@ Task<Status> TcpConnection::serve_bulk(FrameHeader header) {
     case kWriteRequest: {
       BulkMessage reply{
           message.op == kReadRequest ? kReadReply : kWriteAck, message.transfer, {}, Status()};
-      Result<std::span<std::byte>> target = transport_->resolve(message.remote);
+      // The region stays pinned while its bytes land (write) or leave (read): its owner's
+      // deregister() waits for that, or fails the transfer through the pin's token.
+      CancelToken reader = co_await current_token();
+      Result<RegionPin> target = transport_->pin(message.remote, reader);
+      RegionPin pin;  // empty unless the peer may touch the range
       std::span<const std::byte> out;
       if (!target.ok()) {
         reply.status = target.status();
       } else if (message.op == kReadRequest) {
-        out = *target;
-      } else if (tail != target->size()) {
+        pin = std::move(*target);
+        out = pin.bytes();
+      } else if (tail != target->bytes().size()) {
         reply.status = Status(StatusCode::kInvalidArgument, "write length differs from range");
       } else {
-        auto landing = read_exact(*target);
+        pin = std::move(*target);
+        auto landing = pin.guard(read_exact(pin.bytes()));
         CO_TRY(co_await std::move(landing));
+        pin = RegionPin();  // landed: the ack below no longer needs the region
         tail = 0;
       }
       if (tail > 0) {
         auto skipping = discard(tail);
         CO_TRY(co_await std::move(skipping));
       }
-      auto replying = send_bulk(std::move(reply), out);
+      auto replying = pin.guard(send_bulk(std::move(reply), out));
       co_return co_await std::move(replying);
     }
     case kReadReply:
