@@ -1,8 +1,11 @@
 // TcpTransport: frames and bulk data over TCP streams through the runtime's sockets.
 //
 // Frames go out as one sendmsg of header + payload under a per-connection send lock, so
-// concurrent senders never interleave. Incoming bytes are read through a 16 KiB buffer;
-// reads of 8 KiB or more bypass it and land directly in their destination. One-sided
+// concurrent senders never interleave; a payload or bulk tail of 64 KiB or more follows
+// the head in a plain send. Incoming bytes are read through a 16 KiB buffer per
+// connection; a read that still needs 8 KiB or more after what the buffer holds bypasses it
+// and lands directly in its destination (one larger than 256 KiB wakes once per 256 KiB
+// arrived, SO_RCVLOWAT). One-sided
 // operations are kData frames (see connection.h): a read_from sends a read request and
 // waits for the peer's reply; a write_to sends the bytes and waits for the peer's
 // acknowledgement. A peer serves them from its registered regions, checking region id,
