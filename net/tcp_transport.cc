@@ -103,13 +103,19 @@ RegionPin::RegionPin(std::unique_ptr<State> state) : state_(std::move(state)) {}
 RegionPin::RegionPin(RegionPin&&) noexcept = default;
 RegionPin& RegionPin::operator=(RegionPin&& other) noexcept {
   if (this != &other) {
-    if (state_) state_->region->unpin();
+    release();
     state_ = std::move(other.state_);
   }
   return *this;
 }
 RegionPin::~RegionPin() {
-  if (state_) state_->region->unpin();
+  release();
+}
+void RegionPin::release() {
+  if (!state_) return;
+  TcpRegion* region = state_->region;
+  state_.reset();  // unhooked from the region's abort before the region may be destroyed
+  region->unpin();
 }
 std::span<std::byte> RegionPin::bytes() const {
   return state_->bytes;

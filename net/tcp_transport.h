@@ -56,6 +56,7 @@ class RegionPin {
   struct State;
   explicit RegionPin(std::unique_ptr<State> state);
   CancelToken token() const;
+  void release();
   std::unique_ptr<State> state_;
 };
 
