@@ -219,18 +219,17 @@ Task<Status> TcpConnection::serve_bulk(FrameHeader header) {
       // The region stays pinned while its bytes land (write) or leave (read): its owner's
       // deregister() waits for that, or fails the transfer through the pin's token.
       CancelToken reader = co_await current_token();
-      Result<RegionPin> target = transport_->pin(message.remote, reader);
       RegionPin pin;  // empty unless the peer may touch the range
-      std::span<const std::byte> out;
-      if (!target.ok()) {
+      if (Result<RegionPin> target = transport_->pin(message.remote, reader); !target.ok())
         reply.status = target.status();
-      } else if (message.op == kReadRequest) {
-        pin = std::move(*target);
-        out = pin.bytes();
-      } else if (tail != target->bytes().size()) {
+      else if (message.op == kWriteRequest && tail != target->bytes().size())
         reply.status = Status(StatusCode::kInvalidArgument, "write length differs from range");
-      } else {
+      else
         pin = std::move(*target);
+      std::span<const std::byte> out;
+      if (pin && message.op == kReadRequest) {
+        out = pin.bytes();
+      } else if (pin) {
         auto landing = pin.guard(read_exact(pin.bytes()));
         CO_TRY(co_await std::move(landing));
         pin = RegionPin();  // landed: the ack below no longer needs the region

@@ -40,6 +40,7 @@ class RegionPin {
   RegionPin& operator=(RegionPin&&) noexcept;
   ~RegionPin();
 
+  explicit operator bool() const { return state_ != nullptr; }  // false: empty, moved from
   std::span<std::byte> bytes() const;
   // Makes `io` (the operation moving bytes()) run under a token that is cancelled when its
   // task's token is, and also when the region's deregistration stops waiting: the transfer

@@ -239,6 +239,54 @@ Task<void> fails_stalled_write(TcpTransport* transport, SocketAddress where) {
   co_await l->connection->close();
 }
 
+// A write whose length differs from its range is refused; while its bytes are skipped the
+// region is not pinned, so deregistration does not wait for a peer that stalls in them.
+Task<void> refused_write_pins_nothing(TcpTransport* transport, SocketAddress where) {
+  auto linking = link(transport, where);
+  Result<Link> l = co_await std::move(linking);
+  EXPECT_TRUE(l.ok()) << l.status();
+  if (!l.ok()) co_return;
+  auto memory = std::make_unique<std::vector<std::byte>>(kWriteBytes);
+  auto region = transport->register_memory(*memory);
+  EXPECT_TRUE(region.ok());
+  TaskScope scope;
+  Status ended;
+  scope.spawn(serve(l->connection.get(), &ended));
+
+  // Announces 4 MiB for a 1 MiB range, then sends only the first 1 MiB.
+  std::vector<std::byte> data = pattern(kWriteBytes, 8);
+  RemoteBuffer remote = (*region)->remote(0, kWriteFirstBytes);
+  std::vector<std::byte> head = bulk_head(kWriteRequest, remote, kWriteBytes);
+  auto sending_head = l->peer.send_all(head);
+  Status sending_head_status = co_await std::move(sending_head);
+  EXPECT_TRUE(sending_head_status.ok()) << sending_head_status;
+  auto sending_first = l->peer.send_all(std::span(data).first(kWriteFirstBytes));
+  Status sending_first_status = co_await std::move(sending_first);
+  EXPECT_TRUE(sending_first_status.ok()) << sending_first_status;
+  Status slept = co_await sleep_for(20ms);
+  (void)slept;
+  EXPECT_EQ(transport->pins(), 0u);
+  TimePoint start = Executor::current()->now();
+  auto deregistering = (*region)->deregister(kNoDeadline);
+  co_await std::move(deregistering);
+  EXPECT_LT(Executor::current()->now() - start, 10ms);
+  EXPECT_EQ(*memory, std::vector<std::byte>(kWriteBytes));  // nothing written
+  region->reset();
+  memory.reset();
+  auto sending_rest = l->peer.send_all(std::span(data).subspan(kWriteFirstBytes));
+  Status sending_rest_status = co_await std::move(sending_rest);
+  EXPECT_TRUE(sending_rest_status.ok()) << sending_rest_status;
+  std::vector<std::byte> tail;
+  auto refusing = read_reply(&l->peer, &tail);
+  Result<BulkMessage> refused = co_await std::move(refusing);
+  EXPECT_TRUE(refused.ok()) << refused.status();
+  if (refused.ok()) {
+    EXPECT_EQ(refused->status.code(), StatusCode::kInvalidArgument);
+  }
+  co_await l->connection->close();
+  co_await scope.join();
+}
+
 constexpr size_t kReadBytes = 32 << 20;  // more than loopback's socket buffers hold
 
 // The peer asks to read 32 MiB and does not read the reply: our send of the region's bytes
@@ -326,6 +374,10 @@ TEST_P(Region, DeregisterWaitsForAPeersWriteInProgress) {
 
 TEST_P(Region, DeregisterFailsAPeersStalledWriteAtItsDeadline) {
   run_on(GetParam(), &fails_stalled_write);
+}
+
+TEST_P(Region, ARefusedWritePinsNothingWhileItsBytesAreSkipped) {
+  run_on(GetParam(), &refused_write_pins_nothing);
 }
 
 INSTANTIATE_TEST_SUITE_P(Tcp, Region, ::testing::Values("tcp", "sim"),
