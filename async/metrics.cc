@@ -10,13 +10,53 @@ namespace mica {
 
 namespace detail {
 namespace {
-std::atomic<uint32_t> g_next_shard{0};
+
+// Shards owned by no live thread. Never destroyed: threads may exit after static destructors.
+struct ShardPool {
+  std::mutex mutex;
+  uint32_t next = 0;
+  std::vector<uint32_t> free;
+};
+ShardPool& shard_pool() {
+  static ShardPool* pool = new ShardPool();
+  return *pool;
+}
+
 thread_local uint32_t t_shard = UINT32_MAX;
+
+// Gives an owned shard back when its thread exits. The pool's mutex orders the exiting
+// thread's last stores before the next owner's first load. Updates made later in the exit
+// (by other thread-locals' destructors) go to the shared shard.
+struct ShardRelease {
+  bool armed = false;
+  ~ShardRelease() {
+    if (!armed || t_shard == kMetricSharedShard) return;
+    ShardPool& pool = shard_pool();
+    std::lock_guard lock(pool.mutex);
+    pool.free.push_back(t_shard);
+    t_shard = kMetricSharedShard;
+  }
+};
+thread_local ShardRelease t_release;
+
+uint32_t acquire_shard() {
+  ShardPool& pool = shard_pool();
+  std::lock_guard lock(pool.mutex);
+  if (!pool.free.empty()) {
+    uint32_t shard = pool.free.back();
+    pool.free.pop_back();
+    return shard;
+  }
+  return pool.next < kMetricSharedShard ? pool.next++ : kMetricSharedShard;
+}
+
 }  // namespace
 
 uint32_t metric_shard() {
-  if (t_shard == UINT32_MAX) [[unlikely]]
-    t_shard = g_next_shard.fetch_add(1, std::memory_order_relaxed) % kMetricShards;
+  if (t_shard == UINT32_MAX) [[unlikely]] {
+    t_shard = acquire_shard();
+    t_release.armed = true;  // constructs the thread-local, so its destructor runs at exit
+  }
   return t_shard;
 }
 }  // namespace detail

@@ -11,9 +11,11 @@
 // or request: the registry holds at most kMetricsSeriesMax series.
 //
 // Updates take no lock, allocate nothing and look nothing up: a counter or histogram is
-// kMetricShards cache-line-sized shards, and a thread adds to its own shard with a relaxed
-// atomic add, so threads on different shards never share a line and the totals are exact.
-// A gauge is one relaxed atomic (set() cannot be sharded). Reads (value(), snapshot(),
+// kMetricShards cache-line-sized shards. Each of the first kMetricShards - 1 threads that
+// update metrics owns one shard while it lives and adds to it with a relaxed load and store
+// (no locked instruction: no other thread writes it); further threads share the last shard
+// and add to it with an atomic fetch_add. Totals are exact either way. A gauge is one
+// relaxed atomic (set() cannot be sharded). Reads (value(), snapshot(),
 // render_prometheus()) sum the shards; they see each update whole but not all updates of
 // one instant, which is what a scrape needs.
 //
@@ -35,9 +37,11 @@
 
 namespace mica {
 
-// Shards per counter or histogram: threads beyond this share shards (still exact, but
-// their adds contend). A counter costs kMetricShards * 64 bytes.
+// Shards per counter or histogram; the last is shared by threads beyond the first
+// kMetricShards - 1 (still exact, but their adds contend). A counter costs
+// kMetricShards * 64 bytes, a histogram kMetricShards * 256.
 inline constexpr uint32_t kMetricShards = 16;
+inline constexpr uint32_t kMetricSharedShard = kMetricShards - 1;
 // Finite buckets a histogram may have: upper bounds 1 us, 2 us, ... 2^25 us (33.6 s).
 inline constexpr uint32_t kHistogramBucketsMax = 26;
 // Series (metric name + label set) one registry holds.
@@ -49,13 +53,24 @@ namespace detail {
 // This thread's shard index, read out of line: a coroutine that moved threads must not
 // reuse the previous thread's cached thread-local address (see docs/async.md).
 uint32_t metric_shard();
+
+// Adds n to a shard's cell: a plain read-modify-write on the thread's own shard, an atomic
+// one on the shared shard.
+inline void metric_add(std::atomic<uint64_t>& cell, uint64_t n, uint32_t shard) {
+  if (shard != kMetricSharedShard) [[likely]] {
+    cell.store(cell.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  } else {
+    cell.fetch_add(n, std::memory_order_relaxed);
+  }
+}
 }  // namespace detail
 
 // A monotonically increasing count.
 class Counter {
  public:
   void add(uint64_t n = 1) {
-    shards_[detail::metric_shard()].value.fetch_add(n, std::memory_order_relaxed);
+    uint32_t shard = detail::metric_shard();
+    detail::metric_add(shards_[shard].value, n, shard);
   }
   uint64_t value() const;
 
@@ -87,9 +102,10 @@ class Histogram {
 
   void record(Duration d) {
     int64_t ns = d.count() < 0 ? 0 : d.count();
-    Shard& shard = shards_[detail::metric_shard()];
-    shard.buckets[bucket_of(static_cast<uint64_t>(ns))].fetch_add(1, std::memory_order_relaxed);
-    shard.sum_ns.fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
+    uint32_t index = detail::metric_shard();
+    Shard& shard = shards_[index];
+    detail::metric_add(shard.buckets[bucket_of(static_cast<uint64_t>(ns))], 1, index);
+    detail::metric_add(shard.sum_ns, static_cast<uint64_t>(ns), index);
   }
 
   // The bucket (0..buckets()) a duration of ns nanoseconds falls in; buckets() is +Inf.

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <barrier>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -30,6 +31,33 @@ TEST(MetricsTest, CountersFromSeveralThreadsAddUpExactly) {
     for (uint64_t i = 0; i < kAdds; ++i) counter.add(t % 2 == 0 ? 1 : 3);
   });
   EXPECT_EQ(counter.value(), kAdds * (kThreads / 2) * (1 + 3));
+}
+
+// 40 threads alive at once: all shards are owned and the rest share the last one. Then 100
+// short-lived threads, one after another, reuse the shards of those that exited. ~0.1 s.
+TEST(MetricsTest, ThreadsBeyondTheShardsAndReusedShardsStillAddUpExactly) {
+  MetricsRegistry registry;
+  Counter& counter = registry.counter("test", "events_total", "Events.");
+  Histogram& histogram = registry.histogram("test", "latency_seconds", "Latency.");
+  constexpr int kAlive = 40;
+  constexpr uint64_t kAdds = 200'000;
+  std::barrier all_alive(kAlive);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kAlive; ++t) {
+    threads.emplace_back([&] {
+      counter.add();
+      all_alive.arrive_and_wait();
+      for (uint64_t i = 1; i < kAdds; ++i) {
+        counter.add();
+        histogram.record(Duration(1500));
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < 100; ++t) std::thread([&counter] { counter.add(2); }).join();
+  EXPECT_EQ(counter.value(), kAlive * kAdds + 200);
+  EXPECT_EQ(histogram.snapshot().counts[1], kAlive * (kAdds - 1));
+  EXPECT_EQ(histogram.snapshot().sum_ns, kAlive * (kAdds - 1) * 1500);
 }
 
 TEST(MetricsTest, GaugesFromSeveralThreadsAddUpExactly) {
