@@ -140,7 +140,8 @@ void log_repeated_in_sim(int i) {
 Task<void> log_on_virtual_time() {
   for (int i = 0; i < 5; ++i) log_repeated_in_sim(i);
   SleepAwaiter nap = sleep_for(1500ms);
-  co_await nap;
+  Status slept = co_await nap;
+  EXPECT_TRUE(slept.ok()) << slept;
   log_repeated_in_sim(5);
 }
 
