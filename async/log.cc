@@ -112,6 +112,18 @@ std::string_view log_level_name(LogLevel level) {
   return "?";
 }
 
+Result<LogLevel> log_level_from_name(std::string_view name) {
+  for (LogLevel level :
+       {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError, LogLevel::kOff}) {
+    std::string_view upper = log_level_name(level);
+    bool same = upper.size() == name.size();
+    for (size_t i = 0; same && i < name.size(); ++i)
+      same = (name[i] & ~0x20) == upper[i];  // ASCII letters, any case
+    if (same) return level;
+  }
+  return Status(StatusCode::kInvalidArgument, fmt::format("unknown log level '{}'", name));
+}
+
 Status log_configure(const LogConfig& config) {
   std::lock_guard lock(g_config_mutex);
   int fd = STDERR_FILENO;

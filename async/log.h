@@ -38,6 +38,8 @@ namespace mica {
 enum class LogLevel : uint8_t { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kOff = 4 };
 
 std::string_view log_level_name(LogLevel level);
+// "debug", "info", "warn", "error" or "off" (as a flag or config file spells it).
+Result<LogLevel> log_level_from_name(std::string_view name);
 
 // One line including its newline fits in PIPE_BUF, the size a pipe writes atomically.
 inline constexpr size_t kLogLineBytesMax = 4096;

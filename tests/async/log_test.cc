@@ -192,6 +192,16 @@ TEST_F(LogTest, UnopenableFileFailsAndKeepsTheSink) {
   EXPECT_TRUE(got[0].ends_with("test: still here"));
 }
 
+TEST(LogLevelTest, NamesParseInAnyCase) {
+  EXPECT_EQ(*log_level_from_name("debug"), LogLevel::kDebug);
+  EXPECT_EQ(*log_level_from_name("Info"), LogLevel::kInfo);
+  EXPECT_EQ(*log_level_from_name("WARN"), LogLevel::kWarn);
+  EXPECT_EQ(*log_level_from_name("error"), LogLevel::kError);
+  EXPECT_EQ(*log_level_from_name("off"), LogLevel::kOff);
+  EXPECT_EQ(log_level_from_name("warning").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(log_level_from_name("").ok());
+}
+
 void log_lines(int thread, int count, std::string padding) {
   for (int i = 0; i < count; ++i)
     MICA_LOG(Info, "test", "thread {} line {} {}", thread, i, padding);
