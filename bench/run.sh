@@ -86,7 +86,8 @@ readonly RUN_TIMEOUT_S=$((BENCH_SECS * 4 + 30))
 
 # ---- the async suite: figures, their references and how each side is measured ----
 
-readonly ASYNC_FIGURES="randread_4k_qd32 seqread_1m tcp_stream_1m pingpong_64b task_roundtrip"
+readonly ASYNC_FIGURES="randread_4k_qd32 seqread_1m tcp_stream_1m pingpong_64b task_roundtrip \
+metrics_counter_add metrics_histogram_record"
 readonly DATA_FILE_BYTES=$((1 << 30))
 readonly SEQ_DEPTH=8
 declare -A UNIT REFERENCE TARGET NOTE
@@ -126,6 +127,15 @@ REFERENCE[task_roundtrip]=-
 TARGET[task_roundtrip]=-
 NOTE[task_roundtrip]="create + co_await + destroy of a trivial Task<int> inside a running \
 task on one executor (Google Benchmark, real time per op; lower is better)."
+for figure in metrics_counter_add metrics_histogram_record; do
+  UNIT[$figure]=ns/op
+  REFERENCE[$figure]=-
+  TARGET[$figure]=-
+done
+NOTE[metrics_counter_add]="one Counter::add() of async/metrics.h on one thread, its own shard \
+(bench_metrics, Google Benchmark, real time per op; lower is better)."
+NOTE[metrics_histogram_record]="one Histogram::record() of a duration cycling through 64 \
+values from 100 ns to 50 ms, one thread (bench_metrics, real time per op; lower is better)."
 
 # ---- the net suite ----
 
@@ -516,6 +526,14 @@ task_roundtrip_mica() {
     --benchmark_min_time=1 --benchmark_filter='^task_roundtrip$' |
     json_field benchmarks.0.real_time
 }
+
+# Prints the real time per iteration (ns) of the bench_metrics benchmark named $1.
+metrics_bench() {
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_metrics" --benchmark_format=json \
+    --benchmark_min_time=1 --benchmark_filter="^$1\$" | json_field benchmarks.0.real_time
+}
+metrics_counter_add_mica() { metrics_bench counter_add; }
+metrics_histogram_record_mica() { metrics_bench histogram_record; }
 
 # ---- main ----
 
