@@ -28,8 +28,8 @@ std::vector<std::byte> frame_bytes(FrameHeader header, std::span<const std::byte
 std::vector<std::byte> echo_frame(std::string text) {
   FrameHeader header;
   header.kind = FrameKind::kRequest;
-  header.service = kTestService;
-  header.method = kEcho;
+  header.service = TestApi::kId;
+  header.method = TestApi::echo.kId;
   header.request_id = 1;
   return frame_bytes(header, encode(EchoRequest{std::move(text)}));
 }
@@ -90,8 +90,8 @@ Task<void> bad_frames_case(RpcEnv* env) {
     auto attack = send_and_expect_close(env->server_address, attacks[i], i == 1);
     co_await std::move(attack);
     // The well-behaved client is still served after each attack.
-    auto call = (*good)->call<EchoResponse>(kTestService, kEcho, EchoRequest{"fine"},
-                                            CallOptions{deadline_after(2s)});
+    auto call =
+        TestApi::Stub(good->get()).echo(EchoRequest{"fine"}, CallOptions{deadline_after(2s)});
     Result<EchoResponse> r = co_await std::move(call);
     EXPECT_TRUE(r.ok()) << "after attack " << i << ": " << r.status();
   }
@@ -123,8 +123,8 @@ Task<Status> call_slow(SocketAddress address, pid_t child) {
   Result<std::shared_ptr<RpcClient>> client = co_await std::move(connecting);
   EXPECT_TRUE(client.ok());
   if (!client.ok()) co_return client.status();
-  auto call = (*client)->call<Empty>(kTestService, kSleep, SleepRequest{60'000},
-                                     CallOptions{deadline_after(10s)});
+  auto call =
+      TestApi::Stub(client->get()).sleep(SleepRequest{60'000}, CallOptions{deadline_after(10s)});
   Status slept = co_await sleep_for(100ms);
   EXPECT_TRUE(slept.ok());
   kill(child, SIGKILL);
