@@ -72,8 +72,8 @@ class TcpRegion final : public MemoryRegion {
   uint32_t key_;
   bool revoked_ = false;
   size_t pins_ = 0;
-  Event unpinned_;       // set once revoked with no pins left
-  CancelSource abort_;   // cancels every pin's transfer when deregister() stops waiting
+  Event unpinned_;      // set once revoked with no pins left
+  CancelSource abort_;  // cancels every pin's transfer when deregister() stops waiting
 };
 
 Task<void> TcpRegion::deregister(TimePoint deadline) {
@@ -168,11 +168,11 @@ Result<RegionPin> TcpTransport::pin(const RemoteBuffer& remote, CancelToken task
     return Status(StatusCode::kOutOfRange,
                   fmt::format("range [{}, +{}) outside a region of {} bytes", remote.offset,
                               remote.length, bytes.size()));
-  auto state = std::make_unique<RegionPin::State>(
-      region, bytes.subspan(remote.offset, remote.length), task);
-  // Registered regions are never being aborted: abort_ fires only after revoke().
-  bool armed = state->on_abort.arm(region->abort_.token().state(), &RegionPin::State::abort,
-                                   state.get());
+  auto state =
+      std::make_unique<RegionPin::State>(region, bytes.subspan(remote.offset, remote.length), task);
+  // Cannot fail: a region still in the table has not been revoked, so not aborted either.
+  bool armed =
+      state->on_abort.arm(region->abort_.token().state(), &RegionPin::State::abort, state.get());
   MICA_ASSERT(armed);
   ++region->pins_;
   ++pins_;
