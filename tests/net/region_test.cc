@@ -253,6 +253,43 @@ Task<void> fails_stalled_small_write(TcpTransport* transport, SocketAddress wher
   co_await std::move(writing);
 }
 
+// The reader's own cancellation (a server shutting down) still reaches a pinned transfer:
+// the pin's token hangs off the reader's, so the reader stops and the pin drops.
+Task<void> cancelled_reader_unpins(TcpTransport* transport, SocketAddress where) {
+  auto linking = link(transport, where);
+  Result<Link> l = co_await std::move(linking);
+  EXPECT_TRUE(l.ok()) << l.status();
+  if (!l.ok()) co_return;
+  auto memory = std::make_unique<std::vector<std::byte>>(kWriteBytes);
+  auto region = transport->register_memory(*memory);
+  EXPECT_TRUE(region.ok());
+  TaskScope scope;
+  Status ended;
+  scope.spawn(serve(l->connection.get(), &ended));
+
+  std::vector<std::byte> data = pattern(kWriteBytes, 9);
+  std::vector<std::byte> head =
+      bulk_head(kWriteRequest, (*region)->remote(0, kWriteBytes), kWriteBytes);
+  auto sending_head = l->peer.send_all(head);
+  Status sending_head_status = co_await std::move(sending_head);
+  EXPECT_TRUE(sending_head_status.ok()) << sending_head_status;
+  auto sending_first = l->peer.send_all(std::span(data).first(kWriteFirstBytes));
+  Status sending_first_status = co_await std::move(sending_first);
+  EXPECT_TRUE(sending_first_status.ok()) << sending_first_status;
+  auto pinning = pins_reach(transport, 1);
+  EXPECT_TRUE(co_await std::move(pinning)) << "the peer's transfer never pinned the region";
+  scope.cancel();
+  co_await scope.join();
+  EXPECT_EQ(ended.code(), StatusCode::kCancelled) << ended;
+  EXPECT_EQ(transport->pins(), 0u);
+  TimePoint start = Executor::current()->now();
+  auto deregistering = (*region)->deregister(kNoDeadline);
+  co_await std::move(deregistering);
+  EXPECT_LT(Executor::current()->now() - start, 10ms);  // nothing left to wait for
+  region->reset();
+  co_await l->connection->close();
+}
+
 // A write whose length differs from its range is refused; while its bytes are skipped the
 // region is not pinned, so deregistration does not wait for a peer that stalls in them.
 Task<void> refused_write_pins_nothing(TcpTransport* transport, SocketAddress where) {
@@ -396,6 +433,10 @@ TEST_P(Region, DeregisterFailsAPeersStalledSmallWriteAtItsDeadline) {
 
 TEST_P(Region, ARefusedWritePinsNothingWhileItsBytesAreSkipped) {
   run_on(GetParam(), &refused_write_pins_nothing);
+}
+
+TEST_P(Region, CancellingTheReaderReleasesItsPin) {
+  run_on(GetParam(), &cancelled_reader_unpins);
 }
 
 INSTANTIATE_TEST_SUITE_P(Tcp, Region, ::testing::Values("tcp", "sim"),
