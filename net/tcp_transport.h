@@ -11,6 +11,7 @@
 // Thread rule: a transport and its connections belong to one executor.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -21,6 +22,10 @@ namespace mica::net {
 struct TcpTransportOptions {
   TransportLimits limits;
   uint64_t key_seed = 0x6d696361;  // "mica"; change per process where keys must differ
+  // Tests only (fault injection): called with the bytes of each read_from reply as soon as
+  // they have landed in the caller's buffer, before the caller sees them; it may change
+  // them, as a bad link or NIC would. Works alike on io_uring and on the simulator.
+  std::function<void(std::span<std::byte>)> received_bulk_hook;
 };
 
 class TcpTransport final : public Transport {
@@ -33,6 +38,7 @@ class TcpTransport final : public Transport {
   Result<std::unique_ptr<Acceptor>> listen(SocketAddress address) override;
   Result<std::unique_ptr<MemoryRegion>> register_memory(std::span<std::byte> bytes) override;
   const TransportLimits& limits() const override { return options_.limits; }
+  const TcpTransportOptions& options() const { return options_; }
   std::string name() const override { return "tcp"; }
 
   // For connections: the registered bytes `remote` names, or why it may not be touched.

@@ -51,7 +51,8 @@ Task<void> flipped_byte_detected(std::string dir) {
   EXPECT_EQ((co_await std::move(bad)).status().code(), StatusCode::kChecksumMismatch);
   // A partial write needs the damaged block back: it fails and changes nothing.
   std::vector<std::byte> patch(10);
-  auto writing = engine->write(kId, 12300, std::span<const std::byte>(patch), {2, 1});
+  auto writing = engine->write(kId, 12300, std::span<const std::byte>(patch),
+                               crc32c(std::span<const std::byte>(patch)), {2, 1});
   EXPECT_EQ((co_await std::move(writing)).status().code(), StatusCode::kChecksumMismatch);
   EXPECT_EQ(engine->stat(kId)->pending_version, 0u);
   auto checking = engine->fsck();
@@ -79,7 +80,8 @@ Task<void> healthy_fsck(std::string dir) {
     EXPECT_TRUE((co_await std::move(writing)).ok());
   }
   auto pending_data = pattern(5000, 9);
-  auto pending = engine->write(ChunkId{1, 0}, 0, bytes_of(pending_data), {2, 1});
+  auto pending = engine->write(ChunkId{1, 0}, 0, bytes_of(pending_data),
+                               crc32c(bytes_of(pending_data)), {2, 1});
   EXPECT_TRUE((co_await std::move(pending)).ok());
   auto checking = engine->fsck();
   Result<FsckReport> report = co_await std::move(checking);
@@ -118,7 +120,8 @@ Task<void> damaged_record_detected(std::string dir) {
   auto reading = engine->read(kId, 0, std::span(out));
   EXPECT_EQ((co_await std::move(reading)).status().code(), StatusCode::kCorruption);
   std::vector<std::byte> data(10);
-  auto writing = engine->write(kId, 0, std::span<const std::byte>(data), {2, 1});
+  auto writing = engine->write(kId, 0, std::span<const std::byte>(data),
+                               crc32c(std::span<const std::byte>(data)), {2, 1});
   EXPECT_EQ((co_await std::move(writing)).status().code(), StatusCode::kCorruption);
   auto checking = engine->fsck();
   Result<FsckReport> report = co_await std::move(checking);

@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 
+#include "async/crc32c.h"
 #include "async/scope.h"
 #include "chunk/engine.h"
 #include "tests/chunk/crash_model.h"
@@ -55,15 +56,15 @@ Task<void> step(ChunkEngine* engine, uint32_t c, std::mt19937_64* rng) {
     std::vector<std::byte> data = payload(c, v, u.length);
     std::span<const std::byte> bytes(data.data(), data.size());
     if (u.kind == Kind::kReplace) {
-      auto replacing = engine->replace(id, bytes, {v, 1});
+      auto replacing = engine->replace(id, bytes, crc32c(bytes), {v, 1});
       r = co_await std::move(replacing);
     } else if ((*rng)() % 4 == 0) {
-      auto both = engine->write_and_commit(id, u.offset, bytes, {v, 1});
+      auto both = engine->write_and_commit(id, u.offset, bytes, crc32c(bytes), {v, 1});
       r = co_await std::move(both);
       if (!r.ok()) fail(r.status(), "write_and_commit");
       co_return;
     } else {
-      auto writing = engine->write(id, u.offset, bytes, {v, 1});
+      auto writing = engine->write(id, u.offset, bytes, crc32c(bytes), {v, 1});
       r = co_await std::move(writing);
     }
   }
