@@ -112,7 +112,8 @@ class ChunkEngine {
                                            UpdateVersion v);
   // New pending version: the committed content cut or zero-extended to length_bytes.
   Task<Result<ChunkInfo>> truncate(ChunkId id, uint32_t length_bytes, UpdateVersion v);
-  // Makes pending version `version` the committed one; frees the old slot.
+  // Makes pending version `version` the committed one; frees the old slot. kStaleVersion
+  // when chain_version is older than the chunk's.
   Task<Result<ChunkInfo>> commit(ChunkId id, uint32_t version, uint32_t chain_version);
   // Drops pending version `version` (a chunk with nothing committed disappears).
   Task<Status> abort(ChunkId id, uint32_t version);

@@ -28,6 +28,12 @@ Task<Result<ChunkInfo>> ChunkEngine::commit(ChunkId id, uint32_t version, uint32
   Result<UpdateTicket> ticket = co_await std::move(admitting);
   if (!ticket.ok()) co_return ticket.status();
   CO_TRY_ASSIGN(ChunkRecord record, load_pending(id, version, "commit"));
+  // A commit decided under an older chain configuration must not land after a newer one.
+  if (chain_version < record.chain_version)
+    co_return Status(StatusCode::kStaleVersion,
+                     fmt::format("chunk {}: commit of version {} under chain version {}, older "
+                                 "than the chunk's {}",
+                                 id, version, chain_version, record.chain_version));
   ChunkRecord next = record;
   next.committed_version = record.pending_version;
   next.committed = record.pending;

@@ -110,6 +110,31 @@ TEST(ChunkLimits, StaleAndSkippedVersionsAreRejected) {
   run_on_executor(stale_versions(dir.path()));
 }
 
+Task<void> stale_chain_commit(std::string dir) {
+  auto opening = engine_with_one_chunk(dir, test_config());  // chain version 1
+  auto engine = co_await std::move(opening);
+  if (!engine) co_return;
+  std::vector<std::byte> data = pattern(3000, 2);
+  auto writing = engine->write(kId, 0, bytes_of(data), crc32c(bytes_of(data)), {2, 1});
+  EXPECT_TRUE((co_await std::move(writing)).ok());
+  // A commit from an older chain configuration: refused, the pending version stays pending.
+  auto old_chain = engine->commit(kId, 2, 0);
+  Result<ChunkInfo> refused = co_await std::move(old_chain);
+  EXPECT_EQ(refused.status().code(), StatusCode::kStaleVersion) << refused.status();
+  Result<ChunkInfo> info = engine->stat(kId);
+  EXPECT_TRUE(info.ok() && info->committed_version == 1 && info->pending_version == 2 &&
+              info->chain_version == 1);
+  auto current = engine->commit(kId, 2, 1);
+  Result<ChunkInfo> committed = co_await std::move(current);
+  EXPECT_TRUE(committed.ok() && committed->committed_version == 2) << committed.status();
+  auto closing = close_engine(std::move(engine));
+  co_await std::move(closing);
+}
+TEST(ChunkLimits, ACommitWithAStaleChainVersionIsRejected) {
+  TempDir dir;
+  run_on_executor(stale_chain_commit(dir.path()));
+}
+
 Task<void> write_while_pending(std::string dir) {
   auto opening = engine_with_one_chunk(dir, test_config());
   auto engine = co_await std::move(opening);
