@@ -128,7 +128,8 @@ class ChunkEngine {
   // The chunk of inode with the highest index, if any (one range query).
   Result<std::optional<ChunkInfo>> last_chunk(uint64_t inode);
   // Up to limit (<= list_batch_max) chunks in id order, starting after `after` (from the
-  // first when nullopt). Page through for resync diffs. Damaged records are skipped.
+  // first when nullopt). Page through for resync diffs. A chunk whose record is damaged is
+  // listed with damaged set (and only its id); keys that are no chunk id are left to fsck.
   Result<std::vector<ChunkInfo>> list(std::optional<ChunkId> after, uint32_t limit);
 
   SpaceStats space();

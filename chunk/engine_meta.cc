@@ -136,9 +136,15 @@ Result<std::vector<ChunkInfo>> ChunkEngine::list(std::optional<ChunkId> after, u
     }
     for (; entry.ok() && *entry && infos.size() < limit; entry = cursor.next()) {
       ChunkId id;
-      if (!decode_chunk_key((*entry)->first, &id)) continue;
+      if (!decode_chunk_key((*entry)->first, &id)) continue;  // not a chunk: fsck reports it
       Result<ChunkRecord> record = decode_record((*entry)->second);
-      if (record.ok()) infos.push_back(record->info(id));
+      if (record.ok()) {
+        infos.push_back(record->info(id));
+      } else {
+        ChunkInfo& damaged = infos.emplace_back();
+        damaged.id = id;
+        damaged.damaged = true;
+      }
     }
     return entry.status();
   });

@@ -98,6 +98,9 @@ struct ChunkInfo {
   uint32_t checksum = 0;      // committed whole-chunk CRC32C
   uint32_t pending_length_bytes = 0;
   uint32_t pending_checksum = 0;
+  // list() only: the chunk's record is damaged (kCorruption); only id is meaningful. Resync
+  // must see such a chunk (to replace or remove it), so list() reports it, never skips it.
+  bool damaged = false;
   friend bool operator==(const ChunkInfo&, const ChunkInfo&) = default;
 };
 

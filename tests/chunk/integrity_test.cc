@@ -143,6 +143,46 @@ TEST(ChunkIntegrity, ADamagedRecordIsCorruptionAndFsckReportsIt) {
   run_on_executor(damaged_record_detected(dir.path()));
 }
 
+Task<void> create_neighbours(std::string dir) {
+  auto opening = open_engine(dir);
+  auto engine = co_await std::move(opening);
+  if (!engine) co_return;
+  for (uint32_t index : {kId.index - 1, kId.index, kId.index + 1}) {
+    auto writing = write_committed(engine.get(), ChunkId{kId.inode, index}, 0, pattern(500, 1), 1);
+    EXPECT_TRUE((co_await std::move(writing)).ok());
+  }
+  auto closing = close_engine(std::move(engine));
+  co_await std::move(closing);
+}
+
+Task<void> damaged_record_listed(std::string dir) {
+  auto opening = open_engine(dir);
+  auto engine = co_await std::move(opening);
+  if (!engine) co_return;
+  Result<std::vector<ChunkInfo>> listed = engine->list(std::nullopt, 10);
+  EXPECT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed.ok() ? listed->size() : 0u, 3u);
+  if (listed.ok() && listed->size() == 3) {
+    EXPECT_FALSE((*listed)[0].damaged);
+    EXPECT_EQ((*listed)[0].committed_version, 1u);
+    EXPECT_TRUE((*listed)[1].damaged);
+    EXPECT_EQ((*listed)[1].id, kId);
+    EXPECT_FALSE((*listed)[2].damaged);
+    EXPECT_EQ((*listed)[2].committed_version, 1u);
+  }
+  // Paging after the damaged chunk goes on past it.
+  Result<std::vector<ChunkInfo>> rest = engine->list(kId, 10);
+  EXPECT_TRUE(rest.ok() && rest->size() == 1 && (*rest)[0].id.index == kId.index + 1);
+  auto closing = close_engine(std::move(engine));
+  co_await std::move(closing);
+}
+TEST(ChunkIntegrity, ListReportsADamagedRecordInsteadOfSkippingIt) {
+  TempDir dir;
+  run_on_executor(create_neighbours(dir.path()));
+  damage_record(dir.path());
+  run_on_executor(damaged_record_listed(dir.path()));
+}
+
 Task<void> open_fails_with(std::string dir, StatusCode code) {
   auto opening = ChunkEngine::open(dir, test_config());
   Result<std::unique_ptr<ChunkEngine>> engine = co_await std::move(opening);
