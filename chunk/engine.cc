@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstring>
+#include <filesystem>
 
 #include "async/crc32c.h"
 #include "chunk/block_crc.h"
@@ -16,6 +17,13 @@ constexpr std::string_view kFormatKey = "format";
 Status make_dir(const std::string& path) {
   if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Status();
   return Status::from_errno(errno, "mkdir " + path);
+}
+
+std::string parent_directory(const std::string& path) {
+  std::filesystem::path p(path);
+  if (!p.has_filename()) p = p.parent_path();  // "a/b/" names b
+  std::string parent = p.parent_path().string();
+  return parent.empty() ? "." : parent;
 }
 
 Status validate_config(const ChunkEngineConfig& c) {
@@ -50,8 +58,20 @@ Task<Result<std::unique_ptr<ChunkEngine>>> ChunkEngine::open(std::string path,
   if (s.ok()) s = make_dir(path + "/meta");
   if (s.ok()) s = make_dir(path + "/data");
   if (!s.ok()) co_return s;
+  // Durable names before durable contents: the target directory in its parent, meta/ and
+  // data/ in the target (cheap when nothing was created).
+  auto syncing_parent = sync_directory(parent_directory(path));
+  s = co_await std::move(syncing_parent);
+  if (!s.ok()) co_return s;
+  auto syncing_target = sync_directory(path);
+  s = co_await std::move(syncing_target);
+  if (!s.ok()) co_return s;
   std::unique_ptr<ChunkEngine> engine(new ChunkEngine(path, config));
   s = engine->open_metadata();
+  if (!s.ok()) co_return s;
+  // LMDB syncs its files' contents on commit, never the directory that holds their names.
+  auto syncing_meta = sync_directory(path + "/meta");
+  s = co_await std::move(syncing_meta);
   if (!s.ok()) co_return s;
   auto opening = SlotStore::open(path + "/data", &engine->config_);
   Result<std::unique_ptr<SlotStore>> slots = co_await std::move(opening);

@@ -28,6 +28,15 @@ void log_buffered_fallback(const std::string& path) {
 
 }  // namespace
 
+Task<Status> sync_directory(std::string path) {
+  auto opening = File::open(path, O_RDONLY | O_DIRECTORY);
+  Result<File> dir = co_await std::move(opening);
+  if (!dir.ok()) co_return dir.status();
+  Status synced = co_await dir->fsync();
+  Status closed = co_await dir->close();
+  co_return synced.ok() ? closed : synced;
+}
+
 Task<Result<std::unique_ptr<SlotStore>>> SlotStore::open(std::string dir,
                                                          const ChunkEngineConfig* config) {
   std::unique_ptr<SlotStore> store(new SlotStore(dir, config));
@@ -54,6 +63,11 @@ Task<Result<std::unique_ptr<SlotStore>>> SlotStore::open(std::string dir,
     c->used.assign((c->slots + 63) / 64, 0);
     store->classes_[i] = std::move(c);
   }
+  // The class files may have just been created: their names must be durable before any
+  // record names a slot in them.
+  auto syncing = sync_directory(dir);
+  Status synced = co_await std::move(syncing);
+  if (!synced.ok()) co_return synced;
   co_return store;
 }
 
