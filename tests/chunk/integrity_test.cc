@@ -224,6 +224,39 @@ TEST(ChunkIntegrity, ATargetOfAnotherFormatVersionIsNotSupported) {
   run_on_executor(open_fails_with(dir.path(), StatusCode::kNotSupported));
 }
 
+Task<void> buffered_round_trip(std::string dir) {
+  ChunkEngineConfig config = test_config();
+  config.buffered_io = true;
+  auto opening = open_engine(dir, config);
+  auto engine = co_await std::move(opening);
+  if (!engine) co_return;
+  EXPECT_FALSE(engine->direct_io());
+  std::vector<std::byte> data = pattern(70000, 3);
+  auto writing = write_committed(engine.get(), kId, 0, data, 1);
+  EXPECT_TRUE((co_await std::move(writing)).ok());
+  std::vector<std::byte> patch = pattern(5000, 4);  // read-modify-write of old blocks
+  auto patching = write_committed(engine.get(), kId, 10000, patch, 2);
+  EXPECT_TRUE((co_await std::move(patching)).ok());
+  std::copy(patch.begin(), patch.end(), data.begin() + 10000);
+  auto closing = close_engine(std::move(engine));
+  co_await std::move(closing);
+  auto reopening = open_engine(dir, config);
+  engine = co_await std::move(reopening);
+  if (!engine) co_return;
+  auto reading = read_all(engine.get(), kId);
+  Result<std::vector<std::byte>> content = co_await std::move(reading);
+  EXPECT_TRUE(content.ok() && *content == data) << content.status();
+  auto checking = engine->fsck();
+  Result<FsckReport> report = co_await std::move(checking);
+  EXPECT_TRUE(report.ok() && report->ok()) << report->to_string();
+  auto closing2 = close_engine(std::move(engine));
+  co_await std::move(closing2);
+}
+TEST(ChunkIntegrity, TheBufferedPathChosenByConfigRoundTripsAndVerifies) {
+  TempDir dir;
+  run_on_executor(buffered_round_trip(dir.path()));
+}
+
 Task<void> tmpfs_round_trip(std::string dir) {
   auto opening = open_engine(dir);
   auto engine = co_await std::move(opening);
