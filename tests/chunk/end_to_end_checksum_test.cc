@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "async/crc32c.h"
+#include "async/sim_world.h"
 #include "net/rpc_client.h"
 #include "net/rpc_server.h"
 #include "net/tcp_transport.h"
@@ -227,6 +228,85 @@ TEST(ChunkChecksum, APayloadDamagedInTransitIsRefusedByTheEngineAndChangesNothin
   net::TcpTransport server_transport(options);
   net::TcpTransport client_transport;
   run_on_executor(damaged_in_transit(dir.path(), &server_transport, &client_transport, &fault));
+}
+
+// The simulator runs the same TCP transport, so the same hook damages payloads there. The
+// engine (LMDB, real files) does not run on simulated hosts; this service checks the
+// writer's CRC over the bytes it pulled exactly as the engine does, before storing anything.
+class VerifyService {
+ public:
+  VerifyService() { service_.add<&VerifyService::write>(kWriteMethod, "write", this); }
+  net::Service& service() { return service_; }
+
+  Task<Result<WriteResponse>> write(WriteRequest request, net::CallContext* context) {
+    std::vector<std::byte> data(request.payload.length);
+    auto pulling = context->connection->read_from(request.payload, data, context->deadline);
+    CO_TRY(co_await std::move(pulling));
+    if (crc32c(bytes_of(data)) != request.payload_crc)
+      co_return Status(StatusCode::kChecksumMismatch, "payload damaged in transit");
+    co_return WriteResponse{request.payload_crc};
+  }
+
+ private:
+  net::Service service_{kStorageService, "verify-write"};
+};
+
+struct SimServer {
+  net::TcpTransport* transport;
+  VerifyService service;
+  std::unique_ptr<net::RpcServer> server;
+};
+
+Task<void> sim_start(SimServer* s, SocketAddress address) {
+  s->server = std::make_unique<net::RpcServer>(s->transport, net::RpcServerOptions{});
+  s->server->add_service(&s->service.service());
+  EXPECT_TRUE(s->server->start(address).ok());
+  co_return;
+}
+
+Task<void> sim_stop(SimServer* s) {
+  co_await s->server->shutdown();
+}
+
+Task<void> sim_client(net::TcpTransport* transport, SocketAddress address, Status* result) {
+  auto connecting = net::RpcClient::connect(transport, address, deadline_after(5s));
+  Result<std::shared_ptr<net::RpcClient>> client = co_await std::move(connecting);
+  EXPECT_TRUE(client.ok()) << client.status();
+  if (!client.ok()) co_return;
+  std::vector<std::byte> payload = pattern(100 << 10, 7);
+  auto region = transport->register_memory(std::span(payload));
+  EXPECT_TRUE(region.ok());
+  WriteRequest request{(*region)->remote(0, static_cast<uint32_t>(payload.size())),
+                       crc32c(bytes_of(payload)), 1};
+  auto calling = (*client)->call<WriteResponse>(kStorageService, kWriteMethod, request, {});
+  *result = (co_await std::move(calling)).status();
+  EXPECT_TRUE((*client)->healthy());
+  region->reset();
+  co_await (*client)->close();
+}
+
+TEST(ChunkChecksum, TheTransitFaultHookDamagesPayloadsOnTheSimulatorToo) {
+  uint64_t seed = sim_seed(8);
+  SCOPED_TRACE(fmt::format("simulation seed={} (replay: MICA_SIM_SEED={})", seed, seed));
+  SimWorld world(seed);
+  SimHost& server_host = world.add_host("server");
+  SimHost& client_host = world.add_host("client");
+  int fired = 0;
+  net::TcpTransportOptions options;
+  options.received_bulk_hook = [&fired](std::span<std::byte> bytes) {
+    ++fired;
+    bytes[bytes.size() / 3] ^= std::byte{0x01};
+  };
+  net::TcpTransport server_transport(options);
+  net::TcpTransport client_transport;
+  SimServer server{&server_transport, {}, nullptr};
+  SocketAddress address = server_host.address(7000);
+  world.run(server_host, sim_start(&server, address));
+  Status result;
+  world.run(client_host, sim_client(&client_transport, address, &result));
+  world.run(server_host, sim_stop(&server));
+  EXPECT_EQ(fired, 1);
+  EXPECT_EQ(result.code(), StatusCode::kChecksumMismatch) << result;
 }
 
 }  // namespace
