@@ -1,7 +1,8 @@
 // ChunkEngine: the chunk store of one storage target — chunk data in size-class slot files
 // on a local disk (O_DIRECT through the runtime), chunk metadata in one LMDB environment,
 // crash-safe copy-on-write updates with a committed and a pending version per chunk, and
-// CRC32C per 4 KiB block checked on every read. docs/chunk.md has the format and reasoning.
+// CRC32C per 4 KiB block checked on every read. Writes carry their writer's CRC32C, checked
+// before anything is stored (end to end). docs/chunk.md has the format and reasoning.
 //
 // Versions (CRAQ): a write, truncate creates pending version committed+1 in a new slot; the
 // old version stays readable until commit() switches to the new one (abort() drops it).
