@@ -16,6 +16,7 @@
 // register_memory() runs on it (it draws the key from that executor's backend).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -26,6 +27,10 @@ namespace mica::net {
 
 struct TcpTransportOptions {
   TransportLimits limits;
+  // Tests only (fault injection): called with the bytes of each read_from reply as soon as
+  // they have landed in the caller's buffer, before the caller sees them; it may change
+  // them, as a bad link or NIC would. Works alike on io_uring and on the simulator.
+  std::function<void(std::span<std::byte>)> received_bulk_hook;
 };
 
 class TcpRegion;
@@ -71,6 +76,7 @@ class TcpTransport final : public Transport {
   Result<std::unique_ptr<Acceptor>> listen(SocketAddress address) override;
   Result<std::unique_ptr<MemoryRegion>> register_memory(std::span<std::byte> bytes) override;
   const TransportLimits& limits() const override { return options_.limits; }
+  const TcpTransportOptions& options() const { return options_; }
   std::string name() const override { return "tcp"; }
 
   // For connections: pins the registered bytes `remote` names, or says why they may not be
