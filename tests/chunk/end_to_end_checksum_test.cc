@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "async/crc32c.h"
-#include "async/sim_world.h"
+#include "async/sim/world.h"
 #include "net/rpc_client.h"
 #include "net/rpc_server.h"
 #include "net/service_def.h"
@@ -287,11 +287,11 @@ Task<void> sim_client(net::TcpTransport* transport, SocketAddress address, Statu
 }
 
 TEST(ChunkChecksum, TheTransitFaultHookDamagesPayloadsOnTheSimulatorToo) {
-  uint64_t seed = sim_seed(8);
+  uint64_t seed = sim::sim_seed(8);
   SCOPED_TRACE(fmt::format("simulation seed={} (replay: MICA_SIM_SEED={})", seed, seed));
-  SimWorld world(seed);
-  SimHost& server_host = world.add_host("server");
-  SimHost& client_host = world.add_host("client");
+  sim::SimWorld world(seed);
+  sim::SimHost& server_host = world.add_host("server");
+  sim::SimHost& client_host = world.add_host("client");
   int fired = 0;
   net::TcpTransportOptions options;
   options.received_bulk_hook = [&fired](std::span<std::byte> bytes) {
