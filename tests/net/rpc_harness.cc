@@ -16,6 +16,7 @@ TestService::TestService() {
   service_.add<&TestService::fail>(kFail, "fail", this);
   service_.add<&TestService::pull>(kPull, "pull", this);
   service_.add<&TestService::push>(kPush, "push", this);
+  service_.add<&TestService::exchange>(kExchange, "exchange", this);
 }
 
 Task<Result<EchoResponse>> TestService::echo(EchoRequest request, CallContext*) {
@@ -56,6 +57,27 @@ Task<Result<BulkResponse>> TestService::push(BulkRequest request, CallContext* c
   auto writing = context->connection->write_to(request.buffer, data, context->deadline);
   CO_TRY(co_await std::move(writing));
   co_return BulkResponse{crc32c(data)};
+}
+
+Task<Result<BulkResponse>> TestService::exchange(ExchangeRequest request, CallContext* context) {
+  ++stats.running;
+  stats.running_max = std::max(stats.running_max, stats.running);
+  Status waited;
+  while (!exchange_open && waited.ok()) waited = co_await sleep_for(std::chrono::milliseconds(1));
+  std::vector<std::byte> pulled(request.pull.length);
+  if (waited.ok()) {
+    auto reading = context->connection->read_from(request.pull, pulled, context->deadline);
+    waited = co_await std::move(reading);
+  }
+  std::vector<std::byte> pushed = bulk_pattern(request.push.length, request.seed);
+  if (waited.ok()) {
+    auto writing = context->connection->write_to(request.push, pushed, context->deadline);
+    waited = co_await std::move(writing);
+  }
+  --stats.running;
+  if (!waited.ok()) co_return waited;
+  ++stats.finished;
+  co_return BulkResponse{crc32c(pulled)};
 }
 
 namespace {

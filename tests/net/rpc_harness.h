@@ -15,7 +15,7 @@
 namespace mica::net::testing {
 
 inline constexpr ServiceId kTestService = 7;
-inline constexpr MethodId kEcho = 1, kSleep = 2, kFail = 3, kPull = 4, kPush = 5;
+inline constexpr MethodId kEcho = 1, kSleep = 2, kFail = 3, kPull = 4, kPush = 5, kExchange = 6;
 
 struct EchoRequest {
   std::string text;
@@ -49,6 +49,14 @@ struct BulkResponse {
   uint32_t crc = 0;
   MICA_FIELDS(BulkResponse, crc)
 };
+// Exchange: once TestService::exchange_open is set, the server pulls `pull` (returning
+// its checksum) and fills `push` with `seed`-derived bytes.
+struct ExchangeRequest {
+  RemoteBuffer pull;
+  RemoteBuffer push;
+  uint8_t seed = 0;
+  MICA_FIELDS(ExchangeRequest, pull, push, seed)
+};
 
 // Counters the cases look at; handlers run on the server's executor.
 struct ServerStats {
@@ -70,6 +78,9 @@ class TestService {
   Task<Result<Empty>> fail(FailRequest request, CallContext* context);
   Task<Result<BulkResponse>> pull(BulkRequest request, CallContext* context);
   Task<Result<BulkResponse>> push(BulkRequest request, CallContext* context);
+  Task<Result<BulkResponse>> exchange(ExchangeRequest request, CallContext* context);
+  // Exchange handlers hold their slots until a case sets this.
+  bool exchange_open = false;
 
  private:
   Service service_{kTestService, "test"};
