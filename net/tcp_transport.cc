@@ -59,7 +59,11 @@ class TcpRegion final : public MemoryRegion {
 };
 
 TcpTransport::TcpTransport(TcpTransportOptions options)
-    : options_(options), key_state_(options.key_seed) {}
+    : options_(options), payload_budget_(options.payload_bytes_max), key_state_(options.key_seed) {
+  MICA_ASSERT_MSG(options.payload_bytes_per_connection_max >= options.limits.frame_bytes_max &&
+                      options.payload_bytes_max >= options.limits.frame_bytes_max,
+                  "a payload budget smaller than one frame");
+}
 
 TcpTransport::~TcpTransport() {
   MICA_ASSERT_MSG(regions_.empty(), "transport destroyed with registered regions");
