@@ -354,16 +354,17 @@ Status RdmaCore::assemble(std::span<const std::byte> bytes) {
     Result<FrameHeader> header = parse_header(head, config_.frame_bytes_max);
     if (!header.ok()) return header.status();
     partial_.header = *header;
-    partial_.payload.assign(header->payload_length, std::byte{0});
+    // The payload grows as fragments arrive: a header announcing 64 MiB allocates nothing.
+    partial_.payload.clear();
     filled_ = 0;
     assembling_ = true;
     bytes = bytes.subspan(kFrameHeaderBytes);
   }
-  if (filled_ + bytes.size() > partial_.payload.size())
+  if (filled_ + bytes.size() > partial_.header.payload_length)
     return Status(StatusCode::kProtocolError, "fragment runs past its frame");
-  if (!bytes.empty()) std::memcpy(partial_.payload.data() + filled_, bytes.data(), bytes.size());
+  partial_.payload.insert(partial_.payload.end(), bytes.begin(), bytes.end());
   filled_ += bytes.size();
-  if (filled_ == partial_.payload.size()) {
+  if (filled_ == partial_.header.payload_length) {
     RETURN_IF_ERROR(verify_payload(partial_.header, partial_.payload));
     frames_.push_back(std::move(partial_));
     partial_ = Frame{};
