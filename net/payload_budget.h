@@ -7,9 +7,9 @@
 // (as data arrives), and the reservation travels with the Frame until the frame is
 // destroyed. Budgets nest: a connection's budget has the transport-wide one as parent, and
 // a reservation takes its bytes from both. acquire() waits (FIFO, deadline and cancellation
-// honoured) until the bytes fit; reserved() and reserved_max() (the high-water mark) are
-// what tests and metrics read. Bulk bytes of one-sided transfers land in memory that
-// already exists (registered regions, the caller's buffer) and are not counted.
+// honoured) until the bytes fit, try_acquire() does not wait; reserved() and reserved_max()
+// (the high-water mark) are what tests and metrics read. Bulk bytes of one-sided transfers land in
+// memory that already exists (registered regions, the caller's buffer) and are not counted.
 // Lifetime: a budget must outlive its reservations (a Frame does not outlive the connection
 // that produced it). Thread rule: one executor, like the transport that owns the budget.
 #pragma once
@@ -49,6 +49,17 @@ class PayloadBudget {
     }
     reserved_max_ = std::max(reserved_max_, reserved());
     co_return Status();
+  }
+  // Reserves without waiting, for receive paths that cannot suspend (a completion poller
+  // that holds back credits instead); false leaves nothing reserved.
+  bool try_acquire(uint64_t bytes) {
+    if (!units_.try_acquire(bytes)) return false;
+    if (parent_ != nullptr && !parent_->try_acquire(bytes)) {
+      units_.release(bytes);
+      return false;
+    }
+    reserved_max_ = std::max(reserved_max_, reserved());
+    return true;
   }
   void release(uint64_t bytes) {
     units_.release(bytes);
