@@ -28,6 +28,9 @@ class PayloadBudget {
       : bytes_max_(bytes_max), parent_(parent), units_(bytes_max) {}
   PayloadBudget(const PayloadBudget&) = delete;
   PayloadBudget& operator=(const PayloadBudget&) = delete;
+  ~PayloadBudget() {
+    MICA_ASSERT_MSG(reserved() == 0, "a payload budget outlived by a reservation");
+  }
 
   uint64_t bytes_max() const { return bytes_max_; }
   uint64_t reserved() const { return bytes_max_ - units_.available(); }
