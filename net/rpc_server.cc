@@ -87,11 +87,12 @@ Task<void> RpcServer::serve(ConnectionState* state) {
       continue;
     }
     if (header.kind != FrameKind::kRequest) break;  // a client does not send responses
+    bool admitted = !draining_ && try_admit(state);
     Status refusal;
     if (draining_) {
       refusal = Status(StatusCode::kClosed, "server shutting down");
-    } else if (state->queued >= options_.queued_per_connection_max ||
-               queued_ >= options_.queued_max) {
+    } else if (!admitted && (state->queued >= options_.queued_per_connection_max ||
+                             queued_ >= options_.queued_max)) {
       refusal = Status(StatusCode::kBusy, "server busy: too many requests wait for a slot");
     }
     if (!refusal.ok()) {
@@ -99,17 +100,28 @@ Task<void> RpcServer::serve(ConnectionState* state) {
       co_await std::move(refusing);
       continue;
     }
-    // Queued until run_request gets its slots (at once when some are free).
-    ++state->queued;
+    if (admitted) {
+      ++in_flight_;
+    } else {  // queued until run_request gets its slots
+      ++state->queued;
+      ++queued_;
+    }
     ++state->open;
-    ++queued_;
     idle_.reset();
-    state->requests.spawn(run_request(state, std::move(*frame)));
+    state->requests.spawn(run_request(state, std::move(*frame), admitted));
   }
   state->requests.cancel();
   co_await state->requests.join();
   co_await state->connection->close();
   connections_.erase(state);  // destroys *state; nothing below may touch it
+}
+
+// Both slots at once if they are free and nobody waits for them (first come, first served).
+bool RpcServer::try_admit(ConnectionState* state) {
+  if (!state->slots.try_acquire()) return false;
+  if (server_slots_.try_acquire()) return true;
+  state->slots.release();
+  return false;
 }
 
 // A connection's slot, then the server's: both wait first-come first-served, within the
@@ -122,7 +134,7 @@ Task<Status> RpcServer::admit(ConnectionState* state, TimePoint deadline) {
   co_return slot;
 }
 
-Task<void> RpcServer::run_request(ConnectionState* state, Frame frame) {
+Task<void> RpcServer::run_request(ConnectionState* state, Frame frame, bool admitted) {
   const FrameHeader& header = frame.header;
   CancelSource cancel(co_await current_token());
   state->running[header.request_id] = &cancel;
@@ -132,19 +144,21 @@ Task<void> RpcServer::run_request(ConnectionState* state, Frame frame) {
   Duration budget = header.timeout_us != 0 ? std::chrono::microseconds(header.timeout_us)
                                            : options_.default_request_timeout;
   context.deadline = Executor::current()->now() + budget;
-  auto admitting = admit(state, context.deadline);
-  admitting.handle().promise().set_token(cancel.token());
-  Status admitted = co_await std::move(admitting);
-  --state->queued;
-  --queued_;
-  if (!admitted.ok()) {  // its deadline passed or it was cancelled while queued
-    state->running.erase(header.request_id);
-    auto refusing = respond(state, header, std::move(admitted), {});
-    co_await std::move(refusing);
-    request_done(state);
-    co_return;
+  if (!admitted) {
+    auto admitting = admit(state, context.deadline);
+    admitting.handle().promise().set_token(cancel.token());
+    Status slots = co_await std::move(admitting);
+    --state->queued;
+    --queued_;
+    if (!slots.ok()) {  // its deadline passed or it was cancelled while queued
+      state->running.erase(header.request_id);
+      auto refusing = respond(state, header, std::move(slots), {});
+      co_await std::move(refusing);
+      request_done(state);
+      co_return;
+    }
+    ++in_flight_;
   }
-  ++in_flight_;
   auto handling = dispatch(&frame, &context);
   auto bounded = with_deadline(std::move(handling), context.deadline);
   bounded.handle().promise().set_token(cancel.token());

@@ -65,7 +65,9 @@ class RpcServer {
   struct ConnectionState;
   Task<void> accept_loop();
   Task<void> serve(ConnectionState* state);
-  Task<void> run_request(ConnectionState* state, Frame frame);
+  // admitted: the reader took both slots already; otherwise the request waits for them.
+  Task<void> run_request(ConnectionState* state, Frame frame, bool admitted);
+  bool try_admit(ConnectionState* state);
   Task<Status> admit(ConnectionState* state, TimePoint deadline);
   Task<void> watch_idle(ConnectionState* state);
   void request_done(ConnectionState* state);

@@ -89,6 +89,65 @@ Task<void> all_slots_busy_case(RpcEnv* env) {
   for (auto& client : clients) co_await client->close();
 }
 
+// ---- the queue's bounds ----
+
+Task<void> sleep_call(RpcClient* client, uint32_t ms, TimePoint deadline, Status* out) {
+  auto call = client->call<Empty>(kTestService, kSleep, SleepRequest{ms}, CallOptions{deadline});
+  Result<Empty> r = co_await std::move(call);
+  *out = r.status();
+}
+
+Task<Result<std::shared_ptr<RpcClient>>> connect(RpcEnv* env) {
+  auto connecting =
+      RpcClient::connect(env->client_transport, env->server_address, deadline_after(5s));
+  co_return co_await std::move(connecting);
+}
+
+// One slot and a queue of two: of five calls one runs, two wait, two are refused at once.
+Task<void> queue_full_case(RpcEnv* env) {
+  Result<std::shared_ptr<RpcClient>> c = co_await connect(env);
+  EXPECT_TRUE(c.ok()) << c.status();
+  if (!c.ok()) co_return;
+  std::vector<Status> outcomes(5);
+  TaskScope calls;
+  for (Status& outcome : outcomes)
+    calls.spawn(sleep_call(c->get(), 100, deadline_after(5s), &outcome));
+  co_await calls.join();
+  int ok = 0, busy = 0;
+  for (const Status& outcome : outcomes) {
+    ok += outcome.ok();
+    busy += outcome.code() == StatusCode::kBusy;
+  }
+  EXPECT_EQ(ok, 3);
+  EXPECT_EQ(busy, 2);
+  EXPECT_EQ(env->service->stats.running_max, 1);
+  co_await (*c)->close();
+}
+
+// A queued request whose deadline passes leaves the queue and is answered kTimedOut,
+// without waiting for the slot.
+Task<void> queued_deadline_case(RpcEnv* env) {
+  Result<std::shared_ptr<RpcClient>> c = co_await connect(env);
+  EXPECT_TRUE(c.ok()) << c.status();
+  if (!c.ok()) co_return;
+  Status first, second;
+  TaskScope calls;
+  calls.spawn(sleep_call(c->get(), 1000, deadline_after(5s), &first));
+  Status settle = co_await sleep_for(20ms);
+  EXPECT_TRUE(settle.ok());
+  TimePoint start = Executor::current()->now();
+  calls.spawn(sleep_call(c->get(), 10, deadline_after(100ms), &second));
+  settle = co_await sleep_for(300ms);  // well past the second call's deadline
+  EXPECT_TRUE(settle.ok());
+  EXPECT_EQ(second.code(), StatusCode::kTimedOut);
+  EXPECT_EQ(env->server->queued(), 0u);  // it left the queue; the first still runs
+  EXPECT_EQ(env->server->in_flight(), 1u);
+  co_await calls.join();
+  EXPECT_TRUE(first.ok()) << first;
+  EXPECT_LT(Executor::current()->now() - start, 2s);
+  co_await (*c)->close();
+}
+
 class RpcBackPressure : public ::testing::TestWithParam<std::string> {};
 
 // Each call has 5 s; on a server whose reader waits for slots they all end by that deadline.
@@ -100,6 +159,19 @@ TEST_P(RpcBackPressure, OneSidedTransfersCompleteWhenAllSlotsAreBusy) {
   options.in_flight_max = kServerSlots;
   harness->run(all_slots_busy_case, options);
   EXPECT_EQ(live_frames(), frames) << "frame leak";
+}
+
+TEST_P(RpcBackPressure, RequestsBeyondTheQueueAreRefusedBusy) {
+  RpcServerOptions options;
+  options.in_flight_per_connection_max = 1;
+  options.queued_per_connection_max = 2;
+  make_harness(GetParam())->run(queue_full_case, options);
+}
+
+TEST_P(RpcBackPressure, QueuedRequestLeavesTheQueueAtItsDeadline) {
+  RpcServerOptions options;
+  options.in_flight_per_connection_max = 1;
+  make_harness(GetParam())->run(queued_deadline_case, options);
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, RpcBackPressure, ::testing::Values("tcp", "sim", "rdma"),
