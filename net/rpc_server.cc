@@ -11,6 +11,7 @@ struct RpcServer::ConnectionState {
   Semaphore slots;
   std::map<uint64_t, CancelSource*> running;  // request id → its cancel source, queued too
   uint32_t queued = 0;                        // requests waiting for a slot
+  uint64_t queued_bytes = 0;                  // and their payload bytes
   uint32_t open = 0;                          // requests queued or in flight
   TimePoint last_activity;                    // the last frame, or the last request done
 };
@@ -91,8 +92,7 @@ Task<void> RpcServer::serve(ConnectionState* state) {
     Status refusal;
     if (draining_) {
       refusal = Status(StatusCode::kClosed, "server shutting down");
-    } else if (!admitted && (state->queued >= options_.queued_per_connection_max ||
-                             queued_ >= options_.queued_max)) {
+    } else if (!admitted && !fits_in_queue(state, frame->payload.size())) {
       refusal = Status(StatusCode::kBusy, "server busy: too many requests wait for a slot");
     }
     if (!refusal.ok()) {
@@ -105,6 +105,8 @@ Task<void> RpcServer::serve(ConnectionState* state) {
     } else {  // queued until run_request gets its slots
       ++state->queued;
       ++queued_;
+      state->queued_bytes += frame->payload.size();
+      queued_bytes_ += frame->payload.size();
     }
     ++state->open;
     idle_.reset();
@@ -114,6 +116,12 @@ Task<void> RpcServer::serve(ConnectionState* state) {
   co_await state->requests.join();
   co_await state->connection->close();
   connections_.erase(state);  // destroys *state; nothing below may touch it
+}
+
+bool RpcServer::fits_in_queue(const ConnectionState* state, uint64_t bytes) const {
+  return state->queued < options_.queued_per_connection_max && queued_ < options_.queued_max &&
+         state->queued_bytes + bytes <= options_.queued_bytes_per_connection_max &&
+         queued_bytes_ + bytes <= options_.queued_bytes_max;
 }
 
 // Both slots at once if they are free and nobody waits for them (first come, first served).
@@ -150,6 +158,8 @@ Task<void> RpcServer::run_request(ConnectionState* state, Frame frame, bool admi
     Status slots = co_await std::move(admitting);
     --state->queued;
     --queued_;
+    state->queued_bytes -= frame.payload.size();
+    queued_bytes_ -= frame.payload.size();
     if (!slots.ok()) {  // its deadline passed or it was cancelled while queued
       state->running.erase(header.request_id);
       auto refusing = respond(state, header, std::move(slots), {});

@@ -4,7 +4,7 @@
 // request as its own task, so a slow request does not hold up the ones behind it.
 // Admission: at most in_flight_per_connection_max requests of one connection and
 // in_flight_max of the whole server run at once; a request that finds no slot waits for
-// one in a bounded queue (queued_per_connection_max, queued_max), and one that finds the
+// one in a queue bounded in requests and bytes (queued_*_max), and one that finds the
 // queue full is answered kBusy at once. The reader itself never waits for a slot: it keeps
 // reading, so the one-sided transfers and frames that running handlers wait for (TCP
 // serves them inside next_frame) always get through — back-pressure applies to new
@@ -34,6 +34,9 @@ struct RpcServerOptions {
   // connection's queue covers a default client's in-flight calls (rpc_client.h).
   uint32_t queued_per_connection_max = 1024;
   uint32_t queued_max = 16384;
+  // The same for the payload bytes of waiting requests, whatever the transport counts.
+  uint64_t queued_bytes_per_connection_max = 64 << 20;
+  uint64_t queued_bytes_max = 1 << 30;
   uint32_t connections_max = 4096;
   Duration drain_timeout = std::chrono::seconds(5);
   // The budget of a request that names none (timeout_us 0), so every handler has a deadline.
@@ -68,6 +71,7 @@ class RpcServer {
   // admitted: the reader took both slots already; otherwise the request waits for them.
   Task<void> run_request(ConnectionState* state, Frame frame, bool admitted);
   bool try_admit(ConnectionState* state);
+  bool fits_in_queue(const ConnectionState* state, uint64_t bytes) const;
   Task<Status> admit(ConnectionState* state, TimePoint deadline);
   Task<void> watch_idle(ConnectionState* state);
   void request_done(ConnectionState* state);
@@ -86,6 +90,7 @@ class RpcServer {
   std::map<ConnectionState*, std::unique_ptr<ConnectionState>> connections_;
   uint32_t in_flight_ = 0;
   uint32_t queued_ = 0;
+  uint64_t queued_bytes_ = 0;
   Event idle_;  // set while no request is in flight or queued
   bool draining_ = false;
   bool started_ = false;

@@ -124,6 +124,33 @@ Task<void> queue_full_case(RpcEnv* env) {
   co_await (*c)->close();
 }
 
+Task<void> echo_call(RpcClient* client, std::string text, Status* out) {
+  auto call = client->call<EchoResponse>(kTestService, kEcho, EchoRequest{std::move(text)},
+                                         CallOptions{deadline_after(5s)});
+  Result<EchoResponse> r = co_await std::move(call);
+  *out = r.status();
+}
+
+// The queue is bounded in bytes too: behind a running call, a 608-byte request waits in a
+// 1 KiB queue and the next one is refused.
+Task<void> queue_bytes_case(RpcEnv* env) {
+  Result<std::shared_ptr<RpcClient>> c = co_await connect(env);
+  EXPECT_TRUE(c.ok()) << c.status();
+  if (!c.ok()) co_return;
+  Status running, waiting, refused;
+  TaskScope calls;
+  calls.spawn(sleep_call(c->get(), 200, deadline_after(5s), &running));
+  Status settle = co_await sleep_for(20ms);
+  EXPECT_TRUE(settle.ok());
+  calls.spawn(echo_call(c->get(), std::string(600, 'a'), &waiting));
+  calls.spawn(echo_call(c->get(), std::string(600, 'b'), &refused));
+  co_await calls.join();
+  EXPECT_TRUE(running.ok()) << running;
+  EXPECT_TRUE(waiting.ok()) << waiting;
+  EXPECT_EQ(refused.code(), StatusCode::kBusy) << refused;
+  co_await (*c)->close();
+}
+
 // A queued request whose deadline passes leaves the queue and is answered kTimedOut,
 // without waiting for the slot.
 Task<void> queued_deadline_case(RpcEnv* env) {
@@ -166,6 +193,13 @@ TEST_P(RpcBackPressure, RequestsBeyondTheQueueAreRefusedBusy) {
   options.in_flight_per_connection_max = 1;
   options.queued_per_connection_max = 2;
   make_harness(GetParam())->run(queue_full_case, options);
+}
+
+TEST_P(RpcBackPressure, RequestsBeyondTheQueuedBytesAreRefusedBusy) {
+  RpcServerOptions options;
+  options.in_flight_per_connection_max = 1;
+  options.queued_bytes_per_connection_max = 1024;
+  make_harness(GetParam())->run(queue_bytes_case, options);
 }
 
 TEST_P(RpcBackPressure, QueuedRequestLeavesTheQueueAtItsDeadline) {
