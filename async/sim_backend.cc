@@ -22,6 +22,10 @@ TimePoint SimBackend::now() {
   return world_->now();
 }
 
+uint64_t SimBackend::random_u64() {
+  return world_->random().next();
+}
+
 void SimBackend::wait(TimePoint) {
   MICA_ASSERT_MSG(false, "a simulated host's executor is driven by SimWorld, not by turn()");
 }

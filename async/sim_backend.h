@@ -91,6 +91,7 @@ class SimBackend final : public Backend {
   ~SimBackend() override;
 
   TimePoint now() override;
+  uint64_t random_u64() override;
   void start(IoOp* op) override;
   void cancel(IoOp* op) override;
   void wait(TimePoint until) override;

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <bit>
 
+#include "async/log.h"
+
 namespace mica::chunk {
 namespace {
 
@@ -21,9 +23,8 @@ std::string class_file_name(uint32_t size_class) {
 void log_buffered_fallback(const std::string& path) {
   static std::atomic<bool> logged{false};
   if (!logged.exchange(true))
-    fmt::print(stderr,
-               "mica chunk: {} refuses O_DIRECT (tmpfs?); using buffered I/O with RWF_DSYNC\n",
-               path);
+    MICA_LOG(Warn, "chunk", "{} refuses O_DIRECT (tmpfs?); using buffered I/O with RWF_DSYNC",
+             path);
 }
 
 }  // namespace

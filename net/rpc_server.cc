@@ -1,5 +1,7 @@
 #include "net/rpc_server.h"
 
+#include "async/log.h"
+
 namespace mica::net {
 
 struct RpcServer::ConnectionState {
@@ -18,8 +20,7 @@ struct RpcServer::ConnectionState {
 
 RpcServer::RpcServer(Transport* transport, RpcServerOptions options)
     : transport_(transport), options_(options), server_slots_(options.in_flight_max) {
-  health_.add<&RpcServer::ping>(kPingMethod, "ping", this);
-  services_[kHealthService] = &health_;
+  services_[HealthService::kId] = &health_;
   idle_.set();
 }
 
@@ -204,8 +205,8 @@ Task<void> RpcServer::watch_idle(ConnectionState* state) {
                           : state->last_activity + options_.idle_timeout;
     if (due > now) continue;
     auto idle_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.idle_timeout);
-    fmt::print(stderr, "mica net: closing the idle connection with {}: no request for {} ms\n",
-               state->connection->peer(), idle_ms.count());
+    MICA_LOG(Info, "net", "closing the idle connection with {}: no request for {} ms",
+             state->connection->peer(), idle_ms.count());
     state->reader.cancel();
     co_return;
   }

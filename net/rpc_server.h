@@ -12,7 +12,7 @@
 // names none) is enforced here too, in the queue and in its handler: the handler is
 // cancelled with kTimedOut when the budget runs out, and a kCancel frame from the caller
 // cancels it with kCancelled. A connection with nothing in flight that sends no frame for
-// idle_timeout is closed (one line on stderr). A malformed frame closes only the
+// idle_timeout is closed (one log line). A malformed frame closes only the
 // connection that sent it. shutdown() stops accepting, answers new requests with kClosed,
 // waits up to drain_timeout for admitted and queued requests, then cancels the rest and
 // closes every connection.
@@ -23,7 +23,7 @@
 #include <memory>
 
 #include "async/scope.h"
-#include "net/rpc_service.h"
+#include "net/service_def.h"
 
 namespace mica::net {
 
@@ -82,7 +82,8 @@ class RpcServer {
 
   Transport* transport_;
   RpcServerOptions options_;
-  Service health_{kHealthService, "health"};
+  friend HealthService;  // so that binding the health service reaches the private ping()
+  Service health_ = Service::bind<HealthService>(this);
   std::map<ServiceId, Service*> services_;
   std::unique_ptr<Acceptor> acceptor_;
   TaskScope scope_;

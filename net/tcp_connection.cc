@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "async/log.h"
+
 namespace mica::net {
 
 namespace {
@@ -184,7 +186,7 @@ Task<Result<Frame>> TcpConnection::next_frame() {
       if (got.code() == StatusCode::kTimedOut) {
         got = Status(StatusCode::kTimedOut,
                      fmt::format("frame not complete within {} ms of its first byte", partial_ms));
-        fmt::print(stderr, "mica net: closing the connection with {}: {}\n", peer_, got.message());
+        MICA_LOG(Warn, "net", "closing the connection with {}: {}", peer_, got.message());
       }
       fail(got);
       co_return got;
@@ -256,24 +258,30 @@ Task<Status> TcpConnection::serve_bulk(FrameHeader header, TimePoint deadline) {
     case kWriteRequest: {
       BulkMessage reply{
           message.op == kReadRequest ? kReadReply : kWriteAck, message.transfer, {}, Status()};
-      Result<std::span<std::byte>> target = transport_->resolve(message.remote);
-      std::span<const std::byte> out;
-      if (!target.ok()) {
+      // The region stays pinned while its bytes land (write) or leave (read): its owner's
+      // deregister() waits for that, or fails the transfer through the pin's token.
+      CancelToken reader = co_await current_token();
+      RegionPin pin;  // empty unless the peer may touch the range
+      if (Result<RegionPin> target = transport_->pin(message.remote, reader); !target.ok())
         reply.status = target.status();
-      } else if (message.op == kReadRequest) {
-        out = *target;
-      } else if (tail != target->size()) {
+      else if (message.op == kWriteRequest && tail != target->bytes().size())
         reply.status = Status(StatusCode::kInvalidArgument, "write length differs from range");
-      } else {
-        auto landing = read_exact(*target, deadline);
+      else
+        pin = std::move(*target);
+      std::span<const std::byte> out;
+      if (pin && message.op == kReadRequest) {
+        out = pin.bytes();
+      } else if (pin) {
+        auto landing = pin.guard(read_exact(pin.bytes(), deadline));
         CO_TRY(co_await std::move(landing));
+        pin = RegionPin();  // landed: the ack below no longer needs the region
         tail = 0;
       }
       if (tail > 0) {
         auto skipping = discard(tail, deadline);
         CO_TRY(co_await std::move(skipping));
       }
-      auto replying = send_bulk(std::move(reply), out);
+      auto replying = pin.guard(send_bulk(std::move(reply), out));
       co_return co_await std::move(replying);
     }
     case kReadReply:

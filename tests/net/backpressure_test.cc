@@ -27,8 +27,7 @@ struct CallOutcome {
 };
 
 Task<void> exchange_call(RpcClient* client, ExchangeRequest request, CallOutcome* outcome) {
-  auto call =
-      client->call<BulkResponse>(kTestService, kExchange, request, CallOptions{deadline_after(5s)});
+  auto call = client->call<TestApi::exchange>(request, CallOptions{deadline_after(5s)});
   Result<BulkResponse> r = co_await std::move(call);
   outcome->status = r.status();
   if (r.ok()) outcome->crc = r->crc;
@@ -92,7 +91,7 @@ Task<void> all_slots_busy_case(RpcEnv* env) {
 // ---- the queue's bounds ----
 
 Task<void> sleep_call(RpcClient* client, uint32_t ms, TimePoint deadline, Status* out) {
-  auto call = client->call<Empty>(kTestService, kSleep, SleepRequest{ms}, CallOptions{deadline});
+  auto call = client->call<TestApi::sleep>(SleepRequest{ms}, CallOptions{deadline});
   Result<Empty> r = co_await std::move(call);
   *out = r.status();
 }
@@ -125,8 +124,8 @@ Task<void> queue_full_case(RpcEnv* env) {
 }
 
 Task<void> echo_call(RpcClient* client, std::string text, Status* out) {
-  auto call = client->call<EchoResponse>(kTestService, kEcho, EchoRequest{std::move(text)},
-                                         CallOptions{deadline_after(5s)});
+  auto call =
+      client->call<TestApi::echo>(EchoRequest{std::move(text)}, CallOptions{deadline_after(5s)});
   Result<EchoResponse> r = co_await std::move(call);
   *out = r.status();
 }

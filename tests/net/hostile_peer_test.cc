@@ -57,8 +57,8 @@ std::vector<std::byte> request_bytes(FrameHeader header, std::span<const std::by
 FrameHeader echo_header() {
   FrameHeader header;
   header.kind = FrameKind::kRequest;
-  header.service = kTestService;
-  header.method = kEcho;
+  header.service = TestApi::kId;
+  header.method = TestApi::echo.kId;
   header.request_id = 1;
   return header;
 }
@@ -104,8 +104,8 @@ Task<void> watch_trickle(Trickle* trickle) {
 Task<void> echo_until(RpcClient* client, const Trickle* trickle, int* served) {
   TimePoint give_up = deadline_after(10s);
   while (!trickle->closed && Executor::current()->now() < give_up) {
-    auto call = client->call<EchoResponse>(kTestService, kEcho, EchoRequest{"meanwhile"},
-                                           CallOptions{deadline_after(1s)});
+    auto call =
+        client->call<TestApi::echo>(EchoRequest{"meanwhile"}, CallOptions{deadline_after(1s)});
     Result<EchoResponse> r = co_await std::move(call);
     EXPECT_TRUE(r.ok()) << r.status();
     if (r.ok()) ++*served;
@@ -235,7 +235,7 @@ Task<void> idle_case(Env* env) {
   Result<std::shared_ptr<RpcClient>> client = co_await std::move(connecting);
   EXPECT_TRUE(client.ok());
   if (!client.ok()) co_return;
-  auto call = (*client)->call<EchoResponse>(kTestService, kEcho, EchoRequest{"once"}, {});
+  auto call = (*client)->call<TestApi::echo>(EchoRequest{"once"}, {});
   Result<EchoResponse> r = co_await std::move(call);
   EXPECT_TRUE(r.ok()) << r.status();
   TimePoint start = Executor::current()->now();
@@ -262,8 +262,7 @@ Task<void> busy_case(Env* env) {
   EXPECT_TRUE(client.ok());
   if (!client.ok()) co_return;
   // No frame for 800 ms, but a request in flight: the connection is not idle.
-  auto call = (*client)->call<Empty>(kTestService, kSleep, SleepRequest{800},
-                                     CallOptions{deadline_after(5s)});
+  auto call = (*client)->call<TestApi::sleep>(SleepRequest{800}, CallOptions{deadline_after(5s)});
   Result<Empty> r = co_await std::move(call);
   EXPECT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE((*client)->healthy());
@@ -284,7 +283,7 @@ Task<void> default_budget_case(Env* env) {
   EXPECT_TRUE(connection.ok());
   if (!connection.ok()) co_return;
   FrameHeader header = echo_header();
-  header.method = kSleep;
+  header.method = TestApi::sleep.kId;
   header.timeout_us = 0;  // names no deadline
   std::vector<std::byte> payload = encode(SleepRequest{10'000});
   TimePoint start = Executor::current()->now();

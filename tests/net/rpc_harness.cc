@@ -10,15 +10,6 @@
 
 namespace mica::net::testing {
 
-TestService::TestService() {
-  service_.add<&TestService::echo>(kEcho, "echo", this);
-  service_.add<&TestService::sleep>(kSleep, "sleep", this);
-  service_.add<&TestService::fail>(kFail, "fail", this);
-  service_.add<&TestService::pull>(kPull, "pull", this);
-  service_.add<&TestService::push>(kPush, "push", this);
-  service_.add<&TestService::exchange>(kExchange, "exchange", this);
-}
-
 Task<Result<EchoResponse>> TestService::echo(EchoRequest request, CallContext*) {
   co_return EchoResponse{std::move(request.text)};
 }
