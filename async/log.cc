@@ -7,7 +7,7 @@
 #include <ctime>
 
 #include "async/executor.h"
-#include "async/sim_backend.h"
+#include "async/sim/backend.h"
 
 namespace mica {
 namespace {
@@ -24,7 +24,8 @@ LogConfig g_config;
 // Virtual time of the simulated executor running on this thread, or -1.
 int64_t virtual_now_ns() {
   Executor* executor = Executor::current();
-  if (executor == nullptr || dynamic_cast<SimBackend*>(&executor->backend()) == nullptr) return -1;
+  if (executor == nullptr || dynamic_cast<sim::SimBackend*>(&executor->backend()) == nullptr)
+    return -1;
   return to_ns(executor->now());
 }
 

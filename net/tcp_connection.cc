@@ -294,6 +294,8 @@ Task<Status> TcpConnection::serve_bulk(FrameHeader header, TimePoint deadline) {
         transfer->receiving = true;
         auto landing = read_exact(transfer->into, deadline);
         Status landed = co_await std::move(landing);
+        if (landed.ok() && transport_->options().received_bulk_hook)
+          transport_->options().received_bulk_hook(transfer->into);
         transfer->status = landed;
         transfer->done.set();
         co_return landed;

@@ -19,6 +19,7 @@
 // register_memory() runs on it (it draws the key from that executor's backend).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -36,6 +37,10 @@ struct TcpTransportOptions {
   // A frame whose first byte has arrived must be complete within this, or its connection
   // is closed: a slow or stalled peer cannot hold a reader and its budget for long.
   uint32_t partial_frame_timeout_ms = 10'000;
+  // Tests only (fault injection): called with the bytes of each read_from reply as soon as
+  // they have landed in the caller's buffer, before the caller sees them; it may change
+  // them, as a bad link or NIC would. Works alike on io_uring and on the simulator.
+  std::function<void(std::span<std::byte>)> received_bulk_hook;
 };
 
 class TcpRegion;
@@ -81,6 +86,7 @@ class TcpTransport final : public Transport {
   Result<std::unique_ptr<Acceptor>> listen(SocketAddress address) override;
   Result<std::unique_ptr<MemoryRegion>> register_memory(std::span<std::byte> bytes) override;
   const TransportLimits& limits() const override { return options_.limits; }
+  const TcpTransportOptions& options() const { return options_; }
   std::string name() const override { return "tcp"; }
 
   // For connections: pins the registered bytes `remote` names, or says why they may not be
@@ -88,7 +94,6 @@ class TcpTransport final : public Transport {
   Result<RegionPin> pin(const RemoteBuffer& remote, CancelToken task);
   // Pins held right now, over all regions (for tests and shutdown checks).
   size_t pins() const { return pins_; }
-  const TcpTransportOptions& options() const { return options_; }
   // Payload bytes reserved by this transport's connections (now and at most so far).
   PayloadBudget* payload_budget() { return &payload_budget_; }
 

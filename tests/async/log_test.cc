@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "async/sim_world.h"
+#include "async/sim/world.h"
 #include "async/wait_list.h"
 
 namespace mica {
@@ -147,8 +147,8 @@ Task<void> log_on_virtual_time() {
 
 TEST_F(LogTest, SimulatedExecutorsStampAndLimitByVirtualTime) {
   configure(LogLevel::kInfo, 3, 1s);
-  SimWorld world(1);
-  SimHost& host = world.add_host("a");
+  sim::SimWorld world(1);
+  sim::SimHost& host = world.add_host("a");
   TimePoint start = world.now();
   world.run(host, log_on_virtual_time());
   std::vector<std::string> got = lines();

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "async/executor.h"
-#include "async/sim_world.h"
+#include "async/sim/world.h"
 
 namespace mica {
 namespace {
@@ -24,8 +24,8 @@ std::vector<uint64_t> draw_on_uring() {
 }
 
 std::vector<uint64_t> draw_in_simulation(uint64_t seed) {
-  SimWorld world(seed);
-  SimHost& host = world.add_host("node");
+  sim::SimWorld world(seed);
+  sim::SimHost& host = world.add_host("node");
   return world.run(host, draw());
 }
 

@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "async/scope.h"
-#include "async/sim_world.h"
+#include "async/sim/world.h"
 #include "async/socket.h"
 #include "net/tcp_connection.h"
 #include "net/tcp_transport.h"
@@ -114,10 +114,10 @@ void run_on(const std::string& where, Body body) {
     executor->block_on(body(&transport, SocketAddress::loopback(0)));
     return;
   }
-  uint64_t seed = sim_seed(42);
+  uint64_t seed = sim::sim_seed(42);
   SCOPED_TRACE(fmt::format("simulation seed={} (replay: MICA_SIM_SEED={})", seed, seed));
-  SimWorld world(seed);
-  SimHost& host = world.add_host("node");
+  sim::SimWorld world(seed);
+  sim::SimHost& host = world.add_host("node");
   TcpTransport transport;
   world.run(host, body(&transport, host.address(7000)));
 }
@@ -476,8 +476,8 @@ std::vector<uint32_t> keys_on_uring() {
 }
 
 std::vector<uint32_t> keys_in_simulation(uint64_t seed) {
-  SimWorld world(seed);
-  SimHost& host = world.add_host("node");
+  sim::SimWorld world(seed);
+  sim::SimHost& host = world.add_host("node");
   TcpTransport transport;
   std::vector<uint32_t> keys;
   world.run(host, register_keys(&transport, &keys));
