@@ -284,7 +284,10 @@ Task<void> RdmaCore::close() {
         Executor::current()->now() + std::chrono::milliseconds(config_.close_timeout_ms);
     while (signaled_in_flight_ > 0 && !failed()) {
       drained_.reset();
-      Status s = co_await drained_.wait(until);
+      // Bounded by the close timeout only: an owner that is being cancelled (a server
+      // shutting down) still wants its last responses to reach the peer.
+      Event::Awaiter drain{&drained_, until, false, {}};
+      Status s = co_await drain;
       if (!s.ok()) break;
     }
   }

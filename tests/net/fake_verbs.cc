@@ -340,10 +340,12 @@ void worker_loop() {
   Fabric& f = fabric();
   std::unique_lock lock(f.mutex);
   while (true) {
+    // Taken before the pass: a head due by `now` is run by it (process_sq reads the clock
+    // later), so one still waiting afterwards is stalled or paused, not forgotten.
+    Clock::time_point now = Clock::now();
     std::vector<FakeQp*> qps;  // process_sq never destroys a QP, and the lock is held
     for (auto& [qpn, q] : f.qps) qps.push_back(q);
     for (FakeQp* q : qps) process_sq(q);
-    Clock::time_point now = Clock::now();
     std::optional<Clock::time_point> next;
     for (auto& [qpn, q] : f.qps) {
       bool held = q->ctx->paused && q->ctx->wrs_before_pause == 0;
