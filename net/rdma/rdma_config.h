@@ -3,6 +3,8 @@
 // Sizes of the per-connection rings, credit and signaling batches, the in-flight limit of
 // one-sided work requests, the bounce-buffer pool, timeouts and the QP attributes handed
 // to the HCA. validate() refuses combinations that could deadlock the credit protocol.
+// The device clamps queue sizes to its own limits when it opens (clamp_to_device in
+// rdma_device.h); the clamped copy is the one connections use.
 // Value type; thread-compatible; never suspends.
 #pragma once
 
@@ -13,8 +15,10 @@
 namespace mica::net {
 
 struct RdmaConfig {
-  // Addressing: port of the device, and the GID index for RoCE (negative: InfiniBand LID).
-  uint8_t port_num = 1;
+  // Addressing. port_num 0 takes the device's first active port. gid_index negative
+  // chooses itself: none on InfiniBand (the LID routes), on RoCE the best RoCE v2 GID of
+  // the table (IPv4-mapped first); zero or more forces that GID (with a GRH) on either.
+  uint8_t port_num = 0;
   int32_t gid_index = -1;
 
   // Two-sided messages: frames are cut into SENDs of at most slot_bytes.

@@ -62,7 +62,8 @@ Status RdmaCore::create_verbs() {
   int flags = fcntl(channel_->fd, F_GETFL);
   if (flags < 0 || fcntl(channel_->fd, F_SETFL, flags | O_NONBLOCK) != 0)
     return Status::from_errno(errno, "fcntl(completion channel)");
-  uint32_t send_wrs = c.send_slots_max + c.bulk_wrs_in_flight_max + c.ack_recv_slots_max + 1;
+  // Both within the device's limits: the device clamped the config (clamp_to_device).
+  uint32_t send_wrs = rdma_send_wrs(c);
   // Every WR of both queues may complete (flushes complete unsignaled WRs too).
   int cqe = static_cast<int>(send_wrs + recv_total_);
   cq_ = ibv_create_cq(device_->context(), cqe, this, channel_, 0);
@@ -81,7 +82,7 @@ Status RdmaCore::create_verbs() {
   psn_ = (qp_->qp_num * 2654435761u) & kCreditMask;
   ibv_qp_attr attr{};
   attr.qp_state = IBV_QPS_INIT;
-  attr.port_num = c.port_num;
+  attr.port_num = device_->port_num();
   attr.pkey_index = 0;
   attr.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE;
   int mask = IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS;
@@ -91,6 +92,7 @@ Status RdmaCore::create_verbs() {
 }
 
 RdmaCore::~RdmaCore() {
+  if (started_) device_->detach(this);
   if (qp_) ibv_destroy_qp(qp_);
   if (cq_) {
     if (unacked_events_ > 0) ibv_ack_cq_events(cq_, unacked_events_);
@@ -118,7 +120,7 @@ RdmaHello RdmaCore::hello() const {
   h.psn = psn_;
   h.lid = device_->lid();
   h.gid.assign(device_->gid().raw, device_->gid().raw + 16);
-  h.use_gid = config_.gid_index >= 0;
+  h.use_gid = device_->use_gid();
   h.mtu_bytes = std::min(mtu_bytes(device_->active_mtu()), config_.path_mtu_bytes_max);
   h.recv_slots = config_.recv_slots_max;
   h.ack_recv_slots = config_.ack_recv_slots_max;
@@ -140,7 +142,7 @@ Status RdmaCore::post_recv(uint32_t slot) {
 
 Status RdmaCore::to_rtr(const RdmaHello& peer) {
   if (peer.magic != kRdmaHelloMagic || peer.version != kRdmaHelloVersion || peer.gid.size() != 16 ||
-      peer.use_gid != (config_.gid_index >= 0) || peer.recv_slots == 0 ||
+      peer.use_gid != device_->use_gid() || peer.recv_slots == 0 ||
       peer.recv_slots > kCreditMask || peer.ack_recv_slots < 2 ||
       peer.slot_bytes < 2 * kFrameHeaderBytes)
     return Status(StatusCode::kProtocolError, "bad RDMA handshake from peer");
@@ -163,11 +165,11 @@ Status RdmaCore::to_rtr(const RdmaHello& peer) {
   attr.rq_psn = peer.psn;
   attr.max_dest_rd_atomic = config_.rd_atomic_max;
   attr.min_rnr_timer = config_.min_rnr_timer;
-  attr.ah_attr.port_num = config_.port_num;
+  attr.ah_attr.port_num = device_->port_num();
   if (peer.use_gid) {
     attr.ah_attr.is_global = 1;
     std::memcpy(attr.ah_attr.grh.dgid.raw, peer.gid.data(), 16);
-    attr.ah_attr.grh.sgid_index = static_cast<uint8_t>(config_.gid_index);
+    attr.ah_attr.grh.sgid_index = static_cast<uint8_t>(device_->gid_index());
     attr.ah_attr.grh.hop_limit = 64;
   } else {
     attr.ah_attr.dlid = peer.lid;
@@ -199,8 +201,10 @@ void RdmaCore::start(Socket socket, std::string peer_name) {
   // Arm before the first wait; poll_loop drains whatever arrived before arming.
   ibv_req_notify_cq(cq_, 0);
   std::shared_ptr<RdmaCore> self = shared_from_this();
+  device_->attach(this);
   poll_loop(self).start(poller_cancel_.token());
   watch_loop(self).start(watcher_cancel_.token());
+  event_loop(self).start(events_cancel_.token());
 }
 
 // ---- failure ----

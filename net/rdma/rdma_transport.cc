@@ -54,6 +54,7 @@ bool is_peer_error(const Status& s) {
     case StatusCode::kTimedOut:
     case StatusCode::kClosed:
     case StatusCode::kConnectionReset:
+    case StatusCode::kUnreachable:  // our port is down: refuse this client, keep listening
       return true;
     default:
       return false;
@@ -62,8 +63,8 @@ bool is_peer_error(const Status& s) {
 
 class RdmaAcceptor final : public Acceptor {
  public:
-  RdmaAcceptor(std::shared_ptr<RdmaDevice> device, RdmaConfig config, Listener listener)
-      : device_(std::move(device)), config_(config), listener_(std::move(listener)) {}
+  RdmaAcceptor(std::shared_ptr<RdmaDevice> device, Listener listener)
+      : device_(std::move(device)), config_(device_->config()), listener_(std::move(listener)) {}
 
   Task<Result<std::unique_ptr<Connection>>> accept() override {
     while (true) {
@@ -82,6 +83,7 @@ class RdmaAcceptor final : public Acceptor {
     TimePoint deadline = handshake_deadline(config_, kNoDeadline);
     auto receiving = recv_hello(&socket, config_.handshake_bytes_max, deadline);
     CO_TRY_ASSIGN(RdmaHello peer, co_await std::move(receiving));
+    CO_TRY(device_->usable());
     CO_TRY_ASSIGN(std::shared_ptr<RdmaCore> core, RdmaCore::create(device_, config_));
     CO_TRY(core->to_rtr(peer));
     auto sending = send_hello(&socket, core->hello(), deadline);
@@ -103,10 +105,10 @@ class RdmaAcceptor final : public Acceptor {
 
 class RdmaTransport final : public Transport {
  public:
-  RdmaTransport(std::shared_ptr<RdmaDevice> device, RdmaConfig config)
-      : device_(std::move(device)), config_(config) {
-    limits_.frame_bytes_max = config.frame_bytes_max;
-    limits_.bulk_in_flight_max = config.bulk_wrs_in_flight_max;
+  explicit RdmaTransport(std::shared_ptr<RdmaDevice> device)
+      : device_(std::move(device)), config_(device_->config()) {
+    limits_.frame_bytes_max = config_.frame_bytes_max;
+    limits_.bulk_in_flight_max = config_.bulk_wrs_in_flight_max;
   }
 
   Task<Result<std::unique_ptr<Connection>>> connect(SocketAddress address,
@@ -114,6 +116,7 @@ class RdmaTransport final : public Transport {
     TimePoint until = handshake_deadline(config_, deadline);
     auto connecting = Socket::connect(address, IoOptions{until});
     CO_TRY_ASSIGN(Socket socket, co_await std::move(connecting));
+    CO_TRY(device_->usable());
     CO_TRY_ASSIGN(std::shared_ptr<RdmaCore> core, RdmaCore::create(device_, config_));
     auto sending = send_hello(&socket, core->hello(), until);
     CO_TRY(co_await std::move(sending));
@@ -133,11 +136,13 @@ class RdmaTransport final : public Transport {
     Result<Listener> listener = Listener::listen(address);
     if (!listener.ok()) return listener.status();
     return std::unique_ptr<Acceptor>(
-        new RdmaAcceptor(device_, config_, std::move(listener).value()));
+        new RdmaAcceptor(device_, std::move(listener).value()));
   }
 
   Result<std::unique_ptr<MemoryRegion>> register_memory(std::span<std::byte> bytes) override {
     if (bytes.empty()) return Status(StatusCode::kInvalidArgument, "empty memory region");
+    if (bytes.size() > device_->limits().max_mr_size)
+      return Status(StatusCode::kInvalidArgument, "region larger than the device's max_mr_size");
     if (device_->find_lkey(bytes.data(), 1) || device_->find_lkey(&bytes.back(), 1))
       return Status(StatusCode::kAlreadyExists, "memory overlaps a registered region");
     int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE;
@@ -160,7 +165,7 @@ class RdmaTransport final : public Transport {
 Result<std::unique_ptr<Transport>> make_rdma_transport(ibv_context* context, RdmaConfig config) {
   Result<std::shared_ptr<RdmaDevice>> device = RdmaDevice::open(context, false, config);
   if (!device.ok()) return device.status();
-  return std::unique_ptr<Transport>(new RdmaTransport(std::move(device).value(), config));
+  return std::unique_ptr<Transport>(new RdmaTransport(std::move(device).value()));
 }
 
 Result<std::unique_ptr<Transport>> open_rdma_transport(RdmaConfig config) {
@@ -173,14 +178,26 @@ Result<std::unique_ptr<Transport>> open_rdma_transport(RdmaConfig config) {
         StatusCode::kNotSupported,
         list ? "no RDMA device" : fmt::format("no RDMA device ({})", std::strerror(error)));
   }
-  std::string name = ibv_get_device_name(list[0]);
-  ibv_context* context = ibv_open_device(list[0]);
+  // The first device with an active port; one whose ports are all down is skipped (its
+  // context is closed by the failed RdmaDevice, which owns it).
+  std::string skipped;
+  Result<std::shared_ptr<RdmaDevice>> device = Status(StatusCode::kNotSupported, "");
+  for (int i = 0; i < count && !device.ok(); ++i) {
+    std::string name = ibv_get_device_name(list[i]);
+    ibv_context* context = ibv_open_device(list[i]);
+    if (context == nullptr) {
+      skipped += fmt::format(" {} (did not open)", name);
+      continue;
+    }
+    device = RdmaDevice::open(context, true, config);
+    if (!device.ok() && device.status().code() != StatusCode::kUnreachable) break;
+    if (!device.ok()) skipped += fmt::format(" {} ({})", name, device.status().message());
+  }
   ibv_free_device_list(list);
-  if (context == nullptr)
-    return Status(StatusCode::kNotSupported, fmt::format("no RDMA device: {} did not open", name));
-  Result<std::shared_ptr<RdmaDevice>> device = RdmaDevice::open(context, true, config);
+  if (!device.ok() && device.status().code() == StatusCode::kUnreachable)
+    return Status(StatusCode::kNotSupported, "no active RDMA port:" + skipped);
   if (!device.ok()) return device.status();
-  return std::unique_ptr<Transport>(new RdmaTransport(std::move(device).value(), config));
+  return std::unique_ptr<Transport>(new RdmaTransport(std::move(device).value()));
 }
 
 }  // namespace mica::net

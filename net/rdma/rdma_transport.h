@@ -26,8 +26,10 @@ namespace mica::net {
 // A transport on an already opened device context (borrowed).
 Result<std::unique_ptr<Transport>> make_rdma_transport(ibv_context* context, RdmaConfig config);
 
-// A transport on the first RDMA device of the machine (owned). kNotSupported "no RDMA
-// device" when there is none or the kernel has no verbs support — callers fall back to TCP.
+// A transport on the first RDMA device of the machine with an active port (owned; port
+// choice, GID choice and queue clamping as in RdmaDevice::open). kNotSupported "no RDMA
+// device" when there is none or the kernel has no verbs support, "no active RDMA port"
+// when every port is down — callers fall back to TCP.
 Result<std::unique_ptr<Transport>> open_rdma_transport(RdmaConfig config = {});
 
 }  // namespace mica::net
