@@ -655,11 +655,12 @@ void FakeVerbs::set_port_state(ibv_context* ctx, uint8_t port, ibv_port_state st
   fabric().wake.notify_all();
 }
 
-void FakeVerbs::raise_async_event(ibv_context* ctx, ibv_event_type type, ibv_qp* qp) {
+void FakeVerbs::raise_async_event(ibv_context* ctx, ibv_event_type type, uint32_t qp_num) {
   std::lock_guard lock(fabric().mutex);
   ibv_async_event event{};
-  if (qp)
-    event.element.qp = qp;
+  auto it = fabric().qps.find(qp_num);
+  if (qp_num != 0 && it != fabric().qps.end())
+    event.element.qp = &it->second->qp;
   else
     event.element.port_num = 1;
   event.event_type = type;

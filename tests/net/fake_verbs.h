@@ -128,8 +128,8 @@ class FakeVerbs {
   // device and makes WRs through the port fail with IBV_WC_RETRY_EXC_ERR; coming back
   // raises IBV_EVENT_PORT_ACTIVE.
   static void set_port_state(ibv_context* ctx, uint8_t port, ibv_port_state state);
-  // Raises one event on ctx's async fd (element: qp when given, else the port number 1).
-  static void raise_async_event(ibv_context* ctx, ibv_event_type type, ibv_qp* qp = nullptr);
+  // Raises one event on ctx's async fd (element: QP `qp_num` when non-zero, else port 1).
+  static void raise_async_event(ibv_context* ctx, ibv_event_type type, uint32_t qp_num = 0);
   // Events read by ibv_get_async_event and not yet acknowledged, over the whole fabric.
   static uint64_t unacked_async_events();
 
