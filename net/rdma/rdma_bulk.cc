@@ -380,4 +380,8 @@ uint32_t RdmaConnection::qp_num() const {
   return core_->qp_num();
 }
 
+uint64_t RdmaConnection::receive_reserved_bytes() const {
+  return core_->receive_reserved_bytes();
+}
+
 }  // namespace mica::net

@@ -30,6 +30,11 @@ struct RdmaConfig {
   uint32_t send_signal_batch_max = 8;   // unsignaled SENDs between two signaled ones
   uint32_t frames_queued_max = 64;      // received frames waiting for next_frame (then no credits)
   uint32_t frame_bytes_max = 64 << 20;  // header + payload; larger frames are refused
+  // Received payload not yet consumed, as announced by frame headers and reserved before a
+  // frame's first fragment is taken: per connection and per transport. Short of it, slots
+  // are held and their credits kept, so the peer stops (rdma_receive.h).
+  uint64_t recv_budget_bytes_max = uint64_t(128) << 20;
+  uint64_t transport_recv_budget_bytes_max = uint64_t(1) << 30;
 
   // One-sided operations.
   uint32_t bulk_wrs_in_flight_max = 64;  // RDMA READ/WRITE WRs outstanding per connection

@@ -32,7 +32,12 @@ RdmaCore::RdmaCore(std::shared_ptr<RdmaDevice> device, RdmaConfig config)
       recv_total_(config.recv_slots_max + config.ack_recv_slots_max),
       send_slots_(config.send_slots_max),
       bulk_wrs_(config.bulk_wrs_in_flight_max),
-      bounces_(config.bounce_buffers_max) {
+      bounces_(config.bounce_buffers_max),
+      recv_budget_(config.recv_budget_bytes_max),
+      receiver_(config.frame_bytes_max, &recv_budget_, &device_->recv_budget(),
+                [this](uint32_t slot, uint32_t length) {
+                  return std::span<const std::byte>(recv_slot(slot), length);
+                }) {
   for (uint32_t i = 0; i < config.bounce_buffers_max; ++i) free_bounces_.push_back(i);
 }
 
@@ -227,7 +232,7 @@ void RdmaCore::fail(Status why) {
 
 uint32_t RdmaCore::take_credits() {
   // While next_frame's queue is full, credits stay here: the peer stops sending.
-  if (frames_.size() >= config_.frames_queued_max) return 0;
+  if (receiver_.frames_ready() >= config_.frames_queued_max) return 0;
   uint32_t n = std::min(credits_owed_, kCreditMask);
   credits_owed_ -= n;
   return n;
@@ -338,43 +343,40 @@ Task<Status> RdmaCore::send(FrameHeader header, std::span<const std::byte> paylo
 
 Task<Result<Frame>> RdmaCore::next_frame() {
   CallGuard guard(this);
-  while (frames_.empty()) {
+  while (receiver_.frames_ready() == 0) {
     if (failed()) co_return failure_;
     frame_ready_.reset();
     Status s = co_await frame_ready_.wait();
     if (!s.ok()) co_return s;
   }
-  Frame frame = std::move(frames_.front());
-  frames_.pop_front();
+  Frame frame = std::move(*receiver_.pop_frame());
+  // Its bytes went back to both budgets: held slots here and elsewhere may go on.
+  retry_held();
+  device_->budget_released();
   maybe_send_ack();  // credits held back while the queue was full may go now
   co_return frame;
 }
 
-Status RdmaCore::assemble(std::span<const std::byte> bytes) {
-  if (!assembling_) {
-    if (bytes.size() < kFrameHeaderBytes)
-      return Status(StatusCode::kProtocolError, "fragment shorter than a frame header");
-    auto head = bytes.first<kFrameHeaderBytes>();
-    Result<FrameHeader> header = parse_header(head, config_.frame_bytes_max);
-    if (!header.ok()) return header.status();
-    partial_.header = *header;
-    partial_.payload.assign(header->payload_length, std::byte{0});
-    filled_ = 0;
-    assembling_ = true;
-    bytes = bytes.subspan(kFrameHeaderBytes);
+void RdmaCore::repost(const std::vector<uint32_t>& freed) {
+  for (uint32_t slot : freed) {
+    credits_owed_++;  // the slot's credit goes back to the peer with the next message
+    if (Status s = post_recv(slot); !s.ok()) return fail(std::move(s));
   }
-  if (filled_ + bytes.size() > partial_.payload.size())
-    return Status(StatusCode::kProtocolError, "fragment runs past its frame");
-  if (!bytes.empty()) std::memcpy(partial_.payload.data() + filled_, bytes.data(), bytes.size());
-  filled_ += bytes.size();
-  if (filled_ == partial_.payload.size()) {
-    RETURN_IF_ERROR(verify_payload(partial_.header, partial_.payload));
-    frames_.push_back(std::move(partial_));
-    partial_ = Frame{};
-    assembling_ = false;
-    frame_ready_.set();
+}
+
+void RdmaCore::retry_held() {
+  if (failed() || !receiver_.holding()) return;
+  freed_.clear();
+  Status s = receiver_.retry(&freed_);
+  if (!s.ok()) return fail(std::move(s));
+  repost(freed_);
+  if (receiver_.frames_ready() > 0) frame_ready_.set();
+  if (receiver_.holding()) {
+    device_->wait_for_budget(this);
+  } else if (close_pending_) {
+    fail(Status(StatusCode::kClosed, "peer closed the connection"));
   }
-  return Status();
+  maybe_send_ack();
 }
 
 void RdmaCore::on_receive(uint32_t slot, const ibv_wc& wc) {
@@ -382,8 +384,8 @@ void RdmaCore::on_receive(uint32_t slot, const ibv_wc& wc) {
     fail(Status(StatusCode::kProtocolError, "message without immediate data"));
     return;
   }
-  uint32_t imm = ntohl(wc.imm_data);
-  uint32_t credits = imm & kCreditMask;
+  ImmData imm = decode_imm(ntohl(wc.imm_data));
+  uint32_t credits = imm.credits;
   if (credits > 0) {
     if (credits_.available() + credits > peer_recv_slots_) {
       fail(Status(StatusCode::kProtocolError, "peer returned more credits than it has"));
@@ -391,16 +393,24 @@ void RdmaCore::on_receive(uint32_t slot, const ibv_wc& wc) {
     }
     credits_.release(credits);
   }
-  switch (imm >> 24) {
+  switch (imm.type) {
     case kData: {
-      credits_owed_++;
-      Status s = assemble(std::span<const std::byte>(recv_slot(slot), wc.byte_len));
+      freed_.clear();  // reused: no allocation per message
+      Status s = receiver_.on_data(slot, wc.byte_len, &freed_);
       if (!s.ok()) return fail(std::move(s));
-      break;
+      repost(freed_);
+      if (receiver_.frames_ready() > 0) frame_ready_.set();
+      if (receiver_.holding()) device_->wait_for_budget(this);
+      return;  // the slot was reposted with the freed ones, or is held
     }
     case kAck:
       break;
     case kClose:
+      // Frames still held for budget come first; the close takes effect after them.
+      if (receiver_.holding()) {
+        close_pending_ = true;
+        return;
+      }
       return fail(Status(StatusCode::kClosed, "peer closed the connection"));
     default:
       return fail(Status(StatusCode::kProtocolError, "unknown message type"));

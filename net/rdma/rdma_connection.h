@@ -37,6 +37,7 @@
 #include "async/sync.h"
 #include "net/connection.h"
 #include "net/rdma/rdma_device.h"
+#include "net/rdma/rdma_receive.h"
 
 namespace mica::net {
 
@@ -73,6 +74,8 @@ class RdmaConnection final : public Connection {
   // Ok while healthy; otherwise why the connection failed (it stays failed).
   Status status() const;
   uint32_t qp_num() const;
+  // Payload bytes reserved for received frames not yet consumed (rdma_receive.h).
+  uint64_t receive_reserved_bytes() const;
 
  private:
   std::shared_ptr<RdmaCore> core_;
@@ -107,6 +110,9 @@ class RdmaCore final : public std::enable_shared_from_this<RdmaCore>, public Rdm
   ibv_qp* event_qp() const override { return qp_; }
   ibv_cq* event_cq() const override { return cq_; }
   void on_device_failure(Status why) override { fail(std::move(why)); }
+  void on_budget_released() override { retry_held(); }
+  // Payload bytes this connection has reserved for frames not yet consumed.
+  uint64_t receive_reserved_bytes() const { return receiver_.reserved_bytes(); }
 
   const Status& status() const { return failure_; }
   const std::string& peer() const { return peer_; }
@@ -157,7 +163,8 @@ class RdmaCore final : public std::enable_shared_from_this<RdmaCore>, public Rdm
   void drain_cq();
   void on_completion(const ibv_wc& wc);
   void on_receive(uint32_t slot, const ibv_wc& wc);
-  Status assemble(std::span<const std::byte> bytes);
+  void repost(const std::vector<uint32_t>& freed);
+  void retry_held();
   static detail::DetachedTask poll_loop(std::shared_ptr<RdmaCore> core);
   static detail::DetachedTask watch_loop(std::shared_ptr<RdmaCore> core);
   static detail::DetachedTask event_loop(std::shared_ptr<RdmaCore> core);
@@ -199,10 +206,10 @@ class RdmaCore final : public std::enable_shared_from_this<RdmaCore>, public Rdm
 
   // Receiving.
   uint32_t credits_owed_ = 0;
-  bool assembling_ = false;
-  Frame partial_;
-  size_t filled_ = 0;
-  std::deque<Frame> frames_;
+  ByteBudget recv_budget_;
+  RdmaReceiver receiver_;
+  bool close_pending_ = false;  // the peer's close notice came while slots were held
+  std::vector<uint32_t> freed_;  // slots the receiver gave back, reposted at once
   Event frame_ready_;
 
   // Lifecycle.

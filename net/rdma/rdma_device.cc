@@ -23,6 +23,8 @@ Status RdmaConfig::validate() const {
   if (send_signal_batch_max == 0) return bad("send_signal_batch_max must be positive");
   if (frames_queued_max == 0) return bad("frames_queued_max must be positive");
   if (frame_bytes_max < kFrameHeaderBytes) return bad("frame_bytes_max below a header");
+  if (recv_budget_bytes_max < frame_bytes_max || transport_recv_budget_bytes_max < frame_bytes_max)
+    return bad("receive budgets must hold the largest frame");
   if (bulk_wrs_per_post_max == 0 || bulk_wrs_per_post_max > bulk_wrs_in_flight_max)
     return bad("bulk_wrs_per_post_max must be in [1, bulk_wrs_in_flight_max]");
   if (bulk_wr_bytes_max == 0 || bounce_buffers_max == 0 || bounce_buffer_bytes == 0)
@@ -183,6 +185,7 @@ Result<std::shared_ptr<RdmaDevice>> RdmaDevice::open(ibv_context* context, bool 
   Result<RdmaConfig> clamped = clamp_to_device(config, device->limits_);
   if (!clamped.ok()) return clamped.status();
   device->config_ = *clamped;
+  device->recv_budget_ = std::make_unique<ByteBudget>(clamped->transport_recv_budget_bytes_max);
   // The runtime polls the async fd; ibv_get_async_event must then never block.
   int flags = fcntl(context->async_fd, F_GETFL);
   if (flags < 0 || fcntl(context->async_fd, F_SETFL, flags | O_NONBLOCK) != 0)
@@ -245,6 +248,20 @@ RdmaDevice::~RdmaDevice() {
 
 void RdmaDevice::detach(RdmaEventSink* sink) {
   sinks_.erase(std::remove(sinks_.begin(), sinks_.end(), sink), sinks_.end());
+  budget_waiters_.erase(std::remove(budget_waiters_.begin(), budget_waiters_.end(), sink),
+                        budget_waiters_.end());
+}
+
+void RdmaDevice::wait_for_budget(RdmaEventSink* sink) {
+  if (std::find(budget_waiters_.begin(), budget_waiters_.end(), sink) == budget_waiters_.end())
+    budget_waiters_.push_back(sink);
+}
+
+void RdmaDevice::budget_released() {
+  // Each retries; one still short registers again. Oldest first, so nobody starves.
+  std::vector<RdmaEventSink*> waiting = std::move(budget_waiters_);
+  budget_waiters_.clear();
+  for (RdmaEventSink* sink : waiting) sink->on_budget_released();
 }
 
 void RdmaDevice::fail_sinks(const Status& why, ibv_qp* qp, ibv_cq* cq) {

@@ -24,6 +24,7 @@
 
 #include "net/connection.h"
 #include "net/rdma/rdma_config.h"
+#include "net/rdma/rdma_receive.h"
 
 namespace mica::net {
 
@@ -67,6 +68,8 @@ class RdmaEventSink {
   virtual ibv_cq* event_cq() const = 0;
   // Fails the connection (idempotent); `why` is retryable (kConnectionReset).
   virtual void on_device_failure(Status why) = 0;
+  // The transport's receive budget gave bytes back: take held receive slots if possible.
+  virtual void on_budget_released() = 0;
 };
 
 class RdmaDevice {
@@ -105,6 +108,12 @@ class RdmaDevice {
   void attach(RdmaEventSink* sink) { sinks_.push_back(sink); }
   void detach(RdmaEventSink* sink);
 
+  // The transport-wide budget of received payload not yet consumed (rdma_receive.h).
+  ByteBudget& recv_budget() { return *recv_budget_; }
+  // A connection holds slots for want of budget; budget_released() lets each retry.
+  void wait_for_budget(RdmaEventSink* sink);
+  void budget_released();
+
   // The lkey of a registered region holding all of [data, data + size), if any.
   std::optional<uint32_t> find_lkey(const void* data, size_t size) const;
   void add_region(const void* data, size_t size, uint32_t lkey);
@@ -134,6 +143,8 @@ class RdmaDevice {
   RdmaConfig config_;
   bool fatal_ = false;
   std::vector<RdmaEventSink*> sinks_;
+  std::unique_ptr<ByteBudget> recv_budget_;
+  std::vector<RdmaEventSink*> budget_waiters_;
   std::map<uintptr_t, Region> regions_;  // by start address; regions never overlap
 };
 
