@@ -153,6 +153,7 @@ class RdmaTransport final : public Transport {
 
   const TransportLimits& limits() const override { return limits_; }
   std::string name() const override { return "rdma"; }
+  RdmaDevice& device() const { return *device_; }
 
  private:
   std::shared_ptr<RdmaDevice> device_;
@@ -161,6 +162,13 @@ class RdmaTransport final : public Transport {
 };
 
 }  // namespace
+
+Result<RdmaReceiveCounters> rdma_receive_counters(const Transport& transport) {
+  auto* rdma = dynamic_cast<const RdmaTransport*>(&transport);
+  if (rdma == nullptr) return Status(StatusCode::kInvalidArgument, "not an RDMA transport");
+  const ByteBudget& budget = rdma->device().recv_budget();
+  return RdmaReceiveCounters{budget.reserved(), budget.bytes_max(), budget.refusals()};
+}
 
 Result<std::unique_ptr<Transport>> make_rdma_transport(ibv_context* context, RdmaConfig config) {
   Result<std::shared_ptr<RdmaDevice>> device = RdmaDevice::open(context, false, config);

@@ -23,6 +23,16 @@
 
 namespace mica::net {
 
+// The transport's budget of received payload not yet consumed (rdma_receive.h): bytes
+// reserved now, the limit, and how often a frame had to wait for it.
+struct RdmaReceiveCounters {
+  uint64_t reserved_bytes = 0;
+  uint64_t bytes_max = 0;
+  uint64_t refusals = 0;
+};
+// kInvalidArgument when `transport` is not an RDMA transport.
+Result<RdmaReceiveCounters> rdma_receive_counters(const Transport& transport);
+
 // A transport on an already opened device context (borrowed).
 Result<std::unique_ptr<Transport>> make_rdma_transport(ibv_context* context, RdmaConfig config);
 

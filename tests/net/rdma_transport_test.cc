@@ -366,6 +366,85 @@ TEST_F(RdmaTransportTest, ConnectionsDestroyedWithoutCloseReleaseEverything) {
   executor_->block_on(abandon(a_, b_));
 }
 
+// ---- the receive budget ----
+
+Task<void> send_frames(Connection* c, uint64_t first, int count, size_t bytes) {
+  for (int i = 0; i < count; ++i) {
+    std::vector<std::byte> payload = pattern(bytes, static_cast<uint32_t>(first + i));
+    auto sending = c->send(request(first + i), payload);
+    Status sent = co_await std::move(sending);
+    EXPECT_TRUE(sent.ok()) << sent;
+  }
+}
+
+Task<void> take_frames(Connection* c, int count, size_t bytes, int* intact) {
+  for (int i = 0; i < count; ++i) {
+    Result<Frame> f = co_await c->next_frame();
+    EXPECT_TRUE(f.ok()) << f.status();
+    if (!f.ok()) co_return;
+    uint32_t seed = static_cast<uint32_t>(f->header.request_id);
+    if (f->payload == pattern(bytes, seed)) ++*intact;
+  }
+}
+
+Task<void> budget_case(ibv_context* a, ibv_context* b) {
+  constexpr size_t kFrameBytes = 60000;
+  constexpr int kConnections = 3, kFramesEach = 4;
+  RdmaConfig config = small_config();
+  config.slot_bytes = 4096;
+  config.frame_bytes_max = 64 << 10;
+  config.recv_budget_bytes_max = 64 << 10;                 // one frame per connection
+  config.transport_recv_budget_bytes_max = 2 * (64 << 10);  // two in the whole server
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, config);
+  if (!co_await std::move(connecting)) co_return;
+  std::vector<std::unique_ptr<Connection>> servers, clients;
+  servers.push_back(std::move(p.server));
+  clients.push_back(std::move(p.client));
+  TaskScope scope;
+  for (int i = 1; i < kConnections; ++i) {
+    std::unique_ptr<Connection> server;
+    scope.spawn(accept_into(p.acceptor.get(), &server));
+    auto more = p.client_transport->connect(p.acceptor->address(), kNoDeadline);
+    Result<std::unique_ptr<Connection>> client = co_await std::move(more);
+    co_await scope.join();
+    EXPECT_TRUE(client.ok() && server) << client.status();
+    if (!client.ok() || !server) co_return;
+    servers.push_back(std::move(server));
+    clients.push_back(std::move(client).value());
+  }
+  for (int i = 0; i < kConnections; ++i)
+    scope.spawn(send_frames(clients[i].get(), uint64_t(i) * 100, kFramesEach, kFrameBytes));
+  // Nobody consumes yet: the server admits what its budgets hold and keeps the rest out.
+  for (int i = 0; i < 2000 && rdma_receive_counters(*p.server_transport)->refusals == 0; ++i) {
+    Status slept = co_await sleep_for(std::chrono::milliseconds(1));
+    EXPECT_TRUE(slept.ok());
+  }
+  RdmaReceiveCounters held = *rdma_receive_counters(*p.server_transport);
+  EXPECT_EQ(held.bytes_max, 2u * (64 << 10));
+  EXPECT_EQ(held.reserved_bytes, 2 * kFrameBytes);  // two frames admitted, never more
+  EXPECT_GT(held.refusals, 0u);
+  for (auto& s : servers)
+    EXPECT_LE(static_cast<RdmaConnection*>(s.get())->receive_reserved_bytes(), 64u << 10);
+  int intact = 0;
+  for (int i = 0; i < kConnections; ++i)
+    scope.spawn(take_frames(servers[i].get(), kFramesEach, kFrameBytes, &intact));
+  co_await scope.join();
+  EXPECT_EQ(intact, kConnections * kFramesEach);  // back-pressure, not loss
+  EXPECT_EQ(rdma_receive_counters(*p.server_transport)->reserved_bytes, 0u);
+  for (int i = 0; i < kConnections; ++i) {
+    EXPECT_TRUE(status_of(servers[i].get()).ok());
+    co_await clients[i]->close();
+    co_await servers[i]->close();
+  }
+  auto closing = close_pair(&p);
+  co_await std::move(closing);
+}
+
+TEST_F(RdmaTransportTest, ReceivedPayloadNeverReservesMoreThanTheBudgets) {
+  executor_->block_on(budget_case(a_, b_));
+}
+
 // ---- device selection ----
 
 TEST_F(RdmaTransportTest, OpenSaysNoRdmaDeviceWhenThereIsNone) {
