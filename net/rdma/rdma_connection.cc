@@ -147,9 +147,8 @@ Status RdmaCore::post_recv(uint32_t slot) {
 
 Status RdmaCore::to_rtr(const RdmaHello& peer) {
   if (peer.magic != kRdmaHelloMagic || peer.version != kRdmaHelloVersion || peer.gid.size() != 16 ||
-      peer.use_gid != device_->use_gid() || peer.recv_slots == 0 ||
-      peer.recv_slots > kCreditMask || peer.ack_recv_slots < 2 ||
-      peer.slot_bytes < 2 * kFrameHeaderBytes)
+      peer.use_gid != device_->use_gid() || peer.recv_slots == 0 || peer.recv_slots > kCreditMask ||
+      peer.ack_recv_slots < 2 || peer.slot_bytes < 2 * kFrameHeaderBytes)
     return Status(StatusCode::kProtocolError, "bad RDMA handshake from peer");
   fragment_bytes_ = std::min(config_.slot_bytes, peer.slot_bytes);
   peer_recv_slots_ = peer.recv_slots;

@@ -208,7 +208,7 @@ class RdmaCore final : public std::enable_shared_from_this<RdmaCore>, public Rdm
   uint32_t credits_owed_ = 0;
   ByteBudget recv_budget_;
   RdmaReceiver receiver_;
-  bool close_pending_ = false;  // the peer's close notice came while slots were held
+  bool close_pending_ = false;   // the peer's close notice came while slots were held
   std::vector<uint32_t> freed_;  // slots the receiver gave back, reposted at once
   Event frame_ready_;
 

@@ -111,7 +111,7 @@ Result<uint32_t> choose_roce_gid(std::span<const GidEntry> table) {
   int best_rank = 0;
   for (const GidEntry& e : table) {
     if (is_zero(e.gid)) continue;
-    int rank = e.type == IBV_GID_TYPE_ROCE_V2 ? (is_ipv4_mapped(e.gid) ? 3 : 2)
+    int rank = e.type == IBV_GID_TYPE_ROCE_V2   ? (is_ipv4_mapped(e.gid) ? 3 : 2)
                : e.type == IBV_GID_TYPE_ROCE_V1 ? 1
                                                 : 0;
     if (rank > best_rank) {
@@ -136,8 +136,8 @@ Result<RdmaConfig> clamp_to_device(RdmaConfig c, const DeviceLimits& limits) {
       return unfit("max_qp_wr (sends)");
   // One CQ takes every completion of both queues.
   while (uint64_t(rdma_send_wrs(c)) + rdma_recv_wrs(c) > limits.max_cqe)
-    if (!shrink_one({{&c.bulk_wrs_in_flight_max, 1}, {&c.send_slots_max, 1},
-                     {&c.recv_slots_max, 1}}))
+    if (!shrink_one(
+            {{&c.bulk_wrs_in_flight_max, 1}, {&c.send_slots_max, 1}, {&c.recv_slots_max, 1}}))
       return unfit("max_cqe");
   c.bulk_wrs_per_post_max = std::min(c.bulk_wrs_per_post_max, c.bulk_wrs_in_flight_max);
   c.credit_batch_max = std::min(c.credit_batch_max, c.recv_slots_max);
@@ -227,7 +227,8 @@ Status RdmaDevice::pick_gid(int32_t wanted, int table_length) {
     index = static_cast<uint32_t>(wanted);
   } else {
     Result<uint32_t> chosen = choose_roce_gid(table);
-    if (!chosen.ok()) return Status(StatusCode::kUnreachable, std::string(chosen.status().message()));
+    if (!chosen.ok())
+      return Status(StatusCode::kUnreachable, std::string(chosen.status().message()));
     index = *chosen;
   }
   for (const GidEntry& e : table) {
@@ -299,8 +300,8 @@ void RdmaDevice::take_async_events() {
                    copy.element.qp, nullptr);
         break;
       case IBV_EVENT_CQ_ERR:
-        fail_sinks(Status(StatusCode::kConnectionReset, fmt::format("CQ event: {}", name)),
-                   nullptr, copy.element.cq);
+        fail_sinks(Status(StatusCode::kConnectionReset, fmt::format("CQ event: {}", name)), nullptr,
+                   copy.element.cq);
         break;
       default:
         break;  // port active, LID/GID/PKey changes, COMM_EST, ...: nothing to fail

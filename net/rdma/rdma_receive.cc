@@ -46,8 +46,8 @@ Result<std::optional<Frame>> FrameAssembler::take(std::span<const std::byte> fra
   return std::optional<Frame>(std::move(partial_));
 }
 
-RdmaReceiver::RdmaReceiver(uint32_t frame_bytes_max, ByteBudget* connection,
-                           ByteBudget* transport, SlotBytes slot_bytes)
+RdmaReceiver::RdmaReceiver(uint32_t frame_bytes_max, ByteBudget* connection, ByteBudget* transport,
+                           SlotBytes slot_bytes)
     : assembler_(frame_bytes_max),
       connection_(connection),
       transport_(transport),

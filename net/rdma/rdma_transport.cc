@@ -135,8 +135,7 @@ class RdmaTransport final : public Transport {
   Result<std::unique_ptr<Acceptor>> listen(SocketAddress address) override {
     Result<Listener> listener = Listener::listen(address);
     if (!listener.ok()) return listener.status();
-    return std::unique_ptr<Acceptor>(
-        new RdmaAcceptor(device_, std::move(listener).value()));
+    return std::unique_ptr<Acceptor>(new RdmaAcceptor(device_, std::move(listener).value()));
   }
 
   Result<std::unique_ptr<MemoryRegion>> register_memory(std::span<std::byte> bytes) override {

@@ -496,8 +496,7 @@ void delete_context(FakeContext* c) {
 }
 
 void post_async_event(FakeContext* c, const ibv_async_event& event) {
-  if (write(c->async_write_fd, &event, sizeof event) != sizeof event)
-    misuse("async event fd full");
+  if (write(c->async_write_fd, &event, sizeof event) != sizeof event) misuse("async event fd full");
   fabric().stats.async_events++;
 }
 
@@ -520,8 +519,9 @@ void fill_gids(PortSpec* port, uint16_t host, uint8_t port_num) {
   uint64_t v4 = 0x0000ffff0a000000ull | (uint64_t(port_num) << 8) | (host & 0xff);
   ibv_gid link_local = make_gid(0xfe80000000000000ull, host_id);
   ibv_gid mapped = make_gid(0, v4);
-  port->gids = {FakeGid{link_local, IBV_GID_TYPE_ROCE_V1}, FakeGid{link_local, IBV_GID_TYPE_ROCE_V2},
-                FakeGid{mapped, IBV_GID_TYPE_ROCE_V1}, FakeGid{mapped, IBV_GID_TYPE_ROCE_V2}};
+  port->gids = {FakeGid{link_local, IBV_GID_TYPE_ROCE_V1},
+                FakeGid{link_local, IBV_GID_TYPE_ROCE_V2}, FakeGid{mapped, IBV_GID_TYPE_ROCE_V1},
+                FakeGid{mapped, IBV_GID_TYPE_ROCE_V2}};
 }
 
 FakeDevice* find_or_add_device(const std::string& name, const DeviceSpec& spec) {

@@ -463,9 +463,9 @@ void join(ibv_qp* qp, ibv_context* ctx, ibv_qp* peer_qp, ibv_context* peer_ctx) 
     a.qp_state = IBV_QPS_INIT;
     a.port_num = 1;
     a.qp_access_flags = kAllAccess;
-    ASSERT_EQ(ibv_modify_qp(q, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-                                      IBV_QP_ACCESS_FLAGS),
-              0);
+    ASSERT_EQ(
+        ibv_modify_qp(q, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS),
+        0);
     ibv_port_attr port{};
     ASSERT_EQ(ibv_query_port(c, 1, &port), 0);
     ibv_qp_attr r{};
@@ -474,17 +474,17 @@ void join(ibv_qp* qp, ibv_context* ctx, ibv_qp* peer_qp, ibv_context* peer_ctx) 
     r.dest_qp_num = p->qp_num;
     r.ah_attr.dlid = port.lid;
     r.ah_attr.port_num = 1;
-    ASSERT_EQ(ibv_modify_qp(q, &r, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
-                                      IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-                                      IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER),
+    ASSERT_EQ(ibv_modify_qp(q, &r,
+                            IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
+                                IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER),
               0);
   }
   for (ibv_qp* q : {qp, peer_qp}) {
     ibv_qp_attr s{};
     s.qp_state = IBV_QPS_RTS;
-    ASSERT_EQ(ibv_modify_qp(q, &s, IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT |
-                                      IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
-                                      IBV_QP_MAX_QP_RD_ATOMIC),
+    ASSERT_EQ(ibv_modify_qp(q, &s,
+                            IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
+                                IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC),
               0);
   }
 }

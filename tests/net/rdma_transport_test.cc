@@ -393,7 +393,7 @@ Task<void> budget_case(ibv_context* a, ibv_context* b) {
   RdmaConfig config = small_config();
   config.slot_bytes = 4096;
   config.frame_bytes_max = 64 << 10;
-  config.recv_budget_bytes_max = 64 << 10;                 // one frame per connection
+  config.recv_budget_bytes_max = 64 << 10;                  // one frame per connection
   config.transport_recv_budget_bytes_max = 2 * (64 << 10);  // two in the whole server
   Pair p;
   auto connecting = connect_pair(&p, a, b, config);
