@@ -76,7 +76,8 @@ class RdmaDevice {
  public:
   // Picks the port (config.port_num, or the first active one), reads its link layer,
   // chooses the GID, queries the limits and clamps `config`. kUnreachable when no port is
-  // active; kInvalidArgument for a GID index that the port lacks.
+  // active; kInvalidArgument for a GID index that the port lacks. Sets the context's
+  // async_fd O_NONBLOCK (a borrowed context too): the runtime polls it.
   static Result<std::shared_ptr<RdmaDevice>> open(ibv_context* context, bool owns_context,
                                                   const RdmaConfig& config);
   RdmaDevice(const RdmaDevice&) = delete;
