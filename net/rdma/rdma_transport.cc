@@ -68,6 +68,8 @@ class RdmaAcceptor final : public Acceptor {
 
   Task<Result<std::unique_ptr<Connection>>> accept() override {
     while (true) {
+      // Closed while a client's handshake was under way: the listener is gone.
+      if (closed_) co_return Status(StatusCode::kClosed, "acceptor closed");
       auto accepting = listener_.accept();
       CO_TRY_ASSIGN(Socket socket, co_await std::move(accepting));
       auto shaking = handshake(std::move(socket));
@@ -76,7 +78,10 @@ class RdmaAcceptor final : public Acceptor {
     }
   }
   SocketAddress address() const override { return listener_.address(); }
-  Task<void> close() override { return listener_.close(); }
+  Task<void> close() override {
+    closed_ = true;
+    return listener_.close();
+  }
 
  private:
   Task<Result<std::unique_ptr<Connection>>> handshake(Socket socket) {
@@ -101,6 +106,7 @@ class RdmaAcceptor final : public Acceptor {
   std::shared_ptr<RdmaDevice> device_;
   RdmaConfig config_;
   Listener listener_;
+  bool closed_ = false;
 };
 
 class RdmaTransport final : public Transport {

@@ -45,6 +45,8 @@ inline Task<bool> connect_pair(Pair* p, ibv_context* a, ibv_context* b, RdmaConf
   scope.spawn(accept_into(p->acceptor.get(), &p->server));
   auto connecting = p->client_transport->connect(p->acceptor->address(), kNoDeadline);
   Result<std::unique_ptr<Connection>> c = co_await std::move(connecting);
+  // A client that failed leaves the acceptor waiting for the next one: stop it.
+  if (!c.ok()) co_await p->acceptor->close();
   co_await scope.join();
   EXPECT_TRUE(c.ok()) << c.status();
   if (c.ok()) p->client = std::move(c).value();
@@ -54,7 +56,7 @@ inline Task<bool> connect_pair(Pair* p, ibv_context* a, ibv_context* b, RdmaConf
 inline Task<void> close_pair(Pair* p) {
   if (p->client) co_await p->client->close();
   if (p->server) co_await p->server->close();
-  if (p->acceptor) co_await p->acceptor->close();
+  if (p->acceptor) co_await p->acceptor->close();  // idempotent
   p->client.reset();
   p->server.reset();
   p->acceptor.reset();
