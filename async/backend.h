@@ -1,7 +1,7 @@
 // Backend: the I/O seam between Mica's code and the world.
 //
-// Everything that is not pure computation (clock, files, sockets, polling of foreign fds)
-// goes through the Backend of the executor a task runs on. Two implementations exist:
+// Everything that is not pure computation (clock, randomness, files, sockets, polling of
+// foreign fds) goes through the Backend of the executor a task runs on. Two implementations exist:
 // UringBackend (io_uring, real) and SimBackend (one simulated host of a SimWorld: virtual
 // time, seeded faults). Asynchronous work is an IoOp: start() begins it and the backend
 // later calls op->on_complete from its reaping step. Quick, never-blocking socket set-up
@@ -27,6 +27,10 @@ class Backend {
   virtual ~Backend() = default;
 
   virtual TimePoint now() = 0;
+  // 64 random bits for what a peer must not guess (memory region keys): the kernel's
+  // getrandom(2) on io_uring, the world's seeded generator in the simulator, so a simulated
+  // run still replays from its seed. Never blocks (the kernel's pool is ready after boot).
+  virtual uint64_t random_u64() = 0;
 
   // Begins op. Its completion is delivered later through op->on_complete.
   virtual void start(IoOp* op) = 0;

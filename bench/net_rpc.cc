@@ -23,6 +23,7 @@
 #include "bench/flags.h"
 #include "net/rpc_client.h"
 #include "net/rpc_server.h"
+#include "net/service_def.h"
 #include "net/tcp_transport.h"
 
 namespace mica::bench {
@@ -34,8 +35,6 @@ using net::RpcClient;
 using net::RpcServer;
 using net::TcpTransport;
 
-constexpr net::ServiceId kBenchService = 9;
-constexpr net::MethodId kEchoMethod = 1;
 constexpr uint32_t kInFlightMax = 1024;
 constexpr uint32_t kConnectionsMax = 20000;
 
@@ -44,11 +43,16 @@ struct Payload {
   MICA_FIELDS(Payload, bytes)
 };
 
+struct BenchApi {
+  static constexpr net::ServiceId kId = 9;
+  static constexpr net::Method<kId, 1, Payload, Payload> echo{};
+  MICA_SERVICE(BenchApi, "bench", echo)
+};
+
 class EchoService {
  public:
-  EchoService() { service.add<&EchoService::echo>(kEchoMethod, "echo", this); }
   Task<Result<Payload>> echo(Payload request, CallContext*) { co_return std::move(request); }
-  net::Service service{kBenchService, "bench"};
+  net::Service service = net::Service::bind<BenchApi>(this);
 };
 
 struct Config {
@@ -85,7 +89,7 @@ Task<void> call_loop(RpcClient* client, TimePoint stop, Outcome* outcome) {
   Executor* executor = Executor::current();
   Payload request{std::string(64, 'r')};
   for (TimePoint now = executor->now(); now < stop;) {
-    auto call = client->call<Payload>(kBenchService, kEchoMethod, request, CallOptions{});
+    auto call = BenchApi::Stub(client).echo(request);
     Result<Payload> response = co_await std::move(call);
     TimePoint done = executor->now();
     if (!response.ok()) break;

@@ -74,12 +74,20 @@ FOOTPRINT_CHUNKS=${BENCH_FOOTPRINT_CHUNKS:-100000}
   { echo "bench/run.sh: BENCH_SECONDS must be >= 1" >&2; exit 2; }
 [[ $FILE_BUFFERS == plain || $FILE_BUFFERS == fixed ]] ||
   { echo "bench/run.sh: BENCH_FILE_BUFFERS must be plain or fixed" >&2; exit 2; }
+# fio gets the buffers Mica gets: io_uring-registered ones when Mica's are fixed.
+FIO_FIXED=()
+FIO_BUFFERS_NOTE="fio's buffers plain, as Mica's"
+if [[ $FILE_BUFFERS == fixed ]]; then
+  FIO_FIXED=(--fixedbufs)
+  FIO_BUFFERS_NOTE="fio's buffers registered too: --fixedbufs"
+fi
 # A run that takes this much longer than planned is hung, not slow.
 readonly RUN_TIMEOUT_S=$((BENCH_SECS * 4 + 30))
 
 # ---- the async suite: figures, their references and how each side is measured ----
 
-readonly ASYNC_FIGURES="randread_4k_qd32 seqread_1m tcp_stream_1m pingpong_64b task_roundtrip"
+readonly ASYNC_FIGURES="randread_4k_qd32 seqread_1m tcp_stream_1m pingpong_64b task_roundtrip \
+metrics_counter_add metrics_histogram_record"
 readonly DATA_FILE_BYTES=$((1 << 30))
 readonly SEQ_DEPTH=8
 declare -A UNIT REFERENCE TARGET NOTE
@@ -90,7 +98,8 @@ NOTE[randread_4k_qd32]="4 KiB random O_DIRECT reads, uniform offsets, of a 1 GiB
 ${BENCH_SECS} s. Mica: one executor (default options), 32 tasks each looping \
 one read (File::read_fixed if buffers are fixed, else File::read; buffers: ${FILE_BUFFERS}) \
 into its own 4 KiB slice of one aligned buffer. fio: --ioengine=io_uring --direct=1 --rw=randread \
---bs=4k --iodepth=32 --norandommap, same file."
+--bs=4k --iodepth=32 --norandommap, same file, and --fixedbufs when Mica's buffers are fixed \
+(${FIO_BUFFERS_NOTE})."
 UNIT[seqread_1m]=MiB/s
 REFERENCE[seqread_1m]="fio io_uring"
 TARGET[seqread_1m]=0.95
@@ -98,7 +107,7 @@ NOTE[seqread_1m]="1 MiB sequential O_DIRECT reads of the same 1 GiB file (wrappi
 end) at queue depth ${SEQ_DEPTH} for ${BENCH_SECS} s. Mica: one executor (default \
 options), ${SEQ_DEPTH} tasks \
 taking the next 1 MiB offset from a shared cursor (buffers: ${FILE_BUFFERS}). fio: \
---rw=read --bs=1m --iodepth=${SEQ_DEPTH}."
+--rw=read --bs=1m --iodepth=${SEQ_DEPTH} (${FIO_BUFFERS_NOTE})."
 UNIT[tcp_stream_1m]=MiB/s
 REFERENCE[tcp_stream_1m]="iperf3"
 TARGET[tcp_stream_1m]=0.90
@@ -118,23 +127,39 @@ REFERENCE[task_roundtrip]=-
 TARGET[task_roundtrip]=-
 NOTE[task_roundtrip]="create + co_await + destroy of a trivial Task<int> inside a running \
 task on one executor (Google Benchmark, real time per op; lower is better)."
+for figure in metrics_counter_add metrics_histogram_record; do
+  UNIT[$figure]=ns/op
+  REFERENCE[$figure]=-
+  TARGET[$figure]=-
+done
+NOTE[metrics_counter_add]="one Counter::add() of async/metrics.h on one thread, its own shard \
+(bench_metrics, Google Benchmark, real time per op; lower is better)."
+NOTE[metrics_histogram_record]="one Histogram::record() of a duration cycling through 64 \
+values from 100 ns to 50 ms, one thread (bench_metrics, real time per op; lower is better)."
 
 # ---- the net suite ----
 
-readonly NET_FIGURES="rpc_64b_qd1 rpc_64b_qd1_p50 rpc_64b_qd1_p99 rpc_64b_qd64 rpc_64b_qd64_p50 \
-rpc_64b_qd64_p99 onesided_1m onesided_4m idle_connection_memory"
-for figure in rpc_64b_qd1 rpc_64b_qd64; do
+readonly NET_FIGURES="rpc_64b_qd1 rpc_64b_qd1_vs_blocking rpc_64b_qd1_p50 rpc_64b_qd1_p99 \
+rpc_64b_qd64 rpc_64b_qd64_p50 rpc_64b_qd64_p99 onesided_1m onesided_4m idle_connection_memory"
+for figure in rpc_64b_qd1 rpc_64b_qd1_vs_blocking rpc_64b_qd64; do
   UNIT[$figure]="round trips/s"
-  REFERENCE[$figure]="runtime socket ping-pong"
 done
+REFERENCE[rpc_64b_qd1]="runtime socket ping-pong"
 TARGET[rpc_64b_qd1]=0.70
+REFERENCE[rpc_64b_qd1_vs_blocking]="blocking sockets"
+TARGET[rpc_64b_qd1_vs_blocking]=-
+REFERENCE[rpc_64b_qd64]=-
 TARGET[rpc_64b_qd64]=-
 NOTE[rpc_64b_qd1]="64-byte echo RPCs (request and response each a 64-byte string) over one \
 TCP connection on 127.0.0.1 for ${BENCH_SECS} s, one call in flight; server on executor 0, \
 client on executor 1 of one process. Reference: the async suite's pingpong_64b Mica side \
 (raw runtime sockets, same two-thread layout), measured in the same run."
-NOTE[rpc_64b_qd64]="as rpc_64b_qd1 with 64 calls in flight on the one connection; the \
-ratio to the one-in-flight raw ping-pong is reported, it has no target."
+NOTE[rpc_64b_qd1_vs_blocking]="the same RPC run as rpc_64b_qd1 (its own samples), against a \
+reference outside the runtime: bench/pingpong_blocking.cc (blocking send/recv of 64 bytes, a \
+server thread and a client thread, TCP_NODELAY), measured in the same run."
+NOTE[rpc_64b_qd64]="as rpc_64b_qd1 with 64 calls in flight on the one connection. Nothing \
+outside Mica pipelines 64 calls on one connection the same way, so it has no reference and \
+no ratio."
 for figure in rpc_64b_qd1_p50 rpc_64b_qd1_p99 rpc_64b_qd64_p50 rpc_64b_qd64_p99; do
   UNIT[$figure]=us
   REFERENCE[$figure]=-
@@ -161,6 +186,32 @@ client's and the server's share together."
 
 # ---- the chunk suite: the chunk engine (bench_chunk) against fio on the same disk ----
 
+# The engine's benchmark does its I/O in huge-page buffers, so fio gets huge pages too
+# (--iomem=mmaphuge: anonymous MAP_HUGETLB memory, which needs pages reserved in
+# /proc/sys/vm/nr_hugepages; reserve_huge_pages raises the reservation for the run and puts
+# it back at exit). Without them (not root) fio keeps its plain buffers and the note says so.
+readonly FIO_HUGE_PAGES=16
+FIO_HUGE=()
+FIO_HUGE_NOTE="fio's buffers in huge pages too (--iomem=mmaphuge)"
+HUGE_PAGES_BEFORE=
+reserve_huge_pages() {
+  local now
+  now=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo 0)
+  if ((now < FIO_HUGE_PAGES)); then
+    if echo "$FIO_HUGE_PAGES" 2>/dev/null >/proc/sys/vm/nr_hugepages &&
+      (($(cat /proc/sys/vm/nr_hugepages) >= FIO_HUGE_PAGES)); then
+      HUGE_PAGES_BEFORE=$now
+    else
+      echo "$now" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+      FIO_HUGE_NOTE="fio's buffers plain: no huge pages could be reserved (Mica's are huge)"
+      log "no huge pages for fio: $FIO_HUGE_NOTE"
+      return 0
+    fi
+  fi
+  FIO_HUGE=(--iomem=mmaphuge)
+}
+[[ $SUITE == chunk ]] && reserve_huge_pages
+
 readonly CHUNK_FIGURES="write_1m read_1m randread_4k_qd32 create_commit rss_per_million_chunks \
 lmdb_per_million_chunks"
 readonly CHUNK_COUNT=1024 CHUNK_SEQ_DEPTH=8 CHUNK_RAND_DEPTH=32 CHUNK_CREATE_DEPTH=64
@@ -173,13 +224,14 @@ each take the next chunk and write a full new version, then commit it (copy-on-w
 O_DIRECT write with RWF_DSYNC, two group-committed durable LMDB transactions); each task \
 writes from its own 1 MiB slice of one huge-page buffer (AlignedBuffer::huge_pages). fio: \
 --ioengine=io_uring --direct=1 --rw=write --bs=1m --iodepth=${CHUNK_SEQ_DEPTH} on a 1 GiB file \
-of the same file system, no fdatasync (so fio's writes are not durable, Mica's are)."
+of the same file system, no fdatasync (so fio's writes are not durable, Mica's are), \
+${FIO_HUGE_NOTE}."
 UNIT[read_1m]=MiB/s
 REFERENCE[read_1m]="fio io_uring"
 TARGET[read_1m]=0.90
 NOTE[read_1m]="whole 1 MiB chunks read in order, CRC32C-checked, ${CHUNK_SEQ_DEPTH} tasks \
 reading into their slices of one huge-page buffer, ${BENCH_SECS} s. fio: --rw=read --bs=1m \
---iodepth=${CHUNK_SEQ_DEPTH} (its default malloc'ed buffers), same 1 GiB file as write_1m."
+--iodepth=${CHUNK_SEQ_DEPTH}, same 1 GiB file as write_1m, ${FIO_HUGE_NOTE}."
 # The async suite has a figure of the same name (the runtime alone): chunk's replaces it.
 if [[ $SUITE == chunk ]]; then
   UNIT[randread_4k_qd32]=IOPS
@@ -187,7 +239,8 @@ if [[ $SUITE == chunk ]]; then
   TARGET[randread_4k_qd32]=0.85
   NOTE[randread_4k_qd32]="4 KiB reads at uniform random aligned offsets of uniform random \
 chunks (1 GiB of data), CRC32C-checked, ${CHUNK_RAND_DEPTH} tasks, ${BENCH_SECS} s. fio: \
---rw=randread --bs=4k --iodepth=${CHUNK_RAND_DEPTH} --norandommap, same 1 GiB file."
+--rw=randread --bs=4k --iodepth=${CHUNK_RAND_DEPTH} --norandommap, same 1 GiB file, \
+${FIO_HUGE_NOTE}."
 fi
 UNIT[create_commit]=ops/s
 REFERENCE[create_commit]=-
@@ -214,6 +267,9 @@ cleanup() {
   for pid in "${BG_PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
+  if [[ -n $HUGE_PAGES_BEFORE ]]; then
+    echo "$HUGE_PAGES_BEFORE" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+  fi
 }
 trap cleanup EXIT
 
@@ -297,7 +353,7 @@ fio_run() {
   shift 4
   timeout "$RUN_TIMEOUT_S" fio --name="bench-$rw" --filename="$DATA_FILE" --size=1g \
     --ioengine=io_uring --direct=1 --rw="$rw" --bs="$block" --iodepth="$depth" \
-    --time_based --runtime="$BENCH_SECS" --output-format=json "$@" |
+    --time_based --runtime="$BENCH_SECS" --output-format=json "${FIO_FIXED[@]}" "$@" |
     json_field "jobs.0.read.$field"
 }
 
@@ -368,9 +424,10 @@ rpc_figure() {
 }
 rpc_64b_qd1_reference() { pingpong_64b_mica; }
 rpc_64b_qd1_mica() { rpc_figure 1; }
+rpc_64b_qd1_vs_blocking_reference() { pingpong_64b_reference; }
+rpc_64b_qd1_vs_blocking_mica() { net_rpc --mode rpc --in-flight 1 | json_field round_trips_per_s; }
 rpc_64b_qd1_p50_mica() { json_field p50_us <"$LOG_DIR/rpc_qd1.json"; }
 rpc_64b_qd1_p99_mica() { json_field p99_us <"$LOG_DIR/rpc_qd1.json"; }
-rpc_64b_qd64_reference() { pingpong_64b_mica; }
 rpc_64b_qd64_mica() { rpc_figure 64; }
 rpc_64b_qd64_p50_mica() { json_field p50_us <"$LOG_DIR/rpc_qd64.json"; }
 rpc_64b_qd64_p99_mica() { json_field p99_us <"$LOG_DIR/rpc_qd64.json"; }
@@ -400,8 +457,8 @@ chunk_fio() {
   local rw=$1 block=$2 depth=$3 field=$4
   timeout "$RUN_TIMEOUT_S" fio --name="chunk-$rw" --filename="$CHUNK_FIO_FILE" --size=1g \
     --ioengine=io_uring --direct=1 --rw="$rw" --bs="$block" --iodepth="$depth" \
-    --norandommap --randrepeat=0 --time_based --runtime="$BENCH_SECS" --output-format=json |
-    json_field "jobs.0.$field"
+    --norandommap --randrepeat=0 --time_based --runtime="$BENCH_SECS" --output-format=json \
+    "${FIO_HUGE[@]}" | json_field "jobs.0.$field"
 }
 to_mib() { python3 -c 'import sys; print(float(input()) / 2**20)'; }
 write_1m_reference() { chunk_fio write 1m "$CHUNK_SEQ_DEPTH" write.bw_bytes | to_mib; }
@@ -470,6 +527,14 @@ task_roundtrip_mica() {
     json_field benchmarks.0.real_time
 }
 
+# Prints the real time per iteration (ns) of the bench_metrics benchmark named $1.
+metrics_bench() {
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_metrics" --benchmark_format=json \
+    --benchmark_min_time=1 --benchmark_filter="^$1\$" | json_field benchmarks.0.real_time
+}
+metrics_counter_add_mica() { metrics_bench counter_add; }
+metrics_histogram_record_mica() { metrics_bench histogram_record; }
+
 # ---- main ----
 
 case "$SUITE" in
@@ -479,7 +544,7 @@ case "$SUITE" in
     ;;
   net)
     SUITE_FIGURES=$NET_FIGURES
-    BUILD_TARGETS=(bench_net_rpc bench_async_net)
+    BUILD_TARGETS=(bench_net_rpc bench_async_net bench_pingpong_blocking)
     ;;
   chunk)
     SUITE_FIGURES=$CHUNK_FIGURES

@@ -9,6 +9,7 @@
 
 #include "async/assert.h"
 #include "async/crc32c.h"
+#include "async/file.h"
 #include "chunk/types.h"
 
 namespace mica::chunk {
@@ -112,6 +113,21 @@ uint32_t compute_block_crcs(const std::byte* data, uint32_t length_bytes,
     checksum =
         block_crc_append(checksum, crcs[k], std::min(kBlockBytes, length_bytes - k * kBlockBytes));
   return checksum;
+}
+
+uint32_t range_crc(const std::byte* data, uint32_t data_offset, std::span<const uint32_t> crcs,
+                   uint32_t length_bytes, uint32_t from, uint32_t to) {
+  MICA_ASSERT(data_offset % kBlockBytes == 0 && data_offset <= from && from <= to &&
+              to <= length_bytes && crcs.size() == block_count(length_bytes));
+  const std::byte* at = data - data_offset;  // at[x] is byte x of the version
+  uint32_t whole_begin = static_cast<uint32_t>(align_up(from, kBlockBytes));
+  uint32_t whole_end = to == length_bytes ? to : static_cast<uint32_t>(align_down(to, kBlockBytes));
+  // Within one or two partial blocks there is nothing to reuse: under 8 KiB to checksum.
+  if (whole_begin >= whole_end) return crc32c(at + from, to - from);
+  uint32_t crc = crc32c(at + from, whole_begin - from);
+  for (uint32_t b = whole_begin / kBlockBytes; size_t{b} * kBlockBytes < whole_end; ++b)
+    crc = block_crc_append(crc, crcs[b], std::min(kBlockBytes, length_bytes - b * kBlockBytes));
+  return block_crc_append(crc, crc32c(at + whole_end, to - whole_end), to - whole_end);
 }
 
 }  // namespace mica::chunk

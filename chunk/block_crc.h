@@ -30,4 +30,13 @@ void fill_block_crcs(const std::byte* data, uint32_t length_bytes, std::span<uin
 // length_bytes bytes.
 uint32_t compute_block_crcs(const std::byte* data, uint32_t length_bytes, std::span<uint32_t> crcs);
 
+// The CRC32C of bytes [from, to) of a version of length_bytes bytes whose block CRCs are
+// crcs (indexed by block of the version), without a second pass over the data: blocks that
+// lie wholly inside the range (a short last block counts when to == length_bytes) are taken
+// from crcs, and only the partial blocks at the range's two ends are checksummed, from
+// data, which holds the version's bytes starting at the block-aligned position data_offset.
+// Used to verify a writer's payload CRC and to give a reader the CRC of what it got.
+uint32_t range_crc(const std::byte* data, uint32_t data_offset, std::span<const uint32_t> crcs,
+                   uint32_t length_bytes, uint32_t from, uint32_t to);
+
 }  // namespace mica::chunk

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstring>
+#include <filesystem>
 
 #include "async/crc32c.h"
 #include "chunk/block_crc.h"
@@ -16,6 +17,13 @@ constexpr std::string_view kFormatKey = "format";
 Status make_dir(const std::string& path) {
   if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Status();
   return Status::from_errno(errno, "mkdir " + path);
+}
+
+std::string parent_directory(const std::string& path) {
+  std::filesystem::path p(path);
+  if (!p.has_filename()) p = p.parent_path();  // "a/b/" names b
+  std::string parent = p.parent_path().string();
+  return parent.empty() ? "." : parent;
 }
 
 Status validate_config(const ChunkEngineConfig& c) {
@@ -50,8 +58,20 @@ Task<Result<std::unique_ptr<ChunkEngine>>> ChunkEngine::open(std::string path,
   if (s.ok()) s = make_dir(path + "/meta");
   if (s.ok()) s = make_dir(path + "/data");
   if (!s.ok()) co_return s;
+  // Durable names before durable contents: the target directory in its parent, meta/ and
+  // data/ in the target (cheap when nothing was created).
+  auto syncing_parent = sync_directory(parent_directory(path));
+  s = co_await std::move(syncing_parent);
+  if (!s.ok()) co_return s;
+  auto syncing_target = sync_directory(path);
+  s = co_await std::move(syncing_target);
+  if (!s.ok()) co_return s;
   std::unique_ptr<ChunkEngine> engine(new ChunkEngine(path, config));
   s = engine->open_metadata();
+  if (!s.ok()) co_return s;
+  // LMDB syncs its files' contents on commit, never the directory that holds their names.
+  auto syncing_meta = sync_directory(path + "/meta");
+  s = co_await std::move(syncing_meta);
   if (!s.ok()) co_return s;
   auto opening = SlotStore::open(path + "/data", &engine->config_);
   Result<std::unique_ptr<SlotStore>> slots = co_await std::move(opening);
@@ -206,7 +226,8 @@ Task<Status> ChunkEngine::read_verified(ChunkId id, Placement placement,
   co_return Status();
 }
 
-Task<Result<size_t>> ChunkEngine::read(ChunkId id, uint32_t offset, std::span<std::byte> out) {
+Task<Result<ReadResult>> ChunkEngine::read_committed(ChunkId id, uint32_t offset,
+                                                     std::span<std::byte> out, bool want_crc) {
   Status valid = validate_range(offset, out.size());
   if (!valid.ok()) co_return valid;
   ++counters_.reads;
@@ -214,24 +235,38 @@ Task<Result<size_t>> ChunkEngine::read(ChunkId id, uint32_t offset, std::span<st
   if (!record || !record->has_committed())
     co_return Status(StatusCode::kNotFound, fmt::format("chunk {} has no committed version", id));
   uint32_t length = record->committed.length_bytes;
-  if (offset >= length || out.empty()) co_return size_t{0};
+  if (offset >= length || out.empty()) co_return ReadResult{};
   uint32_t end = static_cast<uint32_t>(std::min<uint64_t>(offset + out.size(), length));
   uint32_t first = static_cast<uint32_t>(align_down(offset, kBlockBytes));
   size_t span_bytes = align_up(end, kBlockBytes) - first;
   bool in_place = reinterpret_cast<uintptr_t>(out.data()) % kDirectIoAlignment == 0 &&
                   offset == first && out.size() >= span_bytes;
-  if (in_place) {
-    auto reading =
-        read_verified(id, record->committed, &record->committed_crcs, first, out.first(span_bytes));
-    CO_TRY(co_await std::move(reading));
-  } else {
-    AlignedBuffer buffer(span_bytes);
-    auto reading =
-        read_verified(id, record->committed, &record->committed_crcs, first, buffer.span());
-    CO_TRY(co_await std::move(reading));
-    std::memcpy(out.data(), buffer.data() + (offset - first), end - offset);
+  std::span<std::byte> blocks = out.first(std::min(span_bytes, out.size()));
+  AlignedBuffer buffer;
+  if (!in_place) {
+    buffer = AlignedBuffer(span_bytes);
+    blocks = buffer.span();
   }
-  co_return size_t{end - offset};
+  auto reading = read_verified(id, record->committed, &record->committed_crcs, first, blocks);
+  CO_TRY(co_await std::move(reading));
+  // The blocks matched their recorded CRCs, so those CRCs describe the bytes returned.
+  ReadResult result{end - offset, 0};
+  if (want_crc)
+    result.crc = range_crc(blocks.data(), first, record->committed_crcs, length, offset, end);
+  if (!in_place) std::memcpy(out.data(), buffer.data() + (offset - first), end - offset);
+  co_return result;
+}
+
+Task<Result<size_t>> ChunkEngine::read(ChunkId id, uint32_t offset, std::span<std::byte> out) {
+  auto reading = read_committed(id, offset, out, false);
+  CO_TRY_ASSIGN(ReadResult result, co_await std::move(reading));
+  co_return result.bytes;
+}
+
+Task<Result<ReadResult>> ChunkEngine::read_with_crc(ChunkId id, uint32_t offset,
+                                                    std::span<std::byte> out) {
+  auto reading = read_committed(id, offset, out, true);
+  co_return co_await std::move(reading);
 }
 
 Status ChunkEngine::check_update_version(const std::optional<ChunkRecord>& record, ChunkId id,
@@ -320,42 +355,70 @@ bool ChunkEngine::writes_caller_bytes(const UpdateArgs& args, uint32_t new_lengt
          is_direct_io_aligned(reinterpret_cast<uintptr_t>(args.data.data()));
 }
 
+uint32_t ChunkEngine::new_length_of(const UpdateArgs& args, uint32_t old_length) {
+  switch (args.kind) {
+    case UpdateKind::kWrite:
+    case UpdateKind::kWriteCommit:
+      return std::max<uint32_t>(old_length, args.offset + static_cast<uint32_t>(args.data.size()));
+    case UpdateKind::kTruncate:
+      return args.length_bytes;
+    case UpdateKind::kReplace:
+      return static_cast<uint32_t>(args.data.size());
+  }
+  MICA_ASSERT_MSG(false, "unknown update kind");
+  return 0;
+}
+
+Status ChunkEngine::verify_payload(const UpdateArgs& args, std::span<const std::byte> content,
+                                   const std::vector<uint32_t>& crcs, uint32_t new_length) {
+  if (args.kind == UpdateKind::kTruncate) return Status();  // carries no bytes
+  uint32_t end = args.offset + static_cast<uint32_t>(args.data.size());
+  uint32_t got = range_crc(content.data(), 0, crcs, new_length, args.offset, end);
+  if (got == args.data_crc) return Status();
+  ++counters_.payload_checksum_mismatches;
+  return Status(StatusCode::kChecksumMismatch,
+                fmt::format("chunk {}: the {} bytes received at offset {} have CRC32C {:#010x}, "
+                            "the writer sent {:#010x}: damaged on the way, nothing stored",
+                            args.id, args.data.size(), args.offset, got, args.data_crc));
+}
+
 Task<Result<ChunkInfo>> ChunkEngine::update_locked(UpdateArgs args) {
   CO_TRY_ASSIGN(std::optional<ChunkRecord> record, load(args.id));
   CO_TRY(check_update_version(record, args.id, args));
   uint32_t old_length = record && record->has_committed() ? record->committed.length_bytes : 0;
-  uint32_t new_length = 0;
-  switch (args.kind) {
-    case UpdateKind::kWrite:
-    case UpdateKind::kWriteCommit:
-      new_length =
-          std::max<uint32_t>(old_length, args.offset + static_cast<uint32_t>(args.data.size()));
-      break;
-    case UpdateKind::kTruncate:
-      new_length = args.length_bytes;
-      break;
-    case UpdateKind::kReplace:
-      new_length = static_cast<uint32_t>(args.data.size());
-      break;
-  }
-  auto allocating = slots_->allocate(new_length);
-  CO_TRY_ASSIGN(Placement placement, co_await std::move(allocating));
-  in_flight_slots_.insert(slot_key(placement));
+  uint32_t new_length = new_length_of(args, old_length);
   // The new content: the caller's bytes as they are when they are the whole new version and
   // O_DIRECT can take them (no old byte survives, no copy, no allocation); otherwise built
   // in a buffer from the old version and the change.
   std::span<const std::byte> content = args.data;
   AlignedBuffer buffer;
-  Status s;
   if (!writes_caller_bytes(args, new_length)) {
     buffer = AlignedBuffer(align_up(new_length, kBlockBytes));
     auto building = build_content(record ? &*record : nullptr, &args, new_length, &buffer);
-    s = co_await std::move(building);
+    CO_TRY(co_await std::move(building));
     content = std::span<const std::byte>(buffer.data(), buffer.size());
   }
+  // The block CRCs the record will hold also verify the writer's payload CRC: no second pass
+  // over the data, and nothing allocated or written yet when the bytes turn out damaged.
   std::vector<uint32_t> crcs(block_count(new_length));
-  if (s.ok()) placement.checksum = compute_block_crcs(content.data(), new_length, crcs);
-  if (s.ok() && new_length > 0) {
+  uint32_t checksum = compute_block_crcs(content.data(), new_length, crcs);
+  CO_TRY(verify_payload(args, content, crcs, new_length));
+  auto storing =
+      store_version(args, std::move(record), content, std::move(crcs), new_length, checksum);
+  co_return co_await std::move(storing);
+}
+
+Task<Result<ChunkInfo>> ChunkEngine::store_version(UpdateArgs args,
+                                                   std::optional<ChunkRecord> record,
+                                                   std::span<const std::byte> content,
+                                                   std::vector<uint32_t> crcs, uint32_t new_length,
+                                                   uint32_t checksum) {
+  auto allocating = slots_->allocate(new_length);
+  CO_TRY_ASSIGN(Placement placement, co_await std::move(allocating));
+  placement.checksum = checksum;
+  in_flight_slots_.insert(slot_key(placement));
+  Status s;
+  if (new_length > 0) {
     auto writing = slots_->write(placement, content);
     s = co_await std::move(writing);
   }
@@ -411,26 +474,27 @@ Task<Status> ChunkEngine::erase_record(ChunkId id) {
 }
 
 Task<Result<ChunkInfo>> ChunkEngine::write(ChunkId id, uint32_t offset,
-                                           std::span<const std::byte> data, UpdateVersion v) {
-  auto updating = update(UpdateArgs{UpdateKind::kWrite, id, offset, 0, data, v});
+                                           std::span<const std::byte> data, uint32_t data_crc,
+                                           UpdateVersion v) {
+  auto updating = update(UpdateArgs{UpdateKind::kWrite, id, offset, 0, data, data_crc, v});
   co_return co_await std::move(updating);
 }
 
 Task<Result<ChunkInfo>> ChunkEngine::write_and_commit(ChunkId id, uint32_t offset,
                                                       std::span<const std::byte> data,
-                                                      UpdateVersion v) {
-  auto updating = update(UpdateArgs{UpdateKind::kWriteCommit, id, offset, 0, data, v});
+                                                      uint32_t data_crc, UpdateVersion v) {
+  auto updating = update(UpdateArgs{UpdateKind::kWriteCommit, id, offset, 0, data, data_crc, v});
   co_return co_await std::move(updating);
 }
 
 Task<Result<ChunkInfo>> ChunkEngine::truncate(ChunkId id, uint32_t length_bytes, UpdateVersion v) {
-  auto updating = update(UpdateArgs{UpdateKind::kTruncate, id, 0, length_bytes, {}, v});
+  auto updating = update(UpdateArgs{UpdateKind::kTruncate, id, 0, length_bytes, {}, 0, v});
   co_return co_await std::move(updating);
 }
 
 Task<Result<ChunkInfo>> ChunkEngine::replace(ChunkId id, std::span<const std::byte> data,
-                                             UpdateVersion v) {
-  auto updating = update(UpdateArgs{UpdateKind::kReplace, id, 0, 0, data, v});
+                                             uint32_t data_crc, UpdateVersion v) {
+  auto updating = update(UpdateArgs{UpdateKind::kReplace, id, 0, 0, data, data_crc, v});
   co_return co_await std::move(updating);
 }
 

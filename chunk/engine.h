@@ -1,7 +1,8 @@
 // ChunkEngine: the chunk store of one storage target — chunk data in size-class slot files
 // on a local disk (O_DIRECT through the runtime), chunk metadata in one LMDB environment,
 // crash-safe copy-on-write updates with a committed and a pending version per chunk, and
-// CRC32C per 4 KiB block checked on every read. docs/chunk.md has the format and reasoning.
+// CRC32C per 4 KiB block checked on every read. Writes carry their writer's CRC32C, checked
+// before anything is stored (end to end). docs/chunk.md has the format and reasoning.
 //
 // Versions (CRAQ): a write, truncate creates pending version committed+1 in a new slot; the
 // old version stays readable until commit() switches to the new one (abort() drops it).
@@ -55,10 +56,17 @@ struct FsckReport {
   std::string to_string() const;
 };
 
+// What read_with_crc() returns: how many bytes it read and their CRC32C.
+struct ReadResult {
+  size_t bytes = 0;
+  uint32_t crc = 0;
+};
+
 struct EngineCounters {
   uint64_t reads = 0;
   uint64_t updates = 0;
-  uint64_t checksum_mismatches = 0;
+  uint64_t checksum_mismatches = 0;          // stored data that failed its CRC
+  uint64_t payload_checksum_mismatches = 0;  // writes refused: bytes differ from writer's CRC
   uint64_t meta_requests = 0;
   uint64_t meta_transactions = 0;
 };
@@ -82,20 +90,31 @@ class ChunkEngine {
   // kChecksumMismatch: the data on disk does not match its CRC (out is left undefined).
   // Fastest with out aligned to 4 KiB and a 4 KiB-aligned offset (read in place).
   Task<Result<size_t>> read(ChunkId id, uint32_t offset, std::span<std::byte> out);
+  // read() that also returns the CRC32C of the bytes it returns, so that a reader far away
+  // can verify what reached it. Derived from the verified block CRCs (only partial blocks at
+  // the ends are checksummed again), so it costs no second pass over the data.
+  Task<Result<ReadResult>> read_with_crc(ChunkId id, uint32_t offset, std::span<std::byte> out);
 
+  // Updates that carry data also carry data_crc, the CRC32C of data computed by the writer
+  // (end-to-end protection: the bytes may have been damaged on their way here). The engine
+  // checks it against what it received before anything is allocated, written or committed:
+  // a mismatch is kChecksumMismatch and changes nothing.
+  //
   // New pending version v.version = committed + 1: the committed content with data at offset.
   // data must not change until the task finishes: when it is the whole new version and
   // 4 KiB-aligned, it is checksummed and sent to disk as it is (no copy).
   Task<Result<ChunkInfo>> write(ChunkId id, uint32_t offset, std::span<const std::byte> data,
-                                UpdateVersion v);
+                                uint32_t data_crc, UpdateVersion v);
   // write() and commit() in one step (one record put instead of two): for a caller that
   // commits as soon as the write is durable, as a chain's tail does. Same version rules as
   // write(); nothing is visible until the new version is durable and committed.
   Task<Result<ChunkInfo>> write_and_commit(ChunkId id, uint32_t offset,
-                                           std::span<const std::byte> data, UpdateVersion v);
+                                           std::span<const std::byte> data, uint32_t data_crc,
+                                           UpdateVersion v);
   // New pending version: the committed content cut or zero-extended to length_bytes.
   Task<Result<ChunkInfo>> truncate(ChunkId id, uint32_t length_bytes, UpdateVersion v);
-  // Makes pending version `version` the committed one; frees the old slot.
+  // Makes pending version `version` the committed one; frees the old slot. kStaleVersion
+  // when chain_version is older than the chunk's.
   Task<Result<ChunkInfo>> commit(ChunkId id, uint32_t version, uint32_t chain_version);
   // Drops pending version `version` (a chunk with nothing committed disappears).
   Task<Status> abort(ChunkId id, uint32_t version);
@@ -103,13 +122,15 @@ class ChunkEngine {
   Task<Status> remove(ChunkId id);
   // Resync: data becomes committed version v.version at once, any pending one is dropped.
   // kStaleVersion when v.chain_version is older than the chunk's.
-  Task<Result<ChunkInfo>> replace(ChunkId id, std::span<const std::byte> data, UpdateVersion v);
+  Task<Result<ChunkInfo>> replace(ChunkId id, std::span<const std::byte> data, uint32_t data_crc,
+                                  UpdateVersion v);
 
   Result<ChunkInfo> stat(ChunkId id);
   // The chunk of inode with the highest index, if any (one range query).
   Result<std::optional<ChunkInfo>> last_chunk(uint64_t inode);
   // Up to limit (<= list_batch_max) chunks in id order, starting after `after` (from the
-  // first when nullopt). Page through for resync diffs. Damaged records are skipped.
+  // first when nullopt). Page through for resync diffs. A chunk whose record is damaged is
+  // listed with damaged set (and only its id); keys that are no chunk id are left to fsck.
   Result<std::vector<ChunkInfo>> list(std::optional<ChunkId> after, uint32_t limit);
 
   SpaceStats space();
@@ -130,6 +151,7 @@ class ChunkEngine {
     uint32_t offset;
     uint32_t length_bytes;  // truncate
     std::span<const std::byte> data;
+    uint32_t data_crc;  // the writer's CRC32C of data
     UpdateVersion version;
   };
 
@@ -161,6 +183,18 @@ class ChunkEngine {
   // True when the caller's data is the whole new version, aligned for O_DIRECT: then it is
   // written as it is (a full-chunk write reads nothing old and copies nothing).
   static bool writes_caller_bytes(const UpdateArgs& args, uint32_t new_length);
+  static uint32_t new_length_of(const UpdateArgs& args, uint32_t old_length);
+  // kChecksumMismatch when the payload, as it lies in content (the new version's bytes,
+  // whose block CRCs are crcs), does not match the writer's CRC.
+  Status verify_payload(const UpdateArgs& args, std::span<const std::byte> content,
+                        const std::vector<uint32_t>& crcs, uint32_t new_length);
+  // Writes the new version to a fresh slot and puts its record.
+  Task<Result<ChunkInfo>> store_version(UpdateArgs args, std::optional<ChunkRecord> record,
+                                        std::span<const std::byte> content,
+                                        std::vector<uint32_t> crcs, uint32_t new_length,
+                                        uint32_t checksum);
+  Task<Result<ReadResult>> read_committed(ChunkId id, uint32_t offset, std::span<std::byte> out,
+                                          bool want_crc);
   // Builds the new version's bytes in buffer (old content + change), filling crcs/placement.
   Task<Status> build_content(const ChunkRecord* old, const UpdateArgs* args, uint32_t new_length,
                              AlignedBuffer* buffer);

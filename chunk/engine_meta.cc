@@ -28,6 +28,12 @@ Task<Result<ChunkInfo>> ChunkEngine::commit(ChunkId id, uint32_t version, uint32
   Result<UpdateTicket> ticket = co_await std::move(admitting);
   if (!ticket.ok()) co_return ticket.status();
   CO_TRY_ASSIGN(ChunkRecord record, load_pending(id, version, "commit"));
+  // A commit decided under an older chain configuration must not land after a newer one.
+  if (chain_version < record.chain_version)
+    co_return Status(StatusCode::kStaleVersion,
+                     fmt::format("chunk {}: commit of version {} under chain version {}, older "
+                                 "than the chunk's {}",
+                                 id, version, chain_version, record.chain_version));
   ChunkRecord next = record;
   next.committed_version = record.pending_version;
   next.committed = record.pending;
@@ -130,9 +136,15 @@ Result<std::vector<ChunkInfo>> ChunkEngine::list(std::optional<ChunkId> after, u
     }
     for (; entry.ok() && *entry && infos.size() < limit; entry = cursor.next()) {
       ChunkId id;
-      if (!decode_chunk_key((*entry)->first, &id)) continue;
+      if (!decode_chunk_key((*entry)->first, &id)) continue;  // not a chunk: fsck reports it
       Result<ChunkRecord> record = decode_record((*entry)->second);
-      if (record.ok()) infos.push_back(record->info(id));
+      if (record.ok()) {
+        infos.push_back(record->info(id));
+      } else {
+        ChunkInfo& damaged = infos.emplace_back();
+        damaged.id = id;
+        damaged.damaged = true;
+      }
     }
     return entry.status();
   });

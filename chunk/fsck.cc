@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "async/crc32c.h"
+#include "async/log.h"
 #include "chunk/block_crc.h"
 #include "chunk/engine.h"
 
@@ -44,7 +45,7 @@ void ChunkEngine::fsck_note(FsckReport* report, std::string problem) const {
   if (report == nullptr) {
     // At open: the problem is logged; fsck() will find it again.
     if (open_problems_ <= config_.fsck_problems_max)
-      fmt::print(stderr, "mica chunk: {}: {}\n", path_, problem);
+      MICA_LOG(Warn, "chunk", "{}: {}", path_, problem);
     return;
   }
   if (report->problems.size() < config_.fsck_problems_max)

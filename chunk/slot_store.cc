@@ -8,6 +8,8 @@
 #include <atomic>
 #include <bit>
 
+#include "async/log.h"
+
 namespace mica::chunk {
 namespace {
 
@@ -21,12 +23,20 @@ std::string class_file_name(uint32_t size_class) {
 void log_buffered_fallback(const std::string& path) {
   static std::atomic<bool> logged{false};
   if (!logged.exchange(true))
-    fmt::print(stderr,
-               "mica chunk: {} refuses O_DIRECT (tmpfs?); using buffered I/O with RWF_DSYNC\n",
-               path);
+    MICA_LOG(Warn, "chunk", "{} refuses O_DIRECT (tmpfs?); using buffered I/O with RWF_DSYNC",
+             path);
 }
 
 }  // namespace
+
+Task<Status> sync_directory(std::string path) {
+  auto opening = File::open(path, O_RDONLY | O_DIRECTORY);
+  Result<File> dir = co_await std::move(opening);
+  if (!dir.ok()) co_return dir.status();
+  Status synced = co_await dir->fsync();
+  Status closed = co_await dir->close();
+  co_return synced.ok() ? closed : synced;
+}
 
 Task<Result<std::unique_ptr<SlotStore>>> SlotStore::open(std::string dir,
                                                          const ChunkEngineConfig* config) {
@@ -37,6 +47,7 @@ Task<Result<std::unique_ptr<SlotStore>>> SlotStore::open(std::string dir,
     c->slot_bytes = size_class_bytes(i);
     std::string path = fmt::format("{}/{}", dir, class_file_name(i));
     int flags = O_RDWR | O_CREAT;
+    store->direct_io_ = store->direct_io_ && !config->buffered_io;
     auto direct = File::open(path, flags | (store->direct_io_ ? O_DIRECT : 0), 0644);
     Result<File> file = co_await std::move(direct);
     if (!file.ok() && store->direct_io_ && file.status().code() == StatusCode::kInvalidArgument) {
@@ -54,6 +65,11 @@ Task<Result<std::unique_ptr<SlotStore>>> SlotStore::open(std::string dir,
     c->used.assign((c->slots + 63) / 64, 0);
     store->classes_[i] = std::move(c);
   }
+  // The class files may have just been created: their names must be durable before any
+  // record names a slot in them.
+  auto syncing = sync_directory(dir);
+  Status synced = co_await std::move(syncing);
+  if (!synced.ok()) co_return synced;
   co_return store;
 }
 
@@ -110,9 +126,14 @@ bool SlotStore::take_free_slot(SizeClass& c, uint32_t* slot) {
 }
 
 Status SlotStore::check_growth(const SizeClass& c, uint64_t* growth_bytes) const {
-  struct statvfs vfs;
-  if (::statvfs(dir_.c_str(), &vfs) != 0) return Status::from_errno(errno, "statvfs " + dir_);
-  uint64_t available = uint64_t{vfs.f_bavail} * vfs.f_frsize;
+  // statvfs guards the reserve only; without one the file system's own ENOSPC from
+  // fallocate is the limit (grow() handles it like a failed check).
+  uint64_t available = UINT64_MAX;
+  if (config_->reserve_bytes > 0) {
+    struct statvfs vfs;
+    if (::statvfs(dir_.c_str(), &vfs) != 0) return Status::from_errno(errno, "statvfs " + dir_);
+    available = uint64_t{vfs.f_bavail} * vfs.f_frsize;
+  }
   uint64_t data_bytes = 0;
   for (const auto& k : classes_) data_bytes += k->slots * k->slot_bytes;
   auto fits = [&](uint64_t g) {
@@ -142,6 +163,12 @@ Task<Status> SlotStore::grow(SizeClass* c) {
   Status s = check_growth(*c, &growth);
   if (!s.ok()) co_return s;
   s = co_await c->file.fallocate(0, c->slots * c->slot_bytes, growth);
+  if (s.code() == StatusCode::kNoSpace && growth > c->slot_bytes) {
+    // The file system had less room than statvfs showed (another writer, or no reserve
+    // checked): one slot may still fit. A failed fallocate allocated nothing we count.
+    growth = c->slot_bytes;
+    s = co_await c->file.fallocate(0, c->slots * c->slot_bytes, growth);
+  }
   if (!s.ok()) co_return s;                                  // ENOSPC maps to kNoSpace
   c->search_from = std::min(c->search_from, c->slots / 64);  // the new slots are free
   c->slots += growth / c->slot_bytes;

@@ -46,10 +46,14 @@ struct SpaceStats {
   std::array<SizeClassStats, kSizeClassCount> classes{};
 };
 
+// fsyncs directory path, so that the entries created in it (files, subdirectories) survive
+// a power loss: creating a file makes its name durable only once its directory is synced.
+Task<Status> sync_directory(std::string path);
+
 class SlotStore {
  public:
-  // Opens (creating) the class files in dir. Falls back to buffered I/O (still RWF_DSYNC) where
-  // the file system refuses O_DIRECT (logged once per process).
+  // Opens (creating) the class files in dir and syncs dir. Falls back to buffered I/O (still
+  // RWF_DSYNC) where the file system refuses O_DIRECT (logged once per process).
   static Task<Result<std::unique_ptr<SlotStore>>> open(std::string dir,
                                                        const ChunkEngineConfig* config);
   SlotStore(const SlotStore&) = delete;

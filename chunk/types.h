@@ -98,6 +98,9 @@ struct ChunkInfo {
   uint32_t checksum = 0;      // committed whole-chunk CRC32C
   uint32_t pending_length_bytes = 0;
   uint32_t pending_checksum = 0;
+  // list() only: the chunk's record is damaged (kCorruption); only id is meaningful. Resync
+  // must see such a chunk (to replace or remove it), so list() reports it, never skips it.
+  bool damaged = false;
   friend bool operator==(const ChunkInfo&, const ChunkInfo&) = default;
 };
 
@@ -105,7 +108,8 @@ struct ChunkInfo {
 struct ChunkEngineConfig {
   // Largest chunk accepted (a power of two, 64 KiB … 64 MiB).
   uint32_t chunk_size_max_bytes = kChunkSizeLimitBytes;
-  // Free disk space that new data never uses: growth that would leave less is kNoSpace.
+  // Free disk space that new data never uses: growth that would leave less is kNoSpace. 0:
+  // no reserve, the file system's ENOSPC is the limit.
   uint64_t reserve_bytes = uint64_t{1} << 30;
   // Cap on the bytes of all data files together (0: only the disk and the reserve limit).
   uint64_t data_bytes_max = 0;
@@ -122,6 +126,9 @@ struct ChunkEngineConfig {
   uint32_t list_batch_max = 4096;
   // Problems fsck describes in words (all are counted).
   uint32_t fsck_problems_max = 1000;
+  // Never use O_DIRECT: the buffered path (still RWF_DSYNC) that file systems refusing
+  // O_DIRECT get. For tests, since tmpfs accepts O_DIRECT on current kernels.
+  bool buffered_io = false;
 };
 
 }  // namespace mica::chunk

@@ -17,6 +17,16 @@
 // RemoteBuffer.region is a region id on TCP and a virtual address on RDMA; a buffer is
 // only ever named to peers of the transport that registered it.
 //
+// Registered memory against the peer: a peer may start a transfer on a region at any time
+// while it is registered, so the owner ends access with `co_await region->deregister(d)`,
+// then destroys the region, then frees the memory. From the deregister() call on (RDMA:
+// from the destruction) peers naming the region are refused (kPermissionDenied); it
+// returns once no transfer a peer started still reads or writes the memory (TCP pins the
+// region for each one), failing those still running at d — their connections end, as a
+// cut RDMA transfer ends its queue pair. Destroying a region that a transfer still uses is
+// a bug and asserts. Keys are drawn from the runtime's random source
+// (Backend::random_u64), never a constant, so a peer cannot guess another region's key.
+//
 // Lifetimes: every call into a connection must have returned before it is destroyed, and
 // a region must outlive the operations that name it. Thread rule: a Connection belongs to
 // the executor that created it. send() may be called by many tasks at once (frames are
@@ -52,14 +62,26 @@ struct Frame {
   std::vector<std::byte> payload;
 };
 
-// Local memory a peer may read or write with one-sided operations.
+// Local memory a peer may read or write with one-sided operations. Owned by whoever
+// registered it; belongs to its transport's executor.
 class MemoryRegion {
  public:
   virtual ~MemoryRegion() = default;
   virtual std::span<std::byte> bytes() = 0;
   // Names [offset, offset + length) of this region for a peer.
   virtual RemoteBuffer remote(uint64_t offset, uint32_t length) = 0;
+  // Refuses peers from now on and returns when none of their transfers touches the memory
+  // any more, failing those still running at `deadline` (see the top of this file). After
+  // it the region may be destroyed, and then the memory freed. Suspends.
+  // The default does nothing: for transports whose destructor itself revokes access
+  // synchronously (RDMA: ibv_dereg_mr returns once the device no longer touches the
+  // memory), destroying the region is the deregistration.
+  virtual Task<void> deregister(TimePoint deadline);
 };
+
+inline Task<void> MemoryRegion::deregister(TimePoint) {
+  co_return;
+}
 
 class Connection {
  public:

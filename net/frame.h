@@ -50,10 +50,13 @@ static_assert(std::endian::native == std::endian::little);
 using HeaderBytes = std::array<std::byte, kFrameHeaderBytes>;
 
 // kData frames carry a descriptor (a message) and then bulk bytes. Their CRC covers the
-// header and the descriptor only: the bulk bytes are protected end to end by the chunk
-// layer's checksums (as in 3FS, where RDMA transfers carry no extra checksum), and
-// checksumming them here too would halve one-sided throughput. All kData frames, and only
-// they, carry this flag.
+// header and the descriptor only; the bulk bytes carry no checksum here (as RDMA transfers
+// carry none in 3FS), since checksumming them too would halve one-sided throughput. What
+// protects them end to end today: a chunk write carries the writer's CRC32C of its payload
+// and the chunk engine verifies the bytes it received against it before storing anything
+// (ChunkEngine::write, kChecksumMismatch), and read_with_crc gives a reader the CRC of what
+// it returns. Bulk bytes that no such check covers are unprotected. All kData frames, and
+// only they, carry this flag.
 inline constexpr uint16_t kFrameFlagBulkTail = 1;
 // The largest descriptor a kData frame may carry.
 inline constexpr uint32_t kBulkDescriptorBytesMax = 4096;

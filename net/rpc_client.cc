@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "net/service_def.h"
+
 namespace mica::net {
 
 struct RpcClient::Pending {
@@ -109,7 +111,7 @@ Task<void> RpcClient::send_cancel(FrameHeader request) {
 }
 
 Task<Result<PingResponse>> RpcClient::ping(uint64_t nonce, CallOptions options) {
-  auto call = this->call<PingResponse>(kHealthService, kPingMethod, PingRequest{nonce}, options);
+  auto call = this->call<HealthService::ping>(PingRequest{nonce}, options);
   co_return co_await std::move(call);
 }
 

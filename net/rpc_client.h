@@ -1,14 +1,17 @@
 // RpcClient: calls over one connection; ConnectionPool: one client per peer, reconnected
 // with exponential backoff.
 //
-// `co_await client.call<Response>(service, method, request, options)` sends the request
-// and waits for its response or the deadline (default_timeout when the call names none). Many calls
-// share the connection at once, paired with responses by request id; at most in_flight_max are
-// outstanding (later calls wait for a slot, within their deadline). The deadline travels with the
-// request as a time budget, so the server stops working on it too; a caller that gives up (deadline
-// or cancellation) also sends a cancel frame. When the connection fails, every waiting call fails
-// at once with kConnectionReset — retryable: ask the pool for a fresh client. Thread rule: a client
-// and a pool belong to the executor that made them.
+// `co_await client.call<StorageService::write>(request, options)` sends the request of a
+// declared method (net/rpc_service.h, net/service_def.h: the descriptor gives the service
+// and method ids and both message types, so neither can be mixed up) and waits for its
+// response or the deadline (default_timeout when the call names none). A declared service's
+// Stub wraps the same call in named methods. Many calls share the connection at once,
+// paired with responses by request id; at most in_flight_max are outstanding (later calls
+// wait for a slot, within their deadline). The deadline travels with the request as a time
+// budget, so the server stops working on it too; a caller that gives up (deadline or
+// cancellation) also sends a cancel frame. When the connection fails, every waiting call
+// fails at once with kConnectionReset — retryable: ask the pool for a fresh client. Thread
+// rule: a client and a pool belong to the executor that made them.
 #pragma once
 
 #include <map>
@@ -39,18 +42,20 @@ class RpcClient {
   RpcClient& operator=(const RpcClient&) = delete;
   ~RpcClient();
 
+  // Calls declared method M; its request and response types are M's, never spelled here.
+  template <RpcMethod auto M>
+  Task<Result<ResponseOf<M>>> call(RequestOf<M> request, CallOptions options) {
+    auto raw = call_raw(decltype(M)::kService, decltype(M)::kId, encode(request), options);
+    Result<std::vector<std::byte>> bytes = co_await std::move(raw);
+    if (!bytes.ok()) co_return bytes.status();
+    co_return decode<ResponseOf<M>>(*bytes);
+  }
+
+  // Untyped: for tests and tools that must send what no declaration allows (unknown ids,
+  // undecodable bodies). Services are called through call<M> or their Stub.
   Task<Result<std::vector<std::byte>>> call_raw(ServiceId service, MethodId method,
                                                 std::vector<std::byte> request,
                                                 CallOptions options);
-
-  template <class Response, class Request>
-  Task<Result<Response>> call(ServiceId service, MethodId method, Request request,
-                              CallOptions options) {
-    auto raw = call_raw(service, method, encode(request), options);
-    Result<std::vector<std::byte>> bytes = co_await std::move(raw);
-    if (!bytes.ok()) co_return bytes.status();
-    co_return decode<Response>(*bytes);
-  }
 
   Task<Result<PingResponse>> ping(uint64_t nonce, CallOptions options);
 

@@ -13,8 +13,7 @@ struct RpcServer::ConnectionState {
 
 RpcServer::RpcServer(Transport* transport, RpcServerOptions options)
     : transport_(transport), options_(options), server_slots_(options.in_flight_max) {
-  health_.add<&RpcServer::ping>(kPingMethod, "ping", this);
-  services_[kHealthService] = &health_;
+  services_[HealthService::kId] = &health_;
   idle_.set();
 }
 

@@ -16,7 +16,7 @@
 #include <memory>
 
 #include "async/scope.h"
-#include "net/rpc_service.h"
+#include "net/service_def.h"
 
 namespace mica::net {
 
@@ -55,7 +55,8 @@ class RpcServer {
 
   Transport* transport_;
   RpcServerOptions options_;
-  Service health_{kHealthService, "health"};
+  friend HealthService;  // so that binding the health service reaches the private ping()
+  Service health_ = Service::bind<HealthService>(this);
   std::map<ServiceId, Service*> services_;
   std::unique_ptr<Acceptor> acceptor_;
   TaskScope scope_;

@@ -216,24 +216,30 @@ Task<Status> TcpConnection::serve_bulk(FrameHeader header) {
     case kWriteRequest: {
       BulkMessage reply{
           message.op == kReadRequest ? kReadReply : kWriteAck, message.transfer, {}, Status()};
-      Result<std::span<std::byte>> target = transport_->resolve(message.remote);
-      std::span<const std::byte> out;
-      if (!target.ok()) {
+      // The region stays pinned while its bytes land (write) or leave (read): its owner's
+      // deregister() waits for that, or fails the transfer through the pin's token.
+      CancelToken reader = co_await current_token();
+      RegionPin pin;  // empty unless the peer may touch the range
+      if (Result<RegionPin> target = transport_->pin(message.remote, reader); !target.ok())
         reply.status = target.status();
-      } else if (message.op == kReadRequest) {
-        out = *target;
-      } else if (tail != target->size()) {
+      else if (message.op == kWriteRequest && tail != target->bytes().size())
         reply.status = Status(StatusCode::kInvalidArgument, "write length differs from range");
-      } else {
-        auto landing = read_exact(*target);
+      else
+        pin = std::move(*target);
+      std::span<const std::byte> out;
+      if (pin && message.op == kReadRequest) {
+        out = pin.bytes();
+      } else if (pin) {
+        auto landing = pin.guard(read_exact(pin.bytes()));
         CO_TRY(co_await std::move(landing));
+        pin = RegionPin();  // landed: the ack below no longer needs the region
         tail = 0;
       }
       if (tail > 0) {
         auto skipping = discard(tail);
         CO_TRY(co_await std::move(skipping));
       }
-      auto replying = send_bulk(std::move(reply), out);
+      auto replying = pin.guard(send_bulk(std::move(reply), out));
       co_return co_await std::move(replying);
     }
     case kReadReply:
@@ -246,6 +252,8 @@ Task<Status> TcpConnection::serve_bulk(FrameHeader header) {
         transfer->receiving = true;
         auto landing = read_exact(transfer->into);
         Status landed = co_await std::move(landing);
+        if (landed.ok() && transport_->options().received_bulk_hook)
+          transport_->options().received_bulk_hook(transfer->into);
         transfer->status = landed;
         transfer->done.set();
         co_return landed;

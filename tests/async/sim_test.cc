@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "async/file.h"
-#include "async/sim_world.h"
+#include "async/sim/world.h"
 #include "async/socket.h"
 #include "async/sync.h"
 #include "async/wait_list.h"
@@ -24,6 +24,8 @@
 namespace mica {
 
 namespace {
+
+using namespace mica::sim;
 
 using namespace std::chrono_literals;
 
@@ -40,7 +42,7 @@ class SimTest : public ::testing::Test {
       std::printf("simulation seed=%llu (replay: MICA_SIM_SEED=%llu)\n",
                   static_cast<unsigned long long>(seed_), static_cast<unsigned long long>(seed_));
   }
-  const uint64_t seed_ = sim_seed(kDefaultSeed);
+  const uint64_t seed_ = sim::sim_seed(kDefaultSeed);
   int64_t frames_before_ = 0;
 };
 
@@ -214,9 +216,9 @@ TEST_F(SimTest, SimSeedReadsEnvironmentOrFallsBack) {
   const char* saved = std::getenv("MICA_SIM_SEED");
   std::string saved_value = saved ? saved : "";
   setenv("MICA_SIM_SEED", "12345", 1);
-  EXPECT_EQ(sim_seed(7), 12345u);
+  EXPECT_EQ(sim::sim_seed(7), 12345u);
   unsetenv("MICA_SIM_SEED");
-  EXPECT_EQ(sim_seed(7), 7u);
+  EXPECT_EQ(sim::sim_seed(7), 7u);
   if (saved) setenv("MICA_SIM_SEED", saved_value.c_str(), 1);
 }
 

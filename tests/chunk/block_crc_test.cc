@@ -40,5 +40,24 @@ TEST(BlockCrc, ChunkChecksumIsTheCrc32cOfAllBytes) {
   }
 }
 
+TEST(BlockCrc, RangeCrcEqualsTheCrc32cOfTheRangeWhereverItStartsAndEnds) {
+  std::mt19937 rng(11);
+  for (uint32_t length : {1u, 4096u, 4097u, 5u * 4096u + 77u, 64u << 10}) {
+    auto data = random_bytes(length, length + 1);
+    std::vector<uint32_t> crcs(block_count(length));
+    compute_block_crcs(data.data(), length, crcs);
+    for (int trial = 0; trial < 200; ++trial) {
+      uint32_t from = rng() % (length + 1);
+      uint32_t to = from + rng() % (length - from + 1);
+      if (trial % 4 == 0) from = static_cast<uint32_t>(from / kBlockBytes * kBlockBytes);
+      if (trial % 3 == 0) to = length;
+      uint32_t base = from / kBlockBytes * kBlockBytes;  // data handed in from this block on
+      EXPECT_EQ(range_crc(data.data() + base, base, crcs, length, from, to),
+                crc32c(data.data() + from, to - from))
+          << "length " << length << " range " << from << ".." << to;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mica::chunk

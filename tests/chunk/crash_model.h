@@ -4,7 +4,9 @@
 // Chunk c's version v is produced by update(c, v) applied to version v - 1: a partial write,
 // a truncate or a full replace, each a pure function of (c, v). So the content of any version
 // is known without a log, and after a SIGKILL the checker can tell whether a chunk holds
-// exactly the content of the version its metadata names. Pure functions; any thread.
+// exactly the content of the version its metadata names. The writer reports each operation
+// (Report) so the checker also knows which versions were acknowledged and must survive.
+// Pure functions; any thread.
 #pragma once
 
 #include <algorithm>
@@ -76,6 +78,45 @@ inline void apply(uint32_t c, uint32_t v, std::vector<std::byte>* content) {
     auto data = payload(c, v, u.length);
     std::copy(data.begin(), data.end(), content->begin() + u.offset);
   }
+}
+
+// What the writer tells the checker through its pipe, one fixed-size message per event: an
+// intent before each operation, an ack once the operation returned ok (sent before the
+// writer starts its next operation on that chunk). Pipe writes this small are atomic.
+enum class Op : uint8_t { kWrite, kTruncate, kWriteCommit, kReplace, kCommit, kAbort, kRemove };
+enum class Phase : uint8_t { kIntent, kAck };
+struct Report {
+  uint32_t chunk = 0;
+  uint32_t version = 0;  // the version the operation creates, commits or aborts
+  Op op = Op::kWrite;
+  Phase phase = Phase::kIntent;
+  uint16_t reserved = 0;
+};
+static_assert(sizeof(Report) == 12);
+
+// A chunk's versions as the checker knows them; (0, 0) is "no chunk".
+struct Versions {
+  uint32_t committed = 0;
+  uint32_t pending = 0;
+  friend bool operator==(const Versions&, const Versions&) = default;
+};
+
+// The versions after operation (op, version) succeeded on a chunk at `before`.
+inline Versions after(Versions before, Op op, uint32_t version) {
+  switch (op) {
+    case Op::kWrite:
+    case Op::kTruncate:
+      return Versions{before.committed, version};
+    case Op::kWriteCommit:
+    case Op::kReplace:
+    case Op::kCommit:
+      return Versions{version, 0};
+    case Op::kAbort:
+      return Versions{before.committed, 0};
+    case Op::kRemove:
+      return Versions{};
+  }
+  return before;
 }
 
 }  // namespace mica::chunk::crash

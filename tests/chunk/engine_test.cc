@@ -19,7 +19,7 @@ Task<void> pending_is_invisible_until_commit(std::string dir) {
   auto engine = co_await std::move(opening);
   if (!engine) co_return;
   auto data = pattern(100000, 1);
-  auto writing = engine->write(kId, 0, bytes_of(data), {1, 1});
+  auto writing = engine->write(kId, 0, bytes_of(data), crc32c(bytes_of(data)), {1, 1});
   Result<ChunkInfo> info = co_await std::move(writing);
   EXPECT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->pending_version, 1u);
@@ -46,7 +46,7 @@ Task<void> old_version_readable_while_pending(std::string dir) {
   auto a = pattern(70000, 2), b = pattern(70000, 3);
   auto step1 = write_committed(engine.get(), kId, 0, a, 1);
   EXPECT_TRUE((co_await std::move(step1)).ok());
-  auto writing = engine->write(kId, 0, bytes_of(b), {2, 1});
+  auto writing = engine->write(kId, 0, bytes_of(b), crc32c(bytes_of(b)), {2, 1});
   EXPECT_TRUE((co_await std::move(writing)).ok());
   auto during = read_all(engine.get(), kId);
   EXPECT_TRUE(*(co_await std::move(during)) == a);
@@ -154,7 +154,7 @@ Task<void> abort_drops_pending(std::string dir) {
   auto a = pattern(3000, 10), b = pattern(4000, 11);
   auto step8 = write_committed(engine.get(), kId, 0, a, 1);
   EXPECT_TRUE((co_await std::move(step8)).ok());
-  auto writing = engine->write(kId, 0, bytes_of(b), {2, 1});
+  auto writing = engine->write(kId, 0, bytes_of(b), crc32c(bytes_of(b)), {2, 1});
   EXPECT_TRUE((co_await std::move(writing)).ok());
   auto aborting = engine->abort(kId, 2);
   EXPECT_TRUE((co_await std::move(aborting)).ok());
@@ -164,7 +164,7 @@ Task<void> abort_drops_pending(std::string dir) {
   EXPECT_TRUE(*(co_await std::move(reading)) == a);
   // A chunk that never committed disappears with its only version.
   ChunkId fresh{43, 0};
-  auto creating = engine->write(fresh, 0, bytes_of(b), {1, 1});
+  auto creating = engine->write(fresh, 0, bytes_of(b), crc32c(bytes_of(b)), {1, 1});
   EXPECT_TRUE((co_await std::move(creating)).ok());
   auto dropping = engine->abort(fresh, 1);
   EXPECT_TRUE((co_await std::move(dropping)).ok());
@@ -213,7 +213,7 @@ Task<void> remove_frees_slots(std::string dir) {
   auto step10 = write_committed(engine.get(), kId, 0, pattern(1000, 13), 1);
   EXPECT_TRUE((co_await std::move(step10)).ok());
   auto next = pattern(1000, 14);
-  auto writing = engine->write(kId, 0, bytes_of(next), {2, 1});
+  auto writing = engine->write(kId, 0, bytes_of(next), crc32c(bytes_of(next)), {2, 1});
   EXPECT_TRUE((co_await std::move(writing)).ok());
   EXPECT_EQ(engine->space().used_slot_bytes, 2 * size_class_bytes(0));
   auto removing = engine->remove(kId);
@@ -237,10 +237,10 @@ Task<void> replace_installs_committed(std::string dir) {
   auto step11 = write_committed(engine.get(), kId, 0, pattern(1000, 15), 1);
   EXPECT_TRUE((co_await std::move(step11)).ok());
   auto next = pattern(1000, 16);
-  auto writing = engine->write(kId, 0, bytes_of(next), {2, 1});
+  auto writing = engine->write(kId, 0, bytes_of(next), crc32c(bytes_of(next)), {2, 1});
   EXPECT_TRUE((co_await std::move(writing)).ok());
   auto full = pattern(300000, 17);
-  auto replacing = engine->replace(kId, bytes_of(full), {9, 2});
+  auto replacing = engine->replace(kId, bytes_of(full), crc32c(bytes_of(full)), {9, 2});
   Result<ChunkInfo> info = co_await std::move(replacing);
   EXPECT_TRUE(info.ok() && info->committed_version == 9 && info->pending_version == 0 &&
               info->chain_version == 2);
@@ -260,7 +260,7 @@ Task<void> checksum_is_crc_of_content(std::string dir) {
   auto engine = co_await std::move(opening);
   if (!engine) co_return;
   auto data = pattern(123457, 18);
-  auto writing = engine->write(kId, 0, bytes_of(data), {1, 1});
+  auto writing = engine->write(kId, 0, bytes_of(data), crc32c(bytes_of(data)), {1, 1});
   Result<ChunkInfo> info = co_await std::move(writing);
   EXPECT_EQ(info->pending_checksum, crc32c(bytes_of(data)));
   auto closing = close_engine(std::move(engine));
@@ -283,7 +283,7 @@ Task<void> aligned_full_write_replaces_the_content(std::string dir) {
   auto new_data = pattern(4 * 4096, 22);
   AlignedBuffer aligned(new_data.size());
   std::memcpy(aligned.data(), new_data.data(), new_data.size());
-  auto writing = engine->write(kId, 0, aligned.span(), {2, 1});
+  auto writing = engine->write(kId, 0, aligned.span(), crc32c(aligned.span()), {2, 1});
   Result<ChunkInfo> info = co_await std::move(writing);
   EXPECT_TRUE(info.ok()) << info.status();
   std::memset(aligned.data(), 0, aligned.size());  // the engine must not keep the caller's bytes
@@ -312,7 +312,8 @@ Task<void> write_and_commit_commits_at_once(std::string dir) {
   auto first = write_committed(engine.get(), kId, 0, pattern(10000, 31), 1);
   EXPECT_TRUE((co_await std::move(first)).ok());
   auto change = pattern(5000, 32);
-  auto both = engine->write_and_commit(kId, 3000, bytes_of(change), {2, 1});
+  auto both =
+      engine->write_and_commit(kId, 3000, bytes_of(change), crc32c(bytes_of(change)), {2, 1});
   Result<ChunkInfo> info = co_await std::move(both);
   EXPECT_TRUE(info.ok() && info->committed_version == 2 && info->pending_version == 0);
   auto expected = pattern(10000, 31);
@@ -321,7 +322,7 @@ Task<void> write_and_commit_commits_at_once(std::string dir) {
   Result<std::vector<std::byte>> content = co_await std::move(reading);
   EXPECT_TRUE(content.ok() && *content == expected);
   // Same version rules as write(): the next version only.
-  auto stale = engine->write_and_commit(kId, 0, bytes_of(change), {2, 1});
+  auto stale = engine->write_and_commit(kId, 0, bytes_of(change), crc32c(bytes_of(change)), {2, 1});
   EXPECT_EQ((co_await std::move(stale)).status().code(), StatusCode::kStaleVersion);
   auto checking = engine->fsck();
   Result<FsckReport> report = co_await std::move(checking);
@@ -394,7 +395,7 @@ Task<void> pending_survives_reopen_step1(std::string dir) {
   auto step14 = write_committed(engine.get(), kId, 0, pattern(5000, 20), 1);
   EXPECT_TRUE((co_await std::move(step14)).ok());
   auto next = pattern(6000, 21);
-  auto writing = engine->write(kId, 0, bytes_of(next), {2, 1});
+  auto writing = engine->write(kId, 0, bytes_of(next), crc32c(bytes_of(next)), {2, 1});
   EXPECT_TRUE((co_await std::move(writing)).ok());
   auto closing = close_engine(std::move(engine));
   co_await std::move(closing);
@@ -451,7 +452,7 @@ TEST(ChunkEngine, ConcurrentUpdatesShareLmdbTransactions) {
 
 Task<void> write_version(ChunkEngine* engine, uint32_t seed, std::vector<Status>* out) {
   auto data = pattern(20000, seed);
-  auto writing = engine->write(kId, 0, bytes_of(data), {1, 1});
+  auto writing = engine->write(kId, 0, bytes_of(data), crc32c(bytes_of(data)), {1, 1});
   out->push_back((co_await std::move(writing)).status());
 }
 Task<void> same_chunk_serialised(std::string dir) {

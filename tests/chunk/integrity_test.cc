@@ -51,7 +51,8 @@ Task<void> flipped_byte_detected(std::string dir) {
   EXPECT_EQ((co_await std::move(bad)).status().code(), StatusCode::kChecksumMismatch);
   // A partial write needs the damaged block back: it fails and changes nothing.
   std::vector<std::byte> patch(10);
-  auto writing = engine->write(kId, 12300, std::span<const std::byte>(patch), {2, 1});
+  auto writing = engine->write(kId, 12300, std::span<const std::byte>(patch),
+                               crc32c(std::span<const std::byte>(patch)), {2, 1});
   EXPECT_EQ((co_await std::move(writing)).status().code(), StatusCode::kChecksumMismatch);
   EXPECT_EQ(engine->stat(kId)->pending_version, 0u);
   auto checking = engine->fsck();
@@ -79,7 +80,8 @@ Task<void> healthy_fsck(std::string dir) {
     EXPECT_TRUE((co_await std::move(writing)).ok());
   }
   auto pending_data = pattern(5000, 9);
-  auto pending = engine->write(ChunkId{1, 0}, 0, bytes_of(pending_data), {2, 1});
+  auto pending = engine->write(ChunkId{1, 0}, 0, bytes_of(pending_data),
+                               crc32c(bytes_of(pending_data)), {2, 1});
   EXPECT_TRUE((co_await std::move(pending)).ok());
   auto checking = engine->fsck();
   Result<FsckReport> report = co_await std::move(checking);
@@ -118,7 +120,8 @@ Task<void> damaged_record_detected(std::string dir) {
   auto reading = engine->read(kId, 0, std::span(out));
   EXPECT_EQ((co_await std::move(reading)).status().code(), StatusCode::kCorruption);
   std::vector<std::byte> data(10);
-  auto writing = engine->write(kId, 0, std::span<const std::byte>(data), {2, 1});
+  auto writing = engine->write(kId, 0, std::span<const std::byte>(data),
+                               crc32c(std::span<const std::byte>(data)), {2, 1});
   EXPECT_EQ((co_await std::move(writing)).status().code(), StatusCode::kCorruption);
   auto checking = engine->fsck();
   Result<FsckReport> report = co_await std::move(checking);
@@ -138,6 +141,46 @@ TEST(ChunkIntegrity, ADamagedRecordIsCorruptionAndFsckReportsIt) {
   run_on_executor(create_chunk(dir.path(), 1000));
   damage_record(dir.path());
   run_on_executor(damaged_record_detected(dir.path()));
+}
+
+Task<void> create_neighbours(std::string dir) {
+  auto opening = open_engine(dir);
+  auto engine = co_await std::move(opening);
+  if (!engine) co_return;
+  for (uint32_t index : {kId.index - 1, kId.index, kId.index + 1}) {
+    auto writing = write_committed(engine.get(), ChunkId{kId.inode, index}, 0, pattern(500, 1), 1);
+    EXPECT_TRUE((co_await std::move(writing)).ok());
+  }
+  auto closing = close_engine(std::move(engine));
+  co_await std::move(closing);
+}
+
+Task<void> damaged_record_listed(std::string dir) {
+  auto opening = open_engine(dir);
+  auto engine = co_await std::move(opening);
+  if (!engine) co_return;
+  Result<std::vector<ChunkInfo>> listed = engine->list(std::nullopt, 10);
+  EXPECT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed.ok() ? listed->size() : 0u, 3u);
+  if (listed.ok() && listed->size() == 3) {
+    EXPECT_FALSE((*listed)[0].damaged);
+    EXPECT_EQ((*listed)[0].committed_version, 1u);
+    EXPECT_TRUE((*listed)[1].damaged);
+    EXPECT_EQ((*listed)[1].id, kId);
+    EXPECT_FALSE((*listed)[2].damaged);
+    EXPECT_EQ((*listed)[2].committed_version, 1u);
+  }
+  // Paging after the damaged chunk goes on past it.
+  Result<std::vector<ChunkInfo>> rest = engine->list(kId, 10);
+  EXPECT_TRUE(rest.ok() && rest->size() == 1 && (*rest)[0].id.index == kId.index + 1);
+  auto closing = close_engine(std::move(engine));
+  co_await std::move(closing);
+}
+TEST(ChunkIntegrity, ListReportsADamagedRecordInsteadOfSkippingIt) {
+  TempDir dir;
+  run_on_executor(create_neighbours(dir.path()));
+  damage_record(dir.path());
+  run_on_executor(damaged_record_listed(dir.path()));
 }
 
 Task<void> open_fails_with(std::string dir, StatusCode code) {
@@ -179,6 +222,39 @@ TEST(ChunkIntegrity, ATargetOfAnotherFormatVersionIsNotSupported) {
     ASSERT_TRUE(txn->commit().ok());
   }
   run_on_executor(open_fails_with(dir.path(), StatusCode::kNotSupported));
+}
+
+Task<void> buffered_round_trip(std::string dir) {
+  ChunkEngineConfig config = test_config();
+  config.buffered_io = true;
+  auto opening = open_engine(dir, config);
+  auto engine = co_await std::move(opening);
+  if (!engine) co_return;
+  EXPECT_FALSE(engine->direct_io());
+  std::vector<std::byte> data = pattern(70000, 3);
+  auto writing = write_committed(engine.get(), kId, 0, data, 1);
+  EXPECT_TRUE((co_await std::move(writing)).ok());
+  std::vector<std::byte> patch = pattern(5000, 4);  // read-modify-write of old blocks
+  auto patching = write_committed(engine.get(), kId, 10000, patch, 2);
+  EXPECT_TRUE((co_await std::move(patching)).ok());
+  std::copy(patch.begin(), patch.end(), data.begin() + 10000);
+  auto closing = close_engine(std::move(engine));
+  co_await std::move(closing);
+  auto reopening = open_engine(dir, config);
+  engine = co_await std::move(reopening);
+  if (!engine) co_return;
+  auto reading = read_all(engine.get(), kId);
+  Result<std::vector<std::byte>> content = co_await std::move(reading);
+  EXPECT_TRUE(content.ok() && *content == data) << content.status();
+  auto checking = engine->fsck();
+  Result<FsckReport> report = co_await std::move(checking);
+  EXPECT_TRUE(report.ok() && report->ok()) << report->to_string();
+  auto closing2 = close_engine(std::move(engine));
+  co_await std::move(closing2);
+}
+TEST(ChunkIntegrity, TheBufferedPathChosenByConfigRoundTripsAndVerifies) {
+  TempDir dir;
+  run_on_executor(buffered_round_trip(dir.path()));
 }
 
 Task<void> tmpfs_round_trip(std::string dir) {

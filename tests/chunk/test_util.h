@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "async/crc32c.h"
 #include "async/executor.h"
 #include "chunk/engine.h"
 
@@ -92,7 +93,8 @@ inline Task<std::unique_ptr<ChunkEngine>> open_engine(std::string path,
 // Writes data as version v and commits it.
 inline Task<Status> write_committed(ChunkEngine* engine, ChunkId id, uint32_t offset,
                                     std::vector<std::byte> data, uint32_t v) {
-  auto writing = engine->write(id, offset, bytes_of(data), UpdateVersion{v, 1});
+  auto writing =
+      engine->write(id, offset, bytes_of(data), crc32c(bytes_of(data)), UpdateVersion{v, 1});
   Result<ChunkInfo> written = co_await std::move(writing);
   if (!written.ok()) co_return written.status();
   auto committing = engine->commit(id, v, 1);

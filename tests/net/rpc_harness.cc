@@ -3,20 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "async/crc32c.h"
-#include "async/sim_world.h"
+#include "async/sim/world.h"
 #include "net/rdma/rdma_transport.h"
 #include "net/tcp_transport.h"
 #include "tests/net/fake_verbs.h"
 
 namespace mica::net::testing {
-
-TestService::TestService() {
-  service_.add<&TestService::echo>(kEcho, "echo", this);
-  service_.add<&TestService::sleep>(kSleep, "sleep", this);
-  service_.add<&TestService::fail>(kFail, "fail", this);
-  service_.add<&TestService::pull>(kPull, "pull", this);
-  service_.add<&TestService::push>(kPush, "push", this);
-}
 
 Task<Result<EchoResponse>> TestService::echo(EchoRequest request, CallContext*) {
   co_return EchoResponse{std::move(request.text)};
@@ -130,11 +122,11 @@ class SimHarness final : public Harness {
  public:
   std::string name() const override { return "sim"; }
   void run(RpcCase body, RpcServerOptions options) override {
-    uint64_t seed = sim_seed(42);
+    uint64_t seed = sim::sim_seed(42);
     SCOPED_TRACE(fmt::format("simulation seed={} (replay: MICA_SIM_SEED={})", seed, seed));
-    SimWorld world(seed);
-    SimHost& server_host = world.add_host("server");
-    SimHost& client_host = world.add_host("client");
+    sim::SimWorld world(seed);
+    sim::SimHost& server_host = world.add_host("server");
+    sim::SimHost& client_host = world.add_host("client");
     SimServer server;
     SocketAddress address = server_host.address(7000);
     world.run(server_host, sim_start(&server, address, options));

@@ -11,11 +11,9 @@
 #include "async/scope.h"
 #include "net/rpc_client.h"
 #include "net/rpc_server.h"
+#include "net/service_def.h"
 
 namespace mica::net::testing {
-
-inline constexpr ServiceId kTestService = 7;
-inline constexpr MethodId kEcho = 1, kSleep = 2, kFail = 3, kPull = 4, kPush = 5;
 
 struct EchoRequest {
   std::string text;
@@ -50,6 +48,17 @@ struct BulkResponse {
   MICA_FIELDS(BulkResponse, crc)
 };
 
+// The service the cases call; TestService implements it.
+struct TestApi {
+  static constexpr ServiceId kId = 7;
+  static constexpr Method<kId, 1, EchoRequest, EchoResponse> echo{};
+  static constexpr Method<kId, 2, SleepRequest, Empty> sleep{};
+  static constexpr Method<kId, 3, FailRequest, Empty> fail{};
+  static constexpr Method<kId, 4, BulkRequest, BulkResponse> pull{};
+  static constexpr Method<kId, 5, BulkRequest, BulkResponse> push{};
+  MICA_SERVICE(TestApi, "test", echo, sleep, fail, pull, push)
+};
+
 // Counters the cases look at; handlers run on the server's executor.
 struct ServerStats {
   int running = 0;
@@ -61,7 +70,6 @@ struct ServerStats {
 
 class TestService {
  public:
-  TestService();
   Service& service() { return service_; }
   ServerStats stats;
 
@@ -72,7 +80,7 @@ class TestService {
   Task<Result<BulkResponse>> push(BulkRequest request, CallContext* context);
 
  private:
-  Service service_{kTestService, "test"};
+  Service service_ = Service::bind<TestApi>(this);
 };
 
 std::vector<std::byte> bulk_pattern(size_t n, uint8_t seed);

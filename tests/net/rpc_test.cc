@@ -16,13 +16,12 @@ Task<Result<std::shared_ptr<RpcClient>>> connect(RpcEnv* env) {
 }
 
 Task<Result<EchoResponse>> echo(RpcClient* client, std::string text, CallOptions options) {
-  auto call =
-      client->call<EchoResponse>(kTestService, kEcho, EchoRequest{std::move(text)}, options);
+  auto call = TestApi::Stub(client).echo(EchoRequest{std::move(text)}, options);
   co_return co_await std::move(call);
 }
 
 Task<Status> sleep_call(RpcClient* client, uint32_t ms, CallOptions options) {
-  auto call = client->call<Empty>(kTestService, kSleep, SleepRequest{ms}, options);
+  auto call = TestApi::Stub(client).sleep(SleepRequest{ms}, options);
   Result<Empty> r = co_await std::move(call);
   co_return r.status();
 }
@@ -72,12 +71,12 @@ Task<void> not_found_case(RpcEnv* env) {
   auto no_service = (*c)->call_raw(99, 1, {}, {});
   Result<std::vector<std::byte>> a = co_await std::move(no_service);
   EXPECT_EQ(a.status().code(), StatusCode::kNotFound);
-  auto no_method = (*c)->call_raw(kTestService, 99, {}, {});
+  auto no_method = (*c)->call_raw(TestApi::kId, 99, {}, {});
   Result<std::vector<std::byte>> b = co_await std::move(no_method);
   EXPECT_EQ(b.status().code(), StatusCode::kNotFound);
   // A request body that does not decode is refused, and the connection stays usable.
   std::vector<std::byte> junk(3, std::byte{0xff});
-  auto bad_body = (*c)->call_raw(kTestService, kEcho, junk, {});
+  auto bad_body = (*c)->call_raw(TestApi::kId, TestApi::echo.kId, junk, {});
   Result<std::vector<std::byte>> d = co_await std::move(bad_body);
   EXPECT_EQ(d.status().code(), StatusCode::kProtocolError);
   Result<EchoResponse> still = co_await echo(c->get(), "still here", {});
@@ -90,7 +89,7 @@ Task<void> error_case(RpcEnv* env) {
   EXPECT_TRUE(c.ok());
   if (!c.ok()) co_return;
   FailRequest request{static_cast<uint16_t>(StatusCode::kNoSpace), "target full"};
-  auto call = (*c)->call<Empty>(kTestService, kFail, request, {});
+  auto call = (*c)->call<TestApi::fail>(request, {});
   Result<Empty> r = co_await std::move(call);
   EXPECT_EQ(r.status().code(), StatusCode::kNoSpace);
   EXPECT_EQ(r.status().message(), "target full");
@@ -186,7 +185,8 @@ Task<void> bulk_case(RpcEnv* env) {
   EXPECT_TRUE(region.ok());
   // Pull 1 MiB from an offset: the server reads our registered bytes.
   RemoteBuffer slice = (*region)->remote(4096, 1 << 20);
-  auto pull = (*c)->call<BulkResponse>(kTestService, kPull, BulkRequest{slice, 0}, {});
+  TestApi::Stub test(c->get());
+  auto pull = test.pull(BulkRequest{slice, 0});
   Result<BulkResponse> pulled = co_await std::move(pull);
   EXPECT_TRUE(pulled.ok()) << pulled.status();
   if (pulled.ok()) {
@@ -194,7 +194,7 @@ Task<void> bulk_case(RpcEnv* env) {
   }
   // Push 2 MiB: the server writes into our registered bytes.
   RemoteBuffer target = (*region)->remote(1 << 20, 2 << 20);
-  auto push = (*c)->call<BulkResponse>(kTestService, kPush, BulkRequest{target, 9}, {});
+  auto push = test.push(BulkRequest{target, 9});
   Result<BulkResponse> pushed = co_await std::move(push);
   EXPECT_TRUE(pushed.ok()) << pushed.status();
   std::vector<std::byte> expected = bulk_pattern(2 << 20, 9);
@@ -204,7 +204,7 @@ Task<void> bulk_case(RpcEnv* env) {
   // each probe then needs a new one.
   RemoteBuffer wrong_key = slice;
   wrong_key.key ^= 1;
-  auto bad_key = (*c)->call<BulkResponse>(kTestService, kPush, BulkRequest{wrong_key, 1}, {});
+  auto bad_key = test.push(BulkRequest{wrong_key, 1});
   Result<BulkResponse> refused = co_await std::move(bad_key);
   EXPECT_FALSE(refused.ok());
   if (!env->refused_bulk_fails_connection) {
@@ -217,7 +217,7 @@ Task<void> bulk_case(RpcEnv* env) {
   }
   RemoteBuffer too_long = (*region)->remote(0, 4096);
   too_long.offset = (3 << 20) - 100;
-  auto bad_range = (*c)->call<BulkResponse>(kTestService, kPull, BulkRequest{too_long, 0}, {});
+  auto bad_range = TestApi::Stub(c->get()).pull(BulkRequest{too_long, 0});
   Result<BulkResponse> out_of_range = co_await std::move(bad_range);
   EXPECT_FALSE(out_of_range.ok());
   if (!env->refused_bulk_fails_connection) {

@@ -13,7 +13,7 @@
 #include "async/assert.h"
 #include "async/time.h"
 
-namespace mica {
+namespace mica::sim {
 
 // One step of splitmix64: advances state and returns a well-mixed 64-bit value.
 inline uint64_t splitmix64(uint64_t& state) {
@@ -72,4 +72,4 @@ class SimRandom {
   uint64_t state_[4];
 };
 
-}  // namespace mica
+}  // namespace mica::sim

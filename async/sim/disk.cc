@@ -13,10 +13,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "async/sim_backend.h"
-#include "async/sim_world.h"
+#include "async/sim/backend.h"
+#include "async/sim/world.h"
 
-namespace mica {
+namespace mica::sim {
 namespace {
 
 // Results are int32: like the kernel, one op moves at most this many bytes.
@@ -176,4 +176,4 @@ int32_t SimBackend::do_fallocate(IoOp* op, FdEntry& e) {
   return 0;
 }
 
-}  // namespace mica
+}  // namespace mica::sim

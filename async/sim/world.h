@@ -33,10 +33,10 @@
 #include <vector>
 
 #include "async/executor.h"
-#include "async/sim_backend.h"
-#include "async/sim_random.h"
+#include "async/sim/backend.h"
+#include "async/sim/random.h"
 
-namespace mica {
+namespace mica::sim {
 
 struct SimDiskConfig {
   Duration latency_min = std::chrono::microseconds(20);
@@ -249,4 +249,4 @@ T SimWorld::run(SimHost& host, Task<T> task) {
   return slot.take();
 }
 
-}  // namespace mica
+}  // namespace mica::sim

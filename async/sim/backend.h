@@ -1,4 +1,4 @@
-// SimBackend: the Backend of one simulated host of a SimWorld (see sim_world.h).
+// SimBackend: the Backend of one simulated host of a SimWorld (see async/sim/world.h).
 //
 // It interprets IoOps against the host's in-memory disk (SimDisk) and the world's simulated
 // network instead of the kernel. Nothing completes inside start(): every operation becomes
@@ -24,7 +24,7 @@
 
 #include "async/backend.h"
 
-namespace mica {
+namespace mica::sim {
 
 class SimWorld;
 class SimHost;
@@ -91,6 +91,7 @@ class SimBackend final : public Backend {
   ~SimBackend() override;
 
   TimePoint now() override;
+  uint64_t random_u64() override;
   void start(IoOp* op) override;
   void cancel(IoOp* op) override;
   void wait(TimePoint until) override;
@@ -125,7 +126,7 @@ class SimBackend final : public Backend {
   };
   enum class Segment : uint8_t { kData, kFin };
 
-  // Op bookkeeping (sim_backend.cc).
+  // Op bookkeeping (backend.cc).
   IoOp* find(uint64_t id);
   void complete(uint64_t id, int32_t result, bool more = false);
   void complete_if_pending(uint64_t id, int32_t result);
@@ -137,7 +138,7 @@ class SimBackend final : public Backend {
   void close_fd(int fd);
   uint32_t ip() const;
 
-  // Disk (sim_disk.cc).
+  // Disk (disk.cc).
   void start_disk(uint64_t id);
   int32_t run_disk_op(IoOp* op);
   int32_t do_open(IoOp* op);
@@ -146,7 +147,7 @@ class SimBackend final : public Backend {
   int32_t do_fallocate(IoOp* op, FdEntry& e);
   bool inject_eio(const std::string& path, IoOpcode opcode);
 
-  // Network (sim_net.cc).
+  // Network (net.cc).
   void attempt_net(uint64_t id);
   void start_connect(uint64_t id);
   void attempt_accept(uint64_t id, IoOp* op);
@@ -189,4 +190,4 @@ class SimBackend final : public Backend {
   static constexpr uint16_t kEphemeralPortFirst = 40000;
 };
 
-}  // namespace mica
+}  // namespace mica::sim

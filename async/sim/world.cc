@@ -1,10 +1,10 @@
-#include "async/sim_world.h"
+#include "async/sim/world.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
-namespace mica {
+namespace mica::sim {
 namespace {
 
 // Folds one value into the running trace hash (order-sensitive, well mixed).
@@ -338,4 +338,4 @@ bool SimWorld::partitioned(uint32_t a, uint32_t b) const {
   return partitions_.count(std::minmax(a, b)) != 0;
 }
 
-}  // namespace mica
+}  // namespace mica::sim

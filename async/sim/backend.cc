@@ -1,6 +1,6 @@
 // SimBackend: op bookkeeping, dispatch and the synchronous socket calls. File operations
-// live in sim_disk.cc, network operations in sim_net.cc.
-#include "async/sim_backend.h"
+// live in disk.cc, network operations in net.cc.
+#include "async/sim/backend.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "async/sim_world.h"
+#include "async/sim/world.h"
 
-namespace mica {
+namespace mica::sim {
 
 SimBackend::SimBackend(SimWorld* world, SimHost* host) : world_(world), host_(host) {}
 
@@ -20,6 +20,10 @@ SimBackend::~SimBackend() {
 
 TimePoint SimBackend::now() {
   return world_->now();
+}
+
+uint64_t SimBackend::random_u64() {
+  return world_->random().next();
 }
 
 void SimBackend::wait(TimePoint) {
@@ -256,4 +260,4 @@ Status SimBackend::set_socket_option(int fd, int, int, int) {
   return Status();
 }
 
-}  // namespace mica
+}  // namespace mica::sim

@@ -15,10 +15,10 @@
 #include <cerrno>
 #include <cstring>
 
-#include "async/sim_backend.h"
-#include "async/sim_world.h"
+#include "async/sim/backend.h"
+#include "async/sim/world.h"
 
-namespace mica {
+namespace mica::sim {
 namespace {
 
 // Received bytes are compacted once this many have been read from the front.
@@ -474,4 +474,4 @@ void SimBackend::close_listener(SimListener* l) {
     if (find(id)) op_event(id, Duration(0), [this, id] { complete_if_pending(id, -ECANCELED); });
 }
 
-}  // namespace mica
+}  // namespace mica::sim
