@@ -316,6 +316,30 @@ TEST_F(RdmaDeviceTest, QpFatalEventFailsOnlyItsConnection) {
   executor_->block_on(qp_fatal(open("mlx5_a"), open("mlx5_b")));
 }
 
+Task<void> device_fatal(ibv_context* a, ibv_context* b) {
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, small_config());
+  if (!co_await std::move(connecting)) co_return;
+  FakeVerbs::raise_async_event(a, IBV_EVENT_DEVICE_FATAL);
+  auto waiting = until_failed(p.server.get());
+  co_await std::move(waiting);
+  EXPECT_EQ(status_of(p.server.get()).code(), StatusCode::kConnectionReset);
+  EXPECT_NE(status_of(p.server.get()).message().find("fatal"), std::string::npos);
+  // The device stays unusable: the transport must be reopened.
+  auto listening = p.client_transport->listen(SocketAddress::loopback(0));
+  EXPECT_TRUE(listening.ok());
+  auto refused_task = p.server_transport->connect((*listening)->address(), kNoDeadline);
+  Result<std::unique_ptr<Connection>> refused = co_await std::move(refused_task);
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnreachable) << refused.status();
+  co_await (*listening)->close();
+  auto closing = close_pair(&p);
+  co_await std::move(closing);
+}
+
+TEST_F(RdmaDeviceTest, DeviceFatalEventFailsConnectionsAndRefusesNewOnes) {
+  executor_->block_on(device_fatal(open("mlx5_a"), open("mlx5_b")));
+}
+
 // ---- deregistration during the peer's transfer ----
 
 Task<void> read_into(Connection* c, RemoteBuffer remote, std::span<std::byte> local, Status* out) {
