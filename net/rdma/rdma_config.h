@@ -36,6 +36,9 @@ struct RdmaConfig {
   uint64_t recv_budget_bytes_max = uint64_t(128) << 20;
   uint64_t transport_recv_budget_bytes_max = uint64_t(1) << 30;
 
+  // Payload bytes of received frames waiting for next_frame (then no credits either).
+  uint32_t frames_queued_bytes_max = 64 << 20;
+
   // One-sided operations.
   uint32_t bulk_wrs_in_flight_max = 64;  // RDMA READ/WRITE WRs outstanding per connection
   uint32_t bulk_wrs_per_post_max = 16;   // WRs in one ibv_post_send (last one signaled)

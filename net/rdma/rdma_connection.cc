@@ -230,8 +230,11 @@ void RdmaCore::fail(Status why) {
 // ---- sending frames ----
 
 uint32_t RdmaCore::take_credits() {
-  // While next_frame's queue is full, credits stay here: the peer stops sending.
-  if (receiver_.frames_ready() >= config_.frames_queued_max) return 0;
+  // While next_frame's queue is full (in frames or bytes), credits stay here: the peer
+  // stops sending. A frame being assembled still gets its credits, so it always completes.
+  if (receiver_.frames_ready() >= config_.frames_queued_max ||
+      receiver_.queued_bytes() >= config_.frames_queued_bytes_max)
+    return 0;
   uint32_t n = std::min(credits_owed_, kCreditMask);
   credits_owed_ -= n;
   return n;

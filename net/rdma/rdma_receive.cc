@@ -73,7 +73,10 @@ Result<bool> RdmaReceiver::try_take(const Held& fragment) {
   }
   Result<std::optional<Frame>> taken = assembler_.take(bytes);
   if (!taken.ok()) return taken.status();
-  if (taken->has_value()) frames_.push_back(std::move(**taken));
+  if (taken->has_value()) {
+    queued_bytes_ += (*taken)->payload.size();
+    frames_.push_back(std::move(**taken));
+  }
   return true;
 }
 
@@ -98,6 +101,7 @@ std::optional<Frame> RdmaReceiver::pop_frame() {
   Frame frame = std::move(frames_.front());
   frames_.pop_front();
   uint64_t bytes = frame.header.payload_length;
+  queued_bytes_ -= bytes;
   connection_->release(bytes);
   transport_->release(bytes);
   reserved_ -= bytes;

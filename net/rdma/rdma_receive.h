@@ -93,6 +93,8 @@ class RdmaReceiver {
 
   bool holding() const { return !held_.empty(); }
   size_t frames_ready() const { return frames_.size(); }
+  // Payload bytes of the complete frames waiting for pop_frame.
+  uint64_t queued_bytes() const { return queued_bytes_; }
   // The oldest complete frame; its reservation goes back to both budgets.
   std::optional<Frame> pop_frame();
   uint64_t reserved_bytes() const { return reserved_; }
@@ -112,6 +114,7 @@ class RdmaReceiver {
   std::deque<Held> held_;
   std::deque<Frame> frames_;
   uint64_t reserved_ = 0;  // announced payload of the partial frame and the queued ones
+  uint64_t queued_bytes_ = 0;
 };
 
 }  // namespace mica::net
