@@ -103,8 +103,7 @@ Task<Result<FsckReport>> ChunkEngine::fsck() {
     std::vector<ScannedRecord> page;
     Status scanned = with_chunks_cursor([&](kv::Cursor& cursor) -> Status {
       auto entry = resume.empty() ? cursor.first() : cursor.seek(resume);
-      if (entry.ok() && *entry && !resume.empty() && (*entry)->key == resume)
-        entry = cursor.next();
+      if (entry.ok() && *entry && !resume.empty() && (*entry)->key == resume) entry = cursor.next();
       for (; entry.ok() && *entry && page.size() < config_.list_batch_max; entry = cursor.next()) {
         ScannedRecord& r = page.emplace_back();
         r.key = std::string((*entry)->key);

@@ -57,7 +57,7 @@ struct EnvOptions {
   // Most bytes the tables may hold (LMDB: the map size). Past it a commit is kNoSpace.
   uint64_t map_size_bytes = uint64_t{64} << 30;
   uint32_t tables_max = 8;
-  uint32_t readers_max = 256;  // concurrent read transactions (LMDB reader slots)
+  uint32_t readers_max = 256;            // concurrent read transactions (LMDB reader slots)
   uint32_t group_commit_batch_max = 64;  // requests per storage transaction
   // Simulated store only: extra virtual latency of each commit, drawn uniformly in
   // [0, sim_commit_delay_max] (the disk's own latency comes on top).

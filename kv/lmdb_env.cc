@@ -52,8 +52,7 @@ class LmdbReadTxn final : public ReadTxn {
 
 class LmdbEnv final : public Env {
  public:
-  LmdbEnv(std::unique_ptr<lmdb::Env> env, EnvOptions options)
-      : Env(options), env_(std::move(env)) {
+  LmdbEnv(std::unique_ptr<lmdb::Env> env, EnvOptions options) : Env(options), env_(std::move(env)) {
     job_.env = this;
     job_.run = &LmdbEnv::run_job;
   }

@@ -159,7 +159,7 @@ class SimReadTxn final : public ReadTxn {
 class SimEnv final : public Env {
  public:
   SimEnv(std::string dir, EnvOptions options)
-      : Env(options), log_path_(sim_log_path(dir)), state_(std::make_shared<Tables>()) {}
+      : Env(options), dir_(dir), log_path_(sim_log_path(dir)), state_(std::make_shared<Tables>()) {}
   ~SimEnv() override { wait_writer_idle(); }
 
   Task<Status> load();
@@ -189,15 +189,16 @@ class SimEnv final : public Env {
   void replay(const std::vector<LoggedOp>& ops);
   Tables& mutable_state();
 
+  std::string dir_;
   std::string log_path_;
   File log_;
   uint64_t log_end_ = 0;  // end of the valid log: the next record goes here
   uint64_t next_seq_ = 1;
   uint64_t live_bytes_ = 0;
-  std::vector<std::string> names_;           // by Table
+  std::vector<std::string> names_;            // by Table
   std::map<std::string, TableMap> replayed_;  // tables read from the log, not yet opened
-  std::shared_ptr<Tables> state_;            // committed tables; shared with snapshots
-  TaskScope scope_;                          // the writer task
+  std::shared_ptr<Tables> state_;             // committed tables; shared with snapshots
+  TaskScope scope_;                           // the writer task
 };
 
 SimReadTxn::SimReadTxn(const SimEnv* env) : env_(env), snapshot_(env->snapshot()) {}
@@ -214,8 +215,18 @@ Tables& SimEnv::mutable_state() {
 }
 
 Task<Status> SimEnv::load() {
-  auto opening = File::open(log_path_, O_RDWR | O_CREAT, 0644);
-  Result<File> file = co_await std::move(opening);
+  auto existing = File::open(log_path_, O_RDWR, 0644);
+  Result<File> file = co_await std::move(existing);
+  if (!file.ok() && file.status().code() == StatusCode::kNotFound) {
+    auto creating = File::open(log_path_, O_RDWR | O_CREAT | O_EXCL, 0644);
+    file = co_await std::move(creating);
+    if (!file.ok()) co_return file.status();
+    // The log's name is durable only once its directory is synced: before the first commit
+    // is acknowledged, or a power loss could take the whole log with it.
+    auto syncing = sync_directory(dir_);
+    Status synced = co_await std::move(syncing);
+    if (!synced.ok()) co_return synced;
+  }
   if (!file.ok()) co_return file.status();
   log_ = std::move(*file);
   std::string bytes;

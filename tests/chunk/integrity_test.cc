@@ -131,8 +131,8 @@ std::string flip_committed_version(std::string record) {
 
 void damage_record(const std::string& dir) {
   ChunkKey key = encode_chunk_key(kId);
-  run_on_executor(edit_metadata(dir, "chunks", std::string(key_view(key)),
-                                &flip_committed_version));
+  run_on_executor(
+      edit_metadata(dir, "chunks", std::string(key_view(key)), &flip_committed_version));
 }
 
 Task<void> damaged_record_detected(std::string dir) {

@@ -59,6 +59,7 @@ inline void run_body(Implementation implementation, Body body, EnvOptions option
   }
   sim::SimWorld world(sim::sim_seed(1));
   sim::SimHost& host = world.add_host("kv");
+  host.disk().make_durable_directories(kSimDir);
   world.run(host, body(kSimDir, options));
 }
 

@@ -1,8 +1,8 @@
 // The simulated store alone: durability is exactly what the simulated disk keeps — a crash
 // after a commit keeps it, a crash before loses it, and EIO or ENOSPC on a commit fail that
 // commit only and change nothing, before or after a crash.
-#include "async/sim/world.h"
 #include "kv/sim_store.h"
+#include "async/sim/world.h"
 #include "tests/kv/kv_test_util.h"
 
 namespace mica::kv {
@@ -14,9 +14,9 @@ using testing::kSimDir;
 
 // What a writer task saw, read by the test between world steps.
 struct Progress {
-  int acknowledged = 0;    // puts that returned ok
-  int started = 0;         // puts submitted
-  Status last_failure;     // of the first put that failed
+  int acknowledged = 0;  // puts that returned ok
+  int started = 0;       // puts submitted
+  Status last_failure;   // of the first put that failed
   bool finished = false;
 };
 
@@ -78,9 +78,15 @@ void fixed_latency(SimHost& host) {
   host.disk_config().latency_max = std::chrono::milliseconds(1);
 }
 
+SimHost& add_kv_host(SimWorld& world) {
+  SimHost& host = world.add_host("kv");
+  host.disk().make_durable_directories(kSimDir);
+  return host;
+}
+
 TEST(SimStore, ACrashAfterACommitKeepsIt) {
   SimWorld world(sim::sim_seed(11));
-  SimHost& host = world.add_host("kv");
+  SimHost& host = add_kv_host(world);
   fixed_latency(host);
   Progress progress;
   world.spawn(host, writer(1000, &progress));
@@ -94,12 +100,15 @@ TEST(SimStore, ACrashAfterACommitKeepsIt) {
 
 TEST(SimStore, ACrashBeforeACommitLosesIt) {
   SimWorld world(sim::sim_seed(12));
-  SimHost& host = world.add_host("kv");
+  SimHost& host = add_kv_host(world);
   fixed_latency(host);
   Progress progress;
   world.spawn(host, writer(1000, &progress));
   while (progress.started < 3) world.run_for(std::chrono::microseconds(100));
-  // The third put's record is being written (1 ms), its fdatasync not even started.
+  // The third put's record is being written (1 ms), its fdatasync not even started, and the
+  // disk loses what it did not sync (a disk that keeps it is ATornCommitIsIgnoredOnReplay).
+  host.disk_config().crash_keep_unsynced_probability = 0;
+  host.disk_config().crash_in_flight_write_probability = 0;
   world.run_for(std::chrono::microseconds(500));
   ASSERT_EQ(progress.acknowledged, 2);
   world.crash(host);
@@ -151,7 +160,7 @@ void expect_only_middle_lost(SimWorld& world, SimHost& host) {
 
 TEST(SimStore, EioOnACommitFailsOnlyThatCommitAndChangesNothing) {
   SimWorld world(sim::sim_seed(13));
-  SimHost& host = world.add_host("kv");
+  SimHost& host = add_kv_host(world);
   std::string log = sim_log_path(kSimDir);
   auto arm = [log](SimHost& h) {
     h.disk_config().fail_io = [log](std::string_view path, IoOpcode opcode) {
@@ -169,7 +178,7 @@ TEST(SimStore, EioOnACommitFailsOnlyThatCommitAndChangesNothing) {
 
 TEST(SimStore, EnospcOnACommitFailsOnlyThatCommitAndChangesNothing) {
   SimWorld world(sim::sim_seed(14));
-  SimHost& host = world.add_host("kv");
+  SimHost& host = add_kv_host(world);
   auto arm = [](SimHost& h) { h.disk_config().capacity_bytes = h.disk().used_bytes() + 2000; };
   auto disarm = [](SimHost& h) { h.disk_config().capacity_bytes = uint64_t{64} << 30; };
   std::vector<Status> statuses = world.run(host, three_puts(&host, arm, disarm, 100000));
@@ -178,6 +187,48 @@ TEST(SimStore, EnospcOnACommitFailsOnlyThatCommitAndChangesNothing) {
   EXPECT_EQ(statuses[1].code(), StatusCode::kNoSpace) << statuses[1];
   EXPECT_TRUE(statuses[2].ok()) << statuses[2];
   expect_only_middle_lost(world, host);
+}
+
+// A commit whose record reached the disk torn (its fdatasync never ran) is not replayed, and
+// the commits after the restart land where it lay.
+Task<Status> put_big(int i) {
+  auto opening = Env::open(kSimDir, sim_options());
+  auto env = co_await std::move(opening);
+  if (!env.ok()) co_return env.status();
+  Table t = *(*env)->open_table("t");
+  WriteRequest request;
+  request.put(t, "k" + std::to_string(i), std::string(9000, 'b'));  // spans 4 KiB boundaries
+  Status written = co_await (*env)->write(&request);
+  Status closed = co_await (*env)->close();
+  co_return written.ok() ? closed : written;
+}
+
+TEST(SimStore, ATornCommitIsIgnoredOnReplay) {
+  SimWorld world(sim::sim_seed(15));
+  SimHost& host = add_kv_host(world);
+  ASSERT_TRUE(world.run(host, put_big(0)).ok());
+  // k1's record is written, its fdatasync fails, and the power loss keeps the unsynced
+  // record torn at a 4 KiB boundary.
+  host.disk_config().fail_io = [](std::string_view, IoOpcode opcode) {
+    return opcode == IoOpcode::kFdatasync;
+  };
+  EXPECT_EQ(world.run(host, put_big(1)).code(), StatusCode::kIoError);
+  host.disk_config().fail_io = nullptr;
+  host.disk_config().crash_keep_unsynced_probability = 1;
+  host.disk_config().crash_tear_probability = 1;
+  world.crash(host);
+  world.restart(host, no_boot());
+  std::vector<bool> back = world.run(host, present(3));
+  EXPECT_TRUE(back[0]);
+  EXPECT_FALSE(back[1]);
+  // The next commit goes where the torn one lay, and survives the next power loss.
+  ASSERT_TRUE(world.run(host, put_big(2)).ok());
+  world.crash(host);
+  world.restart(host, no_boot());
+  back = world.run(host, present(3));
+  EXPECT_TRUE(back[0]);
+  EXPECT_FALSE(back[1]);
+  EXPECT_TRUE(back[2]);
 }
 
 }  // namespace
