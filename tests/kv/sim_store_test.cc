@@ -2,6 +2,8 @@
 // after a commit keeps it, a crash before loses it, and EIO or ENOSPC on a commit fail that
 // commit only and change nothing, before or after a crash.
 #include "kv/sim_store.h"
+#include <algorithm>
+
 #include "async/sim/world.h"
 #include "tests/kv/kv_test_util.h"
 
@@ -229,6 +231,45 @@ TEST(SimStore, ATornCommitIsIgnoredOnReplay) {
   EXPECT_TRUE(back[0]);
   EXPECT_FALSE(back[1]);
   EXPECT_TRUE(back[2]);
+}
+
+// Commits with sim_commit_delay_max each wait a seeded extra delay in [0, max]: the slowest of
+// kDelayedCommits takes longer than the disk alone could, none longer than both together.
+constexpr int kDelayedCommits = 20;
+constexpr Duration kDelayMax = std::chrono::milliseconds(50);
+
+Task<std::vector<Duration>> timed_commits() {
+  std::vector<Duration> took;
+  EnvOptions options = sim_options();
+  options.sim_commit_delay_max = kDelayMax;
+  auto opening = Env::open(kSimDir, options);
+  auto env = co_await std::move(opening);
+  EXPECT_TRUE(env.ok()) << env.status();
+  if (!env.ok()) co_return took;
+  Table t = *(*env)->open_table("t");
+  for (int i = 0; i < kDelayedCommits; ++i) {
+    WriteRequest request;
+    request.put(t, "k" + std::to_string(i), "v");
+    TimePoint start = Executor::current()->now();
+    Status written = co_await (*env)->write(&request);
+    EXPECT_TRUE(written.ok()) << written;
+    took.push_back(Executor::current()->now() - start);
+  }
+  EXPECT_TRUE((co_await (*env)->close()).ok());
+  co_return took;
+}
+
+TEST(SimStore, CommitLatencyIsInjectable) {
+  SimWorld world(sim::sim_seed(16));
+  SimHost& host = add_kv_host(world);
+  fixed_latency(host);  // a commit is a write and an fdatasync: 2 ms on this disk
+  std::vector<Duration> took = world.run(host, timed_commits());
+  ASSERT_EQ(took.size(), size_t(kDelayedCommits));
+  Duration slowest = *std::max_element(took.begin(), took.end());
+  Duration fastest = *std::min_element(took.begin(), took.end());
+  EXPECT_GE(fastest, std::chrono::milliseconds(2));
+  EXPECT_GT(slowest, std::chrono::milliseconds(2) + kDelayMax / 2);
+  EXPECT_LE(slowest, std::chrono::milliseconds(3) + kDelayMax);
 }
 
 }  // namespace
