@@ -2,6 +2,7 @@
 // after a commit keeps it, a crash before loses it, and EIO or ENOSPC on a commit fail that
 // commit only and change nothing, before or after a crash.
 #include "kv/sim_store.h"
+
 #include <algorithm>
 
 #include "async/sim/world.h"
