@@ -51,7 +51,8 @@ const char* kind_name(uint32_t kind) {
   static const char* const kOps[] = {
       "nop",     "read",      "write",     "readv",   "writev",  "read-fixed", "write-fixed",
       "fsync",   "fdatasync", "fallocate", "open",    "close",   "accept",     "accept-multi",
-      "connect", "send",      "recv",      "sendmsg", "recvmsg", "shutdown",   "poll"};
+      "connect", "send",      "recv",      "sendmsg", "recvmsg", "shutdown",   "poll",
+      "mkdir",   "rename",    "unlink",    "statx"};
   return kind < std::size(kOps) ? kOps[kind] : "?";
 }
 
@@ -141,7 +142,7 @@ SimWorld::~SimWorld() {
     if (!host->up_) continue;
     host->up_ = false;
     release_deferred(*host);
-    for (uint32_t i = 0; i < host->executor_count(); ++i)
+    for (auto i = uint32_t(host->executor_count()); i-- > 0;)
       in_host(*host, i, [&] { host->backend(i).crash(); });
     in_host(*host, 0, [&] {
       for (auto& [id, t] : host->tasks_) t.source->cancel();
@@ -397,12 +398,13 @@ void SimWorld::crash(SimHost& host) {
   // A frozen host that crashes thaws: its tasks must run to unwind (every op they try now
   // fails), and what waited for it is delivered to a down host (and goes nowhere).
   release_deferred(host);
-  for (uint32_t i = 0; i < host.executor_count(); ++i)
+  // Last executor first: the first backend drops the host's shared fds and sockets.
+  for (auto i = uint32_t(host.executor_count()); i-- > 0;)
     in_host(host, i, [&host, i] { host.backend(i).crash(); });
   in_host(host, 0, [&host] {
     for (auto& [id, t] : host.tasks_) t.source->cancel();
   });
-  host.disk().lose_unsynced();
+  host.disk().crash(random_, host.disk_config_);
   if (loop_depth_ == 0) drain_host(host);
 }
 

@@ -15,9 +15,10 @@
 // Crash and restart: crash(host) fails the host's pending ops with -ECANCELED, cancels its
 // tasks (which then run to completion; every op they start fails with -ECANCELED, so
 // nothing they attempt reaches a disk or a peer), drops its fds and sockets silently (no
-// FIN, no RST: peers notice by timeouts) and reverts every file to its last synced
-// content. restart(host) brings it up and runs its boot function again. freeze(host) stops
-// a host without losing anything; unfreeze resumes it.
+// FIN, no RST: peers notice by timeouts) and puts its disk through a power loss
+// (SimDisk::crash, with the host's SimDiskConfig: synced data and names stay, a seeded
+// subset of the rest, possibly torn). restart(host) brings it up and runs its boot
+// function again. freeze(host) stops a host without losing anything; unfreeze resumes it.
 //
 // Ownership: the world owns hosts, executors, backends and spawned tasks; destroying the
 // world cancels the remaining tasks and runs them to completion first.
@@ -41,18 +42,6 @@
 #include "async/sim/random.h"
 
 namespace mica::sim {
-
-struct SimDiskConfig {
-  Duration latency_min = std::chrono::microseconds(20);
-  Duration latency_max = std::chrono::microseconds(200);
-  // Chance that one read/write/fsync/fallocate fails with -EIO (nothing is changed).
-  double eio_probability = 0;
-  // Bytes the host's files may use; a write or fallocate beyond it fails with -ENOSPC and
-  // changes nothing.
-  uint64_t capacity_bytes = uint64_t{64} << 30;
-  // Targeted faults: return true to fail this op on this path with -EIO (also kOpen).
-  std::function<bool(std::string_view path, IoOpcode opcode)> fail_io;
-};
 
 struct SimNetConfig {
   // One-way latency, drawn per segment: independent connections reorder relative to each
