@@ -1,6 +1,8 @@
 // Scenario rpc_faults: RPC clients and a server (RpcServer / ConnectionPool over the TCP
-// transport on the simulator) under message loss, connection resets, reordering,
-// partitions and server crashes with restarts; then the faults heal.
+// transport on the simulator) under message loss (retransmitted, or the connection gives
+// up), connection resets, reordering, two-way and one-way partitions, silent server
+// crashes with restarts, server freezes and per-host clock skew and drift; then the
+// faults heal.
 //
 // Topology: one server host (its boot function serves CheckApi, so a restart serves again)
 // and kClients client hosts, each running kCallersPerClient concurrent callers that share
@@ -10,12 +12,15 @@
 // retransmit timeout, so every connection a lost segment broke has reset) each caller
 // makes kHealedCallsPerCaller more calls.
 //
-// The checker, per call: it returns the right answer (a function of its arguments and its
-// tag) or a retryable error (is_retryable below); it never completes after its deadline
-// (on the caller's clock, which is virtual time); once healed, every call succeeds. Per
-// seed at least kFaultedOkPercentMin percent of the fault-phase calls succeed; over a
-// sweep at least kSweepFaultedOkPercentMin percent, and the sweep must really have
-// crashed, partitioned, timed out and reset (a sweep without faults proves nothing).
+// The checker, per call: it returns the right answer (a function of its arguments) or a
+// retryable error (is_retryable below); it never completes after its deadline (on the
+// caller's own clock, which is virtual time skewed and drifting per host: a deadline is
+// a local notion); once healed, every call succeeds. Per seed at least
+// kFaultedOkPercentMin percent of the fault-phase calls succeed; over a sweep at least
+// kSweepFaultedOkPercentMin percent, and the sweep must really have crashed, partitioned,
+// frozen, retransmitted, given up, timed out and reset (a sweep without faults proves
+// nothing). Only the server freezes: a frozen caller's clock runs on while it cannot run,
+// so its own deadlines would pass unobserved, which no code can prevent.
 #include <string>
 #include <vector>
 
@@ -34,7 +39,7 @@ using namespace std::chrono_literals;
 constexpr uint16_t kPort = 7100;
 constexpr uint32_t kClients = 2;
 constexpr uint32_t kCallersPerClient = 3;
-constexpr Duration kFaultPhase = 20s;
+constexpr Duration kFaultPhase = 10s;
 constexpr Duration kSettle = 3s;
 constexpr uint32_t kHealedCallsPerCaller = 5;
 constexpr Duration kHealedBudget = 5s;
@@ -43,11 +48,20 @@ constexpr Duration kBudgetMax = 2s;
 constexpr Duration kWorkMax = 40ms;
 constexpr Duration kPauseMax = 20ms;
 // Faults start early enough that every window ends before the heal.
-constexpr Duration kFaultWindowLatestStart = 16s;
+constexpr Duration kFaultWindowLatestStart = 7s;
 constexpr Duration kWindowLengthMin = 50ms;
-constexpr Duration kWindowLengthMax = 3s;
+constexpr Duration kWindowLengthMax = 2500ms;
 constexpr uint32_t kPartitionsMax = 3;
 constexpr uint32_t kCrashesMax = 2;
+constexpr uint32_t kFreezesMax = 2;
+// Host clocks: each host's clock is ahead of world time by up to kSkewMax and runs fast or
+// slow by up to kDriftMaxPpm.
+constexpr Duration kSkewMax = 30s;
+constexpr int32_t kDriftMaxPpm = 200;
+// A timer fires at the first instant its host's clock reads at least the deadline; with
+// drift that clock advances in steps of up to two nanoseconds, so a call that times out may
+// see its deadline plus one. Beyond this slack a call has outlived its deadline.
+constexpr Duration kDeadlineSlack = 1us;
 constexpr uint64_t kFaultedOkPercentMin = 20;
 constexpr uint64_t kSweepFaultedOkPercentMin = 50;
 
@@ -121,12 +135,14 @@ struct Tally {
   uint64_t boots = 0;
   uint64_t crashes = 0;
   uint64_t partitions = 0;
+  uint64_t freezes = 0;
   uint32_t clients_done = 0;
   std::map<std::string, uint64_t> errors;  // counter name → calls that failed with it
   ScenarioResult* result = nullptr;
   bool verbose = false;
 };
 
+// Times are world times; a caller converts them to its host's clock.
 struct Env {
   SimWorld* world = nullptr;
   SocketAddress server;
@@ -177,7 +193,7 @@ void check_call(Env* env, const Call& call, const Result<SumResponse>& got, Time
       r.fail(
           fmt::format("call {:#x} after the heal failed: {}", call.tag, got.status().to_string()));
   }
-  if (end > call.deadline)
+  if (end > call.deadline + kDeadlineSlack)
     r.fail(fmt::format("call {:#x} outlived its deadline by {} ns", call.tag,
                        to_ns(end) - to_ns(call.deadline)));
   env->world->trace_user(nullptr, int64_t(call.tag << 16 | uint64_t(code)));
@@ -210,10 +226,11 @@ Call draw_call(Env* env, uint64_t tag, Duration budget) {
   return call;
 }
 
-Task<void> caller(Env* env, net::ConnectionPool* pool, uint32_t id) {
+Task<void> caller(Env* env, SimHost* host, net::ConnectionPool* pool, uint32_t id) {
   SimRandom& random = env->world->random();
   uint64_t sequence = 0;
-  while (Executor::current()->now() < env->faults_end) {
+  TimePoint faults_end = host->local_time(env->faults_end);
+  while (Executor::current()->now() < faults_end) {
     Call call =
         draw_call(env, uint64_t(id) << 24 | sequence++, random.between(kBudgetMin, kBudgetMax));
     Task<void> calling = one_call(env, pool, call);
@@ -222,7 +239,7 @@ Task<void> caller(Env* env, net::ConnectionPool* pool, uint32_t id) {
     Status paused = co_await pause;
     (void)paused;
   }
-  SleepAwaiter settle = sleep_until(env->healed_start);
+  SleepAwaiter settle = sleep_until(host->local_time(env->healed_start));
   Status settled = co_await settle;
   (void)settled;
   for (uint32_t i = 0; i < kHealedCallsPerCaller; ++i) {
@@ -233,12 +250,12 @@ Task<void> caller(Env* env, net::ConnectionPool* pool, uint32_t id) {
   }
 }
 
-Task<void> client_main(Env* env, uint32_t client) {
+Task<void> client_main(Env* env, SimHost* host, uint32_t client) {
   net::TcpTransport transport;
   net::ConnectionPool pool(&transport);
   TaskScope callers;
   for (uint32_t i = 0; i < kCallersPerClient; ++i)
-    callers.spawn(caller(env, &pool, client * kCallersPerClient + i + 1));
+    callers.spawn(caller(env, host, &pool, client * kCallersPerClient + i + 1));
   co_await callers.join();
   Task<void> closing = pool.close();
   co_await std::move(closing);
@@ -265,6 +282,17 @@ Task<void> server_main(SimHost* host, Tally* tally) {
 
 // ---- faults ----
 
+// One partition window: both ways, server to client only, or client to server only.
+void schedule_partition(SimWorld& world, SimHost& server, SimHost* client, uint64_t way,
+                        Duration start, Duration length, Tally* tally) {
+  world.schedule(start, [&world, &server, client, way, tally] {
+    if (way != 1) world.partition_one_way(*client, server);
+    if (way != 2) world.partition_one_way(server, *client);
+    ++tally->partitions;
+  });
+  world.schedule(start + length, [&world, &server, client] { world.heal(server, *client); });
+}
+
 void schedule_partitions(SimWorld& world, SimHost& server, std::vector<SimHost*>& clients,
                          Tally* tally) {
   SimRandom& random = world.random();
@@ -273,18 +301,14 @@ void schedule_partitions(SimWorld& world, SimHost& server, std::vector<SimHost*>
     Duration start = random.between(Duration(0), kFaultWindowLatestStart);
     Duration length = random.between(kWindowLengthMin, kWindowLengthMax);
     uint64_t which = random.below(kClients + 1);  // kClients: every client at once
-    for (uint32_t c = 0; c < kClients; ++c) {
-      if (which != kClients && which != c) continue;
-      SimHost* client = clients[c];
-      world.schedule(start, [&world, &server, client, tally] {
-        world.partition(server, *client);
-        ++tally->partitions;
-      });
-      world.schedule(start + length, [&world, &server, client] { world.heal(server, *client); });
-    }
+    uint64_t way = random.below(3);
+    for (uint32_t c = 0; c < kClients; ++c)
+      if (which == kClients || which == c)
+        schedule_partition(world, server, clients[c], way, start, length, tally);
   }
 }
 
+// Crashes are silent (peers see no reset); a crash of a frozen server waits for its thaw.
 void schedule_crashes(SimWorld& world, SimHost& server, Tally* tally) {
   SimRandom& random = world.random();
   uint64_t count = random.below(kCrashesMax + 1);
@@ -292,13 +316,40 @@ void schedule_crashes(SimWorld& world, SimHost& server, Tally* tally) {
     Duration start = random.between(Duration(0), kFaultWindowLatestStart);
     Duration down = random.between(kWindowLengthMin, kWindowLengthMax);
     world.schedule(start, [&world, &server, tally] {
-      if (!server.up()) return;
+      if (!server.up() || server.frozen()) return;
       world.crash(server);
       ++tally->crashes;
     });
     world.schedule(start + down, [&world, &server] {
       if (!server.up()) world.restart(server);
     });
+  }
+}
+
+// A frozen server (a long pause) keeps its connections but answers nothing meanwhile.
+void schedule_freezes(SimWorld& world, SimHost& server, Tally* tally) {
+  SimRandom& random = world.random();
+  uint64_t count = random.below(kFreezesMax + 1);
+  for (uint64_t i = 0; i < count; ++i) {
+    Duration start = random.between(Duration(0), kFaultWindowLatestStart);
+    Duration length = random.between(kWindowLengthMin, kWindowLengthMax);
+    world.schedule(start, [&world, &server, tally] {
+      if (!server.up() || server.frozen()) return;
+      world.freeze(server);
+      ++tally->freezes;
+    });
+    world.schedule(start + length, [&world, &server] {
+      if (server.frozen()) world.unfreeze(server);
+    });
+  }
+}
+
+void set_clocks(SimWorld& world) {
+  SimRandom& random = world.random();
+  for (size_t h = 0; h < world.host_count(); ++h) {
+    Duration skew = random.between(Duration(0), kSkewMax);
+    auto drift = int32_t(random.below(2 * kDriftMaxPpm + 1)) - kDriftMaxPpm;
+    world.host(h).set_clock(skew, drift);
   }
 }
 
@@ -311,7 +362,11 @@ SimConfig draw_config(uint64_t seed, const ScenarioOptions& options) {
   config.net.latency_max = random.between(1ms, 20ms);
   config.net.drop_probability = double(random.below(21)) / 1000;   // up to 2 %
   config.net.reset_probability = double(random.below(11)) / 1000;  // up to 1 %
-  config.net.retransmit_timeout = random.between(100ms, 1s);
+  // A lost segment is retransmitted (doubling from retransmit_delay) until the sender gives
+  // up after retransmit_timeout, well within kSettle.
+  config.net.retransmit_delay = random.between(20ms, 200ms);
+  config.net.retransmit_delay_max = 1s;
+  config.net.retransmit_timeout = random.between(300ms, 2s);
   config.net.connect_timeout = random.between(200ms, 2s);
   return config;
 }
@@ -320,6 +375,7 @@ void heal_everything(SimWorld& world, SimHost& server) {
   world.net_config().drop_probability = 0;
   world.net_config().reset_probability = 0;
   world.heal_all();
+  if (server.frozen()) world.unfreeze(server);
   if (!server.up()) world.restart(server);
 }
 
@@ -332,8 +388,8 @@ std::string check_sweep(const ScenarioCounters& totals, uint64_t) {
   if (calls > 0 && ok * 100 < calls * kSweepFaultedOkPercentMin)
     return fmt::format("only {} of {} fault-phase calls succeeded (want {} %)", ok, calls,
                        kSweepFaultedOkPercentMin);
-  for (const char* needed :
-       {"crashes", "partitions", "err_timedout", "err_connectionreset", "healed_ok"})
+  for (const char* needed : {"crashes", "partitions", "freezes", "retransmissions", "give_ups",
+                             "err_timedout", "err_connectionreset", "healed_ok"})
     if (get(needed) == 0) return fmt::format("no seed of the sweep had any {}", needed);
   return "";
 }
@@ -345,6 +401,7 @@ void report(const Tally& t, ScenarioResult& r) {
   r.counters["healed_ok"] = t.healed_ok;
   r.counters["crashes"] = t.crashes;
   r.counters["partitions"] = t.partitions;
+  r.counters["freezes"] = t.freezes;
   r.counters["boots"] = t.boots;
   for (const auto& [name, n] : t.errors) r.counters[name] = n;
   if (t.clients_done != kClients)
@@ -370,13 +427,18 @@ ScenarioResult run_rpc_faults(uint64_t seed, ScenarioOptions options) {
     clients.push_back(&world.add_host(fmt::format("client-{}", c)));
   Env env{&world, server.address(kPort), world.now() + kFaultPhase,
           world.now() + kFaultPhase + kSettle, &tally};
+  set_clocks(world);
   schedule_partitions(world, server, clients, &tally);
   schedule_crashes(world, server, &tally);
+  schedule_freezes(world, server, &tally);
   world.schedule(kFaultPhase, [&world, &server] { heal_everything(world, server); });
-  for (uint32_t c = 0; c < kClients; ++c) world.spawn(*clients[c], client_main(&env, c));
+  for (uint32_t c = 0; c < kClients; ++c)
+    world.spawn(*clients[c], client_main(&env, clients[c], c));
   bool idle = world.run_until_idle(kFaultPhase + kSettle + 1h);
   if (!idle) result.fail("the world did not go idle within an hour of virtual time");
   report(tally, result);
+  result.counters["retransmissions"] = world.net_stats().retransmissions;
+  result.counters["give_ups"] = world.net_stats().give_ups;
   result.capture(world);
   return result;
 }
@@ -385,11 +447,11 @@ ScenarioResult run_rpc_faults(uint64_t seed, ScenarioOptions options) {
 
 MICA_SIM_SCENARIO(kRpcFaults,
                   {.name = "rpc_faults",
-                   .summary = "RPC clients and a crashing server under loss, resets, "
-                              "reordering and partitions; every call right or retryable",
+                   .summary = "RPC under loss, resets, reordering, partitions, silent "
+                              "crashes, freezes, clock skew; every call right or retryable",
                    .run = run_rpc_faults,
                    .golden_seed = 1,
-                   .golden_hash = 0xe2225860fd0b2a52,
+                   .golden_hash = 0x1057c177f74915d9,
                    .check_sweep = check_sweep,
                    .suite_seeds = 1000});
 
