@@ -205,7 +205,7 @@ class SimBackend final : public Backend {
   void transmit(SimSocket* from, Segment kind, std::string data);
   // Puts the head of from's send queue on the wire, or schedules its retransmission.
   static void pump(std::shared_ptr<SimSocket> from);
-  bool lost_in_transit(SimSocket* from, SimHost* to_host);
+  bool lost_in_transit(SimHost* to_host);
   void give_up(SimSocket* from);
   void send_rst(SimSocket* from);
   void flip_bits(SimHost* to_host, std::string& data);

@@ -22,8 +22,7 @@ void SimBackend::transmit(SimSocket* from, Segment kind, std::string data) {
   if (idle) pump(from->shared_from_this());
 }
 
-bool SimBackend::lost_in_transit(SimSocket* from, SimHost* to_host) {
-  (void)from;
+bool SimBackend::lost_in_transit(SimHost* to_host) {
   if (world_->blocked(host_->index(), to_host->index()) || !to_host->up()) return true;
   return world_->random().chance(world_->net_config().drop_probability);
 }
@@ -39,7 +38,7 @@ void SimBackend::pump(std::shared_ptr<SimSocket> from) {
       return;
     }
     SimSocket::Outgoing& head = from->send_queue.front();
-    if (self->lost_in_transit(from.get(), from->remote_host)) {
+    if (self->lost_in_transit(from->remote_host)) {
       if (head.retransmissions >= net.retransmit_attempts_max ||
           world->now() - head.first_sent >= net.retransmit_timeout) {
         self->give_up(from.get());

@@ -73,7 +73,7 @@ struct SimNetConfig {
   Duration retransmit_timeout = std::chrono::seconds(10);
   // Chance that sending a segment resets the connection instead (both ends, after latency).
   double reset_probability = 0;
-  // A connect gets no answer (SYN or SYN-ACK blocked, target host down) fails with
+  // A connect that gets no answer (SYN or SYN-ACK blocked, target host down) fails with
   // -ETIMEDOUT after this (or -ETIME at its deadline).
   Duration connect_timeout = std::chrono::seconds(10);
   // Flow control: bytes one end may have sent that the peer has not read; a send completes
