@@ -15,6 +15,7 @@
 #include "async/file.h"
 #include "async/scope.h"
 #include "async/socket.h"
+#include "tests/co_test.h"
 
 namespace mica {
 namespace {
@@ -49,36 +50,35 @@ std::vector<std::byte> pattern(size_t n, int seed) {
   return data;
 }
 
-Task<void> write_then_read(std::string path) {
-  auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
+MICA_CO_TEST(FileIo, WriteSyncReadRoundTrip) {
+  auto opened = File::open(dir.file("a"), O_RDWR | O_CREAT | O_TRUNC);
   Result<File> file = co_await std::move(opened);
-  EXPECT_TRUE(file.ok()) << file.status();
+  CO_ASSERT_OK(file);
   std::vector<std::byte> data = pattern(100'000, 1);
   auto write = file->write_full(data, 0);
-  EXPECT_TRUE((co_await std::move(write)).ok());
-  EXPECT_TRUE((co_await file->fdatasync()).ok());
-  EXPECT_TRUE((co_await file->fsync()).ok());
+  CO_ASSERT_OK(co_await std::move(write));
+  CO_ASSERT_OK(co_await file->fdatasync());
+  CO_ASSERT_OK(co_await file->fsync());
   std::vector<std::byte> back(200'000);
   auto read = file->read_full(back, 0);
   Result<size_t> n = co_await std::move(read);
+  CO_ASSERT_OK(n);
   EXPECT_EQ(*n, data.size());  // short at end of file
   EXPECT_EQ(std::memcmp(back.data(), data.data(), data.size()), 0);
-  EXPECT_TRUE((co_await file->close()).ok());
+  CO_ASSERT_OK(co_await file->close());
   EXPECT_FALSE(file->is_open());
 }
 
-TEST_F(IoTest, FileWriteSyncReadRoundTrip) {
-  executor_->block_on(write_then_read(path("a")));
-}
-
-Task<void> dsync_write(std::string path) {
-  auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
+MICA_CO_TEST(FileIo, WriteWithDsyncFlagGoesThroughTheRing) {
+  auto opened = File::open(dir.file("s"), O_RDWR | O_CREAT | O_TRUNC);
   Result<File> file = co_await std::move(opened);
-  EXPECT_TRUE(file.ok());
+  CO_ASSERT_OK(file);
   std::vector<std::byte> data = pattern(8192, 3), back(8192);
   Result<size_t> n = co_await file->write(data, 0, IoOptions{.rw_flags = RWF_DSYNC});
+  CO_ASSERT_OK(n);
   EXPECT_EQ(*n, data.size());
   Result<size_t> r = co_await file->read(back, 0);
+  CO_ASSERT_OK(r);
   EXPECT_EQ(*r, back.size());
   EXPECT_EQ(data, back);
   // An unknown flag is refused by the kernel, not ignored.
@@ -86,32 +86,26 @@ Task<void> dsync_write(std::string path) {
   EXPECT_EQ(bad.status().code(), StatusCode::kNotSupported);
 }
 
-TEST_F(IoTest, WriteWithDsyncFlagGoesThroughTheRing) {
-  executor_->block_on(dsync_write(path("s")));
-}
-
-Task<void> vectored_and_fallocate(std::string path) {
-  auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
+MICA_CO_TEST(FileIo, VectoredIoAndFallocate) {
+  auto opened = File::open(dir.file("v"), O_RDWR | O_CREAT | O_TRUNC);
   Result<File> file = co_await std::move(opened);
-  EXPECT_TRUE(file.ok());
-  EXPECT_TRUE((co_await file->fallocate(0, 0, 1 << 20)).ok());
+  CO_ASSERT_OK(file);
+  CO_ASSERT_OK(co_await file->fallocate(0, 0, 1 << 20));
   struct stat st;
-  EXPECT_EQ(fstat(file->fd(), &st), 0);
+  CO_ASSERT_EQ(fstat(file->fd(), &st), 0);
   EXPECT_EQ(st.st_size, 1 << 20);
   std::vector<std::byte> a = pattern(1000, 2), b = pattern(3000, 3);
   iovec out[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
   Result<size_t> written = co_await file->writev(out, 4096);
+  CO_ASSERT_OK(written);
   EXPECT_EQ(*written, 4000u);
   std::vector<std::byte> a2(1000), b2(3000);
   iovec in[2] = {{a2.data(), a2.size()}, {b2.data(), b2.size()}};
   Result<size_t> read = co_await file->readv(in, 4096);
+  CO_ASSERT_OK(read);
   EXPECT_EQ(*read, 4000u);
   EXPECT_EQ(a, a2);
   EXPECT_EQ(b, b2);
-}
-
-TEST_F(IoTest, VectoredIoAndFallocate) {
-  executor_->block_on(vectored_and_fallocate(path("v")));
 }
 
 // Returns false when the file system refuses O_DIRECT (the test is then skipped).
@@ -141,15 +135,12 @@ TEST_F(IoTest, DirectIoWithRegisteredBuffers) {
   if (!executor_->block_on(direct_and_fixed(path("d")))) GTEST_SKIP() << "no O_DIRECT here";
 }
 
-Task<void> open_missing(std::string path) {
+MICA_CO_TEST(FileIo, OpeningAMissingFileSaysWhich) {
+  std::string path = dir.file("nope");
   auto opened = File::open(path, O_RDONLY);
   Result<File> file = co_await std::move(opened);
   EXPECT_EQ(file.status().code(), StatusCode::kNotFound);
   EXPECT_NE(file.status().message().find(path), std::string_view::npos);
-}
-
-TEST_F(IoTest, OpeningAMissingFileSaysWhich) {
-  executor_->block_on(open_missing(path("nope")));
 }
 
 TEST(Alignment, HelpersRoundToDirectIoBlocks) {
