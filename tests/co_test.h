@@ -12,7 +12,8 @@
 // they accept `<< "more context"`. Only the current coroutine returns: a helper that uses
 // them returns to its caller, which goes on unless it checks HasFatalFailure(). Spawned
 // children must be joined before such an early return (a TaskScope asserts they are).
-// The body must be a coroutine (contain a co_await or co_return).
+// CO_SKIP() is GTEST_SKIP() for them. The body must be a coroutine (contain a co_await or
+// co_return).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -97,6 +98,9 @@ inline ::testing::AssertionResult is_true(const char* text, bool value) {
 #define CO_ASSERT_TRUE(cond) \
   MICA_CO_ASSERT_(::mica::testing::is_true(#cond, static_cast<bool>(cond)))
 #define CO_ASSERT_EQ(a, b) MICA_CO_ASSERT_(::testing::internal::EqHelper::Compare(#a, #b, (a), (b)))
+
+// GTEST_SKIP() for coroutines: marks the test skipped and returns (`<< why` streams too).
+#define CO_SKIP() co_return GTEST_MESSAGE_("Skipped", ::testing::TestPartResult::kSkip)
 
 #define MICA_CO_TEST_BODY_(Suite, Name) MicaCoTestBody_##Suite##_##Name
 #define MICA_CO_TEST(Suite, Name)                                    \

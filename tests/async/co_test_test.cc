@@ -105,5 +105,11 @@ TEST(CoTest, PassingAssertsGoOn) {
   EXPECT_EQ(steps_after_assert, 1);
 }
 
+// Reported as skipped; it fails instead if CO_SKIP went on with the body.
+MICA_CO_TEST(CoTest, SkipEndsTheBody) {
+  CO_SKIP() << "skipped on purpose";
+  ADD_FAILURE() << "CO_SKIP did not return";
+}
+
 }  // namespace
 }  // namespace mica
