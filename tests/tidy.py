@@ -27,10 +27,12 @@
   tried and the check is skipped with a warning when there is none). Files of optional
   parts (bench/ with MICA_BUILD_BENCH=OFF, the clang-only fuzzer) are checked only when the
   database compiles at least one file of that part;
-- every repository path named in a comment (and in docs/*.md) exists: a word that starts
-  with a top-level folder, like async/sim/world.h or tests/net/fake_verbs.h; brace forms
-  (async/sim/world.{h,cc}) are expanded; words with * or <...> are patterns and are not
-  checked, nor is a bare folder (kv/); string literals are not comments and are ignored.
+- every repository path named in a comment (C++ comments, # comment lines of the CMake files
+  and scripts) and in docs/*.md exists: a word that starts with a top-level folder, like
+  async/sim/world.h or tests/net/fake_verbs.h; brace forms (async/sim/world.{h,cc}) are
+  expanded; words with * or <...> or a part in capitals (bench/results/SUITE.md) are
+  patterns and are not checked, nor is a bare folder (kv/); string literals are not
+  comments and are ignored.
 """
 import json
 import pathlib
@@ -314,6 +316,8 @@ def missing_paths(text):
         after = text[m.end():m.end() + 2]
         if after.startswith(("*", "<", ".*")) or "*" in word:
             continue
+        if any(re.fullmatch(r"[A-Z][A-Z0-9_]+", part) for part in re.split(r"[/.]", word)):
+            continue  # a placeholder: bench/results/SUITE.md
         for path in expand_braces(word):
             if not (ROOT / path).exists():
                 missing.append(path)
@@ -420,6 +424,20 @@ def check_contract(rel, lines, problems):
         problems.append(f"{rel}: no #pragma once after the contract")
 
 
+def check_hash_comments(problems):
+    """Paths named in the # comments of the CMake files and scripts."""
+    files = [p for p in ROOT.rglob("CMakeLists.txt")
+             if not any(part.startswith("build") for part in p.relative_to(ROOT).parts)]
+    files += sorted((ROOT / "scripts").glob("*.sh")) + sorted((ROOT / "bench").glob("*.sh"))
+    for path in sorted(files):
+        rel = path.relative_to(ROOT).as_posix()
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.lstrip().startswith("#"):
+                for missing in missing_paths(line):
+                    problems.append(f"{rel}:{number}: the comment names {missing}, "
+                                    f"which does not exist")
+
+
 def check_docs(problems):
     for doc in sorted((ROOT / "docs").glob("*.md")):
         rel = doc.relative_to(ROOT).as_posix()
@@ -444,6 +462,7 @@ def main(argv):
         for number, line in enumerate(cmake.read_text().splitlines(), 1):
             if len(line) > LINE_MAX:
                 problems.append(f"{cmake.relative_to(ROOT)}:{number}: line too long")
+    check_hash_comments(problems)
     check_docs(problems)
     for key, recorded in sorted(exceptions.items()):
         if key not in seen:
