@@ -161,8 +161,8 @@ def digit_separator(text, i):
 QUALIFIERS = re.compile(
     r"(\s*(const|volatile|noexcept(\s*\([^()]*\))?|override|final|mutable|&&|&|"
     r"->\s*[\w:<>,\s*&]+?)\s*)*$")
-SCOPE_HEAD = re.compile(r"^(template\s*<.*>\s*)?(class|struct|union|enum|namespace|extern)\b",
-                        re.S)
+SCOPE_HEAD = re.compile(r"^((template\s*<.*>\s*)?(class|struct|union|enum|namespace)\b|"
+                        r'extern\s*"[^"]*"\s*$)', re.S)
 NAME_BEFORE_PAREN = re.compile(r"((?:[A-Za-z_~]\w*\s*::\s*)*(?:operator\s*(?:\(\)|[^\s(]+)|~?"
                                r"[A-Za-z_]\w*))\s*$")
 SKIPPED_CALLS = {"decltype", "alignas", "requires", "__attribute__", "noexcept", "sizeof"}

@@ -42,6 +42,11 @@ class FunctionScan(unittest.TestCase):
                 "struct S { int x{0}; void run(); };\n")
         self.assertEqual(functions(text), [])
 
+    def test_extern_c_blocks_are_scopes_and_extern_c_functions_are_functions(self):
+        text = ('extern "C" {\nint a() {\n  return 1;\n}\n}\n'
+                'extern "C" int b(int x) {\n  if (x) {\n  }\n  return 0;\n}\n')
+        self.assertEqual(functions(text), [("a", 3), ("b", 5)])
+
     def test_tests_are_named_suite_dot_name(self):
         text = "TEST(Suite, Name) {\n}\nMICA_CO_TEST(Co, Body) {\n  co_return;\n}\n"
         self.assertEqual(functions(text), [("Suite.Name", 2), ("Co.Body", 3)])
