@@ -105,10 +105,25 @@ TEST(CoTest, PassingAssertsGoOn) {
   EXPECT_EQ(steps_after_assert, 1);
 }
 
-// Reported as skipped; it fails instead if CO_SKIP went on with the body.
-MICA_CO_TEST(CoTest, SkipEndsTheBody) {
-  CO_SKIP() << "skipped on purpose";
-  ADD_FAILURE() << "CO_SKIP did not return";
+Task<void> skip_body(testing::CoTestDir) {
+  CO_SKIP() << "no O_DIRECT here";
+  ++steps_after_assert;
+}
+
+TEST(CoTest, SkipRecordsASkipAndEndsTheBody) {
+  steps_after_assert = 0;
+  ::testing::TestPartResultArray results;
+  {
+    // Catches the skip, so this test itself is not reported as skipped.
+    ::testing::ScopedFakeTestPartResultReporter catching(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+    testing::run_co_test(&skip_body);
+  }
+  ASSERT_EQ(results.size(), 1);
+  EXPECT_TRUE(results.GetTestPartResult(0).skipped());
+  EXPECT_NE(std::string(results.GetTestPartResult(0).message()).find("no O_DIRECT here"),
+            std::string::npos);
+  EXPECT_EQ(steps_after_assert, 0);
 }
 
 }  // namespace
