@@ -8,8 +8,8 @@
 // Per transport:
 // - TCP: one-sided operations are kData frames on the same connection, served inside the
 //   peer's next_frame() loop, so they progress only while the peer keeps calling it (the
-//   RPC layer always does). A wrong key or range is answered with kPermissionDenied /
-//   kOutOfRange and the connection carries on.
+//   RPC layer always does, whatever its admission state: docs/net.md). A wrong key or
+//   range is answered with kPermissionDenied / kOutOfRange and the connection carries on.
 // - RDMA: they are RDMA READ/WRITE, served by the peer's hardware. A refused access (key,
 //   range or rights) is one failed work completion: the caller gets kPermissionDenied and
 //   the queue pair, hence the connection, fails. A deadline cannot recall work already
@@ -28,11 +28,12 @@
 // (Backend::random_u64), never a constant, so a peer cannot guess another region's key.
 //
 // Lifetimes: every call into a connection must have returned before it is destroyed, and
-// a region must outlive the operations that name it. Thread rule: a Connection belongs to
-// the executor that created it. send() may be called by many tasks at once (frames are
-// never interleaved); next_frame() by one task at a time. Every method may suspend. A
-// failed connection fails every waiter with a retryable status (kConnectionReset, kClosed)
-// and stays failed.
+// a region must outlive the operations that name it; a Frame from next_frame() is
+// destroyed before its connection (it holds bytes of the connection's payload budget).
+// Thread rule: a Connection belongs to the executor that created it. send() may be called
+// by many tasks at once (frames are never interleaved); next_frame() by one task at a
+// time. Every method may suspend. A failed connection fails every waiter with a retryable
+// status (kConnectionReset, kClosed) and stays failed.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +45,7 @@
 #include "async/task.h"
 #include "async/time.h"
 #include "net/frame.h"
+#include "net/payload_budget.h"
 #include "net/serde.h"
 
 namespace mica::net {
@@ -60,6 +62,9 @@ struct RemoteBuffer {
 struct Frame {
   FrameHeader header;
   std::vector<std::byte> payload;
+  // The payload's bytes in the receiving transport's budget (payload_budget.h), given back
+  // when the frame is destroyed; empty for transports that do not count.
+  PayloadReservation reservation;
 };
 
 // Local memory a peer may read or write with one-sided operations. Owned by whoever

@@ -1,14 +1,21 @@
 #include "net/rpc_server.h"
 
+#include "async/log.h"
+
 namespace mica::net {
 
 struct RpcServer::ConnectionState {
   ConnectionState(std::unique_ptr<Connection> c, CancelToken server, uint32_t slots)
-      : connection(std::move(c)), requests(server), slots(slots) {}
+      : connection(std::move(c)), requests(server), reader(server), slots(slots) {}
   std::unique_ptr<Connection> connection;
   TaskScope requests;
+  CancelSource reader;  // ends the reader's wait (the idle timeout closes the connection)
   Semaphore slots;
-  std::map<uint64_t, CancelSource*> running;  // request id → its cancel source
+  std::map<uint64_t, CancelSource*> running;  // request id → its cancel source, queued too
+  uint32_t queued = 0;                        // requests waiting for a slot
+  uint64_t queued_bytes = 0;                  // and their payload bytes
+  uint32_t open = 0;                          // requests queued or in flight
+  TimePoint last_activity;                    // the last frame, or the last request done
 };
 
 RpcServer::RpcServer(Transport* transport, RpcServerOptions options)
@@ -64,11 +71,17 @@ Task<void> RpcServer::accept_loop() {
   }
 }
 
+// The reader: takes every frame as it comes and never waits for a slot, so the bulk
+// traffic that running handlers depend on (served inside next_frame on TCP) always flows.
 Task<void> RpcServer::serve(ConnectionState* state) {
+  state->last_activity = Executor::current()->now();
+  if (options_.idle_timeout > Duration::zero()) state->requests.spawn(watch_idle(state));
   for (;;) {
     auto reading = state->connection->next_frame();
+    reading.handle().promise().set_token(state->reader.token());
     Result<Frame> frame = co_await std::move(reading);
-    if (!frame.ok()) break;  // closed, reset or malformed: this connection only
+    if (!frame.ok()) break;  // closed, reset, malformed or idle: this connection only
+    state->last_activity = Executor::current()->now();
     const FrameHeader& header = frame->header;
     if (header.kind == FrameKind::kCancel) {
       auto it = state->running.find(header.request_id);
@@ -76,23 +89,29 @@ Task<void> RpcServer::serve(ConnectionState* state) {
       continue;
     }
     if (header.kind != FrameKind::kRequest) break;  // a client does not send responses
+    bool admitted = !draining_ && try_admit(state);
+    Status refusal;
     if (draining_) {
-      auto refusing =
-          respond(state, header, Status(StatusCode::kClosed, "server shutting down"), {});
+      refusal = Status(StatusCode::kClosed, "server shutting down");
+    } else if (!admitted && !fits_in_queue(state, frame->payload.size())) {
+      refusal = Status(StatusCode::kBusy, "server busy: too many requests wait for a slot");
+    }
+    if (!refusal.ok()) {
+      auto refusing = respond(state, header, std::move(refusal), {});
       co_await std::move(refusing);
       continue;
     }
-    // Back-pressure: stop reading until a slot frees up.
-    Status slot = co_await state->slots.acquire();
-    if (!slot.ok()) break;
-    slot = co_await server_slots_.acquire();
-    if (!slot.ok()) {
-      state->slots.release();
-      break;
+    if (admitted) {
+      ++in_flight_;
+    } else {  // queued until run_request gets its slots
+      ++state->queued;
+      ++queued_;
+      state->queued_bytes += frame->payload.size();
+      queued_bytes_ += frame->payload.size();
     }
-    ++in_flight_;
+    ++state->open;
     idle_.reset();
-    state->requests.spawn(run_request(state, std::move(*frame)));
+    state->requests.spawn(run_request(state, std::move(*frame), admitted));
   }
   state->requests.cancel();
   co_await state->requests.join();
@@ -100,15 +119,57 @@ Task<void> RpcServer::serve(ConnectionState* state) {
   connections_.erase(state);  // destroys *state; nothing below may touch it
 }
 
-Task<void> RpcServer::run_request(ConnectionState* state, Frame frame) {
+bool RpcServer::fits_in_queue(const ConnectionState* state, uint64_t bytes) const {
+  return state->queued < options_.queued_per_connection_max && queued_ < options_.queued_max &&
+         state->queued_bytes + bytes <= options_.queued_bytes_per_connection_max &&
+         queued_bytes_ + bytes <= options_.queued_bytes_max;
+}
+
+// Both slots at once if they are free and nobody waits for them (first come, first served).
+bool RpcServer::try_admit(ConnectionState* state) {
+  if (!state->slots.try_acquire()) return false;
+  if (server_slots_.try_acquire()) return true;
+  state->slots.release();
+  return false;
+}
+
+// A connection's slot, then the server's: both wait first-come first-served, within the
+// request's deadline and cancellable by its kCancel frame.
+Task<Status> RpcServer::admit(ConnectionState* state, TimePoint deadline) {
+  Status slot = co_await state->slots.acquire(1, deadline);
+  if (!slot.ok()) co_return slot;
+  slot = co_await server_slots_.acquire(1, deadline);
+  if (!slot.ok()) state->slots.release();
+  co_return slot;
+}
+
+Task<void> RpcServer::run_request(ConnectionState* state, Frame frame, bool admitted) {
   const FrameHeader& header = frame.header;
   CancelSource cancel(co_await current_token());
   state->running[header.request_id] = &cancel;
   CallContext context;
   context.connection = state->connection.get();
   context.request_id = header.request_id;
-  if (header.timeout_us != 0)
-    context.deadline = Executor::current()->now() + std::chrono::microseconds(header.timeout_us);
+  Duration budget = header.timeout_us != 0 ? std::chrono::microseconds(header.timeout_us)
+                                           : options_.default_request_timeout;
+  context.deadline = Executor::current()->now() + budget;
+  if (!admitted) {
+    auto admitting = admit(state, context.deadline);
+    admitting.handle().promise().set_token(cancel.token());
+    Status slots = co_await std::move(admitting);
+    --state->queued;
+    --queued_;
+    state->queued_bytes -= frame.payload.size();
+    queued_bytes_ -= frame.payload.size();
+    if (!slots.ok()) {  // its deadline passed or it was cancelled while queued
+      state->running.erase(header.request_id);
+      auto refusing = respond(state, header, std::move(slots), {});
+      co_await std::move(refusing);
+      request_done(state);
+      co_return;
+    }
+    ++in_flight_;
+  }
   auto handling = dispatch(&frame, &context);
   auto bounded = with_deadline(std::move(handling), context.deadline);
   bounded.handle().promise().set_token(cancel.token());
@@ -123,7 +184,32 @@ Task<void> RpcServer::run_request(ConnectionState* state, Frame frame) {
   }
   state->slots.release();
   server_slots_.release();
-  if (--in_flight_ == 0) idle_.set();
+  --in_flight_;
+  request_done(state);
+}
+
+void RpcServer::request_done(ConnectionState* state) {
+  if (--state->open == 0) state->last_activity = Executor::current()->now();
+  if (in_flight_ == 0 && queued_ == 0) idle_.set();
+}
+
+// Closes the connection once it has had nothing in flight and sent no frame for
+// idle_timeout, by ending the reader's wait; the reader then closes it as usual.
+Task<void> RpcServer::watch_idle(ConnectionState* state) {
+  TimePoint due = state->last_activity + options_.idle_timeout;
+  for (;;) {
+    Status slept = co_await sleep_until(due);
+    if (!slept.ok()) co_return;  // the connection is ending
+    TimePoint now = Executor::current()->now();
+    due = state->open > 0 ? now + options_.idle_timeout
+                          : state->last_activity + options_.idle_timeout;
+    if (due > now) continue;
+    auto idle_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.idle_timeout);
+    MICA_LOG(Info, "net", "closing the idle connection with {}: no request for {} ms",
+             state->connection->peer(), idle_ms.count());
+    state->reader.cancel();
+    co_return;
+  }
 }
 
 Task<Result<std::vector<std::byte>>> RpcServer::dispatch(const Frame* frame, CallContext* context) {

@@ -11,9 +11,10 @@
 //
 // which gives encode(), decode(), fmt printing ("ReadRequest{chunk: 7, note: "x"}") and ==.
 // Wire format of a message: u32 body length, then each field in declaration order.
-// Integers and enums are fixed-width little-endian, bool one byte (0 or 1), strings and
-// byte vectors a u32 length and the bytes, vectors a u32 count and the elements, optionals
-// a presence byte and the value, nested messages a message. Fields are only ever appended:
+// Integers and enums are fixed-width little-endian (an enum value outside its declared
+// range is refused), bool one byte (0 or 1), strings and byte vectors a u32 length and the
+// bytes, vectors a u32 count and the elements, optionals a presence byte and the value,
+// nested messages a message. Fields are only ever appended:
 // an old reader skips a body's unknown tail, a new reader leaves fields missing from an
 // old body at their defaults. Decoding checks every bound, never allocates more than the
 // input could hold, and reports any violation as kProtocolError. Pure functions:
@@ -21,6 +22,7 @@
 #pragma once
 
 #include <array>
+#include <concepts>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -152,13 +154,33 @@ struct Codec<bool> {
   }
 };
 
+// An enum in a message declares which values are valid, next to its definition:
+// MICA_ENUM_RANGE(Color, kRed, kBlue) for a contiguous range, or a hand-written
+// `constexpr bool mica_enum_valid(Color)` found by argument-dependent lookup for one with
+// gaps. Decoding any other value is an error (a switch over the enum would otherwise meet
+// a value it does not handle).
+template <class T>
+concept CheckedEnum = std::is_enum_v<T> && requires(T v) {
+  { mica_enum_valid(v) } -> std::same_as<bool>;
+};
+// std::byte is an enum too, with every value valid.
+template <class T>
+concept ByteEnum = std::is_same_v<T, std::byte>;
+
 template <class T>
 requires std::is_enum_v<T>
 struct Codec<T> {
+  static_assert(CheckedEnum<T> || ByteEnum<T>,
+                "an enum in a message needs MICA_ENUM_RANGE or mica_enum_valid");
   using U = std::underlying_type_t<T>;
   static constexpr size_t kMinBytes = sizeof(U);
   static void encode(Writer& w, const T& v) { w.integer(static_cast<U>(v)); }
-  static void decode(Reader& r, T& v) { v = static_cast<T>(r.integer<U>()); }
+  static void decode(Reader& r, T& v) {
+    v = static_cast<T>(r.integer<U>());
+    if constexpr (!ByteEnum<T>) {
+      if (!r.failed() && !mica_enum_valid(v)) r.fail("enum value out of range");
+    }
+  }
 };
 
 template <>
@@ -347,6 +369,14 @@ Result<T> decode_prefix(std::span<const std::byte> in, size_t* consumed) {
                MICA_FE_11, MICA_FE_10, MICA_FE_9, MICA_FE_8, MICA_FE_7, MICA_FE_6, MICA_FE_5, \
                MICA_FE_4, MICA_FE_3, MICA_FE_2, MICA_FE_1)                                    \
   (T, __VA_ARGS__)
+
+// Declares the valid values of an enum used in messages: first..last of its enumerators.
+// Use at namespace scope, in the enum's namespace.
+#define MICA_ENUM_RANGE(Type, first, last)                  \
+  [[maybe_unused]] constexpr bool mica_enum_valid(Type v) { \
+    using U = std::underlying_type_t<Type>;                 \
+    return U(v) >= U(Type::first) && U(v) <= U(Type::last); \
+  }
 
 // Declares the field list of message Type (up to 16 fields, in wire order; append only).
 #define MICA_FIELDS(Type, ...)                          \

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "async/log.h"
+
 namespace mica::net {
 
 namespace {
@@ -13,6 +15,9 @@ constexpr size_t kDirectReadBytesMin = 8 << 10;
 // 4 MiB and +35% for 1 MiB one-sided transfers on loopback (docs/net.md).
 constexpr size_t kReceiveLowWaterBytes = 256 << 10;
 constexpr size_t kDiscardChunkBytes = 64 << 10;  // scratch for skipping refused bulk bytes
+// A frame's payload buffer starts at this size (or the whole payload if smaller) and then
+// doubles as bytes arrive: what a header announces is never allocated before it comes.
+constexpr size_t kPayloadStepBytes = 64 << 10;
 
 enum BulkOp : uint8_t {
   kReadRequest = 1,
@@ -38,6 +43,7 @@ TcpConnection::TcpConnection(TcpTransport* transport, Socket socket, std::string
       socket_(std::move(socket)),
       peer_(std::move(peer)),
       bulk_slots_(transport->limits().bulk_in_flight_max),
+      budget_(transport->options().payload_bytes_per_connection_max, transport->payload_budget()),
       buffer_(kReadBufferBytes) {}
 
 TcpConnection::~TcpConnection() {
@@ -106,9 +112,10 @@ Task<Status> TcpConnection::send_frame_parts(std::span<iovec> parts) {
   co_return sent;
 }
 
-Task<Status> TcpConnection::fill() {
+Task<Status> TcpConnection::fill(TimePoint deadline) {
   if (buffer_begin_ == buffer_end_) buffer_begin_ = buffer_end_ = 0;
-  Result<size_t> n = co_await socket_.recv(std::span(buffer_).subspan(buffer_end_));
+  Result<size_t> n =
+      co_await socket_.recv(std::span(buffer_).subspan(buffer_end_), IoOptions{deadline});
   if (!n.ok()) co_return n.status();
   if (*n == 0)
     co_return Status(StatusCode::kClosed, fmt::format("{} closed the connection", peer_));
@@ -116,13 +123,13 @@ Task<Status> TcpConnection::fill() {
   co_return Status();
 }
 
-Task<Status> TcpConnection::read_exact(std::span<std::byte> out) {
+Task<Status> TcpConnection::read_exact(std::span<std::byte> out, TimePoint deadline) {
   size_t buffered = std::min(out.size(), buffer_end_ - buffer_begin_);
   if (buffered > 0) std::memcpy(out.data(), buffer_.data() + buffer_begin_, buffered);
   buffer_begin_ += buffered;
   out = out.subspan(buffered);
   if (out.size() >= kDirectReadBytesMin) {
-    auto direct = socket_.recv_exact(out, {}, kReceiveLowWaterBytes);
+    auto direct = socket_.recv_exact(out, IoOptions{deadline}, kReceiveLowWaterBytes);
     co_return co_await std::move(direct);
   }
   while (!out.empty()) {
@@ -132,7 +139,7 @@ Task<Status> TcpConnection::read_exact(std::span<std::byte> out) {
         buffer_end_ -= buffer_begin_;
         buffer_begin_ = 0;
       }
-      auto more = fill();
+      auto more = fill(deadline);
       CO_TRY(co_await std::move(more));
     }
     size_t n = std::min(out.size(), buffer_end_ - buffer_begin_);
@@ -146,17 +153,29 @@ Task<Status> TcpConnection::read_exact(std::span<std::byte> out) {
 Task<Result<Frame>> TcpConnection::next_frame() {
   for (;;) {
     if (!failed_.ok()) co_return failed_;
+    // Between frames a connection may stay quiet as long as it likes (the RPC server's idle
+    // timeout decides); from a frame's first byte on, the whole frame has a deadline.
+    Status got;
+    if (buffer_begin_ == buffer_end_) {
+      auto waiting = fill(kNoDeadline);
+      got = co_await std::move(waiting);
+    }
+    uint32_t partial_ms = transport_->options().partial_frame_timeout_ms;
+    TimePoint deadline = Executor::current()->now() + std::chrono::milliseconds(partial_ms);
     HeaderBytes head;
-    auto reading = read_exact(head);
-    Status got = co_await std::move(reading);
+    if (got.ok()) {
+      auto reading = read_exact(head, deadline);
+      got = co_await std::move(reading);
+    }
     Result<FrameHeader> header = got.ok() ? parse_header(head, transport_->limits().frame_bytes_max)
                                           : Result<FrameHeader>(got);
     if (header.ok() && header->kind == FrameKind::kData) {
-      auto serving = serve_bulk(*header);
+      auto serving = serve_bulk(*header, deadline);
       got = co_await std::move(serving);
     } else if (header.ok()) {
-      Frame frame{*header, std::vector<std::byte>(header->payload_length)};
-      auto payload = read_exact(frame.payload);
+      Frame frame;
+      frame.header = *header;
+      auto payload = read_frame(*header, deadline, &frame);
       got = co_await std::move(payload);
       if (got.ok()) got = verify_payload(frame.header, frame.payload);
       if (got.ok()) co_return std::move(frame);
@@ -164,17 +183,40 @@ Task<Result<Frame>> TcpConnection::next_frame() {
       got = header.status();
     }
     if (!got.ok()) {
+      if (got.code() == StatusCode::kTimedOut) {
+        got = Status(StatusCode::kTimedOut,
+                     fmt::format("frame not complete within {} ms of its first byte", partial_ms));
+        MICA_LOG(Warn, "net", "closing the connection with {}: {}", peer_, got.message());
+      }
       fail(got);
       co_return got;
     }
   }
 }
 
-Task<Status> TcpConnection::discard(size_t bytes) {
+// Grows the payload as its bytes arrive, reserving each growth from the budget first.
+Task<Status> TcpConnection::read_frame(FrameHeader header, TimePoint deadline, Frame* frame) {
+  std::vector<std::byte>& payload = frame->payload;
+  size_t total = header.payload_length;
+  while (payload.size() < total) {
+    size_t have = payload.size();
+    size_t grow = std::min(total, std::max(2 * have, kPayloadStepBytes)) - have;
+    auto reserving = budget_.acquire(grow, deadline);
+    CO_TRY(co_await std::move(reserving));
+    frame->reservation.add(&budget_, grow);
+    payload.reserve(have + grow);  // exactly: the reservation counts what is allocated
+    payload.resize(have + grow);
+    auto reading = read_exact(std::span(payload).subspan(have), deadline);
+    CO_TRY(co_await std::move(reading));
+  }
+  co_return Status();
+}
+
+Task<Status> TcpConnection::discard(size_t bytes, TimePoint deadline) {
   std::vector<std::byte> scratch(std::min(bytes, kDiscardChunkBytes));
   while (bytes > 0) {
     std::span<std::byte> piece = std::span(scratch).first(std::min(bytes, scratch.size()));
-    auto reading = read_exact(piece);
+    auto reading = read_exact(piece, deadline);
     CO_TRY(co_await std::move(reading));
     bytes -= piece.size();
   }
@@ -196,9 +238,9 @@ Task<Status> TcpConnection::send_bulk(BulkMessage message, std::span<const std::
 
 // Reads a kData frame's descriptor, then moves its bulk bytes straight between the socket
 // and their destination: registered memory for requests, the caller's buffer for replies.
-Task<Status> TcpConnection::serve_bulk(FrameHeader header) {
+Task<Status> TcpConnection::serve_bulk(FrameHeader header, TimePoint deadline) {
   std::byte length_bytes[4];
-  auto reading = read_exact(length_bytes);
+  auto reading = read_exact(length_bytes, deadline);
   CO_TRY(co_await std::move(reading));
   uint32_t body = 0;
   for (int i = 0; i < 4; ++i) body |= uint32_t(length_bytes[i]) << (8 * i);
@@ -206,7 +248,7 @@ Task<Status> TcpConnection::serve_bulk(FrameHeader header) {
     co_return Status(StatusCode::kProtocolError, "bulk descriptor length out of bounds");
   std::vector<std::byte> descriptor(4 + body);
   std::memcpy(descriptor.data(), length_bytes, 4);
-  auto rest = read_exact(std::span(descriptor).subspan(4));
+  auto rest = read_exact(std::span(descriptor).subspan(4), deadline);
   CO_TRY(co_await std::move(rest));
   CO_TRY(verify_bulk_descriptor(header, descriptor));
   CO_TRY_ASSIGN(BulkMessage message, decode<BulkMessage>(descriptor));
@@ -230,13 +272,13 @@ Task<Status> TcpConnection::serve_bulk(FrameHeader header) {
       if (pin && message.op == kReadRequest) {
         out = pin.bytes();
       } else if (pin) {
-        auto landing = pin.guard(read_exact(pin.bytes()));
+        auto landing = pin.guard(read_exact(pin.bytes(), deadline));
         CO_TRY(co_await std::move(landing));
         pin = RegionPin();  // landed: the ack below no longer needs the region
         tail = 0;
       }
       if (tail > 0) {
-        auto skipping = discard(tail);
+        auto skipping = discard(tail, deadline);
         CO_TRY(co_await std::move(skipping));
       }
       auto replying = pin.guard(send_bulk(std::move(reply), out));
@@ -250,7 +292,7 @@ Task<Status> TcpConnection::serve_bulk(FrameHeader header) {
       if (transfer && message.status.ok() && message.op == kReadReply &&
           tail == transfer->into.size() && tail > 0) {
         transfer->receiving = true;
-        auto landing = read_exact(transfer->into);
+        auto landing = read_exact(transfer->into, deadline);
         Status landed = co_await std::move(landing);
         if (landed.ok() && transport_->options().received_bulk_hook)
           transport_->options().received_bulk_hook(transfer->into);
@@ -259,7 +301,7 @@ Task<Status> TcpConnection::serve_bulk(FrameHeader header) {
         co_return landed;
       }
       if (tail > 0) {  // its caller gave up, or the reply is malformed: skip the bytes
-        auto skipping = discard(tail);
+        auto skipping = discard(tail, deadline);
         CO_TRY(co_await std::move(skipping));
       }
       if (transfer) {

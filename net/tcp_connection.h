@@ -40,10 +40,11 @@ class TcpConnection final : public Connection {
   Task<Status> send_parts(std::span<iovec> parts);
   // Sends one whole frame's parts under the send lock; a failure fails the connection.
   Task<Status> send_frame_parts(std::span<iovec> parts);
-  Task<Status> read_exact(std::span<std::byte> out);
-  Task<Status> fill();
-  Task<Status> discard(size_t bytes);
-  Task<Status> serve_bulk(FrameHeader header);
+  Task<Status> read_exact(std::span<std::byte> out, TimePoint deadline);
+  Task<Status> fill(TimePoint deadline);
+  Task<Status> discard(size_t bytes, TimePoint deadline);
+  Task<Status> read_frame(FrameHeader header, TimePoint deadline, Frame* frame);
+  Task<Status> serve_bulk(FrameHeader header, TimePoint deadline);
   Task<Status> send_bulk(BulkMessage message, std::span<const std::byte> tail);
   Task<Status> bulk(uint8_t op, RemoteBuffer remote, std::span<std::byte> in,
                     std::span<const std::byte> out, TimePoint deadline);
@@ -55,6 +56,7 @@ class TcpConnection final : public Connection {
   Status failed_;
   Mutex send_lock_;
   Semaphore bulk_slots_;
+  PayloadBudget budget_;  // this connection's share of the transport's payload budget
   std::vector<std::byte> buffer_;
   size_t buffer_begin_ = 0;
   size_t buffer_end_ = 0;

@@ -124,7 +124,12 @@ CancelToken RegionPin::token() const {
   return state_ ? state_->source.token() : CancelToken();  // none: the task's own applies
 }
 
-TcpTransport::TcpTransport(TcpTransportOptions options) : options_(options) {}
+TcpTransport::TcpTransport(TcpTransportOptions options)
+    : options_(options), payload_budget_(options.payload_bytes_max) {
+  MICA_ASSERT_MSG(options.payload_bytes_per_connection_max >= options.limits.frame_bytes_max &&
+                      options.payload_bytes_max >= options.limits.frame_bytes_max,
+                  "a payload budget smaller than one frame");
+}
 
 TcpTransport::~TcpTransport() {
   MICA_ASSERT_MSG(regions_.empty(), "transport destroyed with registered regions");

@@ -12,6 +12,9 @@
 // key and bounds, and pins the region (RegionPin) while the bytes land in it or leave it,
 // so deregister() can wait for them. Keys are 32 random bits from the runtime's source
 // (Backend::random_u64: the kernel's, or the simulator's seed, so simulated runs replay).
+// Received payloads are reserved from a per-connection and a transport-wide byte budget as
+// they arrive (never up front from the header), and a frame must arrive whole within
+// partial_frame_timeout_ms of its first byte.
 // Thread rule: a transport, its regions and its connections belong to one executor;
 // register_memory() runs on it (it draws the key from that executor's backend).
 #pragma once
@@ -27,6 +30,13 @@ namespace mica::net {
 
 struct TcpTransportOptions {
   TransportLimits limits;
+  // Received frame payload not yet consumed, per connection and for the whole transport
+  // (payload_budget.h). Each must hold at least one frame of limits.frame_bytes_max.
+  uint64_t payload_bytes_per_connection_max = 64 << 20;
+  uint64_t payload_bytes_max = 1 << 30;
+  // A frame whose first byte has arrived must be complete within this, or its connection
+  // is closed: a slow or stalled peer cannot hold a reader and its budget for long.
+  uint32_t partial_frame_timeout_ms = 10'000;
   // Tests only (fault injection): called with the bytes of each read_from reply as soon as
   // they have landed in the caller's buffer, before the caller sees them; it may change
   // them, as a bad link or NIC would. Works alike on io_uring and on the simulator.
@@ -84,11 +94,14 @@ class TcpTransport final : public Transport {
   Result<RegionPin> pin(const RemoteBuffer& remote, CancelToken task);
   // Pins held right now, over all regions (for tests and shutdown checks).
   size_t pins() const { return pins_; }
+  // Payload bytes reserved by this transport's connections (now and at most so far).
+  PayloadBudget* payload_budget() { return &payload_budget_; }
 
  private:
   friend class TcpRegion;
   friend class RegionPin;
   TcpTransportOptions options_;
+  PayloadBudget payload_budget_;
   uint64_t next_region_ = 1;
   size_t pins_ = 0;
   std::map<uint64_t, TcpRegion*> regions_;  // registered, not yet deregistered

@@ -27,6 +27,9 @@ struct RdmaConfig {
   uint32_t frames_queued_max = 64;      // received frames waiting for next_frame (then no credits)
   uint32_t frame_bytes_max = 64 << 20;  // header + payload; larger frames are refused
 
+  // Payload bytes of received frames waiting for next_frame (then no credits either).
+  uint32_t frames_queued_bytes_max = 64 << 20;
+
   // One-sided operations.
   uint32_t bulk_wrs_in_flight_max = 64;  // RDMA READ/WRITE WRs outstanding per connection
   uint32_t bulk_wrs_per_post_max = 16;   // WRs in one ibv_post_send (last one signaled)

@@ -222,8 +222,11 @@ void RdmaCore::fail(Status why) {
 // ---- sending frames ----
 
 uint32_t RdmaCore::take_credits() {
-  // While next_frame's queue is full, credits stay here: the peer stops sending.
-  if (frames_.size() >= config_.frames_queued_max) return 0;
+  // While next_frame's queue is full (in frames or bytes), credits stay here: the peer
+  // stops sending. A frame being assembled still gets its credits, so it always completes.
+  if (frames_.size() >= config_.frames_queued_max ||
+      frames_bytes_ >= config_.frames_queued_bytes_max)
+    return 0;
   uint32_t n = std::min(credits_owed_, kCreditMask);
   credits_owed_ -= n;
   return n;
@@ -342,6 +345,7 @@ Task<Result<Frame>> RdmaCore::next_frame() {
   }
   Frame frame = std::move(frames_.front());
   frames_.pop_front();
+  frames_bytes_ -= frame.payload.size();
   maybe_send_ack();  // credits held back while the queue was full may go now
   co_return frame;
 }
@@ -354,17 +358,19 @@ Status RdmaCore::assemble(std::span<const std::byte> bytes) {
     Result<FrameHeader> header = parse_header(head, config_.frame_bytes_max);
     if (!header.ok()) return header.status();
     partial_.header = *header;
-    partial_.payload.assign(header->payload_length, std::byte{0});
+    // The payload grows as fragments arrive: a header announcing 64 MiB allocates nothing.
+    partial_.payload.clear();
     filled_ = 0;
     assembling_ = true;
     bytes = bytes.subspan(kFrameHeaderBytes);
   }
-  if (filled_ + bytes.size() > partial_.payload.size())
+  if (filled_ + bytes.size() > partial_.header.payload_length)
     return Status(StatusCode::kProtocolError, "fragment runs past its frame");
-  if (!bytes.empty()) std::memcpy(partial_.payload.data() + filled_, bytes.data(), bytes.size());
+  partial_.payload.insert(partial_.payload.end(), bytes.begin(), bytes.end());
   filled_ += bytes.size();
-  if (filled_ == partial_.payload.size()) {
+  if (filled_ == partial_.header.payload_length) {
     RETURN_IF_ERROR(verify_payload(partial_.header, partial_.payload));
+    frames_bytes_ += partial_.payload.size();
     frames_.push_back(std::move(partial_));
     partial_ = Frame{};
     assembling_ = false;

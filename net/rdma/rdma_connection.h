@@ -192,6 +192,7 @@ class RdmaCore : public std::enable_shared_from_this<RdmaCore> {
   Frame partial_;
   size_t filled_ = 0;
   std::deque<Frame> frames_;
+  uint64_t frames_bytes_ = 0;  // payload bytes in frames_
   Event frame_ready_;
 
   // Lifecycle.

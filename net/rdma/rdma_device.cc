@@ -15,7 +15,8 @@ Status RdmaConfig::validate() const {
   if (credit_batch_max == 0 || credit_batch_max > recv_slots_max)
     return bad("credit_batch_max must be in [1, recv_slots_max]");
   if (send_signal_batch_max == 0) return bad("send_signal_batch_max must be positive");
-  if (frames_queued_max == 0) return bad("frames_queued_max must be positive");
+  if (frames_queued_max == 0 || frames_queued_bytes_max == 0)
+    return bad("frames_queued_max and frames_queued_bytes_max must be positive");
   if (frame_bytes_max < kFrameHeaderBytes) return bad("frame_bytes_max below a header");
   if (bulk_wrs_per_post_max == 0 || bulk_wrs_per_post_max > bulk_wrs_in_flight_max)
     return bad("bulk_wrs_per_post_max must be in [1, bulk_wrs_in_flight_max]");

@@ -50,6 +50,27 @@ Task<Result<BulkResponse>> TestService::push(BulkRequest request, CallContext* c
   co_return BulkResponse{crc32c(data)};
 }
 
+Task<Result<BulkResponse>> TestService::exchange(ExchangeRequest request, CallContext* context) {
+  ++stats.running;
+  stats.running_max = std::max(stats.running_max, stats.running);
+  Status waited;
+  while (!exchange_open && waited.ok()) waited = co_await sleep_for(std::chrono::milliseconds(1));
+  std::vector<std::byte> pulled(request.pull.length);
+  if (waited.ok()) {
+    auto reading = context->connection->read_from(request.pull, pulled, context->deadline);
+    waited = co_await std::move(reading);
+  }
+  std::vector<std::byte> pushed = bulk_pattern(request.push.length, request.seed);
+  if (waited.ok()) {
+    auto writing = context->connection->write_to(request.push, pushed, context->deadline);
+    waited = co_await std::move(writing);
+  }
+  --stats.running;
+  if (!waited.ok()) co_return waited;
+  ++stats.finished;
+  co_return BulkResponse{crc32c(pulled)};
+}
+
 namespace {
 
 Task<void> run_real(RpcCase body, RpcServerOptions options, Transport* server_transport,

@@ -47,6 +47,14 @@ struct BulkResponse {
   uint32_t crc = 0;
   MICA_FIELDS(BulkResponse, crc)
 };
+// Exchange: once TestService::exchange_open is set, the server pulls `pull` (returning
+// its checksum) and fills `push` with `seed`-derived bytes.
+struct ExchangeRequest {
+  RemoteBuffer pull;
+  RemoteBuffer push;
+  uint8_t seed = 0;
+  MICA_FIELDS(ExchangeRequest, pull, push, seed)
+};
 
 // The service the cases call; TestService implements it.
 struct TestApi {
@@ -56,7 +64,8 @@ struct TestApi {
   static constexpr Method<kId, 3, FailRequest, Empty> fail{};
   static constexpr Method<kId, 4, BulkRequest, BulkResponse> pull{};
   static constexpr Method<kId, 5, BulkRequest, BulkResponse> push{};
-  MICA_SERVICE(TestApi, "test", echo, sleep, fail, pull, push)
+  static constexpr Method<kId, 6, ExchangeRequest, BulkResponse> exchange{};
+  MICA_SERVICE(TestApi, "test", echo, sleep, fail, pull, push, exchange)
 };
 
 // Counters the cases look at; handlers run on the server's executor.
@@ -78,6 +87,9 @@ class TestService {
   Task<Result<Empty>> fail(FailRequest request, CallContext* context);
   Task<Result<BulkResponse>> pull(BulkRequest request, CallContext* context);
   Task<Result<BulkResponse>> push(BulkRequest request, CallContext* context);
+  Task<Result<BulkResponse>> exchange(ExchangeRequest request, CallContext* context);
+  // Exchange handlers hold their slots until a case sets this.
+  bool exchange_open = false;
 
  private:
   Service service_ = Service::bind<TestApi>(this);

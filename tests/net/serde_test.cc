@@ -8,6 +8,7 @@ namespace mica::net {
 namespace {
 
 enum class Color : uint8_t { kRed = 1, kBlue = 2 };
+MICA_ENUM_RANGE(Color, kRed, kBlue)
 
 struct Inner {
   int32_t x = 0;
@@ -124,6 +125,22 @@ TEST(Serde, BadBoolAndTrailingBytesAreRefused) {
   bytes = encode(Flag{true});
   bytes.push_back(std::byte{0});
   EXPECT_FALSE(decode<Flag>(bytes).ok());
+}
+
+TEST(Serde, EnumValueOutsideItsDeclaredRangeIsRefused) {
+  for (uint8_t value : {0, 3, 255}) {
+    Everything e = sample();
+    e.color = static_cast<Color>(value);
+    Result<Everything> back = decode<Everything>(encode(e));
+    EXPECT_EQ(back.status().code(), StatusCode::kProtocolError) << int(value);
+  }
+  for (Color valid : {Color::kRed, Color::kBlue}) {
+    Everything e = sample();
+    e.color = valid;
+    Result<Everything> back = decode<Everything>(encode(e));
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->color, valid);
+  }
 }
 
 TEST(Frame, SealedFrameParsesAndVerifies) {
