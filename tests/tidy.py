@@ -381,7 +381,8 @@ def check_compiled(rel, compiled, problems):
         if rel.startswith(prefix) and not any(f.startswith(prefix) for f in compiled):
             return  # that part is switched off in this build
     if rel not in compiled:
-        problems.append(f"{rel}: not compiled (missing from compile_commands.json)")
+        problems.append(f"{rel}: not compiled (missing from compile_commands.json; a new file "
+                        f"appears there once the build has re-run cmake)")
 
 
 def check_source(path, rel, exceptions, seen, problems, warnings):
