@@ -219,6 +219,9 @@ def is_function_head(head):
 def function_name(head):
     head = strip_init_list(clean_head(head))
     for start, end in top_level_parens(head):
+        inner = head[start + 1:end - 1].strip()
+        if re.fullmatch(r"[A-Za-z_]\w*", inner) and head[end:].lstrip().startswith("("):
+            return inner  # a parenthesised name, as in `int (f)(int x)` (stops macros)
         m = NAME_BEFORE_PAREN.search(head[:start])
         if not m:
             continue  # a group in a template's arguments or a lambda's capture

@@ -47,6 +47,9 @@ class FunctionScan(unittest.TestCase):
                 'extern "C" int b(int x) {\n  if (x) {\n  }\n  return 0;\n}\n')
         self.assertEqual(functions(text), [("a", 3), ("b", 5)])
 
+    def test_a_parenthesised_name_is_the_name(self):
+        self.assertEqual(functions("ibv_mr*(ibv_reg_mr)(ibv_pd* pd) {\n}\n"), [("ibv_reg_mr", 2)])
+
     def test_tests_are_named_suite_dot_name(self):
         text = "TEST(Suite, Name) {\n}\nMICA_CO_TEST(Co, Body) {\n  co_return;\n}\n"
         self.assertEqual(functions(text), [("Suite.Name", 2), ("Co.Body", 3)])
