@@ -17,7 +17,9 @@ Result<std::unique_ptr<Transport>> make_transport(TransportChoice choice) {
   if (choice != TransportChoice::kTcp) {
     Result<std::unique_ptr<Transport>> rdma = open_rdma_transport();
     if (rdma.ok() || choice == TransportChoice::kRdma) return rdma;
-    if (rdma.status().code() != StatusCode::kNotSupported) return rdma.status();
+    // No device or no active port: TCP. Anything else (a device that fails) is reported.
+    StatusCode why = rdma.status().code();
+    if (why != StatusCode::kNotSupported && why != StatusCode::kUnreachable) return rdma.status();
   }
   return std::unique_ptr<Transport>(new TcpTransport());
 }

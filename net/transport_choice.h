@@ -1,9 +1,10 @@
 // Choosing a transport: RDMA where the machine has a device, TCP everywhere else.
 //
-// make_transport(kAuto) opens the first RDMA device and falls back to TCP when there is
-// none (or the kernel has no verbs support, as on machines without InfiniBand drivers);
-// kTcp and kRdma force one (kRdma fails with kNotSupported without a device). The result
-// names itself through Transport::name(). Call on the executor that will own the transport.
+// make_transport(kAuto) opens the first RDMA device with an active port and falls back to
+// TCP when there is none — no device, no verbs support in the kernel (as on machines
+// without InfiniBand drivers), or every port down; kTcp and kRdma force one (kRdma fails
+// with kNotSupported then). The result names itself through Transport::name(). Call on
+// the executor that will own the transport.
 #pragma once
 
 #include <memory>

@@ -269,6 +269,24 @@ detail::DetachedTask RdmaCore::watch_loop(std::shared_ptr<RdmaCore> core) {
   c->watcher_done_.set();
 }
 
+detail::DetachedTask RdmaCore::event_loop(std::shared_ptr<RdmaCore> core) {
+  RdmaCore* c = core.get();
+  // Every connection of the device waits on the same fd; whichever wakes first reads
+  // all pending events for all of them (the others find none and wait again).
+  while (true) {
+    c->device_->take_async_events();
+    Result<int> ready = co_await poll_fd(c->device_->context()->async_fd, POLLIN);
+    if (!ready.ok()) break;  // cancelled: the connection is closing
+  }
+  c->events_done_.set();
+}
+
+void RdmaCore::stop_tasks() {
+  poller_cancel_.cancel();
+  watcher_cancel_.cancel();
+  events_cancel_.cancel();
+}
+
 // ---- lifecycle ----
 
 Task<void> RdmaCore::close() {
@@ -284,7 +302,10 @@ Task<void> RdmaCore::close() {
         Executor::current()->now() + std::chrono::milliseconds(config_.close_timeout_ms);
     while (signaled_in_flight_ > 0 && !failed()) {
       drained_.reset();
-      Status s = co_await drained_.wait(until);
+      // Bounded by the close timeout only: an owner that is being cancelled (a server
+      // shutting down) still wants its last responses to reach the peer.
+      Event::Awaiter drain{&drained_, until, false, {}};
+      Status s = co_await drain;
       if (!s.ok()) break;
     }
   }
@@ -300,11 +321,11 @@ Task<void> RdmaCore::close() {
     MICA_ASSERT(s.ok());
   }
   if (started_) {
-    poller_cancel_.cancel();
-    watcher_cancel_.cancel();
+    stop_tasks();
     Status a = co_await poller_done_.wait_uncancellable();
     Status b = co_await watcher_done_.wait_uncancellable();
-    MICA_ASSERT(a.ok() && b.ok());
+    Status e = co_await events_done_.wait_uncancellable();
+    MICA_ASSERT(a.ok() && b.ok() && e.ok());
   }
   close_done_.set();
 }
@@ -315,10 +336,7 @@ void RdmaCore::abandon() {
   if (closing_) return;
   closing_ = true;
   fail(Status(StatusCode::kClosed, "connection destroyed"));
-  if (started_) {
-    poller_cancel_.cancel();
-    watcher_cancel_.cancel();
-  }
+  if (started_) stop_tasks();
 }
 
 // ---- the handle ----
@@ -360,6 +378,10 @@ Status RdmaConnection::status() const {
 
 uint32_t RdmaConnection::qp_num() const {
   return core_->qp_num();
+}
+
+uint64_t RdmaConnection::receive_reserved_bytes() const {
+  return core_->receive_reserved_bytes();
 }
 
 }  // namespace mica::net

@@ -3,6 +3,8 @@
 // Sizes of the per-connection rings, credit and signaling batches, the in-flight limit of
 // one-sided work requests, the bounce-buffer pool, timeouts and the QP attributes handed
 // to the HCA. validate() refuses combinations that could deadlock the credit protocol.
+// The device clamps queue sizes to its own limits when it opens (clamp_to_device in
+// rdma_device.h); the clamped copy is the one connections use.
 // Value type; thread-compatible; never suspends.
 #pragma once
 
@@ -13,8 +15,10 @@
 namespace mica::net {
 
 struct RdmaConfig {
-  // Addressing: port of the device, and the GID index for RoCE (negative: InfiniBand LID).
-  uint8_t port_num = 1;
+  // Addressing. port_num 0 takes the device's first active port. gid_index negative
+  // chooses itself: none on InfiniBand (the LID routes), on RoCE the best RoCE v2 GID of
+  // the table (IPv4-mapped first); zero or more forces that GID (with a GRH) on either.
+  uint8_t port_num = 0;
   int32_t gid_index = -1;
 
   // Two-sided messages: frames are cut into SENDs of at most slot_bytes.
@@ -26,6 +30,11 @@ struct RdmaConfig {
   uint32_t send_signal_batch_max = 8;   // unsignaled SENDs between two signaled ones
   uint32_t frames_queued_max = 64;      // received frames waiting for next_frame (then no credits)
   uint32_t frame_bytes_max = 64 << 20;  // header + payload; larger frames are refused
+  // Received payload not yet consumed, as announced by frame headers and reserved before a
+  // frame's first fragment is taken: per connection and per transport. Short of it, slots
+  // are held and their credits kept, so the peer stops (rdma_receive.h).
+  uint64_t recv_budget_bytes_max = uint64_t(128) << 20;
+  uint64_t transport_recv_budget_bytes_max = uint64_t(1) << 30;
 
   // Payload bytes of received frames waiting for next_frame (then no credits either).
   uint32_t frames_queued_bytes_max = 64 << 20;

@@ -32,7 +32,12 @@ RdmaCore::RdmaCore(std::shared_ptr<RdmaDevice> device, RdmaConfig config)
       recv_total_(config.recv_slots_max + config.ack_recv_slots_max),
       send_slots_(config.send_slots_max),
       bulk_wrs_(config.bulk_wrs_in_flight_max),
-      bounces_(config.bounce_buffers_max) {
+      bounces_(config.bounce_buffers_max),
+      recv_budget_(config.recv_budget_bytes_max),
+      receiver_(config.frame_bytes_max, &recv_budget_, &device_->recv_budget(),
+                [this](uint32_t slot, uint32_t length) {
+                  return std::span<const std::byte>(recv_slot(slot), length);
+                }) {
   for (uint32_t i = 0; i < config.bounce_buffers_max; ++i) free_bounces_.push_back(i);
 }
 
@@ -62,7 +67,8 @@ Status RdmaCore::create_verbs() {
   int flags = fcntl(channel_->fd, F_GETFL);
   if (flags < 0 || fcntl(channel_->fd, F_SETFL, flags | O_NONBLOCK) != 0)
     return Status::from_errno(errno, "fcntl(completion channel)");
-  uint32_t send_wrs = c.send_slots_max + c.bulk_wrs_in_flight_max + c.ack_recv_slots_max + 1;
+  // Both within the device's limits: the device clamped the config (clamp_to_device).
+  uint32_t send_wrs = rdma_send_wrs(c);
   // Every WR of both queues may complete (flushes complete unsignaled WRs too).
   int cqe = static_cast<int>(send_wrs + recv_total_);
   cq_ = ibv_create_cq(device_->context(), cqe, this, channel_, 0);
@@ -81,7 +87,7 @@ Status RdmaCore::create_verbs() {
   psn_ = (qp_->qp_num * 2654435761u) & kCreditMask;
   ibv_qp_attr attr{};
   attr.qp_state = IBV_QPS_INIT;
-  attr.port_num = c.port_num;
+  attr.port_num = device_->port_num();
   attr.pkey_index = 0;
   attr.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE;
   int mask = IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS;
@@ -91,6 +97,7 @@ Status RdmaCore::create_verbs() {
 }
 
 RdmaCore::~RdmaCore() {
+  if (started_) device_->detach(this);
   if (qp_) ibv_destroy_qp(qp_);
   if (cq_) {
     if (unacked_events_ > 0) ibv_ack_cq_events(cq_, unacked_events_);
@@ -118,7 +125,7 @@ RdmaHello RdmaCore::hello() const {
   h.psn = psn_;
   h.lid = device_->lid();
   h.gid.assign(device_->gid().raw, device_->gid().raw + 16);
-  h.use_gid = config_.gid_index >= 0;
+  h.use_gid = device_->use_gid();
   h.mtu_bytes = std::min(mtu_bytes(device_->active_mtu()), config_.path_mtu_bytes_max);
   h.recv_slots = config_.recv_slots_max;
   h.ack_recv_slots = config_.ack_recv_slots_max;
@@ -140,9 +147,8 @@ Status RdmaCore::post_recv(uint32_t slot) {
 
 Status RdmaCore::to_rtr(const RdmaHello& peer) {
   if (peer.magic != kRdmaHelloMagic || peer.version != kRdmaHelloVersion || peer.gid.size() != 16 ||
-      peer.use_gid != (config_.gid_index >= 0) || peer.recv_slots == 0 ||
-      peer.recv_slots > kCreditMask || peer.ack_recv_slots < 2 ||
-      peer.slot_bytes < 2 * kFrameHeaderBytes)
+      peer.use_gid != device_->use_gid() || peer.recv_slots == 0 || peer.recv_slots > kCreditMask ||
+      peer.ack_recv_slots < 2 || peer.slot_bytes < 2 * kFrameHeaderBytes)
     return Status(StatusCode::kProtocolError, "bad RDMA handshake from peer");
   fragment_bytes_ = std::min(config_.slot_bytes, peer.slot_bytes);
   peer_recv_slots_ = peer.recv_slots;
@@ -163,11 +169,11 @@ Status RdmaCore::to_rtr(const RdmaHello& peer) {
   attr.rq_psn = peer.psn;
   attr.max_dest_rd_atomic = config_.rd_atomic_max;
   attr.min_rnr_timer = config_.min_rnr_timer;
-  attr.ah_attr.port_num = config_.port_num;
+  attr.ah_attr.port_num = device_->port_num();
   if (peer.use_gid) {
     attr.ah_attr.is_global = 1;
     std::memcpy(attr.ah_attr.grh.dgid.raw, peer.gid.data(), 16);
-    attr.ah_attr.grh.sgid_index = static_cast<uint8_t>(config_.gid_index);
+    attr.ah_attr.grh.sgid_index = static_cast<uint8_t>(device_->gid_index());
     attr.ah_attr.grh.hop_limit = 64;
   } else {
     attr.ah_attr.dlid = peer.lid;
@@ -199,8 +205,10 @@ void RdmaCore::start(Socket socket, std::string peer_name) {
   // Arm before the first wait; poll_loop drains whatever arrived before arming.
   ibv_req_notify_cq(cq_, 0);
   std::shared_ptr<RdmaCore> self = shared_from_this();
+  device_->attach(this);
   poll_loop(self).start(poller_cancel_.token());
   watch_loop(self).start(watcher_cancel_.token());
+  event_loop(self).start(events_cancel_.token());
 }
 
 // ---- failure ----
@@ -224,8 +232,8 @@ void RdmaCore::fail(Status why) {
 uint32_t RdmaCore::take_credits() {
   // While next_frame's queue is full (in frames or bytes), credits stay here: the peer
   // stops sending. A frame being assembled still gets its credits, so it always completes.
-  if (frames_.size() >= config_.frames_queued_max ||
-      frames_bytes_ >= config_.frames_queued_bytes_max)
+  if (receiver_.frames_ready() >= config_.frames_queued_max ||
+      receiver_.queued_bytes() >= config_.frames_queued_bytes_max)
     return 0;
   uint32_t n = std::min(credits_owed_, kCreditMask);
   credits_owed_ -= n;
@@ -337,46 +345,40 @@ Task<Status> RdmaCore::send(FrameHeader header, std::span<const std::byte> paylo
 
 Task<Result<Frame>> RdmaCore::next_frame() {
   CallGuard guard(this);
-  while (frames_.empty()) {
+  while (receiver_.frames_ready() == 0) {
     if (failed()) co_return failure_;
     frame_ready_.reset();
     Status s = co_await frame_ready_.wait();
     if (!s.ok()) co_return s;
   }
-  Frame frame = std::move(frames_.front());
-  frames_.pop_front();
-  frames_bytes_ -= frame.payload.size();
+  Frame frame = std::move(*receiver_.pop_frame());
+  // Its bytes went back to both budgets: held slots here and elsewhere may go on.
+  retry_held();
+  device_->budget_released();
   maybe_send_ack();  // credits held back while the queue was full may go now
   co_return frame;
 }
 
-Status RdmaCore::assemble(std::span<const std::byte> bytes) {
-  if (!assembling_) {
-    if (bytes.size() < kFrameHeaderBytes)
-      return Status(StatusCode::kProtocolError, "fragment shorter than a frame header");
-    auto head = bytes.first<kFrameHeaderBytes>();
-    Result<FrameHeader> header = parse_header(head, config_.frame_bytes_max);
-    if (!header.ok()) return header.status();
-    partial_.header = *header;
-    // The payload grows as fragments arrive: a header announcing 64 MiB allocates nothing.
-    partial_.payload.clear();
-    filled_ = 0;
-    assembling_ = true;
-    bytes = bytes.subspan(kFrameHeaderBytes);
+void RdmaCore::repost(const std::vector<uint32_t>& freed) {
+  for (uint32_t slot : freed) {
+    credits_owed_++;  // the slot's credit goes back to the peer with the next message
+    if (Status s = post_recv(slot); !s.ok()) return fail(std::move(s));
   }
-  if (filled_ + bytes.size() > partial_.header.payload_length)
-    return Status(StatusCode::kProtocolError, "fragment runs past its frame");
-  partial_.payload.insert(partial_.payload.end(), bytes.begin(), bytes.end());
-  filled_ += bytes.size();
-  if (filled_ == partial_.header.payload_length) {
-    RETURN_IF_ERROR(verify_payload(partial_.header, partial_.payload));
-    frames_bytes_ += partial_.payload.size();
-    frames_.push_back(std::move(partial_));
-    partial_ = Frame{};
-    assembling_ = false;
-    frame_ready_.set();
+}
+
+void RdmaCore::retry_held() {
+  if (failed() || !receiver_.holding()) return;
+  freed_.clear();
+  Status s = receiver_.retry(&freed_);
+  if (!s.ok()) return fail(std::move(s));
+  repost(freed_);
+  if (receiver_.frames_ready() > 0) frame_ready_.set();
+  if (receiver_.holding()) {
+    device_->wait_for_budget(this);
+  } else if (close_pending_) {
+    fail(Status(StatusCode::kClosed, "peer closed the connection"));
   }
-  return Status();
+  maybe_send_ack();
 }
 
 void RdmaCore::on_receive(uint32_t slot, const ibv_wc& wc) {
@@ -384,8 +386,8 @@ void RdmaCore::on_receive(uint32_t slot, const ibv_wc& wc) {
     fail(Status(StatusCode::kProtocolError, "message without immediate data"));
     return;
   }
-  uint32_t imm = ntohl(wc.imm_data);
-  uint32_t credits = imm & kCreditMask;
+  ImmData imm = decode_imm(ntohl(wc.imm_data));
+  uint32_t credits = imm.credits;
   if (credits > 0) {
     if (credits_.available() + credits > peer_recv_slots_) {
       fail(Status(StatusCode::kProtocolError, "peer returned more credits than it has"));
@@ -393,16 +395,24 @@ void RdmaCore::on_receive(uint32_t slot, const ibv_wc& wc) {
     }
     credits_.release(credits);
   }
-  switch (imm >> 24) {
+  switch (imm.type) {
     case kData: {
-      credits_owed_++;
-      Status s = assemble(std::span<const std::byte>(recv_slot(slot), wc.byte_len));
+      freed_.clear();  // reused: no allocation per message
+      Status s = receiver_.on_data(slot, wc.byte_len, &freed_);
       if (!s.ok()) return fail(std::move(s));
-      break;
+      repost(freed_);
+      if (receiver_.frames_ready() > 0) frame_ready_.set();
+      if (receiver_.holding()) device_->wait_for_budget(this);
+      return;  // the slot was reposted with the freed ones, or is held
     }
     case kAck:
       break;
     case kClose:
+      // Frames still held for budget come first; the close takes effect after them.
+      if (receiver_.holding()) {
+        close_pending_ = true;
+        return;
+      }
       return fail(Status(StatusCode::kClosed, "peer closed the connection"));
     default:
       return fail(Status(StatusCode::kProtocolError, "unknown message type"));

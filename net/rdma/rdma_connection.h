@@ -11,10 +11,14 @@
 // memory registered through the transport is used in place, other memory bounces through
 // a pooled registered buffer. Completions arrive on a completion channel whose fd the
 // runtime polls; one poller task per connection drains the CQ. The TCP socket of the
-// handshake stays open as a liveness signal: the peer's process going away closes it.
+// handshake stays open as a liveness signal: the peer's process going away closes it. A
+// third task waits on the context's async fd and hands events to the device, which fails
+// the connections a port-down, device-fatal or QP/CQ error concerns (kConnectionReset:
+// the caller reconnects).
 //
-// Failure: any failed work completion, failed post, protocol violation, or a one-sided
-// operation abandoned at its deadline moves the QP to ERR, fails every waiter with
+// Failure: any failed work completion, failed post, protocol violation, async error
+// event, or a one-sided operation abandoned at its deadline moves the QP to ERR, fails
+// every waiter with
 // kConnectionReset (kClosed after close() or the peer's close notice) and the connection
 // stays failed; a bad remote key or range reports kPermissionDenied to that operation.
 //
@@ -33,6 +37,7 @@
 #include "async/sync.h"
 #include "net/connection.h"
 #include "net/rdma/rdma_device.h"
+#include "net/rdma/rdma_receive.h"
 
 namespace mica::net {
 
@@ -69,13 +74,15 @@ class RdmaConnection final : public Connection {
   // Ok while healthy; otherwise why the connection failed (it stays failed).
   Status status() const;
   uint32_t qp_num() const;
+  // Payload bytes reserved for received frames not yet consumed (rdma_receive.h).
+  uint64_t receive_reserved_bytes() const;
 
  private:
   std::shared_ptr<RdmaCore> core_;
 };
 
 // The connection's state; used by the handshake (rdma_transport.cc) and RdmaConnection.
-class RdmaCore : public std::enable_shared_from_this<RdmaCore> {
+class RdmaCore final : public std::enable_shared_from_this<RdmaCore>, public RdmaEventSink {
  public:
   // Allocates and registers the rings and creates channel, CQ and QP (in INIT).
   static Result<std::shared_ptr<RdmaCore>> create(std::shared_ptr<RdmaDevice> device,
@@ -98,6 +105,14 @@ class RdmaCore : public std::enable_shared_from_this<RdmaCore> {
   Task<void> close();
   // Destruction without close(): fail, stop the tasks; they free the core when done.
   void abandon();
+
+  // RdmaEventSink, for the device's async event handling.
+  ibv_qp* event_qp() const override { return qp_; }
+  ibv_cq* event_cq() const override { return cq_; }
+  void on_device_failure(Status why) override { fail(std::move(why)); }
+  void on_budget_released() override { retry_held(); }
+  // Payload bytes this connection has reserved for frames not yet consumed.
+  uint64_t receive_reserved_bytes() const { return receiver_.reserved_bytes(); }
 
   const Status& status() const { return failure_; }
   const std::string& peer() const { return peer_; }
@@ -148,9 +163,12 @@ class RdmaCore : public std::enable_shared_from_this<RdmaCore> {
   void drain_cq();
   void on_completion(const ibv_wc& wc);
   void on_receive(uint32_t slot, const ibv_wc& wc);
-  Status assemble(std::span<const std::byte> bytes);
+  void repost(const std::vector<uint32_t>& freed);
+  void retry_held();
   static detail::DetachedTask poll_loop(std::shared_ptr<RdmaCore> core);
   static detail::DetachedTask watch_loop(std::shared_ptr<RdmaCore> core);
+  static detail::DetachedTask event_loop(std::shared_ptr<RdmaCore> core);
+  void stop_tasks();
 
   std::shared_ptr<RdmaDevice> device_;
   RdmaConfig config_;
@@ -188,11 +206,10 @@ class RdmaCore : public std::enable_shared_from_this<RdmaCore> {
 
   // Receiving.
   uint32_t credits_owed_ = 0;
-  bool assembling_ = false;
-  Frame partial_;
-  size_t filled_ = 0;
-  std::deque<Frame> frames_;
-  uint64_t frames_bytes_ = 0;  // payload bytes in frames_
+  ByteBudget recv_budget_;
+  RdmaReceiver receiver_;
+  bool close_pending_ = false;   // the peer's close notice came while slots were held
+  std::vector<uint32_t> freed_;  // slots the receiver gave back, reposted at once
   Event frame_ready_;
 
   // Lifecycle.
@@ -207,8 +224,10 @@ class RdmaCore : public std::enable_shared_from_this<RdmaCore> {
   std::string peer_;
   CancelSource poller_cancel_;
   CancelSource watcher_cancel_;
+  CancelSource events_cancel_;
   Event poller_done_;
   Event watcher_done_;
+  Event events_done_;
 };
 
 }  // namespace mica::net

@@ -54,6 +54,7 @@ bool is_peer_error(const Status& s) {
     case StatusCode::kTimedOut:
     case StatusCode::kClosed:
     case StatusCode::kConnectionReset:
+    case StatusCode::kUnreachable:  // our port is down: refuse this client, keep listening
       return true;
     default:
       return false;
@@ -62,11 +63,13 @@ bool is_peer_error(const Status& s) {
 
 class RdmaAcceptor final : public Acceptor {
  public:
-  RdmaAcceptor(std::shared_ptr<RdmaDevice> device, RdmaConfig config, Listener listener)
-      : device_(std::move(device)), config_(config), listener_(std::move(listener)) {}
+  RdmaAcceptor(std::shared_ptr<RdmaDevice> device, Listener listener)
+      : device_(std::move(device)), config_(device_->config()), listener_(std::move(listener)) {}
 
   Task<Result<std::unique_ptr<Connection>>> accept() override {
     while (true) {
+      // Closed while a client's handshake was under way: the listener is gone.
+      if (closed_) co_return Status(StatusCode::kClosed, "acceptor closed");
       auto accepting = listener_.accept();
       CO_TRY_ASSIGN(Socket socket, co_await std::move(accepting));
       auto shaking = handshake(std::move(socket));
@@ -75,13 +78,17 @@ class RdmaAcceptor final : public Acceptor {
     }
   }
   SocketAddress address() const override { return listener_.address(); }
-  Task<void> close() override { return listener_.close(); }
+  Task<void> close() override {
+    closed_ = true;
+    return listener_.close();
+  }
 
  private:
   Task<Result<std::unique_ptr<Connection>>> handshake(Socket socket) {
     TimePoint deadline = handshake_deadline(config_, kNoDeadline);
     auto receiving = recv_hello(&socket, config_.handshake_bytes_max, deadline);
     CO_TRY_ASSIGN(RdmaHello peer, co_await std::move(receiving));
+    CO_TRY(device_->usable());
     CO_TRY_ASSIGN(std::shared_ptr<RdmaCore> core, RdmaCore::create(device_, config_));
     CO_TRY(core->to_rtr(peer));
     auto sending = send_hello(&socket, core->hello(), deadline);
@@ -99,14 +106,15 @@ class RdmaAcceptor final : public Acceptor {
   std::shared_ptr<RdmaDevice> device_;
   RdmaConfig config_;
   Listener listener_;
+  bool closed_ = false;
 };
 
 class RdmaTransport final : public Transport {
  public:
-  RdmaTransport(std::shared_ptr<RdmaDevice> device, RdmaConfig config)
-      : device_(std::move(device)), config_(config) {
-    limits_.frame_bytes_max = config.frame_bytes_max;
-    limits_.bulk_in_flight_max = config.bulk_wrs_in_flight_max;
+  explicit RdmaTransport(std::shared_ptr<RdmaDevice> device)
+      : device_(std::move(device)), config_(device_->config()) {
+    limits_.frame_bytes_max = config_.frame_bytes_max;
+    limits_.bulk_in_flight_max = config_.bulk_wrs_in_flight_max;
   }
 
   Task<Result<std::unique_ptr<Connection>>> connect(SocketAddress address,
@@ -114,6 +122,7 @@ class RdmaTransport final : public Transport {
     TimePoint until = handshake_deadline(config_, deadline);
     auto connecting = Socket::connect(address, IoOptions{until});
     CO_TRY_ASSIGN(Socket socket, co_await std::move(connecting));
+    CO_TRY(device_->usable());
     CO_TRY_ASSIGN(std::shared_ptr<RdmaCore> core, RdmaCore::create(device_, config_));
     auto sending = send_hello(&socket, core->hello(), until);
     CO_TRY(co_await std::move(sending));
@@ -132,12 +141,13 @@ class RdmaTransport final : public Transport {
   Result<std::unique_ptr<Acceptor>> listen(SocketAddress address) override {
     Result<Listener> listener = Listener::listen(address);
     if (!listener.ok()) return listener.status();
-    return std::unique_ptr<Acceptor>(
-        new RdmaAcceptor(device_, config_, std::move(listener).value()));
+    return std::unique_ptr<Acceptor>(new RdmaAcceptor(device_, std::move(listener).value()));
   }
 
   Result<std::unique_ptr<MemoryRegion>> register_memory(std::span<std::byte> bytes) override {
     if (bytes.empty()) return Status(StatusCode::kInvalidArgument, "empty memory region");
+    if (bytes.size() > device_->limits().max_mr_size)
+      return Status(StatusCode::kInvalidArgument, "region larger than the device's max_mr_size");
     if (device_->find_lkey(bytes.data(), 1) || device_->find_lkey(&bytes.back(), 1))
       return Status(StatusCode::kAlreadyExists, "memory overlaps a registered region");
     int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE;
@@ -148,6 +158,7 @@ class RdmaTransport final : public Transport {
 
   const TransportLimits& limits() const override { return limits_; }
   std::string name() const override { return "rdma"; }
+  RdmaDevice& device() const { return *device_; }
 
  private:
   std::shared_ptr<RdmaDevice> device_;
@@ -157,10 +168,17 @@ class RdmaTransport final : public Transport {
 
 }  // namespace
 
+Result<RdmaReceiveCounters> rdma_receive_counters(const Transport& transport) {
+  auto* rdma = dynamic_cast<const RdmaTransport*>(&transport);
+  if (rdma == nullptr) return Status(StatusCode::kInvalidArgument, "not an RDMA transport");
+  const ByteBudget& budget = rdma->device().recv_budget();
+  return RdmaReceiveCounters{budget.reserved(), budget.bytes_max(), budget.refusals()};
+}
+
 Result<std::unique_ptr<Transport>> make_rdma_transport(ibv_context* context, RdmaConfig config) {
   Result<std::shared_ptr<RdmaDevice>> device = RdmaDevice::open(context, false, config);
   if (!device.ok()) return device.status();
-  return std::unique_ptr<Transport>(new RdmaTransport(std::move(device).value(), config));
+  return std::unique_ptr<Transport>(new RdmaTransport(std::move(device).value()));
 }
 
 Result<std::unique_ptr<Transport>> open_rdma_transport(RdmaConfig config) {
@@ -173,14 +191,26 @@ Result<std::unique_ptr<Transport>> open_rdma_transport(RdmaConfig config) {
         StatusCode::kNotSupported,
         list ? "no RDMA device" : fmt::format("no RDMA device ({})", std::strerror(error)));
   }
-  std::string name = ibv_get_device_name(list[0]);
-  ibv_context* context = ibv_open_device(list[0]);
+  // The first device with an active port; one whose ports are all down is skipped (its
+  // context is closed by the failed RdmaDevice, which owns it).
+  std::string skipped;
+  Result<std::shared_ptr<RdmaDevice>> device = Status(StatusCode::kNotSupported, "");
+  for (int i = 0; i < count && !device.ok(); ++i) {
+    std::string name = ibv_get_device_name(list[i]);
+    ibv_context* context = ibv_open_device(list[i]);
+    if (context == nullptr) {
+      skipped += fmt::format(" {} (did not open)", name);
+      continue;
+    }
+    device = RdmaDevice::open(context, true, config);
+    if (!device.ok() && device.status().code() != StatusCode::kUnreachable) break;
+    if (!device.ok()) skipped += fmt::format(" {} ({})", name, device.status().message());
+  }
   ibv_free_device_list(list);
-  if (context == nullptr)
-    return Status(StatusCode::kNotSupported, fmt::format("no RDMA device: {} did not open", name));
-  Result<std::shared_ptr<RdmaDevice>> device = RdmaDevice::open(context, true, config);
+  if (!device.ok() && device.status().code() == StatusCode::kUnreachable)
+    return Status(StatusCode::kNotSupported, "no active RDMA port:" + skipped);
   if (!device.ok()) return device.status();
-  return std::unique_ptr<Transport>(new RdmaTransport(std::move(device).value(), config));
+  return std::unique_ptr<Transport>(new RdmaTransport(std::move(device).value()));
 }
 
 }  // namespace mica::net

@@ -23,11 +23,23 @@
 
 namespace mica::net {
 
+// The transport's budget of received payload not yet consumed (rdma_receive.h): bytes
+// reserved now, the limit, and how often a frame had to wait for it.
+struct RdmaReceiveCounters {
+  uint64_t reserved_bytes = 0;
+  uint64_t bytes_max = 0;
+  uint64_t refusals = 0;
+};
+// kInvalidArgument when `transport` is not an RDMA transport.
+Result<RdmaReceiveCounters> rdma_receive_counters(const Transport& transport);
+
 // A transport on an already opened device context (borrowed).
 Result<std::unique_ptr<Transport>> make_rdma_transport(ibv_context* context, RdmaConfig config);
 
-// A transport on the first RDMA device of the machine (owned). kNotSupported "no RDMA
-// device" when there is none or the kernel has no verbs support — callers fall back to TCP.
+// A transport on the first RDMA device of the machine with an active port (owned; port
+// choice, GID choice and queue clamping as in RdmaDevice::open). kNotSupported "no RDMA
+// device" when there is none or the kernel has no verbs support, "no active RDMA port"
+// when every port is down — callers fall back to TCP.
 Result<std::unique_ptr<Transport>> open_rdma_transport(RdmaConfig config = {});
 
 }  // namespace mica::net

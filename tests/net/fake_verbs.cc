@@ -16,7 +16,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
+#include <thread>
 
 namespace mica::fake_verbs::detail {
 
@@ -93,13 +95,31 @@ void move_to_error(FakeQp* q) {
   wake_senders_to(q->qp.qp_num);
 }
 
+bool port_up(const FakeQp* q) {
+  const PortSpec* port = port_of(q->ctx->device, q->port);
+  return port != nullptr && port->state == IBV_PORT_ACTIVE;
+}
+
+// With a GRH: the destination GID is in the peer port's table with our source GID's type.
+bool gid_reaches(const FakeQp* q, const FakeQp* p) {
+  const PortSpec* mine = port_of(q->ctx->device, q->port);
+  const PortSpec* theirs = port_of(p->ctx->device, p->port);
+  if (!mine || !theirs || q->ah.grh.sgid_index >= mine->gids.size()) return false;
+  ibv_gid_type type = mine->gids[q->ah.grh.sgid_index].type;
+  for (const FakeGid& g : theirs->gids)
+    if (g.type == type && std::memcmp(g.gid.raw, q->ah.grh.dgid.raw, sizeof g.gid.raw) == 0)
+      return true;
+  return false;
+}
+
 FakeQp* find_peer(FakeQp* q) {
   auto it = fabric().qps.find(q->dest_qpn);
   if (it == fabric().qps.end()) return nullptr;
   FakeQp* p = it->second;
   const FakeDevice* d = p->ctx->device;
+  if (!port_up(q) || !port_up(p)) return nullptr;
   if (q->ah.is_global) {
-    if (std::memcmp(q->ah.grh.dgid.raw, d->gid.raw, sizeof d->gid.raw) != 0) return nullptr;
+    if (!gid_reaches(q, p)) return nullptr;
   } else if (q->ah.dlid != d->lid) {
     return nullptr;
   }
@@ -199,6 +219,7 @@ struct Outcome {
 
 Outcome execute(FakeQp* q, const SendWr& wr) {
   FakeContext* c = q->ctx;
+  fabric().stats.executed_wrs++;
   if (c->error_count > 0) {
     c->error_count--;
     return {c->error_status};
@@ -287,18 +308,56 @@ void process_sq(FakeQp* q) {
   // the outer loop already handles q, so the nested call returns at once.
   if (q->processing) return;
   q->processing = true;
+  bool timed = fabric().timing.async;
+  Clock::time_point now = timed ? Clock::now() : Clock::time_point{};
   while (q->qp.state == IBV_QPS_RTS && !q->sq.empty()) {
+    if (timed && q->sq.front().due > now) break;  // the worker runs it when it is due
+    FakeContext* c = q->ctx;
+    if (c->paused && c->wrs_before_pause == 0) break;
     SendWr wr = std::move(q->sq.front());
     q->sq.pop_front();
     Outcome out = execute(q, wr);
     if (out.stalled) {
+      fabric().stats.executed_wrs--;  // it runs again once a receive is posted
       q->sq.push_front(std::move(wr));
       break;
     }
+    if (c->paused) c->wrs_before_pause--;
     complete_send(q, wr, out.status, out.byte_len);
   }
   if (q->qp.state == IBV_QPS_ERR) flush_queues(q);
   q->processing = false;
+}
+
+uint64_t random_delay_us() {
+  uint64_t range = uint64_t(fabric().timing.delay_us_max) + 1;
+  return fabric().delays.next() % range;
+}
+
+// The asynchronous executor: runs every due WR, then sleeps until the next one is due or
+// a post, a resume or a port change wakes it. Runs for the life of the process.
+void worker_loop() {
+  Fabric& f = fabric();
+  std::unique_lock lock(f.mutex);
+  while (true) {
+    // Taken before the pass: a head due by `now` is run by it (process_sq reads the clock
+    // later), so one still waiting afterwards is stalled or paused, not forgotten.
+    Clock::time_point now = Clock::now();
+    std::vector<FakeQp*> qps;  // process_sq never destroys a QP, and the lock is held
+    for (auto& [qpn, q] : f.qps) qps.push_back(q);
+    for (FakeQp* q : qps) process_sq(q);
+    std::optional<Clock::time_point> next;
+    for (auto& [qpn, q] : f.qps) {
+      bool held = q->ctx->paused && q->ctx->wrs_before_pause == 0;
+      if (q->qp.state != IBV_QPS_RTS || q->sq.empty() || held) continue;
+      Clock::time_point due = q->sq.front().due;
+      if (due > now && (!next || due < *next)) next = due;  // due ones are stalled (RNR)
+    }
+    if (next)
+      f.wake.wait_until(lock, *next);
+    else
+      f.wake.wait(lock);
+  }
 }
 
 // ---- the ops table ----
@@ -343,9 +402,19 @@ int op_post_send(ibv_qp* qp, ibv_send_wr* wr, ibv_send_wr** bad) {
     }
     q->sq_used++;
     fabric().stats.posted_send_wrs++;
-    q->sq.push_back(std::move(s));
-    process_sq(q);
+    if (fabric().timing.async) {
+      // In order within the QP: never due before the WR posted ahead of it.
+      Clock::time_point due = Clock::now() + std::chrono::microseconds(random_delay_us());
+      s.due = std::max(due, q->last_due);
+      q->last_due = s.due;
+      q->sq.push_back(std::move(s));
+      fabric().wake.notify_all();
+    } else {
+      q->sq.push_back(std::move(s));
+      process_sq(q);
+    }
   }
+  if (q->qp.state == IBV_QPS_ERR) flush_queues(q);
   return 0;
 }
 
@@ -403,7 +472,12 @@ FakeContext* new_context(FakeDevice* device) {
   c->device = device;
   c->ctx.device = &device->device;
   c->ctx.cmd_fd = -1;
-  c->ctx.async_fd = -1;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) std::abort();
+  c->ctx.async_fd = fds[0];
+  c->async_write_fd = fds[1];
+  fcntl(fds[1], F_SETFL, O_NONBLOCK);  // a full pipe is misuse, never a blocked test
+  device->contexts.push_back(c);
   c->ctx.num_comp_vectors = 1;
   c->ctx.abi_compat = nullptr;  // not extended: inline ex-verbs fall back to exported ones
   c->ctx.ops.post_send = &op_post_send;
@@ -413,7 +487,44 @@ FakeContext* new_context(FakeDevice* device) {
   return c;
 }
 
-FakeDevice* find_or_add_device(const std::string& name) {
+void delete_context(FakeContext* c) {
+  auto& list = c->device->contexts;
+  list.erase(std::remove(list.begin(), list.end(), c), list.end());
+  close(c->ctx.async_fd);
+  close(c->async_write_fd);
+  delete c;
+}
+
+void post_async_event(FakeContext* c, const ibv_async_event& event) {
+  if (write(c->async_write_fd, &event, sizeof event) != sizeof event) misuse("async event fd full");
+  fabric().stats.async_events++;
+}
+
+ibv_gid make_gid(uint64_t prefix, uint64_t interface_id) {
+  ibv_gid g{};
+  g.global.subnet_prefix = htobe64(prefix);
+  g.global.interface_id = htobe64(interface_id);
+  return g;
+}
+
+// The GID tables a port gets when its spec names none (see PortSpec).
+void fill_gids(PortSpec* port, uint16_t host, uint8_t port_num) {
+  if (!port->gids.empty()) return;
+  uint64_t host_id = 0x0200000000000000ull | (uint64_t(port_num) << 16) | host;
+  if (port->link_layer == IBV_LINK_LAYER_INFINIBAND) {
+    port->gids.push_back(FakeGid{make_gid(0xfe80000000000000ull, host_id), IBV_GID_TYPE_IB});
+    return;
+  }
+  // ::ffff:10.0.<port>.<host> — the IPv4-mapped form RoCE uses for an IPv4 address.
+  uint64_t v4 = 0x0000ffff0a000000ull | (uint64_t(port_num) << 8) | (host & 0xff);
+  ibv_gid link_local = make_gid(0xfe80000000000000ull, host_id);
+  ibv_gid mapped = make_gid(0, v4);
+  port->gids = {FakeGid{link_local, IBV_GID_TYPE_ROCE_V1},
+                FakeGid{link_local, IBV_GID_TYPE_ROCE_V2}, FakeGid{mapped, IBV_GID_TYPE_ROCE_V1},
+                FakeGid{mapped, IBV_GID_TYPE_ROCE_V2}};
+}
+
+FakeDevice* find_or_add_device(const std::string& name, const DeviceSpec& spec) {
   Fabric& f = fabric();
   for (auto& d : f.devices)
     if (name == d->device.name) return d.get();
@@ -423,8 +534,9 @@ FakeDevice* find_or_add_device(const std::string& name) {
   d->device.node_type = IBV_NODE_CA;
   d->device.transport_type = IBV_TRANSPORT_IB;
   d->lid = f.next_lid++;
-  d->gid.global.subnet_prefix = htobe64(0xfe80000000000000ull);
-  d->gid.global.interface_id = htobe64(0x0200000000000000ull | d->lid);
+  d->spec = spec;
+  for (size_t i = 0; i < d->spec.ports.size(); ++i)
+    fill_gids(&d->spec.ports[i], d->lid, static_cast<uint8_t>(i + 1));
   f.devices.push_back(std::move(d));
   return f.devices.back().get();
 }
@@ -452,7 +564,7 @@ int modify_qp_locked(FakeQp* q, ibv_qp_attr* attr, int mask) {
   }
   if (from == IBV_QPS_RESET && to == IBV_QPS_INIT) {
     if (!has_all(mask, IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS)) return EINVAL;
-    if (attr->port_num != 1) return EINVAL;
+    if (!port_of(q->ctx->device, attr->port_num)) return EINVAL;
     q->port = attr->port_num;
     q->access = attr->qp_access_flags;
   } else if (from == IBV_QPS_INIT && to == IBV_QPS_INIT) {
@@ -462,7 +574,11 @@ int modify_qp_locked(FakeQp* q, ibv_qp_attr* attr, int mask) {
                    IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
     if (!has_all(mask, required)) return EINVAL;
     const ibv_ah_attr& ah = attr->ah_attr;
-    if (ah.port_num != 1 || (ah.is_global && ah.grh.sgid_index != 0) ||
+    const PortSpec* port = port_of(q->ctx->device, ah.port_num);
+    if (!port || ah.port_num != q->port) return EINVAL;
+    // RoCE has no LIDs: every packet carries a GRH naming a GID of the table.
+    bool roce = port->link_layer == IBV_LINK_LAYER_ETHERNET;
+    if ((roce && !ah.is_global) || (ah.is_global && ah.grh.sgid_index >= port->gids.size()) ||
         (!ah.is_global && ah.dlid == 0))
       return EINVAL;
     q->ah = ah;
@@ -493,19 +609,83 @@ using namespace detail;
 // ---- FakeVerbs ----
 
 ibv_context* FakeVerbs::open_device(const std::string& name) {
-  std::lock_guard lock(fabric().mutex);
-  return &new_context(find_or_add_device(name))->ctx;
+  return open_device(name, DeviceSpec{});
 }
 
-void FakeVerbs::reset() {
+ibv_context* FakeVerbs::open_device(const std::string& name, const DeviceSpec& spec) {
+  std::lock_guard lock(fabric().mutex);
+  return &new_context(find_or_add_device(name, spec))->ctx;
+}
+
+void FakeVerbs::reset(uint64_t key_seed) {
   std::lock_guard lock(fabric().mutex);
   Fabric& f = fabric();
+  f.keys.state = key_seed;
+  f.timing = Timing{};
+  f.async_unacked = 0;
   f.devices.clear();
   f.qps.clear();
   f.lkeys.clear();
   f.rkeys.clear();
   f.stats = {};
   f.misuse.clear();
+}
+
+void FakeVerbs::set_timing(Timing timing) {
+  std::lock_guard lock(fabric().mutex);
+  Fabric& f = fabric();
+  f.timing = timing;
+  f.delays.state = timing.seed;
+  if (timing.async && !f.worker_started) {
+    f.worker_started = true;
+    std::thread(worker_loop).detach();  // lives as long as the never-destroyed fabric
+  }
+  f.wake.notify_all();
+}
+
+void FakeVerbs::set_port_state(ibv_context* ctx, uint8_t port, ibv_port_state state) {
+  std::lock_guard lock(fabric().mutex);
+  FakeDevice* d = fctx(ctx)->device;
+  if (port == 0 || port > d->spec.ports.size()) return;
+  d->spec.ports[port - 1].state = state;
+  ibv_async_event event{};
+  event.element.port_num = port;
+  event.event_type = state == IBV_PORT_ACTIVE ? IBV_EVENT_PORT_ACTIVE : IBV_EVENT_PORT_ERR;
+  for (FakeContext* c : d->contexts) post_async_event(c, event);
+  fabric().wake.notify_all();
+}
+
+void FakeVerbs::raise_async_event(ibv_context* ctx, ibv_event_type type, uint32_t qp_num) {
+  std::lock_guard lock(fabric().mutex);
+  ibv_async_event event{};
+  auto it = fabric().qps.find(qp_num);
+  if (qp_num != 0 && it != fabric().qps.end())
+    event.element.qp = &it->second->qp;
+  else
+    event.element.port_num = 1;
+  event.event_type = type;
+  post_async_event(fctx(ctx), event);
+}
+
+uint64_t FakeVerbs::unacked_async_events() {
+  std::lock_guard lock(fabric().mutex);
+  return fabric().async_unacked;
+}
+
+void FakeVerbs::pause_after(ibv_context* ctx, uint64_t wrs) {
+  std::lock_guard lock(fabric().mutex);
+  fctx(ctx)->paused = true;
+  fctx(ctx)->wrs_before_pause = wrs;
+}
+
+void FakeVerbs::resume(ibv_context* ctx) {
+  std::lock_guard lock(fabric().mutex);
+  fctx(ctx)->paused = false;
+  for (uint32_t qpn : fctx(ctx)->qpns) {
+    auto it = fabric().qps.find(qpn);
+    if (it != fabric().qps.end()) process_sq(it->second);
+  }
+  fabric().wake.notify_all();
 }
 
 void FakeVerbs::fail_next_posts(ibv_context* ctx, uint32_t posts, uint32_t accepted_wrs,

@@ -52,45 +52,84 @@ ibv_context* ibv_open_device(ibv_device* device) {
 int ibv_close_device(ibv_context* context) {
   std::lock_guard lock(fv::fabric().mutex);
   if (fv::fctx(context)->objects != 0) fv::misuse("context closed with objects open");
-  delete fv::fctx(context);
+  fv::delete_context(fv::fctx(context));
   return 0;
 }
 
-int ibv_query_device(ibv_context*, ibv_device_attr* attr) {
+int ibv_query_device(ibv_context* context, ibv_device_attr* attr) {
+  std::lock_guard lock(fv::fabric().mutex);
+  const mica::fake_verbs::DeviceSpec& spec = fv::fctx(context)->device->spec;
   *attr = {};
-  attr->max_qp_wr = fv::kMaxWr;
-  attr->max_sge = fv::kMaxSge;
-  attr->max_cqe = fv::kMaxCqe;
+  attr->max_qp_wr = static_cast<int>(spec.max_qp_wr);
+  attr->max_sge = static_cast<int>(spec.max_sge);
+  attr->max_cqe = static_cast<int>(spec.max_cqe);
   attr->max_qp = 1 << 16;
   attr->max_cq = 1 << 16;
   attr->max_mr = 1 << 20;
-  attr->max_mr_size = UINT64_MAX;
-  attr->max_qp_rd_atom = 16;
-  attr->max_qp_init_rd_atom = 16;
-  attr->phys_port_cnt = 1;
+  attr->max_mr_size = spec.max_mr_size;
+  attr->max_qp_rd_atom = spec.max_qp_rd_atom;
+  attr->max_qp_init_rd_atom = spec.max_qp_rd_atom;
+  attr->phys_port_cnt = static_cast<uint8_t>(spec.ports.size());
   return 0;
 }
 
 int(ibv_query_port)(ibv_context* context, uint8_t port_num, _compat_ibv_port_attr* compat) {
-  if (port_num != 1) return EINVAL;
+  std::lock_guard lock(fv::fabric().mutex);
+  const fv::FakeDevice* device = fv::fctx(context)->device;
+  const mica::fake_verbs::PortSpec* port = fv::port_of(device, port_num);
+  if (!port) return EINVAL;
   // The inline wrapper passes a full ibv_port_attr for contexts that are not extended.
   auto* attr = reinterpret_cast<ibv_port_attr*>(compat);
   *attr = {};
-  attr->state = IBV_PORT_ACTIVE;
+  attr->state = port->state;
   attr->max_mtu = IBV_MTU_4096;
-  attr->active_mtu = IBV_MTU_4096;
-  attr->gid_tbl_len = 1;
-  attr->max_msg_sz = 1u << 31;
-  attr->lid = fv::fctx(context)->device->lid;
-  attr->link_layer = IBV_LINK_LAYER_INFINIBAND;
-  attr->phys_state = 5;  // LinkUp
+  attr->active_mtu = port->active_mtu;
+  attr->gid_tbl_len = static_cast<int>(port->gids.size());
+  attr->max_msg_sz = port->max_msg_bytes;
+  bool ib = port->link_layer == IBV_LINK_LAYER_INFINIBAND;
+  attr->lid = ib ? device->lid : 0;
+  attr->link_layer = port->link_layer;
+  attr->phys_state = port->state == IBV_PORT_ACTIVE ? 5 : 3;  // LinkUp : Disabled
   return 0;
 }
 
 int ibv_query_gid(ibv_context* context, uint8_t port_num, int index, ibv_gid* gid) {
-  if (port_num != 1 || index != 0) return -1;
-  *gid = fv::fctx(context)->device->gid;
+  std::lock_guard lock(fv::fabric().mutex);
+  const mica::fake_verbs::PortSpec* port = fv::port_of(fv::fctx(context)->device, port_num);
+  if (!port || index < 0 || static_cast<size_t>(index) >= port->gids.size()) return -1;
+  *gid = port->gids[index].gid;
   return 0;
+}
+
+int _ibv_query_gid_ex(ibv_context* context, uint32_t port_num, uint32_t gid_index,
+                      ibv_gid_entry* entry, uint32_t flags, size_t entry_size) {
+  std::lock_guard lock(fv::fabric().mutex);
+  const mica::fake_verbs::PortSpec* port = fv::port_of(fv::fctx(context)->device, port_num);
+  if (flags != 0 || entry_size < sizeof *entry) return EINVAL;
+  if (!port || gid_index >= port->gids.size()) return ENODATA;
+  *entry = {};
+  entry->gid = port->gids[gid_index].gid;
+  entry->gid_index = gid_index;
+  entry->port_num = port_num;
+  entry->gid_type = port->gids[gid_index].type;
+  return 0;
+}
+
+int ibv_get_async_event(ibv_context* context, ibv_async_event* event) {
+  if (read(context->async_fd, event, sizeof *event) != sizeof *event) return -1;
+  std::lock_guard lock(fv::fabric().mutex);
+  fv::fabric().async_unacked++;
+  return 0;
+}
+
+void ibv_ack_async_event(ibv_async_event*) {
+  std::lock_guard lock(fv::fabric().mutex);
+  if (fv::fabric().async_unacked == 0) {
+    fv::misuse("more async events acked than received");
+    return;
+  }
+  fv::fabric().async_unacked--;
+  fv::fabric().stats.async_events_acked++;
 }
 
 ibv_pd* ibv_alloc_pd(ibv_context* context) {
@@ -123,6 +162,10 @@ ibv_mr* ibv_reg_mr_iova2(ibv_pd* pd, void* addr, size_t length, uint64_t iova,
     return nullptr;
   }
   fv::Fabric& f = fv::fabric();
+  if (length > fv::fpd(pd)->ctx->device->spec.max_mr_size) {
+    errno = EINVAL;
+    return nullptr;
+  }
   auto* mr = new FakeMr;
   mr->mr.context = pd->context;
   mr->mr.pd = pd;
@@ -130,10 +173,17 @@ ibv_mr* ibv_reg_mr_iova2(ibv_pd* pd, void* addr, size_t length, uint64_t iova,
   mr->mr.length = length;
   mr->iova = iova;
   mr->access = static_cast<int>(access);
-  uint32_t key = f.next_key++;
-  mr->mr.lkey = key << 1;  // lkey and rkey differ so a mix-up is caught
-  mr->mr.rkey = (key << 1) | 1;
+  // Random, distinct keys: a peer cannot guess a region's rkey from another's, and an
+  // lkey passed as an rkey (or the reverse) is caught.
+  auto fresh = [&f]() {
+    while (true) {
+      auto key = static_cast<uint32_t>(f.keys.next());
+      if (key != 0 && !f.lkeys.count(key) && !f.rkeys.count(key)) return key;
+    }
+  };
+  mr->mr.lkey = fresh();
   f.lkeys[mr->mr.lkey] = mr;
+  mr->mr.rkey = fresh();
   f.rkeys[mr->mr.rkey] = mr;
   fv::fpd(pd)->mrs++;
   fv::fpd(pd)->ctx->objects++;
@@ -184,11 +234,12 @@ int ibv_destroy_comp_channel(ibv_comp_channel* channel) {
 
 ibv_cq* ibv_create_cq(ibv_context* context, int cqe, void* cq_context, ibv_comp_channel* channel,
                       int comp_vector) {
-  if (cqe <= 0 || static_cast<uint32_t>(cqe) > fv::kMaxCqe || comp_vector != 0) {
+  std::lock_guard lock(fv::fabric().mutex);
+  if (cqe <= 0 || static_cast<uint32_t>(cqe) > fv::fctx(context)->device->spec.max_cqe ||
+      comp_vector != 0) {
     errno = EINVAL;
     return nullptr;
   }
-  std::lock_guard lock(fv::fabric().mutex);
   auto* cq = new FakeCq;
   cq->cq.context = context;
   cq->cq.channel = channel;
@@ -248,15 +299,16 @@ void ibv_ack_cq_events(ibv_cq* cq, unsigned int nevents) {
 }
 
 ibv_qp* ibv_create_qp(ibv_pd* pd, ibv_qp_init_attr* init) {
+  std::lock_guard lock(fv::fabric().mutex);
   const ibv_qp_cap& cap = init->cap;
+  const mica::fake_verbs::DeviceSpec& spec = fv::fpd(pd)->ctx->device->spec;
   if (init->qp_type != IBV_QPT_RC || !init->send_cq || !init->recv_cq || init->srq ||
-      cap.max_send_wr == 0 || cap.max_send_wr > fv::kMaxWr || cap.max_recv_wr > fv::kMaxWr ||
-      cap.max_send_sge > fv::kMaxSge || cap.max_recv_sge > fv::kMaxSge ||
-      cap.max_inline_data > fv::kMaxInline) {
+      cap.max_send_wr == 0 || cap.max_send_wr > spec.max_qp_wr ||
+      cap.max_recv_wr > spec.max_qp_wr || cap.max_send_sge > spec.max_sge ||
+      cap.max_recv_sge > spec.max_sge || cap.max_inline_data > fv::kMaxInline) {
     errno = EINVAL;
     return nullptr;
   }
-  std::lock_guard lock(fv::fabric().mutex);
   fv::Fabric& f = fv::fabric();
   auto* q = new FakeQp;
   q->ctx = fv::fpd(pd)->ctx;

@@ -5,6 +5,8 @@
 
 #include <infiniband/verbs.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -17,19 +19,30 @@
 
 namespace mica::fake_verbs::detail {
 
-inline constexpr uint32_t kMaxWr = 16384;
-inline constexpr uint32_t kMaxSge = 30;
 inline constexpr uint32_t kMaxInline = 256;
-inline constexpr uint32_t kMaxCqe = 1 << 20;
 inline constexpr uint32_t kPsnMask = 0xffffff;
 inline constexpr uint8_t kRnrRetryInfinite = 7;
 
 struct FakeContext;
 
+using Clock = std::chrono::steady_clock;
+
 struct FakeDevice {
   ibv_device device{};
   uint16_t lid = 0;
-  ibv_gid gid{};
+  DeviceSpec spec;
+  std::vector<FakeContext*> contexts;  // open ones, for port events
+};
+
+// splitmix64: small, seedable, good enough for keys and delays that must replay.
+struct Rng {
+  uint64_t state = 1;
+  uint64_t next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
 };
 
 struct FakePd {
@@ -74,6 +87,7 @@ struct SendWr {
   uint32_t imm = 0;  // network order, as given
   uint64_t remote_addr = 0;
   uint32_t rkey = 0;
+  Clock::time_point due{};  // asynchronous timing: not executed before
 };
 
 struct RecvWr {
@@ -89,6 +103,7 @@ struct FakeQp {
   int access = 0;
   uint8_t port = 0;
   uint32_t dest_qpn = 0;
+  Clock::time_point last_due{};
   ibv_ah_attr ah{};
   ibv_mtu mtu = IBV_MTU_1024;
   uint32_t next_psn = 0;      // requester side
@@ -110,6 +125,9 @@ struct FakeContext {
   uint32_t error_count = 0;
   ibv_wc_status error_status = IBV_WC_SUCCESS;
   bool receiver_not_ready = false;
+  bool paused = false;
+  uint64_t wrs_before_pause = 0;
+  int async_write_fd = -1;
   size_t objects = 0;
   std::vector<uint32_t> qpns;
 };
@@ -121,8 +139,13 @@ struct Fabric {
   std::map<uint32_t, FakeMr*> lkeys;
   std::map<uint32_t, FakeMr*> rkeys;
   uint32_t next_qpn = 0x100;
-  uint32_t next_key = 0x10;
+  Rng keys;
+  Rng delays;
+  Timing timing;
+  std::condition_variable wake;  // the asynchronous worker waits on it
+  bool worker_started = false;
   uint16_t next_lid = 1;
+  uint64_t async_unacked = 0;
   Stats stats;
   std::vector<std::string> misuse;
 };
@@ -151,8 +174,15 @@ inline FakePd* fpd(ibv_pd* p) {
   return reinterpret_cast<FakePd*>(p);
 }
 
+inline const PortSpec* port_of(const FakeDevice* d, uint32_t port_num) {
+  if (port_num == 0 || port_num > d->spec.ports.size()) return nullptr;
+  return &d->spec.ports[port_num - 1];
+}
+
 // Defined in fake_verbs.cc.
 FakeContext* new_context(FakeDevice* device);
+void delete_context(FakeContext* c);
+void post_async_event(FakeContext* c, const ibv_async_event& event);
 int modify_qp_locked(FakeQp* q, ibv_qp_attr* attr, int mask);
 void wake_senders_to(uint32_t target_qpn);
 

@@ -4,9 +4,12 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
+#include <tuple>
 #include <vector>
 
 namespace mica::fake_verbs {
@@ -418,6 +421,126 @@ TEST_F(FakeVerbsTest, ChannelFdBecomesReadableOnlyForCompletionsAfterArming) {
   ibv_ack_cq_events(cq, 1);
   EXPECT_EQ(b.poll().size(), 2u);
   EXPECT_EQ(FakeVerbs::stats().channel_events, 1u);
+}
+
+}  // namespace
+}  // namespace mica::fake_verbs
+
+namespace mica::fake_verbs {
+namespace {
+
+std::vector<uint32_t> keys_with_seed(uint64_t seed) {
+  FakeVerbs::reset(seed);
+  ibv_context* ctx = FakeVerbs::open_device("keys");
+  ibv_pd* pd = ibv_alloc_pd(ctx);
+  std::vector<std::byte> memory(256);
+  ibv_mr* first = ibv_reg_mr(pd, memory.data(), 128, kAllAccess);
+  ibv_mr* second = ibv_reg_mr(pd, memory.data() + 128, 128, kAllAccess);
+  std::vector<uint32_t> keys = {first->lkey, first->rkey, second->lkey, second->rkey};
+  ibv_dereg_mr(first);
+  ibv_dereg_mr(second);
+  ibv_dealloc_pd(pd);
+  ibv_close_device(ctx);
+  return keys;
+}
+
+TEST(FakeVerbsKeys, RegionKeysAreDrawnFromTheSeedNotACounter) {
+  std::vector<uint32_t> one = keys_with_seed(1);
+  EXPECT_EQ(keys_with_seed(1), one);  // a seed replays
+  std::vector<uint32_t> other = keys_with_seed(2);
+  EXPECT_NE(other, one);
+  for (const std::vector<uint32_t>& k : {one, other}) {
+    EXPECT_NE(k[0], k[1]);  // lkey and rkey differ
+    uint32_t step = k[3] - k[1];
+    EXPECT_GT(std::min(step, 0u - step), 1024u) << "rkeys look sequential";
+  }
+}
+
+// A QP on host's PD and CQ connected to peer's QP (both INIT → RTR → RTS).
+void join(ibv_qp* qp, ibv_context* ctx, ibv_qp* peer_qp, ibv_context* peer_ctx) {
+  for (auto [q, c, p] : {std::tuple{qp, peer_ctx, peer_qp}, std::tuple{peer_qp, ctx, qp}}) {
+    ibv_qp_attr a{};
+    a.qp_state = IBV_QPS_INIT;
+    a.port_num = 1;
+    a.qp_access_flags = kAllAccess;
+    ASSERT_EQ(
+        ibv_modify_qp(q, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS),
+        0);
+    ibv_port_attr port{};
+    ASSERT_EQ(ibv_query_port(c, 1, &port), 0);
+    ibv_qp_attr r{};
+    r.qp_state = IBV_QPS_RTR;
+    r.path_mtu = IBV_MTU_4096;
+    r.dest_qp_num = p->qp_num;
+    r.ah_attr.dlid = port.lid;
+    r.ah_attr.port_num = 1;
+    ASSERT_EQ(ibv_modify_qp(q, &r,
+                            IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
+                                IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER),
+              0);
+  }
+  for (ibv_qp* q : {qp, peer_qp}) {
+    ibv_qp_attr s{};
+    s.qp_state = IBV_QPS_RTS;
+    ASSERT_EQ(ibv_modify_qp(q, &s,
+                            IBV_QP_STATE | IBV_QP_SQ_PSN | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
+                                IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC),
+              0);
+  }
+}
+
+TEST(FakeVerbsAsync, CompletionsArriveLaterInOrderPerQpAndOutOfOrderAcrossQps) {
+  FakeVerbs::reset();
+  FakeVerbs::set_timing(Timing{.async = true, .seed = 9, .delay_us_max = 300});
+  Host a, b, c;
+  a.open("fake0");
+  b.open("fake1");
+  c.open("fake2");
+  // a.qp talks to b, a second QP on a's PD and CQ talks to c: one CQ sees both.
+  ibv_qp_init_attr init{};
+  init.send_cq = a.cq;
+  init.recv_cq = a.cq;
+  init.qp_type = IBV_QPT_RC;
+  init.cap = {16, 16, 2, 2, 0};
+  ibv_qp* second = ibv_create_qp(a.pd, &init);
+  join(a.qp, a.ctx, b.qp, b.ctx);
+  join(second, a.ctx, c.qp, c.ctx);
+  constexpr uint64_t kWrs = 24;  // 12 per QP, within the send queues
+  for (uint64_t i = 0; i < kWrs; ++i) {
+    Host& target = i % 2 == 0 ? b : c;
+    ibv_sge sge{reinterpret_cast<uintptr_t>(a.buffer.data()), 64, a.mr->lkey};
+    ibv_send_wr wr = make_wr(IBV_WR_RDMA_WRITE, &sge, i, true);
+    wr.wr.rdma.remote_addr = reinterpret_cast<uintptr_t>(target.buffer.data());
+    wr.wr.rdma.rkey = target.mr->rkey;
+    ibv_send_wr* bad = nullptr;
+    ASSERT_EQ(ibv_post_send(i % 2 == 0 ? a.qp : second, &wr, &bad), 0);
+  }
+  EXPECT_LT(a.poll().size(), kWrs);  // not all done inside the posts
+  std::vector<ibv_wc> done;
+  for (int i = 0; i < 2000 && done.size() < kWrs; ++i) {
+    std::vector<ibv_wc> more = a.poll();
+    done.insert(done.end(), more.begin(), more.end());
+    usleep(1000);
+  }
+  ASSERT_EQ(done.size(), kWrs);
+  uint64_t last[2] = {0, 1};
+  bool first[2] = {true, true};
+  bool crossed = false;
+  for (size_t i = 0; i < done.size(); ++i) {
+    EXPECT_EQ(done[i].status, IBV_WC_SUCCESS);
+    uint64_t id = done[i].wr_id;
+    int qp = static_cast<int>(id % 2);
+    EXPECT_TRUE(first[qp] || id > last[qp]) << "RC completes in order within a QP";
+    first[qp] = false;
+    last[qp] = id;
+    if (i > 0 && id < done[i - 1].wr_id) crossed = true;
+  }
+  EXPECT_TRUE(crossed) << "a later WR of one QP completed before an earlier one of the other";
+  ibv_destroy_qp(second);
+  a.close();
+  b.close();
+  c.close();
+  FakeVerbs::reset();
 }
 
 }  // namespace

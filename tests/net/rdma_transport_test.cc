@@ -14,103 +14,20 @@
 #include "net/rdma/rdma_connection.h"
 #include "net/rdma/rdma_transport.h"
 #include "tests/net/fake_verbs.h"
+#include "tests/net/rdma_pair.h"
 
 namespace mica::net {
 namespace {
 
 using fake_verbs::FakeVerbs;
-
-struct Pair {
-  std::unique_ptr<Transport> server_transport;
-  std::unique_ptr<Transport> client_transport;
-  std::unique_ptr<Acceptor> acceptor;
-  std::unique_ptr<Connection> server;
-  std::unique_ptr<Connection> client;
-};
-
-Task<void> accept_into(Acceptor* acceptor, std::unique_ptr<Connection>* out) {
-  Result<std::unique_ptr<Connection>> r = co_await acceptor->accept();
-  EXPECT_TRUE(r.ok()) << r.status();
-  if (r.ok()) *out = std::move(r).value();
-}
-
-// Connects a client on device b to a server on device a.
-Task<bool> connect_pair(Pair* p, ibv_context* a, ibv_context* b, RdmaConfig config) {
-  auto server = make_rdma_transport(a, config);
-  auto client = make_rdma_transport(b, config);
-  EXPECT_TRUE(server.ok() && client.ok());
-  if (!server.ok() || !client.ok()) co_return false;
-  p->server_transport = std::move(server).value();
-  p->client_transport = std::move(client).value();
-  auto acceptor = p->server_transport->listen(SocketAddress::loopback(0));
-  EXPECT_TRUE(acceptor.ok());
-  if (!acceptor.ok()) co_return false;
-  p->acceptor = std::move(acceptor).value();
-  TaskScope scope;
-  scope.spawn(accept_into(p->acceptor.get(), &p->server));
-  auto connecting = p->client_transport->connect(p->acceptor->address(), kNoDeadline);
-  Result<std::unique_ptr<Connection>> c = co_await std::move(connecting);
-  co_await scope.join();
-  EXPECT_TRUE(c.ok()) << c.status();
-  if (c.ok()) p->client = std::move(c).value();
-  co_return c.ok() && p->server != nullptr;
-}
-
-Task<void> close_pair(Pair* p) {
-  if (p->client) co_await p->client->close();
-  if (p->server) co_await p->server->close();
-  if (p->acceptor) co_await p->acceptor->close();
-  p->client.reset();
-  p->server.reset();
-  p->acceptor.reset();
-}
-
-FrameHeader request(uint64_t id) {
-  FrameHeader h;
-  h.kind = FrameKind::kRequest;
-  h.service = 3;
-  h.method = 4;
-  h.request_id = id;
-  return h;
-}
-
-std::vector<std::byte> pattern(size_t n, uint32_t seed) {
-  std::vector<std::byte> v(n);
-  uint32_t x = seed * 2654435761u + 1;
-  for (auto& b : v) {
-    x = x * 1103515245u + 12345u;
-    b = std::byte(x >> 24);
-  }
-  return v;
-}
-
-Status status_of(Connection* c) {
-  return static_cast<RdmaConnection*>(c)->status();
-}
-
-// Small rings and pieces so every test crosses slot, WR and bounce-buffer boundaries.
-RdmaConfig small_config() {
-  RdmaConfig c;
-  c.slot_bytes = 256;
-  c.send_slots_max = 3;
-  c.recv_slots_max = 4;
-  c.ack_recv_slots_max = 3;
-  c.credit_batch_max = 2;
-  c.send_signal_batch_max = 2;
-  c.frames_queued_max = 4;
-  c.frame_bytes_max = 1 << 20;
-  c.bulk_wrs_in_flight_max = 8;
-  c.bulk_wrs_per_post_max = 4;
-  c.bulk_wr_bytes_max = 4096;
-  c.bounce_buffers_max = 1;
-  c.bounce_buffer_bytes = 8192;
-  return c;
-}
+using namespace rdma_test;
 
 class RdmaTransportTest : public ::testing::Test {
  protected:
   void SetUp() override {
     FakeVerbs::reset();
+    // Completions arrive later, from another thread, out of order across QPs (seeded).
+    FakeVerbs::set_timing(fake_verbs::Timing{.async = true, .seed = 7, .delay_us_max = 200});
     a_ = FakeVerbs::open_device("mlx5_a");
     b_ = FakeVerbs::open_device("mlx5_b");
     frames_before_ = live_frames();
@@ -431,9 +348,11 @@ Task<void> abandon(ibv_context* a, ibv_context* b) {
   auto s_task = p.client->send(request(1), s_payload);
   Status s = co_await std::move(s_task);
   EXPECT_TRUE(s.ok());
-  p.client.reset();  // no close(): the poller and watcher tear the core down
+  // Received before the client goes: destruction moves the QP to ERR, which flushes
+  // sends the HCA has not executed yet (completions are asynchronous).
   Result<Frame> f = co_await p.server->next_frame();
   EXPECT_TRUE(f.ok());
+  p.client.reset();  // no close(): the poller and watcher tear the core down
   Result<Frame> end = co_await p.server->next_frame();
   EXPECT_FALSE(end.ok());
   p.server.reset();
@@ -445,6 +364,85 @@ Task<void> abandon(ibv_context* a, ibv_context* b) {
 
 TEST_F(RdmaTransportTest, ConnectionsDestroyedWithoutCloseReleaseEverything) {
   executor_->block_on(abandon(a_, b_));
+}
+
+// ---- the receive budget ----
+
+Task<void> send_frames(Connection* c, uint64_t first, int count, size_t bytes) {
+  for (int i = 0; i < count; ++i) {
+    std::vector<std::byte> payload = pattern(bytes, static_cast<uint32_t>(first + i));
+    auto sending = c->send(request(first + i), payload);
+    Status sent = co_await std::move(sending);
+    EXPECT_TRUE(sent.ok()) << sent;
+  }
+}
+
+Task<void> take_frames(Connection* c, int count, size_t bytes, int* intact) {
+  for (int i = 0; i < count; ++i) {
+    Result<Frame> f = co_await c->next_frame();
+    EXPECT_TRUE(f.ok()) << f.status();
+    if (!f.ok()) co_return;
+    uint32_t seed = static_cast<uint32_t>(f->header.request_id);
+    if (f->payload == pattern(bytes, seed)) ++*intact;
+  }
+}
+
+Task<void> budget_case(ibv_context* a, ibv_context* b) {
+  constexpr size_t kFrameBytes = 60000;
+  constexpr int kConnections = 3, kFramesEach = 4;
+  RdmaConfig config = small_config();
+  config.slot_bytes = 4096;
+  config.frame_bytes_max = 64 << 10;
+  config.recv_budget_bytes_max = 64 << 10;                  // one frame per connection
+  config.transport_recv_budget_bytes_max = 2 * (64 << 10);  // two in the whole server
+  Pair p;
+  auto connecting = connect_pair(&p, a, b, config);
+  if (!co_await std::move(connecting)) co_return;
+  std::vector<std::unique_ptr<Connection>> servers, clients;
+  servers.push_back(std::move(p.server));
+  clients.push_back(std::move(p.client));
+  TaskScope scope;
+  for (int i = 1; i < kConnections; ++i) {
+    std::unique_ptr<Connection> server;
+    scope.spawn(accept_into(p.acceptor.get(), &server));
+    auto more = p.client_transport->connect(p.acceptor->address(), kNoDeadline);
+    Result<std::unique_ptr<Connection>> client = co_await std::move(more);
+    co_await scope.join();
+    EXPECT_TRUE(client.ok() && server) << client.status();
+    if (!client.ok() || !server) co_return;
+    servers.push_back(std::move(server));
+    clients.push_back(std::move(client).value());
+  }
+  for (int i = 0; i < kConnections; ++i)
+    scope.spawn(send_frames(clients[i].get(), uint64_t(i) * 100, kFramesEach, kFrameBytes));
+  // Nobody consumes yet: the server admits what its budgets hold and keeps the rest out.
+  for (int i = 0; i < 2000 && rdma_receive_counters(*p.server_transport)->refusals == 0; ++i) {
+    Status slept = co_await sleep_for(std::chrono::milliseconds(1));
+    EXPECT_TRUE(slept.ok());
+  }
+  RdmaReceiveCounters held = *rdma_receive_counters(*p.server_transport);
+  EXPECT_EQ(held.bytes_max, 2u * (64 << 10));
+  EXPECT_EQ(held.reserved_bytes, 2 * kFrameBytes);  // two frames admitted, never more
+  EXPECT_GT(held.refusals, 0u);
+  for (auto& s : servers)
+    EXPECT_LE(static_cast<RdmaConnection*>(s.get())->receive_reserved_bytes(), 64u << 10);
+  int intact = 0;
+  for (int i = 0; i < kConnections; ++i)
+    scope.spawn(take_frames(servers[i].get(), kFramesEach, kFrameBytes, &intact));
+  co_await scope.join();
+  EXPECT_EQ(intact, kConnections * kFramesEach);  // back-pressure, not loss
+  EXPECT_EQ(rdma_receive_counters(*p.server_transport)->reserved_bytes, 0u);
+  for (int i = 0; i < kConnections; ++i) {
+    EXPECT_TRUE(status_of(servers[i].get()).ok());
+    co_await clients[i]->close();
+    co_await servers[i]->close();
+  }
+  auto closing = close_pair(&p);
+  co_await std::move(closing);
+}
+
+TEST_F(RdmaTransportTest, ReceivedPayloadNeverReservesMoreThanTheBudgets) {
+  executor_->block_on(budget_case(a_, b_));
 }
 
 // ---- device selection ----

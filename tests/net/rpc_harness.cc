@@ -100,6 +100,7 @@ class RdmaHarness final : public Harness {
   std::string name() const override { return "rdma"; }
   void run(RpcCase body, RpcServerOptions options) override {
     fake_verbs::FakeVerbs::reset();
+    fake_verbs::FakeVerbs::set_timing(fake_verbs::Timing{.async = true, .seed = 11});
     ibv_context* server_device = fake_verbs::FakeVerbs::open_device("fake-server");
     ibv_context* client_device = fake_verbs::FakeVerbs::open_device("fake-client");
     {
