@@ -5,7 +5,8 @@
 // UringBackend (io_uring, real) and SimBackend (one simulated host of a SimWorld: virtual
 // time, seeded faults). Asynchronous work is an IoOp: start() begins it and the backend
 // later calls op->on_complete from its reaping step. Quick, never-blocking socket set-up
-// calls (socket, bind+listen, options, addresses) are synchronous methods.
+// calls (socket, bind+listen, options, addresses) and statvfs (see below) are synchronous
+// methods.
 //
 // Thread rule: a backend belongs to one executor thread; only wake() may be called from
 // any thread. No method suspends; wait() may block the calling thread.
@@ -14,6 +15,7 @@
 #include <sys/uio.h>
 
 #include <span>
+#include <string>
 
 #include "async/io_op.h"
 #include "async/socket_address.h"
@@ -21,6 +23,12 @@
 #include "async/time.h"
 
 namespace mica {
+
+// What statvfs reports of the file system that holds a path.
+struct FsSpace {
+  uint64_t total_bytes = 0;
+  uint64_t available_bytes = 0;  // free to an unprivileged writer (f_bavail)
+};
 
 class Backend {
  public:
@@ -57,6 +65,13 @@ class Backend {
   virtual Status set_socket_option(int fd, int level, int name, int value) = 0;
   // Closes fd synchronously (for destructors, which cannot await).
   virtual void close_now(int fd) = 0;
+
+  // Space of the file system holding path. Synchronous because io_uring has no statvfs op
+  // and the call never waits for a disk on a local file system: it copies the superblock's
+  // in-memory free counters (about a microsecond). A trip through the blocking pool would
+  // cost two thread hand-offs for that, and would force every caller (the chunk engine's
+  // space report and growth check) to suspend.
+  virtual Result<FsSpace> statvfs(const std::string& path) = 0;
 
   // Registers buffers for kReadFixed / kWriteFixed; index i names buffers[i]. Replaces any
   // earlier registration. The memory must outlive the registration.

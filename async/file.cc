@@ -1,6 +1,7 @@
 #include "async/file.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -201,6 +202,115 @@ Task<Status> File::write_full(std::span<const std::byte> buffer, uint64_t offset
     done += n;
   }
   co_return Status();
+}
+
+// ---- names ----
+
+namespace {
+
+Status with_path(Status s, std::string_view what, const std::string& path) {
+  if (s.ok()) return s;
+  return Status(s.code(), fmt::format("{} {}: {}", what, path, s.message()));
+}
+
+// One name op: the strings live in the caller's coroutine frame until the op completes.
+Task<Status> name_op(IoOpcode opcode, std::string path, std::string new_path, int flags,
+                     uint32_t mode, IoOptions options) {
+  IoAwaiter<void> awaiter;
+  IoOp& op = awaiter.op();
+  op.opcode = opcode;
+  op.path = path.c_str();
+  op.new_path = opcode == IoOpcode::kRename ? new_path.c_str() : nullptr;
+  op.flags = flags;
+  op.mode = mode;
+  op.deadline = options.deadline;
+  Status s = co_await awaiter;
+  co_return s;
+}
+
+// statx(2) of dir_fd + path; an empty path with AT_EMPTY_PATH names dir_fd itself.
+Task<Result<FileStat>> statx_op(int dir_fd, std::string path, int flags, IoOptions options) {
+  struct statx buffer {};
+  IoAwaiter<void> awaiter;
+  IoOp& op = awaiter.op();
+  op.opcode = IoOpcode::kStatx;
+  op.fd = dir_fd;
+  op.path = path.c_str();
+  op.flags = flags;
+  op.buffer = &buffer;
+  op.deadline = options.deadline;
+  Status s = co_await awaiter;
+  if (!s.ok()) co_return s;
+  FileStat st;
+  st.size_bytes = buffer.stx_size;
+  st.allocated_bytes = buffer.stx_blocks * 512;  // statx counts 512-byte units
+  st.mode = buffer.stx_mode;
+  co_return st;
+}
+
+}  // namespace
+
+Task<Result<FileStat>> File::stat(IoOptions options) {
+  auto stating = statx_op(fd_, std::string(), AT_EMPTY_PATH, options);
+  co_return co_await std::move(stating);
+}
+
+Task<Status> make_directory(std::string path, uint32_t mode, IoOptions options) {
+  auto making = name_op(IoOpcode::kMkdir, path, std::string(), 0, mode, options);
+  Status s = co_await std::move(making);
+  co_return with_path(std::move(s), "mkdir", path);
+}
+
+Task<Status> ensure_directory(std::string path, uint32_t mode, IoOptions options) {
+  auto making = make_directory(path, mode, options);
+  Status s = co_await std::move(making);
+  if (s.code() != StatusCode::kAlreadyExists) co_return s;
+  auto stating = stat_path(path, options);
+  Result<FileStat> st = co_await std::move(stating);
+  if (!st.ok()) co_return st.status();
+  if (!st->is_directory())
+    co_return Status(StatusCode::kInvalidArgument, fmt::format("{} is not a directory", path));
+  co_return Status();
+}
+
+Task<Status> rename_path(std::string from, std::string to, IoOptions options) {
+  auto renaming = name_op(IoOpcode::kRename, from, to, 0, 0, options);
+  Status s = co_await std::move(renaming);
+  co_return with_path(std::move(s), "rename", from + " to " + to);
+}
+
+Task<Status> remove_file(std::string path, IoOptions options) {
+  auto removing = name_op(IoOpcode::kUnlink, path, std::string(), 0, 0, options);
+  Status s = co_await std::move(removing);
+  co_return with_path(std::move(s), "unlink", path);
+}
+
+Task<Status> remove_directory(std::string path, IoOptions options) {
+  auto removing = name_op(IoOpcode::kUnlink, path, std::string(), AT_REMOVEDIR, 0, options);
+  Status s = co_await std::move(removing);
+  co_return with_path(std::move(s), "rmdir", path);
+}
+
+Task<Result<FileStat>> stat_path(std::string path, IoOptions options) {
+  auto stating = statx_op(AT_FDCWD, path, 0, options);
+  Result<FileStat> st = co_await std::move(stating);
+  if (!st.ok()) co_return with_path(st.status(), "stat", path);
+  co_return st;
+}
+
+Task<Status> sync_directory(std::string path, IoOptions options) {
+  auto opening = File::open(path, O_RDONLY | O_DIRECTORY, 0, options);
+  Result<File> dir = co_await std::move(opening);
+  if (!dir.ok()) co_return dir.status();
+  Status synced = co_await dir->fsync(options);
+  Status closed = co_await dir->close();
+  co_return with_path(synced.ok() ? std::move(closed) : std::move(synced), "sync directory", path);
+}
+
+Result<FsSpace> file_system_space(const std::string& path) {
+  Executor* e = Executor::current();
+  MICA_ASSERT_MSG(e != nullptr, "file_system_space called outside an executor");
+  return e->backend().statvfs(path);
 }
 
 }  // namespace mica

@@ -6,6 +6,11 @@
 // offsets and lengths must be multiples of kDirectIoAlignment: use AlignedBuffer.
 // A File is move-only and owns its fd: close() it with co_await; a File destroyed while
 // still open is closed synchronously. Thread: the executor that opened it.
+//
+// The name operations below the class (mkdir, rename, unlink, stat, directory sync) go
+// through the backend too, so code that manages its own files and directories runs
+// unchanged in the simulator. Each suspends until its op completes; file_system_space is
+// the one synchronous call (Backend::statvfs says why).
 #pragma once
 
 #include <fcntl.h>
@@ -62,6 +67,14 @@ class AlignedBuffer {
   size_t mapped_bytes_ = 0;  // non-zero when data_ is an mmap'ed huge-page region
 };
 
+// What stat reports of a file or directory.
+struct FileStat {
+  uint64_t size_bytes = 0;
+  uint64_t allocated_bytes = 0;  // space the file system holds for it (fallocate counts)
+  uint32_t mode = 0;             // st_mode: file type and permission bits
+  bool is_directory() const { return (mode & 0170000) == 0040000; }  // S_ISDIR
+};
+
 // An IoAwaiter that also keeps the path string alive for kOpen.
 class OpenAwaiter : public IoAwaiter<int> {
  public:
@@ -97,6 +110,8 @@ class File {
   IoAwaiter<void> fsync(IoOptions options = {});
   IoAwaiter<void> fdatasync(IoOptions options = {});
   IoAwaiter<void> fallocate(int mode, uint64_t offset, uint64_t length, IoOptions options = {});
+  // fstat through the backend (statx of the open fd).
+  Task<Result<FileStat>> stat(IoOptions options = {});
 
   // Loop until the whole buffer is transferred. A read that reaches end of file returns
   // the bytes it got (less than asked); a write that makes no progress is kIoError.
@@ -111,5 +126,24 @@ class File {
  private:
   int fd_ = -1;
 };
+
+// mkdir(2). kAlreadyExists when the name exists.
+Task<Status> make_directory(std::string path, uint32_t mode = 0755, IoOptions options = {});
+// mkdir(2) that accepts an existing directory (not an existing file: kInvalidArgument).
+Task<Status> ensure_directory(std::string path, uint32_t mode = 0755, IoOptions options = {});
+// rename(2): atomically replaces `to` if it exists. The new name is durable only once the
+// directories of both names are synced (sync_directory).
+Task<Status> rename_path(std::string from, std::string to, IoOptions options = {});
+// unlink(2) of a file; remove_directory is rmdir(2) of an empty directory.
+Task<Status> remove_file(std::string path, IoOptions options = {});
+Task<Status> remove_directory(std::string path, IoOptions options = {});
+// stat(2) of a path (following symbolic links).
+Task<Result<FileStat>> stat_path(std::string path, IoOptions options = {});
+// fsyncs directory path, so that the names created, renamed or removed in it survive a
+// power loss: a file's own fsync makes its content durable, never its name.
+Task<Status> sync_directory(std::string path, IoOptions options = {});
+// statvfs(2) of the file system holding path, on the current executor's backend.
+// Synchronous (see Backend::statvfs).
+Result<FsSpace> file_system_space(const std::string& path);
 
 }  // namespace mica

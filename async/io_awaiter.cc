@@ -39,6 +39,14 @@ static const char* opcode_name(IoOpcode opcode) {
       return "shutdown";
     case IoOpcode::kPoll:
       return "poll";
+    case IoOpcode::kMkdir:
+      return "mkdir";
+    case IoOpcode::kRename:
+      return "rename";
+    case IoOpcode::kUnlink:
+      return "unlink";
+    case IoOpcode::kStatx:
+      return "statx";
   }
   return "io";
 }

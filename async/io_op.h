@@ -39,6 +39,12 @@ enum class IoOpcode : uint8_t {
   kRecvmsg,
   kShutdown,
   kPoll,
+  // Names (appended, so the trace numbers of the opcodes above never change). Paths are
+  // relative to the process's working directory, as AT_FDCWD makes them.
+  kMkdir,   // path, mode
+  kRename,  // path -> new_path, flags (renameat2 flags)
+  kUnlink,  // path, flags (AT_REMOVEDIR removes an empty directory)
+  kStatx,   // fd (AT_FDCWD or a dir/file fd), path, flags (AT_*), buffer: a struct statx
 };
 
 struct IoOp {
@@ -55,7 +61,8 @@ struct IoOp {
   const iovec* iov = nullptr;
   uint32_t iov_count = 0;
   msghdr* message = nullptr;
-  // open flags, send/recv flags, poll event mask, fallocate mode, shutdown how.
+  // open flags, send/recv flags, poll event mask, fallocate mode, shutdown how, AT_* flags
+  // (unlink, statx), renameat2 flags.
   int flags = 0;
   uint32_t mode = 0;
   uint16_t buffer_index = 0;  // registered buffer for kReadFixed / kWriteFixed
@@ -63,6 +70,7 @@ struct IoOp {
   // completes (the written range only, as O_DSYNC does), with no separate fdatasync.
   int rw_flags = 0;
   const char* path = nullptr;
+  const char* new_path = nullptr;     // kRename
   const sockaddr* address = nullptr;  // kConnect
   socklen_t address_length = 0;
   TimePoint deadline = kNoDeadline;

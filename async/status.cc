@@ -95,6 +95,7 @@ static StatusCode code_for_errno(int e) {
     case ENOTSOCK:
     case EISDIR:
     case ENOTDIR:
+    case ENOTEMPTY:  // rmdir, or rename over a directory that still has names
       return StatusCode::kInvalidArgument;
     case ENOENT:
       return StatusCode::kNotFound;

@@ -6,6 +6,8 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -146,6 +148,20 @@ void UringBackend::prepare(io_uring_sqe* sqe, IoOp* op) {
       break;
     case IoOpcode::kPoll:
       io_uring_prep_poll_add(sqe, op->fd, static_cast<unsigned>(op->flags));
+      break;
+    case IoOpcode::kMkdir:
+      io_uring_prep_mkdirat(sqe, AT_FDCWD, op->path, op->mode);
+      break;
+    case IoOpcode::kRename:
+      io_uring_prep_renameat(sqe, AT_FDCWD, op->path, AT_FDCWD, op->new_path,
+                             static_cast<unsigned>(op->flags));
+      break;
+    case IoOpcode::kUnlink:
+      io_uring_prep_unlinkat(sqe, AT_FDCWD, op->path, op->flags);
+      break;
+    case IoOpcode::kStatx:
+      io_uring_prep_statx(sqe, op->fd, op->path, op->flags, STATX_BASIC_STATS,
+                          static_cast<struct statx*>(op->buffer));
       break;
   }
 }
@@ -306,6 +322,13 @@ Status UringBackend::set_socket_option(int fd, int level, int name, int value) {
   if (setsockopt(fd, level, name, &value, sizeof value) != 0)
     return Status::from_errno(errno, "setsockopt");
   return Status();
+}
+
+Result<FsSpace> UringBackend::statvfs(const std::string& path) {
+  struct statvfs vfs;
+  if (::statvfs(path.c_str(), &vfs) != 0) return Status::from_errno(errno, "statvfs " + path);
+  return FsSpace{.total_bytes = uint64_t{vfs.f_blocks} * vfs.f_frsize,
+                 .available_bytes = uint64_t{vfs.f_bavail} * vfs.f_frsize};
 }
 
 void UringBackend::close_now(int fd) {

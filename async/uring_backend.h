@@ -42,6 +42,7 @@ class UringBackend final : public Backend {
   Result<SocketAddress> peer_address(int fd) override;
   Status set_socket_option(int fd, int level, int name, int value) override;
   void close_now(int fd) override;
+  Result<FsSpace> statvfs(const std::string& path) override;
   Status register_buffers(std::span<const iovec> buffers) override;
 
   // Operations started and not yet completed (for tests and shutdown checks).

@@ -1,7 +1,5 @@
 #include "chunk/engine.h"
 
-#include <sys/stat.h>
-
 #include <array>
 #include <cstring>
 #include <filesystem>
@@ -13,11 +11,6 @@ namespace mica::chunk {
 namespace {
 
 constexpr std::string_view kFormatKey = "format";
-
-Status make_dir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Status();
-  return Status::from_errno(errno, "mkdir " + path);
-}
 
 std::string parent_directory(const std::string& path) {
   std::filesystem::path p(path);
@@ -54,10 +47,13 @@ ChunkEngine::~ChunkEngine() = default;
 Task<Result<std::unique_ptr<ChunkEngine>>> ChunkEngine::open(std::string path,
                                                              ChunkEngineConfig config) {
   Status s = validate_config(config);
-  if (s.ok()) s = make_dir(path);
-  if (s.ok()) s = make_dir(path + "/meta");
-  if (s.ok()) s = make_dir(path + "/data");
   if (!s.ok()) co_return s;
+  std::array<std::string, 3> dirs = {path, path + "/meta", path + "/data"};
+  for (std::string& dir : dirs) {
+    auto making = ensure_directory(dir);
+    s = co_await std::move(making);
+    if (!s.ok()) co_return s;
+  }
   // Durable names before durable contents: the target directory in its parent, meta/ and
   // data/ in the target (cheap when nothing was created).
   auto syncing_parent = sync_directory(parent_directory(path));

@@ -2,9 +2,6 @@
 
 #include <sys/uio.h>
 
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-
 #include <atomic>
 #include <bit>
 
@@ -29,15 +26,6 @@ void log_buffered_fallback(const std::string& path) {
 
 }  // namespace
 
-Task<Status> sync_directory(std::string path) {
-  auto opening = File::open(path, O_RDONLY | O_DIRECTORY);
-  Result<File> dir = co_await std::move(opening);
-  if (!dir.ok()) co_return dir.status();
-  Status synced = co_await dir->fsync();
-  Status closed = co_await dir->close();
-  co_return synced.ok() ? closed : synced;
-}
-
 Task<Result<std::unique_ptr<SlotStore>>> SlotStore::open(std::string dir,
                                                          const ChunkEngineConfig* config) {
   std::unique_ptr<SlotStore> store(new SlotStore(dir, config));
@@ -58,10 +46,12 @@ Task<Result<std::unique_ptr<SlotStore>>> SlotStore::open(std::string dir,
     }
     if (!file.ok()) co_return file.status();
     c->file = std::move(*file);
-    struct stat st;
-    if (::fstat(c->file.fd(), &st) != 0) co_return Status::from_errno(errno, "fstat " + path);
+    auto stating = c->file.stat();
+    Result<FileStat> st = co_await std::move(stating);
+    if (!st.ok())
+      co_return Status(st.status().code(), fmt::format("{}: {}", path, st.status().message()));
     // A partial slot at the end (never written by growth, which adds whole slots) is ignored.
-    c->slots = static_cast<uint64_t>(st.st_size) / c->slot_bytes;
+    c->slots = st->size_bytes / c->slot_bytes;
     c->used.assign((c->slots + 63) / 64, 0);
     store->classes_[i] = std::move(c);
   }
@@ -130,9 +120,9 @@ Status SlotStore::check_growth(const SizeClass& c, uint64_t* growth_bytes) const
   // fallocate is the limit (grow() handles it like a failed check).
   uint64_t available = UINT64_MAX;
   if (config_->reserve_bytes > 0) {
-    struct statvfs vfs;
-    if (::statvfs(dir_.c_str(), &vfs) != 0) return Status::from_errno(errno, "statvfs " + dir_);
-    available = uint64_t{vfs.f_bavail} * vfs.f_frsize;
+    Result<FsSpace> space = file_system_space(dir_);
+    if (!space.ok()) return space.status();
+    available = space->available_bytes;
   }
   uint64_t data_bytes = 0;
   for (const auto& k : classes_) data_bytes += k->slots * k->slot_bytes;
@@ -169,7 +159,12 @@ Task<Status> SlotStore::grow(SizeClass* c) {
     growth = c->slot_bytes;
     s = co_await c->file.fallocate(0, c->slots * c->slot_bytes, growth);
   }
-  if (!s.ok()) co_return s;                                  // ENOSPC maps to kNoSpace
+  if (!s.ok()) co_return s;  // ENOSPC maps to kNoSpace
+  // The new size is metadata that only an fsync makes durable: without it a power loss may
+  // shrink the file back below slots that RWF_DSYNC writes (which persist only their own
+  // range) have filled since, and open would drop them as a partial slot at the end.
+  s = co_await c->file.fdatasync();
+  if (!s.ok()) co_return s;
   c->search_from = std::min(c->search_from, c->slots / 64);  // the new slots are free
   c->slots += growth / c->slot_bytes;
   c->used.resize((c->slots + 63) / 64, 0);
@@ -241,10 +236,9 @@ Task<Status> SlotStore::read(Placement p, uint64_t offset, std::span<std::byte> 
 }
 
 void SlotStore::fill_stats(SpaceStats* stats) const {
-  struct statvfs vfs;
-  if (::statvfs(dir_.c_str(), &vfs) == 0) {
-    stats->disk_total_bytes = uint64_t{vfs.f_blocks} * vfs.f_frsize;
-    stats->disk_available_bytes = uint64_t{vfs.f_bavail} * vfs.f_frsize;
+  if (Result<FsSpace> space = file_system_space(dir_); space.ok()) {
+    stats->disk_total_bytes = space->total_bytes;
+    stats->disk_available_bytes = space->available_bytes;
   }
   stats->reserve_bytes = config_->reserve_bytes;
   for (uint32_t i = 0; i < kSizeClassCount; ++i) {

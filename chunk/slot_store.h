@@ -4,7 +4,8 @@
 // rebuilt from the chunk records at open, so nothing about allocation is persisted and
 // nothing can leak across a crash), grows files with fallocate while keeping the configured
 // disk reserve free, and writes slots with O_DIRECT and RWF_DSYNC, so a slot is durable the
-// moment its write completes.
+// moment its write completes. Every file-system call goes through the executor's backend
+// (async/file.h), so the store runs unchanged in the simulator.
 //
 // Readers pin a slot while they read it; freeing a pinned slot is deferred until the last
 // reader unpins, so a version being read is never overwritten under the reader.
@@ -45,10 +46,6 @@ struct SpaceStats {
   uint64_t writable_bytes = 0;
   std::array<SizeClassStats, kSizeClassCount> classes{};
 };
-
-// fsyncs directory path, so that the entries created in it (files, subdirectories) survive
-// a power loss: creating a file makes its name durable only once its directory is synced.
-Task<Status> sync_directory(std::string path);
 
 class SlotStore {
  public:

@@ -1,5 +1,5 @@
 // SimBackend: op bookkeeping, dispatch and the synchronous socket calls. File operations
-// live in disk.cc, network operations in net.cc.
+// live in disk_ops.cc (on the model of disk.cc), network operations in net.cc.
 #include "async/sim/backend.h"
 
 #include <fcntl.h>
@@ -120,6 +120,10 @@ void SimBackend::start(IoOp* op) {
     case IoOpcode::kFdatasync:
     case IoOpcode::kFallocate:
     case IoOpcode::kOpen:
+    case IoOpcode::kMkdir:
+    case IoOpcode::kRename:
+    case IoOpcode::kUnlink:
+    case IoOpcode::kStatx:
       start_disk(id);
       break;
     case IoOpcode::kConnect:
@@ -147,6 +151,8 @@ void SimBackend::cancel(IoOp* op) {
 }
 
 void SimBackend::crash() {
+  // Before the writes in flight fail (and their buffers go): some may have reached the disk.
+  land_in_flight_writes();
   // Fail pending ops in the order they started; callbacks may start new ops, which (the
   // host being down) fail on their own event.
   std::vector<uint64_t> ids;
@@ -192,6 +198,7 @@ void SimBackend::close_fd(int fd) {
   if (it == fds_.end()) return;
   FdEntry e = std::move(it->second);
   fds_.erase(it);
+  if (e.node != 0) disk_.close_fd(e.node);
   if (e.socket) close_socket(e.socket.get());
   if (e.listener) close_listener(e.listener.get());
 }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "async/backend.h"
+#include "async/sim/disk.h"
 
 namespace mica::sim {
 
@@ -33,28 +34,6 @@ class SimBackend;
 // A world event's key: virtual time, then a sequence number that breaks ties in the order
 // events were scheduled (so the order never depends on addresses or hash tables).
 using SimEventKey = std::pair<TimePoint, uint64_t>;
-
-// One file of a simulated disk. `current` is what reads see; `durable` is what survives a
-// crash (it becomes `current` at every fsync/fdatasync). Names are durable at once.
-struct SimFile {
-  std::string current;
-  std::string durable;
-  uint64_t reserved_bytes = 0;  // fallocate(KEEP_SIZE) reservations; kept across crashes
-  uint64_t usage_bytes() const {
-    uint64_t a = current.size(), b = durable.size();
-    uint64_t m = a > b ? a : b;
-    return m > reserved_bytes ? m : reserved_bytes;
-  }
-};
-
-// The files of one host, by path (a flat namespace: no directories).
-struct SimDisk {
-  std::map<std::string, SimFile> files;
-  uint64_t used_bytes() const;
-  // A crash: every file reverts to its durable content.
-  void lose_unsynced();
-  const SimFile* find(const std::string& path) const;
-};
 
 // One end of a simulated TCP connection, or a socket not yet connected.
 struct SimSocket : std::enable_shared_from_this<SimSocket> {
@@ -103,6 +82,7 @@ class SimBackend final : public Backend {
   Result<SocketAddress> peer_address(int fd) override;
   Status set_socket_option(int fd, int level, int name, int value) override;
   void close_now(int fd) override;
+  Result<FsSpace> statvfs(const std::string& path) override;
   Status register_buffers(std::span<const iovec> buffers) override;
 
   SimDisk& disk() { return disk_; }
@@ -114,9 +94,14 @@ class SimBackend final : public Backend {
 
  private:
   struct FdEntry {
-    SimFile* file = nullptr;  // points into disk_.files (std::map nodes are stable)
-    std::string path;
-    int access = 0;  // O_RDONLY / O_WRONLY / O_RDWR
+    // Files and directories: the node's SimFile (unused for a directory), so a non-null
+    // `file` means "not a socket". Points into the disk's node map (stable addresses; an
+    // open fd keeps its node alive).
+    SimFile* file = nullptr;
+    SimNodeId node = 0;
+    bool directory = false;
+    std::string path;  // as opened
+    int access = 0;    // O_RDONLY / O_WRONLY / O_RDWR
     std::shared_ptr<SimSocket> socket;
     std::shared_ptr<SimListener> listener;
   };
@@ -138,14 +123,21 @@ class SimBackend final : public Backend {
   void close_fd(int fd);
   uint32_t ip() const;
 
-  // Disk (disk.cc).
+  // Disk (disk_ops.cc).
   void start_disk(uint64_t id);
   int32_t run_disk_op(IoOp* op);
+  int32_t run_name_op(IoOp* op);
   int32_t do_open(IoOp* op);
   int32_t do_read(IoOp* op, FdEntry& e);
   int32_t do_write(IoOp* op, FdEntry& e);
   int32_t do_fallocate(IoOp* op, FdEntry& e);
+  int32_t do_statx(IoOp* op);
   bool inject_eio(const std::string& path, IoOpcode opcode);
+  bool in_eio_range(const std::string& path, IoOp* op);
+  void flip_a_bit(const std::string& path, IoOp* op, uint64_t length);
+  bool has_room(const SimFile& file, uint64_t end) const;
+  // At a crash: each file write still in flight may have reached the disk.
+  void land_in_flight_writes();
 
   // Network (net.cc).
   void attempt_net(uint64_t id);

@@ -1,179 +1,355 @@
-// SimBackend's disk: open/read/write/fsync/fallocate against the host's in-memory files.
-//
-// An op's effect happens when it completes (after the drawn latency), so a crash while it
-// is pending leaves no trace of it. Writes go to a file's `current` content; fsync and
-// fdatasync copy it to `durable`, which is all a crash keeps. Capacity counts each file's
-// largest extent (current, durable or reserved); a write or fallocate that would pass it
-// fails with -ENOSPC and changes nothing.
-#include <fcntl.h>
-#include <linux/falloc.h>
-#include <sys/uio.h>
+// SimDisk: names, content changes and power loss (see disk.h). The ops of SimBackend that
+// use it live in disk_ops.cc.
+#include "async/sim/disk.h"
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 
-#include "async/sim/backend.h"
-#include "async/sim/world.h"
+#include "async/assert.h"
 
 namespace mica::sim {
 namespace {
 
-// Results are int32: like the kernel, one op moves at most this many bytes.
-constexpr uint64_t kIoBytesMax = 0x7FFFF000;
+std::vector<std::string> components(std::string_view path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    std::string_view part = path.substr(i, j - i);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();  // ".." of the root is the root
+    } else if (!part.empty() && part != ".") {
+      parts.emplace_back(part);
+    }
+    i = j + 1;
+  }
+  return parts;
+}
+
+void apply_write(std::string& content, uint64_t offset, std::string_view data) {
+  uint64_t end = offset + data.size();
+  if (content.size() < end) content.resize(end, '\0');
+  if (!data.empty()) std::memcpy(content.data() + offset, data.data(), data.size());
+}
+
+void apply_change(std::string& content, const SimChange& change) {
+  if (change.kind == SimChange::Kind::kResize)
+    content.resize(change.offset, '\0');
+  else
+    apply_write(content, change.offset, change.data);
+}
 
 }  // namespace
 
-uint64_t SimDisk::used_bytes() const {
-  uint64_t used = 0;
-  for (auto& [path, file] : files) used += file.usage_bytes();
-  return used;
+SimDisk::SimDisk() {
+  SimNode& root = nodes_[kRoot];
+  root.directory = true;
+  root.links = 1;  // the root is named by the disk itself
 }
 
-void SimDisk::lose_unsynced() {
-  for (auto& [path, file] : files) file.current = file.durable;
+std::string SimDisk::normalize(std::string_view path) {
+  std::string out;
+  for (const std::string& part : components(path)) {
+    out += '/';
+    out += part;
+  }
+  return out.empty() ? std::string("/") : out;
+}
+
+SimNode* SimDisk::node(SimNodeId id) {
+  auto it = nodes_.find(id);
+  return it == nodes_.end() ? nullptr : &it->second;
+}
+
+const SimNode* SimDisk::node(SimNodeId id) const {
+  auto it = nodes_.find(id);
+  return it == nodes_.end() ? nullptr : &it->second;
+}
+
+SimNodeId SimDisk::new_node(bool directory) {
+  SimNodeId id = next_id_++;
+  nodes_[id].directory = directory;
+  return id;
+}
+
+int32_t SimDisk::resolve_parent(std::string_view path, SimNodeId* parent, std::string* name) const {
+  std::vector<std::string> parts = components(path);
+  SimNodeId at = kRoot;
+  name->clear();
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    const SimNode* dir = node(at);
+    if (!dir->directory) return -ENOTDIR;
+    auto it = dir->entries.find(parts[i]);
+    if (it == dir->entries.end()) return -ENOENT;
+    at = it->second;
+  }
+  if (!node(at)->directory) return -ENOTDIR;
+  *parent = at;
+  if (!parts.empty()) *name = parts.back();
+  return 0;
+}
+
+int32_t SimDisk::lookup(std::string_view path, SimNodeId* id) const {
+  SimNodeId parent = kRoot;
+  std::string name;
+  if (int32_t rc = resolve_parent(path, &parent, &name); rc != 0) return rc;
+  if (name.empty()) {
+    *id = kRoot;
+    return 0;
+  }
+  const SimNode* dir = node(parent);
+  auto it = dir->entries.find(name);
+  if (it == dir->entries.end()) return -ENOENT;
+  *id = it->second;
+  return 0;
+}
+
+void SimDisk::unlink(SimNodeId id) {
+  SimNode* n = node(id);
+  if (n == nullptr) return;  // already collected (a cycle left by a crash)
+  MICA_ASSERT(n->links > 0);
+  --n->links;
+  collect(id);
+}
+
+void SimDisk::collect(SimNodeId id) {
+  SimNode* n = node(id);
+  if (id == kRoot || n == nullptr || n->links > 0 || n->open_fds > 0) return;
+  // A directory no name reaches still names its children (its synced names at least).
+  std::vector<SimNodeId> children;
+  for (auto& [name, child] : n->entries) children.push_back(child);
+  for (auto& [name, child] : n->durable_entries) children.push_back(child);
+  nodes_.erase(id);
+  for (SimNodeId child : children) unlink(child);
+}
+
+void SimDisk::close_fd(SimNodeId id) {
+  SimNode* n = node(id);
+  MICA_ASSERT(n != nullptr && n->open_fds > 0);
+  --n->open_fds;
+  collect(id);
+}
+
+void SimDisk::set_entry(SimNodeId dir, const std::string& name, SimNodeId target) {
+  link(target);
+  auto [it, inserted] = node(dir)->entries.try_emplace(name, target);
+  if (inserted) return;
+  SimNodeId old = it->second;
+  it->second = target;
+  unlink(old);
+}
+
+void SimDisk::erase_entry(SimNodeId dir, const std::string& name) {
+  SimNode* d = node(dir);
+  auto it = d->entries.find(name);
+  MICA_ASSERT(it != d->entries.end());
+  SimNodeId old = it->second;
+  d->entries.erase(it);
+  unlink(old);
+}
+
+int32_t SimDisk::create_file(std::string_view path, bool exclusive, SimNodeId* id) {
+  SimNodeId parent = kRoot;
+  std::string name;
+  if (int32_t rc = resolve_parent(path, &parent, &name); rc != 0) return rc;
+  if (name.empty()) return -EISDIR;  // the root
+  SimNode* dir = node(parent);
+  if (auto it = dir->entries.find(name); it != dir->entries.end()) {
+    if (exclusive) return -EEXIST;
+    *id = it->second;
+    return 0;
+  }
+  *id = new_node(false);
+  set_entry(parent, name, *id);
+  return 0;
+}
+
+int32_t SimDisk::make_directory(std::string_view path) {
+  SimNodeId parent = kRoot;
+  std::string name;
+  if (int32_t rc = resolve_parent(path, &parent, &name); rc != 0) return rc;
+  if (name.empty() || node(parent)->entries.count(name) != 0) return -EEXIST;
+  set_entry(parent, name, new_node(true));
+  return 0;
+}
+
+int32_t SimDisk::rename(std::string_view from, std::string_view to) {
+  SimNodeId from_dir = kRoot, to_dir = kRoot;
+  std::string from_name, to_name;
+  if (int32_t rc = resolve_parent(from, &from_dir, &from_name); rc != 0) return rc;
+  if (from_name.empty()) return -EBUSY;
+  auto it = node(from_dir)->entries.find(from_name);
+  if (it == node(from_dir)->entries.end()) return -ENOENT;
+  SimNodeId source = it->second;
+  if (int32_t rc = resolve_parent(to, &to_dir, &to_name); rc != 0) return rc;
+  if (to_name.empty()) return -EBUSY;
+  std::string from_path = normalize(from), to_path = normalize(to);
+  if (from_path == to_path) return 0;
+  bool is_dir = node(source)->directory;
+  if (is_dir && to_path.starts_with(from_path + "/")) return -EINVAL;  // into itself
+  if (auto target = node(to_dir)->entries.find(to_name); target != node(to_dir)->entries.end()) {
+    const SimNode* replaced = node(target->second);
+    if (target->second == source) return 0;
+    if (is_dir && !replaced->directory) return -ENOTDIR;
+    if (!is_dir && replaced->directory) return -EISDIR;
+    if (replaced->directory && !replaced->entries.empty()) return -ENOTEMPTY;
+  }
+  set_entry(to_dir, to_name, source);  // links source before the old name lets go of it
+  erase_entry(from_dir, from_name);
+  return 0;
+}
+
+int32_t SimDisk::remove(std::string_view path, bool directory) {
+  SimNodeId parent = kRoot;
+  std::string name;
+  if (int32_t rc = resolve_parent(path, &parent, &name); rc != 0) return rc;
+  if (name.empty()) return -EBUSY;
+  auto it = node(parent)->entries.find(name);
+  if (it == node(parent)->entries.end()) return -ENOENT;
+  const SimNode* n = node(it->second);
+  if (directory && !n->directory) return -ENOTDIR;
+  if (!directory && n->directory) return -EISDIR;
+  if (directory && !n->entries.empty()) return -ENOTEMPTY;
+  erase_entry(parent, name);
+  return 0;
+}
+
+void SimDisk::sync_directory(SimNodeId id) {
+  SimNode* dir = node(id);
+  MICA_ASSERT(dir != nullptr && dir->directory);
+  std::map<std::string, SimNodeId> old = std::move(dir->durable_entries);
+  dir->durable_entries = dir->entries;
+  // Link the new names first: a node named by both must not be collected in between.
+  for (auto& [name, target] : dir->durable_entries) link(target);
+  for (auto& [name, target] : old) unlink(target);
+}
+
+void SimDisk::make_durable_directories(std::string_view path) {
+  SimNodeId at = kRoot;
+  for (const std::string& part : components(path)) {
+    SimNode* dir = node(at);
+    MICA_ASSERT_MSG(dir->directory, "make_durable_directories through a file");
+    if (auto it = dir->entries.find(part); it != dir->entries.end()) {
+      at = it->second;
+      continue;
+    }
+    SimNodeId id = new_node(true);
+    set_entry(at, part, id);
+    node(at)->durable_entries[part] = id;
+    link(id);
+    at = id;
+  }
 }
 
 const SimFile* SimDisk::find(const std::string& path) const {
-  auto it = files.find(path);
-  return it == files.end() ? nullptr : &it->second;
+  SimNodeId id = 0;
+  if (lookup(path, &id) != 0) return nullptr;
+  const SimNode* n = node(id);
+  return n->directory ? nullptr : &n->file;
 }
 
-void SimBackend::start_disk(uint64_t id) {
-  const SimDiskConfig& config = host_->disk_config();
-  Duration latency = world_->random().between(config.latency_min, config.latency_max);
-  op_event(id, latency, [this, id] {
-    IoOp* op = find(id);
-    if (op) complete(id, run_disk_op(op));
-  });
+uint64_t SimDisk::used_bytes() const {
+  uint64_t used = 0;
+  for (auto& [id, n] : nodes_)
+    if (!n.directory) used += n.file.usage_bytes();
+  return used;
 }
 
-bool SimBackend::inject_eio(const std::string& path, IoOpcode opcode) {
-  const SimDiskConfig& config = host_->disk_config();
-  if (config.fail_io && config.fail_io(path, opcode)) return true;
-  return opcode != IoOpcode::kOpen && world_->random().chance(config.eio_probability);
-}
+// ---- content ----
 
-int32_t SimBackend::run_disk_op(IoOp* op) {
-  if (op->opcode == IoOpcode::kOpen) return do_open(op);
-  FdEntry* e = entry(op->fd);
-  if (e == nullptr) return -EBADF;
-  if (e->file == nullptr) return -EINVAL;  // a socket: no file operations
-  if (inject_eio(e->path, op->opcode)) return -EIO;
-  switch (op->opcode) {
-    case IoOpcode::kRead:
-    case IoOpcode::kReadv:
-    case IoOpcode::kReadFixed:
-      return do_read(op, *e);
-    case IoOpcode::kWrite:
-    case IoOpcode::kWritev:
-    case IoOpcode::kWriteFixed:
-      return do_write(op, *e);
-    case IoOpcode::kFsync:
-    case IoOpcode::kFdatasync:
-      e->file->durable = e->file->current;
-      return 0;
-    case IoOpcode::kFallocate:
-      return do_fallocate(op, *e);
-    default:
-      MICA_ASSERT_MSG(false, "not a disk opcode");
-      return -EINVAL;
+void SimDisk::write(SimFile& file, uint64_t offset, std::string_view data, bool synced) {
+  apply_write(file.current, offset, data);
+  if (synced && file.changes.empty()) {  // nothing older is pending: durable at once
+    apply_write(file.durable, offset, data);
+    return;
   }
+  file.changes.push_back(SimChange{SimChange::Kind::kWrite, synced, offset, std::string(data)});
+  file.change_bytes += data.size();
+  while (file.changes.size() > kChangesPerFileMax || file.change_bytes > kChangeBytesPerFileMax)
+    write_back_oldest(file);
 }
 
-int32_t SimBackend::do_open(IoOp* op) {
-  if (op->path == nullptr) return -EFAULT;
-  std::string path(op->path);
-  if (path.empty()) return -ENOENT;
-  if (inject_eio(path, IoOpcode::kOpen)) return -EIO;
-  int access = op->flags & O_ACCMODE;
-  auto it = disk_.files.find(path);
-  if (it != disk_.files.end()) {
-    if ((op->flags & O_CREAT) && (op->flags & O_EXCL)) return -EEXIST;
-  } else {
-    if (!(op->flags & O_CREAT)) return -ENOENT;
-    it = disk_.files.emplace(path, SimFile{}).first;
-  }
-  // O_TRUNC changes content like a write: it is volatile until the next fsync.
-  if ((op->flags & O_TRUNC) && access != O_RDONLY) it->second.current.clear();
-  FdEntry e;
-  e.file = &it->second;
-  e.path = std::move(path);
-  e.access = access;
-  return allocate_fd(std::move(e));
+void SimDisk::resize(SimFile& file, uint64_t size_bytes) {
+  file.current.resize(size_bytes, '\0');
+  file.changes.push_back(SimChange{SimChange::Kind::kResize, false, size_bytes, {}});
+  while (file.changes.size() > kChangesPerFileMax) write_back_oldest(file);
 }
 
-int32_t SimBackend::do_read(IoOp* op, FdEntry& e) {
-  if (e.access == O_WRONLY) return -EBADF;
-  const std::string& data = e.file->current;
-  if (op->offset >= data.size()) return 0;
-  uint64_t available = std::min<uint64_t>(data.size() - op->offset, kIoBytesMax);
-  const char* from = data.data() + op->offset;
-  if (op->opcode != IoOpcode::kReadv) {
-    uint64_t n = std::min<uint64_t>(op->length, available);
-    std::memcpy(op->buffer, from, n);
-    return int32_t(n);
-  }
-  uint64_t done = 0;
-  for (uint32_t i = 0; i < op->iov_count && done < available; ++i) {
-    uint64_t n = std::min<uint64_t>(op->iov[i].iov_len, available - done);
-    std::memcpy(op->iov[i].iov_base, from + done, n);
-    done += n;
-  }
-  return int32_t(done);
+void SimDisk::sync(SimFile& file) {
+  // Every change to `current` is in the list, so replaying it gives `current` again, at the
+  // cost of the changes rather than of the whole file (a log fsynced per append).
+  for (const SimChange& change : file.changes) apply_change(file.durable, change);
+  MICA_ASSERT(file.durable.size() == file.current.size());
+  file.changes.clear();
+  file.change_bytes = 0;
 }
 
-int32_t SimBackend::do_write(IoOp* op, FdEntry& e) {
-  if (e.access == O_RDONLY) return -EBADF;
-  // Gather first: capacity is checked for the whole write, which lands all or nothing.
-  std::string data;
-  if (op->opcode == IoOpcode::kWritev) {
-    for (uint32_t i = 0; i < op->iov_count; ++i)
-      data.append(static_cast<const char*>(op->iov[i].iov_base), op->iov[i].iov_len);
-  } else {
-    data.assign(static_cast<const char*>(op->buffer), op->length);
-  }
-  if (data.size() > kIoBytesMax) data.resize(kIoBytesMax);
-  SimFile& file = *e.file;
-  uint64_t end = op->offset + data.size();
-  uint64_t old_usage = file.usage_bytes();
-  uint64_t new_usage = std::max<uint64_t>(old_usage, end);
-  if (new_usage > old_usage &&
-      disk_.used_bytes() + (new_usage - old_usage) > host_->disk_config().capacity_bytes)
-    return -ENOSPC;
-  if (file.current.size() < end) file.current.resize(end, '\0');
-  std::memcpy(file.current.data() + op->offset, data.data(), data.size());
-  if (op->rw_flags & RWF_DSYNC) {  // durable on completion: this range survives a crash
-    if (file.durable.size() < end) file.durable.resize(end, '\0');
-    std::memcpy(file.durable.data() + op->offset, data.data(), data.size());
-  }
-  return int32_t(data.size());
+void SimDisk::write_back_oldest(SimFile& file) {
+  // The oldest change reaches the disk, and with it any synced ones right behind it.
+  do {
+    const SimChange& oldest = file.changes.front();
+    apply_change(file.durable, oldest);
+    file.change_bytes -= oldest.data.size();
+    file.changes.pop_front();
+  } while (!file.changes.empty() && file.changes.front().synced);
 }
 
-int32_t SimBackend::do_fallocate(IoOp* op, FdEntry& e) {
-  if (e.access == O_RDONLY) return -EBADF;
-  if (op->length64 == 0) return -EINVAL;
-  SimFile& file = *e.file;
-  uint64_t end = op->offset + op->length64;
-  int mode = op->flags;
-  if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
-    if (op->offset < file.current.size()) {
-      uint64_t stop = std::min<uint64_t>(end, file.current.size());
-      std::memset(file.current.data() + op->offset, 0, stop - op->offset);
+// ---- power loss ----
+
+void SimDisk::recover(SimFile& file, SimRandom& random, const SimDiskConfig& config) {
+  std::string content = std::move(file.durable);
+  for (SimChange& change : file.changes) {
+    if (!change.synced && !random.chance(config.crash_keep_unsynced_probability)) continue;
+    uint64_t end = change.offset + change.data.size();
+    uint64_t first = (change.offset / kTearBoundaryBytes + 1) * kTearBoundaryBytes;
+    if (!change.synced && change.kind == SimChange::Kind::kWrite && first < end &&
+        random.chance(config.crash_tear_probability)) {
+      uint64_t boundaries = (end - 1 - first) / kTearBoundaryBytes + 1;
+      uint64_t cut = first + random.below(boundaries) * kTearBoundaryBytes - change.offset;
+      if (random.below(2) == 0)
+        change.data.resize(cut);  // the head reached the disk
+      else {
+        change.data.erase(0, cut);  // the tail did
+        change.offset += cut;
+      }
     }
-    return 0;
+    apply_change(content, change);
   }
-  if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE) return -EOPNOTSUPP;
-  uint64_t old_usage = file.usage_bytes();
-  uint64_t new_usage = std::max<uint64_t>(old_usage, end);
-  if (new_usage > old_usage &&
-      disk_.used_bytes() + (new_usage - old_usage) > host_->disk_config().capacity_bytes)
-    return -ENOSPC;
-  if (mode == FALLOC_FL_KEEP_SIZE)
-    file.reserved_bytes = std::max(file.reserved_bytes, end);
-  else if (file.current.size() < end)
-    file.current.resize(end, '\0');
-  return 0;
+  file.current = content;
+  file.durable = std::move(content);
+  file.changes.clear();
+  file.change_bytes = 0;
+}
+
+void SimDisk::forget_unreachable() {
+  std::set<SimNodeId> reached{kRoot};
+  std::vector<SimNodeId> todo{kRoot};
+  while (!todo.empty()) {
+    SimNodeId id = todo.back();
+    todo.pop_back();
+    for (auto& [name, child] : node(id)->entries)
+      if (reached.insert(child).second) todo.push_back(child);
+  }
+  for (auto it = nodes_.begin(); it != nodes_.end();)
+    it = reached.count(it->first) ? std::next(it) : nodes_.erase(it);
+  for (auto& [id, n] : nodes_) {
+    n.links = id == kRoot ? 1 : 0;
+    n.open_fds = 0;
+  }
+  for (auto& [id, n] : nodes_) {
+    for (auto& [name, child] : n.entries) ++node(child)->links;
+    for (auto& [name, child] : n.durable_entries) ++node(child)->links;
+  }
+}
+
+void SimDisk::crash(SimRandom& random, const SimDiskConfig& config) {
+  for (auto& [id, n] : nodes_)
+    if (n.directory) n.entries = n.durable_entries;
+  forget_unreachable();
+  for (auto& [id, n] : nodes_)
+    if (!n.directory) recover(n.file, random, config);
 }
 
 }  // namespace mica::sim

@@ -37,7 +37,8 @@ const char* kind_name(uint32_t kind) {
   static const char* const kOps[] = {
       "nop",     "read",      "write",     "readv",   "writev",  "read-fixed", "write-fixed",
       "fsync",   "fdatasync", "fallocate", "open",    "close",   "accept",     "accept-multi",
-      "connect", "send",      "recv",      "sendmsg", "recvmsg", "shutdown",   "poll"};
+      "connect", "send",      "recv",      "sendmsg", "recvmsg", "shutdown",   "poll",
+      "mkdir",   "rename",    "unlink",    "statx"};
   return kind < std::size(kOps) ? kOps[kind] : "?";
 }
 
@@ -312,7 +313,7 @@ void SimWorld::crash(SimHost& host) {
     host.backend_->crash();
     for (auto& [id, t] : host.tasks_) t.source->cancel();
   });
-  host.backend_->disk().lose_unsynced();
+  host.backend_->disk().crash(random_, host.disk_config_);
   if (loop_depth_ == 0) drain_host(host);
 }
 

@@ -12,8 +12,9 @@
 //
 // Crash and restart: crash(host) fails the host's pending ops with -ECANCELED, cancels its
 // tasks (which then run to completion; new ops on a down host fail with -ECANCELED),
-// drops its fds, resets its connections' peers and reverts every file to its last synced
-// content. restart(host) brings it up and runs its boot function again.
+// drops its fds, resets its connections' peers and puts its disk through a power loss
+// (SimDisk::crash, with the host's SimDiskConfig: synced data and names stay, a seeded
+// subset of the rest, possibly torn). restart(host) brings it up and runs its boot function again.
 //
 // Ownership: the world owns hosts, executors, backends and spawned tasks; destroying the
 // world cancels the remaining tasks and runs them to completion first.
@@ -37,18 +38,6 @@
 #include "async/sim/random.h"
 
 namespace mica::sim {
-
-struct SimDiskConfig {
-  Duration latency_min = std::chrono::microseconds(20);
-  Duration latency_max = std::chrono::microseconds(200);
-  // Chance that one read/write/fsync/fallocate fails with -EIO (nothing is changed).
-  double eio_probability = 0;
-  // Bytes the host's files may use; a write or fallocate beyond it fails with -ENOSPC and
-  // changes nothing.
-  uint64_t capacity_bytes = uint64_t{64} << 30;
-  // Targeted faults: return true to fail this op on this path with -EIO (also kOpen).
-  std::function<bool(std::string_view path, IoOpcode opcode)> fail_io;
-};
 
 struct SimNetConfig {
   // One-way latency, drawn per segment: independent connections reorder relative to each
