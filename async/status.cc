@@ -71,6 +71,10 @@ std::string_view status_code_name(StatusCode code) {
   return "Unknown";
 }
 
+bool status_code_known(uint16_t code) {
+  return code == 0 || status_code_name(static_cast<StatusCode>(code)) != "Unknown";
+}
+
 Status::Status(StatusCode code, std::string message) : code_(code) {
   if (!message.empty()) message_ = std::make_unique<std::string>(std::move(message));
 }

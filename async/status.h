@@ -58,6 +58,8 @@ enum class StatusCode : uint16_t {
 
 // Stable, human-readable name of a code ("TimedOut").
 std::string_view status_code_name(StatusCode code);
+// False for a number that is not in the list (read off the wire from a newer peer, say).
+bool status_code_known(uint16_t code);
 
 class [[nodiscard]] Status {
  public:

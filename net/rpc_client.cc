@@ -66,6 +66,13 @@ Task<void> RpcClient::read_responses() {
     } else {
       std::string message(reinterpret_cast<const char*>(frame->payload.data()),
                           frame->payload.size());
+      // A code this build does not know (a newer server's) fails the call, not the
+      // connection: the enum is closed, so it is never stored as it came.
+      if (!status_code_known(frame->header.status)) {
+        message = fmt::format("unknown status code {} from {}: {}", frame->header.status,
+                              connection_->peer(), message);
+        code = StatusCode::kProtocolError;
+      }
       pending->status = Status(code, std::move(message));
     }
     pending->done.set();

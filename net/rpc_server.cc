@@ -101,6 +101,11 @@ Task<void> RpcServer::serve(ConnectionState* state) {
       co_await std::move(refusing);
       continue;
     }
+    // The transport's payload budget bounds bytes still arriving; from here the request's
+    // bytes are the server's, bounded by its slots and its queue limits. Holding the
+    // reservation through the handler would let large running requests fill the budget and
+    // stop this reader, and with it the bulk replies those handlers wait for.
+    frame->reservation.reset();
     if (admitted) {
       ++in_flight_;
     } else {  // queued until run_request gets its slots
@@ -212,7 +217,7 @@ Task<void> RpcServer::watch_idle(ConnectionState* state) {
   }
 }
 
-Task<Result<std::vector<std::byte>>> RpcServer::dispatch(const Frame* frame, CallContext* context) {
+Task<Result<std::vector<std::byte>>> RpcServer::dispatch(Frame* frame, CallContext* context) {
   auto service = services_.find(frame->header.service);
   if (service == services_.end())
     co_return Status(StatusCode::kNotFound,
@@ -222,7 +227,7 @@ Task<Result<std::vector<std::byte>>> RpcServer::dispatch(const Frame* frame, Cal
     co_return Status(StatusCode::kNotFound,
                      fmt::format("unknown method {} of service {}", frame->header.method,
                                  service->second->name()));
-  auto handling = method->handler(method->object, frame->payload, context);
+  auto handling = method->handler(method->object, std::move(frame->payload), context);
   co_return co_await std::move(handling);
 }
 

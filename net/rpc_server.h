@@ -75,7 +75,8 @@ class RpcServer {
   Task<Status> admit(ConnectionState* state, TimePoint deadline);
   Task<void> watch_idle(ConnectionState* state);
   void request_done(ConnectionState* state);
-  Task<Result<std::vector<std::byte>>> dispatch(const Frame* frame, CallContext* context);
+  // Hands the frame's payload to the handler (moved: the request is decoded from it).
+  Task<Result<std::vector<std::byte>>> dispatch(Frame* frame, CallContext* context);
   Task<Result<PingResponse>> ping(PingRequest request, CallContext* context);
   Task<void> respond(ConnectionState* state, FrameHeader request, Status status,
                      std::span<const std::byte> payload);

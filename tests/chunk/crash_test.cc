@@ -193,7 +193,9 @@ TEST(ChunkCrash, AcknowledgedWritesSurviveSigkill) {
   ASSERT_TRUE(std::filesystem::exists(helper)) << helper << " is not built";
   TempDir dir;
   uint64_t iterations = env_or("MICA_CHUNK_CRASH_ITERATIONS", 300);
-  uint64_t budget_s = env_or("MICA_CHUNK_CRASH_SECONDS", 120);
+  // Time cap: 300 kills take about 12 s in a debug build and 30 s under ASan; the cap only
+  // stops a hung run, and a run it stops fails (every kill of the count is required).
+  uint64_t budget_s = env_or("MICA_CHUNK_CRASH_SECONDS", 300);
   uint64_t seed = env_or("MICA_CHUNK_CRASH_SEED", 20240601);
   std::mt19937_64 rng(seed);
   Model model;
@@ -235,7 +237,7 @@ TEST(ChunkCrash, AcknowledgedWritesSurviveSigkill) {
   std::printf("crash test: %lu kills, %lu acknowledged operations, %lu in flight at a kill\n",
               static_cast<unsigned long>(done), static_cast<unsigned long>(tracker.acks),
               static_cast<unsigned long>(in_flight_at_kill));
-  EXPECT_GE(done, 100u) << "too few kills in the time budget";
+  EXPECT_GE(done, iterations) << "the time cap stopped the run before its kill count";
   EXPECT_GT(in_flight_at_kill, 0u) << "no kill ever interrupted an operation";
 }
 

@@ -93,6 +93,15 @@ Task<void> error_case(RpcEnv* env) {
   Result<Empty> r = co_await std::move(call);
   EXPECT_EQ(r.status().code(), StatusCode::kNoSpace);
   EXPECT_EQ(r.status().message(), "target full");
+  // A code outside the closed list (as a newer server might send) fails the call with
+  // kProtocolError naming the number; the connection carries on.
+  FailRequest unknown{999, "from the future"};
+  auto odd = (*c)->call<TestApi::fail>(unknown, {});
+  Result<Empty> strange = co_await std::move(odd);
+  EXPECT_EQ(strange.status().code(), StatusCode::kProtocolError);
+  EXPECT_NE(strange.status().message().find("unknown status code 999"), std::string::npos)
+      << strange.status();
+  EXPECT_TRUE((*c)->healthy());
   co_await (*c)->close();
 }
 
