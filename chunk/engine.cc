@@ -63,9 +63,10 @@ Task<Result<std::unique_ptr<ChunkEngine>>> ChunkEngine::open(std::string path,
   s = co_await std::move(syncing_target);
   if (!s.ok()) co_return s;
   std::unique_ptr<ChunkEngine> engine(new ChunkEngine(path, config));
-  s = engine->open_metadata();
+  auto opening_meta = engine->open_metadata();
+  s = co_await std::move(opening_meta);
   if (!s.ok()) co_return s;
-  // LMDB syncs its files' contents on commit, never the directory that holds their names.
+  // kv/ syncs its files' contents on commit, never the directory that holds their names.
   auto syncing_meta = sync_directory(path + "/meta");
   s = co_await std::move(syncing_meta);
   if (!s.ok()) co_return s;
@@ -80,52 +81,57 @@ Task<Result<std::unique_ptr<ChunkEngine>>> ChunkEngine::open(std::string path,
     (void)closed;
     co_return s;
   }
-  engine->writer_ = std::make_unique<MetaWriter>(engine->env_.get(), engine->chunks_dbi_,
-                                                 engine->config_.group_commit_batch_max);
   co_return engine;
 }
 
-Status ChunkEngine::open_metadata() {
-  lmdb::EnvOptions options{config_.lmdb_map_size_bytes, 4, config_.lmdb_readers_max};
-  auto env = lmdb::Env::open(path_ + "/meta", options);
-  if (!env.ok()) return env.status();
+Task<Status> ChunkEngine::open_metadata() {
+  kv::EnvOptions options;
+  options.map_size_bytes = config_.lmdb_map_size_bytes;
+  options.tables_max = 4;
+  options.readers_max = config_.lmdb_readers_max;
+  options.group_commit_batch_max = config_.group_commit_batch_max;
+  auto opening = kv::Env::open(path_ + "/meta", options);
+  Result<std::unique_ptr<kv::Env>> env = co_await std::move(opening);
+  if (!env.ok()) co_return env.status();
   env_ = std::move(*env);
-  auto chunks = env_->open_dbi("chunks");
-  if (!chunks.ok()) return chunks.status();
-  chunks_dbi_ = *chunks;
-  auto target = env_->open_dbi("target");
-  if (!target.ok()) return target.status();
-  target_dbi_ = *target;
-  // The writer thread does not exist yet: this is the only write transaction in flight.
-  auto txn = lmdb::Txn::begin(*env_, lmdb::Txn::Mode::kWrite);
-  if (!txn.ok()) return txn.status();
-  auto format = txn->get(target_dbi_, kFormatKey);
-  if (!format.ok()) return format.status();
-  if (*format) {
-    RETURN_IF_ERROR(check_format_record(**format));
-    txn->abort();
-  } else {
-    {
-      // The cursor must close before the commit (LMDB frees write-txn cursors itself).
-      auto cursor = lmdb::Cursor::open(*txn, chunks_dbi_);
-      if (!cursor.ok()) return cursor.status();
-      auto first = cursor->first();
-      if (!first.ok()) return first.status();
-      if (*first)
-        return Status(StatusCode::kCorruption, "target has chunk records but no format record");
+  CO_TRY_ASSIGN(chunks_table_, env_->open_table("chunks"));
+  CO_TRY_ASSIGN(target_table_, env_->open_table("target"));
+  CO_TRY_ASSIGN(read_txn_, env_->begin_read());
+  read_txn_->reset();
+  auto checking = check_format();
+  co_return co_await std::move(checking);
+}
+
+Task<Status> ChunkEngine::check_format() {
+  CO_TRY(read_txn_->renew());
+  Status status;
+  bool has_format = false;
+  {
+    auto format = read_txn_->get(target_table_, kFormatKey);
+    if (!format.ok()) {
+      status = format.status();
+    } else if (*format) {
+      has_format = true;
+      status = check_format_record(**format);
+    } else {
+      // The cursor closes before the snapshot is reset.
+      auto cursor = read_txn_->cursor(chunks_table_);
+      auto first = cursor.ok() ? (*cursor)->first() : cursor.status();
+      if (!first.ok())
+        status = first.status();
+      else if (*first)
+        status = Status(StatusCode::kCorruption, "target has chunk records but no format record");
     }
-    RETURN_IF_ERROR(txn->put(target_dbi_, kFormatKey, encode_format_record()));
-    RETURN_IF_ERROR(txn->commit());
   }
-  auto reader = lmdb::Txn::begin(*env_, lmdb::Txn::Mode::kRead);
-  if (!reader.ok()) return reader.status();
-  read_txn_ = std::move(*reader);
-  read_txn_.reset();
-  return Status();
+  read_txn_->reset();
+  if (!status.ok() || has_format) co_return status;
+  kv::WriteRequest request;
+  request.put(target_table_, kFormatKey, encode_format_record());
+  co_return co_await env_->write(&request);
 }
 
 Status ChunkEngine::scan_records() {
-  return with_chunks_cursor([this](lmdb::Cursor& cursor) -> Status {
+  return with_chunks_cursor([this](kv::Cursor& cursor) -> Status {
     for (auto entry = cursor.first();; entry = cursor.next()) {
       RETURN_IF_ERROR(entry.status());
       if (!*entry) return Status();
@@ -164,9 +170,9 @@ Status ChunkEngine::scan_records() {
 }
 
 Result<std::optional<ChunkRecord>> ChunkEngine::load(ChunkId id) {
-  RETURN_IF_ERROR(read_txn_.renew());
+  RETURN_IF_ERROR(read_txn_->renew());
   ChunkKey key = encode_chunk_key(id);
-  auto value = read_txn_.get(chunks_dbi_, key_view(key));
+  auto value = read_txn_->get(chunks_table_, key_view(key));
   Result<std::optional<ChunkRecord>> out = std::optional<ChunkRecord>();
   if (!value.ok()) {
     out = value.status();
@@ -178,7 +184,7 @@ Result<std::optional<ChunkRecord>> ChunkEngine::load(ChunkId id) {
       out = Status(StatusCode::kCorruption,
                    fmt::format("chunk {}: {}", id, record.status().message()));
   }
-  read_txn_.reset();
+  read_txn_->reset();
   return out;
 }
 
@@ -456,17 +462,17 @@ Task<Result<ChunkInfo>> ChunkEngine::store_version(UpdateArgs args,
 }
 
 Task<Status> ChunkEngine::put_record(ChunkId id, const ChunkRecord* record) {
-  MetaRequest request;
-  request.key = encode_chunk_key(id);
-  request.value = encode_record(*record);
-  co_return co_await writer_->submit(&request);
+  kv::WriteRequest request;
+  ChunkKey key = encode_chunk_key(id);
+  request.put(chunks_table_, key_view(key), encode_record(*record));
+  co_return co_await env_->write(&request);
 }
 
 Task<Status> ChunkEngine::erase_record(ChunkId id) {
-  MetaRequest request;
-  request.key = encode_chunk_key(id);
-  request.erase = true;
-  co_return co_await writer_->submit(&request);
+  kv::WriteRequest request;
+  ChunkKey key = encode_chunk_key(id);
+  request.erase(chunks_table_, key_view(key));
+  co_return co_await env_->write(&request);
 }
 
 Task<Result<ChunkInfo>> ChunkEngine::write(ChunkId id, uint32_t offset,

@@ -1,5 +1,6 @@
 // ChunkEngine: the chunk store of one storage target — chunk data in size-class slot files
-// on a local disk (O_DIRECT through the runtime), chunk metadata in one LMDB environment,
+// on a local disk (O_DIRECT through the runtime), chunk metadata in one kv/ environment (LMDB,
+// or the simulated store on a simulated host),
 // crash-safe copy-on-write updates with a committed and a pending version per chunk, and
 // CRC32C per 4 KiB block checked on every read. Writes carry their writer's CRC32C, checked
 // before anything is stored (end to end). docs/chunk.md has the format and reasoning.
@@ -11,8 +12,8 @@
 //
 // Ownership and threads: one executor owns an engine; call every method from that executor's
 // thread and close() it (co_await) before destroying it there. Buffers passed in must stay
-// valid until the returned task finishes. Methods returning Task suspend (disk I/O, LMDB
-// group commit on the writer thread); those returning Result do not (short LMDB reads).
+// valid until the returned task finishes. Methods returning Task suspend (disk I/O, kv/
+// group commit); those returning Result do not (short kv/ reads).
 #pragma once
 
 #include <memory>
@@ -24,10 +25,9 @@
 
 #include "async/sync.h"
 #include "chunk/chunk_locks.h"
-#include "chunk/lmdb.h"
-#include "chunk/meta_writer.h"
 #include "chunk/record.h"
 #include "chunk/slot_store.h"
+#include "kv/kv.h"
 
 namespace mica::chunk {
 
@@ -165,7 +165,9 @@ class ChunkEngine {
   ChunkEngine(std::string path, ChunkEngineConfig config);
   // Admits an update of id (waiting for a slot, then for the chunk's lock) and counts it.
   Task<Result<UpdateTicket>> begin_update(ChunkId id);
-  Status open_metadata();
+  Task<Status> open_metadata();
+  // Checks the format record, or writes it into a target that has none and no chunks.
+  Task<Status> check_format();
   Status scan_records();
   // Reads id's record in a short read transaction (nullopt when absent).
   Result<std::optional<ChunkRecord>> load(ChunkId id);
@@ -210,12 +212,11 @@ class ChunkEngine {
 
   std::string path_;
   ChunkEngineConfig config_;
-  std::unique_ptr<lmdb::Env> env_;
-  lmdb::Dbi chunks_dbi_ = 0;
-  lmdb::Dbi target_dbi_ = 0;
-  lmdb::Txn read_txn_;  // reset between uses, renewed for each short read
+  std::unique_ptr<kv::Env> env_;
+  kv::Table chunks_table_ = 0;
+  kv::Table target_table_ = 0;
+  std::unique_ptr<kv::ReadTxn> read_txn_;  // reset between uses, renewed for each short read
   std::unique_ptr<SlotStore> slots_;
-  std::unique_ptr<MetaWriter> writer_;
   ChunkLocks locks_;
   Semaphore updates_;
   uint64_t chunk_count_ = 0;
@@ -229,13 +230,13 @@ class ChunkEngine {
 
 template <typename Body>
 Status ChunkEngine::with_chunks_cursor(Body body) {
-  RETURN_IF_ERROR(read_txn_.renew());
+  RETURN_IF_ERROR(read_txn_->renew());
   Status status;
   {
-    Result<lmdb::Cursor> cursor = lmdb::Cursor::open(read_txn_, chunks_dbi_);
-    status = cursor.ok() ? body(*cursor) : cursor.status();
+    Result<std::unique_ptr<kv::Cursor>> cursor = read_txn_->cursor(chunks_table_);
+    status = cursor.ok() ? body(**cursor) : cursor.status();
   }  // the cursor closes before its transaction is reset
-  read_txn_.reset();
+  read_txn_->reset();
   return status;
 }
 

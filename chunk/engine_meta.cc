@@ -98,9 +98,9 @@ Result<ChunkInfo> ChunkEngine::stat(ChunkId id) {
 
 Result<std::optional<ChunkInfo>> ChunkEngine::last_chunk(uint64_t inode) {
   std::optional<ChunkInfo> last;
-  Status status = with_chunks_cursor([&](lmdb::Cursor& cursor) -> Status {
+  Status status = with_chunks_cursor([&](kv::Cursor& cursor) -> Status {
     // The last key below (inode + 1, 0); for the largest inode, the last key overall.
-    Result<std::optional<lmdb::Cursor::Entry>> entry = std::optional<lmdb::Cursor::Entry>();
+    Result<std::optional<kv::Entry>> entry = std::optional<kv::Entry>();
     if (inode == UINT64_MAX) {
       entry = cursor.last();
     } else {
@@ -110,8 +110,8 @@ Result<std::optional<ChunkInfo>> ChunkEngine::last_chunk(uint64_t inode) {
     }
     RETURN_IF_ERROR(entry.status());
     ChunkId id;
-    if (!*entry || !decode_chunk_key((*entry)->first, &id) || id.inode != inode) return Status();
-    Result<ChunkRecord> record = decode_record((*entry)->second);
+    if (!*entry || !decode_chunk_key((*entry)->key, &id) || id.inode != inode) return Status();
+    Result<ChunkRecord> record = decode_record((*entry)->value);
     if (!record.ok())
       return Status(StatusCode::kCorruption,
                     fmt::format("chunk {}: {}", id, record.status().message()));
@@ -125,19 +125,19 @@ Result<std::optional<ChunkInfo>> ChunkEngine::last_chunk(uint64_t inode) {
 Result<std::vector<ChunkInfo>> ChunkEngine::list(std::optional<ChunkId> after, uint32_t limit) {
   limit = std::min(limit, config_.list_batch_max);
   std::vector<ChunkInfo> infos;
-  Status status = with_chunks_cursor([&](lmdb::Cursor& cursor) -> Status {
-    Result<std::optional<lmdb::Cursor::Entry>> entry = std::optional<lmdb::Cursor::Entry>();
+  Status status = with_chunks_cursor([&](kv::Cursor& cursor) -> Status {
+    Result<std::optional<kv::Entry>> entry = std::optional<kv::Entry>();
     if (after) {
       ChunkKey start = encode_chunk_key(*after);
       entry = cursor.seek(key_view(start));
-      if (entry.ok() && *entry && (*entry)->first == key_view(start)) entry = cursor.next();
+      if (entry.ok() && *entry && (*entry)->key == key_view(start)) entry = cursor.next();
     } else {
       entry = cursor.first();
     }
     for (; entry.ok() && *entry && infos.size() < limit; entry = cursor.next()) {
       ChunkId id;
-      if (!decode_chunk_key((*entry)->first, &id)) continue;  // not a chunk: fsck reports it
-      Result<ChunkRecord> record = decode_record((*entry)->second);
+      if (!decode_chunk_key((*entry)->key, &id)) continue;  // not a chunk: fsck reports it
+      Result<ChunkRecord> record = decode_record((*entry)->value);
       if (record.ok()) {
         infos.push_back(record->info(id));
       } else {
@@ -156,26 +156,31 @@ SpaceStats ChunkEngine::space() {
   SpaceStats stats;
   stats.chunks = chunk_count_;
   slots_->fill_stats(&stats);
-  Result<uint64_t> lmdb_bytes = env_->used_bytes();
+  Result<uint64_t> lmdb_bytes = env_->used_bytes();  // LMDB's pages or the simulated log
   if (lmdb_bytes.ok()) stats.lmdb_bytes = *lmdb_bytes;
   return stats;
 }
 
 EngineCounters ChunkEngine::counters() const {
   EngineCounters c = counters_;
-  if (writer_) {
-    c.meta_requests = writer_->counters().requests.load(std::memory_order_relaxed);
-    c.meta_transactions = writer_->counters().transactions.load(std::memory_order_relaxed);
+  if (env_) {
+    c.meta_requests = env_->counters().requests.load(std::memory_order_relaxed);
+    c.meta_transactions = env_->counters().transactions.load(std::memory_order_relaxed);
   }
   return c;
 }
 
 Task<Status> ChunkEngine::close() {
-  writer_.reset();  // joins the writer thread; nothing may be queued
-  read_txn_.abort();
-  if (!slots_) co_return Status();
+  read_txn_.reset();
+  Status status;
+  if (env_) {
+    auto closing_env = env_->close();  // waits for the writer to leave; nothing may be queued
+    status = co_await std::move(closing_env);
+  }
+  if (!slots_) co_return status;
   auto closing = slots_->close();
-  co_return co_await std::move(closing);
+  Status slots_closed = co_await std::move(closing);
+  co_return status.ok() ? slots_closed : status;
 }
 
 }  // namespace mica::chunk

@@ -101,15 +101,14 @@ Task<Result<FsckReport>> ChunkEngine::fsck() {
   for (bool more = true; more;) {
     // Copy one page out of a short read transaction, then verify its data with none held.
     std::vector<ScannedRecord> page;
-    Status scanned = with_chunks_cursor([&](lmdb::Cursor& cursor) -> Status {
+    Status scanned = with_chunks_cursor([&](kv::Cursor& cursor) -> Status {
       auto entry = resume.empty() ? cursor.first() : cursor.seek(resume);
-      if (entry.ok() && *entry && !resume.empty() && (*entry)->first == resume)
-        entry = cursor.next();
+      if (entry.ok() && *entry && !resume.empty() && (*entry)->key == resume) entry = cursor.next();
       for (; entry.ok() && *entry && page.size() < config_.list_batch_max; entry = cursor.next()) {
         ScannedRecord& r = page.emplace_back();
-        r.key = std::string((*entry)->first);
+        r.key = std::string((*entry)->key);
         r.key_ok = decode_chunk_key(r.key, &r.id);
-        r.record = decode_record((*entry)->second);
+        r.record = decode_record((*entry)->value);
       }
       more = entry.ok() && *entry;
       return entry.status();

@@ -1,4 +1,4 @@
-// The on-disk encodings the chunk engine keeps in LMDB: a chunk's metadata record (value of
+// The on-disk encodings the chunk engine keeps in kv/ (LMDB): a chunk's metadata record (value of
 // the "chunks" database) and the target's format record ("target" database, key "format").
 //
 // A chunk record is a fixed 56-byte header followed by the block CRCs of the committed

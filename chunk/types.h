@@ -115,11 +115,12 @@ struct ChunkEngineConfig {
   uint64_t data_bytes_max = 0;
   // A size-class file grows by at least this much (rounded to whole slots) when full.
   uint64_t growth_step_bytes = uint64_t{64} << 20;
-  // Metadata requests applied in one LMDB write transaction.
+  // Metadata requests applied in one kv/ write transaction (group commit).
   uint32_t group_commit_batch_max = 512;
   // Updates (write, commit, abort, truncate, remove, replace) running at once; more wait.
   uint32_t updates_in_flight_max = 1024;
-  // LMDB: address space reserved for the map, and reader slots.
+  // kv/ (LMDB, or the simulated store): bytes the metadata may hold (LMDB's map), and
+  // reader slots.
   uint64_t lmdb_map_size_bytes = uint64_t{64} << 30;
   uint32_t lmdb_readers_max = 256;
   // Entries returned by one list() call.

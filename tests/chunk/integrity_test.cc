@@ -5,9 +5,10 @@
 
 #include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include "async/crc32c.h"
-#include "chunk/lmdb.h"
+#include "kv/kv.h"
 #include "tests/chunk/test_util.h"
 
 namespace mica::chunk {
@@ -96,20 +97,42 @@ TEST(ChunkIntegrity, FsckOfAHealthyTargetFindsNothing) {
   run_on_executor(healthy_fsck(dir.path()));
 }
 
+// Rewrites the value under key in table of the target's metadata (the engine closed): edit
+// gets the old value (empty when absent) and returns the new one.
+Task<void> edit_metadata(std::string dir, std::string table, std::string key,
+                         std::function<std::string(std::string)> edit) {
+  auto opening = kv::Env::open(dir + "/meta", {});
+  auto env = co_await std::move(opening);
+  EXPECT_TRUE(env.ok()) << env.status();
+  if (!env.ok()) co_return;
+  auto t = (*env)->open_table(table);
+  EXPECT_TRUE(t.ok());
+  std::string old;
+  {
+    auto txn = (*env)->begin_read();
+    EXPECT_TRUE(txn.ok());
+    auto value = (*txn)->get(*t, key);
+    EXPECT_TRUE(value.ok());
+    if (value.ok() && *value) old = std::string(**value);
+  }
+  kv::WriteRequest request;
+  request.put(*t, key, edit(std::move(old)));
+  Status written = co_await (*env)->write(&request);
+  EXPECT_TRUE(written.ok()) << written;
+  Status closed = co_await (*env)->close();
+  EXPECT_TRUE(closed.ok()) << closed;
+}
+
+std::string flip_committed_version(std::string record) {
+  EXPECT_GT(record.size(), 20u);
+  record[20] ^= 1;  // committed_version
+  return record;
+}
+
 void damage_record(const std::string& dir) {
-  auto env = lmdb::Env::open(dir + "/meta", {});
-  ASSERT_TRUE(env.ok()) << env.status();
-  auto dbi = (*env)->open_dbi("chunks");
-  ASSERT_TRUE(dbi.ok());
-  auto txn = lmdb::Txn::begin(**env, lmdb::Txn::Mode::kWrite);
-  ASSERT_TRUE(txn.ok());
   ChunkKey key = encode_chunk_key(kId);
-  auto value = txn->get(*dbi, key_view(key));
-  ASSERT_TRUE(value.ok() && *value);
-  std::string damaged(**value);
-  damaged[20] ^= 1;  // committed_version
-  ASSERT_TRUE(txn->put(*dbi, key_view(key), damaged).ok());
-  ASSERT_TRUE(txn->commit().ok());
+  run_on_executor(
+      edit_metadata(dir, "chunks", std::string(key_view(key)), &flip_committed_version));
 }
 
 Task<void> damaged_record_detected(std::string dir) {
@@ -202,25 +225,19 @@ TEST(ChunkIntegrity, ADamagedLmdbFileFailsOpenWithCorruption) {
   run_on_executor(open_fails_with(dir.path(), StatusCode::kCorruption));
 }
 
+std::string next_format_version(std::string) {
+  FormatRecord f;
+  std::string current = encode_format_record();
+  std::memcpy(&f, current.data(), sizeof(f));
+  f.format_version = kTargetFormatVersion + 1;
+  f.record_crc = crc32c(&f, offsetof(FormatRecord, record_crc));
+  return std::string(reinterpret_cast<char*>(&f), sizeof(f));
+}
+
 TEST(ChunkIntegrity, ATargetOfAnotherFormatVersionIsNotSupported) {
   TempDir dir;
   run_on_executor(create_chunk(dir.path(), 1000));
-  {
-    auto env = lmdb::Env::open(dir.path() + "/meta", {});
-    ASSERT_TRUE(env.ok());
-    auto dbi = (*env)->open_dbi("target");
-    ASSERT_TRUE(dbi.ok());
-    auto txn = lmdb::Txn::begin(**env, lmdb::Txn::Mode::kWrite);
-    ASSERT_TRUE(txn.ok());
-    FormatRecord f;
-    std::string current = encode_format_record();
-    std::memcpy(&f, current.data(), sizeof(f));
-    f.format_version = kTargetFormatVersion + 1;
-    f.record_crc = crc32c(&f, offsetof(FormatRecord, record_crc));
-    ASSERT_TRUE(
-        txn->put(*dbi, "format", std::string_view(reinterpret_cast<char*>(&f), sizeof(f))).ok());
-    ASSERT_TRUE(txn->commit().ok());
-  }
+  run_on_executor(edit_metadata(dir.path(), "target", "format", &next_format_version));
   run_on_executor(open_fails_with(dir.path(), StatusCode::kNotSupported));
 }
 

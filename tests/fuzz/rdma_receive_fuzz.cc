@@ -121,7 +121,7 @@ struct Harness {
     if (failed) return;
     uint32_t slot = free_slots.back();
     free_slots.pop_back();
-    std::memcpy(slots[slot].data(), bytes.data(), bytes.size());
+    if (!bytes.empty()) std::memcpy(slots[slot].data(), bytes.data(), bytes.size());
     if (!receiver.on_data(slot, static_cast<uint32_t>(bytes.size()), &freed).ok()) failed = true;
     give_back();
     invariants();

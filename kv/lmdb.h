@@ -1,14 +1,15 @@
-// A small RAII wrapper over LMDB for the chunk engine: environment, transactions, get / put /
-// del and ordered cursors. This file and lmdb.cc are the only places that call mdb_* (the tidy
-// test enforces it), so LMDB's rules live here too.
+// A small RAII wrapper over LMDB for kv/'s LMDB environment (kv/lmdb_env.cc): environment,
+// transactions, get / put / del and ordered cursors. This file and lmdb.cc are the only places
+// that call mdb_* (the tidy test enforces it), so LMDB's rules live here too. Nothing outside
+// kv/ includes it: users see kv/kv.h only.
 //
 // Ownership: an Env owns the MDB_env; a Txn owns its MDB_txn and aborts it in its destructor
 // unless committed; a Cursor belongs to one Txn and must die before it. Values returned by
 // get() and cursors point into the memory map and are valid only until the transaction ends
 // or is reset: copy them out. Threads: the Env is opened with MDB_NOTLS, so read transactions
 // are tied to Txn objects, not threads; a write transaction must begin and commit on one
-// thread (the chunk engine's writer thread). Nothing here suspends; never keep a Txn alive
-// across a co_await.
+// thread (the environment's writer). Nothing here suspends; never keep a Txn alive across a
+// co_await.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +25,7 @@ struct MDB_env;
 struct MDB_txn;
 struct MDB_cursor;
 
-namespace mica::chunk::lmdb {
+namespace mica::kv::lmdb {
 
 using Dbi = unsigned int;
 
@@ -116,4 +117,4 @@ class Cursor {
   MDB_cursor* cursor_ = nullptr;
 };
 
-}  // namespace mica::chunk::lmdb
+}  // namespace mica::kv::lmdb

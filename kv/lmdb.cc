@@ -1,10 +1,10 @@
-#include "chunk/lmdb.h"
+#include "kv/lmdb.h"
 
 #include <lmdb.h>
 
 #include <cerrno>
 
-namespace mica::chunk::lmdb {
+namespace mica::kv::lmdb {
 namespace {
 
 MDB_val to_val(std::string_view s) {
@@ -191,4 +191,4 @@ Result<std::optional<Cursor::Entry>> Cursor::prev() {
   return move(MDB_PREV);
 }
 
-}  // namespace mica::chunk::lmdb
+}  // namespace mica::kv::lmdb
