@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "async/backend.h"
@@ -87,6 +88,16 @@ class Executor {
   // Runs up to budget ready handles with this executor as current; returns how many ran.
   size_t run_ready(size_t budget);
   bool has_ready() const { return ready_head_ != ready_tail_; }
+  // Permutes the ready queue (Fisher-Yates); below(n) returns a value in [0, n). The
+  // simulator's seeded scheduling perturbation; a real loop never calls it.
+  template <class Below>
+  void shuffle_ready(Below&& below) {
+    size_t mask = ready_.size() - 1;
+    for (size_t n = ready_tail_ - ready_head_; n > 1; --n) {
+      size_t j = static_cast<size_t>(below(n));
+      std::swap(ready_[(ready_head_ + n - 1) & mask], ready_[(ready_head_ + j) & mask]);
+    }
+  }
   void drain_inbox();
   // Fires timers due at or before now; returns how many fired.
   size_t fire_due_timers(TimePoint now);

@@ -182,6 +182,10 @@ struct Listener::State {
   Status error;           // a failure to hand to the next accept()
   WaitList waiters;
   Event released;  // set once the accept op has completed for good
+  // accept() calls inside this state; close() frees it only once they have all left, since
+  // one woken with a connection may not have resumed yet when close() runs.
+  uint32_t accepting = 0;
+  Event accepts_done;  // set while accepting == 0
 
   void arm() {
     accept_op.opcode = IoOpcode::kAcceptMultishot;
@@ -282,6 +286,14 @@ struct AcceptWait {
 Task<Result<Socket>> Listener::accept(IoOptions options) {
   MICA_ASSERT_MSG(state_ != nullptr, "accept on a closed Listener");
   State* s = state_.get();
+  ++s->accepting;
+  s->accepts_done.reset();
+  struct Leave {
+    State* s;
+    ~Leave() {
+      if (--s->accepting == 0) s->accepts_done.set();
+    }
+  } leave{s};
   for (;;) {
     if (!s->ready.empty()) {
       int fd = s->ready.front();
@@ -307,6 +319,10 @@ Task<void> Listener::close() {
     Status released = co_await s->released.wait_uncancellable();
     MICA_ASSERT(released.ok());
   }
+  while (s->accepting > 0) {
+    Status left = co_await s->accepts_done.wait_uncancellable();
+    MICA_ASSERT(left.ok());
+  }
   s->drop_ready();
   s->executor->backend().close_now(s->fd);
   state_.reset();
@@ -316,7 +332,8 @@ Listener::~Listener() {
   if (!state_) return;
   State* s = state_.release();
   s->closing = true;
-  MICA_ASSERT_MSG(s->waiters.empty(), "Listener destroyed while accept() waits");
+  MICA_ASSERT_MSG(s->waiters.empty() && s->accepting == 0,
+                  "Listener destroyed while accept() waits");
   if (!s->armed) {
     s->drop_ready();
     s->executor->backend().close_now(s->fd);

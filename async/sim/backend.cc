@@ -12,14 +12,24 @@
 
 namespace mica::sim {
 
-SimBackend::SimBackend(SimWorld* world, SimHost* host) : world_(world), host_(host) {}
+SimBackend::SimBackend(SimWorld* world, SimHost* host, uint32_t executor_index, SimBackend* primary)
+    : world_(world),
+      host_(host),
+      executor_index_(executor_index),
+      shared_(primary ? primary->shared_ : std::make_shared<HostState>()),
+      disk_(shared_->disk),
+      fds_(shared_->fds),
+      listeners_(shared_->listeners),
+      sockets_(shared_->sockets),
+      sockets_prune_at_(shared_->sockets_prune_at),
+      next_ephemeral_port_(shared_->next_ephemeral_port) {}
 
 SimBackend::~SimBackend() {
   MICA_ASSERT_MSG(pending_.empty(), "simulated backend destroyed with operations pending");
 }
 
 TimePoint SimBackend::now() {
-  return world_->now();
+  return host_->now();  // the host's clock, with its skew and drift
 }
 
 uint64_t SimBackend::random_u64() {
@@ -63,11 +73,12 @@ void SimBackend::complete_if_pending(uint64_t id, int32_t result) {
 void SimBackend::op_event(uint64_t id, Duration delay, std::function<void()> fn) {
   auto it = pending_.find(id);
   MICA_ASSERT(it != pending_.end());
-  it->second.events.push_back(world_->post_event(host_, world_->now() + delay, std::move(fn)));
+  it->second.events.push_back(
+      world_->post_event(host_, world_->now() + delay, std::move(fn), executor_index_));
 }
 
 void SimBackend::host_event(TimePoint when, std::function<void()> fn) {
-  world_->post_event(host_, when, std::move(fn));
+  world_->post_event(host_, when, std::move(fn), executor_index_);
 }
 
 // A connect that fails, times out or is cancelled leaves its socket unusable, as on Linux;
@@ -88,13 +99,15 @@ void SimBackend::start(IoOp* op) {
   op->backend_timed_out = false;
   op->backend_result = 0;
   if (!host_->up()) {
-    // A down host is running only the unwinding of its cancelled tasks: fail at once.
+    // The one gate for a crashed host: it runs only the unwinding of its cancelled tasks,
+    // and nothing they attempt (a write, a send, a connect) may reach a disk or a peer.
     op_event(id, Duration(0), [this, id] { complete_if_pending(id, -ECANCELED); });
     return;
   }
-  // As on io_uring, a multishot accept takes no deadline (it is stopped by cancel).
+  // As on io_uring, a multishot accept takes no deadline (it is stopped by cancel). The
+  // deadline is in the host's clock.
   if (op->deadline != kNoDeadline && op->opcode != IoOpcode::kAcceptMultishot) {
-    Duration delay = std::max(op->deadline - world_->now(), Duration(0));
+    Duration delay = std::max(host_->world_time(op->deadline) - world_->now(), Duration(0));
     op_event(id, delay, [this, id] { complete_if_pending(id, -ETIME); });
   }
   switch (op->opcode) {
@@ -158,15 +171,19 @@ void SimBackend::crash() {
   std::vector<uint64_t> ids;
   for (auto& [id, p] : pending_) ids.push_back(id);
   for (uint64_t id : ids) complete_if_pending(id, -ECANCELED);
+  // The host's shared state goes with its first backend, which the world crashes last, so
+  // every executor's in-flight writes still find their fds.
+  if (executor_index_ != 0) return;
+  // Silent death: the host's sockets vanish without a FIN or RST, and what waited in their
+  // send queues never leaves. Peers find out by retransmission timeouts or their own.
   for (auto& weak : sockets_) {
     std::shared_ptr<SimSocket> s = weak.lock();
-    if (!s || s->state == SimSocket::State::kClosed) continue;
-    if (auto peer = s->peer.lock(); peer && s->state == SimSocket::State::kConnected)
-      reset_later(peer, net_latency());
+    if (!s) continue;
     s->state = SimSocket::State::kClosed;
+    s->send_queue.clear();
     s->waiters.clear();
   }
-  // Queued, unaccepted connections were in sockets_ too: their peers are reset above.
+  // Queued, unaccepted connections were in sockets_ too.
   for (auto& [port, l] : listeners_) {
     l->queue.clear();
     l->waiters.clear();

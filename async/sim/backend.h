@@ -1,19 +1,24 @@
-// SimBackend: the Backend of one simulated host of a SimWorld (see async/sim/world.h).
+// SimBackend: the Backend of one executor of a simulated host of a SimWorld (see
+// async/sim/world.h).
 //
 // It interprets IoOps against the host's in-memory disk (SimDisk) and the world's simulated
 // network instead of the kernel. Nothing completes inside start(): every operation becomes
 // one or more world events (a zero delay at least), and completions are delivered by the
-// world loop with this host's executor as Executor::current(), as io_uring's reaping step
-// would. fds are small per-host integers handed out here (lowest free, from 3), never real
-// fds. The backend lives as long as its host (across crashes); a crash drops its fds,
-// sockets and listeners and fails every pending op with -ECANCELED, but keeps the disk,
-// whose files fall back to their durable content.
+// world loop with this backend's executor as Executor::current(), as io_uring's reaping
+// step would. A host with several executors has one backend per executor; they share the
+// host's state (disk, fd table, sockets, listeners), so an fd opened on one executor works
+// on another, as threads share a process. fds are small per-host integers handed out here
+// (lowest free, from 3), never real fds. Backends live as long as their host (across
+// crashes); a crash drops the fds, sockets and listeners and fails every pending op with
+// -ECANCELED, but keeps the disk, whose files fall back to their durable content. start()
+// is the one gate that refuses every op of a crashed host.
 //
 // Thread rule: the world's single thread only; wake() is a no-op, wait() must not be called
 // (the world drives the executor; Executor::block_on/turn on a simulated host asserts).
 // No method suspends.
 #pragma once
 
+#include <cerrno>
 #include <deque>
 #include <functional>
 #include <map>
@@ -35,11 +40,28 @@ class SimBackend;
 // events were scheduled (so the order never depends on addresses or hash tables).
 using SimEventKey = std::pair<TimePoint, uint64_t>;
 
+// A pending recv/send/accept/poll op waiting on a socket or listener: the backend (one per
+// executor of the host) that started it, and its op id there.
+struct SimWaiter {
+  SimBackend* backend = nullptr;
+  uint64_t id = 0;
+};
+
 // One end of a simulated TCP connection, or a socket not yet connected.
 struct SimSocket : std::enable_shared_from_this<SimSocket> {
   enum class State : uint8_t { kFresh, kConnecting, kConnected, kReset, kClosed };
-  SimBackend* owner = nullptr;  // the host this end lives on
+  enum class Segment : uint8_t { kData, kFin };
+  // A segment handed to the network but not yet on the wire: it waits behind a lost one.
+  struct Outgoing {
+    Segment kind = Segment::kData;
+    std::string data;
+    TimePoint first_sent;
+    uint32_t retransmissions = 0;
+  };
+  SimBackend* owner = nullptr;     // the backend whose events deliver to this end
+  SimHost* remote_host = nullptr;  // the peer's host (known once connecting)
   State state = State::kFresh;
+  int reset_errno = ECONNRESET;  // what ops see once state is kReset
   SocketAddress local;
   SocketAddress remote;
   std::weak_ptr<SimSocket> peer;
@@ -48,12 +70,16 @@ struct SimSocket : std::enable_shared_from_this<SimSocket> {
   bool rx_eof = false;  // the peer's FIN arrived (after all its data)
   bool shut_rd = false;
   bool shut_wr = false;
-  bool loss_pending = false;  // a lost segment will reset this connection
+  // Bytes this end sent that the peer has not read yet (in flight, in its receive buffer);
+  // send waits while it is at the send + receive buffer limit.
+  uint64_t unread_out_bytes = 0;
+  std::deque<Outgoing> send_queue;  // head first; its retransmission is scheduled if lost
   // Arrival time of the last segment sent from this end: later segments never arrive before
   // it, which keeps one connection's byte order while connections reorder among themselves.
   TimePoint last_arrival_out = TimePoint::min();
   uint64_t connect_op = 0;
-  std::vector<uint64_t> waiters;  // pending recv/poll op ids, retried when state changes
+  SimBackend* connect_backend = nullptr;
+  std::vector<SimWaiter> waiters;  // pending ops, retried when state changes
   size_t available() const { return rx.size() - rx_offset; }
 };
 
@@ -61,12 +87,14 @@ struct SimListener {
   SocketAddress local;
   uint32_t backlog = 0;
   std::deque<std::shared_ptr<SimSocket>> queue;  // established, not yet accepted
-  std::vector<uint64_t> waiters;                 // pending accept/poll op ids
+  std::vector<SimWaiter> waiters;                // pending accept/poll ops
 };
 
 class SimBackend final : public Backend {
  public:
-  SimBackend(SimWorld* world, SimHost* host);
+  // The first backend of a host (primary null) owns the host's state (disk, fds, sockets,
+  // listeners); the host's other executors' backends share it, as threads share a process.
+  SimBackend(SimWorld* world, SimHost* host, uint32_t executor_index, SimBackend* primary);
   ~SimBackend() override;
 
   TimePoint now() override;
@@ -89,7 +117,12 @@ class SimBackend final : public Backend {
   size_t pending_ops() const { return pending_.size(); }
   size_t open_fds() const { return fds_.size(); }
 
-  // Called by SimWorld::crash with the host already marked down.
+  uint32_t executor_index() const { return executor_index_; }
+
+  // Called by SimWorld::crash, for every backend of the host (the first one last), with
+  // the host already marked down: lands or fails this backend's pending ops; the first
+  // backend then drops the host's fds, sockets and listeners without a segment leaving the
+  // host (peers see no reset).
   void crash();
 
  private:
@@ -109,7 +142,16 @@ class SimBackend final : public Backend {
     IoOp* op = nullptr;
     std::vector<SimEventKey> events;  // this op's own events, dropped when it completes
   };
-  enum class Segment : uint8_t { kData, kFin };
+  using Segment = SimSocket::Segment;
+  // What the executors of one host share.
+  struct HostState {
+    SimDisk disk;
+    std::map<int, FdEntry> fds;
+    std::map<uint16_t, std::shared_ptr<SimListener>> listeners;  // by port
+    std::vector<std::weak_ptr<SimSocket>> sockets;  // every socket of the host, for crash
+    size_t sockets_prune_at = kSocketsPruneMin;
+    uint16_t next_ephemeral_port = kEphemeralPortFirst;
+  };
 
   // Op bookkeeping (backend.cc).
   IoOp* find(uint64_t id);
@@ -154,10 +196,20 @@ class SimBackend final : public Backend {
   void deliver(std::shared_ptr<SimSocket> to, Segment kind, std::string data,
                std::weak_ptr<SimSocket> from);
   void transmit(SimSocket* from, Segment kind, std::string data);
+  // Puts the head of from's send queue on the wire, or schedules its retransmission.
+  static void pump(std::shared_ptr<SimSocket> from);
+  bool lost_in_transit(SimHost* to_host);
+  void give_up(SimSocket* from);
+  void send_rst(SimSocket* from);
+  void flip_bits(SimHost* to_host, std::string& data);
+  void on_read(SimSocket* s, size_t n);
+  void retry(SimWaiter w);
+  static void retry_all(std::vector<SimWaiter> waiters);
+  static void cancel_all(std::vector<SimWaiter> waiters);
   Duration net_latency();
   // RST from the network: `s` (on its own host) is reset after `delay`.
   static void reset_later(std::shared_ptr<SimSocket> s, Duration delay);
-  void reset_end(SimSocket* s);
+  void reset_end(SimSocket* s, int error = ECONNRESET);
   void wake(SimSocket* s);
   void wake(SimListener* l);
   void close_socket(SimSocket* s);
@@ -167,14 +219,16 @@ class SimBackend final : public Backend {
 
   SimWorld* world_;
   SimHost* host_;
-  SimDisk disk_;
-  std::map<int, FdEntry> fds_;
+  uint32_t executor_index_;
+  std::shared_ptr<HostState> shared_;  // declared before the references into it
+  SimDisk& disk_;
+  std::map<int, FdEntry>& fds_;
   std::map<uint64_t, PendingOp> pending_;  // by op id: crash fails them in start order
   uint64_t next_op_id_ = 1;
-  std::map<uint16_t, std::shared_ptr<SimListener>> listeners_;  // by port
-  std::vector<std::weak_ptr<SimSocket>> sockets_;  // every socket of this host, for crash
-  size_t sockets_prune_at_ = kSocketsPruneMin;
-  uint16_t next_ephemeral_port_ = kEphemeralPortFirst;
+  std::map<uint16_t, std::shared_ptr<SimListener>>& listeners_;
+  std::vector<std::weak_ptr<SimSocket>>& sockets_;
+  size_t& sockets_prune_at_;
+  uint16_t& next_ephemeral_port_;
 
   static constexpr int kFirstFd = 3;
   static constexpr size_t kSocketsPruneMin = 64;

@@ -4,10 +4,13 @@
 // crosses the network is a world event on the receiving host: SYN, SYN-ACK, data and FIN
 // segments, and RSTs. Each segment draws its own latency, but never arrives before the
 // previous segment of the same direction, so bytes stay in order within a connection while
-// different connections interleave freely. A lost segment (drop or partition) is not
-// retransmitted: the connection resets on both ends after retransmit_timeout, the outcome
-// TCP reaches when its retransmissions keep failing. Send buffers are unbounded (a send
-// completes at once with all its bytes); there is no flow control.
+// different connections interleave freely. A lost segment (drop, a partition in its
+// direction, a down destination) is retransmitted with a doubling delay; the segments
+// behind it wait, so a stream is late but never has a hole. Past the retransmission limit
+// the sender's end resets with -ETIMEDOUT and an RST goes to the peer. A down host sends
+// nothing at all (no FIN, no RST), and a frozen host's segments wait with it. Flow control
+// bounds the bytes sent but not yet read by the peer: a send takes what fits, then waits.
+// Segments, retransmission, resets and close live in segment.cc.
 #include <netinet/in.h>
 #include <poll.h>
 
@@ -107,6 +110,7 @@ void SimBackend::start_connect(uint64_t id) {
     error = -EAFNOSUPPORT;
   uint32_t to_ip = 0;
   SimHost* target = nullptr;
+  const SimNetConfig& net = world_->net_config();
   if (error == 0) {
     to_ip = ntohl(reinterpret_cast<const sockaddr_in*>(op->address)->sin_addr.s_addr);
     target = to_ip == INADDR_LOOPBACK ? host_ : world_->host_by_ip(to_ip);
@@ -119,15 +123,16 @@ void SimBackend::start_connect(uint64_t id) {
   uint16_t port = ntohs(reinterpret_cast<const sockaddr_in*>(op->address)->sin_port);
   std::shared_ptr<SimSocket> client = e->socket;
   client->state = SimSocket::State::kConnecting;
+  client->owner = this;
   client->connect_op = id;
+  client->connect_backend = this;
+  client->remote_host = target;
   client->local = SocketAddress::ipv4(ip(), ephemeral_port());
   client->remote = SocketAddress::ipv4(to_ip, port);
-  if (world_->partitioned(host_->index(), target->index())) {
-    // The SYN vanishes; connect gives up after its timeout (or its deadline comes first).
-    op_event(id, world_->net_config().connect_timeout,
-             [this, id] { complete_if_pending(id, -ETIMEDOUT); });
-    return;
-  }
+  // Unanswered (the SYN or SYN-ACK blocked, the target down), connect gives up after its
+  // timeout, or its deadline comes first.
+  op_event(id, net.connect_timeout, [this, id] { complete_if_pending(id, -ETIMEDOUT); });
+  if (world_->blocked(host_->index(), target->index()) || !target->up()) return;
   SimBackend* dest = &target->backend();
   world_->post_event(target, world_->now() + net_latency(),
                      [dest, client, port] { dest->on_syn(client, port); });
@@ -135,11 +140,14 @@ void SimBackend::start_connect(uint64_t id) {
 
 void SimBackend::on_syn(std::shared_ptr<SimSocket> client, uint16_t port) {
   if (client->state != SimSocket::State::kConnecting) return;  // the client gave up
+  SimBackend* back = client->connect_backend;
+  // A down host answers nothing; an answer into a partition is lost.
+  if (!host_->up() || world_->blocked(host_->index(), back->host_->index())) return;
   auto it = listeners_.find(port);
-  SimBackend* back = client->owner;
-  if (!host_->up() || it == listeners_.end() || it->second->queue.size() >= it->second->backlog) {
-    world_->post_event(back->host_, world_->now() + net_latency(),
-                       [back, client] { back->on_refused(client); });
+  if (it == listeners_.end() || it->second->queue.size() >= it->second->backlog) {
+    world_->post_event(
+        back->host_, world_->now() + net_latency(), [back, client] { back->on_refused(client); },
+        back->executor_index_);
     return;
   }
   std::shared_ptr<SimListener> l = it->second;
@@ -147,14 +155,16 @@ void SimBackend::on_syn(std::shared_ptr<SimSocket> client, uint16_t port) {
   server->state = SimSocket::State::kConnected;
   server->local = l->local;
   server->remote = client->local;
+  server->remote_host = back->host_;
   server->peer = client;
   client->peer = server;
   // The SYN-ACK is the first segment of the server->client direction, so data the server
   // sends right after accept cannot overtake it.
   TimePoint arrival = std::max(world_->now() + net_latency(), server->last_arrival_out);
   server->last_arrival_out = arrival;
-  world_->post_event(back->host_, arrival,
-                     [back, client, server] { back->on_synack(client, server); });
+  world_->post_event(
+      back->host_, arrival, [back, client, server] { back->on_synack(client, server); },
+      back->executor_index_);
   l->queue.push_back(std::move(server));
   wake(l.get());
 }
@@ -162,13 +172,14 @@ void SimBackend::on_syn(std::shared_ptr<SimSocket> client, uint16_t port) {
 void SimBackend::on_refused(std::shared_ptr<SimSocket> client) {
   if (client->state != SimSocket::State::kConnecting) return;
   client->state = SimSocket::State::kClosed;
-  complete_if_pending(client->connect_op, -ECONNREFUSED);
+  complete_if_pending(client->connect_op, -ECONNREFUSED);  // this is the connect's backend
 }
 
 void SimBackend::on_synack(std::shared_ptr<SimSocket> client, std::shared_ptr<SimSocket> server) {
   if (client->state != SimSocket::State::kConnecting || find(client->connect_op) == nullptr) {
-    // Deadline, cancel, close or crash got there first: the server's end is reset.
-    reset_later(server, net_latency());
+    // Deadline, cancel or close got there first: the server's end is reset (a crashed
+    // client host answers nothing).
+    if (host_->up()) reset_later(server, net_latency());
     return;
   }
   client->state = SimSocket::State::kConnected;
@@ -188,6 +199,7 @@ void SimBackend::attempt_accept(uint64_t id, IoOp* op) {
   while (!l->queue.empty()) {
     FdEntry accepted;
     accepted.socket = std::move(l->queue.front());
+    accepted.socket->owner = this;  // its segments are delivered on the accepting executor
     l->queue.pop_front();
     int fd = allocate_fd(std::move(accepted));
     if (!multishot) {
@@ -203,7 +215,7 @@ void SimBackend::attempt_accept(uint64_t id, IoOp* op) {
       return;
     }
   }
-  l->waiters.push_back(id);
+  l->waiters.push_back({this, id});
 }
 
 // ---- data ----
@@ -217,7 +229,7 @@ void SimBackend::attempt_send(uint64_t id, IoOp* op) {
   SimSocket* s = e->socket.get();
   int32_t error = 0;
   if (s->state == SimSocket::State::kReset)
-    error = -ECONNRESET;
+    error = -s->reset_errno;
   else if (s->shut_wr || s->state == SimSocket::State::kClosed)
     error = -EPIPE;
   else if (s->state != SimSocket::State::kConnected)
@@ -234,8 +246,17 @@ void SimBackend::attempt_send(uint64_t id, IoOp* op) {
   } else {
     data.assign(static_cast<const char*>(op->buffer), op->length);
   }
-  auto n = int32_t(std::min<size_t>(data.size(), INT32_MAX));
+  // Flow control: take what fits in the send and receive buffers, wait while nothing does.
+  const SimNetConfig& net = world_->net_config();
+  uint64_t limit = net.send_buffer_bytes + net.receive_buffer_bytes;
+  uint64_t space = limit > s->unread_out_bytes ? limit - s->unread_out_bytes : 0;
+  if (space == 0 && !data.empty()) {
+    s->waiters.push_back({this, id});
+    return;
+  }
+  auto n = int32_t(std::min<uint64_t>({data.size(), space, uint64_t(INT32_MAX)}));
   data.resize(size_t(n));
+  s->unread_out_bytes += uint64_t(n);
   if (n > 0) transmit(s, Segment::kData, std::move(data));
   complete(id, n);
 }
@@ -248,7 +269,7 @@ void SimBackend::attempt_recv(uint64_t id, IoOp* op) {
   }
   SimSocket* s = e->socket.get();
   if (s->state == SimSocket::State::kReset) {
-    complete(id, -ECONNRESET);
+    complete(id, -s->reset_errno);
     return;
   }
   bool vector = op->opcode == IoOpcode::kRecvmsg;
@@ -281,7 +302,10 @@ void SimBackend::attempt_recv(uint64_t id, IoOp* op) {
       op->message->msg_flags = 0;
       op->message->msg_controllen = 0;
     }
-    if (!(op->flags & MSG_PEEK)) consume(s, n);
+    if (!(op->flags & MSG_PEEK)) {
+      consume(s, n);
+      on_read(s, n);
+    }
     complete(id, int32_t(n));
     return;
   }
@@ -289,7 +313,21 @@ void SimBackend::attempt_recv(uint64_t id, IoOp* op) {
     complete(id, -ENOTCONN);
     return;
   }
-  s->waiters.push_back(id);
+  s->waiters.push_back({this, id});
+}
+
+// The reader made room: the sender learns it one latency later (a window update).
+void SimBackend::on_read(SimSocket* s, size_t n) {
+  std::shared_ptr<SimSocket> peer = s->peer.lock();
+  if (!peer) return;
+  SimBackend* b = peer->owner;
+  world_->post_event(
+      b->host_, world_->now() + net_latency(),
+      [b, peer, n] {
+        peer->unread_out_bytes -= std::min<uint64_t>(peer->unread_out_bytes, n);
+        b->wake(peer.get());
+      },
+      b->executor_index_);
 }
 
 void SimBackend::do_shutdown(uint64_t id, IoOp* op) {
@@ -332,7 +370,9 @@ int SimBackend::poll_mask(int fd) {
     case SimSocket::State::kConnected:
       break;
   }
-  int mask = s.shut_wr ? 0 : POLLOUT;
+  const SimNetConfig& net = world_->net_config();
+  bool room = s.unread_out_bytes < net.send_buffer_bytes + net.receive_buffer_bytes;
+  int mask = s.shut_wr || !room ? 0 : POLLOUT;
   if (s.available() > 0 || s.rx_eof || s.shut_rd) mask |= POLLIN;
   if (s.rx_eof && s.shut_wr) mask |= POLLHUP;
   return mask;
@@ -347,131 +387,9 @@ void SimBackend::attempt_poll(uint64_t id, IoOp* op) {
   }
   FdEntry* e = entry(op->fd);
   if (e->listener)
-    e->listener->waiters.push_back(id);
+    e->listener->waiters.push_back({this, id});
   else
-    e->socket->waiters.push_back(id);
-}
-
-// ---- segments ----
-
-void SimBackend::transmit(SimSocket* from, Segment kind, std::string data) {
-  MICA_ASSERT(from->owner == this);
-  std::shared_ptr<SimSocket> to = from->peer.lock();
-  if (!to) {
-    // The other end no longer exists: its host answers with an RST.
-    reset_later(from->shared_from_this(), net_latency());
-    return;
-  }
-  const SimNetConfig& net = world_->net_config();
-  SimHost* to_host = to->owner->host_;
-  if (world_->partitioned(host_->index(), to_host->index()) ||
-      world_->random().chance(net.drop_probability)) {
-    if (!from->loss_pending) {
-      from->loss_pending = to->loss_pending = true;
-      reset_later(from->shared_from_this(), net.retransmit_timeout);
-      reset_later(to, net.retransmit_timeout);
-    }
-    return;
-  }
-  if (world_->random().chance(net.reset_probability)) {
-    reset_later(from->shared_from_this(), net_latency());
-    reset_later(to, net_latency());
-    return;
-  }
-  TimePoint arrival = std::max(world_->now() + net_latency(), from->last_arrival_out);
-  from->last_arrival_out = arrival;
-  SimBackend* dest = to->owner;
-  std::weak_ptr<SimSocket> sender = from->weak_from_this();
-  world_->post_event(to_host, arrival, [dest, to, kind, data = std::move(data), sender] {
-    dest->deliver(to, kind, data, sender);
-  });
-}
-
-void SimBackend::deliver(std::shared_ptr<SimSocket> to, Segment kind, std::string data,
-                         std::weak_ptr<SimSocket> from) {
-  world_->trace(host_, uint32_t(SimTraceKind::kSegment), -1,
-                kind == Segment::kFin ? -1 : int64_t(data.size()));
-  if (to->state == SimSocket::State::kClosed) {
-    // Nobody reads this end any more (closed, or its host crashed): answer with an RST.
-    if (kind == Segment::kData)
-      if (auto sender = from.lock()) reset_later(sender, net_latency());
-    return;
-  }
-  if (to->state != SimSocket::State::kConnected) return;  // reset meanwhile
-  if (kind == Segment::kData)
-    to->rx.append(data);
-  else
-    to->rx_eof = true;
-  wake(to.get());
-}
-
-void SimBackend::reset_later(std::shared_ptr<SimSocket> s, Duration delay) {
-  SimBackend* b = s->owner;
-  b->world_->post_event(b->host_, b->world_->now() + delay, [b, s] { b->reset_end(s.get()); });
-}
-
-void SimBackend::reset_end(SimSocket* s) {
-  MICA_ASSERT(s->owner == this);
-  if (s->state != SimSocket::State::kConnected && s->state != SimSocket::State::kConnecting) return;
-  bool was_connecting = s->state == SimSocket::State::kConnecting;
-  s->state = SimSocket::State::kReset;
-  s->rx.clear();
-  s->rx_offset = 0;
-  world_->trace(host_, uint32_t(SimTraceKind::kReset), -1, 0);
-  if (was_connecting) complete_if_pending(s->connect_op, -ECONNREFUSED);
-  wake(s);
-}
-
-void SimBackend::wake(SimSocket* s) {
-  std::vector<uint64_t> ids;
-  ids.swap(s->waiters);
-  for (uint64_t id : ids) attempt_net(id);
-}
-
-void SimBackend::wake(SimListener* l) {
-  std::vector<uint64_t> ids;
-  ids.swap(l->waiters);
-  for (uint64_t id : ids) attempt_net(id);
-}
-
-// ---- close ----
-
-void SimBackend::close_socket(SimSocket* s) {
-  std::shared_ptr<SimSocket> peer = s->peer.lock();
-  if (s->state == SimSocket::State::kConnected && peer) {
-    // As Linux: closing with unread data resets the connection; otherwise a FIN follows
-    // whatever is still in flight.
-    if (s->available() > 0)
-      reset_later(peer, net_latency());
-    else if (!s->shut_wr)
-      transmit(s, Segment::kFin, {});
-  }
-  bool was_connecting = s->state == SimSocket::State::kConnecting;
-  s->state = SimSocket::State::kClosed;
-  std::vector<uint64_t> ids;
-  ids.swap(s->waiters);
-  if (was_connecting && find(s->connect_op)) ids.push_back(s->connect_op);
-  // Ops still waiting on the fd fail on their own event: close_now runs inside tasks.
-  for (uint64_t id : ids)
-    if (find(id)) op_event(id, Duration(0), [this, id] { complete_if_pending(id, -ECANCELED); });
-}
-
-void SimBackend::close_listener(SimListener* l) {
-  for (auto it = listeners_.begin(); it != listeners_.end(); ++it) {
-    if (it->second.get() != l) continue;
-    listeners_.erase(it);
-    break;
-  }
-  // Unaccepted connections are reset, as when a listening socket closes.
-  for (auto& s : l->queue) {
-    if (auto peer = s->peer.lock()) reset_later(peer, net_latency());
-    s->state = SimSocket::State::kClosed;
-  }
-  l->queue.clear();
-  std::vector<uint64_t> ids;
-  ids.swap(l->waiters);
-  for (uint64_t id : ids)
-    if (find(id)) op_event(id, Duration(0), [this, id] { complete_if_pending(id, -ECANCELED); });
+    e->socket->waiters.push_back({this, id});
 }
 
 }  // namespace mica::sim

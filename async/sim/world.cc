@@ -31,6 +31,20 @@ const char* kind_name(uint32_t kind) {
       return "task-end";
     case uint32_t(SimTraceKind::kUser):
       return "user";
+    case uint32_t(SimTraceKind::kRetransmit):
+      return "retransmit";
+    case uint32_t(SimTraceKind::kGiveUp):
+      return "give-up";
+    case uint32_t(SimTraceKind::kBitFlip):
+      return "bit-flip";
+    case uint32_t(SimTraceKind::kFreeze):
+      return "freeze";
+    case uint32_t(SimTraceKind::kUnfreeze):
+      return "unfreeze";
+    case uint32_t(SimTraceKind::kPartition):
+      return "partition";
+    case uint32_t(SimTraceKind::kHeal):
+      return "heal";
     default:
       break;
   }
@@ -58,14 +72,21 @@ uint64_t sim_seed(uint64_t default_seed) {
 
 // ---- SimHost ----
 
-SimHost::SimHost(SimWorld* world, uint32_t index, std::string name, SimDiskConfig disk)
+SimHost::SimHost(SimWorld* world, uint32_t index, std::string name, SimDiskConfig disk,
+                 uint32_t executors)
     : world_(world), index_(index), name_(std::move(name)), disk_config_(std::move(disk)) {
-  auto backend = std::make_unique<SimBackend>(world, this);
-  backend_ = backend.get();
-  executor_ = std::make_unique<Executor>(
-      std::move(backend), ExecutorOptions{.ready_budget = world->config().ready_budget});
-  deliver_timer_.fire = &SimHost::on_deliver;
-  deliver_timer_.context = this;
+  MICA_ASSERT_MSG(executors >= 1, "a simulated host needs an executor");
+  for (uint32_t i = 0; i < executors; ++i) {
+    auto lane = std::make_unique<Lane>();
+    SimBackend* primary = lanes_.empty() ? nullptr : lanes_[0]->backend;
+    auto backend = std::make_unique<SimBackend>(world, this, i, primary);
+    lane->backend = backend.get();
+    lane->executor = std::make_unique<Executor>(
+        std::move(backend), ExecutorOptions{.ready_budget = world->config().ready_budget});
+    lane->deliver_timer.fire = &SimHost::on_deliver;
+    lane->deliver_timer.context = lane.get();
+    lanes_.push_back(std::move(lane));
+  }
 }
 
 SimHost::~SimHost() {
@@ -73,8 +94,40 @@ SimHost::~SimHost() {
 }
 
 void SimHost::on_deliver(Timer* timer) {
-  auto* host = static_cast<SimHost*>(timer->context);
-  (*host->deliver_fn_)();
+  auto* lane = static_cast<Lane*>(timer->context);
+  (*lane->deliver_fn)();
+}
+
+void SimHost::set_clock(Duration skew, int32_t drift_ppm) {
+  MICA_ASSERT_MSG(drift_ppm > -1'000'000, "a clock must run forwards");
+  clock_skew_ = skew;
+  clock_drift_ppm_ = drift_ppm;
+}
+
+TimePoint SimHost::now() const {
+  return local_time(world_->now());
+}
+
+TimePoint SimHost::local_time(TimePoint world_time) const {
+  if (clock_drift_ppm_ == 0) return world_time + clock_skew_;
+  __int128 elapsed = (world_time - kEpoch).count();
+  __int128 drift = elapsed * clock_drift_ppm_;
+  // Floor division, so the clock never steps backwards as world time grows.
+  __int128 q = drift / 1'000'000;
+  if (drift % 1'000'000 < 0) --q;
+  return world_time + Duration(int64_t(q)) + clock_skew_;
+}
+
+TimePoint SimHost::world_time(TimePoint local) const {
+  if (local == kNoDeadline || local == TimePoint::min()) return local;
+  if (clock_drift_ppm_ == 0) return local - clock_skew_;
+  __int128 target = (local - clock_skew_ - kEpoch).count();
+  auto guess = int64_t(target * 1'000'000 / (1'000'000 + clock_drift_ppm_));
+  TimePoint w = kEpoch + Duration(guess);
+  // The guess is off by a few nanoseconds of rounding at most: step to the exact answer.
+  while (local_time(w) < local) w += Duration(1);
+  while (local_time(w - Duration(1)) >= local) w -= Duration(1);
+  return w;
 }
 
 // ---- SimWorld ----
@@ -88,8 +141,10 @@ SimWorld::~SimWorld() {
   for (auto& host : hosts_) {
     if (!host->up_) continue;
     host->up_ = false;
-    in_host(*host, [&] {
-      host->backend_->crash();
+    release_deferred(*host);
+    for (auto i = uint32_t(host->executor_count()); i-- > 0;)
+      in_host(*host, i, [&] { host->backend(i).crash(); });
+    in_host(*host, 0, [&] {
       for (auto& [id, t] : host->tasks_) t.source->cancel();
     });
   }
@@ -108,10 +163,14 @@ SimWorld::~SimWorld() {
 }
 
 SimHost& SimWorld::add_host(std::string name, BootFn boot) {
+  return add_host(std::move(name), config_.executors_per_host, std::move(boot));
+}
+
+SimHost& SimWorld::add_host(std::string name, uint32_t executors, BootFn boot) {
   auto index = static_cast<uint32_t>(hosts_.size());
   MICA_ASSERT_MSG(index < 0xFFFE, "too many simulated hosts for the 127.1.0.0/16 range");
   hosts_.push_back(
-      std::unique_ptr<SimHost>(new SimHost(this, index, std::move(name), config_.disk)));
+      std::unique_ptr<SimHost>(new SimHost(this, index, std::move(name), config_.disk, executors)));
   SimHost& host = *hosts_.back();
   host.boot_ = std::move(boot);
   if (host.boot_) spawn(host, host.boot_(host));
@@ -125,14 +184,14 @@ SimHost* SimWorld::host_by_ip(uint32_t ip) {
   return hosts_[n - 1].get();
 }
 
-void SimWorld::spawn(SimHost& host, Task<void> task) {
+void SimWorld::spawn(SimHost& host, Task<void> task, uint32_t executor) {
   MICA_ASSERT_MSG(host.up_, "spawn on a crashed host");
   MICA_ASSERT(task.valid() && !task.handle().promise().started());
   uint64_t id = host.next_task_id_++;
   auto source = std::make_unique<CancelSource>();
   // The token must be in place before the first resume: children inherit it on co_await.
   task.handle().promise().set_token(source->token());
-  host.executor_->post(task.handle());
+  host.executor(executor).post(task.handle());
   host.tasks_.emplace(id, SimHost::HostTask{std::move(source), std::move(task)});
   trace(&host, uint32_t(SimTraceKind::kTaskStart), -1, int64_t(id));
 }
@@ -148,10 +207,11 @@ void SimWorld::reap_tasks(SimHost& host) {
   }
 }
 
-SimEventKey SimWorld::post_event(SimHost* host, TimePoint when, std::function<void()> fn) {
+SimEventKey SimWorld::post_event(SimHost* host, TimePoint when, std::function<void()> fn,
+                                 uint32_t executor) {
   if (when < now_) when = now_;
   SimEventKey key{when, next_event_seq_++};
-  events_.emplace(key, Event{host, std::move(fn)});
+  events_.emplace(key, Event{host, executor, std::move(fn)});
   return key;
 }
 
@@ -179,16 +239,17 @@ void SimWorld::trace_user(const SimHost* host, int64_t value) {
   trace(host, uint32_t(SimTraceKind::kUser), -1, value);
 }
 
-void SimWorld::in_host(SimHost& host, const std::function<void()>& fn) {
+void SimWorld::in_host(SimHost& host, uint32_t executor, const std::function<void()>& fn) {
   // Executor::fire_due_timers is the one public entry that makes an executor current, so
   // the delivery rides on a timer due at the beginning of time: it fires alone, at once.
-  const std::function<void()>* saved = host.deliver_fn_;
-  host.deliver_fn_ = &fn;
-  host.deliver_timer_.when = TimePoint::min();
-  host.executor_->add_timer(&host.deliver_timer_);
-  size_t fired = host.executor_->fire_due_timers(TimePoint::min());
-  MICA_ASSERT(fired >= 1 && !host.deliver_timer_.queued());
-  host.deliver_fn_ = saved;
+  SimHost::Lane& lane = host.lane(executor);
+  const std::function<void()>* saved = lane.deliver_fn;
+  lane.deliver_fn = &fn;
+  lane.deliver_timer.when = TimePoint::min();
+  lane.executor->add_timer(&lane.deliver_timer);
+  size_t fired = lane.executor->fire_due_timers(TimePoint::min());
+  MICA_ASSERT(fired >= 1 && !lane.deliver_timer.queued());
+  lane.deliver_fn = saved;
 }
 
 void SimWorld::count_step() {
@@ -200,45 +261,70 @@ void SimWorld::count_step() {
     fail("livelock: the simulation keeps running without virtual time moving");
 }
 
+bool SimWorld::run_round() {
+  // The executors this round runs, in host order, or (perturbed) in a seeded order with
+  // each ready queue shuffled: which ready task runs next then depends on the seed.
+  std::vector<std::pair<SimHost*, uint32_t>> order;
+  for (auto& host : hosts_) {
+    if (host->frozen_) continue;
+    for (uint32_t i = 0; i < host->executor_count(); ++i) order.emplace_back(host.get(), i);
+  }
+  auto below = [this](uint64_t bound) { return random_.below(bound); };
+  if (config_.perturb_schedule)
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[below(i)]);
+  bool ran = false;
+  for (auto [host, i] : order) {
+    Executor& e = host->executor(i);
+    e.drain_inbox();
+    if (e.has_ready()) {
+      if (config_.perturb_schedule) e.shuffle_ready(below);
+      e.run_ready(config_.ready_budget);
+      ran = true;
+    }
+    reap_tasks(*host);
+  }
+  return ran;
+}
+
 void SimWorld::run_ready_all() {
   for (;;) {
     count_step();
-    bool ran = false;
-    for (auto& host : hosts_) {
-      Executor& e = *host->executor_;
-      e.drain_inbox();
-      if (e.has_ready()) {
-        e.run_ready(config_.ready_budget);
-        ran = true;
-      }
-      reap_tasks(*host);
-    }
-    if (!ran) return;
+    if (!run_round()) return;
   }
 }
 
 TimePoint SimWorld::next_due() const {
   TimePoint next = events_.empty() ? kNoDeadline : events_.begin()->first.first;
-  for (auto& host : hosts_) next = std::min(next, host->executor_->next_timer());
+  for (auto& host : hosts_) {
+    if (host->frozen_) continue;
+    for (auto& lane : host->lanes_)
+      next = std::min(next, host->world_time(lane->executor->next_timer()));
+  }
   return next;
 }
 
 void SimWorld::step() {
-  // Timers due now fire before events due now, host by host in a fixed order.
+  // Timers due now fire before events due now, executor by executor in a fixed order; a
+  // host's timers are due when its own clock reaches them.
   bool fired = false;
   for (auto& host : hosts_) {
-    if (host->executor_->next_timer() > now_) continue;
-    size_t n = host->executor_->fire_due_timers(now_);
-    trace(host.get(), uint32_t(SimTraceKind::kTimers), -1, int64_t(n));
-    fired = true;
+    if (host->frozen_) continue;
+    for (auto& lane : host->lanes_) {
+      if (host->world_time(lane->executor->next_timer()) > now_) continue;
+      size_t n = lane->executor->fire_due_timers(host->local_time(now_));
+      trace(host.get(), uint32_t(SimTraceKind::kTimers), -1, int64_t(n));
+      fired = true;
+    }
   }
   if (fired) return;
   auto it = events_.begin();
   MICA_ASSERT(it != events_.end() && it->first.first <= now_);
   Event event = std::move(it->second);
   events_.erase(it);
-  if (event.host)
-    in_host(*event.host, event.fn);
+  if (event.host && event.host->frozen_)
+    event.host->deferred_.push_back({event.executor, std::move(event.fn)});
+  else if (event.host)
+    in_host(*event.host, event.executor, event.fn);
   else
     event.fn();
 }
@@ -309,11 +395,16 @@ void SimWorld::crash(SimHost& host) {
   MICA_ASSERT_MSG(host.up_, "crash of a host that is down");
   host.up_ = false;
   trace(&host, uint32_t(SimTraceKind::kCrash), -1, 0);
-  in_host(host, [&host] {
-    host.backend_->crash();
+  // A frozen host that crashes thaws: its tasks must run to unwind (every op they try now
+  // fails), and what waited for it is delivered to a down host (and goes nowhere).
+  release_deferred(host);
+  // Last executor first: the first backend drops the host's shared fds and sockets.
+  for (auto i = uint32_t(host.executor_count()); i-- > 0;)
+    in_host(host, i, [&host, i] { host.backend(i).crash(); });
+  in_host(host, 0, [&host] {
     for (auto& [id, t] : host.tasks_) t.source->cancel();
   });
-  host.backend_->disk().crash(random_, host.disk_config_);
+  host.disk().crash(random_, host.disk_config_);
   if (loop_depth_ == 0) drain_host(host);
 }
 
@@ -327,16 +418,52 @@ void SimWorld::restart(SimHost& host, BootFn boot) {
   if (host.boot_) spawn(host, host.boot_(host));
 }
 
+void SimWorld::freeze(SimHost& host) {
+  MICA_ASSERT_MSG(host.up_ && !host.frozen_, "freeze of a host that is down or frozen");
+  host.frozen_ = true;
+  trace(&host, uint32_t(SimTraceKind::kFreeze), -1, 0);
+}
+
+void SimWorld::unfreeze(SimHost& host) {
+  MICA_ASSERT_MSG(host.frozen_, "unfreeze of a host that is not frozen");
+  trace(&host, uint32_t(SimTraceKind::kUnfreeze), -1, int64_t(host.deferred_.size()));
+  release_deferred(host);
+}
+
+void SimWorld::release_deferred(SimHost& host) {
+  host.frozen_ = false;
+  std::vector<SimHost::Deferred> deferred;
+  deferred.swap(host.deferred_);
+  for (auto& d : deferred) post_event(&host, now_, std::move(d.fn), d.executor);
+}
+
 void SimWorld::partition(SimHost& a, SimHost& b) {
-  partitions_.insert(std::minmax(a.index_, b.index_));
+  partition_one_way(a, b);
+  partition_one_way(b, a);
+}
+
+void SimWorld::partition_one_way(SimHost& from, SimHost& to) {
+  partitions_.emplace(from.index_, to.index_);
+  trace(&from, uint32_t(SimTraceKind::kPartition), -1, int64_t(to.index_));
 }
 
 void SimWorld::heal(SimHost& a, SimHost& b) {
-  partitions_.erase(std::minmax(a.index_, b.index_));
+  heal_one_way(a, b);
+  heal_one_way(b, a);
 }
 
-bool SimWorld::partitioned(uint32_t a, uint32_t b) const {
-  return partitions_.count(std::minmax(a, b)) != 0;
+void SimWorld::heal_one_way(SimHost& from, SimHost& to) {
+  partitions_.erase({from.index_, to.index_});
+  trace(&from, uint32_t(SimTraceKind::kHeal), -1, int64_t(to.index_));
+}
+
+void SimWorld::heal_all() {
+  partitions_.clear();
+  trace(nullptr, uint32_t(SimTraceKind::kHeal), -1, -1);
+}
+
+bool SimWorld::blocked(uint32_t from, uint32_t to) const {
+  return partitions_.count({from, to}) != 0;
 }
 
 }  // namespace mica::sim

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 namespace mica::sim {
 namespace {
 
@@ -22,6 +24,8 @@ bool well_formed_name(std::string_view name) {
 }  // namespace
 
 void ScenarioResult::fail(std::string_view why) {
+  ++failures;
+  if (failures > kFailuresShownMax) return;
   if (!failure.empty()) failure += "; ";
   failure += why;
 }
@@ -56,6 +60,9 @@ const Scenario* find_scenario(std::string_view name) {
 
 ScenarioResult run_scenario(const Scenario& scenario, uint64_t seed, ScenarioOptions options) {
   ScenarioResult result = scenario.run(seed, options);
+  if (result.failures > ScenarioResult::kFailuresShownMax)
+    result.failure += fmt::format(" (and {} more failed checks)",
+                                  result.failures - ScenarioResult::kFailuresShownMax);
   for (const auto& [name, value] : result.counters) {
     MICA_ASSERT_MSG(well_formed_name(name), "scenario counter names are [a-z0-9_]+");
     (void)value;

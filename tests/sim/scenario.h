@@ -41,15 +41,19 @@ struct ScenarioOptions {
 using ScenarioCounters = std::map<std::string, uint64_t>;
 
 struct ScenarioResult {
+  static constexpr uint32_t kFailuresShownMax = 5;
+
   std::string failure;  // empty: every check of the seed passed
   uint64_t trace_hash = 0;
   uint64_t trace_events = 0;
   std::vector<std::string> trace;  // the world's readable trace (options.trace_lines_max)
   std::vector<std::string> notes;  // the scenario's own narrative (options.verbose)
   ScenarioCounters counters;
+  uint32_t failures = 0;  // failed checks, including those fail() only counted
 
   bool ok() const { return failure.empty(); }
-  // Records a failed check; later failures are appended, so the first one leads.
+  // Records a failed check; later failures are appended, so the first one leads (beyond
+  // kFailuresShownMax they are only counted, so a seed that fails every call stays legible).
   void fail(std::string_view why);
   // Copies the world's hash, event count and readable trace into the result.
   void capture(const SimWorld& world);
