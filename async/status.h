@@ -24,7 +24,7 @@
 namespace mica {
 
 // The closed list. Ranges: 0 ok, 1-99 general, 100-199 async, 200-299 net, 300-399 chunk,
-// 400-499 craq, 500-599 meta, 600-699 client/fuse. Append only: codes travel on the wire.
+// 400-499 craq, 500-599 meta, 600-699 client and fuse. Append only: codes travel on the wire.
 enum class StatusCode : uint16_t {
   kOk = 0,
   // general

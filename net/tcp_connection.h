@@ -1,5 +1,7 @@
 // TcpConnection: one TCP stream carrying frames and TCP's form of one-sided transfers.
-// Created by TcpTransport (connect or accept); see tcp_transport.h for the contract.
+// Created by TcpTransport (connect or accept), which owns it; see tcp_transport.h for the
+// contract. Runs on the transport's executor only; every call but peer() may suspend, and
+// a connection that failed once (fail()) refuses everything after with that status.
 #pragma once
 
 #include <map>

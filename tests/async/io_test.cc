@@ -15,33 +15,12 @@
 #include "async/file.h"
 #include "async/scope.h"
 #include "async/socket.h"
+#include "tests/co_test.h"
 
 namespace mica {
 namespace {
 
 using namespace std::chrono_literals;
-
-class IoTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    frames_before_ = live_frames();
-    // Inside the build tree: the disk the project lives on, not a tmpfs that may refuse
-    // O_DIRECT.
-    dir_ = std::filesystem::current_path() /
-           ("io_test_" + std::to_string(getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::filesystem::remove_all(dir_);
-    EXPECT_EQ(live_frames(), frames_before_) << "frame leak";
-  }
-  std::string path(const char* name) { return (dir_ / name).string(); }
-
-  std::unique_ptr<Executor> executor_ = Executor::create_uring();
-  std::filesystem::path dir_;
-  int64_t frames_before_ = 0;
-};
 
 std::vector<std::byte> pattern(size_t n, int seed) {
   std::vector<std::byte> data(n);
@@ -49,36 +28,35 @@ std::vector<std::byte> pattern(size_t n, int seed) {
   return data;
 }
 
-Task<void> write_then_read(std::string path) {
-  auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
+MICA_CO_TEST(IoTest, FileWriteSyncReadRoundTrip) {
+  auto opened = File::open(dir.file("a"), O_RDWR | O_CREAT | O_TRUNC);
   Result<File> file = co_await std::move(opened);
-  EXPECT_TRUE(file.ok()) << file.status();
+  CO_ASSERT_OK(file);
   std::vector<std::byte> data = pattern(100'000, 1);
   auto write = file->write_full(data, 0);
-  EXPECT_TRUE((co_await std::move(write)).ok());
-  EXPECT_TRUE((co_await file->fdatasync()).ok());
-  EXPECT_TRUE((co_await file->fsync()).ok());
+  CO_ASSERT_OK(co_await std::move(write));
+  CO_ASSERT_OK(co_await file->fdatasync());
+  CO_ASSERT_OK(co_await file->fsync());
   std::vector<std::byte> back(200'000);
   auto read = file->read_full(back, 0);
   Result<size_t> n = co_await std::move(read);
+  CO_ASSERT_OK(n);
   EXPECT_EQ(*n, data.size());  // short at end of file
   EXPECT_EQ(std::memcmp(back.data(), data.data(), data.size()), 0);
-  EXPECT_TRUE((co_await file->close()).ok());
+  CO_ASSERT_OK(co_await file->close());
   EXPECT_FALSE(file->is_open());
 }
 
-TEST_F(IoTest, FileWriteSyncReadRoundTrip) {
-  executor_->block_on(write_then_read(path("a")));
-}
-
-Task<void> dsync_write(std::string path) {
-  auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
+MICA_CO_TEST(IoTest, WriteWithDsyncFlagGoesThroughTheRing) {
+  auto opened = File::open(dir.file("s"), O_RDWR | O_CREAT | O_TRUNC);
   Result<File> file = co_await std::move(opened);
-  EXPECT_TRUE(file.ok());
+  CO_ASSERT_OK(file);
   std::vector<std::byte> data = pattern(8192, 3), back(8192);
   Result<size_t> n = co_await file->write(data, 0, IoOptions{.rw_flags = RWF_DSYNC});
+  CO_ASSERT_OK(n);
   EXPECT_EQ(*n, data.size());
   Result<size_t> r = co_await file->read(back, 0);
+  CO_ASSERT_OK(r);
   EXPECT_EQ(*r, back.size());
   EXPECT_EQ(data, back);
   // An unknown flag is refused by the kernel, not ignored.
@@ -86,40 +64,34 @@ Task<void> dsync_write(std::string path) {
   EXPECT_EQ(bad.status().code(), StatusCode::kNotSupported);
 }
 
-TEST_F(IoTest, WriteWithDsyncFlagGoesThroughTheRing) {
-  executor_->block_on(dsync_write(path("s")));
-}
-
-Task<void> vectored_and_fallocate(std::string path) {
-  auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
+MICA_CO_TEST(IoTest, VectoredIoAndFallocate) {
+  auto opened = File::open(dir.file("v"), O_RDWR | O_CREAT | O_TRUNC);
   Result<File> file = co_await std::move(opened);
-  EXPECT_TRUE(file.ok());
-  EXPECT_TRUE((co_await file->fallocate(0, 0, 1 << 20)).ok());
+  CO_ASSERT_OK(file);
+  CO_ASSERT_OK(co_await file->fallocate(0, 0, 1 << 20));
   struct stat st;
-  EXPECT_EQ(fstat(file->fd(), &st), 0);
+  CO_ASSERT_EQ(fstat(file->fd(), &st), 0);
   EXPECT_EQ(st.st_size, 1 << 20);
   std::vector<std::byte> a = pattern(1000, 2), b = pattern(3000, 3);
   iovec out[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
   Result<size_t> written = co_await file->writev(out, 4096);
+  CO_ASSERT_OK(written);
   EXPECT_EQ(*written, 4000u);
   std::vector<std::byte> a2(1000), b2(3000);
   iovec in[2] = {{a2.data(), a2.size()}, {b2.data(), b2.size()}};
   Result<size_t> read = co_await file->readv(in, 4096);
+  CO_ASSERT_OK(read);
   EXPECT_EQ(*read, 4000u);
   EXPECT_EQ(a, a2);
   EXPECT_EQ(b, b2);
 }
 
-TEST_F(IoTest, VectoredIoAndFallocate) {
-  executor_->block_on(vectored_and_fallocate(path("v")));
-}
-
-// Returns false when the file system refuses O_DIRECT (the test is then skipped).
-Task<bool> direct_and_fixed(std::string path) {
-  auto opened = File::open(path, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT);
+MICA_CO_TEST(IoTest, DirectIoWithRegisteredBuffers) {
+  auto opened = File::open(dir.file("d"), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT);
   Result<File> file = co_await std::move(opened);
-  if (!file.ok() && file.status().code() == StatusCode::kInvalidArgument) co_return false;
-  EXPECT_TRUE(file.ok()) << file.status();
+  if (!file.ok() && file.status().code() == StatusCode::kInvalidArgument)
+    CO_SKIP() << "no O_DIRECT here";
+  CO_ASSERT_OK(file);
   AlignedBuffer out(64 << 10), in(64 << 10);
   std::vector<std::byte> data = pattern(out.size(), 4);
   std::memcpy(out.data(), data.data(), data.size());
@@ -134,22 +106,14 @@ Task<bool> direct_and_fixed(std::string path) {
   Result<size_t> bad = co_await file->read(in.span().subspan(1, 4096), 0);
   EXPECT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
-  co_return true;
 }
 
-TEST_F(IoTest, DirectIoWithRegisteredBuffers) {
-  if (!executor_->block_on(direct_and_fixed(path("d")))) GTEST_SKIP() << "no O_DIRECT here";
-}
-
-Task<void> open_missing(std::string path) {
+MICA_CO_TEST(IoTest, OpeningAMissingFileSaysWhich) {
+  std::string path = dir.file("nope");
   auto opened = File::open(path, O_RDONLY);
   Result<File> file = co_await std::move(opened);
   EXPECT_EQ(file.status().code(), StatusCode::kNotFound);
   EXPECT_NE(file.status().message().find(path), std::string_view::npos);
-}
-
-TEST_F(IoTest, OpeningAMissingFileSaysWhich) {
-  executor_->block_on(open_missing(path("nope")));
 }
 
 TEST(Alignment, HelpersRoundToDirectIoBlocks) {
@@ -251,9 +215,9 @@ Task<void> echo_client(SocketAddress address, int seed) {
   EXPECT_EQ(*eof, 0u);
 }
 
-Task<void> echo_roundtrip() {
+MICA_CO_TEST(IoTest, TcpEchoOverLoopbackWithMultishotAccept) {
   auto listener = Listener::listen(SocketAddress::loopback(0));
-  EXPECT_TRUE(listener.ok()) << listener.status();
+  CO_ASSERT_OK(listener);
   EXPECT_NE(listener->address().port(), 0);
   TaskScope scope;
   scope.spawn(echo_server(&*listener, 3));
@@ -261,10 +225,6 @@ Task<void> echo_roundtrip() {
   co_await scope.join();
   auto closing = listener->close();
   co_await std::move(closing);
-}
-
-TEST_F(IoTest, TcpEchoOverLoopbackWithMultishotAccept) {
-  executor_->block_on(echo_roundtrip());
 }
 
 // A client socket connected to listener and the server's end of it (closed sockets on
@@ -279,8 +239,9 @@ Task<std::pair<Socket, Socket>> connected_pair(Listener* listener) {
   co_return std::pair(std::move(*client), std::move(*server));
 }
 
-Task<void> scatter_gather() {
+MICA_CO_TEST(IoTest, SendmsgAndRecvmsgScatterAndGather) {
   auto listener = Listener::listen(SocketAddress::loopback(0));
+  CO_ASSERT_OK(listener);
   auto connecting = connected_pair(&*listener);
   std::pair<Socket, Socket> sockets = co_await std::move(connecting);
   Socket client = std::move(sockets.first), server = std::move(sockets.second);
@@ -313,10 +274,6 @@ Task<void> scatter_gather() {
   co_await std::move(closing);
 }
 
-TEST_F(IoTest, SendmsgAndRecvmsgScatterAndGather) {
-  executor_->block_on(scatter_gather());
-}
-
 int receive_low_water(const Socket& socket) {
   int value = 0;
   socklen_t length = sizeof value;
@@ -343,8 +300,9 @@ Task<void> trickle(Socket* socket, std::span<const std::byte> data, Event* go_on
   EXPECT_TRUE((co_await socket->close()).ok());
 }
 
-Task<void> low_water_receive() {
+MICA_CO_TEST(IoTest, RecvExactWithALowWaterMarkStopsAtTheBuffer) {
   auto listener = Listener::listen(SocketAddress::loopback(0));
+  CO_ASSERT_OK(listener);
   auto connecting = connected_pair(&*listener);
   std::pair<Socket, Socket> sockets = co_await std::move(connecting);
   Socket client = std::move(sockets.first), server = std::move(sockets.second);
@@ -381,11 +339,7 @@ Task<void> low_water_receive() {
   co_await std::move(closing);
 }
 
-TEST_F(IoTest, RecvExactWithALowWaterMarkStopsAtTheBuffer) {
-  executor_->block_on(low_water_receive());
-}
-
-Task<void> connect_refused() {
+MICA_CO_TEST(IoTest, ConnectToAClosedPortIsRefused) {
   // Find a port nobody listens on: listen, note it, close.
   auto probe = Listener::listen(SocketAddress::loopback(0));
   SocketAddress address = probe->address();
@@ -395,15 +349,12 @@ Task<void> connect_refused() {
   EXPECT_EQ(socket.status().code(), StatusCode::kConnectionRefused);
 }
 
-TEST_F(IoTest, ConnectToAClosedPortIsRefused) {
-  executor_->block_on(connect_refused());
-}
-
-Task<void> recv_deadline() {
+MICA_CO_TEST(IoTest, RecvAndAcceptHonourDeadlines) {
   auto listener = Listener::listen(SocketAddress::loopback(0));
+  CO_ASSERT_OK(listener);
   auto connect = Socket::connect(listener->address());
   Result<Socket> socket = co_await std::move(connect);
-  EXPECT_TRUE(socket.ok());
+  CO_ASSERT_OK(socket);
   std::byte buffer[8];
   TimePoint start = Executor::current()->now();
   Result<size_t> n = co_await socket->recv(buffer, IoOptions{deadline_after(20ms)});
@@ -419,13 +370,9 @@ Task<void> recv_deadline() {
   co_await std::move(closing);
 }
 
-TEST_F(IoTest, RecvAndAcceptHonourDeadlines) {
-  executor_->block_on(recv_deadline());
-}
-
-Task<void> poll_pipe() {
+MICA_CO_TEST(IoTest, PollOfAForeignFdReportsReadiness) {
   int fds[2];
-  EXPECT_EQ(pipe(fds), 0);
+  CO_ASSERT_EQ(pipe(fds), 0);
   Result<int> idle = co_await poll_fd(fds[0], POLLIN, IoOptions{deadline_after(5ms)});
   EXPECT_EQ(idle.status().code(), StatusCode::kTimedOut);
   EXPECT_EQ(write(fds[1], "x", 1), 1);
@@ -436,11 +383,7 @@ Task<void> poll_pipe() {
   close(fds[1]);
 }
 
-TEST_F(IoTest, PollOfAForeignFdReportsReadiness) {
-  executor_->block_on(poll_pipe());
-}
-
-TEST_F(IoTest, ListenOnABadAddressFailsClearly) {
+TEST(IoTest, ListenOnABadAddressFailsClearly) {
   auto parsed = SocketAddress::parse("127.0.0.1:99999");
   EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(SocketAddress::parse("localhost:80").ok());
