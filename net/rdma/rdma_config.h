@@ -1,4 +1,4 @@
-// RdmaConfig: every limit of the RDMA transport in one place (the RDMA part of docs/net.md).
+// RdmaConfig: every limit of the RDMA transport in one place (docs/net-rdma.md).
 //
 // Sizes of the per-connection rings, credit and signaling batches, the in-flight limit of
 // one-sided work requests, the bounce-buffer pool, timeouts and the QP attributes handed

@@ -1,5 +1,5 @@
 // RdmaCore: rings, credits, signaling, one-sided operations and failure handling of one
-// RC queue pair (see rdma_connection.h and the RDMA part of docs/net.md).
+// RC queue pair (see rdma_connection.h and docs/net-rdma.md).
 #include "net/rdma/rdma_connection.h"
 
 #include <arpa/inet.h>
