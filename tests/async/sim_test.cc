@@ -20,35 +20,19 @@
 #include "async/socket.h"
 #include "async/sync.h"
 #include "async/wait_list.h"
+#include "tests/async/sim_helpers.h"
 
 namespace mica {
 
 namespace {
 
 using namespace mica::sim;
-
+using namespace mica::sim_testing;
 using namespace std::chrono_literals;
 
-constexpr uint64_t kDefaultSeed = 20240601;
-constexpr uint16_t kPort = 7000;
-
-class SimTest : public ::testing::Test {
- protected:
-  void SetUp() override { frames_before_ = live_frames(); }
-  void TearDown() override {
-    // Every world of a test is destroyed by now: its frames must all be gone.
-    EXPECT_EQ(live_frames(), frames_before_) << "coroutine frames leaked";
-    if (HasFailure())
-      std::printf("simulation seed=%llu (replay: MICA_SIM_SEED=%llu)\n",
-                  static_cast<unsigned long long>(seed_), static_cast<unsigned long long>(seed_));
-  }
-  const uint64_t seed_ = sim::sim_seed(kDefaultSeed);
-  int64_t frames_before_ = 0;
-};
-
-std::span<const std::byte> bytes_of(const std::string& s) {
-  return std::as_bytes(std::span(s.data(), s.size()));
-}
+// The fixture (leak check, seed print) and the echo workloads are the simulator tests'
+// shared ones (tests/async/sim_helpers.h).
+class SimTest : public SimFixture {};
 
 std::string to_string(std::span<const std::byte> b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
@@ -78,50 +62,7 @@ Task<Result<std::string>> read_file(std::string path) {
   co_return to_string(std::span(buffer.data(), n));
 }
 
-Task<Status> sleep_task(Duration d) {
-  SleepAwaiter nap = sleep_for(d);
-  co_return co_await nap;
-}
-
-// Accepts connections one after another and echoes each until its peer shuts down.
-Task<void> echo_server(int connections) {
-  SocketAddress address = SocketAddress::loopback(kPort);
-  Result<Listener> listener = Listener::listen(address);
-  MICA_ASSERT(listener.ok());
-  for (int i = 0; i < connections; ++i) {
-    Task<Result<Socket>> accepting = listener->accept();
-    Result<Socket> socket = co_await std::move(accepting);
-    if (!socket.ok()) break;
-    std::vector<std::byte> buffer(4096);
-    std::span<std::byte> span(buffer);
-    for (;;) {
-      Result<size_t> n = co_await socket->recv(span);
-      if (!n.ok() || *n == 0) break;
-      Task<Status> sending = socket->send_all(span.first(*n));
-      if (!(co_await std::move(sending)).ok()) break;
-    }
-    (void)co_await socket->close();
-  }
-  Task<void> closing = listener->close();
-  co_await std::move(closing);
-}
-
-// Sends message, reads the same number of bytes back, returns them.
-Task<Result<std::string>> echo_client(SocketAddress server, std::string message,
-                                      IoOptions options) {
-  Task<Result<Socket>> connecting = Socket::connect(server, options);
-  CO_TRY_ASSIGN(Socket socket, co_await std::move(connecting));
-  Task<Status> sending = socket.send_all(bytes_of(message), options);
-  CO_TRY(co_await std::move(sending));
-  std::string reply(message.size(), '\0');
-  std::span<std::byte> span = std::as_writable_bytes(std::span(reply.data(), reply.size()));
-  Task<Status> receiving = socket.recv_exact(span, options);
-  CO_TRY(co_await std::move(receiving));
-  CO_TRY(co_await socket.shutdown(SHUT_WR));
-  CO_TRY(co_await socket.close());
-  co_return reply;
-}
-
+// An echo within two seconds of the caller's time.
 Task<Result<std::string>> echo_with_deadline(SimHost* server, std::string message) {
   IoOptions options{.deadline = deadline_after(std::chrono::seconds(2))};
   Task<Result<std::string>> echo = echo_client(server->address(kPort), message, options);
@@ -492,10 +433,6 @@ Task<Status> send_then_recv(Socket* socket, Duration timeout) {
   co_return Status();
 }
 
-Task<void> close_socket(Socket* socket) {
-  (void)co_await socket->close();
-}
-
 TEST_F(SimTest, PartitionFailsConnectAndRecvWithinDeadlineAndHealRestores) {
   SimWorld world(seed_);
   SimHost& server = world.add_host("server");
@@ -555,10 +492,6 @@ Task<Status> recv_status(Socket* socket) {
   std::span<std::byte> span(buffer);
   Result<size_t> n = co_await socket->recv(span);
   co_return n.status();
-}
-
-Task<void> report(Task<Status> body, Status* out) {
-  *out = co_await std::move(body);
 }
 
 TEST_F(SimTest, InjectedResetIsObservedByBothEnds) {
