@@ -325,12 +325,12 @@ void SimDisk::recover(SimFile& file, SimRandom& random, const SimDiskConfig& con
 
 void SimDisk::forget_unreachable() {
   std::set<SimNodeId> reached{kRoot};
-  std::vector<SimNodeId> todo{kRoot};
-  while (!todo.empty()) {
-    SimNodeId id = todo.back();
-    todo.pop_back();
+  std::vector<SimNodeId> to_visit{kRoot};
+  while (!to_visit.empty()) {
+    SimNodeId id = to_visit.back();
+    to_visit.pop_back();
     for (auto& [name, child] : node(id)->entries)
-      if (reached.insert(child).second) todo.push_back(child);
+      if (reached.insert(child).second) to_visit.push_back(child);
   }
   for (auto it = nodes_.begin(); it != nodes_.end();)
     it = reached.count(it->first) ? std::next(it) : nodes_.erase(it);

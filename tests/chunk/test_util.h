@@ -18,35 +18,16 @@
 #include "async/crc32c.h"
 #include "async/executor.h"
 #include "chunk/engine.h"
+#include "tests/temp_dir.h"
 
 namespace mica::chunk::testing {
 
-// The directory of the running test binary (the build tree, on the real disk: /tmp may be
-// tmpfs on other machines, and tmpfs refuses O_DIRECT).
-inline std::string binary_dir() {
-  return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
-}
+using mica::testing::binary_dir;
 
-class TempDir {
+class TempDir : public mica::testing::TempDir {
  public:
-  explicit TempDir(std::string parent = binary_dir()) {
-    std::filesystem::create_directories(parent + "/chunk-test-data");
-    std::string pattern = parent + "/chunk-test-data/target-XXXXXX";
-    std::vector<char> buffer(pattern.begin(), pattern.end());
-    buffer.push_back('\0');
-    if (::mkdtemp(buffer.data()) == nullptr) std::abort();
-    path_ = buffer.data();
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  explicit TempDir(std::string parent = binary_dir())
+      : mica::testing::TempDir(parent + "/chunk-test-data", "target") {}
 };
 
 // Small files and no disk reserve, so tests run anywhere.

@@ -16,34 +16,16 @@
 #include "async/executor.h"
 #include "async/sim/world.h"
 #include "kv/kv.h"
+#include "tests/temp_dir.h"
 
 namespace mica::kv::testing {
 
 using Body = Task<void> (*)(std::string dir, EnvOptions options);
 
 // A directory on the build disk, removed at the end of the test.
-class TempDir {
+class TempDir : public mica::testing::TempDir {
  public:
-  TempDir() {
-    std::string parent =
-        std::filesystem::read_symlink("/proc/self/exe").parent_path().string() + "/kv-test-data";
-    std::filesystem::create_directories(parent);
-    std::string pattern = parent + "/env-XXXXXX";
-    std::vector<char> buffer(pattern.begin(), pattern.end());
-    buffer.push_back('\0');
-    if (::mkdtemp(buffer.data()) == nullptr) std::abort();
-    path_ = buffer.data();
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : mica::testing::TempDir(mica::testing::binary_dir() + "/kv-test-data", "env") {}
 };
 
 // The simulated store's directory on a simulated host.
