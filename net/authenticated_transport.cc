@@ -352,6 +352,9 @@ AuthenticatedTransport::AuthenticatedTransport(Transport* inner, ClusterToken to
                                                AuthOptions options)
     : inner_(inner), token_(std::move(token)), options_(options) {
   MICA_ASSERT(inner_ != nullptr);
+  // No window in which a stranger's one-sided request could be served (RDMA's HCA serves
+  // them without us): every connection starts refusing them; the handshake lifts that.
+  inner_->refuse_peer_transfers_at_start();
 }
 
 AuthenticatedTransport::~AuthenticatedTransport() = default;

@@ -14,18 +14,21 @@
 //   server → client  accepted:  HMAC(token, "mica-auth-server" ‖ Nc ‖ Ns)
 //                    or refused: a message ("cluster token does not match"), then closes.
 // The secret itself never crosses the wire; fresh nonces on both sides make a recorded
-// answer or proof worthless on another connection. Traffic after the handshake is not
-// encrypted or authenticated frame by frame (docs/net.md, "Cluster token"). A failed
+// answer or proof worthless on another connection. Until the proofs checked out the peer's
+// one-sided requests are refused (Connection::refuse_peer_transfers; the constructor calls
+// inner->refuse_peer_transfers_at_start(), so RDMA queue pairs start without remote
+// access). Traffic after the handshake is not encrypted or authenticated frame by frame (docs/net.md, "Cluster token"). A failed
 // connect() is kUnauthenticated (refused, or the server's proof is wrong), kTimedOut (no
 // challenge in time: a server without a token?) or the inner transport's error, with a
 // message naming the peer. Nonces come from the runtime's random source
 // (Backend::random_u64), so simulated runs replay.
 // A server that must accept peers without a token simply does not wrap its transport (an
 // explicit option of the app's config, off by default).
-// Ownership: the inner transport outlives this one; connections are the inner transport's
-// own (returned once authenticated), so register_memory, limits and name are the inner
-// transport's too. Thread rule: the inner transport's (one executor); connect() and
-// accept() suspend, the rest does not.
+// Ownership: the inner transport outlives this one and is used through it only; this one
+// outlives its acceptors. Connections are the inner transport's own (returned once
+// authenticated), so register_memory, limits and name are the inner transport's too.
+// Thread rule: the inner transport's (one executor); connect() and accept() suspend, the
+// rest does not.
 #pragma once
 
 #include <cstdint>

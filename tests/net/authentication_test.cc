@@ -163,6 +163,48 @@ TEST_P(Authentication, ClientWithoutATokenFailsAndIsClosed) {
   run_authenticated(harness.get(), no_token_case);
 }
 
+// Reads frames until the connection fails (TCP completes one-sided transfers in there).
+Task<void> drain_frames(Connection* connection) {
+  for (;;) {
+    auto reading = connection->next_frame();
+    Result<Frame> frame = co_await std::move(reading);
+    if (!frame.ok()) co_return;
+  }
+}
+
+Task<void> stranger_transfer_case(RpcEnv* env) {
+  std::vector<std::byte> memory = bulk_pattern(4096, 7);
+  Result<std::unique_ptr<MemoryRegion>> region = env->server_transport->register_memory(memory);
+  EXPECT_TRUE(region.ok()) << region.status();
+  if (!region.ok()) co_return;
+  auto connecting = env->client_transport->connect(env->server_address, deadline_after(5s));
+  Result<std::unique_ptr<Connection>> connection = co_await std::move(connecting);
+  EXPECT_TRUE(connection.ok()) << connection.status();
+  if (connection.ok()) {
+    TaskScope reader;
+    reader.spawn(drain_frames(connection->get()));
+    // The region's right address and key, as if they had leaked: still nothing.
+    std::vector<std::byte> stolen(4096);
+    auto reading =
+        (*connection)
+            ->read_from((*region)->remote(0, 4096), stolen, deadline_after(kHandshakeTimeout / 2));
+    Status read = co_await std::move(reading);
+    EXPECT_FALSE(read.ok());
+    EXPECT_NE(stolen, memory);
+    co_await (*connection)->close();
+    co_await reader.join();
+  }
+  co_await wait_for_a_failed_handshake(env);
+  EXPECT_EQ(server_auth(env)->stats().failed + server_auth(env)->stats().not_a_handshake, 1u);
+  co_await (*region)->deregister(deadline_after(2s));
+  region->reset();
+}
+
+TEST_P(Authentication, OneSidedRequestBeforeTheHandshakeReachesNothing) {
+  auto harness = make_harness(GetParam());
+  run_authenticated(harness.get(), stranger_transfer_case);
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, Authentication, ::testing::Values("tcp", "sim", "rdma"),
                          [](const auto& info) { return info.param; });
 
