@@ -17,7 +17,8 @@
 // answer or proof worthless on another connection. Until the proofs checked out the peer's
 // one-sided requests are refused (Connection::refuse_peer_transfers; the constructor calls
 // inner->refuse_peer_transfers_at_start(), so RDMA queue pairs start without remote
-// access). Traffic after the handshake is not encrypted or authenticated frame by frame (docs/net.md, "Cluster token"). A failed
+// access). Traffic after the handshake is not encrypted or authenticated frame by frame
+// (docs/net.md, "Cluster token"). A failed
 // connect() is kUnauthenticated (refused, or the server's proof is wrong), kTimedOut (no
 // challenge in time: a server without a token?) or the inner transport's error, with a
 // message naming the peer. Nonces come from the runtime's random source
