@@ -265,8 +265,10 @@ a million 4 KiB chunks."
 # target per disk (16 disks) for the node figures, 4 disks of 4 targets for the disk ones.
 # Every figure here is computed from the placement, not timed (except generate_ms), so its
 # repeats agree; the reference is the copyset-style ring (bench/mgmtd_bench.cc).
-# The other half of the suite, routing fetches per second against a running mica-mgmtd,
-# joins this list once mgmtd exists (it is being written on its own branch).
+# Routing fetches per second, the suite's other figure, needs a running mica-mgmtd and is
+# added with it: a name in MGMTD_FIGURES, its UNIT/REFERENCE/TARGET/NOTE here, a
+# <figure>_mica function beside the placement ones below, and its targets in the mgmtd case
+# of BUILD_TARGETS.
 readonly MGMTD_FIGURES="lost_node_peers lost_node_parallelism lost_node_max_mean \
 lost_disk_peers lost_disk_parallelism lost_disk_max_mean lost_target_peers node_peers_min \
 pair_max generate_ms"
@@ -591,6 +593,7 @@ metrics_counter_add_mica() { metrics_bench counter_add; }
 metrics_histogram_record_mica() { metrics_bench histogram_record; }
 
 # mgmtd: bench_mgmtd prints every placement figure of one shape; each side picks its own.
+# (The routing fetch figure's function goes here too, once mica-mgmtd exists.)
 mgmtd_bench() {
   local placement=$1 disks=$2 field=$3
   timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_mgmtd" --placement "$placement" \

@@ -481,6 +481,10 @@ Result<std::vector<std::vector<TargetId>>> generate_chains(const PlacementInput&
   Result<std::vector<NodeTargets>> grouped = group_by_node(input.targets);
   if (!grouped.ok()) return grouped.status();
   std::vector<NodeTargets> nodes = std::move(grouped).value();
+  if (nodes.size() > kPlacementNodesMax) {
+    return invalid(
+        fmt::format("placement: {} nodes, at most {}", nodes.size(), kPlacementNodesMax));
+  }
   if (nodes.size() < replicas) {
     return invalid(fmt::format("placement: {} nodes have targets, {} replicas need as many",
                                nodes.size(), replicas));

@@ -3,7 +3,7 @@
 // and the inputs it refuses.
 //
 // Time cap: the whole file runs in under 10 s in the g++ Debug build on one core (about
-// 2 s measured; the sweep generates 1,104 placements once and every property test reads
+// 2 s measured; the sweep generates 1,296 placements once and every property test reads
 // them). Every placement has its own seed.
 #include "craq/chain_table.h"
 
@@ -268,6 +268,16 @@ TEST(ChainTable, RefusesFewerNodesThanReplicasAndReplicaCountZero) {
   EXPECT_EQ(generate_chains({.targets = {}, .replica_count = 1}).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_TRUE(generate_chains({.targets = targets, .replica_count = 2}).ok());
+  EXPECT_EQ(generate_chains({.targets = targets, .replica_count = 17}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(ChainTable, RefusesMoreNodesThanItsLimit) {
+  std::vector<PlacementTarget> targets =
+      make_targets({.nodes = kPlacementNodesMax + 1, .targets_per_node = 1});
+  EXPECT_EQ(generate_chains({.targets = targets}).status().code(), StatusCode::kInvalidArgument);
+  targets.pop_back();  // exactly at the limit is fine
+  EXPECT_TRUE(generate_chains({.targets = targets}).ok());
 }
 
 TEST(ChainTable, RefusesATargetGivenTwiceAndIdZero) {
