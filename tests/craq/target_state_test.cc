@@ -54,6 +54,8 @@ constexpr TransitionRow kTransitions[] = {
     {"only serving lost: the syncing one goes offline", "S1 Y2 W3", "1:off 2:on 3:up", "L1 W3 O2"},
     {"syncing with no serving left goes offline though up to date", "S1 Y2", "1:off 2:up", "L1 O2"},
     {"waiting stays waiting when the last serving is lost", "S1 W2", "1:off 2:up", "L1 W2"},
+    {"syncing at another version with no serving left goes offline", "S1 Y2", "1:off 2:up@9",
+     "L1 O2"},
     // lastsrv
     {"lastsrv returns up to date and serves", "L1 O2 O3", "1:up", "S1 O2 O3"},
     {"lastsrv returns online and serves", "L1 O2", "1:on 2:off", "S1 O2"},
@@ -85,6 +87,7 @@ constexpr TransitionRow kTransitions[] = {
     // waiting
     {"waiting online starts syncing", "S1 W2", "1:up 2:on", "S1 Y2"},
     {"waiting up to date syncs rather than serves", "S1 W2", "1:up 2:up", "S1 Y2"},
+    {"waiting starts syncing whatever version it reports", "S1 W2", "1:up 2:up@3", "S1 Y2"},
     {"waiting while another syncs keeps waiting", "S1 Y2 W3", "1:up 2:on 3:up", "S1 Y2 W3"},
     {"two waiting: only the first starts syncing", "S1 W2 W3", "1:up 2:up 3:up", "S1 Y2 W3"},
     {"two waiting, the first fails: the second syncs", "S1 W2 W3", "1:up 2:off 3:up", "S1 Y3 O2"},
@@ -95,6 +98,7 @@ constexpr TransitionRow kTransitions[] = {
     // offline
     {"offline online goes waiting", "S1 O2", "1:up 2:on", "S1 W2"},
     {"offline up to date goes waiting, not syncing", "S1 O2", "1:up 2:up", "S1 W2"},
+    {"offline goes waiting whatever version it reports", "S1 O2", "1:up 2:up@12", "S1 W2"},
     {"offline reported offline stays", "S1 O2", "1:up 2:off", "S1 O2"},
     {"offline taken offline by admin stays though up", "S1 O2", "1:up 2:admin", "S1 O2"},
     {"offline restarted stays for the round", "S1 O2", "1:up 2:restart", "S1 O2"},
