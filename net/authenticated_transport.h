@@ -38,6 +38,10 @@
 #include "net/cluster_token.h"
 #include "net/connection.h"
 
+namespace mica {
+class Counter;
+}
+
 namespace mica::net {
 
 struct AuthOptions {
@@ -51,8 +55,10 @@ struct AuthOptions {
   uint32_t ready_max = 64;
 };
 
-// What an authenticated transport saw, for tests and logs (the metrics registry has the
-// same counts as mica_net_auth_handshakes_total{side, result}).
+// What an authenticated transport saw, for tests and logs. The process's metrics registry
+// counts the same as mica_net_auth_handshakes_total{side, result}: side "server" with
+// result accepted, refused (a wrong proof or no handshake at all) or failed, and side
+// "client" with connected or failed.
 struct AuthStats {
   uint64_t accepted = 0;         // server side: handshakes that succeeded
   uint64_t refused = 0;          // server side: wrong proof (another token)
@@ -88,10 +94,19 @@ class AuthenticatedTransport final : public Transport {
 
  private:
   friend class AuthenticatedAcceptor;
+  // The metric's series, registered once per transport (async/metrics.h).
+  struct Counters {
+    Counter* accepted;
+    Counter* refused;
+    Counter* failed;
+    Counter* connected;
+    Counter* connect_failed;
+  };
   Transport* inner_;
   ClusterToken token_;
   AuthOptions options_;
   AuthStats stats_;
+  Counters counters_;
 };
 
 }  // namespace mica::net

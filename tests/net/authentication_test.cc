@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "async/log.h"
+#include "async/metrics.h"
 #include "async/socket.h"
 #include "net/authenticated_transport.h"
 #include "net/tcp_connection.h"
@@ -111,7 +112,14 @@ TEST_P(Authentication, RightTokenGetsCallsThrough) {
   run_authenticated(harness.get(), right_token_case);
 }
 
+Counter& refused_metric() {
+  return metrics().counter("net", "auth_handshakes_total",
+                           "Cluster-token handshakes by side and result.",
+                           {{"side", "server"}, {"result", "refused"}});
+}
+
 Task<void> wrong_token_case(RpcEnv* env) {
+  uint64_t refused_before = refused_metric().value();
   AuthenticatedTransport transport(env->client_transport, token_of(kWrongSecret), test_options());
   auto connecting = RpcClient::connect(&transport, env->server_address, deadline_after(5s));
   Result<std::shared_ptr<RpcClient>> client = co_await std::move(connecting);
@@ -126,6 +134,7 @@ Task<void> wrong_token_case(RpcEnv* env) {
   EXPECT_TRUE(contains(message, "cluster token does not match")) << client.status();
   EXPECT_TRUE(contains(message, env->server_address.to_string())) << client.status();
   EXPECT_EQ(server_auth(env)->stats().refused, 1u);
+  EXPECT_EQ(refused_metric().value(), refused_before + 1);
   // The server goes on serving a client with the right token.
   Status good = co_await echo_with(env, kGoodSecret);
   EXPECT_TRUE(good.ok()) << good;
