@@ -29,6 +29,7 @@
 #include "async/sync.h"
 #include "async/task.h"
 #include "craq/mgmtd_service.h"
+#include "craq/target_state.h"
 #include "craq/types.h"
 #include "kv/kv.h"
 #include "net/rpc_service.h"
@@ -180,6 +181,7 @@ class Mgmtd {
                     const std::vector<TargetId>& ids, bool restarted);
   Status check_heartbeat(const HeartbeatRequest& request) const;
   Duration heartbeat_age(NodeId node, TimePoint now) const;
+  bool observe(TargetId id, TimePoint now, TargetObservation* out) const;
   bool node_alive(NodeId node, TimePoint now) const;
   Duration lease() const;
   std::vector<TargetInfo> capacity_changes(bool all) const;
