@@ -28,6 +28,7 @@
 #include "async/scope.h"
 #include "async/sync.h"
 #include "async/task.h"
+#include "craq/chain_table.h"
 #include "craq/mgmtd_service.h"
 #include "craq/target_state.h"
 #include "craq/types.h"
@@ -179,6 +180,7 @@ class Mgmtd {
                                               Change* change, MgmtdCounters* counters);
   void note_reports(NodeId node, const std::vector<TargetReport>& reports,
                     const std::vector<TargetId>& ids, bool restarted);
+  Result<std::vector<PlacementTarget>> free_targets(const std::vector<NodeId>& nodes) const;
   Status check_heartbeat(const HeartbeatRequest& request) const;
   Duration heartbeat_age(NodeId node, TimePoint now) const;
   bool observe(TargetId id, TimePoint now, TargetObservation* out) const;
