@@ -163,7 +163,8 @@ MICA_CO_TEST(MgmtdChains, ARestartedMgmtdKeepsItsChainsAndGivesNodesTheirGrace) 
   CO_ASSERT_OK(started);
   EXPECT_EQ(*again.mgmtd->routing(), before);
   // Half a lease without heartbeats: nothing is decided, the nodes are within their grace.
-  co_await sleep_for(100ms);
+  Status slept = co_await sleep_for(100ms);
+  EXPECT_TRUE(slept.ok()) << slept;
   EXPECT_EQ(again.mgmtd->routing_version(), before.version);
   auto steady = beat_for(&again, &nodes, 400ms);
   co_await std::move(steady);

@@ -76,7 +76,8 @@ inline Task<bool> beat_until(Harness* h, std::vector<Node>* nodes, Predicate don
       Status s = co_await std::move(beating);
       EXPECT_TRUE(s.ok()) << s;
     }
-    co_await sleep_for(20ms);
+    Status slept = co_await sleep_for(20ms);
+    EXPECT_TRUE(slept.ok()) << slept;
   }
   co_return done(*h->mgmtd->routing());
 }
