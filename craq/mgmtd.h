@@ -92,7 +92,8 @@ class Mgmtd {
   net::Service* service() { return &service_; }
   // Starts the update loop on the calling executor.
   void start();
-  // Stops the loop and wakes long polls; waits for the loop's task to finish.
+  // Stops the loop and answers pending and later long polls at once; waits for the loop's
+  // task. Call it before shutting down the server, so long polls do not hold the drain.
   Task<void> stop();
   // The current snapshot (rebuilt only when something changed).
   std::shared_ptr<const RoutingSnapshot> routing() const { return routing_; }

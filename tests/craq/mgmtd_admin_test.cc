@@ -157,8 +157,14 @@ MICA_CO_TEST(MgmtdAdmin, BadChainTableAndHeartbeatRequestsChangeNothing) {
   auto setting_up = one_chain(&h, &nodes);
   Status set_up = co_await std::move(setting_up);
   CO_ASSERT_OK(set_up);
+  Node meta{.request = storage_node("meta", {})};
+  meta.request.kind = NodeKind::kMeta;
+  auto joining = join(&h, &meta);
+  Status joined = co_await std::move(joining);
+  CO_ASSERT_OK(joined);
   uint64_t version = h.mgmtd->routing_version();
   std::vector<CreateChainTableRequest> bad = {
+      {.nodes = {meta.id}},           // not a storage node
       {.replica_count = 99},          // over the replica limit
       {.nodes = {nodes[0].id, 999}},  // an unknown node
       {.replica_count = 3},           // every target is in a chain already
