@@ -99,6 +99,9 @@ class Mgmtd {
   std::shared_ptr<const RoutingSnapshot> routing() const { return routing_; }
   uint64_t routing_version() const { return counters_.routing_version; }
   const MgmtdOptions& options() const { return options_; }
+  // For the HTTP /health check (net/http_server.h): ok while the update loop runs and its
+  // last round could write; otherwise why not.
+  Status health() const;
 
   // Runs one chain-state round now (what the loop does every update_interval).
   Task<Status> run_round();
@@ -213,6 +216,8 @@ class Mgmtd {
   Event changed_;  // set and reset on every publish: wakes long polls
   Event kick_;     // asks the loop for a round now
   bool stopping_ = false;
+  bool running_ = false;  // the update loop is started and not stopped
+  Status last_round_;     // of the update loop
   TaskScope scope_;
   Metrics metrics_{};
 };

@@ -224,6 +224,7 @@ MICA_CO_TEST(Mgmtd, MetricsShowNodesChainsAndTheRoutingVersion) {
   auto round = h.mgmtd->run_round();
   Status rounded = co_await std::move(round);
   CO_ASSERT_OK(rounded);
+  EXPECT_TRUE(h.mgmtd->health().ok()) << h.mgmtd->health();
   std::string text = metrics().render_prometheus();
   EXPECT_NE(text.find("mica_mgmtd_nodes{state=\"alive\"} 1"), std::string::npos) << text;
   EXPECT_NE(text.find("mica_mgmtd_targets{state=\"serving\"}"), std::string::npos);
@@ -231,6 +232,9 @@ MICA_CO_TEST(Mgmtd, MetricsShowNodesChainsAndTheRoutingVersion) {
   EXPECT_NE(text.find("mica_mgmtd_routing_version " + std::to_string(h.mgmtd->routing_version())),
             std::string::npos);
   EXPECT_NE(text.find("mica_mgmtd_registrations_total"), std::string::npos);
+  auto stopping_mgmtd = h.mgmtd->stop();
+  co_await std::move(stopping_mgmtd);
+  EXPECT_FALSE(h.mgmtd->health().ok());  // the loop no longer runs
   auto h_stopping = testing::stop(&h);
   co_await std::move(h_stopping);
 }
