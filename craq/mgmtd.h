@@ -39,6 +39,9 @@ namespace mica::craq {
 
 // The on-disk format this code writes; open() refuses a newer one.
 inline constexpr uint32_t kMgmtdFormatVersion = 1;
+// Tables open() opens in the Env (count them in kv::EnvOptions::tables_max; every open()
+// on the same Env opens them again).
+inline constexpr uint32_t kMgmtdTables = 6;
 
 struct MgmtdOptions {
   // The cluster config; it replaces the stored one at open() when they differ (the
