@@ -46,31 +46,38 @@ LocalState effective_local_state(const TargetObservation& observation, Duration 
 //   head-most of the serving targets that failed becomes lastsrv instead.
 // - lastsrv + online/up-to-date -> serving (the chain unblocks); lastsrv + offline stays.
 // - syncing + up-to-date at the current chain version -> serving (the new tail);
-//   syncing + offline -> offline; syncing with no serving target left -> offline.
+//   syncing + offline -> offline; syncing with no serving target left -> offline (also
+//   when it claims to be up to date: only a target that served holds every write).
 // - offline + online/up-to-date -> waiting.
-// - waiting -> syncing when the chain has a serving target and no syncing one, for the
-//   first waiting target in chain order only (one resync per chain at a time).
+// - waiting -> syncing when the chain has a serving target and no syncing one (after this
+//   round's other changes), for the first target in chain order that was waiting at the
+//   start of the round only (one resync per chain at a time).
 // - waiting + offline -> offline.
 // Targets missing from observations count as offline. The result lists targets in the
-// order of types.h (serving, lastsrv, syncing, waiting, offline; stable within a state).
+// order of types.h (serving, lastsrv, syncing, waiting, offline); within a state those that
+// kept it come first in their old order, then those that entered it this round in their old
+// order: a target that starts serving is the new tail, one that fails moves to the end.
 ChainInfo next_chain(const ChainInfo& chain, std::span<const TargetObservation> observations,
                      Duration lease_timeout);
 
 // Admin: makes `target` (waiting or offline in a chain blocked on a lastsrv target) the
 // chain's serving target, demoting the lastsrv one to offline. Acknowledged writes that
 // only the lastsrv target held are lost: the caller warns. kInvalidArgument unless the
-// chain has a lastsrv target and no serving one and `target` is in it.
+// chain has a lastsrv target and no serving one and `target` is in it, waiting or offline.
 Result<ChainInfo> promote_target(const ChainInfo& chain, TargetId target);
 
 // Admin: `replacement` (a target in no chain) takes `old`'s place: `old` leaves the chain
 // and `replacement` joins at the end as offline, so it goes waiting -> syncing -> serving
 // like any returning target. kInvalidArgument if `old` is not in the chain, is the chain's
-// only serving or lastsrv target, or `replacement` is already in it.
+// only serving or lastsrv target, or `replacement` is 0 or already in it.
 Result<ChainInfo> replace_target(const ChainInfo& chain, TargetId old, TargetId replacement);
 
 // Structural invariants every chain satisfies (the simulator's checker asserts them):
-// no target twice, at most one syncing target, states in the order above. Returns a
-// description of the first violation, or an empty string.
+// no target twice (nor id 0), at most one syncing target, states in the order above, at
+// most one lastsrv target and none beside a serving one, no syncing target without a
+// serving one, and a chain with targets has a serving or a lastsrv one. next_chain(),
+// promote_target() and replace_target() keep them. Returns a description of the first
+// violation, or an empty string.
 std::string check_chain_invariants(const ChainInfo& chain);
 
 }  // namespace mica::craq

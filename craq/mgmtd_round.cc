@@ -1,0 +1,105 @@
+// Mgmtd's update round (every chain's next state from what mgmtd observes, all changes in
+// one write) and its metrics (craq/mgmtd.h; docs/mgmtd.md "Metrics and health").
+#include "async/log.h"
+#include "craq/mgmtd.h"
+
+namespace mica::craq {
+
+namespace {
+
+uint64_t distance(uint64_t a, uint64_t b) {
+  return a > b ? a - b : b - a;
+}
+
+}  // namespace
+
+// Targets whose reported capacity or usage differs from their record: all of them, or only
+// those that moved by more than capacity_persist_delta_bytes.
+std::vector<TargetInfo> Mgmtd::capacity_changes(bool all) const {
+  std::vector<TargetInfo> changed;
+  for (const auto& [id, target] : targets_) {
+    auto live = target_live_.find(target.id);
+    if (live == target_live_.end()) continue;
+    uint64_t moved = std::max(distance(live->second.capacity_bytes, target.capacity_bytes),
+                              distance(live->second.used_bytes, target.used_bytes));
+    if (moved == 0 || (!all && moved <= options_.capacity_persist_delta_bytes)) continue;
+    TargetInfo updated = target;
+    updated.capacity_bytes = live->second.capacity_bytes;
+    updated.used_bytes = live->second.used_bytes;
+    changed.push_back(std::move(updated));
+  }
+  return changed;
+}
+
+Task<Status> Mgmtd::run_round() {
+  Status locked = co_await writer_.lock();
+  MICA_ASSERT(locked.ok());
+  MutexGuard guard(writer_);
+  Change change;
+  change.targets = capacity_changes(false);
+  if (!change.empty()) {
+    auto committing = commit(std::move(change));
+    Status s = co_await std::move(committing);
+    if (!s.ok()) co_return s;
+  }
+  update_metrics();
+  co_return Status();
+}
+
+void Mgmtd::register_metrics() {
+  MetricsRegistry& r = metrics();
+  const char* nodes_help = "Nodes known to mgmtd, by liveness (heartbeat within the lease).";
+  metrics_.nodes_alive = &r.gauge("mgmtd", "nodes", nodes_help, {{"state", "alive"}});
+  metrics_.nodes_dead = &r.gauge("mgmtd", "nodes", nodes_help, {{"state", "dead"}});
+  for (int i = 0; i < 5; ++i) {
+    auto state = static_cast<PublicState>(i);
+    metrics_.targets[i] = &r.gauge("mgmtd", "targets", "Targets in chains, by public state.",
+                                   {{"state", std::string(public_state_name(state))}});
+  }
+  const char* chains_help =
+      "Chains by health: full (every target serving), degraded (some serving), blocked (none "
+      "serving).";
+  metrics_.chains_full = &r.gauge("mgmtd", "chains", chains_help, {{"health", "full"}});
+  metrics_.chains_degraded = &r.gauge("mgmtd", "chains", chains_help, {{"health", "degraded"}});
+  metrics_.chains_blocked = &r.gauge("mgmtd", "chains", chains_help, {{"health", "blocked"}});
+  metrics_.routing_version =
+      &r.gauge("mgmtd", "routing_version", "The version of the routing mgmtd publishes.");
+  metrics_.heartbeats =
+      &r.counter("mgmtd", "heartbeats_total", "Heartbeats accepted from registered nodes.");
+  metrics_.registrations =
+      &r.counter("mgmtd", "registrations_total", "Node registrations accepted.");
+  metrics_.chain_changes =
+      &r.counter("mgmtd", "chain_changes_total", "Chain changes decided by update rounds.");
+  metrics_.routing_fetches =
+      &r.counter("mgmtd", "routing_fetches_total", "get_routing calls (long polls included).");
+}
+
+void Mgmtd::update_metrics() {
+  TimePoint now = Executor::current()->now();
+  int64_t alive = 0;
+  for (const auto& [id, node] : nodes_) alive += node_alive(node.id, now) ? 1 : 0;
+  metrics_.nodes_alive->set(alive);
+  metrics_.nodes_dead->set(static_cast<int64_t>(nodes_.size()) - alive);
+  int64_t by_state[5] = {};
+  int64_t full = 0, degraded = 0, blocked = 0;
+  for (const auto& [id, chain] : chains_) {
+    int64_t serving = 0;
+    for (const ChainTarget& member : chain.targets) {
+      ++by_state[static_cast<int>(member.state)];
+      serving += member.state == PublicState::kServing ? 1 : 0;
+    }
+    if (serving == 0)
+      ++blocked;
+    else if (serving == static_cast<int64_t>(chain.targets.size()))
+      ++full;
+    else
+      ++degraded;
+  }
+  for (int i = 0; i < 5; ++i) metrics_.targets[i]->set(by_state[i]);
+  metrics_.chains_full->set(full);
+  metrics_.chains_degraded->set(degraded);
+  metrics_.chains_blocked->set(blocked);
+  metrics_.routing_version->set(static_cast<int64_t>(counters_.routing_version));
+}
+
+}  // namespace mica::craq
