@@ -61,7 +61,7 @@ class Words {
 };
 
 // Takes the global option at the front of words into out; false if it is none.
-Result<bool> take_global(Words* words, CliInvocation* out) {
+Result<bool> take_global(Words* words, CliInvocation* out, bool* help) {
   std::string_view option = words->peek();
   auto value = [&]() -> Result<std::string_view> {
     words->take();
@@ -71,7 +71,7 @@ Result<bool> take_global(Words* words, CliInvocation* out) {
     words->take();
     if (option == "--json") out->json = true;
     if (option == "--no-token") out->no_token = true;
-    if (option == "--help" || option == "-h") out->command = CliCommand::kHelp;
+    if (option == "--help" || option == "-h") *help = true;
     return true;
   }
   if (option == "--mgmtd" || option == "--token-file" || option == "--transport" ||
@@ -227,12 +227,9 @@ Result<CliInvocation> parse_cli_args(std::span<const std::string_view> args,
   // Global options may come before or after the command; the command's own options
   // (chain-table create's) are not global names, so they stay with it.
   while (!words.done()) {
-    Result<bool> global = take_global(&words, &out);
+    Result<bool> global = take_global(&words, &out, &help);
     if (!global.ok()) return global.status();
-    if (*global) {
-      help = help || out.command == CliCommand::kHelp;
-      continue;
-    }
+    if (*global) continue;
     command.push_back(words.take());
   }
   if (help) {
