@@ -22,12 +22,12 @@ NodeAgent::NodeAgent(net::ConnectionPool* pool, NodeAgentOptions options)
     : mgmtd_(pool, options.mgmtd), options_(std::move(options)), node_(options_.node) {
   MICA_ASSERT_MSG(options_.reports != nullptr, "a node agent needs a reports callback");
   const MetricLabels& labels = options_.metric_labels;
-  registrations_metric_ = &metrics().counter(
-      "node_agent", "registrations_total", "Successful registrations with mgmtd.", labels);
-  heartbeats_metric_ = &metrics().counter("node_agent", "heartbeats_total",
-                                          "Heartbeats mgmtd accepted.", labels);
-  heartbeat_errors_metric_ = &metrics().counter(
-      "node_agent", "heartbeat_errors_total", "Heartbeats that failed or were refused.", labels);
+  registrations_metric_ = &metrics().counter("node_agent", "registrations_total",
+                                             "Successful registrations with mgmtd.", labels);
+  heartbeats_metric_ =
+      &metrics().counter("node_agent", "heartbeats_total", "Heartbeats mgmtd accepted.", labels);
+  heartbeat_errors_metric_ = &metrics().counter("node_agent", "heartbeat_errors_total",
+                                                "Heartbeats that failed or were refused.", labels);
 }
 
 NodeAgent::~NodeAgent() {
@@ -70,8 +70,10 @@ bool NodeAgent::fill_reports(std::vector<TargetReport>* reports) const {
   std::set<std::string> identities;
   for (TargetReport& report : *reports) {
     identities.insert(report.identity);
+    // The last registration's answer is the authority: a caller's stale id would only be
+    // refused.
     auto known = target_ids_.find(report.identity);
-    if (report.target == 0 && known != target_ids_.end()) report.target = known->second;
+    if (known != target_ids_.end()) report.target = known->second;
   }
   if (identities.size() != target_ids_.size()) return false;
   for (const auto& [identity, id] : target_ids_)
@@ -88,11 +90,27 @@ Task<Status> NodeAgent::register_once() {
                           .tags = options_.tags,
                           .targets = options_.reports()};
   fill_reports(&request.targets);
+  if (forgotten_) {
+    // mgmtd does not know this node's id (its state was lost or re-initialised): ask for a
+    // new one, and new target ids too, rather than be refused forever.
+    request.node = 0;
+    for (TargetReport& report : request.targets) report.target = 0;
+  }
   std::vector<std::string> identities;
   for (const TargetReport& report : request.targets) identities.push_back(report.identity);
   auto calling =
       mgmtd_.call<MgmtdService::register_node>(request, deadline_after(options_.call_timeout));
-  CO_TRY_ASSIGN(RegisterResponse response, co_await std::move(calling));
+  Result<RegisterResponse> answered = co_await std::move(calling);
+  if (!answered.ok()) {
+    if (answered.status().code() == StatusCode::kNotFound && request.node != 0) {
+      MICA_LOG(Warn, "craq", "mgmtd does not know node {} ({}); registering as a new node", node_,
+               answered.status().to_string());
+      forgotten_ = true;
+    }
+    co_return answered.status();
+  }
+  RegisterResponse response = std::move(*answered);
+  forgotten_ = false;
   if (response.targets.size() != identities.size())
     co_return Status(StatusCode::kProtocolError, "mgmtd answered a registration's targets");
   if (node_ != response.node)
@@ -119,10 +137,12 @@ Task<void> NodeAgent::register_until_done() {
   Duration backoff{0};
   CancelToken token = co_await current_token();
   while (!token.cancelled()) {
+    bool was_forgotten = forgotten_;
     auto registering = register_once();
     Status registered = co_await std::move(registering);
     if (registered.ok()) co_return;
     if (token.cancelled()) co_return;
+    if (forgotten_ && !was_forgotten) continue;  // at once, as a new node
     if (!is_mgmtd_unreachable(registered.code()))
       MICA_LOG(Warn, "craq", "mgmtd refused to register node {}: {}", node_,
                registered.to_string());
@@ -135,8 +155,8 @@ Task<void> NodeAgent::register_until_done() {
 }
 
 Task<void> NodeAgent::heartbeat_once() {
-  HeartbeatRequest request{.node = node_, .identity = options_.identity,
-                           .targets = options_.reports()};
+  HeartbeatRequest request{
+      .node = node_, .identity = options_.identity, .targets = options_.reports()};
   if (!fill_reports(&request.targets)) {
     MICA_LOG(Info, "craq", "node {}: its targets changed; registering again", node_);
     registered_ = false;

@@ -10,8 +10,10 @@
 // registers again when mgmtd refuses a heartbeat (kNotFound: mgmtd forgot the node or a
 // target; kPermissionDenied: identity mismatch) and when the reports' set of target
 // identities changed (a disk replaced, a target added): a target mgmtd does not know needs
-// an id first. A heartbeat answer that names a newer routing version is passed to the
-// RoutingClient (hint_version) and to on_routing_version.
+// an id first. When mgmtd does not know the node id at all (its state was re-initialised),
+// the agent registers as a new node and on_registered hands the caller its new id. A heartbeat
+// answer that names a newer routing version is passed to the RoutingClient (hint_version) and to
+// on_routing_version.
 //
 // Thread rule: executor-bound. The agent, its pool and its callbacks run on the executor
 // that made it; start() is called from a task on it and stop() awaited there before the
@@ -100,6 +102,7 @@ class NodeAgent {
   NodeAgentOptions options_;
   NodeId node_;
   bool registered_ = false;
+  bool forgotten_ = false;  // mgmtd answered kNotFound to our id: register as node 0
   ClusterConfig config_;
   bool have_config_ = false;
   uint64_t routing_version_ = 0;

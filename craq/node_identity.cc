@@ -20,8 +20,8 @@ struct IdentityRecord {
 };
 
 std::string encode_record(std::string_view kind, const IdentityRecord& record) {
-  std::string body = fmt::format("mica {} v1\nid {}\nidentity {}\n", kind, record.id,
-                                 record.identity);
+  std::string body =
+      fmt::format("mica {} v1\nid {}\nidentity {}\n", kind, record.id, record.identity);
   return body + fmt::format("crc32c {:08x}\n", crc32c(body.data(), body.size()));
 }
 
@@ -35,8 +35,7 @@ bool next_line(std::string_view* text, std::string_view* line) {
 }
 
 bool parse_field(std::string_view line, std::string_view name, std::string_view* value) {
-  if (line.size() <= name.size() || line.substr(0, name.size()) != name ||
-      line[name.size()] != ' ')
+  if (line.size() <= name.size() || line.substr(0, name.size()) != name || line[name.size()] != ' ')
     return false;
   *value = line.substr(name.size() + 1);
   return !value->empty();
@@ -105,8 +104,7 @@ Task<Status> write_atomically(std::string dir, std::string name, std::string con
   co_return co_await std::move(syncing);
 }
 
-Task<Result<IdentityRecord>> load_or_create(std::string dir, std::string name,
-                                            std::string kind) {
+Task<Result<IdentityRecord>> load_or_create(std::string dir, std::string name, std::string kind) {
   std::string path = dir + "/" + name;
   // A temp file is what a crash during a save leaves behind: the real file is whole (the
   // old content or the new), so the temp one is ignored and removed.

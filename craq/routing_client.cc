@@ -11,10 +11,10 @@ RoutingClient::RoutingClient(net::ConnectionPool* pool, RoutingClientOptions opt
   const MetricLabels& labels = options_.metric_labels;
   fetches_metric_ = &metrics().counter("routing", "fetches_total",
                                        "get_routing calls answered by mgmtd.", labels);
-  fetch_errors_metric_ = &metrics().counter(
-      "routing", "fetch_errors_total", "get_routing calls that failed or timed out.", labels);
-  updates_metric_ = &metrics().counter("routing", "updates_total",
-                                       "Newer routing snapshots swapped in.", labels);
+  fetch_errors_metric_ = &metrics().counter("routing", "fetch_errors_total",
+                                            "get_routing calls that failed or timed out.", labels);
+  updates_metric_ =
+      &metrics().counter("routing", "updates_total", "Newer routing snapshots swapped in.", labels);
   version_metric_ =
       &metrics().gauge("routing", "version", "Version of the routing snapshot held.", labels);
 }
@@ -113,12 +113,12 @@ std::shared_ptr<RoutingClient::Round> RoutingClient::start_round() {
 }
 
 void RoutingClient::hint_version(uint64_t version_seen) {
-  if (stopped_ || !started_ || version_seen <= version()) return;
+  if (stopped_ || version_seen <= version()) return;
   start_round();
 }
 
 Task<Result<RoutingClient::SnapshotPtr>> RoutingClient::refresh(uint64_t at_least_version,
-                                                                 TimePoint deadline) {
+                                                                TimePoint deadline) {
   if (at_least_version != 0 && version() >= at_least_version) co_return current_;
   for (;;) {
     if (stopped_) co_return Status(StatusCode::kClosed, "routing client stopped");
