@@ -1,8 +1,9 @@
 // HttpServer on real io_uring sockets on 127.0.0.1: /metrics in Prometheus text, /health,
-// the refusals (404, 405, 400, 413, 431, 408), keep-alive and Connection: close, the
+// the refusals (404, 405, 400, 413, 431, 408, 505), keep-alive and Connection: close, the
 // connection limit, a stalled client closed at its deadline while others are served, the
-// idle timeout, extra routes, the server's own counters, and shutdown with connections open.
-// Each test runs the server and its clients as tasks on one executor and takes under 2 s.
+// head, idle and write timeouts, extra routes, the server's own counters, and shutdown with
+// connections open. Each test runs the server and its clients as tasks on one executor and
+// takes under 2 s.
 #include "net/http_server.h"
 
 #include <gtest/gtest.h>
@@ -383,6 +384,33 @@ TEST(HttpServer, AConnectionThatSendsNothingIsClosedAtTheHeadTimeout) {
   HttpServerOptions options;
   options.request_head_timeout = 300ms;
   run(&silent_case, options);
+}
+
+// A client that asks for a large body and never reads it is cut off at the write timeout
+// (32 MiB is far more than the loopback socket buffers hold) and its slot is given back.
+Task<void> slow_reader_case(Env* env) {
+  auto connecting = http_connect(env->address);
+  Result<HttpTestConnection> c = co_await std::move(connecting);
+  CO_ASSERT_OK(c);
+  auto sending = http_send(&*c, http_get("/large"));
+  CO_ASSERT_OK(co_await std::move(sending));
+  while (env->server->connections() == 0) CO_ASSERT_OK(co_await sleep_for(1ms));
+  TimePoint start = Executor::current()->now();
+  TimePoint give_up = deadline_after(3s);
+  while (env->server->connections() > 0 && Executor::current()->now() < give_up)
+    CO_ASSERT_OK(co_await sleep_for(10ms));
+  Duration open = Executor::current()->now() - start;
+  EXPECT_EQ(env->server->connections(), 0u);
+  EXPECT_GE(open, 250ms);
+  EXPECT_LT(open, 1500ms);
+}
+
+TEST(HttpServer, AClientThatDoesNotReadIsCutOffAtTheWriteTimeout) {
+  HttpServerOptions options;
+  options.write_timeout = 300ms;
+  std::map<std::string, HttpHandler> routes;
+  routes["/large"] = [] { return HttpResponse{200, "text/plain", std::string(32 << 20, 'x')}; };
+  run(&slow_reader_case, options, routes);
 }
 
 // Opens a connection and completes one request on it, so the server surely counts it.
