@@ -3,7 +3,7 @@
 // node ids — takes the stand-ins' heartbeats again and degrades no chain. Also its HTTP
 // /metrics endpoint and its clean stop on SIGTERM.
 //
-// Heavy: about 6 s in a debug build (mostly waiting out a lease after the restart); every
+// Heavy: about 3 s in a debug build (mostly waiting out a lease after the restart); every
 // wait is capped so the whole test stays under 30 s even when it fails.
 #include <gtest/gtest.h>
 
