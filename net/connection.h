@@ -106,6 +106,13 @@ class Connection {
   // Fails pending work with kClosed and releases the wire; idempotent.
   virtual Task<void> close() = 0;
   virtual std::string peer() const = 0;
+
+  // While refused, a one-sided request from the peer fails the connection
+  // (kPermissionDenied) instead of being served: an authenticated transport refuses them
+  // until its handshake has succeeded (authenticated_transport.h). TCP serves them inside
+  // next_frame(), so it honours this; on RDMA the HCA serves them from the moment the queue
+  // pair is connected, and this does nothing (docs/net.md, "Cluster token").
+  virtual void refuse_peer_transfers(bool refuse) { (void)refuse; }
 };
 
 class Acceptor {
