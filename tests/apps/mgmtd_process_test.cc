@@ -7,6 +7,7 @@
 // wait is capped so the whole test stays under 30 s even when it fails.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -210,6 +211,28 @@ TEST_F(MgmtdProcess, SurvivesSigkillWithItsState) {
   for (Child& standin : standins_) EXPECT_EQ(standin.stop(SIGTERM), 0) << standin.err();
   EXPECT_EQ(mgmtd_.stop(SIGTERM), 0) << mgmtd_.err();
   EXPECT_NE(mgmtd_.err().find("mica-mgmtd stopped"), std::string::npos) << mgmtd_.err();
+}
+
+TEST_F(MgmtdProcess, CliWithAnotherTokenIsRefusedInOneLine) {
+  ASSERT_TRUE(net::generate_cluster_token_file(path("token")).ok());
+  ASSERT_TRUE(net::generate_cluster_token_file(path("other-token")).ok());
+  write_config("127.0.0.1:0", "");
+  std::string log = path("mgmtd.log");
+  mgmtd_ = Child({MICA_MGMTD_BINARY, "--config", path("mgmtd.toml")}, log, log);
+  std::optional<std::string> text = mgmtd_.wait_for_err("serving on ", 10s);
+  ASSERT_TRUE(text.has_value()) << mgmtd_.err();
+  rpc_ = address_after(*text, "serving on ");
+  EXPECT_NE(text->find("metrics on none"), std::string::npos) << "http_listen = \"\" disables it";
+  RunResult refused = run({MICA_CLI_BINARY, "--mgmtd", rpc_, "--token-file", path("other-token"),
+                           "--transport", "tcp", "status"},
+                          path("mica"));
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(refused.err.rfind("mica: cannot reach mgmtd at " + rpc_ + ": Unauthenticated", 0), 0u)
+      << refused.err;
+  EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  RunResult ok = mica({"status"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(mgmtd_.stop(SIGINT), 0) << mgmtd_.err();
 }
 
 }  // namespace
