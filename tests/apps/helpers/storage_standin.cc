@@ -48,10 +48,12 @@ std::vector<craq::TargetReport> reports(const std::vector<Target>& targets,
                               .local = craq::LocalState::kUpToDate,
                               .capacity_bytes = uint64_t{1} << 40,
                               .used_bytes = 0};
+    // Targets are found by identity: the ids arrive with the registration.
     const craq::TargetInfo* info = nullptr;
-    for (const craq::TargetInfo& t :
-         snapshot ? snapshot->targets : std::vector<craq::TargetInfo>{}) {
-      if (t.identity == target.identity.identity) info = &t;
+    if (snapshot) {
+      for (const craq::TargetInfo& t : snapshot->targets) {
+        if (t.identity == target.identity.identity) info = &t;
+      }
     }
     if (info != nullptr) {
       const craq::ChainInfo* chain = craq::find_chain(*snapshot, info->chain);
