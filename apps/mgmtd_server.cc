@@ -1,6 +1,9 @@
 #include "apps/mgmtd_server.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -47,6 +50,22 @@ Task<int> serve(MgmtdServer* server, StopSignals* signals) {
 }
 
 }  // namespace
+
+Result<int> lock_data_dir(const std::string& dir) {
+  std::string path = dir + "/" + kMgmtdLockFile;
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::from_errno(errno, path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int error = errno;
+    ::close(fd);
+    if (error == EWOULDBLOCK) {
+      return Status(StatusCode::kBusy,
+                    fmt::format("{} is in use by another mica-mgmtd (it holds {})", dir, path));
+    }
+    return Status::from_errno(error, path);
+  }
+  return fd;
+}
 
 Result<MgmtdArgs> parse_mgmtd_args(std::span<const std::string_view> args) {
   MgmtdArgs out;
@@ -170,9 +189,12 @@ Task<Status> MgmtdServer::start() {
 Task<void> MgmtdServer::stop() {
   if (http_) co_await http_->shutdown();
   http_.reset();
+  // Mgmtd first: its stop() answers the routing long polls at once (and later ones do not
+  // wait), so the RPC drain that follows is not held up by them for drain_timeout. Requests
+  // still arriving meanwhile are served normally; the Mgmtd dies only after the drain.
+  if (mgmtd_ && mgmtd_started_) co_await mgmtd_->stop();
   if (rpc_) co_await rpc_->shutdown();
   rpc_.reset();
-  if (mgmtd_ && mgmtd_started_) co_await mgmtd_->stop();
   mgmtd_.reset();
   transport_.reset();
   inner_transport_.reset();
@@ -216,6 +238,11 @@ int mgmtd_main(int argc, char** argv) {
     std::string why = made ? fmt::format("creating {}: {}", config->data_dir, made.message())
                            : logging.to_string();
     std::fprintf(stderr, "mica-mgmtd: %s\n", why.c_str());
+    return kExitFailure;
+  }
+  Result<int> lock = lock_data_dir(config->data_dir);  // held until the process ends
+  if (!lock.ok()) {
+    std::fprintf(stderr, "mica-mgmtd: %s\n", lock.status().to_string().c_str());
     return kExitFailure;
   }
   std::unique_ptr<Executor> executor = Executor::create_uring();

@@ -1,7 +1,7 @@
 // mica-mgmtd: the cluster manager as a program — its command line, its startup in order
 // (data directory, LMDB environment, transport with the cluster token, Mgmtd, RPC server,
 // HTTP metrics endpoint), one log line with its addresses, and on SIGINT or SIGTERM a clean
-// shutdown in reverse order (HTTP, RPC drain, Mgmtd stop, environment close).
+// shutdown (HTTP, Mgmtd stop, RPC drain, environment close).
 //
 // mgmtd_main is the whole program (apps/mgmtd_main.cc only calls it); the pieces it is made
 // of are here for tests. Exit codes: kExitOk after a signal-driven stop, kExitUsage for bad
@@ -29,6 +29,15 @@ namespace mica::apps {
 
 // mgmtd's LMDB map: its state is small (records per node, target and chain).
 inline constexpr uint64_t kMgmtdMapSizeBytes = uint64_t{4} << 30;
+
+// The file in data_dir that one running mica-mgmtd holds an flock on: a second process on
+// the same directory would be a second manager making decisions, so it refuses to start.
+inline constexpr const char* kMgmtdLockFile = "mgmtd.lock";
+
+// Takes the lock (non-blocking; kBusy naming the directory when another process holds it)
+// and returns its fd, to keep open for the process's life (the kernel drops the lock when
+// the process dies, SIGKILL included). Blocking file calls: for startup.
+Result<int> lock_data_dir(const std::string& dir);
 
 struct MgmtdArgs {
   enum class Action { kRun, kPrintDefaultConfig, kHelp };
@@ -59,7 +68,7 @@ class MgmtdServer {
   // Opens everything in order and logs the start line; the first failure is returned and
   // what was opened stays for stop() to close.
   Task<Status> start();
-  // Closes what start() opened, in reverse order. Idempotent.
+  // Closes what start() opened: HTTP, Mgmtd stop, RPC drain, the environment. Idempotent.
   Task<void> stop();
 
   const SocketAddress& rpc_address() const { return rpc_address_; }
