@@ -9,114 +9,17 @@
 
 #include "craq/mgmtd.h"
 #include "tests/co_test.h"
-#include "tests/craq/mgmtd_harness.h"
+#include "tests/craq/mgmtd_nodes.h"
 
 namespace mica::craq {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::Harness;
-
-// A simulated storage node: what it registered and how it reports its targets.
-struct Node {
-  RegisterRequest request;
-  NodeId id = 0;
-  std::vector<TargetId> targets;
-  bool beating = true;
-  LocalState local = LocalState::kUpToDate;
-  // The chain version its reports name; nullopt: the chain's current one.
-  std::optional<uint64_t> reported_version;
-};
-
-Task<Status> join(Harness* h, Node* node) {
-  auto calling = testing::register_node(h, node->request);
-  CO_TRY_ASSIGN(RegisterResponse response, co_await std::move(calling));
-  node->id = response.node;
-  node->request.node = response.node;
-  node->targets = response.targets;
-  for (size_t i = 0; i < node->targets.size(); ++i)
-    node->request.targets[i].target = node->targets[i];
-  co_return Status();
-}
-
-// n storage nodes with `per_node` targets each, on distinct disks, all registered.
-Task<Status> join_nodes(Harness* h, std::vector<Node>* nodes, int n, int per_node) {
-  for (int i = 0; i < n; ++i) {
-    std::vector<std::string> identities;
-    for (int t = 0; t < per_node; ++t) identities.push_back(fmt::format("n{}-t{}", i, t));
-    Node node{.request = testing::storage_node(fmt::format("n{}", i), identities)};
-    for (int t = 0; t < per_node; ++t) node.request.targets[t].disk = fmt::format("/disk{}", t);
-    nodes->push_back(std::move(node));
-  }
-  for (Node& node : *nodes) {
-    auto joining = join(h, &node);
-    CO_TRY(co_await std::move(joining));
-  }
-  co_return Status();
-}
-
-Task<Status> beat(Harness* h, const Node& node) {
-  HeartbeatRequest request =
-      testing::heartbeat_of(*h, node.request, node.id, node.targets, node.local);
-  if (node.reported_version)
-    for (TargetReport& report : request.targets)
-      report.reported_chain_version = *node.reported_version;
-  auto calling = testing::heartbeat(h, std::move(request));
-  CO_TRY(co_await std::move(calling));
-  co_return Status();
-}
-
-using Predicate = std::function<bool(const RoutingSnapshot&)>;
-
-// Heartbeats for the beating nodes every 20 ms until `done` holds (true) or 5 s passed.
-Task<bool> beat_until(Harness* h, std::vector<Node>* nodes, Predicate done) {
-  TimePoint deadline = deadline_after(5s);
-  while (Executor::current()->now() < deadline) {
-    if (done(*h->mgmtd->routing())) co_return true;
-    for (const Node& node : *nodes) {
-      if (!node.beating) continue;
-      auto beating = beat(h, node);
-      Status s = co_await std::move(beating);
-      EXPECT_TRUE(s.ok()) << s;
-    }
-    co_await sleep_for(20ms);
-  }
-  co_return done(*h->mgmtd->routing());
-}
-
-// Heartbeats for the beating nodes every 20 ms for `length`.
-Task<void> beat_for(Harness* h, std::vector<Node>* nodes, Duration length) {
-  TimePoint end = deadline_after(length);
-  auto beating = beat_until(
-      h, nodes, [end](const RoutingSnapshot&) { return Executor::current()->now() >= end; });
-  co_await std::move(beating);
-}
-
-Task<Result<CreateChainTableResponse>> create_table(Harness* h, uint32_t replicas,
-                                                    uint64_t seed = 1) {
-  CreateChainTableRequest request{.replica_count = replicas, .seed = seed};
-  auto calling = h->stub().create_chain_table(std::move(request));
-  co_return co_await std::move(calling);
-}
-
-PublicState state_of(const RoutingSnapshot& routing, TargetId target) {
-  const TargetInfo* info = find_target(routing, target);
-  const ChainInfo* chain = info ? find_chain(routing, info->chain) : nullptr;
-  if (chain == nullptr) return PublicState::kOffline;
-  for (const ChainTarget& member : chain->targets)
-    if (member.target == target) return member.state;
-  return PublicState::kOffline;
-}
-
-uint64_t chain_version(const RoutingSnapshot& routing, TargetId target) {
-  const TargetInfo* info = find_target(routing, target);
-  const ChainInfo* chain = info ? find_chain(routing, info->chain) : nullptr;
-  return chain ? chain->version : 0;
-}
+using namespace testing;
 
 MICA_CO_TEST(MgmtdChains, CreateChainTableBuildsChainsWithNoNodeTwice) {
   Harness h(dir.path);
-  auto starting = testing::start(&h);
+  auto starting = start(&h);
   Status started = co_await std::move(starting);
   CO_ASSERT_OK(started);
   std::vector<Node> nodes;
@@ -149,19 +52,8 @@ MICA_CO_TEST(MgmtdChains, CreateChainTableBuildsChainsWithNoNodeTwice) {
   auto again = co_await std::move(again_call);
   EXPECT_EQ(again.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(h.mgmtd->routing_version(), version + 1);
-  auto stopping = testing::stop(&h);
+  auto stopping = stop(&h);
   co_await std::move(stopping);
-}
-
-// Three nodes, one target each, in one chain.
-Task<Status> one_chain(Harness* h, std::vector<Node>* nodes) {
-  auto starting = testing::start(h);
-  CO_TRY(co_await std::move(starting));
-  auto joining = join_nodes(h, nodes, 3, 1);
-  CO_TRY(co_await std::move(joining));
-  auto creating = create_table(h, 3);
-  CO_TRY(co_await std::move(creating));
-  co_return Status();
 }
 
 MICA_CO_TEST(MgmtdChains, SilencePastTheLeaseTakesAServingTargetOffline) {
@@ -187,19 +79,8 @@ MICA_CO_TEST(MgmtdChains, SilencePastTheLeaseTakesAServingTargetOffline) {
   EXPECT_EQ(chain_version(routing, silent), 2u);
   EXPECT_EQ(state_of(routing, nodes[0].targets[0]), PublicState::kServing);
   EXPECT_EQ(state_of(routing, nodes[1].targets[0]), PublicState::kServing);
-  auto stopping = testing::stop(&h);
+  auto stopping = stop(&h);
   co_await std::move(stopping);
-}
-
-// Beats until target is in `state`; a failed assertion names the state it got stuck in.
-Task<bool> reach(Harness* h, std::vector<Node>* nodes, TargetId target, PublicState state) {
-  auto beating =
-      beat_until(h, nodes, [=](const RoutingSnapshot& r) { return state_of(r, target) == state; });
-  bool reached = co_await std::move(beating);
-  EXPECT_TRUE(reached) << "target " << target << " is "
-                       << public_state_name(state_of(*h->mgmtd->routing(), target)) << ", not "
-                       << public_state_name(state);
-  co_return reached;
 }
 
 MICA_CO_TEST(MgmtdChains, AReturningTargetServesOnlyOnceUpToDateAtTheCurrentVersion) {
@@ -235,7 +116,7 @@ MICA_CO_TEST(MgmtdChains, AReturningTargetServesOnlyOnceUpToDateAtTheCurrentVers
   bool serving_reached = co_await std::move(serving);
   CO_ASSERT_TRUE(serving_reached);
   EXPECT_GT(chain_version(*h.mgmtd->routing(), back), sync_version);
-  auto stopping = testing::stop(&h);
+  auto stopping = stop(&h);
   co_await std::move(stopping);
 }
 
@@ -262,7 +143,7 @@ MICA_CO_TEST(MgmtdChains, ANewDiskIsANewTargetAndTheOldOneKeepsItsPlace) {
   bool offline_reached = co_await std::move(offline);
   CO_ASSERT_TRUE(offline_reached);
   EXPECT_EQ(find_target(*h.mgmtd->routing(), new_target)->chain, 0u);
-  auto stopping = testing::stop(&h);
+  auto stopping = stop(&h);
   co_await std::move(stopping);
 }
 
@@ -273,24 +154,51 @@ MICA_CO_TEST(MgmtdChains, ARestartedMgmtdKeepsItsChainsAndGivesNodesTheirGrace) 
   Status set_up = co_await std::move(setting_up);
   CO_ASSERT_OK(set_up);
   RoutingSnapshot before = *h.mgmtd->routing();
-  auto stopping = testing::stop(&h);
+  auto stopping = stop(&h);
   co_await std::move(stopping);
 
   Harness again(dir.path);
-  auto starting = testing::start(&again);
+  auto starting = start(&again);
   Status started = co_await std::move(starting);
   CO_ASSERT_OK(started);
   EXPECT_EQ(*again.mgmtd->routing(), before);
   // Half a lease without heartbeats: nothing is decided, the nodes are within their grace.
-  co_await sleep_for(100ms);
+  Status slept = co_await sleep_for(100ms);
+  EXPECT_TRUE(slept.ok()) << slept;
   EXPECT_EQ(again.mgmtd->routing_version(), before.version);
   auto steady = beat_for(&again, &nodes, 400ms);
   co_await std::move(steady);
   EXPECT_EQ(again.mgmtd->routing_version(), before.version);
   for (const Node& node : nodes)
     EXPECT_EQ(state_of(*again.mgmtd->routing(), node.targets[0]), PublicState::kServing);
-  auto stopping_again = testing::stop(&again);
+  auto stopping_again = stop(&again);
   co_await std::move(stopping_again);
+}
+
+MICA_CO_TEST(MgmtdChains, AFastRestartOfANodeStillResyncsItsTargets) {
+  Harness h(dir.path);
+  std::vector<Node> nodes;
+  auto setting_up = one_chain(&h, &nodes);
+  Status set_up = co_await std::move(setting_up);
+  CO_ASSERT_OK(set_up);
+  TargetId target = nodes[1].targets[0];
+  uint64_t version = chain_version(*h.mgmtd->routing(), target);
+  // The process restarts well within its lease, claiming up to date: it may have missed
+  // writes while down, so it leaves the serving set and comes back through a resync.
+  auto rejoining = join(&h, &nodes[1]);
+  Status rejoined = co_await std::move(rejoining);
+  CO_ASSERT_OK(rejoined);
+  auto left = beat_until(
+      &h, &nodes, [&](const RoutingSnapshot& r) { return chain_version(r, target) > version; });
+  bool left_serving = co_await std::move(left);
+  CO_ASSERT_TRUE(left_serving);
+  EXPECT_NE(state_of(*h.mgmtd->routing(), target), PublicState::kServing);
+  auto serving = reach(&h, &nodes, target, PublicState::kServing);
+  bool serving_reached = co_await std::move(serving);
+  CO_ASSERT_TRUE(serving_reached);
+  EXPECT_GE(chain_version(*h.mgmtd->routing(), target), version + 3);  // offline, wait, sync
+  auto stopping = stop(&h);
+  co_await std::move(stopping);
 }
 
 }  // namespace
