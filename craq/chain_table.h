@@ -68,10 +68,10 @@ Result<std::vector<std::vector<TargetId>>> generate_chains(const PlacementInput&
 // peers).
 struct PlacementSpread {
   uint32_t nodes = 0;
-  uint32_t pair_min = 0;       // fewest chains shared by any two nodes that share one
-  uint32_t pair_max = 0;       // most chains shared by any two nodes
-  double pair_mean = 0;        // over all pairs of distinct nodes
-  uint32_t peers_min = 0;      // fewest distinct peers any node's chains reach
+  uint32_t pair_min = 0;   // fewest chains shared by any two nodes that share one
+  uint32_t pair_max = 0;   // most chains shared by any two nodes
+  double pair_mean = 0;    // over all pairs of distinct nodes
+  uint32_t peers_min = 0;  // fewest distinct peers any node's chains reach
   uint32_t targets_per_node_min = 0;
   uint32_t targets_per_node_max = 0;
 };

@@ -205,6 +205,7 @@ void Mgmtd::publish() {
 }
 
 void Mgmtd::start() {
+  MICA_ASSERT_MSG(scope_.active() == 0 && !stopping_, "Mgmtd::start() twice or after stop()");
   scope_.spawn(update_loop());
 }
 

@@ -28,7 +28,9 @@
 #include "async/scope.h"
 #include "async/sync.h"
 #include "async/task.h"
+#include "craq/chain_table.h"
 #include "craq/mgmtd_service.h"
+#include "craq/target_state.h"
 #include "craq/types.h"
 #include "kv/kv.h"
 #include "net/rpc_service.h"
@@ -90,7 +92,8 @@ class Mgmtd {
   net::Service* service() { return &service_; }
   // Starts the update loop on the calling executor.
   void start();
-  // Stops the loop and wakes long polls; waits for the loop's task to finish.
+  // Stops the loop and answers pending and later long polls at once; waits for the loop's
+  // task. Call it before shutting down the server, so long polls do not hold the drain.
   Task<void> stop();
   // The current snapshot (rebuilt only when something changed).
   std::shared_ptr<const RoutingSnapshot> routing() const { return routing_; }
@@ -178,8 +181,10 @@ class Mgmtd {
                                               Change* change, MgmtdCounters* counters);
   void note_reports(NodeId node, const std::vector<TargetReport>& reports,
                     const std::vector<TargetId>& ids, bool restarted);
+  Result<std::vector<PlacementTarget>> free_targets(const std::vector<NodeId>& nodes) const;
   Status check_heartbeat(const HeartbeatRequest& request) const;
   Duration heartbeat_age(NodeId node, TimePoint now) const;
+  bool observe(TargetId id, TimePoint now, TargetObservation* out) const;
   bool node_alive(NodeId node, TimePoint now) const;
   Duration lease() const;
   std::vector<TargetInfo> capacity_changes(bool all) const;

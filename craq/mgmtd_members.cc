@@ -10,6 +10,9 @@ namespace mica::craq {
 
 namespace {
 
+// How long before the caller's deadline a long poll answers without a change.
+constexpr Duration kLongPollAnswerMargin = std::chrono::milliseconds(100);
+
 Status invalid(std::string message) {
   return Status(StatusCode::kInvalidArgument, std::move(message));
 }
@@ -226,7 +229,9 @@ Task<Result<GetRoutingResponse>> Mgmtd::get_routing(GetRoutingRequest request,
   if (request.known_version == counters_.routing_version && request.wait_ms > 0 && !stopping_) {
     uint32_t wait_ms = std::min(request.wait_ms, options_.routing_wait_ms_max);
     TimePoint deadline = Executor::current()->now() + std::chrono::milliseconds(wait_ms);
-    deadline = std::min(deadline, ctx != nullptr ? ctx->deadline : kNoDeadline);
+    // Answer a little before the caller gives up, so the empty answer arrives in time.
+    if (ctx != nullptr && ctx->deadline != kNoDeadline)
+      deadline = std::min(deadline, ctx->deadline - kLongPollAnswerMargin);
     Status woke = co_await changed_.wait(deadline);
     if (woke.code() == StatusCode::kCancelled) co_return woke;
   }

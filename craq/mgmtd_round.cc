@@ -2,6 +2,7 @@
 // one write) and its metrics (craq/mgmtd.h; docs/mgmtd.md "Metrics and health").
 #include "async/log.h"
 #include "craq/mgmtd.h"
+#include "craq/target_state.h"
 
 namespace mica::craq {
 
@@ -31,17 +32,64 @@ std::vector<TargetInfo> Mgmtd::capacity_changes(bool all) const {
   return changed;
 }
 
+static std::string describe_members(const ChainInfo& chain) {
+  std::string text;
+  for (const ChainTarget& member : chain.targets)
+    text += fmt::format("{}{} {}", text.empty() ? "" : ", ", member.target,
+                        public_state_name(member.state));
+  return text;
+}
+
+// What the round knows of one target. false when its node has not reported it since
+// mgmtd's restart and is still within its grace: then the chain waits for the report.
+bool Mgmtd::observe(TargetId id, TimePoint now, TargetObservation* out) const {
+  out->target = id;
+  auto target = targets_.find(id);
+  if (target == targets_.end()) return true;  // counts as offline
+  out->admin_offline = target->second.admin_offline;
+  out->heartbeat_age = heartbeat_age(target->second.node, now);
+  auto live = target_live_.find(id);
+  if (live == target_live_.end() || !live->second.reported) return out->heartbeat_age > lease();
+  out->local = live->second.local;
+  out->reported_chain_version = live->second.reported_chain_version;
+  out->restarted = live->second.restarted;
+  return true;
+}
+
+// Every chain's next state; the changed ones, with any capacity changes, in one write.
 Task<Status> Mgmtd::run_round() {
   Status locked = co_await writer_.lock();
   MICA_ASSERT(locked.ok());
   MutexGuard guard(writer_);
+  TimePoint now = Executor::current()->now();
   Change change;
-  change.targets = capacity_changes(false);
+  std::vector<TargetId> decided;  // their restart was taken into account
+  std::vector<TargetObservation> observations;
+  for (const auto& [id, chain] : chains_) {
+    observations.assign(chain.targets.size(), TargetObservation{});
+    bool ready = true;
+    for (size_t i = 0; i < chain.targets.size(); ++i)
+      ready &= observe(chain.targets[i].target, now, &observations[i]);
+    if (!ready) continue;
+    for (const TargetObservation& o : observations) decided.push_back(o.target);
+    ChainInfo next = next_chain(chain, observations, lease());
+    if (next.version == chain.version) continue;
+    MICA_LOG(Info, "mgmtd", "chain {} v{} -> v{}: [{}] -> [{}]", chain.id, chain.version,
+             next.version, describe_members(chain), describe_members(next));
+    change.chains.push_back(std::move(next));
+  }
+  // Capacity rides along with any change, or goes alone once it moved far enough.
+  change.targets = capacity_changes(!change.empty());
   if (!change.empty()) {
+    size_t chain_changes = change.chains.size();
     auto committing = commit(std::move(change));
     Status s = co_await std::move(committing);
     if (!s.ok()) co_return s;
+    metrics_.chain_changes->add(chain_changes);
   }
+  for (TargetId id : decided) target_live_[id].restarted = false;
+  for (auto& [id, live] : target_live_)
+    if (targets_.count(id) != 0 && targets_.at(id).chain == 0) live.restarted = false;
   update_metrics();
   co_return Status();
 }

@@ -60,9 +60,9 @@ inline Task<Status> start(Harness* h) {
 inline Task<void> stop(Harness* h) {
   if (h->client) co_await h->client->close();
   h->client.reset();
+  if (h->mgmtd) co_await h->mgmtd->stop();
   if (h->server) co_await h->server->shutdown();
   h->server.reset();
-  if (h->mgmtd) co_await h->mgmtd->stop();
   h->mgmtd.reset();
   if (h->env) {
     Status closed = co_await h->env->close();

@@ -140,7 +140,8 @@ Task<Result<GetRoutingResponse>> get_routing(Harness* h, uint64_t known, uint32_
 }
 
 Task<void> register_later(Harness* h) {
-  co_await sleep_for(50ms);
+  Status slept = co_await sleep_for(50ms);
+  EXPECT_TRUE(slept.ok()) << slept;
   auto reg_call = testing::register_node(h, storage_node("late", {"t-late"}));
   auto reg = co_await std::move(reg_call);
   EXPECT_TRUE(reg.ok()) << reg.status();
