@@ -60,6 +60,8 @@ craq::MgmtdOptions mgmtd_options() {
 Task<Status> open_mgmtd(Run* run, SimHost* host, MgmtdProcess* p) {
   auto making = ensure_directory("/mgmtd");
   CO_TRY(co_await std::move(making));
+  auto syncing = sync_directory("/");
+  CO_TRY(co_await std::move(syncing));
   kv::EnvOptions env_options{.map_size_bytes = uint64_t{64} << 20};
   auto opening = kv::Env::open("/mgmtd", env_options);
   CO_TRY_ASSIGN(p->env, co_await std::move(opening));
@@ -147,6 +149,7 @@ std::vector<craq::TargetReport> reports_of(NodeProcess* p) {
 Task<Status> persist_ids(NodeProcess* p, craq::RegisterResponse response) {
   NodeState& state = p->run->nodes[p->index];
   state.node_id = response.node;
+  state.registered = true;
   p->run->node_by_id[response.node] = p->index;
   if (p->identity.node != response.node) {
     p->identity.node = response.node;
@@ -171,6 +174,8 @@ Task<Status> load_identities(NodeProcess* p) {
   NodeState& state = p->run->nodes[p->index];
   auto making = ensure_directory("/node");
   CO_TRY(co_await std::move(making));
+  auto syncing = sync_directory("/");
+  CO_TRY(co_await std::move(syncing));
   auto loading = craq::load_or_create_node_identity("/node");
   CO_TRY_ASSIGN(p->identity, co_await std::move(loading));
   for (uint32_t slot = 0; slot < state.target_count; ++slot) {
@@ -183,6 +188,10 @@ Task<Status> load_identities(NodeProcess* p) {
       if (!wiped.ok() && wiped.code() != StatusCode::kNotFound) co_return wiped;
       state.replace_at_boot[slot] = false;
     }
+    // The directory's own name must be durable before anything in it can be (a simulated
+    // power loss drops names whose directory was never synced).
+    auto syncing = sync_directory("/");
+    CO_TRY(co_await std::move(syncing));
     auto loading_target = craq::load_or_create_target_identity(dir);
     CO_TRY_ASSIGN(craq::TargetIdentity target, co_await std::move(loading_target));
     p->targets.push_back(std::move(target));
@@ -247,6 +256,7 @@ Task<void> node_main(Run* run, SimHost* host, uint32_t index) {
     co_return;
   }
   ++run->node_boots;
+  run->nodes[index].registered = false;
   Task<void> serving = serve_node(&process, host);
   co_await std::move(serving);
 }

@@ -60,6 +60,7 @@ struct NodeState {
   std::vector<bool> replace_at_boot;                  // per slot: the next boot finds a new disk
   std::vector<std::vector<craq::TargetId>> slot_ids;  // per slot: every id it had, in order
   craq::NodeId node_id = 0;
+  bool registered = false;  // since its last boot
   uint32_t partitions = 0;  // partition windows open between it and mgmtd
   TimePoint healthy_since;  // world time of its last boot or heal
 };
