@@ -80,21 +80,30 @@ Task<void> RoutingClient::poll_loop() {
     if (token.cancelled()) co_return;
     // The first fetch asks for no wait: there is nothing to wait for before a snapshot.
     uint32_t wait_ms = current_ ? options_.poll_wait_ms : 0;
-    TimePoint deadline = deadline_after(std::chrono::milliseconds(wait_ms) + options_.poll_slack);
+    TimePoint started = Executor::current()->now();
+    TimePoint deadline = started + std::chrono::milliseconds(wait_ms) + options_.poll_slack;
+    uint64_t held = version();
     auto fetching = fetch(wait_ms, deadline);
     Status fetched = co_await std::move(fetching);
+    if (token.cancelled()) co_return;
+    Duration pause{0};
     if (fetched.ok()) {
       backoff = Duration(0);
-      continue;
+      // An answer without news before the wait was up (mgmtd shutting down, or capping the
+      // wait at nothing) must not turn the long poll into a busy loop.
+      bool early = Executor::current()->now() - started < std::chrono::milliseconds(wait_ms);
+      if (version() == held && (early || wait_ms == 0)) pause = options_.backoff_initial;
+    } else {
+      backoff = backoff == Duration(0) ? options_.backoff_initial
+                                       : std::min(backoff * 2, options_.backoff_max);
+      pause = backoff;
+      MICA_LOG(Debug, "craq", "routing poll failed ({}); next in {} ms", fetched.to_string(),
+               std::chrono::duration_cast<std::chrono::milliseconds>(backoff).count());
     }
-    if (token.cancelled()) co_return;
-    backoff = backoff == Duration(0) ? options_.backoff_initial
-                                     : std::min(backoff * 2, options_.backoff_max);
-    MICA_LOG(Debug, "craq", "routing poll failed ({}); next in {} ms", fetched.to_string(),
-             std::chrono::duration_cast<std::chrono::milliseconds>(backoff).count());
-    SleepAwaiter pause = sleep_for(backoff);
-    Status paused = co_await pause;
-    if (!paused.ok()) co_return;
+    if (pause == Duration(0)) continue;
+    SleepAwaiter sleeping = sleep_for(pause);
+    Status slept = co_await sleeping;
+    if (!slept.ok()) co_return;
   }
 }
 
