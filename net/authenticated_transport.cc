@@ -92,10 +92,10 @@ Status unauthenticated(std::string message) {
   return Status(StatusCode::kUnauthenticated, std::move(message));
 }
 
-Counter& handshake_counter(std::string_view side, std::string_view result) {
-  return metrics().counter("net", "auth_handshakes_total",
-                           "Cluster-token handshakes by side and result.",
-                           {{"side", std::string(side)}, {"result", std::string(result)}});
+Counter* handshake_counter(std::string_view side, std::string_view result) {
+  return &metrics().counter("net", "auth_handshakes_total",
+                            "Cluster-token handshakes by side and result.",
+                            {{"side", std::string(side)}, {"result", std::string(result)}});
 }
 
 // Ends a handshake step at its deadline. Not with_deadline: its kTimedOut would reach the
@@ -191,6 +191,7 @@ Task<Status> AuthenticatedTransport::server_handshake(Connection* connection) {
   CO_TRY_ASSIGN(Frame frame, co_await std::move(reading));
   if (!is_step(frame, kAnswer)) {
     stats_.not_a_handshake++;
+    counters_.refused->add();
     MICA_LOG(Warn, "net",
              "closing the connection with {}: its first frame is a {} frame, not the "
              "cluster-token handshake (a peer without the token?)",
@@ -202,6 +203,7 @@ Task<Status> AuthenticatedTransport::server_handshake(Connection* connection) {
               token_.verify(kClientLabel, challenge.nonce, answer->nonce, answer->proof);
   if (!good) {
     stats_.refused++;
+    counters_.refused->add();
     MICA_LOG(Warn, "net", "refusing the connection with {}: cluster token does not match", peer);
     std::string_view why = "cluster token does not match";
     auto refusing = connection->send(auth_header(kRefused, StatusCode::kUnauthenticated),
@@ -307,7 +309,7 @@ Task<void> AuthenticatedAcceptor::admit(std::unique_ptr<Connection> connection) 
   AuthStats& stats = transport_->stats_;
   if (authenticated.ok()) {
     stats.accepted++;
-    handshake_counter("server", "accepted").add();
+    transport_->counters_.accepted->add();
     handshakes_.release(1);
     Status slot = co_await ready_slots_.acquire(1);
     if (slot.ok() && ready_.try_send(connection)) co_return;
@@ -317,7 +319,7 @@ Task<void> AuthenticatedAcceptor::admit(std::unique_ptr<Connection> connection) 
   }
   if (authenticated.code() != StatusCode::kUnauthenticated) {
     stats.failed++;
-    handshake_counter("server", "failed").add();
+    transport_->counters_.failed->add();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
         transport_->options().handshake_timeout);
     if (authenticated.code() == StatusCode::kTimedOut)
@@ -327,8 +329,6 @@ Task<void> AuthenticatedAcceptor::admit(std::unique_ptr<Connection> connection) 
     else if (!closed_)
       MICA_LOG(Info, "net", "cluster-token handshake with {} failed: {}", connection->peer(),
                authenticated);
-  } else {
-    handshake_counter("server", "refused").add();
   }
   co_await connection->close();
   handshakes_.release(1);
@@ -350,8 +350,16 @@ Task<void> AuthenticatedAcceptor::close() {
 
 AuthenticatedTransport::AuthenticatedTransport(Transport* inner, ClusterToken token,
                                                AuthOptions options)
-    : inner_(inner), token_(std::move(token)), options_(options) {
+    : inner_(inner),
+      token_(std::move(token)),
+      options_(options),
+      counters_{handshake_counter("server", "accepted"), handshake_counter("server", "refused"),
+                handshake_counter("server", "failed"), handshake_counter("client", "connected"),
+                handshake_counter("client", "failed")} {
   MICA_ASSERT(inner_ != nullptr);
+  // No window in which a stranger's one-sided request could be served (RDMA's HCA serves
+  // them without us): every connection starts refusing them; the handshake lifts that.
+  inner_->refuse_peer_transfers_at_start();
 }
 
 AuthenticatedTransport::~AuthenticatedTransport() = default;
@@ -367,11 +375,11 @@ Task<Result<std::unique_ptr<Connection>>> AuthenticatedTransport::connect(Socket
   if (authenticated.ok()) {
     connection->refuse_peer_transfers(false);
     stats_.connected++;
-    handshake_counter("client", "connected").add();
+    counters_.connected->add();
     co_return std::move(connection);
   }
   stats_.connect_failed++;
-  handshake_counter("client", "failed").add();
+  counters_.connect_failed->add();
   if (authenticated.code() == StatusCode::kTimedOut)
     authenticated = Status(StatusCode::kTimedOut,
                            fmt::format("no cluster-token handshake with {} before the deadline "

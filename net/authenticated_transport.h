@@ -14,18 +14,22 @@
 //   server → client  accepted:  HMAC(token, "mica-auth-server" ‖ Nc ‖ Ns)
 //                    or refused: a message ("cluster token does not match"), then closes.
 // The secret itself never crosses the wire; fresh nonces on both sides make a recorded
-// answer or proof worthless on another connection. Traffic after the handshake is not
-// encrypted or authenticated frame by frame (docs/net.md, "Cluster token"). A failed
+// answer or proof worthless on another connection. Until the proofs checked out the peer's
+// one-sided requests are refused (Connection::refuse_peer_transfers; the constructor calls
+// inner->refuse_peer_transfers_at_start(), so RDMA queue pairs start without remote
+// access). Traffic after the handshake is not encrypted or authenticated frame by frame
+// (docs/net.md, "Cluster token"). A failed
 // connect() is kUnauthenticated (refused, or the server's proof is wrong), kTimedOut (no
 // challenge in time: a server without a token?) or the inner transport's error, with a
 // message naming the peer. Nonces come from the runtime's random source
 // (Backend::random_u64), so simulated runs replay.
 // A server that must accept peers without a token simply does not wrap its transport (an
 // explicit option of the app's config, off by default).
-// Ownership: the inner transport outlives this one; connections are the inner transport's
-// own (returned once authenticated), so register_memory, limits and name are the inner
-// transport's too. Thread rule: the inner transport's (one executor); connect() and
-// accept() suspend, the rest does not.
+// Ownership: the inner transport outlives this one and is used through it only; this one
+// outlives its acceptors. Connections are the inner transport's own (returned once
+// authenticated), so register_memory, limits and name are the inner transport's too.
+// Thread rule: the inner transport's (one executor); connect() and accept() suspend, the
+// rest does not.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +37,10 @@
 #include "async/time.h"
 #include "net/cluster_token.h"
 #include "net/connection.h"
+
+namespace mica {
+class Counter;
+}
 
 namespace mica::net {
 
@@ -47,8 +55,10 @@ struct AuthOptions {
   uint32_t ready_max = 64;
 };
 
-// What an authenticated transport saw, for tests and logs (the metrics registry has the
-// same counts as mica_net_auth_handshakes_total{side, result}).
+// What an authenticated transport saw, for tests and logs. The process's metrics registry
+// counts the same as mica_net_auth_handshakes_total{side, result}: side "server" with
+// result accepted, refused (a wrong proof or no handshake at all) or failed, and side
+// "client" with connected or failed.
 struct AuthStats {
   uint64_t accepted = 0;         // server side: handshakes that succeeded
   uint64_t refused = 0;          // server side: wrong proof (another token)
@@ -84,10 +94,19 @@ class AuthenticatedTransport final : public Transport {
 
  private:
   friend class AuthenticatedAcceptor;
+  // The metric's series, registered once per transport (async/metrics.h).
+  struct Counters {
+    Counter* accepted;
+    Counter* refused;
+    Counter* failed;
+    Counter* connected;
+    Counter* connect_failed;
+  };
   Transport* inner_;
   ClusterToken token_;
   AuthOptions options_;
   AuthStats stats_;
+  Counters counters_;
 };
 
 }  // namespace mica::net

@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "async/log.h"
+#include "async/metrics.h"
 #include "async/socket.h"
 #include "net/authenticated_transport.h"
 #include "net/tcp_connection.h"
@@ -111,7 +112,14 @@ TEST_P(Authentication, RightTokenGetsCallsThrough) {
   run_authenticated(harness.get(), right_token_case);
 }
 
+Counter& refused_metric() {
+  return metrics().counter("net", "auth_handshakes_total",
+                           "Cluster-token handshakes by side and result.",
+                           {{"side", "server"}, {"result", "refused"}});
+}
+
 Task<void> wrong_token_case(RpcEnv* env) {
+  uint64_t refused_before = refused_metric().value();
   AuthenticatedTransport transport(env->client_transport, token_of(kWrongSecret), test_options());
   auto connecting = RpcClient::connect(&transport, env->server_address, deadline_after(5s));
   Result<std::shared_ptr<RpcClient>> client = co_await std::move(connecting);
@@ -126,6 +134,7 @@ Task<void> wrong_token_case(RpcEnv* env) {
   EXPECT_TRUE(contains(message, "cluster token does not match")) << client.status();
   EXPECT_TRUE(contains(message, env->server_address.to_string())) << client.status();
   EXPECT_EQ(server_auth(env)->stats().refused, 1u);
+  EXPECT_EQ(refused_metric().value(), refused_before + 1);
   // The server goes on serving a client with the right token.
   Status good = co_await echo_with(env, kGoodSecret);
   EXPECT_TRUE(good.ok()) << good;
@@ -161,6 +170,50 @@ Task<void> no_token_case(RpcEnv* env) {
 TEST_P(Authentication, ClientWithoutATokenFailsAndIsClosed) {
   auto harness = make_harness(GetParam());
   run_authenticated(harness.get(), no_token_case);
+}
+
+// Reads frames until the connection fails (TCP completes one-sided transfers in there).
+Task<void> drain_frames(Connection* connection) {
+  for (;;) {
+    auto reading = connection->next_frame();
+    Result<Frame> frame = co_await std::move(reading);
+    if (!frame.ok()) co_return;
+  }
+}
+
+Task<void> stranger_transfer_case(RpcEnv* env) {
+  std::vector<std::byte> memory = bulk_pattern(4096, 7);
+  Result<std::unique_ptr<MemoryRegion>> region = env->server_transport->register_memory(memory);
+  EXPECT_TRUE(region.ok()) << region.status();
+  if (!region.ok()) co_return;
+  auto connecting = env->client_transport->connect(env->server_address, deadline_after(5s));
+  Result<std::unique_ptr<Connection>> connection = co_await std::move(connecting);
+  EXPECT_TRUE(connection.ok()) << connection.status();
+  if (connection.ok()) {
+    TaskScope reader;
+    reader.spawn(drain_frames(connection->get()));
+    // The region's right address and key, as if they had leaked: still nothing.
+    std::vector<std::byte> stolen(4096);
+    auto reading =
+        (*connection)
+            ->read_from((*region)->remote(0, 4096), stolen, deadline_after(kHandshakeTimeout / 2));
+    Status read = co_await std::move(reading);
+    EXPECT_FALSE(read.ok());
+    EXPECT_NE(stolen, memory);
+    co_await (*connection)->close();
+    co_await reader.join();
+  }
+  // The server never took it for one of its own (on RDMA the refused READ may even break
+  // the queue pair before the RDMA acceptor hands the connection on).
+  EXPECT_EQ(server_auth(env)->stats().accepted, 0u);
+  EXPECT_EQ(env->server->connections(), 0u);
+  co_await (*region)->deregister(deadline_after(2s));
+  region->reset();
+}
+
+TEST_P(Authentication, OneSidedRequestBeforeTheHandshakeReachesNothing) {
+  auto harness = make_harness(GetParam());
+  run_authenticated(harness.get(), stranger_transfer_case);
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, Authentication, ::testing::Values("tcp", "sim", "rdma"),
