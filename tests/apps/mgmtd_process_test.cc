@@ -161,6 +161,31 @@ class MgmtdProcess : public ::testing::Test {
     return std::nullopt;
   }
 
+  // mica-mgmtd, kStandins stand-ins registered, and one chain table of 3-replica chains
+  // over all their targets, every chain healthy: *seen is the status then.
+  void start_cluster(std::optional<Seen>* seen) {
+    ASSERT_TRUE(net::generate_cluster_token_file(path("token")).ok());
+    write_config("127.0.0.1:0", "127.0.0.1:0");
+    ASSERT_NO_FATAL_FAILURE(start_mgmtd());
+    for (int i = 0; i < kStandins; ++i) {
+      std::string name = "standin-" + std::to_string(i);
+      standins_.emplace_back(
+          std::vector<std::string>{MICA_STANDIN_BINARY, "--mgmtd", rpc_, "--token-file",
+                                   path("token"), "--dir", path(name), "--targets",
+                                   std::to_string(kTargetsPerStandin), "--host", name},
+          path(name + ".out"), path(name + ".log"));
+    }
+    auto all_alive = [](const Seen& s) {
+      return s.nodes_alive == kStandins && s.targets == kStandins * kTargetsPerStandin;
+    };
+    ASSERT_TRUE(wait_for(all_alive, 10s)) << "the stand-ins did not register";
+    RunResult created = mica({"chain-table", "create", "--replicas", "3", "--seed", "7"});
+    ASSERT_EQ(created.exit_code, 0) << created.err;
+    *seen = wait_for(
+        [](const Seen& s) { return s.chain_targets.size() == 2 && s.healthy_chains == 2; }, 5s);
+    ASSERT_TRUE(seen->has_value()) << "the chains did not come up:\n" << mica({"status"}).out;
+  }
+
   TempDir dir_;
   Child mgmtd_;
   int mgmtd_starts_ = 0;
@@ -170,27 +195,11 @@ class MgmtdProcess : public ::testing::Test {
 };
 
 TEST_F(MgmtdProcess, SurvivesSigkillWithItsState) {
-  ASSERT_TRUE(net::generate_cluster_token_file(path("token")).ok());
-  write_config("127.0.0.1:0", "127.0.0.1:0");
-  ASSERT_NO_FATAL_FAILURE(start_mgmtd());
-  for (int i = 0; i < kStandins; ++i) {
-    std::string name = "standin-" + std::to_string(i);
-    standins_.emplace_back(
-        std::vector<std::string>{MICA_STANDIN_BINARY, "--mgmtd", rpc_, "--token-file",
-                                 path("token"), "--dir", path(name), "--targets",
-                                 std::to_string(kTargetsPerStandin), "--host", name},
-        path(name + ".out"), path(name + ".log"));
-  }
+  std::optional<Seen> before;
+  ASSERT_NO_FATAL_FAILURE(start_cluster(&before));
   auto all_alive = [](const Seen& s) {
     return s.nodes_alive == kStandins && s.targets == kStandins * kTargetsPerStandin;
   };
-  ASSERT_TRUE(wait_for(all_alive, 10s)) << "the stand-ins did not register";
-
-  RunResult created = mica({"chain-table", "create", "--replicas", "3", "--seed", "7"});
-  ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::optional<Seen> before = wait_for(
-      [](const Seen& s) { return s.chain_targets.size() == 2 && s.healthy_chains == 2; }, 5s);
-  ASSERT_TRUE(before.has_value()) << "the chains did not come up:\n" << mica({"status"}).out;
 
   std::string metrics = http_get(http_, "/metrics");
   EXPECT_EQ(metrics.rfind("HTTP/1.", 0), 0u) << metrics;
@@ -271,6 +280,39 @@ TEST_F(MgmtdProcess, PortInUseFailsStartupWithExitCodeOne) {
   EXPECT_EQ(second.exit_code, 1);
   EXPECT_NE(second.err.find("mica-mgmtd cannot start: "), std::string::npos) << second.err;
   EXPECT_NE(second.err.find("listening on " + rpc_), std::string::npos) << second.err;
+  EXPECT_EQ(mgmtd_.stop(SIGTERM), 0) << mgmtd_.err();
+}
+
+// The admin commands against a live cluster: a target taken offline degrades its chain and
+// comes back through resync when put online again; a refused command is one line, exit 1.
+TEST_F(MgmtdProcess, AdminCommandsChangeTheChains) {
+  std::optional<Seen> before;
+  ASSERT_NO_FATAL_FAILURE(start_cluster(&before));
+  uint64_t chain = before->chain_targets.begin()->first;
+  uint64_t target = before->chain_targets.begin()->second.front();
+  RunResult offline = mica({"--json", "target", "offline", std::to_string(target)});
+  ASSERT_EQ(offline.exit_code, 0) << offline.err;
+  std::optional<JsonValue> answer = parse_json(offline.out);
+  ASSERT_TRUE(answer.has_value()) << offline.out;
+  EXPECT_TRUE((*answer)["admin_offline"].flag);
+  EXPECT_TRUE(wait_for([](const Seen& s) { return s.healthy_chains == 1; }, 5s))
+      << mica({"chains"}).out;
+  RunResult status = mica({"status"});
+  EXPECT_NE(status.out.find("chains not at full strength:"), std::string::npos) << status.out;
+
+  RunResult promote = mica({"chain", "promote", std::to_string(chain), std::to_string(target)});
+  EXPECT_EQ(promote.exit_code, 1) << "the chain still has serving targets";
+  EXPECT_EQ(promote.err.rfind("mica: chain promote: InvalidArgument", 0), 0u) << promote.err;
+  RunResult replace = mica({"target", "replace", std::to_string(target), "999"});
+  EXPECT_EQ(replace.exit_code, 1);
+  EXPECT_EQ(replace.err.rfind("mica: target replace: ", 0), 0u) << replace.err;
+
+  RunResult online = mica({"target", "online", std::to_string(target)});
+  ASSERT_EQ(online.exit_code, 0) << online.err;
+  EXPECT_TRUE(wait_for([](const Seen& s) { return s.healthy_chains == 2; }, 10s))
+      << "the target did not come back through resync:\n"
+      << mica({"chains"}).out;
+  for (Child& standin : standins_) EXPECT_EQ(standin.stop(SIGTERM), 0) << standin.err();
   EXPECT_EQ(mgmtd_.stop(SIGTERM), 0) << mgmtd_.err();
 }
 
