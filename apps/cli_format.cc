@@ -123,9 +123,9 @@ std::string status_text(const StatusResponse& status) {
       counts_text(s.local, LocalState::kUpToDate, LocalState::kOffline, craq::local_state_name),
       s.targets_in_chains);
   out += fmt::format(
-      "chains   {} ({}) in {} tables\n", routing.chains.size(),
+      "chains   {} ({}) in {} table{}\n", routing.chains.size(),
       counts_text(s.health, ChainHealth::kHealthy, ChainHealth::kBlocked, chain_health_name),
-      routing.tables.size());
+      routing.tables.size(), routing.tables.size() == 1 ? "" : "s");
   out += fmt::format("replicas {}\n", counts_text(s.states, PublicState::kServing,
                                                   PublicState::kOffline, craq::public_state_name));
   if (s.unhealthy.empty()) return out;
