@@ -109,7 +109,8 @@ class Mgmtd {
   // Runs one chain-state round now (what the loop does every update_interval).
   Task<Status> run_round();
 
-  // The MgmtdService methods (craq/mgmtd_service.h).
+  // The MgmtdService methods (craq/mgmtd_service.h). In-process callers (the simulator's
+  // scenarios, tests) may call them directly with ctx null: no deadline.
   Task<Result<RegisterResponse>> register_node(RegisterRequest request, net::CallContext* ctx);
   Task<Result<HeartbeatResponse>> heartbeat(HeartbeatRequest request, net::CallContext* ctx);
   Task<Result<GetRoutingResponse>> get_routing(GetRoutingRequest request, net::CallContext* ctx);
