@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh: runs one benchmark suite and its references in the same run.
 #
-# Usage: bench/run.sh SUITE [FIGURE...]     (suites: async net chunk; FIGUREs narrow the run)
+# Usage: bench/run.sh SUITE [FIGURE...]     (suites: async net chunk mgmtd; FIGUREs narrow the run)
 #
 # Builds what the suite needs (Release, cmake -G Ninja, in build-bench/ at the repo root),
 # then measures every figure BENCH_REPEAT times, Mica and its reference interleaved (the
@@ -29,7 +29,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
-readonly SUITES="async net chunk"
+readonly SUITES="async net chunk mgmtd"
 readonly BUILD_DIR="$REPO/build-bench"
 readonly LOG_DIR="$BUILD_DIR/bench-logs"
 readonly RESULTS_DIR="$REPO/bench/results"
@@ -52,7 +52,7 @@ fi
 SUITE=$1
 shift
 case "$SUITE" in
-  async | net | chunk) ;;
+  async | net | chunk | mgmtd) ;;
   -h | --help)
     usage
     exit 0
@@ -258,6 +258,63 @@ ${FOOTPRINT_CHUNKS} new 4 KiB chunks are created on a fresh target, scaled to a 
 (one run serves every repeat and both footprint figures)."
 NOTE[lmdb_per_million_chunks]="growth of the LMDB pages in use over the same run, scaled to \
 a million 4 KiB chunks."
+
+# ---- the mgmtd suite: chain placement (bench_mgmtd) against a ring of consecutive nodes ----
+
+# The shape of 3FS's largest cluster: 180 storage nodes, 16 targets each, 3 replicas; one
+# target per disk (16 disks) for the node figures, 4 disks of 4 targets for the disk ones.
+# Every figure here is computed from the placement, not timed (except generate_ms), so its
+# repeats agree; the reference is the copyset-style ring (bench/mgmtd_bench.cc).
+# Routing fetches per second, the suite's other figure, needs a running mica-mgmtd and is
+# added with it: a name in MGMTD_FIGURES, its UNIT/REFERENCE/TARGET/NOTE here, a
+# <figure>_mica function beside the placement ones below, and its targets in the mgmtd case
+# of BUILD_TARGETS.
+readonly MGMTD_FIGURES="lost_node_peers lost_node_parallelism lost_node_max_mean \
+lost_disk_peers lost_disk_parallelism lost_disk_max_mean lost_target_peers node_peers_min \
+pair_max generate_ms"
+readonly MGMTD_SHAPE="180 nodes x 16 targets, 3 replicas"
+readonly MGMTD_RING="the ring (round k: nodes k+3m, k+3m+1, k+3m+2 mod 180 form a chain)"
+for figure in lost_node_peers lost_disk_peers lost_target_peers node_peers_min; do
+  UNIT[$figure]=peers
+done
+for figure in lost_node_parallelism lost_disk_parallelism; do UNIT[$figure]="peers' worth"; done
+for figure in lost_node_max_mean lost_disk_max_mean; do UNIT[$figure]="max/mean"; done
+UNIT[pair_max]=chains
+UNIT[generate_ms]=ms
+for figure in $MGMTD_FIGURES; do
+  REFERENCE[$figure]=-
+  TARGET[$figure]=-
+done
+for figure in lost_node_peers lost_node_parallelism lost_disk_peers lost_disk_parallelism \
+  node_peers_min; do
+  REFERENCE[$figure]="ring placement"
+done
+NOTE[lost_node_peers]="${MGMTD_SHAPE}, 16 disks x 1 target: one node lost, each of its 16 \
+chains rebuilt from its last surviving member (the predecessor of the replacement); the \
+fewest distinct peers that read, over every node lost in turn (ideal 16). Reference: \
+${MGMTD_RING}."
+NOTE[lost_node_parallelism]="same runs: units (lost chains) / the busiest peer's units, \
+the worst node (ideal 16: the rebuild takes one chain's time, not several). Reference: the \
+ring; the ratio is how much faster a lost node is rebuilt."
+NOTE[lost_node_max_mean]="same runs: the busiest reading peer's load over the mean load of \
+the peers that read, the worst node (ideal 1.0; the ring's is in bench_mgmtd --placement \
+ring)."
+NOTE[lost_disk_peers]="${MGMTD_SHAPE}, 4 disks x 4 targets: one disk lost (its 4 chains), \
+fewest distinct reading peers over every disk in turn (ideal 4). Reference: the ring, whose \
+node's consecutive targets share a disk."
+NOTE[lost_disk_parallelism]="same runs: units / the busiest peer's units, the worst disk \
+(ideal 4). Reference: the ring."
+NOTE[lost_disk_max_mean]="same runs: max/mean load of the reading peers, the worst disk \
+(ideal 1.0)."
+NOTE[lost_target_peers]="one target lost: its one chain is rebuilt by one peer, the last \
+surviving member, with any placement (the resync protocol sends from the predecessor); 1 \
+by construction, listed so the figure is not mistaken for missing."
+NOTE[node_peers_min]="${MGMTD_SHAPE}, 16 disks: the fewest distinct peers any node's \
+chains reach (ideal 32 = 16 chains x 2 other members: every node's data has copies on 32 \
+nodes). Reference: the ring."
+NOTE[pair_max]="${MGMTD_SHAPE}, 16 disks: the most chains any two nodes share (ideal 1)."
+NOTE[generate_ms]="${MGMTD_SHAPE}, 16 disks: wall time of one generate_chains call \
+(Release build; lower is better)."
 
 # ---- helpers ----
 
@@ -535,6 +592,30 @@ metrics_bench() {
 metrics_counter_add_mica() { metrics_bench counter_add; }
 metrics_histogram_record_mica() { metrics_bench histogram_record; }
 
+# mgmtd: bench_mgmtd prints every placement figure of one shape; each side picks its own.
+# (The routing fetch figure's function goes here too, once mica-mgmtd exists.)
+mgmtd_bench() {
+  local placement=$1 disks=$2 field=$3
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_mgmtd" --placement "$placement" \
+    --nodes 180 --disks "$disks" --targets-per-disk $((16 / disks)) --replicas 3 --seed 1 |
+    json_field "$field"
+}
+lost_node_peers_mica() { mgmtd_bench mica 16 lost_node_peers; }
+lost_node_peers_reference() { mgmtd_bench ring 16 lost_node_peers; }
+lost_node_parallelism_mica() { mgmtd_bench mica 16 lost_node_parallelism; }
+lost_node_parallelism_reference() { mgmtd_bench ring 16 lost_node_parallelism; }
+lost_node_max_mean_mica() { mgmtd_bench mica 16 lost_node_max_mean; }
+lost_disk_peers_mica() { mgmtd_bench mica 4 lost_disk_peers; }
+lost_disk_peers_reference() { mgmtd_bench ring 4 lost_disk_peers; }
+lost_disk_parallelism_mica() { mgmtd_bench mica 4 lost_disk_parallelism; }
+lost_disk_parallelism_reference() { mgmtd_bench ring 4 lost_disk_parallelism; }
+lost_disk_max_mean_mica() { mgmtd_bench mica 4 lost_disk_max_mean; }
+node_peers_min_mica() { mgmtd_bench mica 16 node_peers_min; }
+node_peers_min_reference() { mgmtd_bench ring 16 node_peers_min; }
+pair_max_mica() { mgmtd_bench mica 16 pair_max; }
+generate_ms_mica() { mgmtd_bench mica 16 generate_ms; }
+lost_target_peers_mica() { mgmtd_bench mica 16 lost_target_peers; }
+
 # ---- main ----
 
 case "$SUITE" in
@@ -549,6 +630,10 @@ case "$SUITE" in
   chunk)
     SUITE_FIGURES=$CHUNK_FIGURES
     BUILD_TARGETS=(bench_chunk)
+    ;;
+  mgmtd)
+    SUITE_FIGURES=$MGMTD_FIGURES
+    BUILD_TARGETS=(bench_mgmtd)
     ;;
 esac
 FIGURES=()
@@ -565,7 +650,10 @@ else
   done
 fi
 
-for tool in fio iperf3 python3 cmake ninja ss timeout; do require_tool "$tool"; done
+# The mgmtd suite computes placements only: it needs neither fio nor iperf3 nor sockets.
+TOOLS=(fio iperf3 python3 cmake ninja ss timeout)
+[[ $SUITE == mgmtd ]] && TOOLS=(python3 cmake ninja timeout)
+for tool in "${TOOLS[@]}"; do require_tool "$tool"; done
 build "${BUILD_TARGETS[@]}"
 [[ $SUITE == async ]] && prepare_data_file
 [[ $SUITE == chunk ]] && prepare_chunk

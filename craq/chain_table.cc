@@ -62,11 +62,12 @@ namespace {
 // Replica counts above this are refused: nothing needs more, and the local search's cost
 // grows with the square of the chain length.
 constexpr uint32_t kReplicaCountMax = 16;
-// The local search stops after this many candidate swaps have been evaluated (each costs
-// about replica_count^2 steps), or after kImprovePassesMax passes over the chains, or
-// earlier when a pass improves nothing. 200 nodes x 16 targets needs far fewer; the cap
-// keeps odd shapes from running long (about 0.1 s optimised at the cap).
-constexpr uint64_t kImproveEvaluationsMax = 4'000'000;
+// The local search stops after kImproveStepsMax steps (evaluating a candidate swap costs
+// replicas^2 steps: each member of one chain against each of the other), or after
+// kImprovePassesMax passes over the chains, or earlier when a pass changes nothing. 200
+// nodes x 16 targets x 3 replicas needs about none; the cap bounds the dense shapes (about
+// 0.2 s optimised at the cap) and long chains, whose swaps cost more.
+constexpr uint64_t kImproveStepsMax = 40'000'000;
 constexpr uint32_t kImprovePassesMax = 256;
 constexpr uint64_t kSidewaysMovesMax = 2000;
 // Rounds of head rebalancing (each tries to move a head away from every node); every move
@@ -250,7 +251,7 @@ class Improver {
   }
 
  private:
-  bool within_budget() const { return evaluations_ < kImproveEvaluationsMax; }
+  bool within_budget() const { return steps_ < kImproveStepsMax; }
 
   bool is_hot(uint32_t a, uint32_t xi) const {
     uint32_t x = chains_[a][xi];
@@ -294,7 +295,7 @@ class Improver {
       for (uint32_t yi = 0; yi < chains_[b].size(); ++yi) {
         uint32_t y = chains_[b][yi];
         if (contains(chains_[a], y)) continue;
-        ++evaluations_;
+        steps_ += chains_[a].size() * chains_[b].size();
         int64_t delta = swap_delta(chains_[a], x, chains_[b], y);
         if (delta < best) {
           best = delta, best_b = b, best_yi = yi, ties = 1;
@@ -323,7 +324,7 @@ class Improver {
   PairCounts& pairs_;
   uint32_t hot_level_;
   PlacementRandom& random_;
-  uint64_t evaluations_ = 0;
+  uint64_t steps_ = 0;
   uint64_t sideways_ = 0;
 };
 
@@ -480,6 +481,10 @@ Result<std::vector<std::vector<TargetId>>> generate_chains(const PlacementInput&
   Result<std::vector<NodeTargets>> grouped = group_by_node(input.targets);
   if (!grouped.ok()) return grouped.status();
   std::vector<NodeTargets> nodes = std::move(grouped).value();
+  if (nodes.size() > kPlacementNodesMax) {
+    return invalid(
+        fmt::format("placement: {} nodes, at most {}", nodes.size(), kPlacementNodesMax));
+  }
   if (nodes.size() < replicas) {
     return invalid(fmt::format("placement: {} nodes have targets, {} replicas need as many",
                                nodes.size(), replicas));

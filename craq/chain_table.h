@@ -57,10 +57,14 @@ struct PlacementInput {
   uint64_t seed = 0;
 };
 
+// Placement keeps a node x node matrix of shared chains: this many nodes is 16 MiB of it.
+inline constexpr uint32_t kPlacementNodesMax = 2048;
+
 // The chains, each an ordered list of replica_count targets (head first). Every target is
 // used at most once; targets left over (when the count does not divide evenly or a node
 // has more than its share) are left out. kInvalidArgument when fewer than replica_count
-// nodes have targets or replica_count is 0.
+// nodes have targets, replica_count is 0 or above 16, more than kPlacementNodesMax nodes
+// have targets, or a target id is 0 or given twice.
 Result<std::vector<std::vector<TargetId>>> generate_chains(const PlacementInput& input);
 
 // Spread of a placement, for tests and bench/run.sh mgmtd: for each node, how many of its
@@ -68,10 +72,10 @@ Result<std::vector<std::vector<TargetId>>> generate_chains(const PlacementInput&
 // peers).
 struct PlacementSpread {
   uint32_t nodes = 0;
-  uint32_t pair_min = 0;   // fewest chains shared by any two nodes that share one
-  uint32_t pair_max = 0;   // most chains shared by any two nodes
-  double pair_mean = 0;    // over all pairs of distinct nodes
-  uint32_t peers_min = 0;  // fewest distinct peers any node's chains reach
+  uint32_t pair_min = 0;       // fewest chains shared by any two nodes that share one
+  uint32_t pair_max = 0;       // most chains shared by any two nodes
+  double pair_mean = 0;        // over all pairs of distinct nodes
+  uint32_t peers_min = 0;      // fewest distinct peers any node's chains reach
   uint32_t targets_per_node_min = 0;
   uint32_t targets_per_node_max = 0;
 };

@@ -206,11 +206,21 @@ void Mgmtd::publish() {
 
 void Mgmtd::start() {
   MICA_ASSERT_MSG(scope_.active() == 0 && !stopping_, "Mgmtd::start() twice or after stop()");
+  running_ = true;
   scope_.spawn(update_loop());
+}
+
+Status Mgmtd::health() const {
+  if (!running_) return Status(StatusCode::kClosed, "mgmtd's update loop is not running");
+  if (!last_round_.ok())
+    return Status(last_round_.code(),
+                  fmt::format("mgmtd's last update round failed: {}", last_round_.message()));
+  return Status();
 }
 
 Task<void> Mgmtd::stop() {
   stopping_ = true;
+  running_ = false;
   scope_.cancel();
   kick();
   changed_.set();  // long polls answer now
@@ -227,6 +237,7 @@ Task<void> Mgmtd::update_loop() {
     Status s = co_await std::move(round);
     if (!s.ok() && s.code() != StatusCode::kCancelled)
       MICA_LOG(Warn, "mgmtd", "update round failed: {}", s);
+    last_round_ = std::move(s);
   }
 }
 

@@ -39,6 +39,9 @@ namespace mica::craq {
 
 // The on-disk format this code writes; open() refuses a newer one.
 inline constexpr uint32_t kMgmtdFormatVersion = 1;
+// Tables open() opens in the Env (count them in kv::EnvOptions::tables_max; every open()
+// on the same Env opens them again).
+inline constexpr uint32_t kMgmtdTables = 6;
 
 struct MgmtdOptions {
   // The cluster config; it replaces the stored one at open() when they differ (the
@@ -99,11 +102,15 @@ class Mgmtd {
   std::shared_ptr<const RoutingSnapshot> routing() const { return routing_; }
   uint64_t routing_version() const { return counters_.routing_version; }
   const MgmtdOptions& options() const { return options_; }
+  // For the HTTP /health check (net/http_server.h): ok while the update loop runs and its
+  // last round could write; otherwise why not.
+  Status health() const;
 
   // Runs one chain-state round now (what the loop does every update_interval).
   Task<Status> run_round();
 
-  // The MgmtdService methods (craq/mgmtd_service.h).
+  // The MgmtdService methods (craq/mgmtd_service.h). In-process callers (the simulator's
+  // scenarios, tests) may call them directly with ctx null: no deadline.
   Task<Result<RegisterResponse>> register_node(RegisterRequest request, net::CallContext* ctx);
   Task<Result<HeartbeatResponse>> heartbeat(HeartbeatRequest request, net::CallContext* ctx);
   Task<Result<GetRoutingResponse>> get_routing(GetRoutingRequest request, net::CallContext* ctx);
@@ -213,6 +220,8 @@ class Mgmtd {
   Event changed_;  // set and reset on every publish: wakes long polls
   Event kick_;     // asks the loop for a round now
   bool stopping_ = false;
+  bool running_ = false;  // the update loop is started and not stopped
+  Status last_round_;     // of the update loop
   TaskScope scope_;
   Metrics metrics_{};
 };

@@ -20,7 +20,7 @@ namespace mica::craq {
 
 // One target as its node reports it.
 struct TargetReport {
-  TargetId target = 0;   // 0 in a first registration: mgmtd assigns one
+  TargetId target = 0;  // 0 in a first registration: mgmtd assigns one
   std::string identity;  // drawn when the target's directory was formatted
   std::string disk;
   LocalState local = LocalState::kOnline;
@@ -28,8 +28,8 @@ struct TargetReport {
   uint64_t capacity_bytes = 0;
   uint64_t used_bytes = 0;
   static constexpr std::string_view kTypeName = "TargetReport";
-  MICA_FIELDS(TargetReport, target, identity, disk, local, reported_chain_version, capacity_bytes,
-              used_bytes)
+  MICA_FIELDS(TargetReport, target, identity, disk, local, reported_chain_version,
+              capacity_bytes, used_bytes)
 };
 
 // A server process announces itself (at start, and again after mgmtd forgot its lease).

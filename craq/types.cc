@@ -7,40 +7,29 @@ namespace mica::craq {
 
 std::string_view node_kind_name(NodeKind kind) {
   switch (kind) {
-    case NodeKind::kStorage:
-      return "storage";
-    case NodeKind::kMeta:
-      return "meta";
-    case NodeKind::kClient:
-      return "client";
+    case NodeKind::kStorage: return "storage";
+    case NodeKind::kMeta: return "meta";
+    case NodeKind::kClient: return "client";
   }
   return "unknown";
 }
 
 std::string_view local_state_name(LocalState state) {
   switch (state) {
-    case LocalState::kUpToDate:
-      return "up-to-date";
-    case LocalState::kOnline:
-      return "online";
-    case LocalState::kOffline:
-      return "offline";
+    case LocalState::kUpToDate: return "up-to-date";
+    case LocalState::kOnline: return "online";
+    case LocalState::kOffline: return "offline";
   }
   return "unknown";
 }
 
 std::string_view public_state_name(PublicState state) {
   switch (state) {
-    case PublicState::kServing:
-      return "serving";
-    case PublicState::kSyncing:
-      return "syncing";
-    case PublicState::kWaiting:
-      return "waiting";
-    case PublicState::kLastServing:
-      return "lastsrv";
-    case PublicState::kOffline:
-      return "offline";
+    case PublicState::kServing: return "serving";
+    case PublicState::kSyncing: return "syncing";
+    case PublicState::kWaiting: return "waiting";
+    case PublicState::kLastServing: return "lastsrv";
+    case PublicState::kOffline: return "offline";
   }
   return "unknown";
 }

@@ -48,8 +48,8 @@ enum class PublicState : uint8_t {
 };
 MICA_ENUM_RANGE(PublicState, kServing, kOffline)
 
-std::string_view node_kind_name(NodeKind kind);         // "storage"
-std::string_view local_state_name(LocalState state);    // "up-to-date"
+std::string_view node_kind_name(NodeKind kind);      // "storage"
+std::string_view local_state_name(LocalState state);  // "up-to-date"
 std::string_view public_state_name(PublicState state);  // "serving", "lastsrv"
 
 struct NodeInfo {
@@ -74,7 +74,7 @@ struct TargetInfo {
   // Random, drawn when the target's directory was formatted: a new disk in the same place
   // is a new target, never mistaken for the old one.
   std::string identity;
-  std::string disk;   // the node's name for the disk (its mount path), for people
+  std::string disk;  // the node's name for the disk (its mount path), for people
   ChainId chain = 0;  // 0 while the target belongs to no chain
   uint64_t capacity_bytes = 0;
   uint64_t used_bytes = 0;
@@ -136,10 +136,10 @@ struct ClusterConfig {
 // with every change mgmtd makes, so "newer" is one comparison.
 struct RoutingSnapshot {
   uint64_t version = 0;
-  std::vector<NodeInfo> nodes;      // by id
-  std::vector<TargetInfo> targets;  // by id
-  std::vector<ChainInfo> chains;    // by id
-  std::vector<ChainTable> tables;   // by id
+  std::vector<NodeInfo> nodes;     // by id
+  std::vector<TargetInfo> targets; // by id
+  std::vector<ChainInfo> chains;   // by id
+  std::vector<ChainTable> tables;  // by id
   std::vector<MetaShardRoute> meta_shards;
   ClusterConfig config;
   static constexpr std::string_view kTypeName = "RoutingSnapshot";

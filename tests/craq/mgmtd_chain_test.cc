@@ -175,5 +175,31 @@ MICA_CO_TEST(MgmtdChains, ARestartedMgmtdKeepsItsChainsAndGivesNodesTheirGrace) 
   co_await std::move(stopping_again);
 }
 
+MICA_CO_TEST(MgmtdChains, AFastRestartOfANodeStillResyncsItsTargets) {
+  Harness h(dir.path);
+  std::vector<Node> nodes;
+  auto setting_up = one_chain(&h, &nodes);
+  Status set_up = co_await std::move(setting_up);
+  CO_ASSERT_OK(set_up);
+  TargetId target = nodes[1].targets[0];
+  uint64_t version = chain_version(*h.mgmtd->routing(), target);
+  // The process restarts well within its lease, claiming up to date: it may have missed
+  // writes while down, so it leaves the serving set and comes back through a resync.
+  auto rejoining = join(&h, &nodes[1]);
+  Status rejoined = co_await std::move(rejoining);
+  CO_ASSERT_OK(rejoined);
+  auto left = beat_until(
+      &h, &nodes, [&](const RoutingSnapshot& r) { return chain_version(r, target) > version; });
+  bool left_serving = co_await std::move(left);
+  CO_ASSERT_TRUE(left_serving);
+  EXPECT_NE(state_of(*h.mgmtd->routing(), target), PublicState::kServing);
+  auto serving = reach(&h, &nodes, target, PublicState::kServing);
+  bool serving_reached = co_await std::move(serving);
+  CO_ASSERT_TRUE(serving_reached);
+  EXPECT_GE(chain_version(*h.mgmtd->routing(), target), version + 3);  // offline, wait, sync
+  auto stopping = stop(&h);
+  co_await std::move(stopping);
+}
+
 }  // namespace
 }  // namespace mica::craq

@@ -42,7 +42,9 @@ struct Harness {
 
 // Opens the env and Mgmtd in h->dir, starts the loop, the server and the client.
 inline Task<Status> start(Harness* h) {
-  auto opening = kv::Env::open(h->dir, kv::EnvOptions{.map_size_bytes = uint64_t{1} << 28});
+  // Room for mgmtd's tables twice: a test may open a second Mgmtd on the same env.
+  kv::EnvOptions options{.map_size_bytes = uint64_t{1} << 28, .tables_max = 2 * kMgmtdTables + 2};
+  auto opening = kv::Env::open(h->dir, options);
   CO_TRY_ASSIGN(h->env, co_await std::move(opening));
   auto loading = Mgmtd::open(h->env.get(), h->options);
   CO_TRY_ASSIGN(h->mgmtd, co_await std::move(loading));

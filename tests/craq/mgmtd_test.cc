@@ -224,6 +224,7 @@ MICA_CO_TEST(Mgmtd, MetricsShowNodesChainsAndTheRoutingVersion) {
   auto round = h.mgmtd->run_round();
   Status rounded = co_await std::move(round);
   CO_ASSERT_OK(rounded);
+  EXPECT_TRUE(h.mgmtd->health().ok()) << h.mgmtd->health();
   std::string text = metrics().render_prometheus();
   EXPECT_NE(text.find("mica_mgmtd_nodes{state=\"alive\"} 1"), std::string::npos) << text;
   EXPECT_NE(text.find("mica_mgmtd_targets{state=\"serving\"}"), std::string::npos);
@@ -231,6 +232,108 @@ MICA_CO_TEST(Mgmtd, MetricsShowNodesChainsAndTheRoutingVersion) {
   EXPECT_NE(text.find("mica_mgmtd_routing_version " + std::to_string(h.mgmtd->routing_version())),
             std::string::npos);
   EXPECT_NE(text.find("mica_mgmtd_registrations_total"), std::string::npos);
+  auto stopping_mgmtd = h.mgmtd->stop();
+  co_await std::move(stopping_mgmtd);
+  EXPECT_FALSE(h.mgmtd->health().ok());  // the loop no longer runs
+  auto h_stopping = testing::stop(&h);
+  co_await std::move(h_stopping);
+}
+
+MICA_CO_TEST(Mgmtd, ANodeThatLostItsIdGetsItBackAndTargetsStayWithTheirNode) {
+  Harness h(dir.path);
+  auto h_starting = testing::start(&h);
+  Status h_started = co_await std::move(h_starting);
+  CO_ASSERT_OK(h_started);
+  auto first_call = testing::register_node(&h, storage_node("node-a", {"t-a1"}));
+  auto first = co_await std::move(first_call);
+  CO_ASSERT_OK(first);
+  // Node 0 again with the same identity: the answer was lost, the id is the same.
+  auto again_call = testing::register_node(&h, storage_node("node-a", {"t-a1"}));
+  auto again = co_await std::move(again_call);
+  CO_ASSERT_OK(again);
+  EXPECT_EQ(again->node, first->node);
+  EXPECT_EQ(again->targets, first->targets);
+  uint64_t version = h.mgmtd->routing_version();
+  // Another node claiming node-a's target identity is refused.
+  auto thief_call = testing::register_node(&h, storage_node("node-b", {"t-a1"}));
+  auto thief = co_await std::move(thief_call);
+  EXPECT_EQ(thief.status().code(), StatusCode::kInvalidArgument);
+  // And so is a target id presented with a new identity.
+  RegisterRequest renamed = storage_node("node-a", {"t-other"}, first->node);
+  renamed.targets[0].target = first->targets[0];
+  auto renamed_call = testing::register_node(&h, renamed);
+  auto refused = co_await std::move(renamed_call);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(h.mgmtd->routing_version(), version);
+  auto h_stopping = testing::stop(&h);
+  co_await std::move(h_stopping);
+}
+
+MICA_CO_TEST(Mgmtd, CapacityIsPersistedOnlyWhenItMovedFarEnough) {
+  Harness h(dir.path);
+  h.options.capacity_persist_delta_bytes = 1000;
+  auto h_starting = testing::start(&h);
+  Status h_started = co_await std::move(h_starting);
+  CO_ASSERT_OK(h_started);
+  RegisterRequest a = storage_node("node-a", {"t-a1"});
+  auto reg_call = testing::register_node(&h, a);
+  auto reg = co_await std::move(reg_call);
+  CO_ASSERT_OK(reg);
+  uint64_t version = h.mgmtd->routing_version();
+  HeartbeatRequest small = testing::heartbeat_of(h, a, reg->node, reg->targets);
+  small.targets[0].used_bytes = 500;
+  auto small_call = testing::heartbeat(&h, small);
+  auto small_answer = co_await std::move(small_call);
+  CO_ASSERT_OK(small_answer);
+  auto round_call = h.mgmtd->run_round();
+  Status rounded = co_await std::move(round_call);
+  CO_ASSERT_OK(rounded);
+  EXPECT_EQ(h.mgmtd->routing_version(), version);  // no write for a small move
+  auto status_call = h.stub().status(StatusRequest{});
+  auto status = co_await std::move(status_call);
+  CO_ASSERT_OK(status);
+  EXPECT_EQ(status->routing.targets[0].used_bytes, 500u);  // but status shows it
+  HeartbeatRequest large = small;
+  large.targets[0].used_bytes = 5000;
+  auto large_call = testing::heartbeat(&h, large);
+  auto large_answer = co_await std::move(large_call);
+  CO_ASSERT_OK(large_answer);
+  auto round_again = h.mgmtd->run_round();
+  Status rounded_again = co_await std::move(round_again);
+  CO_ASSERT_OK(rounded_again);
+  EXPECT_EQ(h.mgmtd->routing_version(), version + 1);
+  EXPECT_EQ(h.mgmtd->routing()->targets[0].used_bytes, 5000u);
+  auto h_stopping = testing::stop(&h);
+  co_await std::move(h_stopping);
+}
+
+MICA_CO_TEST(Mgmtd, AStateOfANewerFormatIsRefused) {
+  Harness h(dir.path);
+  auto h_starting = testing::start(&h);
+  Status h_started = co_await std::move(h_starting);
+  CO_ASSERT_OK(h_started);
+  auto closing_client = h.client->close();
+  co_await std::move(closing_client);
+  h.client.reset();
+  auto server_stopping = h.server->shutdown();
+  co_await std::move(server_stopping);
+  h.server.reset();
+  auto mgmtd_stopping = h.mgmtd->stop();
+  co_await std::move(mgmtd_stopping);
+  h.mgmtd.reset();
+  // What a later mgmtd would have written.
+  Result<kv::Table> counters = h.env->open_table("mgmtd_counters");
+  CO_ASSERT_OK(counters);
+  MgmtdCounters newer{.format_version = kMgmtdFormatVersion + 1, .routing_version = 9};
+  std::vector<std::byte> bytes = net::encode(newer);
+  kv::WriteRequest write;
+  write.put(*counters, std::string(8, '\0'),
+            std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  Status written = co_await h.env->write(&write);
+  CO_ASSERT_OK(written);
+  auto reopening = Mgmtd::open(h.env.get(), h.options);
+  auto reopened = co_await std::move(reopening);
+  EXPECT_EQ(reopened.status().code(), StatusCode::kNotSupported) << reopened.status();
   auto h_stopping = testing::stop(&h);
   co_await std::move(h_stopping);
 }
