@@ -101,6 +101,14 @@ TEST_F(AppsProcess, UnreachableMgmtdIsOneLineAndExitCodeOne) {
   EXPECT_EQ(result.err.rfind(prefix, 0), 0u) << result.err;
   EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
   EXPECT_GT(result.err.size(), prefix.size() + 1) << "a reason follows the address";
+  // The same through the environment's defaults.
+  ::setenv("MICA_MGMTD", where.c_str(), 1);
+  ::setenv("MICA_TOKEN_FILE", path("token").c_str(), 1);
+  RunResult from_env = mica({"--transport", "tcp", "status"});
+  ::unsetenv("MICA_MGMTD");
+  ::unsetenv("MICA_TOKEN_FILE");
+  EXPECT_EQ(from_env.exit_code, 1);
+  EXPECT_EQ(from_env.err.rfind(prefix, 0), 0u) << from_env.err;
 }
 
 TEST_F(AppsProcess, MgmtdPrintsADefaultConfigThatParsesBackToTheDefaults) {
