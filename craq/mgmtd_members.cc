@@ -225,10 +225,11 @@ Task<Result<HeartbeatResponse>> Mgmtd::heartbeat(HeartbeatRequest request, net::
     // report is gone (a replaced disk). Counting it as reported offline lets its chain be
     // decided; waiting for a report that never comes would freeze the chain forever.
     node_live.heartbeat_since_open = true;
-    for (const auto& [id, target] : targets_) {
-      if (target.node != request.node) continue;
-      bool listed = std::any_of(request.targets.begin(), request.targets.end(),
-                                [&](const TargetReport& r) { return r.target == id; });
+    for (const auto& entry : targets_) {
+      if (entry.second.node != request.node) continue;
+      TargetId id = entry.second.id;
+      bool listed = false;
+      for (const TargetReport& report : request.targets) listed |= report.target == id;
       TargetLive& live = target_live_[id];
       if (listed || live.reported) continue;
       live.local = LocalState::kOffline;
