@@ -63,6 +63,8 @@ std::string_view status_code_name(StatusCode code) {
       return "Unreachable";
     case StatusCode::kProtocolError:
       return "ProtocolError";
+    case StatusCode::kUnauthenticated:
+      return "Unauthenticated";
     case StatusCode::kChecksumMismatch:
       return "ChecksumMismatch";
     case StatusCode::kStaleVersion:

@@ -51,6 +51,7 @@ enum class StatusCode : uint16_t {
   kConnectionReset = 201,
   kUnreachable = 202,
   kProtocolError = 203,
+  kUnauthenticated = 204,  // the peer does not hold the cluster token (net/cluster_token.h)
   // chunk
   kChecksumMismatch = 300,
   kStaleVersion = 301,

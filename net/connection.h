@@ -106,6 +106,14 @@ class Connection {
   // Fails pending work with kClosed and releases the wire; idempotent.
   virtual Task<void> close() = 0;
   virtual std::string peer() const = 0;
+
+  // While refused, a one-sided request from the peer fails the connection
+  // (kPermissionDenied) instead of being served: an authenticated transport refuses them
+  // until its handshake has succeeded (authenticated_transport.h). TCP serves them inside
+  // next_frame(), so it honours this; on RDMA the HCA serves them from the moment the queue
+  // pair is connected, so there the access rights of the queue pair change (and a
+  // transport must refuse_peer_transfers_at_start for no window to remain).
+  virtual void refuse_peer_transfers(bool refuse) { (void)refuse; }
 };
 
 class Acceptor {
@@ -131,6 +139,12 @@ class Transport {
   virtual Result<std::unique_ptr<Acceptor>> listen(SocketAddress address) = 0;
   // Registers memory for one-sided access by peers; the memory must outlive the region.
   virtual Result<std::unique_ptr<MemoryRegion>> register_memory(std::span<std::byte> bytes) = 0;
+  // Connections made from now on refuse the peer's one-sided requests from their first
+  // moment until refuse_peer_transfers(false) (an authenticated transport calls this on
+  // the transport it wraps, which is then used through the wrapper only). RDMA connects
+  // its queue pairs without remote access; TCP needs nothing, as it serves them only inside
+  // next_frame().
+  virtual void refuse_peer_transfers_at_start() {}
   virtual const TransportLimits& limits() const = 0;
   virtual std::string name() const = 0;
 };

@@ -32,7 +32,7 @@ Result<FrameHeader> parse_header(std::span<const std::byte, kFrameHeaderBytes> b
   if (h.version != kProtocolVersion)
     return bad(fmt::format("unsupported protocol version {}", h.version));
   auto kind = static_cast<uint8_t>(h.kind);
-  if (kind < 1 || kind > 4) return bad(fmt::format("unknown frame kind {}", kind));
+  if (kind < 1 || kind > kFrameKindMax) return bad(fmt::format("unknown frame kind {}", kind));
   bool bulk_flag = (h.flags & kFrameFlagBulkTail) != 0;
   if (bulk_flag != (h.kind == FrameKind::kData))
     return bad("the bulk-tail flag belongs to data frames and only to them");

@@ -1,7 +1,7 @@
 // Frames: the unit every transport carries.
 //
 // A frame is a 40-byte header and a payload. The header names what the frame is (request,
-// response, cancel, data), which service and method, the request id that pairs a response
+// response, cancel, data, auth), which service and method, the request id that pairs a response
 // with its request, a time budget (requests carry how long the caller will still wait, in
 // microseconds, so clocks need not agree), the payload length and a CRC32C over header and
 // payload. Decoding checks magic, version, kind, the configured maximum frame size and the
@@ -26,7 +26,9 @@ enum class FrameKind : uint8_t {
   kResponse = 2,
   kCancel = 3,  // the caller gave up on request_id; the server cancels its handler
   kData = 4,    // a bulk transfer (TCP's stand-in for one-sided RDMA operations)
+  kAuth = 5,    // a step of the cluster-token handshake (net/authenticated_transport.h)
 };
+inline constexpr uint8_t kFrameKindMax = 5;
 
 struct FrameHeader {
   uint32_t magic = kFrameMagic;

@@ -50,8 +50,14 @@ Task<void> RpcClient::read_responses() {
       co_return;
     }
     if (frame->header.kind != FrameKind::kResponse) {
-      // Servers send only responses (bulk traffic never reaches here).
-      fail(Status(StatusCode::kProtocolError, "unexpected frame kind from server"));
+      // Servers send only responses (bulk traffic never reaches here), unless they require
+      // the cluster token and this client's transport does not hold it.
+      if (frame->header.kind == FrameKind::kAuth)
+        fail(Status(StatusCode::kUnauthenticated,
+                    fmt::format("{} requires the cluster token (net/authenticated_transport.h)",
+                                connection_->peer())));
+      else
+        fail(Status(StatusCode::kProtocolError, "unexpected frame kind from server"));
       auto closing = connection_->close();
       co_await std::move(closing);
       co_return;

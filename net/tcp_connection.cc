@@ -169,7 +169,11 @@ Task<Result<Frame>> TcpConnection::next_frame() {
     }
     Result<FrameHeader> header = got.ok() ? parse_header(head, transport_->limits().frame_bytes_max)
                                           : Result<FrameHeader>(got);
-    if (header.ok() && header->kind == FrameKind::kData) {
+    bool bulk = header.ok() && header->kind == FrameKind::kData;
+    if (bulk && refuse_peer_transfers_) {
+      got = Status(StatusCode::kPermissionDenied,
+                   fmt::format("{} sent a one-sided transfer before it was authenticated", peer_));
+    } else if (bulk) {
       auto serving = serve_bulk(*header, deadline);
       got = co_await std::move(serving);
     } else if (header.ok()) {

@@ -34,6 +34,7 @@ class TcpConnection final : public Connection {
                         TimePoint deadline) override;
   Task<void> close() override;
   std::string peer() const override { return peer_; }
+  void refuse_peer_transfers(bool refuse) override { refuse_peer_transfers_ = refuse; }
 
  private:
   struct Transfer;
@@ -61,6 +62,7 @@ class TcpConnection final : public Connection {
   size_t buffer_begin_ = 0;
   size_t buffer_end_ = 0;
   uint64_t next_transfer_ = 1;
+  bool refuse_peer_transfers_ = false;
   std::map<uint64_t, Transfer*> transfers_;
 };
 

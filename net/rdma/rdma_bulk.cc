@@ -368,6 +368,11 @@ Task<void> RdmaConnection::close() {
   return core_->close();
 }
 
+void RdmaConnection::refuse_peer_transfers(bool refuse) {
+  Status changed = core_->set_remote_access(!refuse);
+  (void)changed;  // a failure fails the connection, which its next call reports
+}
+
 std::string RdmaConnection::peer() const {
   return core_->peer();
 }

@@ -54,6 +54,10 @@ struct RdmaConfig {
   uint32_t handshake_timeout_ms = 5000;
   uint32_t close_timeout_ms = 1000;  // wait for our last sends to complete on close()
   uint32_t handshake_bytes_max = 1024;
+  // Queue pairs start without remote access, granted per connection by
+  // refuse_peer_transfers(false): set by Transport::refuse_peer_transfers_at_start (an
+  // authenticated transport grants it once its handshake has succeeded).
+  bool peer_transfers_refused_at_start = false;
 
   // QP attributes (IBA encodings): local ACK timeout 4.096 µs × 2^timeout_exp, transport
   // retries, RNR retries (7 = infinite; 0 makes a missing receive — a credit bug — fatal

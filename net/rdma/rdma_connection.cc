@@ -20,6 +20,12 @@ namespace {
 // Waking every waiter of a failed connection: they each get a unit, then see the failure.
 constexpr uint64_t kFloodUnits = uint64_t(1) << 40;
 
+// QP access rights (ints: the v44 macros mix enum types). Without the remote ones a peer's
+// RDMA READ or WRITE fails and takes the QP down (refuse_peer_transfers).
+constexpr int kLocalAccess = IBV_ACCESS_LOCAL_WRITE;
+constexpr int kRemoteAccess =
+    IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE;
+
 Status reset_status(std::string why) {
   return Status(StatusCode::kConnectionReset, std::move(why));
 }
@@ -89,7 +95,7 @@ Status RdmaCore::create_verbs() {
   attr.qp_state = IBV_QPS_INIT;
   attr.port_num = device_->port_num();
   attr.pkey_index = 0;
-  attr.qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE;
+  attr.qp_access_flags = config_.peer_transfers_refused_at_start ? kLocalAccess : kRemoteAccess;
   int mask = IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS;
   if (int rc = ibv_modify_qp(qp_, &attr, mask); rc != 0)
     return Status::from_errno(rc, "QP to INIT");
@@ -181,6 +187,18 @@ Status RdmaCore::to_rtr(const RdmaHello& peer) {
   int mask = IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
              IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
   if (int rc = ibv_modify_qp(qp_, &attr, mask); rc != 0) return Status::from_errno(rc, "RTR");
+  return Status();
+}
+
+Status RdmaCore::set_remote_access(bool allowed) {
+  if (failed()) return failure_;
+  ibv_qp_attr attr{};
+  attr.qp_state = IBV_QPS_RTS;
+  attr.qp_access_flags = allowed ? kRemoteAccess : kLocalAccess;
+  if (int rc = ibv_modify_qp(qp_, &attr, IBV_QP_STATE | IBV_QP_ACCESS_FLAGS); rc != 0) {
+    fail(reset_status(fmt::format("QP access flags: {}", rc)));
+    return failure_;
+  }
   return Status();
 }
 

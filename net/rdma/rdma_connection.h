@@ -70,6 +70,7 @@ class RdmaConnection final : public Connection {
                         TimePoint deadline) override;
   Task<void> close() override;
   std::string peer() const override;
+  void refuse_peer_transfers(bool refuse) override;
 
   // Ok while healthy; otherwise why the connection failed (it stays failed).
   Status status() const;
@@ -95,6 +96,8 @@ class RdmaCore final : public std::enable_shared_from_this<RdmaCore>, public Rdm
   // Posts every receive and moves the QP to RTR against the peer; then to RTS.
   Status to_rtr(const RdmaHello& peer);
   Status to_rts();
+  // Gives the peer remote read and write access through the QP, or takes it away (RTS).
+  Status set_remote_access(bool allowed);
   // Starts the poller and the liveness watcher on the current executor.
   void start(Socket socket, std::string peer_name);
 

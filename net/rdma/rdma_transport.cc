@@ -63,8 +63,8 @@ bool is_peer_error(const Status& s) {
 
 class RdmaAcceptor final : public Acceptor {
  public:
-  RdmaAcceptor(std::shared_ptr<RdmaDevice> device, Listener listener)
-      : device_(std::move(device)), config_(device_->config()), listener_(std::move(listener)) {}
+  RdmaAcceptor(std::shared_ptr<RdmaDevice> device, RdmaConfig config, Listener listener)
+      : device_(std::move(device)), config_(config), listener_(std::move(listener)) {}
 
   Task<Result<std::unique_ptr<Connection>>> accept() override {
     while (true) {
@@ -141,8 +141,10 @@ class RdmaTransport final : public Transport {
   Result<std::unique_ptr<Acceptor>> listen(SocketAddress address) override {
     Result<Listener> listener = Listener::listen(address);
     if (!listener.ok()) return listener.status();
-    return std::unique_ptr<Acceptor>(new RdmaAcceptor(device_, std::move(listener).value()));
+    return std::unique_ptr<Acceptor>(
+        new RdmaAcceptor(device_, config_, std::move(listener).value()));
   }
+  void refuse_peer_transfers_at_start() override { config_.peer_transfers_refused_at_start = true; }
 
   Result<std::unique_ptr<MemoryRegion>> register_memory(std::span<std::byte> bytes) override {
     if (bytes.empty()) return Status(StatusCode::kInvalidArgument, "empty memory region");

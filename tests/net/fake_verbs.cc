@@ -593,6 +593,7 @@ int modify_qp_locked(FakeQp* q, ibv_qp_attr* attr, int mask) {
     q->rnr_retry = attr->rnr_retry;
   } else if (from == IBV_QPS_RTS && to == IBV_QPS_RTS) {
     if (mask & IBV_QP_RNR_RETRY) q->rnr_retry = attr->rnr_retry;
+    if (mask & IBV_QP_ACCESS_FLAGS) q->access = attr->qp_access_flags;
   } else {
     return EINVAL;
   }

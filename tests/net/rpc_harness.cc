@@ -74,13 +74,17 @@ Task<Result<BulkResponse>> TestService::exchange(ExchangeRequest request, CallCo
 namespace {
 
 Task<void> run_real(RpcCase body, RpcServerOptions options, Transport* server_transport,
-                    Transport* client_transport, bool refused_bulk_fails_connection) {
+                    Transport* client_transport, bool refused_bulk_fails_connection,
+                    ServerWrap wrap) {
+  std::unique_ptr<Transport> wrapped = wrap ? wrap(server_transport) : nullptr;
+  if (wrapped) server_transport = wrapped.get();
   TestService service;
   RpcServer server(server_transport, options);
   server.add_service(&service.service());
   Result<SocketAddress> address = server.start(SocketAddress::loopback(0));
   MICA_ASSERT(address.ok());
-  RpcEnv env{client_transport, *address, &service, &server, refused_bulk_fails_connection};
+  RpcEnv env{client_transport, *address, &service, &server, refused_bulk_fails_connection,
+             server_transport};
   co_await body(&env);
   co_await server.shutdown();
 }
@@ -91,7 +95,7 @@ class TcpHarness final : public Harness {
   void run(RpcCase body, RpcServerOptions options) override {
     auto executor = Executor::create_uring();
     TcpTransport server_transport, client_transport;
-    executor->block_on(run_real(body, options, &server_transport, &client_transport, false));
+    executor->block_on(run_real(body, options, &server_transport, &client_transport, false, wrap_));
   }
 };
 
@@ -109,7 +113,7 @@ class RdmaHarness final : public Harness {
       auto client_transport = make_rdma_transport(client_device, RdmaConfig{});
       MICA_ASSERT(server_transport.ok() && client_transport.ok());
       executor->block_on(
-          run_real(body, options, server_transport->get(), client_transport->get(), true));
+          run_real(body, options, server_transport->get(), client_transport->get(), true, wrap_));
     }
     EXPECT_TRUE(fake_verbs::FakeVerbs::misuse_log().empty());
     ibv_close_device(client_device);
@@ -119,12 +123,16 @@ class RdmaHarness final : public Harness {
 
 struct SimServer {
   TcpTransport transport;
+  std::unique_ptr<Transport> wrapped;
   TestService service;
   std::unique_ptr<RpcServer> server;
+  Transport* serving() { return wrapped ? wrapped.get() : &transport; }
 };
 
-Task<void> sim_start(SimServer* s, SocketAddress address, RpcServerOptions options) {
-  s->server = std::make_unique<RpcServer>(&s->transport, options);
+Task<void> sim_start(SimServer* s, SocketAddress address, RpcServerOptions options,
+                     ServerWrap wrap) {
+  if (wrap) s->wrapped = wrap(&s->transport);
+  s->server = std::make_unique<RpcServer>(s->serving(), options);
   s->server->add_service(&s->service.service());
   MICA_ASSERT(s->server->start(address).ok());
   co_return;
@@ -150,9 +158,9 @@ class SimHarness final : public Harness {
     sim::SimHost& client_host = world.add_host("client");
     SimServer server;
     SocketAddress address = server_host.address(7000);
-    world.run(server_host, sim_start(&server, address, options));
+    world.run(server_host, sim_start(&server, address, options, wrap_));
     TcpTransport client_transport;
-    RpcEnv env{nullptr, address, &server.service, server.server.get()};
+    RpcEnv env{nullptr, address, &server.service, server.server.get(), false, server.serving()};
     world.run(client_host, sim_body(body, &env, &client_transport));
     world.run(server_host, sim_stop(&server));
   }

@@ -105,9 +105,15 @@ struct RpcEnv {
   // RDMA reports a refused one-sided access as a failed work completion, which takes the
   // queue pair (and so the connection) down; TCP answers with a status and carries on.
   bool refused_bulk_fails_connection = false;
+  // The transport the server listens on: the harness's own, or what wrap_server made.
+  Transport* server_transport = nullptr;
 };
 
 using RpcCase = Task<void> (*)(RpcEnv* env);
+
+// Makes the transport the server listens on out of the harness's own (an authenticated
+// one, say); called on the server's executor, and the result outlives the server.
+using ServerWrap = std::function<std::unique_ptr<Transport>(Transport* inner)>;
 
 class Harness {
  public:
@@ -115,6 +121,11 @@ class Harness {
   virtual std::string name() const = 0;
   // Runs body against a fresh server; returns when everything has been shut down.
   virtual void run(RpcCase body, RpcServerOptions options) = 0;
+  // Later runs serve on wrap(the harness's transport).
+  void wrap_server(ServerWrap wrap) { wrap_ = std::move(wrap); }
+
+ protected:
+  ServerWrap wrap_;
 };
 
 std::unique_ptr<Harness> make_tcp_harness();
