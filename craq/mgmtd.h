@@ -131,6 +131,7 @@ class Mgmtd {
   // What mgmtd knows of a node beyond its record (memory only).
   struct NodeLive {
     TimePoint last_heartbeat{};
+    bool heartbeat_since_open = false;  // its targets missing from a heartbeat are gone
   };
   // What mgmtd knows of a target beyond its record (memory only).
   struct TargetLive {

@@ -218,7 +218,25 @@ Task<Result<HeartbeatResponse>> Mgmtd::heartbeat(HeartbeatRequest request, net::
     live.used_bytes = report.used_bytes;
     live.reported = true;
   }
-  node_live_[request.node].last_heartbeat = Executor::current()->now();
+  NodeLive& node_live = node_live_[request.node];
+  node_live.last_heartbeat = Executor::current()->now();
+  if (!node_live.heartbeat_since_open) {
+    // The node's first heartbeat since mgmtd opened: a target of its record that it does not
+    // report is gone (a replaced disk). Counting it as reported offline lets its chain be
+    // decided; waiting for a report that never comes would freeze the chain forever.
+    node_live.heartbeat_since_open = true;
+    for (const auto& entry : targets_) {
+      if (entry.second.node != request.node) continue;
+      TargetId id = entry.second.id;
+      bool listed = false;
+      for (const TargetReport& report : request.targets) listed |= report.target == id;
+      TargetLive& live = target_live_[id];
+      if (listed || live.reported) continue;
+      live.local = LocalState::kOffline;
+      live.reported = true;
+      state_changed = true;
+    }
+  }
   if (state_changed) kick();  // react now rather than at the next tick
   co_return HeartbeatResponse{.routing_version = counters_.routing_version, .config = config_};
 }

@@ -247,6 +247,7 @@ Task<void> serve_node(NodeProcess* p, SimHost* host) {
 }
 
 Task<void> node_main(Run* run, SimHost* host, uint32_t index) {
+  run->nodes[index].registered = false;
   NodeProcess process{.run = run, .index = index, .name = host->name()};
   auto loading = load_identities(&process);
   Status loaded = co_await std::move(loading);
@@ -256,7 +257,6 @@ Task<void> node_main(Run* run, SimHost* host, uint32_t index) {
     co_return;
   }
   ++run->node_boots;
-  run->nodes[index].registered = false;
   Task<void> serving = serve_node(&process, host);
   co_await std::move(serving);
 }

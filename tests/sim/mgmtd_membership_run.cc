@@ -107,41 +107,65 @@ bool full_strength(const RoutingSnapshot& routing) {
   return !routing.chains.empty();
 }
 
-// What an operator does for a target whose disk was replaced: if its chain waits for it
-// (lastsrv), promote another member (accepting the loss), then put the new disk's target in
-// its place.
-Task<Status> replace_disk(Run* run, craq::MgmtdClient* mgmtd, TargetId old, TargetId fresh) {
+// One step of what an operator does for a target whose disk was replaced: nothing while
+// mgmtd still shows it serving (it has not noticed yet); if its chain waits for it
+// (lastsrv), promote another member (accepting the loss); else put the new disk's target in
+// its place. *done once it is replaced or in no chain.
+Task<Status> replace_step(Run* run, craq::MgmtdClient* mgmtd, TargetId old, TargetId fresh,
+                          bool* done) {
+  if (run->mgmtd == nullptr) co_return Status(StatusCode::kHostDown, "mgmtd is down");
   std::shared_ptr<const RoutingSnapshot> routing = run->mgmtd->routing();
   const craq::TargetInfo* target = craq::find_target(*routing, old);
-  if (target == nullptr || target->chain == 0) co_return Status();
+  *done = target == nullptr || target->chain == 0;
+  if (*done) co_return Status();
   const ChainInfo* chain = craq::find_chain(*routing, target->chain);
-  bool waits_for_old = false;
+  PublicState state = PublicState::kOffline;
   TargetId other = 0;
   for (const craq::ChainTarget& member : chain->targets) {
     if (member.target == old)
-      waits_for_old = member.state == PublicState::kLastServing;
+      state = member.state;
     else if (other == 0)
       other = member.target;
   }
-  if (waits_for_old) {
+  if (state == PublicState::kServing)
+    co_return Status(StatusCode::kBusy, fmt::format("target {} still serves", old));
+  if (state == PublicState::kLastServing) {
     craq::PromoteTargetRequest promote{.chain = chain->id, .target = other};
     auto calling = admin_call<craq::MgmtdService::promote_target>(mgmtd, promote);
     CO_TRY(co_await std::move(calling));
     ++run->promotions;
+    co_return Status(StatusCode::kBusy, "promoted; replace next");
   }
   craq::ReplaceTargetRequest replace{.old_target = old, .new_target = fresh};
   auto calling = admin_call<craq::MgmtdService::replace_target>(mgmtd, replace);
   CO_TRY(co_await std::move(calling));
   ++run->replacements;
+  *done = true;
   co_return Status();
 }
 
+// Steps until done; a refusal (the chain changed between the look and the call) or a
+// target still serving is tried again until the limit.
+Task<Status> replace_disk(Run* run, craq::MgmtdClient* mgmtd, TargetId old, TargetId fresh,
+                          TimePoint limit) {
+  for (;;) {
+    bool done = false;
+    auto stepping = replace_step(run, mgmtd, old, fresh, &done);
+    Status stepped = co_await std::move(stepping);
+    if (done) co_return Status();
+    if (run->world->now() >= limit) co_return stepped;
+    SleepAwaiter pause = sleep_for(kAdminRetryPause);
+    Status paused = co_await pause;
+    if (!paused.ok()) co_return paused;
+  }
+}
+
 // Every replaced disk of the run: its slot's earlier targets that sit in a chain.
-Task<Status> replace_disks(Run* run, craq::MgmtdClient* mgmtd) {
+Task<Status> replace_disks(Run* run, craq::MgmtdClient* mgmtd, TimePoint limit) {
   for (const NodeState& node : run->nodes) {
     for (const std::vector<TargetId>& ids : node.slot_ids) {
       for (size_t i = 0; i + 1 < ids.size(); ++i) {
-        auto replacing = replace_disk(run, mgmtd, ids[i], ids.back());
+        auto replacing = replace_disk(run, mgmtd, ids[i], ids.back(), limit);
         CO_TRY(co_await std::move(replacing));
       }
     }
@@ -167,7 +191,7 @@ Task<void> recover(Run* run, craq::MgmtdClient* mgmtd, TimePoint healed) {
     auto sleeping = sleep_world(run, 50ms);
     if (!co_await std::move(sleeping)) co_return;
   }
-  auto replacing = replace_disks(run, mgmtd);
+  auto replacing = replace_disks(run, mgmtd, limit);
   Status replaced = co_await std::move(replacing);
   if (!replaced.ok()) run->result->fail(fmt::format("replacing disks: {}", replaced.to_string()));
   while (run->world->now() < limit) {
@@ -235,6 +259,7 @@ void crash_node(Run* run, uint32_t index, Duration at, Duration down) {
     NodeState& node = run->nodes[index];
     if (run->done || run->healed || !node.host->up()) return;
     run->world->crash(*node.host);
+    node.registered = false;  // until its next boot has registered
     ++run->node_crashes;
   });
   bool replace = world.random().chance(kDiskReplaceChance);
