@@ -7,7 +7,8 @@
 // bump; it is applied to memory and published only once that write is durable, and changes
 // are serialised by one async mutex, so two handlers never interleave a read-modify-write.
 // What is not durable lives in memory only: heartbeat times (mgmtd's monotonic clock),
-// reported local states and chain versions, capacity between persisted thresholds.
+// reported local states and chain versions, capacity between persisted thresholds. A node's
+// restart is durable (TargetInfo::restart_pending) until the round that acts on it.
 //
 // Threads: one executor owns everything — the one open() ran on; handlers (the RpcServer's
 // executor must be the same), the update loop and routing() run there. open(), stop() and
@@ -138,8 +139,7 @@ class Mgmtd {
     uint64_t reported_chain_version = 0;
     uint64_t capacity_bytes = 0;
     uint64_t used_bytes = 0;
-    bool reported = false;   // reported since open(): until then its chain is not decided
-    bool restarted = false;  // its node registered again since the last round
+    bool reported = false;  // reported since open(): until then its chain is not decided
   };
   // One durable change: the records it writes and the counters after it (the routing
   // version is bumped by commit()).
@@ -153,6 +153,13 @@ class Mgmtd {
     std::optional<MgmtdCounters> counters;
     bool empty() const {
       return nodes.empty() && targets.empty() && chains.empty() && tables.empty() && !config;
+    }
+    // The record of `current` in this change, added as a copy when not yet in it (the
+    // reference is valid until the next record is added).
+    TargetInfo& target(const TargetInfo& current) {
+      for (TargetInfo& target : targets)
+        if (target.id == current.id) return target;
+      return targets.emplace_back(current);
     }
   };
   struct Metrics {

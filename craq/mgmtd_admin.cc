@@ -161,6 +161,7 @@ Task<Result<ReplaceTargetResponse>> Mgmtd::replace_target(ReplaceTargetRequest r
   change.chains.push_back(next);
   TargetInfo leaving = old_target;
   leaving.chain = 0;
+  leaving.restart_pending = false;  // it is decided in no chain any more
   TargetInfo joining = new_target;
   joining.chain = chain.id;
   change.targets = {std::move(leaving), std::move(joining)};

@@ -101,7 +101,7 @@ Result<std::vector<TargetId>> Mgmtd::match_targets(const RegisterRequest& reques
   return ids;
 }
 
-// Records what a (re)registered node reported; a known node's targets count as restarted.
+// Records what a (re)registered node reported (its restart is in the records already).
 void Mgmtd::note_reports(NodeId node, const std::vector<TargetReport>& reports,
                          const std::vector<TargetId>& ids, bool restarted) {
   if (restarted) {
@@ -110,7 +110,6 @@ void Mgmtd::note_reports(NodeId node, const std::vector<TargetReport>& reports,
       TargetLive& live = target_live_[id];
       live.local = LocalState::kOffline;  // until reported below: its disk may be gone
       live.reported = true;
-      live.restarted = true;
     }
   }
   for (size_t i = 0; i < reports.size(); ++i) {
@@ -171,6 +170,11 @@ Task<Result<RegisterResponse>> Mgmtd::register_node(RegisterRequest request,
                                [&](const TargetInfo& t) { return t.id == target.id; });
     if (!written) change.targets.push_back(std::move(target));
   }
+  // A new process may have missed writes: its chains' next round takes its targets out of
+  // serving. Durable with the registration, so an mgmtd crash before that round keeps it.
+  if (known)
+    for (const auto& [target_id, target] : targets_)
+      if (target.node == id && target.chain != 0) change.target(target).restart_pending = true;
   change.counters = counters;  // the new ids are durable with the change
   auto committing = commit(std::move(change));
   CO_TRY(co_await std::move(committing));
