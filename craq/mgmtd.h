@@ -132,6 +132,10 @@ class Mgmtd {
   // What mgmtd knows of a node beyond its record (memory only).
   struct NodeLive {
     TimePoint last_heartbeat{};
+    // Registrations and heartbeats since open(): each lists every target of the node, so
+    // a target missing from the latest one is gone (a replaced or vanished disk).
+    uint64_t reports = 0;
+    size_t listed = 0;  // targets the latest report listed
   };
   // What mgmtd knows of a target beyond its record (memory only).
   struct TargetLive {
@@ -139,7 +143,8 @@ class Mgmtd {
     uint64_t reported_chain_version = 0;
     uint64_t capacity_bytes = 0;
     uint64_t used_bytes = 0;
-    bool reported = false;  // reported since open(): until then its chain is not decided
+    // The node's report (NodeLive::reports) that last listed it; 0: none since open().
+    uint64_t listed_in = 0;
   };
   // One durable change: the records it writes and the counters after it (the routing
   // version is bumped by commit()).
@@ -194,11 +199,12 @@ class Mgmtd {
   Result<std::vector<TargetId>> match_targets(const RegisterRequest& request, NodeId node,
                                               Change* change, MgmtdCounters* counters);
   void note_reports(NodeId node, const std::vector<TargetReport>& reports,
-                    const std::vector<TargetId>& ids, bool restarted);
+                    const std::vector<TargetId>& ids);
   Result<std::vector<PlacementTarget>> free_targets(const std::vector<NodeId>& nodes) const;
   Status check_heartbeat(const HeartbeatRequest& request) const;
   Duration heartbeat_age(NodeId node, TimePoint now) const;
   bool observe(TargetId id, TimePoint now, TargetObservation* out) const;
+  const TargetLive* listed_now(const TargetInfo& target) const;
   bool node_alive(NodeId node, TimePoint now) const;
   Duration lease() const;
   std::vector<TargetInfo> capacity_changes(bool all) const;

@@ -41,9 +41,8 @@ Result<std::vector<PlacementTarget>> Mgmtd::free_targets(const std::vector<NodeI
     const NodeInfo& node = nodes_.at(target.node);
     if (node.kind != NodeKind::kStorage || (!wanted.empty() && wanted.count(node.id) == 0))
       continue;
-    auto live = target_live_.find(target.id);
-    bool usable = live != target_live_.end() && live->second.reported &&
-                  live->second.local != LocalState::kOffline;
+    const TargetLive* live = listed_now(target);
+    bool usable = live != nullptr && live->local != LocalState::kOffline;
     if (target.chain != 0 || target.admin_offline || !usable || !node_alive(node.id, now)) continue;
     auto [disk, added] = disks.try_emplace({node.id, target.disk}, disks_per_node[node.id]);
     if (added) ++disks_per_node[node.id];

@@ -40,8 +40,19 @@ static std::string describe_members(const ChainInfo& chain) {
   return text;
 }
 
-// What the round knows of one target. false when its node has not reported it since
-// mgmtd's restart and is still within its grace: then the chain waits for the report.
+// What the target's node said of it in its latest report since open(); null when the node
+// has not reported since or left the target out (then it counts as offline).
+const Mgmtd::TargetLive* Mgmtd::listed_now(const TargetInfo& target) const {
+  auto node = node_live_.find(target.node);
+  auto live = target_live_.find(target.id);
+  if (node == node_live_.end() || node->second.reports == 0 || live == target_live_.end())
+    return nullptr;
+  return live->second.listed_in == node->second.reports ? &live->second : nullptr;
+}
+
+// What the round knows of one target. false when its node has not reported since mgmtd's
+// restart and is still within its grace: then the chain waits for the report. A target
+// its reporting node left out counts as offline.
 bool Mgmtd::observe(TargetId id, TimePoint now, TargetObservation* out) const {
   out->target = id;
   auto target = targets_.find(id);
@@ -49,10 +60,14 @@ bool Mgmtd::observe(TargetId id, TimePoint now, TargetObservation* out) const {
   out->admin_offline = target->second.admin_offline;
   out->restarted = target->second.restart_pending;
   out->heartbeat_age = heartbeat_age(target->second.node, now);
-  auto live = target_live_.find(id);
-  if (live == target_live_.end() || !live->second.reported) return out->heartbeat_age > lease();
-  out->local = live->second.local;
-  out->reported_chain_version = live->second.reported_chain_version;
+  const TargetLive* live = listed_now(target->second);
+  if (live == nullptr) {
+    auto node = node_live_.find(target->second.node);
+    bool heard = node != node_live_.end() && node->second.reports > 0;
+    return heard || out->heartbeat_age > lease();
+  }
+  out->local = live->local;
+  out->reported_chain_version = live->reported_chain_version;
   return true;
 }
 

@@ -53,5 +53,58 @@ MICA_CO_TEST(MgmtdRestart, ANodeRestartNotYetDecidedSurvivesAnMgmtdCrash) {
   co_await std::move(stopping_again);
 }
 
+MICA_CO_TEST(MgmtdRestart, AChainWithATargetItsNodeNoLongerListsIsStillDecided) {
+  Harness h(dir.path);
+  std::vector<Node> nodes;
+  auto setting_up = one_chain(&h, &nodes);
+  Status set_up = co_await std::move(setting_up);
+  CO_ASSERT_OK(set_up);
+  TargetId old_target = nodes[2].targets[0];
+  ChainId chain = find_target(*h.mgmtd->routing(), old_target)->chain;
+  // Node 2's disk is replaced: it lists only the new target from now on.
+  nodes[2].request.targets[0] = testing::disk_report("n2-new-disk");
+  auto rejoining = join(&h, &nodes[2]);
+  Status rejoined = co_await std::move(rejoining);
+  CO_ASSERT_OK(rejoined);
+  auto offline = reach(&h, &nodes, old_target, PublicState::kOffline);
+  bool offline_reached = co_await std::move(offline);
+  CO_ASSERT_TRUE(offline_reached);
+  auto stopping = stop(&h);
+  co_await std::move(stopping);
+
+  Harness again(dir.path);
+  auto starting = start(&again);
+  Status started = co_await std::move(starting);
+  CO_ASSERT_OK(started);
+  // The head's node dies; node 2 keeps heartbeating without the old target.
+  TargetId head = find_chain(*again.mgmtd->routing(), chain)->targets[0].target;
+  for (Node& node : nodes)
+    if (node.targets[0] == head) node.beating = false;
+  auto replaced = beat_until(&again, &nodes, [&](const RoutingSnapshot& r) {
+    return find_chain(r, chain)->targets[0].target != head;
+  });
+  bool head_replaced = co_await std::move(replaced);
+  EXPECT_TRUE(head_replaced) << "the chain was never decided again";
+  EXPECT_NE(state_of(*again.mgmtd->routing(), head), PublicState::kServing);
+  auto stopping_again = stop(&again);
+  co_await std::move(stopping_again);
+}
+
+MICA_CO_TEST(MgmtdRestart, ATargetSilentlyDroppedFromHeartbeatsGoesOffline) {
+  Harness h(dir.path);
+  std::vector<Node> nodes;
+  auto setting_up = one_chain(&h, &nodes);
+  Status set_up = co_await std::move(setting_up);
+  CO_ASSERT_OK(set_up);
+  // Node 1 keeps heartbeating but no longer lists its target (its disk vanished).
+  TargetId dropped = nodes[1].targets[0];
+  nodes[1].targets.clear();
+  auto offline = reach(&h, &nodes, dropped, PublicState::kOffline);
+  bool offline_reached = co_await std::move(offline);
+  EXPECT_TRUE(offline_reached);
+  auto stopping = stop(&h);
+  co_await std::move(stopping);
+}
+
 }  // namespace
 }  // namespace mica::craq
