@@ -202,9 +202,13 @@ class Mgmtd {
                     const std::vector<TargetId>& ids);
   Result<std::vector<PlacementTarget>> free_targets(const std::vector<NodeId>& nodes) const;
   Status check_heartbeat(const HeartbeatRequest& request) const;
+  Status check_other_live_copy(const ChainInfo& chain, TargetId leaving) const;
   Duration heartbeat_age(NodeId node, TimePoint now) const;
   bool observe(TargetId id, TimePoint now, TargetObservation* out) const;
   const TargetLive* listed_now(const TargetInfo& target) const;
+  // The target's node is alive and reports it online or up to date, not admin-offline nor
+  // restarted: what the next round would see, whatever the published state says.
+  bool effectively_up(TargetId id, TimePoint now) const;
   bool node_alive(NodeId node, TimePoint now) const;
   Duration lease() const;
   std::vector<TargetInfo> capacity_changes(bool all) const;

@@ -1,5 +1,6 @@
 // Mgmtd's admin handlers: create_chain_table, set_target_offline, replace_target and
 // promote_target (craq/mgmtd.h). Each validates first, then writes one change.
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -129,6 +130,26 @@ Task<Result<SetTargetOfflineResponse>> Mgmtd::set_target_offline(SetTargetOfflin
   co_return SetTargetOfflineResponse{.routing_version = counters_.routing_version};
 }
 
+// A serving or lastsrv target may leave its chain only while another serving target is
+// effectively up: the published states lag up to a lease behind a node's death, and the
+// leaving target could be the one live copy (free for a new table right after).
+Status Mgmtd::check_other_live_copy(const ChainInfo& chain, TargetId leaving) const {
+  auto it = std::find_if(chain.targets.begin(), chain.targets.end(),
+                         [&](const ChainTarget& m) { return m.target == leaving; });
+  if (it == chain.targets.end() ||
+      (it->state != PublicState::kServing && it->state != PublicState::kLastServing))
+    return Status();
+  TimePoint now = Executor::current()->now();
+  for (const ChainTarget& member : chain.targets)
+    if (member.target != leaving && member.state == PublicState::kServing &&
+        effectively_up(member.target, now))
+      return Status();
+  return invalid(fmt::format(
+      "target {} is {} in chain {} and no other serving target of it is up now: it may hold "
+      "the only copy of the chain's writes",
+      leaving, public_state_name(it->state), chain.id));
+}
+
 Task<Result<ReplaceTargetResponse>> Mgmtd::replace_target(ReplaceTargetRequest request,
                                                           net::CallContext* ctx) {
   (void)ctx;
@@ -155,6 +176,7 @@ Task<Result<ReplaceTargetResponse>> Mgmtd::replace_target(ReplaceTargetRequest r
           fmt::format("target {} is on node {}, which already holds target {} of chain {}",
                       new_target.id, new_target.node, member.target, chain.id));
   }
+  CO_TRY(check_other_live_copy(chain, old_target.id));
   CO_TRY_ASSIGN(ChainInfo next, craq::replace_target(chain, old_target.id, new_target.id));
   Change change;
   change.chains.push_back(next);

@@ -71,6 +71,12 @@ bool Mgmtd::observe(TargetId id, TimePoint now, TargetObservation* out) const {
   return true;
 }
 
+bool Mgmtd::effectively_up(TargetId id, TimePoint now) const {
+  TargetObservation observation;
+  if (!observe(id, now, &observation)) return false;  // not heard since open(): unknown
+  return effective_local_state(observation, lease()) != LocalState::kOffline;
+}
+
 // Every chain's next state; the changed ones, with any capacity changes, in one write.
 Task<Status> Mgmtd::run_round() {
   Status locked = co_await writer_.lock();

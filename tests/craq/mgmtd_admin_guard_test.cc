@@ -1,0 +1,64 @@
+// mgmtd's admin commands refuse what would lose data although the published states allow
+// it: replacing a serving target whose chain has no other live serving target, promoting a
+// target that is not up (craq/mgmtd.h). Real LMDB and TCP on 127.0.0.1, lease 200 ms,
+// rounds every 20 ms: about a second per test, waits capped at 5 s.
+#include <gtest/gtest.h>
+
+#include "craq/mgmtd.h"
+#include "tests/co_test.h"
+#include "tests/craq/mgmtd_nodes.h"
+
+namespace mica::craq {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace testing;
+
+Task<Result<ReplaceTargetResponse>> replace(Harness* h, TargetId old_target, TargetId with) {
+  ReplaceTargetRequest request{.old_target = old_target, .new_target = with};
+  auto calling = h->stub().replace_target(request);
+  co_return co_await std::move(calling);
+}
+
+Task<Result<PromoteTargetResponse>> promote(Harness* h, ChainId chain, TargetId target) {
+  PromoteTargetRequest request{.chain = chain, .target = target};
+  auto calling = h->stub().promote_target(request);
+  co_return co_await std::move(calling);
+}
+
+MICA_CO_TEST(MgmtdAdminGuard, ReplacingTheOnlyLiveServingTargetIsRefused) {
+  Harness h(dir.path);
+  h.options.update_interval = 1h;  // rounds only when kicked: the states stay as published
+  std::vector<Node> nodes;
+  auto setting_up = one_chain(&h, &nodes);
+  Status set_up = co_await std::move(setting_up);
+  CO_ASSERT_OK(set_up);
+  Node spare{.request = storage_node("spare", {"spare-t"})};
+  auto joining = join(&h, &spare);
+  Status joined = co_await std::move(joining);
+  CO_ASSERT_OK(joined);
+  // Nodes 0 and 1 die; past their lease, but no round has run since: still serving.
+  nodes[0].beating = false;
+  nodes[1].beating = false;
+  nodes.push_back(spare);
+  auto waiting = beat_for(&h, &nodes, 300ms);
+  co_await std::move(waiting);
+  TargetId live = nodes[2].targets[0];
+  for (int i = 0; i < 3; ++i)
+    CO_ASSERT_EQ(state_of(*h.mgmtd->routing(), nodes[i].targets[0]), PublicState::kServing);
+  uint64_t version = h.mgmtd->routing_version();
+  auto refused_call = replace(&h, live, spare.targets[0]);
+  auto refused = co_await std::move(refused_call);
+  EXPECT_FALSE(refused.ok()) << "the one live copy left its chain";
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(h.mgmtd->routing_version(), version);
+  // A dead serving target may go: the live one still holds every write.
+  auto replaced_call = replace(&h, nodes[0].targets[0], spare.targets[0]);
+  auto replaced = co_await std::move(replaced_call);
+  EXPECT_TRUE(replaced.ok()) << replaced.status();
+  auto stopping = stop(&h);
+  co_await std::move(stopping);
+}
+
+}  // namespace
+}  // namespace mica::craq
