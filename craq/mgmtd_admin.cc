@@ -207,11 +207,21 @@ Task<Result<PromoteTargetResponse>> Mgmtd::promote_target(PromoteTargetRequest r
   TargetId lastsrv = 0;
   for (const ChainTarget& member : chain.targets)
     if (member.state == PublicState::kLastServing) lastsrv = member.target;
+  // Only a target that is up now: one whose node is dead or that reports offline (a disk
+  // still failing, a replacement that never synced and lost its data) would serve nothing.
+  if (!effectively_up(request.target, Executor::current()->now()))
+    co_return invalid(fmt::format(
+        "target {} is not up (its node is not alive or does not report it online): a chain "
+        "cannot be unblocked by it",
+        request.target));
   CO_TRY_ASSIGN(ChainInfo next, craq::promote_target(chain, request.target));
+  // mgmtd keeps no mark of which targets ever served in this chain: a replacement that
+  // joined and never finished its resync is promoted too, and then serves what it holds.
   std::string warning = fmt::format(
-      "chain {}: target {} promoted in place of the last serving target {}; writes that only "
-      "target {} acknowledged are lost",
-      chain.id, request.target, lastsrv, lastsrv);
+      "chain {}: target {} promoted in place of the last serving target {}; every write "
+      "acknowledged after target {} last served in this chain is lost (all of them, if it "
+      "never finished a resync into the chain)",
+      chain.id, request.target, lastsrv, request.target);
   Change change;
   change.chains.push_back(next);
   auto committing = commit(std::move(change));

@@ -60,5 +60,53 @@ MICA_CO_TEST(MgmtdAdminGuard, ReplacingTheOnlyLiveServingTargetIsRefused) {
   co_await std::move(stopping);
 }
 
+MICA_CO_TEST(MgmtdAdminGuard, PromotingATargetThatIsNotUpIsRefused) {
+  Harness h(dir.path);
+  std::vector<Node> nodes;
+  auto setting_up = one_chain(&h, &nodes);
+  Status set_up = co_await std::move(setting_up);
+  CO_ASSERT_OK(set_up);
+  ChainId chain = find_target(*h.mgmtd->routing(), nodes[0].targets[0])->chain;
+  for (Node& node : nodes) node.beating = false;
+  auto blocked = beat_until(&h, &nodes, [&](const RoutingSnapshot& r) {
+    for (const Node& node : nodes)
+      if (state_of(r, node.targets[0]) == PublicState::kLastServing) return true;
+    return false;
+  });
+  bool blocked_reached = co_await std::move(blocked);
+  CO_ASSERT_TRUE(blocked_reached);
+  TargetId lastsrv = find_chain(*h.mgmtd->routing(), chain)->targets[0].target;
+  std::vector<size_t> others;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].targets[0] != lastsrv) others.push_back(i);
+  CO_ASSERT_EQ(others.size(), 2u);
+  uint64_t version = h.mgmtd->routing_version();
+  // A target whose node is dead.
+  auto dead_call = promote(&h, chain, nodes[others[0]].targets[0]);
+  auto dead = co_await std::move(dead_call);
+  EXPECT_EQ(dead.status().code(), StatusCode::kInvalidArgument) << dead.status();
+  // A target whose node is back but reports it offline.
+  Node& back = nodes[others[1]];
+  back.beating = true;
+  back.local = LocalState::kOffline;
+  auto beating = beat_for(&h, &nodes, 60ms);
+  co_await std::move(beating);
+  auto offline_call = promote(&h, chain, back.targets[0]);
+  auto offline = co_await std::move(offline_call);
+  EXPECT_EQ(offline.status().code(), StatusCode::kInvalidArgument) << offline.status();
+  EXPECT_EQ(h.mgmtd->routing_version(), version);
+  // Once it reports online it may be promoted, with the warning.
+  back.local = LocalState::kOnline;
+  auto waiting = reach(&h, &nodes, back.targets[0], PublicState::kWaiting);
+  bool waiting_reached = co_await std::move(waiting);
+  CO_ASSERT_TRUE(waiting_reached);
+  auto promoted_call = promote(&h, chain, back.targets[0]);
+  auto promoted = co_await std::move(promoted_call);
+  CO_ASSERT_OK(promoted);
+  EXPECT_NE(promoted->warning.find("lost"), std::string::npos) << promoted->warning;
+  auto stopping = stop(&h);
+  co_await std::move(stopping);
+}
+
 }  // namespace
 }  // namespace mica::craq
