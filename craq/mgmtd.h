@@ -183,6 +183,7 @@ class Mgmtd {
 
   Mgmtd(kv::Env* env, MgmtdOptions options, Tables tables);
   Status load();
+  void start_grace();
   template <class T>
   Status load_table(kv::ReadTxn* txn, kv::Table table, std::map<uint64_t, T>* out);
   void register_metrics();

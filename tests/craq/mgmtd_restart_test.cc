@@ -106,5 +106,36 @@ MICA_CO_TEST(MgmtdRestart, ATargetSilentlyDroppedFromHeartbeatsGoesOffline) {
   co_await std::move(stopping);
 }
 
+MICA_CO_TEST(MgmtdRestart, TheGraceIsMeasuredWithTheLeaseOfTheNewConfig) {
+  Harness h(dir.path);
+  h.options.config.lease_timeout_ms = 1000;  // the stored config's lease
+  std::vector<Node> nodes;
+  auto setting_up = one_chain(&h, &nodes);
+  Status set_up = co_await std::move(setting_up);
+  CO_ASSERT_OK(set_up);
+  RoutingSnapshot before = *h.mgmtd->routing();
+  auto stopping = stop(&h);
+  co_await std::move(stopping);
+
+  // Restarted with a shorter lease (200 ms) and a grace of 150 ms: for 100 ms without
+  // heartbeats every node is within its grace, whatever the stored lease was.
+  Harness again(dir.path);
+  again.options.restart_grace = std::chrono::milliseconds(150);
+  auto starting = start(&again);
+  Status started = co_await std::move(starting);
+  CO_ASSERT_OK(started);
+  uint64_t adopted = again.mgmtd->routing_version();  // the new config is one change
+  EXPECT_EQ(adopted, before.version + 1);
+  Status slept = co_await sleep_for(100ms);
+  EXPECT_TRUE(slept.ok()) << slept;
+  auto steady = beat_for(&again, &nodes, 300ms);
+  co_await std::move(steady);
+  EXPECT_EQ(again.mgmtd->routing_version(), adopted);
+  for (const Node& node : nodes)
+    EXPECT_EQ(state_of(*again.mgmtd->routing(), node.targets[0]), PublicState::kServing);
+  auto stopping_again = stop(&again);
+  co_await std::move(stopping_again);
+}
+
 }  // namespace
 }  // namespace mica::craq
