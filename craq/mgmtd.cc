@@ -165,6 +165,7 @@ Task<Status> Mgmtd::commit(Change change) {
   MgmtdCounters counters = change.counters.value_or(counters_);
   counters.routing_version = counters_.routing_version + 1;
   write.put(tables_.counters, single_key(), encode_value(counters));
+  if (options_.on_write_start) options_.on_write_start(counters.routing_version);
   Status s = co_await env_->write(&write);
   if (!s.ok()) {
     MICA_LOG(Error, "mgmtd", "a change was not written (nothing changed): {}", s);
@@ -202,6 +203,7 @@ void Mgmtd::publish() {
   for (const auto& [id, table] : tables_records_) routing->tables.push_back(table);
   routing->config = config_;
   routing_ = std::move(routing);
+  if (options_.on_publish) options_.on_publish(*routing_);
   metrics_.routing_version->set(static_cast<int64_t>(counters_.routing_version));
   changed_.set();
   changed_.reset();

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -68,6 +69,11 @@ struct MgmtdOptions {
   // Wall clock in ms since the epoch for NodeInfo::registered_at_ms (people only); null
   // writes 0, so simulated runs stay deterministic.
   uint64_t (*wall_clock_ms)() = nullptr;
+  // Test hooks (empty in production), called on mgmtd's executor and never suspending:
+  // before a change's kv write with the routing version it will publish, and on every
+  // publish with the new snapshot (the crash tests check "durable before published").
+  std::function<void(uint64_t version)> on_write_start;
+  std::function<void(const RoutingSnapshot& routing)> on_publish;
 };
 
 // Ids handed out so far, the routing version and the format (one kv record).
