@@ -79,6 +79,14 @@ def first_line(command):
         return "unknown"
 
 
+def load_average():
+    try:
+        with open("/proc/loadavg", encoding="utf-8") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def machine(bench_dir, compiler):
     cpu = "unknown"
     with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -101,6 +109,8 @@ def machine(bench_dir, compiler):
         ("Kernel", platform.release()),
         ("Bench dir file system", f"{bench_dir} on {' '.join(fs.split())}"),
         ("Date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        # A shared machine's other work shows here: timed figures are noisy when it is high.
+        ("Load average (1, 5, 15 min) when written", load_average()),
         ("Compiler", compiler),
         ("fio", first_line(["fio", "--version"])),
         ("iperf3", first_line(["iperf3", "--version"])),

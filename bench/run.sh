@@ -265,13 +265,13 @@ a million 4 KiB chunks."
 # target per disk (16 disks) for the node figures, 4 disks of 4 targets for the disk ones.
 # Every figure here is computed from the placement, not timed (except generate_ms), so its
 # repeats agree; the reference is the copyset-style ring (bench/mgmtd_bench.cc).
-# Routing fetches per second, the suite's other figure, needs a running mica-mgmtd and is
-# added with it: a name in MGMTD_FIGURES, its UNIT/REFERENCE/TARGET/NOTE here, a
-# <figure>_mica function beside the placement ones below, and its targets in the mgmtd case
-# of BUILD_TARGETS.
+# The routing figures (bench/mgmtd_routing_bench.cc) time a real Mgmtd on LMDB holding that
+# cluster, served over TCP on 127.0.0.1 to one client with 8 calls in flight; the reference
+# is the same RpcServer/RpcClient answering the same request with a pre-encoded byte string
+# of the same length, so the ratio is mgmtd's own cost over plain RPC of that many bytes.
 readonly MGMTD_FIGURES="lost_node_peers lost_node_parallelism lost_node_max_mean \
 lost_disk_peers lost_disk_parallelism lost_disk_max_mean lost_target_peers node_peers_min \
-pair_max generate_ms"
+pair_max generate_ms routing_full_per_s routing_current_per_s routing_snapshot_bytes"
 readonly MGMTD_SHAPE="180 nodes x 16 targets, 3 replicas"
 readonly MGMTD_RING="the ring (round k: nodes k+3m, k+3m+1, k+3m+2 mod 180 form a chain)"
 for figure in lost_node_peers lost_disk_peers lost_target_peers node_peers_min; do
@@ -281,6 +281,9 @@ for figure in lost_node_parallelism lost_disk_parallelism; do UNIT[$figure]="pee
 for figure in lost_node_max_mean lost_disk_max_mean; do UNIT[$figure]="max/mean"; done
 UNIT[pair_max]=chains
 UNIT[generate_ms]=ms
+UNIT[routing_full_per_s]=fetches/s
+UNIT[routing_current_per_s]=fetches/s
+UNIT[routing_snapshot_bytes]=bytes
 for figure in $MGMTD_FIGURES; do
   REFERENCE[$figure]=-
   TARGET[$figure]=-
@@ -288,6 +291,9 @@ done
 for figure in lost_node_peers lost_node_parallelism lost_disk_peers lost_disk_parallelism \
   node_peers_min; do
   REFERENCE[$figure]="ring placement"
+done
+for figure in routing_full_per_s routing_current_per_s; do
+  REFERENCE[$figure]="plain RPC, same bytes"
 done
 NOTE[lost_node_peers]="${MGMTD_SHAPE}, 16 disks x 1 target: one node lost, each of its 16 \
 chains rebuilt from its last surviving member (the predecessor of the replacement); the \
@@ -315,6 +321,16 @@ nodes). Reference: the ring."
 NOTE[pair_max]="${MGMTD_SHAPE}, 16 disks: the most chains any two nodes share (ideal 1)."
 NOTE[generate_ms]="${MGMTD_SHAPE}, 16 disks: wall time of one generate_chains call \
 (Release build; lower is better)."
+NOTE[routing_full_per_s]="${MGMTD_SHAPE}, 16 disks, one chain table: get_routing with \
+known_version 0 (each answer is the whole snapshot, as a restarted server or client \
+fetches it; the update loop is stopped so the snapshot stays put), 8 calls in flight on \
+one connection, mgmtd on one executor and the client on another. Reference: an echo-like \
+service answering the same request with a pre-encoded string of the snapshot's length."
+NOTE[routing_current_per_s]="same cluster: get_routing with known_version current and \
+wait_ms 0 (the answer is 'nothing new', a few bytes). Reference: the plain service \
+answering with as many bytes."
+NOTE[routing_snapshot_bytes]="same cluster: the encoded size of the full get_routing \
+answer (180 nodes, 2880 targets, 960 chains); lower is better."
 
 # ---- helpers ----
 
@@ -593,7 +609,6 @@ metrics_counter_add_mica() { metrics_bench counter_add; }
 metrics_histogram_record_mica() { metrics_bench histogram_record; }
 
 # mgmtd: bench_mgmtd prints every placement figure of one shape; each side picks its own.
-# (The routing fetch figure's function goes here too, once mica-mgmtd exists.)
 mgmtd_bench() {
   local placement=$1 disks=$2 field=$3
   timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_mgmtd" --placement "$placement" \
@@ -615,6 +630,20 @@ node_peers_min_reference() { mgmtd_bench ring 16 node_peers_min; }
 pair_max_mica() { mgmtd_bench mica 16 pair_max; }
 generate_ms_mica() { mgmtd_bench mica 16 generate_ms; }
 lost_target_peers_mica() { mgmtd_bench mica 16 lost_target_peers; }
+# The routing figures: bench_mgmtd_routing prints one JSON object of one side and mode.
+mgmtd_routing() {
+  local side=$1 mode=$2 seconds=$3 field=$4
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_mgmtd_routing" --side "$side" \
+    --mode "$mode" --seconds "$seconds" --in-flight 8 --nodes 180 --targets-per-node 16 \
+    --replicas 3 | json_field "$field"
+}
+routing_full_per_s_mica() { mgmtd_routing mica full "$BENCH_SECS" fetches_per_s; }
+routing_full_per_s_reference() { mgmtd_routing reference full "$BENCH_SECS" fetches_per_s; }
+routing_current_per_s_mica() { mgmtd_routing mica current "$BENCH_SECS" fetches_per_s; }
+routing_current_per_s_reference() {
+  mgmtd_routing reference current "$BENCH_SECS" fetches_per_s
+}
+routing_snapshot_bytes_mica() { mgmtd_routing mica full 1 response_bytes; }
 
 # ---- main ----
 
@@ -633,7 +662,7 @@ case "$SUITE" in
     ;;
   mgmtd)
     SUITE_FIGURES=$MGMTD_FIGURES
-    BUILD_TARGETS=(bench_mgmtd)
+    BUILD_TARGETS=(bench_mgmtd bench_mgmtd_routing)
     ;;
 esac
 FIGURES=()
@@ -650,7 +679,7 @@ else
   done
 fi
 
-# The mgmtd suite computes placements only: it needs neither fio nor iperf3 nor sockets.
+# The mgmtd suite computes placements and talks over loopback only: no fio, iperf3 or ss.
 TOOLS=(fio iperf3 python3 cmake ninja ss timeout)
 [[ $SUITE == mgmtd ]] && TOOLS=(python3 cmake ninja timeout)
 for tool in "${TOOLS[@]}"; do require_tool "$tool"; done

@@ -21,6 +21,12 @@ constexpr uint8_t kSchemeHmacSha256 = 1;
 constexpr Duration kRefusalLinger = std::chrono::seconds(1);
 // An accept error other than closing (out of fds, say) is retried after this.
 constexpr Duration kAcceptRetryDelay = std::chrono::milliseconds(10);
+// The largest frame (header + payload) a peer may send before it has proven the token:
+// room for every handshake frame (the answer, the largest, is about 120 bytes), so a
+// stranger cannot reserve the receive budget that authenticated traffic shares.
+constexpr uint32_t kHandshakeFrameBytesMax = 256;
+// Of a server's refusal reason (untrusted text), at most this much reaches our Status.
+constexpr size_t kRefusalReasonBytesMax = 200;
 
 // The steps, carried in FrameHeader::method of kAuth frames.
 enum AuthStep : uint16_t {
@@ -66,6 +72,22 @@ FrameHeader auth_header(AuthStep step, StatusCode status = StatusCode::kOk) {
 Task<Status> send_step(Connection* connection, AuthStep step, std::vector<std::byte> payload) {
   auto sending = connection->send(auth_header(step), payload);
   co_return co_await std::move(sending);
+}
+
+// The peer's refusal reason as safe text: at most kRefusalReasonBytesMax bytes, anything
+// but printable ASCII (newlines, control bytes, UTF-8) escaped as \xNN, so a stranger
+// cannot forge log lines or flood the log.
+std::string printable_reason(std::span<const std::byte> bytes) {
+  std::string text;
+  for (std::byte b : bytes.first(std::min(bytes.size(), kRefusalReasonBytesMax))) {
+    auto c = static_cast<unsigned char>(b);
+    if (c >= 0x20 && c < 0x7f && c != '\\')
+      text.push_back(static_cast<char>(c));
+    else
+      text += fmt::format("\\x{:02x}", c);
+  }
+  if (bytes.size() > kRefusalReasonBytesMax) text += "...";
+  return text;
 }
 
 bool is_step(const Frame& frame, AuthStep step) {
@@ -158,6 +180,9 @@ Task<Status> AuthenticatedTransport::client_handshake(Connection* connection) {
   if (challenge.scheme != kSchemeHmacSha256 || challenge.nonce.size() != kNonceBytes)
     co_return Status(StatusCode::kProtocolError,
                      fmt::format("{} sent a cluster-token challenge of an unknown form", peer));
+  // Only the reply is still held to the handshake's size: a server sends it only after our
+  // answer, so whatever it sends once accepted (checked below) is free of the limit.
+  connection->limit_incoming_frames(1, kHandshakeFrameBytesMax);
   AuthAnswer answer{draw_nonce(), {}};
   TokenProof proof = token_.prove(kClientLabel, challenge.nonce, answer.nonce);
   answer.proof.assign(proof.begin(), proof.end());
@@ -166,8 +191,8 @@ Task<Status> AuthenticatedTransport::client_handshake(Connection* connection) {
   auto replying = connection->next_frame();
   CO_TRY_ASSIGN(Frame reply, co_await std::move(replying));
   if (is_step(reply, kRefused)) {
-    std::string why(reinterpret_cast<const char*>(reply.payload.data()), reply.payload.size());
-    co_return unauthenticated(fmt::format("{} refused the connection: {}", peer, why));
+    co_return unauthenticated(
+        fmt::format("{} refused the connection: {}", peer, printable_reason(reply.payload)));
   }
   if (!is_step(reply, kAccepted))
     co_return Status(StatusCode::kProtocolError,
@@ -212,6 +237,9 @@ Task<Status> AuthenticatedTransport::server_handshake(Connection* connection) {
     if (refused.ok()) co_await linger(connection);
     co_return unauthenticated(fmt::format("{}: cluster token does not match", peer));
   }
+  // The peer holds the token: its frames are free of the handshake's limit from now on,
+  // before it can send any (it sends nothing else until it has our proof).
+  connection->limit_incoming_frames(0, 0);
   TokenProof proof = token_.prove(kServerLabel, answer->nonce, challenge.nonce);
   AuthAccepted accepted{std::vector<std::byte>(proof.begin(), proof.end())};
   auto accepting = send_step(connection, kAccepted, encode(accepted));
@@ -296,6 +324,7 @@ Task<void> AuthenticatedAcceptor::accept_loop() {
 Task<Status> AuthenticatedAcceptor::handshake(Connection* connection) {
   TimePoint deadline = deadline_after(transport_->options().handshake_timeout);
   connection->refuse_peer_transfers(true);  // nothing of ours is reachable before the proof
+  connection->limit_incoming_frames(kFramesUntilLifted, kHandshakeFrameBytesMax);
   auto bounded = before(transport_->server_handshake(connection), deadline);
   Status status = co_await std::move(bounded);
   if (status.ok()) connection->refuse_peer_transfers(false);
@@ -360,6 +389,7 @@ AuthenticatedTransport::AuthenticatedTransport(Transport* inner, ClusterToken to
   // No window in which a stranger's one-sided request could be served (RDMA's HCA serves
   // them without us): every connection starts refusing them; the handshake lifts that.
   inner_->refuse_peer_transfers_at_start();
+  inner_->limit_incoming_frames_at_start(kHandshakeFrameBytesMax);
 }
 
 AuthenticatedTransport::~AuthenticatedTransport() = default;
@@ -370,6 +400,7 @@ Task<Result<std::unique_ptr<Connection>>> AuthenticatedTransport::connect(Socket
   CO_TRY_ASSIGN(std::unique_ptr<Connection> connection, co_await std::move(connecting));
   TimePoint bound = std::min(deadline, deadline_after(options_.handshake_timeout));
   connection->refuse_peer_transfers(true);  // a stranger posing as the server reaches nothing
+  connection->limit_incoming_frames(kFramesUntilLifted, kHandshakeFrameBytesMax);
   auto bounded = before(client_handshake(connection.get()), bound);
   Status authenticated = co_await std::move(bounded);
   if (authenticated.ok()) {

@@ -17,8 +17,13 @@
 // answer or proof worthless on another connection. Until the proofs checked out the peer's
 // one-sided requests are refused (Connection::refuse_peer_transfers; the constructor calls
 // inner->refuse_peer_transfers_at_start(), so RDMA queue pairs start without remote
-// access). Traffic after the handshake is not encrypted or authenticated frame by frame
-// (docs/net.md, "Cluster token"). A failed
+// access), and a frame larger than the handshake's (256 bytes) fails the connection on its
+// header, before its payload is reserved or read (Connection::limit_incoming_frames; the
+// constructor calls inner->limit_incoming_frames_at_start()), so strangers cannot take the
+// receive budget. A server's refusal text reaches the client's Status truncated to 200
+// bytes and escaped. Traffic after the handshake is not encrypted or authenticated frame
+// by frame, and the proofs are not bound to the channel, so a party in the path can relay
+// a handshake and sit in the middle (docs/net.md, "Cluster token"). A failed
 // connect() is kUnauthenticated (refused, or the server's proof is wrong), kTimedOut (no
 // challenge in time: a server without a token?) or the inner transport's error, with a
 // message naming the peer. Nonces come from the runtime's random source

@@ -114,7 +114,23 @@ class Connection {
   // pair is connected, so there the access rights of the queue pair change (and a
   // transport must refuse_peer_transfers_at_start for no window to remain).
   virtual void refuse_peer_transfers(bool refuse) { (void)refuse; }
+
+  // Holds the peer's next `frames` frames (kFramesUntilLifted: all of them until this is
+  // called again; 0 lifts the limit) to frame_bytes_max bytes, header included: a header
+  // announcing more fails the connection (kProtocolError) before any of its payload is
+  // reserved or read. An authenticated transport holds a peer to the size of the handshake
+  // frames until it has proven the token, so a stranger cannot take the receive budget
+  // (authenticated_transport.h). TCP checks headers inside next_frame(), so setting it
+  // before the first call suffices; RDMA takes frames as they arrive, so there a transport
+  // must limit_incoming_frames_at_start for no window to remain.
+  virtual void limit_incoming_frames(uint32_t frames, uint32_t frame_bytes_max) {
+    (void)frames;
+    (void)frame_bytes_max;
+  }
 };
+
+// limit_incoming_frames(kFramesUntilLifted, n): every frame until the limit is lifted.
+inline constexpr uint32_t kFramesUntilLifted = UINT32_MAX;
 
 class Acceptor {
  public:
@@ -145,6 +161,10 @@ class Transport {
   // its queue pairs without remote access; TCP needs nothing, as it serves them only inside
   // next_frame().
   virtual void refuse_peer_transfers_at_start() {}
+  // Likewise, connections made from now on start as if limit_incoming_frames(
+  // kFramesUntilLifted, frame_bytes_max) had been called before their first byte arrived
+  // (RDMA; TCP needs nothing, as it reads frame headers only inside next_frame()).
+  virtual void limit_incoming_frames_at_start(uint32_t frame_bytes_max) { (void)frame_bytes_max; }
   virtual const TransportLimits& limits() const = 0;
   virtual std::string name() const = 0;
 };

@@ -76,7 +76,9 @@ bool target_path(std::string_view target, std::string* path) {
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
       return false;
   if (target == "*") {
-    *path = "*";
+    // Not `*path = "*"`: g++ 12 -O2 warns falsely on assigning a literal (-Wrestrict, GCC
+    // PR 105651).
+    path->assign(target);
     return true;
   }
   size_t scheme = target.find("://");

@@ -1,5 +1,6 @@
 #include "net/tcp_connection.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "async/log.h"
@@ -150,6 +151,11 @@ Task<Status> TcpConnection::read_exact(std::span<std::byte> out, TimePoint deadl
   co_return Status();
 }
 
+uint32_t TcpConnection::incoming_frame_bytes_max() const {
+  uint32_t limit = transport_->limits().frame_bytes_max;
+  return limited_frames_ > 0 ? std::min(limit, limited_frame_bytes_max_) : limit;
+}
+
 Task<Result<Frame>> TcpConnection::next_frame() {
   for (;;) {
     if (!failed_.ok()) co_return failed_;
@@ -167,8 +173,10 @@ Task<Result<Frame>> TcpConnection::next_frame() {
       auto reading = read_exact(head, deadline);
       got = co_await std::move(reading);
     }
-    Result<FrameHeader> header = got.ok() ? parse_header(head, transport_->limits().frame_bytes_max)
-                                          : Result<FrameHeader>(got);
+    Result<FrameHeader> header =
+        got.ok() ? parse_header(head, incoming_frame_bytes_max()) : Result<FrameHeader>(got);
+    if (header.ok() && limited_frames_ > 0 && limited_frames_ != kFramesUntilLifted)
+      limited_frames_--;
     bool bulk = header.ok() && header->kind == FrameKind::kData;
     if (bulk && refuse_peer_transfers_) {
       got = Status(StatusCode::kPermissionDenied,

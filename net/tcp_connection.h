@@ -35,6 +35,10 @@ class TcpConnection final : public Connection {
   Task<void> close() override;
   std::string peer() const override { return peer_; }
   void refuse_peer_transfers(bool refuse) override { refuse_peer_transfers_ = refuse; }
+  void limit_incoming_frames(uint32_t frames, uint32_t frame_bytes_max) override {
+    limited_frames_ = frames;
+    limited_frame_bytes_max_ = frame_bytes_max;
+  }
 
  private:
   struct Transfer;
@@ -50,6 +54,8 @@ class TcpConnection final : public Connection {
   Task<Status> bulk(uint8_t op, RemoteBuffer remote, std::span<std::byte> in,
                     std::span<const std::byte> out, TimePoint deadline);
   void fail(Status why);
+  // The largest frame the peer may send now (limit_incoming_frames).
+  uint32_t incoming_frame_bytes_max() const;
 
   TcpTransport* transport_;
   Socket socket_;
@@ -63,6 +69,8 @@ class TcpConnection final : public Connection {
   size_t buffer_end_ = 0;
   uint64_t next_transfer_ = 1;
   bool refuse_peer_transfers_ = false;
+  uint32_t limited_frames_ = 0;  // frames still held to limited_frame_bytes_max_
+  uint32_t limited_frame_bytes_max_ = 0;
   std::map<uint64_t, Transfer*> transfers_;
 };
 

@@ -373,6 +373,10 @@ void RdmaConnection::refuse_peer_transfers(bool refuse) {
   (void)changed;  // a failure fails the connection, which its next call reports
 }
 
+void RdmaConnection::limit_incoming_frames(uint32_t frames, uint32_t frame_bytes_max) {
+  core_->limit_incoming_frames(frames, frame_bytes_max);
+}
+
 std::string RdmaConnection::peer() const {
   return core_->peer();
 }

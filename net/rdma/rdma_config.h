@@ -58,6 +58,11 @@ struct RdmaConfig {
   // refuse_peer_transfers(false): set by Transport::refuse_peer_transfers_at_start (an
   // authenticated transport grants it once its handshake has succeeded).
   bool peer_transfers_refused_at_start = false;
+  // Non-zero: connections start holding every incoming frame to this many bytes (header
+  // included) until Connection::limit_incoming_frames lifts it: set by
+  // Transport::limit_incoming_frames_at_start (an authenticated transport, until the peer
+  // has proven the token, so a stranger cannot reserve the receive budgets).
+  uint32_t frame_bytes_max_at_start = 0;
 
   // QP attributes (IBA encodings): local ACK timeout 4.096 µs × 2^timeout_exp, transport
   // retries, RNR retries (7 = infinite; 0 makes a missing receive — a credit bug — fatal

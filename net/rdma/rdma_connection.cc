@@ -45,6 +45,8 @@ RdmaCore::RdmaCore(std::shared_ptr<RdmaDevice> device, RdmaConfig config)
                   return std::span<const std::byte>(recv_slot(slot), length);
                 }) {
   for (uint32_t i = 0; i < config.bounce_buffers_max; ++i) free_bounces_.push_back(i);
+  if (config.frame_bytes_max_at_start != 0)
+    receiver_.limit_frames(kFramesUntilLifted, config.frame_bytes_max_at_start);
 }
 
 Result<std::shared_ptr<RdmaCore>> RdmaCore::create(std::shared_ptr<RdmaDevice> device,

@@ -71,6 +71,7 @@ class RdmaConnection final : public Connection {
   Task<void> close() override;
   std::string peer() const override;
   void refuse_peer_transfers(bool refuse) override;
+  void limit_incoming_frames(uint32_t frames, uint32_t frame_bytes_max) override;
 
   // Ok while healthy; otherwise why the connection failed (it stays failed).
   Status status() const;
@@ -98,6 +99,11 @@ class RdmaCore final : public std::enable_shared_from_this<RdmaCore>, public Rdm
   Status to_rts();
   // Gives the peer remote read and write access through the QP, or takes it away (RTS).
   Status set_remote_access(bool allowed);
+  // Connection::limit_incoming_frames: applies to frames whose first fragment is taken
+  // from now on (rdma_receive.h).
+  void limit_incoming_frames(uint32_t frames, uint32_t frame_bytes_max) {
+    receiver_.limit_frames(frames, frame_bytes_max);
+  }
   // Starts the poller and the liveness watcher on the current executor.
   void start(Socket socket, std::string peer_name);
 

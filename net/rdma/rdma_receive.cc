@@ -1,6 +1,7 @@
 // The pure receive path of an RDMA connection (see rdma_receive.h).
 #include "net/rdma/rdma_receive.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace mica::net {
@@ -23,7 +24,9 @@ Result<FrameHeader> FrameAssembler::peek_header(std::span<const std::byte> fragm
   MICA_ASSERT(!assembling_);
   if (fragment.size() < kFrameHeaderBytes)
     return Status(StatusCode::kProtocolError, "fragment shorter than a frame header");
-  return parse_header(fragment.first<kFrameHeaderBytes>(), frame_bytes_max_);
+  uint32_t limit = frame_bytes_max_;
+  if (limited_frames_ > 0) limit = std::min(limit, limited_frame_bytes_max_);
+  return parse_header(fragment.first<kFrameHeaderBytes>(), limit);
 }
 
 Result<std::optional<Frame>> FrameAssembler::take(std::span<const std::byte> fragment) {
@@ -33,6 +36,7 @@ Result<std::optional<Frame>> FrameAssembler::take(std::span<const std::byte> fra
     partial_ = Frame{};
     partial_.header = *header;
     assembling_ = true;
+    if (limited_frames_ > 0 && limited_frames_ != kFramesUntilLifted) limited_frames_--;
     fragment = fragment.subspan(kFrameHeaderBytes);
   }
   // Grows with what arrived: an announced length alone allocates nothing.

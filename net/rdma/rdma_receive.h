@@ -63,6 +63,12 @@ class FrameAssembler {
  public:
   explicit FrameAssembler(uint32_t frame_bytes_max) : frame_bytes_max_(frame_bytes_max) {}
   bool between_frames() const { return !assembling_; }
+  // Holds the next `frames` frames (kFramesUntilLifted: all until called again; 0 lifts
+  // it) to frame_bytes_max, refused by peek_header, before anything is reserved.
+  void limit(uint32_t frames, uint32_t frame_bytes_max) {
+    limited_frames_ = frames;
+    limited_frame_bytes_max_ = frame_bytes_max;
+  }
   // The header that a fragment arriving between frames starts its frame with.
   Result<FrameHeader> peek_header(std::span<const std::byte> fragment) const;
   // Takes the next fragment; returns the frame it completes, if any (CRC verified).
@@ -70,6 +76,8 @@ class FrameAssembler {
 
  private:
   uint32_t frame_bytes_max_;
+  uint32_t limited_frames_ = 0;
+  uint32_t limited_frame_bytes_max_ = 0;
   bool assembling_ = false;
   Frame partial_;
 };
@@ -98,6 +106,10 @@ class RdmaReceiver {
   // The oldest complete frame; its reservation goes back to both budgets.
   std::optional<Frame> pop_frame();
   uint64_t reserved_bytes() const { return reserved_; }
+  // FrameAssembler::limit, for frames not yet started (Connection::limit_incoming_frames).
+  void limit_frames(uint32_t frames, uint32_t frame_bytes_max) {
+    assembler_.limit(frames, frame_bytes_max);
+  }
 
  private:
   struct Held {

@@ -145,6 +145,9 @@ class RdmaTransport final : public Transport {
         new RdmaAcceptor(device_, config_, std::move(listener).value()));
   }
   void refuse_peer_transfers_at_start() override { config_.peer_transfers_refused_at_start = true; }
+  void limit_incoming_frames_at_start(uint32_t frame_bytes_max) override {
+    config_.frame_bytes_max_at_start = frame_bytes_max;
+  }
 
   Result<std::unique_ptr<MemoryRegion>> register_memory(std::span<std::byte> bytes) override {
     if (bytes.empty()) return Status(StatusCode::kInvalidArgument, "empty memory region");

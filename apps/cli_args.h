@@ -1,0 +1,77 @@
+// The `mica` command line: its grammar, its defaults and its usage text.
+//
+//   mica [--mgmtd HOST:PORT] [--token-file FILE | --no-token] [--transport tcp|rdma|auto]
+//        [--json] COMMAND [ARGS]
+//
+// parse_cli_args turns the arguments (without the program name) and the environment's
+// defaults (MICA_MGMTD, MICA_TOKEN_FILE) into a CliInvocation, or into a kInvalidArgument
+// Status whose message says what is wrong; the caller prints it with cli_usage() on
+// stderr and exits with kCliExitUsage. Nothing here does I/O: pure functions, any thread.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "async/status.h"
+#include "craq/mgmtd_service.h"
+#include "net/transport_choice.h"
+
+namespace mica::apps {
+
+// Exit codes of the apps: success, a failure at run time (mgmtd unreachable or refusing a
+// command), and a usage or configuration error.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+inline constexpr std::string_view kDefaultMgmtdAddress = "127.0.0.1:9000";
+inline constexpr std::string_view kDefaultTokenFile = "cluster.token";
+// Node ids `chain-table create --nodes` accepts in one list.
+inline constexpr size_t kCliNodesMax = 4096;
+
+enum class CliCommand {
+  kHelp,
+  kStatus,
+  kNodes,
+  kTargets,
+  kChains,
+  kCreateChainTable,
+  kTargetOffline,
+  kTargetOnline,
+  kTargetReplace,
+  kChainPromote,
+  kTokenGenerate,
+};
+
+struct CliInvocation {
+  std::string mgmtd{kDefaultMgmtdAddress};
+  std::string token_file{kDefaultTokenFile};
+  bool no_token = false;
+  bool json = false;
+  net::TransportChoice transport = net::TransportChoice::kAuto;
+  // Time for connecting and for the one call a command makes.
+  uint32_t timeout_ms = 10000;
+
+  CliCommand command = CliCommand::kHelp;
+  craq::CreateChainTableRequest create;  // chain-table create
+  craq::TargetId target = 0;             // target offline/online/replace (OLD), chain promote
+  craq::TargetId new_target = 0;         // target replace
+  craq::ChainId chain = 0;               // chain promote
+  std::string path;                      // token generate
+};
+
+// The environment's say, read by the caller (getenv): empty means unset.
+struct CliEnvironment {
+  std::string mgmtd;       // MICA_MGMTD
+  std::string token_file;  // MICA_TOKEN_FILE
+};
+
+Result<CliInvocation> parse_cli_args(std::span<const std::string_view> args,
+                                     const CliEnvironment& environment);
+std::string cli_usage();
+// Whether the command talks to mgmtd (all but help and token generate).
+bool cli_needs_mgmtd(CliCommand command);
+
+}  // namespace mica::apps

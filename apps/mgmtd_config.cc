@@ -1,0 +1,299 @@
+#include "apps/mgmtd_config.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml.hpp>
+#include <vector>
+
+#include "async/socket_address.h"
+#include "chunk/types.h"
+
+namespace mica::apps {
+namespace {
+
+// The TOML file's keys: each table's fields, so that any other key is refused.
+const std::set<std::string> kRootKeys = {
+    "data_dir",  "listen",    "http_listen",        "token_file", "allow_unauthenticated",
+    "transport", "log_level", "update_interval_ms", "cluster"};
+const std::set<std::string> kClusterKeys = {"replica_count",         "chunk_size_min_bytes",
+                                            "chunk_size_max_bytes",  "chunk_size_default_bytes",
+                                            "heartbeat_interval_ms", "lease_timeout_ms"};
+
+// A heartbeat or update interval longer than this is surely a unit mistake (seconds for ms).
+constexpr uint64_t kIntervalMaxMs = 10 * 60 * 1000;
+
+std::string_view type_name(toml::value_t type) {
+  switch (type) {
+    case toml::value_t::boolean:
+      return "a boolean";
+    case toml::value_t::integer:
+      return "an integer";
+    case toml::value_t::floating:
+      return "a float";
+    case toml::value_t::string:
+      return "a string";
+    case toml::value_t::array:
+      return "an array";
+    case toml::value_t::table:
+      return "a table";
+    default:
+      return "a date or time";
+  }
+}
+
+// Reads the fields of one table; messages name "<file>: <prefix><key>".
+class TableReader {
+ public:
+  TableReader(const toml::value& table, const std::string& file, std::string prefix)
+      : table_(table.as_table()), file_(file), prefix_(std::move(prefix)) {}
+
+  Status error(std::string_view key, std::string_view what) const {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("{}: {}{} {}", file_, prefix_, key, what));
+  }
+
+  // Refuses keys outside `known`, in sorted order so the message is stable.
+  Status check_keys(const std::set<std::string>& known) const {
+    std::vector<std::string> keys;
+    for (const auto& entry : table_) keys.push_back(entry.first);
+    std::sort(keys.begin(), keys.end());
+    for (const std::string& key : keys) {
+      if (known.count(key) == 0) return error(key, "is not a known setting (a typo?)");
+    }
+    return Status::ok_status();
+  }
+
+  const toml::value* find(std::string_view key, toml::value_t type, Status* status) const {
+    auto it = table_.find(std::string(key));
+    if (it == table_.end()) return nullptr;
+    if (it->second.type() != type) {
+      *status = error(
+          key, fmt::format("must be {} (got {})", type_name(type), type_name(it->second.type())));
+      return nullptr;
+    }
+    return &it->second;
+  }
+
+  Status read(std::string_view key, std::string* out) const {
+    Status status;
+    if (const toml::value* v = find(key, toml::value_t::string, &status)) *out = v->as_string();
+    return status;
+  }
+  Status read(std::string_view key, bool* out) const {
+    Status status;
+    if (const toml::value* v = find(key, toml::value_t::boolean, &status)) *out = v->as_boolean();
+    return status;
+  }
+  template <class T>
+  Status read(std::string_view key, T* out, uint64_t min, uint64_t max) const {
+    Status status;
+    const toml::value* v = find(key, toml::value_t::integer, &status);
+    if (v == nullptr) return status;
+    int64_t n = v->as_integer();
+    if (n < 0 || static_cast<uint64_t>(n) < min || static_cast<uint64_t>(n) > max) {
+      return error(key, fmt::format("must be between {} and {} (got {})", min, max, n));
+    }
+    *out = static_cast<T>(n);
+    return Status::ok_status();
+  }
+
+ private:
+  const toml::table& table_;
+  const std::string& file_;
+  std::string prefix_;
+};
+
+Status read_root(const TableReader& root, MgmtdConfig* config) {
+  RETURN_IF_ERROR(root.check_keys(kRootKeys));
+  RETURN_IF_ERROR(root.read("data_dir", &config->data_dir));
+  RETURN_IF_ERROR(root.read("listen", &config->listen));
+  RETURN_IF_ERROR(root.read("http_listen", &config->http_listen));
+  RETURN_IF_ERROR(root.read("token_file", &config->token_file));
+  RETURN_IF_ERROR(root.read("allow_unauthenticated", &config->allow_unauthenticated));
+  RETURN_IF_ERROR(root.read("update_interval_ms", &config->update_interval_ms, 1, kIntervalMaxMs));
+  std::string transport = "auto";
+  RETURN_IF_ERROR(root.read("transport", &transport));
+  Result<net::TransportChoice> choice = net::parse_transport_choice(transport);
+  if (!choice.ok()) return root.error("transport", "must be \"tcp\", \"rdma\" or \"auto\"");
+  config->transport = *choice;
+  std::string level = std::string(log_level_name(config->log_level));
+  RETURN_IF_ERROR(root.read("log_level", &level));
+  Result<LogLevel> parsed_level = log_level_from_name(level);
+  if (!parsed_level.ok()) {
+    return root.error("log_level", "must be \"debug\", \"info\", \"warn\", \"error\" or \"off\"");
+  }
+  config->log_level = *parsed_level;
+  return Status::ok_status();
+}
+
+Status read_cluster(const TableReader& cluster, craq::ClusterConfig* out) {
+  RETURN_IF_ERROR(cluster.check_keys(kClusterKeys));
+  RETURN_IF_ERROR(cluster.read("replica_count", &out->replica_count, 1, kReplicaCountMax));
+  const uint64_t min = chunk::size_class_bytes(0);
+  const uint64_t max = chunk::kChunkSizeLimitBytes;
+  RETURN_IF_ERROR(cluster.read("chunk_size_min_bytes", &out->chunk_size_min_bytes, min, max));
+  RETURN_IF_ERROR(cluster.read("chunk_size_max_bytes", &out->chunk_size_max_bytes, min, max));
+  RETURN_IF_ERROR(
+      cluster.read("chunk_size_default_bytes", &out->chunk_size_default_bytes, min, max));
+  RETURN_IF_ERROR(
+      cluster.read("heartbeat_interval_ms", &out->heartbeat_interval_ms, 1, kIntervalMaxMs));
+  RETURN_IF_ERROR(cluster.read("lease_timeout_ms", &out->lease_timeout_ms, 1, kIntervalMaxMs));
+  return Status::ok_status();
+}
+
+std::string_view transport_choice_name(net::TransportChoice choice) {
+  switch (choice) {
+    case net::TransportChoice::kTcp:
+      return "tcp";
+    case net::TransportChoice::kRdma:
+      return "rdma";
+    case net::TransportChoice::kAuto:
+      break;
+  }
+  return "auto";
+}
+
+bool power_of_two(uint64_t n) {
+  return n != 0 && (n & (n - 1)) == 0;
+}
+
+// Rules between fields, once each has its own range.
+Status check_relations(const TableReader& root, const TableReader& cluster,
+                       const MgmtdConfig& config) {
+  const craq::ClusterConfig& c = config.cluster;
+  for (auto [key, value] : {std::pair{"chunk_size_min_bytes", c.chunk_size_min_bytes},
+                            std::pair{"chunk_size_max_bytes", c.chunk_size_max_bytes},
+                            std::pair{"chunk_size_default_bytes", c.chunk_size_default_bytes}}) {
+    if (!power_of_two(value)) {
+      return cluster.error(key, fmt::format("must be a power of two (got {})", value));
+    }
+  }
+  if (c.chunk_size_min_bytes > c.chunk_size_max_bytes) {
+    return cluster.error("chunk_size_min_bytes",
+                         fmt::format("must not exceed chunk_size_max_bytes (got {} > {})",
+                                     c.chunk_size_min_bytes, c.chunk_size_max_bytes));
+  }
+  if (c.chunk_size_default_bytes < c.chunk_size_min_bytes ||
+      c.chunk_size_default_bytes > c.chunk_size_max_bytes) {
+    return cluster.error(
+        "chunk_size_default_bytes",
+        fmt::format("must be between chunk_size_min_bytes and "
+                    "chunk_size_max_bytes (got {} outside {}..{})",
+                    c.chunk_size_default_bytes, c.chunk_size_min_bytes, c.chunk_size_max_bytes));
+  }
+  if (c.lease_timeout_ms <= c.heartbeat_interval_ms) {
+    return cluster.error("lease_timeout_ms",
+                         fmt::format("must be greater than heartbeat_interval_ms (got {} <= {})",
+                                     c.lease_timeout_ms, c.heartbeat_interval_ms));
+  }
+  if (config.update_interval_ms >= c.lease_timeout_ms) {
+    return root.error("update_interval_ms",
+                      fmt::format("must be less than cluster.lease_timeout_ms (got {} >= {})",
+                                  config.update_interval_ms, c.lease_timeout_ms));
+  }
+  return Status::ok_status();
+}
+
+Status check_fields(const TableReader& root, const MgmtdConfig& config) {
+  if (config.data_dir.empty()) return root.error("data_dir", "must not be empty");
+  if (!SocketAddress::parse(config.listen).ok()) {
+    return root.error("listen", fmt::format("must be \"host:port\" (got \"{}\")", config.listen));
+  }
+  if (!config.http_listen.empty() && !SocketAddress::parse(config.http_listen).ok()) {
+    return root.error("http_listen", fmt::format("must be \"host:port\" or empty (got \"{}\")",
+                                                 config.http_listen));
+  }
+  if (config.token_file.empty() && !config.allow_unauthenticated) {
+    return root.error("token_file",
+                      "must name the cluster token file "
+                      "(or set allow_unauthenticated = true)");
+  }
+  return Status::ok_status();
+}
+
+}  // namespace
+
+Result<MgmtdConfig> parse_mgmtd_config(std::string_view text, const std::string& file_name) {
+  toml::value document;
+  try {
+    std::istringstream stream{std::string(text)};
+    document = toml::parse(stream, file_name);
+  } catch (const std::exception& e) {
+    // toml11's message already names the file, line and column.
+    return Status(StatusCode::kInvalidArgument, fmt::format("{}: {}", file_name, e.what()));
+  }
+  MgmtdConfig config;
+  TableReader root(document, file_name, "");
+  RETURN_IF_ERROR(read_root(root, &config));
+  static const toml::value kEmptyTable = toml::table{};
+  const toml::value* cluster_value = &kEmptyTable;
+  Status status;
+  if (const toml::value* v = root.find("cluster", toml::value_t::table, &status)) cluster_value = v;
+  RETURN_IF_ERROR(std::move(status));
+  TableReader cluster(*cluster_value, file_name, "cluster.");
+  RETURN_IF_ERROR(read_cluster(cluster, &config.cluster));
+  RETURN_IF_ERROR(check_fields(root, config));
+  RETURN_IF_ERROR(check_relations(root, cluster, config));
+  return config;
+}
+
+Result<MgmtdConfig> load_mgmtd_config(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return Status(StatusCode::kNotFound, fmt::format("{}: cannot open the config file", path));
+  }
+  std::ostringstream text;
+  text << file.rdbuf();
+  if (file.bad()) return Status(StatusCode::kIoError, fmt::format("{}: cannot read it", path));
+  return parse_mgmtd_config(text.str(), path);
+}
+
+std::string default_mgmtd_config_toml() {
+  const MgmtdConfig d;
+  const craq::ClusterConfig& c = d.cluster;
+  return fmt::format(
+      R"(# mica-mgmtd configuration (TOML). Every setting is shown with its default; unknown
+# keys are refused.
+
+# Directory of mgmtd's durable state (an LMDB environment); created if missing.
+data_dir = "{}"
+# RPC address that servers and the `mica` CLI connect to ("host:port").
+listen = "{}"
+# HTTP endpoint serving /metrics (Prometheus text format) and /health; "" disables it.
+# It has no authentication: bind it where only the metrics scraper can reach it.
+http_listen = "{}"
+# Cluster token file, mode 0600 or 0400 (generate one with `mica token generate FILE`).
+token_file = "{}"
+# Serve connections without the cluster token handshake (token_file is then ignored).
+allow_unauthenticated = {}
+# "tcp", "rdma" or "auto" (RDMA when the machine has an active device, TCP otherwise).
+transport = "{}"
+# "debug", "info", "warn", "error" or "off".
+log_level = "{}"
+# How often mgmtd re-evaluates node leases and chain states, in milliseconds.
+update_interval_ms = {}
+
+# The cluster config that mgmtd hands to every node.
+[cluster]
+# Targets per chain of a new chain table (1..{}).
+replica_count = {}
+# Chunk sizes files may use: powers of two from 64 KiB to 64 MiB, min <= default <= max.
+chunk_size_min_bytes = {}
+chunk_size_max_bytes = {}
+chunk_size_default_bytes = {}
+# Nodes heartbeat this often; a node silent for lease_timeout_ms (> the interval) has its
+# targets treated as offline.
+heartbeat_interval_ms = {}
+lease_timeout_ms = {}
+)",
+      d.data_dir, d.listen, d.http_listen, d.token_file, d.allow_unauthenticated,
+      transport_choice_name(d.transport), log_level_name(d.log_level), d.update_interval_ms,
+      kReplicaCountMax, c.replica_count, c.chunk_size_min_bytes, c.chunk_size_max_bytes,
+      c.chunk_size_default_bytes, c.heartbeat_interval_ms, c.lease_timeout_ms);
+}
+
+}  // namespace mica::apps
