@@ -132,13 +132,18 @@ Task<Result<SetTargetOfflineResponse>> Mgmtd::set_target_offline(SetTargetOfflin
 
 // A serving or lastsrv target may leave its chain only while another serving target is
 // effectively up: the published states lag up to a lease behind a node's death, and the
-// leaving target could be the one live copy (free for a new table right after).
+// leaving target could be the one live copy (free for a new table right after). Unless
+// its own node reports without it: its disk is gone, it holds nothing.
 Status Mgmtd::check_other_live_copy(const ChainInfo& chain, TargetId leaving) const {
   auto it = std::find_if(chain.targets.begin(), chain.targets.end(),
                          [&](const ChainTarget& m) { return m.target == leaving; });
   if (it == chain.targets.end() ||
       (it->state != PublicState::kServing && it->state != PublicState::kLastServing))
     return Status();
+  const TargetInfo& target = targets_.at(leaving);
+  auto node = node_live_.find(target.node);
+  bool gone = node != node_live_.end() && node->second.reports > 0 && !listed_now(target);
+  if (gone) return Status();
   TimePoint now = Executor::current()->now();
   for (const ChainTarget& member : chain.targets)
     if (member.target != leaving && member.state == PublicState::kServing &&
