@@ -60,6 +60,39 @@ MICA_CO_TEST(MgmtdAdminGuard, ReplacingTheOnlyLiveServingTargetIsRefused) {
   co_await std::move(stopping);
 }
 
+MICA_CO_TEST(MgmtdAdminGuard, ATargetWhoseDiskIsGoneMayAlwaysBeReplaced) {
+  Harness h(dir.path);
+  h.options.update_interval = 1h;  // rounds only when kicked: the states stay as published
+  std::vector<Node> nodes;
+  auto setting_up = one_chain(&h, &nodes);
+  Status set_up = co_await std::move(setting_up);
+  CO_ASSERT_OK(set_up);
+  Node spare{.request = storage_node("spare", {"spare-t"})};
+  auto joining = join(&h, &spare);
+  Status joined = co_await std::move(joining);
+  CO_ASSERT_OK(joined);
+  nodes[0].beating = false;
+  nodes[1].beating = false;
+  nodes.push_back(spare);
+  auto waiting = beat_for(&h, &nodes, 300ms);
+  co_await std::move(waiting);
+  // Node 2's disk vanishes: it heartbeats without it, and the admin replaces it before
+  // any round runs (in-process calls, no suspension before the check): the old target
+  // still serves publicly and no other serving target is up, yet it holds nothing.
+  TargetId old_target = nodes[2].targets[0];
+  CO_ASSERT_EQ(state_of(*h.mgmtd->routing(), old_target), PublicState::kServing);
+  HeartbeatRequest without{.node = nodes[2].id, .identity = nodes[2].request.identity};
+  auto beating = h.mgmtd->heartbeat(without, nullptr);
+  auto beaten = co_await std::move(beating);
+  CO_ASSERT_OK(beaten);
+  ReplaceTargetRequest request{.old_target = old_target, .new_target = spare.targets[0]};
+  auto replacing = h.mgmtd->replace_target(request, nullptr);
+  auto replaced = co_await std::move(replacing);
+  EXPECT_TRUE(replaced.ok()) << replaced.status();
+  auto stopping = stop(&h);
+  co_await std::move(stopping);
+}
+
 MICA_CO_TEST(MgmtdAdminGuard, PromotingATargetThatIsNotUpIsRefused) {
   Harness h(dir.path);
   std::vector<Node> nodes;
