@@ -68,6 +68,7 @@ Task<Result<std::unique_ptr<Mgmtd>>> Mgmtd::open(kv::Env* env, MgmtdOptions opti
     auto committing = mgmtd->commit(std::move(change));
     CO_TRY(co_await std::move(committing));
   }
+  mgmtd->start_grace();  // with the lease of the config just adopted
   mgmtd->publish();
   co_return mgmtd;
 }
@@ -128,13 +129,7 @@ Status Mgmtd::load() {
   if (Status s = load_table(txn->get(), tables_.targets, &targets_); !s.ok()) return s;
   if (Status s = load_table(txn->get(), tables_.chains, &chains_); !s.ok()) return s;
   if (Status s = load_table(txn->get(), tables_.chain_tables, &tables_records_); !s.ok()) return s;
-  // Restart grace: every known node's lease starts now, as if it had just heartbeat.
-  TimePoint now = Executor::current()->now();
-  Duration grace = options_.restart_grace.value_or(lease());
-  for (const auto& [id, node] : nodes_) {
-    node_live_[node.id].last_heartbeat = now + grace - lease();
-    node_by_identity_[node.identity] = node.id;
-  }
+  for (const auto& [id, node] : nodes_) node_by_identity_[node.identity] = node.id;
   for (const auto& [id, target] : targets_) {
     target_by_identity_[target.identity] = target.id;
     TargetLive& live = target_live_[target.id];
@@ -142,6 +137,14 @@ Status Mgmtd::load() {
     live.used_bytes = target.used_bytes;
   }
   return Status();
+}
+
+// Restart grace: every known node counts as having heartbeat `lease - grace` ago, so its
+// lease runs out `grace` from now.
+void Mgmtd::start_grace() {
+  TimePoint now = Executor::current()->now();
+  Duration grace = options_.restart_grace.value_or(lease());
+  for (const auto& [id, node] : nodes_) node_live_[node.id].last_heartbeat = now + grace - lease();
 }
 
 Duration Mgmtd::lease() const {
@@ -162,6 +165,7 @@ Task<Status> Mgmtd::commit(Change change) {
   MgmtdCounters counters = change.counters.value_or(counters_);
   counters.routing_version = counters_.routing_version + 1;
   write.put(tables_.counters, single_key(), encode_value(counters));
+  if (options_.on_write_start) options_.on_write_start(counters.routing_version);
   Status s = co_await env_->write(&write);
   if (!s.ok()) {
     MICA_LOG(Error, "mgmtd", "a change was not written (nothing changed): {}", s);
@@ -199,6 +203,7 @@ void Mgmtd::publish() {
   for (const auto& [id, table] : tables_records_) routing->tables.push_back(table);
   routing->config = config_;
   routing_ = std::move(routing);
+  if (options_.on_publish) options_.on_publish(*routing_);
   metrics_.routing_version->set(static_cast<int64_t>(counters_.routing_version));
   changed_.set();
   changed_.reset();

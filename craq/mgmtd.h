@@ -7,7 +7,8 @@
 // bump; it is applied to memory and published only once that write is durable, and changes
 // are serialised by one async mutex, so two handlers never interleave a read-modify-write.
 // What is not durable lives in memory only: heartbeat times (mgmtd's monotonic clock),
-// reported local states and chain versions, capacity between persisted thresholds.
+// reported local states and chain versions, capacity between persisted thresholds. A node's
+// restart is durable (TargetInfo::restart_pending) until the round that acts on it.
 //
 // Threads: one executor owns everything — the one open() ran on; handlers (the RpcServer's
 // executor must be the same), the update loop and routing() run there. open(), stop() and
@@ -18,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -67,6 +69,11 @@ struct MgmtdOptions {
   // Wall clock in ms since the epoch for NodeInfo::registered_at_ms (people only); null
   // writes 0, so simulated runs stay deterministic.
   uint64_t (*wall_clock_ms)() = nullptr;
+  // Test hooks (empty in production), called on mgmtd's executor and never suspending:
+  // before a change's kv write with the routing version it will publish, and on every
+  // publish with the new snapshot (the crash tests check "durable before published").
+  std::function<void(uint64_t version)> on_write_start;
+  std::function<void(const RoutingSnapshot& routing)> on_publish;
 };
 
 // Ids handed out so far, the routing version and the format (one kv record).
@@ -131,7 +138,10 @@ class Mgmtd {
   // What mgmtd knows of a node beyond its record (memory only).
   struct NodeLive {
     TimePoint last_heartbeat{};
-    bool heartbeat_since_open = false;  // its targets missing from a heartbeat are gone
+    // Registrations and heartbeats since open(): each lists every target of the node, so
+    // a target missing from the latest one is gone (a replaced or vanished disk).
+    uint64_t reports = 0;
+    size_t listed = 0;  // targets the latest report listed
   };
   // What mgmtd knows of a target beyond its record (memory only).
   struct TargetLive {
@@ -139,8 +149,8 @@ class Mgmtd {
     uint64_t reported_chain_version = 0;
     uint64_t capacity_bytes = 0;
     uint64_t used_bytes = 0;
-    bool reported = false;   // reported since open(): until then its chain is not decided
-    bool restarted = false;  // its node registered again since the last round
+    // The node's report (NodeLive::reports) that last listed it; 0: none since open().
+    uint64_t listed_in = 0;
   };
   // One durable change: the records it writes and the counters after it (the routing
   // version is bumped by commit()).
@@ -154,6 +164,13 @@ class Mgmtd {
     std::optional<MgmtdCounters> counters;
     bool empty() const {
       return nodes.empty() && targets.empty() && chains.empty() && tables.empty() && !config;
+    }
+    // The record of `current` in this change, added as a copy when not yet in it (the
+    // reference is valid until the next record is added).
+    TargetInfo& target(const TargetInfo& current) {
+      for (TargetInfo& target : targets)
+        if (target.id == current.id) return target;
+      return targets.emplace_back(current);
     }
   };
   struct Metrics {
@@ -172,6 +189,7 @@ class Mgmtd {
 
   Mgmtd(kv::Env* env, MgmtdOptions options, Tables tables);
   Status load();
+  void start_grace();
   template <class T>
   Status load_table(kv::ReadTxn* txn, kv::Table table, std::map<uint64_t, T>* out);
   void register_metrics();
@@ -188,11 +206,16 @@ class Mgmtd {
   Result<std::vector<TargetId>> match_targets(const RegisterRequest& request, NodeId node,
                                               Change* change, MgmtdCounters* counters);
   void note_reports(NodeId node, const std::vector<TargetReport>& reports,
-                    const std::vector<TargetId>& ids, bool restarted);
+                    const std::vector<TargetId>& ids);
   Result<std::vector<PlacementTarget>> free_targets(const std::vector<NodeId>& nodes) const;
   Status check_heartbeat(const HeartbeatRequest& request) const;
+  Status check_other_live_copy(const ChainInfo& chain, TargetId leaving) const;
   Duration heartbeat_age(NodeId node, TimePoint now) const;
   bool observe(TargetId id, TimePoint now, TargetObservation* out) const;
+  const TargetLive* listed_now(const TargetInfo& target) const;
+  // The target's node is alive and reports it online or up to date, not admin-offline nor
+  // restarted: what the next round would see, whatever the published state says.
+  bool effectively_up(TargetId id, TimePoint now) const;
   bool node_alive(NodeId node, TimePoint now) const;
   Duration lease() const;
   std::vector<TargetInfo> capacity_changes(bool all) const;

@@ -1,5 +1,6 @@
 // Mgmtd's admin handlers: create_chain_table, set_target_offline, replace_target and
 // promote_target (craq/mgmtd.h). Each validates first, then writes one change.
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -41,9 +42,8 @@ Result<std::vector<PlacementTarget>> Mgmtd::free_targets(const std::vector<NodeI
     const NodeInfo& node = nodes_.at(target.node);
     if (node.kind != NodeKind::kStorage || (!wanted.empty() && wanted.count(node.id) == 0))
       continue;
-    auto live = target_live_.find(target.id);
-    bool usable = live != target_live_.end() && live->second.reported &&
-                  live->second.local != LocalState::kOffline;
+    const TargetLive* live = listed_now(target);
+    bool usable = live != nullptr && live->local != LocalState::kOffline;
     if (target.chain != 0 || target.admin_offline || !usable || !node_alive(node.id, now)) continue;
     auto [disk, added] = disks.try_emplace({node.id, target.disk}, disks_per_node[node.id]);
     if (added) ++disks_per_node[node.id];
@@ -130,6 +130,31 @@ Task<Result<SetTargetOfflineResponse>> Mgmtd::set_target_offline(SetTargetOfflin
   co_return SetTargetOfflineResponse{.routing_version = counters_.routing_version};
 }
 
+// A serving or lastsrv target may leave its chain only while another serving target is
+// effectively up: the published states lag up to a lease behind a node's death, and the
+// leaving target could be the one live copy (free for a new table right after). Unless
+// its own node reports without it: its disk is gone, it holds nothing.
+Status Mgmtd::check_other_live_copy(const ChainInfo& chain, TargetId leaving) const {
+  auto it = std::find_if(chain.targets.begin(), chain.targets.end(),
+                         [&](const ChainTarget& m) { return m.target == leaving; });
+  if (it == chain.targets.end() ||
+      (it->state != PublicState::kServing && it->state != PublicState::kLastServing))
+    return Status();
+  const TargetInfo& target = targets_.at(leaving);
+  auto node = node_live_.find(target.node);
+  bool gone = node != node_live_.end() && node->second.reports > 0 && !listed_now(target);
+  if (gone) return Status();
+  TimePoint now = Executor::current()->now();
+  for (const ChainTarget& member : chain.targets)
+    if (member.target != leaving && member.state == PublicState::kServing &&
+        effectively_up(member.target, now))
+      return Status();
+  return invalid(fmt::format(
+      "target {} is {} in chain {} and no other serving target of it is up now: it may hold "
+      "the only copy of the chain's writes",
+      leaving, public_state_name(it->state), chain.id));
+}
+
 Task<Result<ReplaceTargetResponse>> Mgmtd::replace_target(ReplaceTargetRequest request,
                                                           net::CallContext* ctx) {
   (void)ctx;
@@ -156,11 +181,13 @@ Task<Result<ReplaceTargetResponse>> Mgmtd::replace_target(ReplaceTargetRequest r
           fmt::format("target {} is on node {}, which already holds target {} of chain {}",
                       new_target.id, new_target.node, member.target, chain.id));
   }
+  CO_TRY(check_other_live_copy(chain, old_target.id));
   CO_TRY_ASSIGN(ChainInfo next, craq::replace_target(chain, old_target.id, new_target.id));
   Change change;
   change.chains.push_back(next);
   TargetInfo leaving = old_target;
   leaving.chain = 0;
+  leaving.restart_pending = false;  // it is decided in no chain any more
   TargetInfo joining = new_target;
   joining.chain = chain.id;
   change.targets = {std::move(leaving), std::move(joining)};
@@ -185,11 +212,21 @@ Task<Result<PromoteTargetResponse>> Mgmtd::promote_target(PromoteTargetRequest r
   TargetId lastsrv = 0;
   for (const ChainTarget& member : chain.targets)
     if (member.state == PublicState::kLastServing) lastsrv = member.target;
+  // Only a target that is up now: one whose node is dead or that reports offline (a disk
+  // still failing, a replacement that never synced and lost its data) would serve nothing.
+  if (!effectively_up(request.target, Executor::current()->now()))
+    co_return invalid(fmt::format(
+        "target {} is not up (its node is not alive or does not report it online): a chain "
+        "cannot be unblocked by it",
+        request.target));
   CO_TRY_ASSIGN(ChainInfo next, craq::promote_target(chain, request.target));
+  // mgmtd keeps no mark of which targets ever served in this chain: a replacement that
+  // joined and never finished its resync is promoted too, and then serves what it holds.
   std::string warning = fmt::format(
-      "chain {}: target {} promoted in place of the last serving target {}; writes that only "
-      "target {} acknowledged are lost",
-      chain.id, request.target, lastsrv, lastsrv);
+      "chain {}: target {} promoted in place of the last serving target {}; every write "
+      "acknowledged after target {} last served in this chain is lost (all of them, if it "
+      "never finished a resync into the chain)",
+      chain.id, request.target, lastsrv, request.target);
   Change change;
   change.chains.push_back(next);
   auto committing = commit(std::move(change));

@@ -101,27 +101,22 @@ Result<std::vector<TargetId>> Mgmtd::match_targets(const RegisterRequest& reques
   return ids;
 }
 
-// Records what a (re)registered node reported; a known node's targets count as restarted.
+// Records what a (re)registered node reported (a restart is in the records already).
 void Mgmtd::note_reports(NodeId node, const std::vector<TargetReport>& reports,
-                         const std::vector<TargetId>& ids, bool restarted) {
-  if (restarted) {
-    for (const auto& [id, target] : targets_) {
-      if (target.node != node) continue;
-      TargetLive& live = target_live_[id];
-      live.local = LocalState::kOffline;  // until reported below: its disk may be gone
-      live.reported = true;
-      live.restarted = true;
-    }
-  }
+                         const std::vector<TargetId>& ids) {
+  // A target it no longer lists counts as offline from now on (listed_now()).
+  NodeLive& node_live = node_live_[node];
+  uint64_t report = ++node_live.reports;
+  node_live.listed = reports.size();
   for (size_t i = 0; i < reports.size(); ++i) {
     TargetLive& live = target_live_[ids[i]];
     live.local = reports[i].local;
     live.reported_chain_version = reports[i].reported_chain_version;
     live.capacity_bytes = reports[i].capacity_bytes;
     live.used_bytes = reports[i].used_bytes;
-    live.reported = true;
+    live.listed_in = report;
   }
-  node_live_[node].last_heartbeat = Executor::current()->now();
+  node_live.last_heartbeat = Executor::current()->now();
 }
 
 Task<Result<RegisterResponse>> Mgmtd::register_node(RegisterRequest request,
@@ -171,10 +166,15 @@ Task<Result<RegisterResponse>> Mgmtd::register_node(RegisterRequest request,
                                [&](const TargetInfo& t) { return t.id == target.id; });
     if (!written) change.targets.push_back(std::move(target));
   }
+  // A new process may have missed writes: its chains' next round takes its targets out of
+  // serving. Durable with the registration, so an mgmtd crash before that round keeps it.
+  if (known)
+    for (const auto& [target_id, target] : targets_)
+      if (target.node == id && target.chain != 0) change.target(target).restart_pending = true;
   change.counters = counters;  // the new ids are durable with the change
   auto committing = commit(std::move(change));
   CO_TRY(co_await std::move(committing));
-  note_reports(id, request.targets, ids, known);
+  note_reports(id, request.targets, ids);
   metrics_.registrations->add();
   MICA_LOG(Info, "mgmtd", "node {} ({} at {}) registered{} with {} targets", id,
            node_kind_name(request.kind), request.rpc_address, known ? " again" : "", ids.size());
@@ -207,36 +207,23 @@ Task<Result<HeartbeatResponse>> Mgmtd::heartbeat(HeartbeatRequest request, net::
   (void)ctx;
   CO_TRY(check_heartbeat(request));
   metrics_.heartbeats->add();
-  bool state_changed = false;
+  NodeLive& node_live = node_live_[request.node];
+  uint64_t listed_in = ++node_live.reports;
+  // A target no longer listed is gone: react now, as to any state change.
+  bool state_changed = request.targets.size() < node_live.listed;
+  node_live.listed = request.targets.size();
   for (const TargetReport& report : request.targets) {
     TargetLive& live = target_live_[report.target];
-    state_changed |= !live.reported || live.local != report.local ||
+    bool newly_listed = live.listed_in == 0 || live.listed_in + 1 != listed_in;
+    state_changed |= newly_listed || live.local != report.local ||
                      live.reported_chain_version != report.reported_chain_version;
     live.local = report.local;
     live.reported_chain_version = report.reported_chain_version;
     live.capacity_bytes = report.capacity_bytes;
     live.used_bytes = report.used_bytes;
-    live.reported = true;
+    live.listed_in = listed_in;
   }
-  NodeLive& node_live = node_live_[request.node];
   node_live.last_heartbeat = Executor::current()->now();
-  if (!node_live.heartbeat_since_open) {
-    // The node's first heartbeat since mgmtd opened: a target of its record that it does not
-    // report is gone (a replaced disk). Counting it as reported offline lets its chain be
-    // decided; waiting for a report that never comes would freeze the chain forever.
-    node_live.heartbeat_since_open = true;
-    for (const auto& entry : targets_) {
-      if (entry.second.node != request.node) continue;
-      TargetId id = entry.second.id;
-      bool listed = false;
-      for (const TargetReport& report : request.targets) listed |= report.target == id;
-      TargetLive& live = target_live_[id];
-      if (listed || live.reported) continue;
-      live.local = LocalState::kOffline;
-      live.reported = true;
-      state_changed = true;
-    }
-  }
   if (state_changed) kick();  // react now rather than at the next tick
   co_return HeartbeatResponse{.routing_version = counters_.routing_version, .config = config_};
 }
@@ -291,11 +278,11 @@ Task<Result<StatusResponse>> Mgmtd::status(StatusRequest request, net::CallConte
         NodeStatus{.node = node.id, .alive = age <= lease(), .heartbeat_age_ms = age_ms});
   }
   for (const auto& [id, target] : targets_) {
-    auto live = target_live_.find(target.id);
+    const TargetLive* live = listed_now(target);  // null: not in its node's latest report
     TargetStatus item{.target = target.id};
-    if (live != target_live_.end()) {
-      item.local = live->second.local;
-      item.reported_chain_version = live->second.reported_chain_version;
+    if (live != nullptr) {
+      item.local = live->local;
+      item.reported_chain_version = live->reported_chain_version;
     }
     response.targets.push_back(item);
   }

@@ -40,20 +40,41 @@ static std::string describe_members(const ChainInfo& chain) {
   return text;
 }
 
-// What the round knows of one target. false when its node has not reported it since
-// mgmtd's restart and is still within its grace: then the chain waits for the report.
+// What the target's node said of it in its latest report since open(); null when the node
+// has not reported since or left the target out (then it counts as offline).
+const Mgmtd::TargetLive* Mgmtd::listed_now(const TargetInfo& target) const {
+  auto node = node_live_.find(target.node);
+  auto live = target_live_.find(target.id);
+  if (node == node_live_.end() || node->second.reports == 0 || live == target_live_.end())
+    return nullptr;
+  return live->second.listed_in == node->second.reports ? &live->second : nullptr;
+}
+
+// What the round knows of one target. false when its node has not reported since mgmtd's
+// restart and is still within its grace: then the chain waits for the report. A target
+// its reporting node left out counts as offline.
 bool Mgmtd::observe(TargetId id, TimePoint now, TargetObservation* out) const {
   out->target = id;
   auto target = targets_.find(id);
   if (target == targets_.end()) return true;  // counts as offline
   out->admin_offline = target->second.admin_offline;
+  out->restarted = target->second.restart_pending;
   out->heartbeat_age = heartbeat_age(target->second.node, now);
-  auto live = target_live_.find(id);
-  if (live == target_live_.end() || !live->second.reported) return out->heartbeat_age > lease();
-  out->local = live->second.local;
-  out->reported_chain_version = live->second.reported_chain_version;
-  out->restarted = live->second.restarted;
+  const TargetLive* live = listed_now(target->second);
+  if (live == nullptr) {
+    auto node = node_live_.find(target->second.node);
+    bool heard = node != node_live_.end() && node->second.reports > 0;
+    return heard || out->heartbeat_age > lease();
+  }
+  out->local = live->local;
+  out->reported_chain_version = live->reported_chain_version;
   return true;
+}
+
+bool Mgmtd::effectively_up(TargetId id, TimePoint now) const {
+  TargetObservation observation;
+  if (!observe(id, now, &observation)) return false;  // not heard since open(): unknown
+  return effective_local_state(observation, lease()) != LocalState::kOffline;
 }
 
 // Every chain's next state; the changed ones, with any capacity changes, in one write.
@@ -63,7 +84,7 @@ Task<Status> Mgmtd::run_round() {
   MutexGuard guard(writer_);
   TimePoint now = Executor::current()->now();
   Change change;
-  std::vector<TargetId> decided;  // their restart was taken into account
+  std::vector<TargetId> restarts_decided;  // cleared in this round's write
   std::vector<TargetObservation> observations;
   for (const auto& [id, chain] : chains_) {
     observations.assign(chain.targets.size(), TargetObservation{});
@@ -71,7 +92,8 @@ Task<Status> Mgmtd::run_round() {
     for (size_t i = 0; i < chain.targets.size(); ++i)
       ready &= observe(chain.targets[i].target, now, &observations[i]);
     if (!ready) continue;
-    for (const TargetObservation& o : observations) decided.push_back(o.target);
+    for (const TargetObservation& o : observations)
+      if (o.restarted) restarts_decided.push_back(o.target);
     ChainInfo next = next_chain(chain, observations, lease());
     if (next.version == chain.version) continue;
     MICA_LOG(Info, "mgmtd", "chain {} v{} -> v{}: [{}] -> [{}]", chain.id, chain.version,
@@ -79,7 +101,8 @@ Task<Status> Mgmtd::run_round() {
     change.chains.push_back(std::move(next));
   }
   // Capacity rides along with any change, or goes alone once it moved far enough.
-  change.targets = capacity_changes(!change.empty());
+  change.targets = capacity_changes(!change.empty() || !restarts_decided.empty());
+  for (TargetId id : restarts_decided) change.target(targets_.at(id)).restart_pending = false;
   if (!change.empty()) {
     size_t chain_changes = change.chains.size();
     auto committing = commit(std::move(change));
@@ -87,9 +110,6 @@ Task<Status> Mgmtd::run_round() {
     if (!s.ok()) co_return s;
     metrics_.chain_changes->add(chain_changes);
   }
-  for (TargetId id : decided) target_live_[id].restarted = false;
-  for (auto& [id, live] : target_live_)
-    if (targets_.count(id) != 0 && targets_.at(id).chain == 0) live.restarted = false;
   update_metrics();
   co_return Status();
 }

@@ -56,6 +56,7 @@ struct RegisterResponse {
 
 // Every heartbeat_interval_ms: the node is alive, and its targets' states and capacity.
 // An unknown node or a target it does not own is refused (kNotFound): register again.
+// `targets` lists every target of the node: one left out counts as offline.
 struct HeartbeatRequest {
   NodeId node = 0;
   std::string identity;

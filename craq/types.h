@@ -79,9 +79,12 @@ struct TargetInfo {
   uint64_t capacity_bytes = 0;
   uint64_t used_bytes = 0;
   bool admin_offline = false;  // taken offline by `mica target offline`
+  // Its node registered again (a new process) and no update round has decided its chain
+  // since: durable, so a mgmtd restart in between still takes it out of serving.
+  bool restart_pending = false;
   static constexpr std::string_view kTypeName = "TargetInfo";
   MICA_FIELDS(TargetInfo, id, node, identity, disk, chain, capacity_bytes, used_bytes,
-              admin_offline)
+              admin_offline, restart_pending)
 };
 
 struct ChainTarget {
