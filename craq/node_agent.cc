@@ -91,8 +91,8 @@ Task<Status> NodeAgent::register_once() {
                           .targets = options_.reports()};
   fill_reports(&request.targets);
   if (forgotten_) {
-    // mgmtd does not know this node's id (its state was lost or re-initialised): ask for a
-    // new one, and new target ids too, rather than be refused forever.
+    // mgmtd does not know this node's ids, or knows them under other identities (its state
+    // was lost or re-initialised): ask by identity alone rather than be refused forever.
     request.node = 0;
     for (TargetReport& report : request.targets) report.target = 0;
   }
@@ -102,8 +102,14 @@ Task<Status> NodeAgent::register_once() {
       mgmtd_.call<MgmtdService::register_node>(request, deadline_after(options_.call_timeout));
   Result<RegisterResponse> answered = co_await std::move(calling);
   if (!answered.ok()) {
-    if (answered.status().code() == StatusCode::kNotFound && request.node != 0) {
-      MICA_LOG(Warn, "craq", "mgmtd does not know node {} ({}); registering as a new node", node_,
+    // kNotFound: mgmtd does not know the id; kPermissionDenied: it gave the id to another
+    // identity (re-initialised, and another old node registered first). Either way the
+    // identity is the authority: ask as node 0, and mgmtd's identity lookup answers the id
+    // it knows for this node, or a new one.
+    bool asked_by_id = request.node != 0;
+    for (const TargetReport& report : request.targets) asked_by_id |= report.target != 0;
+    if (needs_registration(answered.status().code()) && asked_by_id) {
+      MICA_LOG(Warn, "craq", "mgmtd refused node {}'s ids ({}); registering as a new node", node_,
                answered.status().to_string());
       forgotten_ = true;
     }

@@ -102,7 +102,7 @@ class NodeAgent {
   NodeAgentOptions options_;
   NodeId node_;
   bool registered_ = false;
-  bool forgotten_ = false;  // mgmtd answered kNotFound to our id: register as node 0
+  bool forgotten_ = false;  // mgmtd refused our ids (kNotFound, kPermissionDenied): ask as node 0
   ClusterConfig config_;
   bool have_config_ = false;
   uint64_t routing_version_ = 0;

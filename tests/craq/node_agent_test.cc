@@ -1,7 +1,7 @@
 // NodeAgent (craq/node_agent.h) against a real Mgmtd on LMDB over TCP on 127.0.0.1: it
 // registers and heartbeats, keeps its node id across an mgmtd restart, registers again when
-// mgmtd has forgotten it (kNotFound) or when a target's disk was replaced, and hints its
-// routing client with newer versions. Heartbeats every 50 ms, lease 200 ms: about 2 s.
+// mgmtd has forgotten it (kNotFound), gave its id to another node (kPermissionDenied) or a
+// target's disk was replaced, and hints its routing client with newer versions. Heartbeats every 50 ms, lease 200 ms: about 2 s.
 #include "craq/node_agent.h"
 
 #include <gtest/gtest.h>
@@ -186,6 +186,66 @@ MICA_CO_TEST(NodeAgent, RegistersAgainWhenMgmtdHasForgottenIt) {
     EXPECT_EQ(m.mgmtd->routing()->targets.size(), 2u);
   }
   Task<void> down = teardown(&agent, &pool, &m);
+  co_await std::move(down);
+}
+
+// Old nodes A (id 1) and B (id 2); mgmtd is wiped; B registers first and is given id 1 anew,
+// so A's id 1 now names another identity (kPermissionDenied): A must ask by identity too.
+MICA_CO_TEST(NodeAgent, RegistersAgainWhenMgmtdGaveItsIdToAnotherNode) {
+  ServedMgmtd m(dir.path);
+  auto serving = testing::serve(&m);
+  CO_ASSERT_OK(co_await std::move(serving));
+  net::ConnectionPool pool(&m.transport, testing::fast_pool());
+  StandIn a;
+  StandIn b;
+  b.targets = {"disk-c", "disk-d"};
+  auto a_agent = std::make_unique<NodeAgent>(&pool, agent_options(m, &a));
+  NodeAgentOptions b_options = agent_options(m, &b);
+  b_options.identity = "node-identity-2";
+  NodeAgent b_agent(&pool, b_options);
+  a_agent->start();
+  auto a_waiting = a_agent->wait_registered(deadline_after(5s));
+  Status a_first = co_await std::move(a_waiting);
+  EXPECT_TRUE(a_first.ok()) << a_first;
+  b_agent.start();
+  auto b_waiting = b_agent.wait_registered(deadline_after(5s));
+  Status b_first = co_await std::move(b_waiting);
+  EXPECT_TRUE(b_first.ok()) << b_first;
+  NodeId a_old = a_agent->node();
+  Task<void> a_stopping = a_agent->stop();
+  co_await std::move(a_stopping);
+  Task<void> unserving = testing::unserve(&m);
+  co_await std::move(unserving);
+  m.dir = dir.file("fresh");  // re-initialised: an empty state
+  std::filesystem::create_directories(m.dir);
+  auto reserving = testing::serve(&m);
+  Status back = co_await std::move(reserving);
+  EXPECT_TRUE(back.ok()) << back;
+  auto b_again = eventually([&] { return b.registered.size() >= 2; }, 5s);
+  EXPECT_TRUE(co_await std::move(b_again)) << "B registered with the new mgmtd";
+  EXPECT_EQ(b_agent.node(), a_old) << "the colliding order: B now holds A's old id";
+  NodeAgentOptions a_options = agent_options(m, &a);
+  a_options.node = a_old;  // what A persisted
+  a_agent = std::make_unique<NodeAgent>(&pool, a_options);
+  a_agent->start();
+  auto a_again = a_agent->wait_registered(deadline_after(5s));
+  Status a_registered = co_await std::move(a_again);
+  EXPECT_TRUE(a_registered.ok()) << a_registered;
+  EXPECT_NE(a_agent->node(), b_agent.node());
+  EXPECT_EQ(a.registered.size(), 2u);
+  if (!a.registered.empty()) {
+    EXPECT_EQ(a.registered.back().node, a_agent->node()) << "the caller learns the new id";
+  }
+  uint64_t a_beats = a_agent->heartbeats();
+  uint64_t b_beats = b_agent.heartbeats();
+  auto beating = eventually(
+      [&] { return a_agent->heartbeats() >= a_beats + 2 && b_agent.heartbeats() >= b_beats + 2; },
+      5s);
+  EXPECT_TRUE(co_await std::move(beating)) << "both heartbeat under their own ids";
+  EXPECT_EQ(m.mgmtd->routing()->nodes.size(), 2u);
+  Task<void> b_stopping = b_agent.stop();
+  co_await std::move(b_stopping);
+  Task<void> down = teardown(a_agent.get(), &pool, &m);
   co_await std::move(down);
 }
 
