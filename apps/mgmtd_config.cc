@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -11,6 +12,7 @@
 
 #include "async/socket_address.h"
 #include "chunk/types.h"
+#include "craq/mgmtd_client.h"
 
 namespace mica::apps {
 namespace {
@@ -25,6 +27,13 @@ const std::set<std::string> kClusterKeys = {"replica_count",         "chunk_size
 
 // A heartbeat or update interval longer than this is surely a unit mistake (seconds for ms).
 constexpr uint64_t kIntervalMaxMs = 10 * 60 * 1000;
+
+// craq::kMgmtdReconnectBackoffMax in milliseconds: the lease must cover it.
+uint64_t reconnect_backoff_max_ms() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(craq::kMgmtdReconnectBackoffMax)
+          .count());
+}
 
 std::string_view type_name(toml::value_t type) {
   switch (type) {
@@ -185,10 +194,17 @@ Status check_relations(const TableReader& root, const TableReader& cluster,
                     "chunk_size_max_bytes (got {} outside {}..{})",
                     c.chunk_size_default_bytes, c.chunk_size_min_bytes, c.chunk_size_max_bytes));
   }
-  if (c.lease_timeout_ms <= c.heartbeat_interval_ms) {
-    return cluster.error("lease_timeout_ms",
-                         fmt::format("must be greater than heartbeat_interval_ms (got {} <= {})",
-                                     c.lease_timeout_ms, c.heartbeat_interval_ms));
+  // After a restart mgmtd waits one lease for every node's heartbeat, and a node may first
+  // wait out its reconnect backoff: a shorter lease would expire healthy nodes (and block
+  // their chains) on every mgmtd restart. Two intervals leave room for one lost heartbeat.
+  uint64_t backoff_ms = reconnect_backoff_max_ms();
+  uint64_t lease_min_ms = 2 * uint64_t{c.heartbeat_interval_ms} + backoff_ms;
+  if (c.lease_timeout_ms < lease_min_ms) {
+    return cluster.error(
+        "lease_timeout_ms",
+        fmt::format("must be at least 2 * heartbeat_interval_ms + {} ms, the nodes' reconnect "
+                    "backoff (got {} < {})",
+                    backoff_ms, c.lease_timeout_ms, lease_min_ms));
   }
   if (config.update_interval_ms >= c.lease_timeout_ms) {
     return root.error("update_interval_ms",
@@ -285,15 +301,17 @@ replica_count = {}
 chunk_size_min_bytes = {}
 chunk_size_max_bytes = {}
 chunk_size_default_bytes = {}
-# Nodes heartbeat this often; a node silent for lease_timeout_ms (> the interval) has its
-# targets treated as offline.
+# Nodes heartbeat this often; a node silent for lease_timeout_ms has its targets treated
+# as offline. The lease must be at least two intervals plus {} ms (a node's reconnect
+# backoff): after a restart mgmtd gives every node one lease to heartbeat again.
 heartbeat_interval_ms = {}
 lease_timeout_ms = {}
 )",
       d.data_dir, d.listen, d.http_listen, d.token_file, d.allow_unauthenticated,
       transport_choice_name(d.transport), log_level_name(d.log_level), d.update_interval_ms,
       kReplicaCountMax, c.replica_count, c.chunk_size_min_bytes, c.chunk_size_max_bytes,
-      c.chunk_size_default_bytes, c.heartbeat_interval_ms, c.lease_timeout_ms);
+      c.chunk_size_default_bytes, reconnect_backoff_max_ms(), c.heartbeat_interval_ms,
+      c.lease_timeout_ms);
 }
 
 }  // namespace mica::apps

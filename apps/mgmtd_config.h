@@ -3,12 +3,12 @@
 // The file is TOML (toml11). Every field has a default, so an empty file is a valid config
 // except for token_file, which a server requires unless allow_unauthenticated is set. Any
 // problem is one Status (kInvalidArgument) whose message starts with the file's name and
-// names the field ("mgmtd.toml: cluster.lease_timeout_ms must be greater than
-// heartbeat_interval_ms (got 500 <= 1000)"); a key the config does not know is refused too,
-// so a typo never silently keeps a default. default_mgmtd_config_toml() is the commented
-// file that `--print-default-config` prints; it parses back to MgmtdConfig{}.
-// Pure functions except load_mgmtd_config, which reads the file (blocking: for startup,
-// never from a task on an executor).
+// names the field ("mgmtd.toml: cluster.lease_timeout_ms must be at least 2 *
+// heartbeat_interval_ms + 2000 ms, the nodes' reconnect backoff (got 500 < 4000)"); a key
+// the config does not know is refused too, so a typo never silently keeps a default.
+// default_mgmtd_config_toml() is the commented file that `--print-default-config` prints; it parses
+// back to MgmtdConfig{}. Pure functions except load_mgmtd_config, which reads the file (blocking:
+// for startup, never from a task on an executor).
 #pragma once
 
 #include <optional>

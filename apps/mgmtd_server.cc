@@ -32,19 +32,23 @@ uint64_t wall_clock_ms() {
 
 // The program once its config and token are loaded: serve until a stop signal.
 Task<int> serve(MgmtdServer* server, StopSignals* signals) {
-  Status started = co_await server->start();
+  auto starting = server->start();
+  Status started = co_await std::move(starting);
   if (!started.ok()) {
     MICA_LOG(Error, "mgmtd", "mica-mgmtd cannot start: {}", started);
-    co_await server->stop();
+    auto stopping = server->stop();
+    co_await std::move(stopping);
     co_return kExitFailure;
   }
-  Result<int> signal = co_await signals->wait();
+  auto waiting = signals->wait();
+  Result<int> signal = co_await std::move(waiting);
   if (signal.ok()) {
     MICA_LOG(Info, "mgmtd", "mica-mgmtd received {}, stopping", signal_name(*signal));
   } else {
     MICA_LOG(Error, "mgmtd", "mica-mgmtd cannot wait for signals ({}), stopping", signal.status());
   }
-  co_await server->stop();
+  auto stopping = server->stop();
+  co_await std::move(stopping);
   MICA_LOG(Info, "mgmtd", "mica-mgmtd stopped");
   co_return signal.ok() ? kExitOk : kExitFailure;
 }
@@ -187,19 +191,29 @@ Task<Status> MgmtdServer::start() {
 }
 
 Task<void> MgmtdServer::stop() {
-  if (http_) co_await http_->shutdown();
+  if (http_) {
+    auto shutting = http_->shutdown();
+    co_await std::move(shutting);
+  }
   http_.reset();
   // Mgmtd first: its stop() answers the routing long polls at once (and later ones do not
   // wait), so the RPC drain that follows is not held up by them for drain_timeout. Requests
   // still arriving meanwhile are served normally; the Mgmtd dies only after the drain.
-  if (mgmtd_ && mgmtd_started_) co_await mgmtd_->stop();
-  if (rpc_) co_await rpc_->shutdown();
+  if (mgmtd_ && mgmtd_started_) {
+    auto stopping = mgmtd_->stop();
+    co_await std::move(stopping);
+  }
+  if (rpc_) {
+    auto draining = rpc_->shutdown();
+    co_await std::move(draining);
+  }
   rpc_.reset();
   mgmtd_.reset();
   transport_.reset();
   inner_transport_.reset();
   if (env_) {
-    Status closed = co_await env_->close();
+    auto closing = env_->close();
+    Status closed = co_await std::move(closing);
     if (!closed.ok()) MICA_LOG(Error, "mgmtd", "closing the environment: {}", closed);
   }
   env_.reset();

@@ -31,7 +31,8 @@ StopSignals::~StopSignals() {
 
 Task<Result<int>> StopSignals::wait() {
   while (true) {
-    Result<int> ready = co_await poll_fd(fd_, POLLIN);
+    auto polling = poll_fd(fd_, POLLIN);
+    Result<int> ready = co_await std::move(polling);
     if (!ready.ok()) co_return ready.status();
     signalfd_siginfo info{};
     // Non-blocking: poll said a signal is queued; EAGAIN means another reader took it.

@@ -71,9 +71,12 @@ struct MgmtdOptions {
   uint64_t (*wall_clock_ms)() = nullptr;
   // Test hooks (empty in production), called on mgmtd's executor and never suspending:
   // before a change's kv write with the routing version it will publish, and on every
-  // publish with the new snapshot (the crash tests check "durable before published").
+  // publish with the new snapshot (the crash tests check "durable before published"); on
+  // every target report received (registration or heartbeat) with the reporting node and the
+  // target's id (the simulator checks "serving only after an up-to-date report").
   std::function<void(uint64_t version)> on_write_start;
   std::function<void(const RoutingSnapshot& routing)> on_publish;
+  std::function<void(NodeId node, TargetId target, const TargetReport& report)> on_report;
 };
 
 // Ids handed out so far, the routing version and the format (one kv record).

@@ -12,6 +12,7 @@
 // The pool must outlive the client and every task it returned.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,12 @@
 #include "net/rpc_client.h"
 
 namespace mica::craq {
+
+// The longest a node waits between two attempts to reach mgmtd: the backoff_max of the
+// ConnectionPool it reaches mgmtd through and the NodeAgent's default backoff_max. mgmtd's
+// lease must cover it (apps/mgmtd_config.cc checks): after a restart mgmtd gives every
+// node one lease to heartbeat again, and a node may first wait this long to reconnect.
+inline constexpr Duration kMgmtdReconnectBackoffMax = std::chrono::seconds(2);
 
 // True for the errors that mean "this mgmtd (or the way to it) is not answering": try again
 // later or elsewhere. Errors mgmtd itself answered with (kNotFound, kInvalidArgument, ...)

@@ -115,6 +115,7 @@ void Mgmtd::note_reports(NodeId node, const std::vector<TargetReport>& reports,
     live.capacity_bytes = reports[i].capacity_bytes;
     live.used_bytes = reports[i].used_bytes;
     live.listed_in = report;
+    if (options_.on_report) options_.on_report(node, ids[i], reports[i]);
   }
   node_live.last_heartbeat = Executor::current()->now();
 }
@@ -223,6 +224,7 @@ Task<Result<HeartbeatResponse>> Mgmtd::heartbeat(HeartbeatRequest request, net::
     live.capacity_bytes = report.capacity_bytes;
     live.used_bytes = report.used_bytes;
     live.listed_in = listed_in;
+    if (options_.on_report) options_.on_report(request.node, report.target, report);
   }
   node_live.last_heartbeat = Executor::current()->now();
   if (state_changed) kick();  // react now rather than at the next tick

@@ -53,7 +53,7 @@ struct NodeAgentOptions {
   // Time one register call may take; a heartbeat gets the heartbeat interval at most.
   Duration call_timeout = std::chrono::seconds(2);
   Duration backoff_initial = std::chrono::milliseconds(50);
-  Duration backoff_max = std::chrono::seconds(2);
+  Duration backoff_max = kMgmtdReconnectBackoffMax;
   // Used until the first answer from mgmtd carries the cluster's interval.
   Duration heartbeat_interval = std::chrono::seconds(1);
   MetricLabels metric_labels;  // of the "node_agent" metrics

@@ -77,7 +77,8 @@ Task<Result<std::string>> read_small_file(std::string path) {
   std::vector<std::byte> buffer(kIdentityFileBytesMax + 1);
   auto reading = file.read_full(std::span(buffer), 0);
   Result<size_t> got = co_await std::move(reading);
-  Status closed = co_await file.close();
+  auto closing = file.close();
+  Status closed = co_await std::move(closing);
   if (!got.ok()) co_return got.status();
   if (!closed.ok()) co_return closed;
   if (*got > kIdentityFileBytesMax)
@@ -94,8 +95,12 @@ Task<Status> write_atomically(std::string dir, std::string name, std::string con
   auto bytes = std::as_bytes(std::span(content.data(), content.size()));
   auto writing = file.write_full(bytes, 0);
   Status written = co_await std::move(writing);
-  if (written.ok()) written = co_await file.fsync();
-  Status closed = co_await file.close();
+  if (written.ok()) {
+    auto syncing = file.fsync();
+    written = co_await std::move(syncing);
+  }
+  auto closing = file.close();
+  Status closed = co_await std::move(closing);
   if (!written.ok()) co_return written;
   if (!closed.ok()) co_return closed;
   auto renaming = rename_path(temp, path);

@@ -142,8 +142,9 @@ TEST_F(AppsProcess, MgmtdConfigErrorNamesFileAndFieldWithExitCodeTwo) {
   RunResult result = mgmtd({"--config", path("mgmtd.toml")});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_EQ(result.err, "mica-mgmtd: " + path("mgmtd.toml") +
-                            ": cluster.lease_timeout_ms must be greater than "
-                            "heartbeat_interval_ms (got 500 <= 1000)\n");
+                            ": cluster.lease_timeout_ms must be at least 2 * "
+                            "heartbeat_interval_ms + 2000 ms, the nodes' reconnect backoff "
+                            "(got 500 < 4000)\n");
 }
 
 TEST_F(AppsProcess, MgmtdRefusesATokenFileOthersCanRead) {

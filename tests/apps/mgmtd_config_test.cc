@@ -65,7 +65,7 @@ chunk_size_min_bytes = 131072
 chunk_size_max_bytes = 1048576
 chunk_size_default_bytes = 262144
 heartbeat_interval_ms = 300
-lease_timeout_ms = 900
+lease_timeout_ms = 2600
 )",
                                                   "mgmtd.toml");
   ASSERT_TRUE(config.ok()) << config.status();
@@ -82,13 +82,18 @@ lease_timeout_ms = 900
   EXPECT_EQ(config->cluster.chunk_size_max_bytes, 1048576u);
   EXPECT_EQ(config->cluster.chunk_size_default_bytes, 262144u);
   EXPECT_EQ(config->cluster.heartbeat_interval_ms, 300u);
-  EXPECT_EQ(config->cluster.lease_timeout_ms, 900u);
+  EXPECT_EQ(config->cluster.lease_timeout_ms, 2600u);
 }
 
-TEST(MgmtdConfig, LeaseNotLongerThanHeartbeatNamesBothFields) {
-  EXPECT_EQ(error_of("[cluster]\nheartbeat_interval_ms = 1000\nlease_timeout_ms = 500\n"),
-            "mgmtd.toml: cluster.lease_timeout_ms must be greater than heartbeat_interval_ms "
-            "(got 500 <= 1000)");
+// The restart grace is one lease: it must cover two heartbeats and a node's reconnect
+// backoff (craq::kMgmtdReconnectBackoffMax), and exactly that is enough.
+TEST(MgmtdConfig, LeaseMustCoverTwoHeartbeatsAndTheReconnectBackoff) {
+  EXPECT_EQ(error_of("[cluster]\nheartbeat_interval_ms = 1000\nlease_timeout_ms = 3999\n"),
+            "mgmtd.toml: cluster.lease_timeout_ms must be at least 2 * heartbeat_interval_ms + "
+            "2000 ms, the nodes' reconnect backoff (got 3999 < 4000)");
+  EXPECT_EQ(error_of("[cluster]\nheartbeat_interval_ms = 1000\nlease_timeout_ms = 4000\n"), "");
+  // The process tests' intervals (tests/apps/mgmtd_process_test.cc) are valid.
+  EXPECT_EQ(error_of("[cluster]\nheartbeat_interval_ms = 200\nlease_timeout_ms = 4000\n"), "");
 }
 
 TEST(MgmtdConfig, UnknownKeyIsRefusedAsATypo) {

@@ -3,8 +3,10 @@
 // node ids — takes the stand-ins' heartbeats again and degrades no chain. Also its HTTP
 // /metrics endpoint and its clean stop on SIGTERM.
 //
-// Heavy: about 6 s in a debug build (mostly waiting out a lease after the restart); every
-// wait is capped so the whole test stays under 30 s even when it fails.
+// Heavy: about 6 s in a debug build (mostly waiting out a lease after the restart). Every
+// wait has a deadline (process.h SIGKILLs a child that outlives its own), so a failing test
+// ends instead of hanging; the sum of the deadlines can exceed a minute, and ctest's
+// TIMEOUT (90 s, tests/CMakeLists.txt) caps the whole test.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -124,6 +126,33 @@ class MgmtdProcess : public ::testing::Test {
     ASSERT_FALSE(http_.empty());
   }
 
+  // Starts mica-mgmtd again on the ports it had (rpc_, http_), written into its config. Its
+  // predecessor is dead, so they are free unless a concurrent test took one in the gap: a
+  // failed bind is retried a few times, a short sleep apart. The ports were chosen below the
+  // ephemeral range, so no other test's bind to port 0 can be handed them.
+  void restart_mgmtd() {
+    constexpr int kBindAttempts = 5;
+    constexpr auto kBindRetrySleep = 300ms;
+    write_config(rpc_, http_);
+    for (int attempt = 1;; ++attempt) {
+      std::string log = path("mgmtd-" + std::to_string(++mgmtd_starts_) + ".log");
+      mgmtd_ = Child({MICA_MGMTD_BINARY, "--config", path("mgmtd.toml")}, log, log);
+      ASSERT_TRUE(mgmtd_.running());
+      auto until = std::chrono::steady_clock::now() + 10s;
+      while (mgmtd_.alive() && std::chrono::steady_clock::now() < until) {
+        if (mgmtd_.err().find("serving on ") != std::string::npos) return;
+        std::this_thread::sleep_for(20ms);
+      }
+      std::string err = mgmtd_.err();
+      if (err.find("serving on ") != std::string::npos) return;
+      bool bind_failed = err.find("cannot start: ") != std::string::npos &&
+                         err.find("listening") != std::string::npos;
+      ASSERT_TRUE(bind_failed) << "mica-mgmtd did not restart:\n" << err;
+      ASSERT_LT(attempt, kBindAttempts) << "its ports stayed taken:\n" << err;
+      std::this_thread::sleep_for(kBindRetrySleep);
+    }
+  }
+
   // Starts mica-mgmtd with http_listen = "" and waits for its start line.
   void start_mgmtd_without_http() {
     std::string log = path("mgmtd-" + std::to_string(++mgmtd_starts_) + ".log");
@@ -162,10 +191,20 @@ class MgmtdProcess : public ::testing::Test {
   }
 
   // mica-mgmtd, kStandins stand-ins registered, and one chain table of 3-replica chains
-  // over all their targets, every chain healthy: *seen is the status then.
-  void start_cluster(std::optional<Seen>* seen) {
+  // over all their targets, every chain healthy: *seen is the status then. With
+  // restartable, mgmtd listens on ports below the ephemeral range (see restart_mgmtd).
+  void start_cluster(std::optional<Seen>* seen, bool restartable = false) {
     ASSERT_TRUE(net::generate_cluster_token_file(path("token")).ok());
-    write_config("127.0.0.1:0", "127.0.0.1:0");
+    if (restartable) {
+      int rpc_port = free_port_below_ephemeral();
+      int http_port = free_port_below_ephemeral(rpc_port);
+      ASSERT_GT(rpc_port, 0);
+      ASSERT_GT(http_port, 0);
+      write_config("127.0.0.1:" + std::to_string(rpc_port),
+                   "127.0.0.1:" + std::to_string(http_port));
+    } else {
+      write_config("127.0.0.1:0", "127.0.0.1:0");
+    }
     ASSERT_NO_FATAL_FAILURE(start_mgmtd());
     for (int i = 0; i < kStandins; ++i) {
       std::string name = "standin-" + std::to_string(i);
@@ -196,7 +235,7 @@ class MgmtdProcess : public ::testing::Test {
 
 TEST_F(MgmtdProcess, SurvivesSigkillWithItsState) {
   std::optional<Seen> before;
-  ASSERT_NO_FATAL_FAILURE(start_cluster(&before));
+  ASSERT_NO_FATAL_FAILURE(start_cluster(&before, /*restartable=*/true));
   auto all_alive = [](const Seen& s) {
     return s.nodes_alive == kStandins && s.targets == kStandins * kTargetsPerStandin;
   };
@@ -208,8 +247,7 @@ TEST_F(MgmtdProcess, SurvivesSigkillWithItsState) {
   // SIGKILL: no shutdown at all. The stand-ins keep heartbeating into the void meanwhile.
   ASSERT_EQ(mgmtd_.stop(SIGKILL), 128 + SIGKILL);
   std::this_thread::sleep_for(std::chrono::milliseconds(2 * kHeartbeatMs));
-  write_config(rpc_, http_);
-  ASSERT_NO_FATAL_FAILURE(start_mgmtd());
+  ASSERT_NO_FATAL_FAILURE(restart_mgmtd());
 
   std::optional<Seen> after = wait_for(all_alive, 10s);
   ASSERT_TRUE(after.has_value()) << "the stand-ins' heartbeats were not accepted again";

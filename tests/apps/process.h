@@ -3,8 +3,9 @@
 //
 // Every child is started with posix_spawn (no shell), stdout and stderr redirected to files
 // the test names; a Child object SIGKILLs and reaps its process if the test leaves early,
-// so no stray process outlives a failed test. Blocking calls (waitpid, polling a file every
-// few milliseconds) on the test's thread; one thread.
+// so no stray process outlives a failed test. Every wait has a deadline: a child that outlives
+// it is SIGKILLed, so a hung program fails its test instead of hanging ctest. Blocking calls
+// (polling waitpid or a file every few milliseconds) on the test's thread; one thread.
 #pragma once
 
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <optional>
@@ -60,6 +62,27 @@ inline int exit_code_of(int wait_status) {
   return -1;
 }
 
+// How long stop() waits for a signalled child to end, and run() for a program to finish,
+// before SIGKILL. Generous: a Debug or ASan build on a loaded machine is slow to shut down.
+constexpr std::chrono::milliseconds kStopTimeout{10'000};
+constexpr std::chrono::milliseconds kRunTimeout{30'000};
+
+// Reaps pid, waiting up to timeout; past it SIGKILLs it and reaps it. Its exit code.
+inline int reap_within(pid_t pid, std::chrono::milliseconds timeout) {
+  auto until = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (true) {
+    pid_t reaped = ::waitpid(pid, &status, WNOHANG);
+    if (reaped == pid) return exit_code_of(status);
+    if (reaped < 0) return -1;
+    if (std::chrono::steady_clock::now() >= until) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::kill(pid, SIGKILL);  // SIGKILL cannot be ignored: this wait ends
+  ::waitpid(pid, &status, 0);
+  return exit_code_of(status);
+}
+
 // A running child; killed (SIGKILL) and reaped on destruction unless already reaped.
 class Child {
  public:
@@ -86,14 +109,24 @@ class Child {
   std::string out() const { return read_file(out_path_); }
   std::string err() const { return read_file(err_path_); }
 
-  // Sends sig and waits for the child to end; its exit code (see exit_code_of).
+  // Sends sig and waits for the child to end, up to kStopTimeout, then SIGKILLs it; its
+  // exit code (see exit_code_of), 128 + SIGKILL when it had to be killed.
   int stop(int sig) {
     if (pid_ <= 0) return -1;
     ::kill(pid_, sig);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
+    int code = reap_within(pid_, kStopTimeout);
     pid_ = -1;
-    return exit_code_of(status);
+    return code;
+  }
+
+  // Reaps the child if it has ended; false then (and its exit code in *code), else true.
+  bool alive(int* code = nullptr) {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) return true;
+    pid_ = -1;
+    if (code) *code = exit_code_of(status);
+    return false;
   }
 
   // Waits until the child's stderr holds `needle`, up to timeout; the text then, or nullopt.
@@ -123,20 +156,48 @@ struct RunResult {
   std::string err;
 };
 
-// Runs argv to completion; out and err go through files named by prefix.
-inline RunResult run(const std::vector<std::string>& argv, const std::string& prefix) {
+// Runs argv to completion, SIGKILLing it past timeout (exit code 128 + SIGKILL then); out
+// and err go through files named by prefix.
+inline RunResult run(const std::vector<std::string>& argv, const std::string& prefix,
+                     std::chrono::milliseconds timeout = kRunTimeout) {
   std::string out = prefix + ".out", err = prefix + ".err";
   ::unlink(out.c_str());
   ::unlink(err.c_str());
   pid_t pid = spawn(argv, out, err);
   RunResult result;
   if (pid <= 0) return result;
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  result.exit_code = exit_code_of(status);
+  result.exit_code = reap_within(pid, timeout);
   result.out = read_file(out);
   result.err = read_file(err);
   return result;
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago, other than not_this, chosen below the
+// kernel's ephemeral range (ip_local_port_range) so that no other process's bind to port 0
+// can take it while a test restarts a server on it. Searched from a pid-seeded start so
+// that concurrent tests rarely probe the same ports; 0 when none is free.
+inline int free_port_below_ephemeral(int not_this = 0) {
+  constexpr int kLowest = 20000, kHighest = 32000;  // [kLowest, kHighest)
+  int ephemeral_low = 32768;                        // the kernel default
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  int high = std::min(kHighest, ephemeral_low);
+  if (high <= kLowest) return 0;
+  int span = high - kLowest;
+  int start = static_cast<int>((static_cast<unsigned>(::getpid()) * 7919u) % span);
+  for (int i = 0; i < span; ++i) {
+    int port = kLowest + (start + i) % span;
+    if (port == not_this) continue;
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_port = htons(static_cast<uint16_t>(port));
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof at) == 0;
+    ::close(fd);
+    if (bound) return port;
+  }
+  return 0;
 }
 
 }  // namespace mica::testing

@@ -60,14 +60,24 @@ inline Task<Status> start(Harness* h) {
 
 // Everything start() made, in reverse; safe after a partial start.
 inline Task<void> stop(Harness* h) {
-  if (h->client) co_await h->client->close();
+  if (h->client) {
+    auto closing = h->client->close();
+    co_await std::move(closing);
+  }
   h->client.reset();
-  if (h->mgmtd) co_await h->mgmtd->stop();
-  if (h->server) co_await h->server->shutdown();
+  if (h->mgmtd) {
+    auto stopping = h->mgmtd->stop();
+    co_await std::move(stopping);
+  }
+  if (h->server) {
+    auto draining = h->server->shutdown();
+    co_await std::move(draining);
+  }
   h->server.reset();
   h->mgmtd.reset();
   if (h->env) {
-    Status closed = co_await h->env->close();
+    auto closing = h->env->close();
+    Status closed = co_await std::move(closing);
     EXPECT_TRUE(closed.ok()) << closed;
   }
   h->env.reset();

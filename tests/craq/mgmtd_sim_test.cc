@@ -86,7 +86,8 @@ Task<void> run_mgmtd(Progress* progress) {
     auto stopping = (*mgmtd)->stop();
     co_await std::move(stopping);
   }
-  Status closed = co_await (*env)->close();
+  auto closing = (*env)->close();
+  Status closed = co_await std::move(closing);
   (void)closed;  // after a crash the close fails too
   progress->finished = true;
 }
@@ -122,7 +123,8 @@ Task<void> check_reopened(Progress* progress) {
     auto stopping = (*mgmtd)->stop();
     co_await std::move(stopping);
   }
-  Status closed = co_await (*env)->close();
+  auto closing = (*env)->close();
+  Status closed = co_await std::move(closing);
   EXPECT_TRUE(closed.ok()) << closed;
 }
 

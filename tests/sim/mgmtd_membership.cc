@@ -11,16 +11,21 @@
 // follows routing with its own RoutingClient and, once the faults have healed, does what an
 // operator would for each replaced disk (promote if the old target was the chain's lastsrv,
 // then replace) and waits for every chain to be back to full strength. Stand-in nodes
-// report what a real storage node would: online after a (re)start; up to date at the chain
-// version once routing has shown their target syncing for a simulated sync time; up to
-// date while serving.
+// report what a real storage node would: after a (re)boot, online for every target (one
+// that the first routing of the boot shows in a chain, even as serving, is stale) until
+// routing shows it syncing; then up to date at the chain version once it has been syncing
+// at that version for a simulated sync time; up to date at the current chain version while
+// it serves and is not stale.
 //
-// The checker (tests/sim/routing_checker.h) runs on every snapshot mgmtd publishes (polled
-// every kCheckInterval) and every snapshot any routing client swaps in: chain invariants,
-// one content per routing version, chain versions only grow, no chain with two targets of
-// one node, no chain blocked while a target that served has a healthy node; at the end,
-// every chain is at full strength within kRecoveryMax of the heal. Intervals are short
-// (heartbeat 100 ms, lease 500 ms, rounds 50 ms) so a seed is a few virtual seconds.
+// The checker (tests/sim/routing_checker.h) runs on every snapshot mgmtd publishes
+// (MgmtdOptions::on_publish, in publication order), every snapshot any routing client
+// swaps in, and every target report mgmtd receives (MgmtdOptions::on_report): chain
+// invariants, one content per routing version and per chain version, chain versions only
+// grow, no chain with two targets of one node, no chain blocked while a target that served
+// has a healthy node, syncing -> serving only after an up-to-date report at that chain
+// version from the target's node; at the end, every chain is at full strength within
+// kRecoveryMax of the heal. Intervals are short (heartbeat 100 ms, lease 500 ms, rounds
+// 50 ms) so a seed is a few virtual seconds.
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,8 +53,12 @@ using craq::TargetId;
 
 // ---- the mgmtd host ----
 
-craq::MgmtdOptions mgmtd_options() {
+craq::MgmtdOptions mgmtd_options(Run* run) {
   craq::MgmtdOptions options;
+  options.on_publish = [run](const RoutingSnapshot& routing) { check_published(run, routing); };
+  options.on_report = [run](NodeId node, TargetId target, const craq::TargetReport& report) {
+    run->checker.observe_report(node, target, report);
+  };
   options.config.heartbeat_interval_ms = uint32_t(kHeartbeat / 1ms);
   options.config.lease_timeout_ms = uint32_t(kLease / 1ms);
   options.config.replica_count = kReplicas;
@@ -65,7 +74,8 @@ Task<Status> open_mgmtd(Run* run, SimHost* host, MgmtdProcess* p) {
   kv::EnvOptions env_options{.map_size_bytes = uint64_t{64} << 20};
   auto opening = kv::Env::open("/mgmtd", env_options);
   CO_TRY_ASSIGN(p->env, co_await std::move(opening));
-  auto loading = craq::Mgmtd::open(p->env.get(), mgmtd_options());
+  run->checker.mgmtd_restarted();
+  auto loading = craq::Mgmtd::open(p->env.get(), mgmtd_options(run));
   CO_TRY_ASSIGN(p->mgmtd, co_await std::move(loading));
   p->mgmtd->start();
   p->server = std::make_unique<net::RpcServer>(&p->transport);
@@ -110,6 +120,26 @@ Task<void> mgmtd_main(Run* run, SimHost* host) {
 
 // ---- stand-in storage nodes ----
 
+// The id mgmtd gave the target in slot `slot` (0 before its first registration).
+TargetId target_id_of(NodeProcess* p, size_t slot) {
+  const craq::TargetIdentity& identity = p->targets[slot];
+  auto known = p->agent->target_ids().find(identity.identity);
+  return known == p->agent->target_ids().end() ? identity.target : known->second;
+}
+
+// On the first routing of a boot: every target it shows in a chain is stale (a real node
+// that restarted cannot claim its copy is current until it has resynced).
+void note_first_routing(NodeProcess* p, const RoutingSnapshot& routing) {
+  if (p->routing_seen || p->agent == nullptr) return;
+  p->routing_seen = true;
+  for (size_t slot = 0; slot < p->targets.size(); ++slot) {
+    TargetId id = target_id_of(p, slot);
+    const craq::TargetInfo* target = id != 0 ? craq::find_target(routing, id) : nullptr;
+    if (target != nullptr && target->chain != 0 && p->stale.insert(id).second)
+      ++p->run->stale_at_boot;
+  }
+}
+
 // What a storage node would report for the target in slot `slot`.
 craq::TargetReport report_of(NodeProcess* p, size_t slot) {
   const craq::TargetIdentity& identity = p->targets[slot];
@@ -119,8 +149,8 @@ craq::TargetReport report_of(NodeProcess* p, size_t slot) {
                             .local = craq::LocalState::kOnline,
                             .capacity_bytes = uint64_t{1} << 40};
   std::shared_ptr<const RoutingSnapshot> routing = p->routing->current();
-  auto known = p->agent->target_ids().find(identity.identity);
-  TargetId id = known == p->agent->target_ids().end() ? identity.target : known->second;
+  if (routing) note_first_routing(p, *routing);
+  TargetId id = target_id_of(p, slot);
   const craq::TargetInfo* target = routing && id != 0 ? craq::find_target(*routing, id) : nullptr;
   const craq::ChainInfo* chain = target ? craq::find_chain(*routing, target->chain) : nullptr;
   if (chain == nullptr) return report;
@@ -130,11 +160,14 @@ craq::TargetReport report_of(NodeProcess* p, size_t slot) {
     if (member.target == id) state = member.state;
   TimePoint now = Executor::current()->now();
   if (state == PublicState::kServing) {
-    report.local = craq::LocalState::kUpToDate;
+    if (p->stale.count(id) == 0) report.local = craq::LocalState::kUpToDate;
   } else if (state == PublicState::kSyncing) {
     SyncProgress& sync = p->syncs[id];
     if (sync.chain_version != chain->version) sync = {chain->version, now};
-    if (now - sync.since >= p->run->sync_time) report.local = craq::LocalState::kUpToDate;
+    if (now - sync.since >= p->run->sync_time) {
+      report.local = craq::LocalState::kUpToDate;
+      p->stale.erase(id);
+    }
   }
   return report;
 }
@@ -201,6 +234,7 @@ Task<Status> load_identities(NodeProcess* p) {
 
 void node_routing_update(NodeProcess* p, const std::shared_ptr<const RoutingSnapshot>& routing) {
   p->run->checker.observe(*routing, p->name);
+  note_first_routing(p, *routing);
   if (p->agent != nullptr) p->agent->kick();  // report states for the new chains now
 }
 

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,8 +34,6 @@ inline constexpr Duration kHeartbeat = std::chrono::milliseconds(100);
 inline constexpr Duration kLease = std::chrono::milliseconds(500);
 inline constexpr Duration kUpdate = std::chrono::milliseconds(50);
 inline constexpr Duration kPollWait = std::chrono::milliseconds(2000);
-// mgmtd's published routing is checked this often (and every client's on every swap).
-inline constexpr Duration kCheckInterval = std::chrono::milliseconds(10);
 // A node counts as healthy (its serving targets must keep their chain from blocking) once
 // it and mgmtd have been up and connected both ways for this long: a lease, plus the
 // heartbeats and reconnects that a partition's or crash's broken connection costs.
@@ -78,7 +77,6 @@ struct Run {
   std::map<craq::NodeId, uint32_t> node_by_id;
   Duration sync_time{0};
   RoutingChecker checker;
-  std::shared_ptr<const craq::RoutingSnapshot> last_checked;
   uint64_t last_decided_version = 0;
   bool healed = false;  // every fault is over
   bool done = false;
@@ -92,6 +90,7 @@ struct Run {
   uint64_t disks_replaced = 0;
   uint64_t replacements = 0;
   uint64_t promotions = 0;
+  uint64_t stale_at_boot = 0;  // targets a boot's first routing showed in a chain
   uint64_t recovery_ms = 0;
 
   explicit Run(ScenarioResult* r) : result(r), checker(r) {}
@@ -120,10 +119,14 @@ struct NodeProcess {
   craq::RoutingClient* routing = nullptr;
   craq::NodeAgent* agent = nullptr;
   std::map<craq::TargetId, SyncProgress> syncs;
+  bool routing_seen = false;       // this boot has seen a routing snapshot
+  std::set<craq::TargetId> stale;  // in a chain at boot, not resynced since
 };
 
 craq::RoutingClientOptions routing_client_options(Run* run);
 SimHost::BootFn mgmtd_boot(Run* run);
+// Every routing snapshot mgmtd publishes, in publication order (MgmtdOptions::on_publish).
+void check_published(Run* run, const craq::RoutingSnapshot& published);
 SimHost::BootFn node_boot(Run* run, uint32_t index);
 
 }  // namespace mica::sim

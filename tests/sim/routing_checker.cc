@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <set>
+#include <string>
+#include <vector>
 
 #include "craq/target_state.h"
 #include "net/serde.h"
@@ -30,7 +32,66 @@ bool has_serving(const ChainInfo& chain) {
   return false;
 }
 
+bool same_members(const std::vector<ChainTarget>& a, const std::vector<ChainTarget>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].target != b[i].target || a[i].state != b[i].state) return false;
+  return true;
+}
+
+std::string members_text(const std::vector<ChainTarget>& members) {
+  std::string text;
+  for (const ChainTarget& m : members)
+    text += fmt::format(" {}:{}", m.target, craq::public_state_name(m.state));
+  return text;
+}
+
 }  // namespace
+
+// One chain version names one list of members in one set of states, whoever saw it.
+void RoutingChecker::check_chain_content(const RoutingSnapshot& routing, std::string_view who) {
+  for (const ChainInfo& chain : routing.chains) {
+    auto [it, fresh] = chain_contents_.try_emplace({chain.id, chain.version}, chain.targets);
+    counts_.chain_contents += fresh;
+    if (!fresh && !same_members(it->second, chain.targets))
+      result_->fail(fmt::format("{}: routing {} chain {} v{} is [{} ] but was [{} ] before", who,
+                                routing.version, chain.id, chain.version,
+                                members_text(chain.targets), members_text(it->second)));
+  }
+}
+
+void RoutingChecker::observe_report(craq::NodeId node, craq::TargetId target,
+                                    const craq::TargetReport& report) {
+  ++counts_.reports;
+  if (report.local == craq::LocalState::kUpToDate)
+    up_to_date_.emplace(target, report.reported_chain_version, node);
+}
+
+// A target that was syncing at chain version v in the previous decision and serves now must
+// have been reported up to date at v by its node.
+void RoutingChecker::check_syncs_done(const RoutingSnapshot& routing) {
+  if (!last_decision_) return;
+  for (const ChainInfo& chain : routing.chains) {
+    const ChainInfo* before = craq::find_chain(*last_decision_, chain.id);
+    if (before == nullptr) continue;
+    for (const ChainTarget& member : chain.targets) {
+      if (member.state != PublicState::kServing) continue;
+      bool was_syncing = false;
+      for (const ChainTarget& old : before->targets)
+        was_syncing |= old.target == member.target && old.state == PublicState::kSyncing;
+      if (!was_syncing) continue;
+      ++counts_.syncs_done;
+      const craq::TargetInfo* target = craq::find_target(routing, member.target);
+      craq::NodeId node = target != nullptr ? target->node : 0;
+      if (up_to_date_.count({member.target, before->version, node}) == 0)
+        result_->fail(fmt::format(
+            "routing {}: chain {} v{} serves target {}, syncing at v{}, but mgmtd received no "
+            "up-to-date report at v{} for it from its node {}",
+            routing.version, chain.id, chain.version, member.target, before->version,
+            before->version, node));
+    }
+  }
+}
 
 void RoutingChecker::check_structure(const RoutingSnapshot& routing, std::string_view who) {
   for (const ChainInfo& chain : routing.chains) {
@@ -86,6 +147,7 @@ void RoutingChecker::check_order(uint64_t version, const Seen& seen, std::string
 void RoutingChecker::observe(const RoutingSnapshot& routing, std::string_view who) {
   ++counts_.snapshots;
   check_structure(routing, who);
+  check_chain_content(routing, who);
   Seen seen;
   seen.content_hash = content_hash(routing);
   for (const ChainInfo& chain : routing.chains) seen.chain_versions[chain.id] = chain.version;
@@ -105,6 +167,7 @@ void RoutingChecker::observe_decision(std::shared_ptr<const RoutingSnapshot> dec
                                       const HealthyFn& healthy) {
   const RoutingSnapshot& routing = *decided;
   ++counts_.decisions;
+  check_syncs_done(routing);
   for (const ChainInfo& chain : routing.chains) {
     for (const ChainTarget& member : chain.targets) {
       counts_.syncing_targets += member.state == PublicState::kSyncing;

@@ -2,8 +2,10 @@
 // issue brings mica-storage. It is one node process with --targets targets (each a directory
 // with its identity file under --dir), registers with mgmtd through craq::NodeAgent and
 // heartbeats every target as up to date at its chain's current version (learned from a
-// RoutingClient), as a healthy storage node does. Runs until SIGINT or SIGTERM (then leaves
-// cleanly) or SIGKILL.
+// RoutingClient). It always reports up to date, also for a target mgmtd has just put
+// online: a real storage node reports such a target online until it has resynced it. That
+// is fine for the mgmtd SIGKILL test, where no target changes state. Runs until SIGINT or
+// SIGTERM (then leaves cleanly) or SIGKILL.
 //
 //   storage_standin --mgmtd HOST:PORT --token-file FILE --dir DIR [--targets N] [--host NAME]
 #include <cstdio>
@@ -83,7 +85,8 @@ Task<int> run(StandinArgs args, net::ClusterToken token, apps::StopSignals* sign
   if (!node.ok() || !targets.ok()) co_return 1;
   net::TcpTransport tcp;
   net::AuthenticatedTransport transport(&tcp, token);
-  net::ConnectionPool pool(&transport);
+  net::ConnectionPool pool(&transport,
+                           net::PoolOptions{.backoff_max = craq::kMgmtdReconnectBackoffMax});
   std::vector<SocketAddress> mgmtd{SocketAddress::parse(args.mgmtd).value()};
   craq::RoutingClient routing(&pool, craq::RoutingClientOptions{.mgmtd = mgmtd});
   routing.start();
@@ -99,11 +102,15 @@ Task<int> run(StandinArgs args, net::ClusterToken token, apps::StopSignals* sign
   options.routing = &routing;
   craq::NodeAgent agent(&pool, std::move(options));
   agent.start();
-  Result<int> signal = co_await signals->wait();
+  auto waiting = signals->wait();
+  Result<int> signal = co_await std::move(waiting);
   (void)signal;
-  co_await agent.stop();
-  co_await routing.stop();
-  co_await pool.close();
+  auto stopping_agent = agent.stop();
+  co_await std::move(stopping_agent);
+  auto stopping_routing = routing.stop();
+  co_await std::move(stopping_routing);
+  auto closing = pool.close();
+  co_await std::move(closing);
   co_return 0;
 }
 

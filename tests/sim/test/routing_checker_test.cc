@@ -104,5 +104,66 @@ TEST(RoutingChecker, CatchesTwoTargetsOfOneNodeAndTwoSyncingTargets) {
   EXPECT_FALSE(two_syncing.ok());
 }
 
+TEST(RoutingChecker, CatchesOneChainVersionWithTwoContents) {
+  ScenarioResult result;
+  RoutingChecker checker(&result);
+  checker.observe(all_serving(5), "a");
+  // A newer routing version, chain 1 still at v1 but with target 30 offline.
+  checker.observe(
+      three_node_chain(
+          6, 1,
+          {{10, PublicState::kServing}, {20, PublicState::kServing}, {30, PublicState::kOffline}}),
+      "b");
+  EXPECT_FALSE(result.ok());
+  EXPECT_NE(result.failure.find("chain 1 v1"), std::string::npos) << result.failure;
+}
+
+RoutingSnapshot one_syncing(uint64_t version) {
+  return three_node_chain(
+      version, 4,
+      {{10, PublicState::kServing}, {20, PublicState::kServing}, {30, PublicState::kSyncing}});
+}
+
+RoutingSnapshot synced(uint64_t version) {
+  return three_node_chain(
+      version, 5,
+      {{10, PublicState::kServing}, {20, PublicState::kServing}, {30, PublicState::kServing}});
+}
+
+craq::TargetReport report_at(craq::LocalState local, uint64_t chain_version) {
+  return {.target = 30, .local = local, .reported_chain_version = chain_version};
+}
+
+TEST(RoutingChecker, AcceptsServingAfterAnUpToDateReportAtTheSyncingVersion) {
+  ScenarioResult result;
+  RoutingChecker checker(&result);
+  auto healthy_all = [](craq::NodeId) { return true; };
+  checker.observe_decision(std::make_shared<RoutingSnapshot>(one_syncing(5)), healthy_all);
+  checker.observe_report(3, 30, report_at(craq::LocalState::kUpToDate, 4));
+  checker.observe_decision(std::make_shared<RoutingSnapshot>(synced(6)), healthy_all);
+  EXPECT_TRUE(result.ok()) << result.failure;
+  EXPECT_EQ(checker.counts().syncs_done, 1u);
+}
+
+TEST(RoutingChecker, CatchesServingWithoutAnUpToDateReportAtTheSyncingVersion) {
+  auto healthy_all = [](craq::NodeId) { return true; };
+  // No report; an online one; an up-to-date one for an older version; one from another
+  // node; one received by an mgmtd that restarted since.
+  for (int variant = 0; variant < 5; ++variant) {
+    ScenarioResult result;
+    RoutingChecker checker(&result);
+    checker.observe_decision(std::make_shared<RoutingSnapshot>(one_syncing(5)), healthy_all);
+    if (variant == 1) checker.observe_report(3, 30, report_at(craq::LocalState::kOnline, 4));
+    if (variant == 2) checker.observe_report(3, 30, report_at(craq::LocalState::kUpToDate, 3));
+    if (variant == 3) checker.observe_report(2, 30, report_at(craq::LocalState::kUpToDate, 4));
+    if (variant == 4) {
+      checker.observe_report(3, 30, report_at(craq::LocalState::kUpToDate, 4));
+      checker.mgmtd_restarted();
+    }
+    checker.observe_decision(std::make_shared<RoutingSnapshot>(synced(6)), healthy_all);
+    EXPECT_FALSE(result.ok()) << "variant " << variant;
+  }
+}
+
 }  // namespace
 }  // namespace mica::sim
