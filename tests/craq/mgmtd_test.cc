@@ -109,8 +109,6 @@ MICA_CO_TEST(Mgmtd, ARestartResumesWithTheSameVersionIdsAndNodes) {
   auto reg = co_await std::move(reg_call);
   CO_ASSERT_OK(reg);
   RoutingSnapshot before = *h.mgmtd->routing();
-  EXPECT_NE(before.cluster_id, 0u) << "drawn when the empty state was initialised";
-  EXPECT_EQ(reg->cluster_id, before.cluster_id);
   auto h_stopping = testing::stop(&h);
   co_await std::move(h_stopping);
 
@@ -119,7 +117,6 @@ MICA_CO_TEST(Mgmtd, ARestartResumesWithTheSameVersionIdsAndNodes) {
   Status again_started = co_await std::move(again_starting);
   CO_ASSERT_OK(again_started);
   EXPECT_EQ(*again.mgmtd->routing(), before);
-  EXPECT_EQ(again.mgmtd->cluster_id(), before.cluster_id) << "the cluster id is durable";
   // Restart grace: the node counts as alive although it has not heartbeat this mgmtd.
   auto calling = again.stub().status(StatusRequest{});
   auto status = co_await std::move(calling);
