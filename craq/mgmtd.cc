@@ -61,18 +61,10 @@ Task<Result<std::unique_ptr<Mgmtd>>> Mgmtd::open(kv::Env* env, MgmtdOptions opti
   std::unique_ptr<Mgmtd> mgmtd(new Mgmtd(env, std::move(options), tables));
   CO_TRY(mgmtd->load());
   bool fresh = mgmtd->counters_.routing_version == 0;
-  bool unnamed = mgmtd->counters_.cluster_id == 0;
-  if (fresh || unnamed || !(mgmtd->config_ == mgmtd->options_.config)) {
-    // A fresh state starts at routing version 1 under a new random cluster id (never 0: that
-    // means "none"); a changed config file is adopted.
+  if (fresh || !(mgmtd->config_ == mgmtd->options_.config)) {
+    // A fresh state starts at routing version 1; a changed config file is adopted.
     Change change;
     change.config = mgmtd->options_.config;
-    if (unnamed) {
-      MgmtdCounters counters = mgmtd->counters_;
-      while (counters.cluster_id == 0)
-        counters.cluster_id = Executor::current()->backend().random_u64();
-      change.counters = counters;
-    }
     auto committing = mgmtd->commit(std::move(change));
     CO_TRY(co_await std::move(committing));
   }
@@ -210,7 +202,6 @@ void Mgmtd::publish() {
   for (const auto& [id, chain] : chains_) routing->chains.push_back(chain);
   for (const auto& [id, table] : tables_records_) routing->tables.push_back(table);
   routing->config = config_;
-  routing->cluster_id = counters_.cluster_id;
   routing_ = std::move(routing);
   if (options_.on_publish) options_.on_publish(*routing_);
   metrics_.routing_version->set(static_cast<int64_t>(counters_.routing_version));

@@ -87,12 +87,9 @@ struct MgmtdCounters {
   TargetId next_target = 1;
   ChainId next_chain = 1;
   ChainTableId next_table = 1;
-  // RoutingSnapshot::cluster_id, drawn once when the state is first initialised (0 only in a
-  // state written before cluster ids: open() draws one then).
-  uint64_t cluster_id = 0;
   static constexpr std::string_view kTypeName = "MgmtdCounters";
   MICA_FIELDS(MgmtdCounters, format_version, routing_version, next_node, next_target, next_chain,
-              next_table, cluster_id)
+              next_table)
 };
 
 class Mgmtd {
@@ -114,7 +111,6 @@ class Mgmtd {
   // The current snapshot (rebuilt only when something changed).
   std::shared_ptr<const RoutingSnapshot> routing() const { return routing_; }
   uint64_t routing_version() const { return counters_.routing_version; }
-  uint64_t cluster_id() const { return counters_.cluster_id; }
   const MgmtdOptions& options() const { return options_; }
   // For the HTTP /health check (net/http_server.h): ok while the update loop runs and its
   // last round could write; otherwise why not.

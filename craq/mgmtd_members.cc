@@ -183,8 +183,7 @@ Task<Result<RegisterResponse>> Mgmtd::register_node(RegisterRequest request,
   co_return RegisterResponse{.node = id,
                              .targets = std::move(ids),
                              .routing_version = counters_.routing_version,
-                             .config = config_,
-                             .cluster_id = counters_.cluster_id};
+                             .config = config_};
 }
 
 Status Mgmtd::check_heartbeat(const HeartbeatRequest& request) const {
@@ -228,19 +227,13 @@ Task<Result<HeartbeatResponse>> Mgmtd::heartbeat(HeartbeatRequest request, net::
   }
   node_live.last_heartbeat = Executor::current()->now();
   if (state_changed) kick();  // react now rather than at the next tick
-  co_return HeartbeatResponse{.routing_version = counters_.routing_version,
-                              .config = config_,
-                              .cluster_id = counters_.cluster_id};
+  co_return HeartbeatResponse{.routing_version = counters_.routing_version, .config = config_};
 }
 
 Task<Result<GetRoutingResponse>> Mgmtd::get_routing(GetRoutingRequest request,
                                                     net::CallContext* ctx) {
   metrics_.routing_fetches->add();
-  // Another cluster's snapshot (mgmtd was re-initialised) is replaced at once.
-  bool same_cluster =
-      request.known_cluster_id == 0 || request.known_cluster_id == counters_.cluster_id;
-  if (request.known_version == counters_.routing_version && same_cluster && request.wait_ms > 0 &&
-      !stopping_) {
+  if (request.known_version == counters_.routing_version && request.wait_ms > 0 && !stopping_) {
     uint32_t wait_ms = std::min(request.wait_ms, options_.routing_wait_ms_max);
     TimePoint deadline = Executor::current()->now() + std::chrono::milliseconds(wait_ms);
     // Answer a little before the caller gives up, so the empty answer arrives in time.
@@ -250,7 +243,7 @@ Task<Result<GetRoutingResponse>> Mgmtd::get_routing(GetRoutingRequest request,
     if (woke.code() == StatusCode::kCancelled) co_return woke;
   }
   GetRoutingResponse response{.version = counters_.routing_version};
-  if (request.known_version != response.version || !same_cluster) response.routing = *routing_;
+  if (request.known_version != response.version) response.routing = *routing_;
   co_return response;
 }
 

@@ -50,9 +50,8 @@ struct RegisterResponse {
   std::vector<TargetId> targets;  // the ids of the request's targets, in its order
   uint64_t routing_version = 0;
   ClusterConfig config;
-  uint64_t cluster_id = 0;  // RoutingSnapshot::cluster_id: a change means a new version count
   static constexpr std::string_view kTypeName = "RegisterResponse";
-  MICA_FIELDS(RegisterResponse, node, targets, routing_version, config, cluster_id)
+  MICA_FIELDS(RegisterResponse, node, targets, routing_version, config)
 };
 
 // Every heartbeat_interval_ms: the node is alive, and its targets' states and capacity.
@@ -68,22 +67,18 @@ struct HeartbeatRequest {
 struct HeartbeatResponse {
   uint64_t routing_version = 0;  // newer than the node's: fetch routing
   ClusterConfig config;
-  uint64_t cluster_id = 0;  // RoutingSnapshot::cluster_id
   static constexpr std::string_view kTypeName = "HeartbeatResponse";
-  MICA_FIELDS(HeartbeatResponse, routing_version, config, cluster_id)
+  MICA_FIELDS(HeartbeatResponse, routing_version, config)
 };
 
 // Long poll: answers at once with the snapshot when mgmtd's version differs from
-// known_version (or its cluster id from known_cluster_id), otherwise waits up to wait_ms
-// (capped by mgmtd) for a change and answers with the snapshot or without one.
+// known_version, otherwise waits up to wait_ms (capped by mgmtd) for a change and answers
+// with the snapshot or without one.
 struct GetRoutingRequest {
   uint64_t known_version = 0;
   uint32_t wait_ms = 0;
-  // The cluster id of the snapshot held (0: none): another one is answered at once, even at
-  // an equal version, because the version counts of two clusters say nothing about each other.
-  uint64_t known_cluster_id = 0;
   static constexpr std::string_view kTypeName = "GetRoutingRequest";
-  MICA_FIELDS(GetRoutingRequest, known_version, wait_ms, known_cluster_id)
+  MICA_FIELDS(GetRoutingRequest, known_version, wait_ms)
 };
 struct GetRoutingResponse {
   uint64_t version = 0;

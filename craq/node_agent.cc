@@ -57,21 +57,12 @@ Task<Status> NodeAgent::wait_registered(TimePoint deadline) {
   co_return co_await registered_event_.wait(deadline);
 }
 
-void NodeAgent::learn(const ClusterConfig& config, uint64_t routing_version, uint64_t cluster_id) {
+void NodeAgent::learn(const ClusterConfig& config, uint64_t routing_version) {
   config_ = config;
   have_config_ = true;
-  if (cluster_id != cluster_id_) {
-    // A re-initialised mgmtd counts routing versions from 1 again: the old count means nothing.
-    if (cluster_id_ != 0)
-      MICA_LOG(Warn, "craq",
-               "mgmtd's cluster changed (id {:x} -> {:x}): dropping routing version {}",
-               cluster_id_, cluster_id, routing_version_);
-    cluster_id_ = cluster_id;
-    routing_version_ = 0;
-  }
   if (routing_version <= routing_version_) return;
   routing_version_ = routing_version;
-  if (options_.routing != nullptr) options_.routing->hint_version(routing_version, cluster_id);
+  if (options_.routing != nullptr) options_.routing->hint_version(routing_version);
   if (options_.on_routing_version) options_.on_routing_version(routing_version);
 }
 
@@ -136,7 +127,7 @@ Task<Status> NodeAgent::register_once() {
   registered_ = true;
   ++registrations_;
   registrations_metric_->add();
-  learn(response.config, response.routing_version, response.cluster_id);
+  learn(response.config, response.routing_version);
   if (options_.on_registered) {
     auto persisting = options_.on_registered(response);
     Status persisted = co_await std::move(persisting);
@@ -183,7 +174,7 @@ Task<void> NodeAgent::heartbeat_once() {
   if (response.ok()) {
     ++heartbeats_;
     heartbeats_metric_->add();
-    learn(response->config, response->routing_version, response->cluster_id);
+    learn(response->config, response->routing_version);
     co_return;
   }
   ++heartbeat_errors_;

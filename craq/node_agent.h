@@ -96,7 +96,7 @@ class NodeAgent {
   // Reports with the known target ids filled in; false when their identities differ from
   // those of the last registration.
   bool fill_reports(std::vector<TargetReport>* reports) const;
-  void learn(const ClusterConfig& config, uint64_t routing_version, uint64_t cluster_id);
+  void learn(const ClusterConfig& config, uint64_t routing_version);
 
   MgmtdClient mgmtd_;
   NodeAgentOptions options_;
@@ -106,7 +106,6 @@ class NodeAgent {
   ClusterConfig config_;
   bool have_config_ = false;
   uint64_t routing_version_ = 0;
-  uint64_t cluster_id_ = 0;  // of the last answer; another one resets routing_version_
   std::map<std::string, TargetId> target_ids_;
   Event kick_;
   Event registered_event_;

@@ -39,12 +39,7 @@ Task<void> RoutingClient::stop() {
 }
 
 void RoutingClient::install(RoutingSnapshot snapshot) {
-  bool other_cluster = current_ && snapshot.cluster_id != cluster_id();
-  if (other_cluster)
-    MICA_LOG(Warn, "craq", "mgmtd's cluster changed (id {:x} -> {:x}): dropping routing version {}",
-             cluster_id(), snapshot.cluster_id, version());
-  else if (snapshot.version <= version())
-    return;
+  if (snapshot.version <= version()) return;
   current_ = std::make_shared<const RoutingSnapshot>(std::move(snapshot));
   ++updates_;
   updates_metric_->add();
@@ -55,8 +50,7 @@ void RoutingClient::install(RoutingSnapshot snapshot) {
 }
 
 Task<Status> RoutingClient::fetch(uint32_t wait_ms, TimePoint deadline) {
-  GetRoutingRequest request{
-      .known_version = version(), .wait_ms = wait_ms, .known_cluster_id = cluster_id()};
+  GetRoutingRequest request{.known_version = version(), .wait_ms = wait_ms};
   auto calling = mgmtd_.call<MgmtdService::get_routing>(request, deadline);
   Result<GetRoutingResponse> response = co_await std::move(calling);
   if (!response.ok()) {
@@ -69,7 +63,7 @@ Task<Status> RoutingClient::fetch(uint32_t wait_ms, TimePoint deadline) {
   if (response->routing) {
     // An mgmtd behind the snapshot held (a restored backup; a lagging replica later) is
     // answered at once on every poll: report it so the poller backs off rather than spins.
-    if (response->routing->cluster_id == cluster_id() && response->routing->version < version()) {
+    if (response->routing->version < version()) {
       MICA_LOG(Warn, "craq", "mgmtd {} answered routing version {}, older than the {} held",
                mgmtd_.current().to_string(), response->routing->version, version());
       co_return Status(StatusCode::kStaleVersion, "mgmtd answered an older routing version");
@@ -127,10 +121,8 @@ std::shared_ptr<RoutingClient::Round> RoutingClient::start_round() {
   return round_;
 }
 
-void RoutingClient::hint_version(uint64_t version_seen, uint64_t cluster_seen) {
-  if (stopped_) return;
-  bool other_cluster = current_ && cluster_seen != 0 && cluster_seen != cluster_id();
-  if (version_seen <= version() && !other_cluster) return;
+void RoutingClient::hint_version(uint64_t version_seen) {
+  if (stopped_ || version_seen <= version()) return;
   start_round();
 }
 

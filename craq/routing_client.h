@@ -63,19 +63,15 @@ class RoutingClient {
   // The newest snapshot held; null before the first fetch.
   SnapshotPtr current() const { return current_; }
   uint64_t version() const { return current_ ? current_->version : 0; }
-  // The held snapshot's cluster id (0: none held). A snapshot of another cluster replaces
-  // the one held whatever its version: mgmtd was re-initialised and counts from 1 again.
-  uint64_t cluster_id() const { return current_ ? current_->cluster_id : 0; }
 
   // Makes sure the snapshot is at least at_least_version (0: whatever mgmtd has now): if
   // the one held is not, fetches now (joining a fetch in flight rather than starting a
   // second) until it is or the deadline passes (kTimedOut; the held snapshot is still
   // there). Returns the snapshot held afterwards.
   Task<Result<SnapshotPtr>> refresh(uint64_t at_least_version, TimePoint deadline);
-  // Hints that mgmtd has `version` of cluster `cluster_id` (from a heartbeat answer; 0: not
-  // known): starts a fetch when it is newer than the snapshot held, or of another cluster,
-  // and none is in flight. Never suspends.
-  void hint_version(uint64_t version, uint64_t cluster_id = 0);
+  // Hints that mgmtd has `version` (from a heartbeat answer): starts a fetch when it is
+  // newer than the snapshot held and none is in flight. Never suspends.
+  void hint_version(uint64_t version);
 
   // Waits until the snapshot held satisfies predicate (checked at once and after every
   // swap) or the deadline (kTimedOut) or stop() (kClosed). Does not fetch by itself.
@@ -96,8 +92,7 @@ class RoutingClient {
   };
   Task<void> poll_loop();
   Task<void> fetch_round(std::shared_ptr<Round> round);
-  // One get_routing call; installs a newer snapshot, or one of another cluster. Returns the
-  // call's status.
+  // One get_routing call; installs a newer snapshot. Returns the call's status.
   Task<Status> fetch(uint32_t wait_ms, TimePoint deadline);
   void install(RoutingSnapshot snapshot);
   std::shared_ptr<Round> start_round();

@@ -136,7 +136,7 @@ struct ClusterConfig {
 };
 
 // Everything a server or client needs to route: versioned as a whole; the version grows
-// with every change mgmtd makes, so "newer" is one comparison within one cluster_id.
+// with every change mgmtd makes, so "newer" is one comparison.
 struct RoutingSnapshot {
   uint64_t version = 0;
   std::vector<NodeInfo> nodes;     // by id
@@ -145,12 +145,8 @@ struct RoutingSnapshot {
   std::vector<ChainTable> tables;  // by id
   std::vector<MetaShardRoute> meta_shards;
   ClusterConfig config;
-  // Drawn by mgmtd when its state is first initialised: a re-initialised mgmtd counts its
-  // versions from 1 again, and this is how a holder tells that from an older snapshot.
-  uint64_t cluster_id = 0;
   static constexpr std::string_view kTypeName = "RoutingSnapshot";
-  MICA_FIELDS(RoutingSnapshot, version, nodes, targets, chains, tables, meta_shards, config,
-              cluster_id)
+  MICA_FIELDS(RoutingSnapshot, version, nodes, targets, chains, tables, meta_shards, config)
 };
 
 // Lookups in a snapshot's id-sorted vectors; nullptr when absent.
