@@ -37,22 +37,7 @@ struct FrameCache {
 
 thread_local FrameCache t_cache;
 
-// Under AddressSanitizer every frame goes straight to malloc and free: a task that touches
-// a finished coroutine's frame is then reported, not hidden by a reused cache block.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kCacheFrames = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kCacheFrames = false;
-#else
-constexpr bool kCacheFrames = true;
-#endif
-#else
-constexpr bool kCacheFrames = true;
-#endif
-
 std::size_t class_of(std::size_t size) {
-  if (!kCacheFrames) return kClassCount;
   return (size + kClassBytes - 1) / kClassBytes - 1;
 }
 
