@@ -1,7 +1,8 @@
 // NodeAgent (craq/node_agent.h) against a real Mgmtd on LMDB over TCP on 127.0.0.1: it
 // registers and heartbeats, keeps its node id across an mgmtd restart, registers again when
 // mgmtd has forgotten it (kNotFound), gave its id to another node (kPermissionDenied) or a
-// target's disk was replaced, and hints its routing client with newer versions. Heartbeats every 50 ms, lease 200 ms: about 2 s.
+// target's disk was replaced, and hints its routing client with newer versions. Heartbeats
+// every 50 ms, lease 200 ms: about 2 s.
 #include "craq/node_agent.h"
 
 #include <gtest/gtest.h>
