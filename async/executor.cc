@@ -74,11 +74,13 @@ void Executor::post(std::coroutine_handle<> h) {
 }
 
 void Executor::post_remote(std::coroutine_handle<> h) {
-  {
-    std::lock_guard lock(inbox_mutex_);
-    inbox_.push_back(h);
-    inbox_nonempty_.store(true, std::memory_order_release);
-  }
+  // The wake-up stays inside the lock: the executor can take h only after the lock is
+  // released, and h may finish its task and let the owner destroy this executor at once, so
+  // nothing here may touch the executor after the unlock (ASan caught a blocking-pool
+  // thread waking an executor that a finished Runtime had just freed).
+  std::lock_guard lock(inbox_mutex_);
+  inbox_.push_back(h);
+  inbox_nonempty_.store(true, std::memory_order_release);
   if (sleeping_.exchange(false, std::memory_order_acq_rel)) backend_->wake();
 }
 
