@@ -69,6 +69,14 @@ std::string_view status_code_name(StatusCode code) {
       return "ChecksumMismatch";
     case StatusCode::kStaleVersion:
       return "StaleVersion";
+    case StatusCode::kStaleChain:
+      return "StaleChain";
+    case StatusCode::kNotHead:
+      return "NotHead";
+    case StatusCode::kDirty:
+      return "Dirty";
+    case StatusCode::kNotServing:
+      return "NotServing";
   }
   return "Unknown";
 }

@@ -55,6 +55,11 @@ enum class StatusCode : uint16_t {
   // chunk
   kChecksumMismatch = 300,
   kStaleVersion = 301,
+  // craq
+  kStaleChain = 400,   // the request's chain version is not the target's: refresh routing
+  kNotHead = 401,      // an update reached a target that is not its chain's head
+  kDirty = 402,        // the replica holds an uncommitted version it cannot serve: retry
+  kNotServing = 403,   // the target is not serving (syncing, offline, or in no such chain)
 };
 
 // Stable, human-readable name of a code ("TimedOut").

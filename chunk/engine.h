@@ -31,10 +31,12 @@
 
 namespace mica::chunk {
 
-// The version an update creates and the chain version it carries (stored in the record).
+// The version an update creates, the chain version it carries and the update's tag (all
+// stored in the record; commit() moves the pending tag to the committed one).
 struct UpdateVersion {
   uint32_t version = 0;
   uint32_t chain_version = 0;
+  UpdateTag tag;
 };
 
 // What fsck() found. ok() when nothing is wrong; to_string() is a readable report.
@@ -94,6 +96,9 @@ class ChunkEngine {
   // can verify what reached it. Derived from the verified block CRCs (only partial blocks at
   // the ends are checksummed again), so it costs no second pass over the data.
   Task<Result<ReadResult>> read_with_crc(ChunkId id, uint32_t offset, std::span<std::byte> out);
+  // read_with_crc() of the pending version (kNotFound when there is none): what a chain
+  // member forwards as a whole chunk to a successor that is syncing.
+  Task<Result<ReadResult>> read_pending(ChunkId id, uint32_t offset, std::span<std::byte> out);
 
   // Updates that carry data also carry data_crc, the CRC32C of data computed by the writer
   // (end-to-end protection: the bytes may have been damaged on their way here). The engine

@@ -87,6 +87,17 @@ struct Placement {
   friend bool operator==(const Placement&, const Placement&) = default;
 };
 
+// Who made an update: the writing client's id and its request id. Kept with each version of a
+// chunk (replicated with it), so that a retry of an update, reaching a new head after a chain
+// change, is recognised there and never applied twice. {0, 0}: no tag (a resync copy, or a
+// version written before tags existed).
+struct UpdateTag {
+  uint64_t client_id = 0;
+  uint64_t request_id = 0;
+  bool empty() const { return client_id == 0 && request_id == 0; }
+  friend bool operator==(const UpdateTag&, const UpdateTag&) = default;
+};
+
 // What the engine tells callers about a chunk (no block checksums). Version 0 means "none":
 // committed_version 0 is a chunk that has only a pending version so far.
 struct ChunkInfo {
@@ -98,6 +109,8 @@ struct ChunkInfo {
   uint32_t checksum = 0;      // committed whole-chunk CRC32C
   uint32_t pending_length_bytes = 0;
   uint32_t pending_checksum = 0;
+  UpdateTag committed_tag;  // the update that made the committed version
+  UpdateTag pending_tag;    // the update that made the pending version
   // list() only: the chunk's record is damaged (kCorruption); only id is meaningful. Resync
   // must see such a chunk (to replace or remove it), so list() reports it, never skips it.
   bool damaged = false;
