@@ -1,9 +1,7 @@
 // TEMPORARY (storage-core branch only, deleted when storage-read and storage-resync merge):
-// placeholder ReadPath, Resync and Scrub so the server links for the update path's tests.
+// placeholder ReadPath (Resync and Scrub are real here) so the server links for the update path's tests.
 // Every handler answers kNotSupported; nothing here suspends.
 #include "craq/storage_read.h"
-#include "craq/storage_resync.h"
-#include "craq/storage_scrub.h"
 
 namespace mica::craq {
 
@@ -30,38 +28,5 @@ Task<Result<QueryVersionResponse>> ReadPath::query_version(QueryVersionRequest,
 Task<void> ReadPath::stop() {
   co_return;
 }
-
-Resync::Resync(StorageTargets* targets, net::ConnectionPool* pool, net::Transport* transport,
-               const StorageServerOptions* options)
-    : targets_(targets), pool_(pool), transport_(transport), options_(options) {}
-Resync::~Resync() = default;
-void Resync::on_view_change(StorageTarget*, const ChainView&) {}
-Task<Result<SyncListResponse>> Resync::sync_list(SyncListRequest, net::CallContext*) {
-  co_return not_yet();
-}
-Task<Result<SyncAck>> Resync::sync_write(SyncWriteRequest, net::CallContext*) {
-  co_return not_yet();
-}
-Task<Result<SyncAck>> Resync::sync_remove(SyncRemoveRequest, net::CallContext*) {
-  co_return not_yet();
-}
-Task<Result<SyncDoneResponse>> Resync::sync_done(SyncDoneRequest, net::CallContext*) {
-  co_return not_yet();
-}
-void Resync::fill_progress(TargetProgress*) const {}
-Task<void> Resync::stop() {
-  co_return;
-}
-
-Scrub::Scrub(StorageTargets* targets, net::ConnectionPool* pool, net::Transport* transport,
-             const StorageServerOptions* options)
-    : targets_(targets), pool_(pool), transport_(transport), options_(options) {}
-Scrub::~Scrub() = default;
-void Scrub::start() {}
-Task<void> Scrub::stop() {
-  co_return;
-}
-void Scrub::repair(StorageTarget*, ChunkRef) {}
-void Scrub::fill_progress(TargetProgress*) const {}
 
 }  // namespace mica::craq
