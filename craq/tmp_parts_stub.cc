@@ -4,6 +4,7 @@
 #include "craq/storage_read.h"
 #include "craq/storage_resync.h"
 #include "craq/storage_scrub.h"
+#include "chunk/engine.h"
 
 namespace mica::craq {
 
@@ -65,3 +66,10 @@ void Scrub::repair(StorageTarget*, ChunkRef) {}
 void Scrub::fill_progress(TargetProgress*) const {}
 
 }  // namespace mica::craq
+
+namespace mica::chunk {
+// TEMPORARY until chunk-tags merges.
+Task<Result<ReadResult>> ChunkEngine::read_pending(ChunkId, uint32_t, std::span<std::byte>) {
+  co_return Status(StatusCode::kNotSupported, "read_pending not merged yet");
+}
+}  // namespace mica::chunk
