@@ -37,9 +37,8 @@ Task<Result<ForwardResponse>> UpdatePath::forward(ForwardRequest request,
                                  request.target, target->id()));
   if (!target->updates_in_flight().try_acquire()) {
     ++target->counters().busy_refusals;
-    co_return Status(StatusCode::kBusy,
-                     fmt::format("target {}: {} updates in flight", target->id(),
-                                 options_->updates_in_flight_max));
+    co_return Status(StatusCode::kBusy, fmt::format("target {}: {} updates in flight", target->id(),
+                                                    options_->updates_in_flight_max));
   }
   SemaphoreGuard admission(target->updates_in_flight());
   auto locking = target->chunk_order().lock(chunk_id(io.chunk));
@@ -74,7 +73,7 @@ Task<Result<ForwardResponse>> UpdatePath::forward_locked(StorageTarget* target,
   if (request.version < info.committed_version ||
       (request.version == info.committed_version && !differs))
     co_return ForwardResponse{.state = state_of(info)};
-  uint32_t length = request.full_chunk ? request.full_length
+  uint32_t length = request.full_chunk              ? request.full_length
                     : io.kind == UpdateKind::kWrite ? io.length
                                                     : 0;
   Staged data(length);
@@ -125,8 +124,7 @@ Task<Result<chunk::ChunkInfo>> apply_whole_pending(chunk::ChunkEngine* engine,
 
 Task<Result<chunk::ChunkInfo>> UpdatePath::apply_forward(StorageTarget* target,
                                                          const ForwardRequest* request,
-                                                         chunk::ChunkInfo info,
-                                                         Content content) {
+                                                         chunk::ChunkInfo info, Content content) {
   chunk::ChunkEngine& engine = target->engine();
   chunk::ChunkId id = info.id;
   const UpdateIO& io = request->io;
@@ -209,15 +207,14 @@ Task<Result<chunk::ChunkInfo>> UpdatePath::pass_down(StorageTarget* target, Upda
   co_return Status(StatusCode::kInternal, "unreachable");
 }
 
-Task<Result<ForwardResponse>> UpdatePath::send_forward(std::string address,
-                                                       ForwardRequest request,
+Task<Result<ForwardResponse>> UpdatePath::send_forward(std::string address, ForwardRequest request,
                                                        std::span<const std::byte> content,
                                                        TimePoint deadline) {
   Result<SocketAddress> peer = SocketAddress::parse(address);
   if (!peer.ok())
-    co_return Status(StatusCode::kUnreachable,
-                     fmt::format("successor target {} has no usable address '{}'",
-                                 request.target, address));
+    co_return Status(
+        StatusCode::kUnreachable,
+        fmt::format("successor target {} has no usable address '{}'", request.target, address));
   std::unique_ptr<net::MemoryRegion> region;
   if (!content.empty()) {
     // The successor only reads the region; registration wants a mutable span.
@@ -244,9 +241,8 @@ Task<Result<ForwardResponse>> UpdatePath::send_forward(std::string address,
   co_return answer;
 }
 
-Task<Result<chunk::ChunkInfo>> UpdatePath::commit_checked(StorageTarget* target,
-                                                          chunk::ChunkId id, uint32_t version,
-                                                          ChunkState successor) {
+Task<Result<chunk::ChunkInfo>> UpdatePath::commit_checked(StorageTarget* target, chunk::ChunkId id,
+                                                          uint32_t version, ChunkState successor) {
   uint32_t chain_version = static_cast<uint32_t>(target->view().version);
   auto committing = target->engine().commit(id, version, chain_version);
   Result<chunk::ChunkInfo> committed = co_await std::move(committing);

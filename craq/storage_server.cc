@@ -16,8 +16,12 @@ class StorageHandlers {
  public:
   explicit StorageHandlers(StorageServer* server) : s_(server) {}
   using Ctx = net::CallContext;
-  Task<Result<UpdateResponse>> update(UpdateRequest r, Ctx* c) { return s_->update(std::move(r), c); }
-  Task<Result<ForwardResponse>> forward(ForwardRequest r, Ctx* c) { return s_->forward(std::move(r), c); }
+  Task<Result<UpdateResponse>> update(UpdateRequest r, Ctx* c) {
+    return s_->update(std::move(r), c);
+  }
+  Task<Result<ForwardResponse>> forward(ForwardRequest r, Ctx* c) {
+    return s_->forward(std::move(r), c);
+  }
   Task<Result<ReadResponse>> read(ReadRequest r, Ctx* c) { return s_->read(std::move(r), c); }
   Task<Result<BatchReadResponse>> batch_read(BatchReadRequest r, Ctx* c) {
     return s_->batch_read(std::move(r), c);
@@ -28,7 +32,9 @@ class StorageHandlers {
   Task<Result<SyncListResponse>> sync_list(SyncListRequest r, Ctx* c) {
     return s_->sync_list(std::move(r), c);
   }
-  Task<Result<SyncAck>> sync_write(SyncWriteRequest r, Ctx* c) { return s_->sync_write(std::move(r), c); }
+  Task<Result<SyncAck>> sync_write(SyncWriteRequest r, Ctx* c) {
+    return s_->sync_write(std::move(r), c);
+  }
   Task<Result<SyncAck>> sync_remove(SyncRemoveRequest r, Ctx* c) {
     return s_->sync_remove(std::move(r), c);
   }
@@ -70,8 +76,8 @@ ChunkMeta meta_of(const chunk::ChunkInfo& info) {
 }  // namespace
 
 Task<Result<std::unique_ptr<StorageServer>>> StorageServer::open(StorageServerOptions options,
-                                                                net::ConnectionPool* pool,
-                                                                net::Transport* transport) {
+                                                                 net::ConnectionPool* pool,
+                                                                 net::Transport* transport) {
   auto opening = StorageTargets::open(options.targets, options.updates_in_flight_max);
   Result<std::unique_ptr<StorageTargets>> targets = co_await std::move(opening);
   if (!targets.ok()) co_return targets.status();

@@ -85,11 +85,10 @@ ChainView view_in(const RoutingSnapshot& routing, const ChainInfo& chain, Target
 }
 
 bool same_view(const ChainView& a, const ChainView& b) {
-  return a.chain == b.chain && a.version == b.version && a.state == b.state &&
-         a.head == b.head && a.tail == b.tail && a.successor == b.successor &&
-         a.successor_state == b.successor_state && a.successor_address == b.successor_address &&
-         a.predecessor == b.predecessor && a.read_tail == b.read_tail &&
-         a.read_tail_address == b.read_tail_address;
+  return a.chain == b.chain && a.version == b.version && a.state == b.state && a.head == b.head &&
+         a.tail == b.tail && a.successor == b.successor && a.successor_state == b.successor_state &&
+         a.successor_address == b.successor_address && a.predecessor == b.predecessor &&
+         a.read_tail == b.read_tail && a.read_tail_address == b.read_tail_address;
 }
 
 }  // namespace
@@ -164,8 +163,8 @@ Result<StorageTarget*> StorageTargets::for_request(
   const ChainView& view = target->view();
   if (view.version != chain_version)
     return Status(StatusCode::kStaleChain,
-                  fmt::format("chain {}: request at version {}, target {} is at version {}",
-                              chain, chain_version, target->id(), view.version));
+                  fmt::format("chain {}: request at version {}, target {} is at version {}", chain,
+                              chain_version, target->id(), view.version));
   for (PublicState state : allowed)
     if (view.state == state) return target;
   return Status(StatusCode::kNotServing,
@@ -211,11 +210,10 @@ void StorageTargets::apply_routing(const RoutingSnapshot& routing) {
       target->set_local(LocalState::kOnline, view.version);
     }
     target->set_view(std::move(view));
-    MICA_LOG(Info, "craq", "target {}: chain {} v{} {}{}{} successor {} read tail {}",
-             target->id(), target->view().chain, target->view().version,
-             public_state_name(target->view().state), target->view().head ? " head" : "",
-             target->view().tail ? " tail" : "", target->view().successor,
-             target->view().read_tail);
+    MICA_LOG(Info, "craq", "target {}: chain {} v{} {}{}{} successor {} read tail {}", target->id(),
+             target->view().chain, target->view().version, public_state_name(target->view().state),
+             target->view().head ? " head" : "", target->view().tail ? " tail" : "",
+             target->view().successor, target->view().read_tail);
     if (on_view_change) on_view_change(target.get(), old);
   }
 }

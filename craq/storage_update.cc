@@ -34,16 +34,15 @@ Status validate_update(const UpdateIO& io, const net::RemoteBuffer& payload,
   uint64_t end = uint64_t{io.offset} + io.length;
   switch (io.kind) {
     case UpdateKind::kWrite:
-      if (io.length == 0)
-        return Status(StatusCode::kInvalidArgument, "a write of 0 bytes");
+      if (io.length == 0) return Status(StatusCode::kInvalidArgument, "a write of 0 bytes");
       if (end > io.chunk_size_bytes)
         return Status(StatusCode::kOutOfRange,
-                      fmt::format("write of bytes [{}, {}) past the chunk size {}", io.offset,
-                                  end, io.chunk_size_bytes));
+                      fmt::format("write of bytes [{}, {}) past the chunk size {}", io.offset, end,
+                                  io.chunk_size_bytes));
       if (payload.length != io.length)
         return Status(StatusCode::kInvalidArgument,
-                      fmt::format("write of {} bytes names a payload buffer of {} bytes",
-                                  io.length, payload.length));
+                      fmt::format("write of {} bytes names a payload buffer of {} bytes", io.length,
+                                  payload.length));
       return Status();
     case UpdateKind::kTruncate:
       if (io.length > io.chunk_size_bytes)
@@ -67,9 +66,9 @@ Result<std::optional<chunk::ChunkInfo>> stat_of(chunk::ChunkEngine& engine, chun
 Task<Status> pull(net::Connection* connection, net::RemoteBuffer remote, std::span<std::byte> out,
                   TimePoint deadline) {
   if (remote.length != out.size())
-    co_return Status(StatusCode::kInvalidArgument,
-                     fmt::format("payload buffer of {} bytes for {} bytes", remote.length,
-                                 out.size()));
+    co_return Status(
+        StatusCode::kInvalidArgument,
+        fmt::format("payload buffer of {} bytes for {} bytes", remote.length, out.size()));
   if (out.empty()) co_return Status();
   if (connection == nullptr)
     co_return Status(StatusCode::kInvalidArgument, "no connection to pull the payload over");
@@ -90,8 +89,8 @@ Task<Result<uint32_t>> read_whole_pending(chunk::ChunkEngine* engine, chunk::Chu
   if (!read.ok()) co_return read.status();
   if (read->bytes != info->pending_length_bytes)
     co_return Status(StatusCode::kInternal,
-                     fmt::format("chunk {}: pending version read {} of {} bytes", id,
-                                 read->bytes, info->pending_length_bytes));
+                     fmt::format("chunk {}: pending version read {} of {} bytes", id, read->bytes,
+                                 info->pending_length_bytes));
   co_return read->crc;
 }
 
@@ -135,8 +134,7 @@ Result<StorageTarget*> head_for(const StorageTargets* targets, const UpdateIO& i
 
 // Applies the client's update here as pending `version`, committed at once when the head is
 // the chain's only write-taker.
-Task<Result<chunk::ChunkInfo>> apply_at_head(StorageTarget* target, UpdateIO io,
-                                             uint32_t version,
+Task<Result<chunk::ChunkInfo>> apply_at_head(StorageTarget* target, UpdateIO io, uint32_t version,
                                              std::span<const std::byte> payload, bool alone) {
   chunk::ChunkId id = chunk_id(io.chunk);
   chunk::UpdateVersion v = version_of(target, version, io);
@@ -155,8 +153,7 @@ Task<Result<chunk::ChunkInfo>> apply_at_head(StorageTarget* target, UpdateIO io,
 
 }  // namespace
 
-Task<Result<UpdateResponse>> UpdatePath::update(UpdateRequest request,
-                                                net::CallContext* context) {
+Task<Result<UpdateResponse>> UpdatePath::update(UpdateRequest request, net::CallContext* context) {
   Activity activity(this);
   if (stopping_) co_return Status(StatusCode::kClosed, "the storage server is stopping");
   Result<StorageTarget*> found = head_for(targets_, request.io);
@@ -166,9 +163,8 @@ Task<Result<UpdateResponse>> UpdatePath::update(UpdateRequest request,
   if (!valid.ok()) co_return valid;
   if (!target->updates_in_flight().try_acquire()) {
     ++target->counters().busy_refusals;
-    co_return Status(StatusCode::kBusy,
-                     fmt::format("target {}: {} updates in flight, retry later", target->id(),
-                                 options_->updates_in_flight_max));
+    co_return Status(StatusCode::kBusy, fmt::format("target {}: {} updates in flight, retry later",
+                                                    target->id(), options_->updates_in_flight_max));
   }
   SemaphoreGuard admission(target->updates_in_flight());
   auto locking = target->chunk_order().lock(chunk_id(request.io.chunk));
@@ -182,8 +178,7 @@ Task<Result<UpdateResponse>> UpdatePath::update(UpdateRequest request,
   co_return co_await std::move(running);
 }
 
-Task<Result<UpdateResponse>> UpdatePath::update_locked(StorageTarget* target,
-                                                       UpdateRequest request,
+Task<Result<UpdateResponse>> UpdatePath::update_locked(StorageTarget* target, UpdateRequest request,
                                                        net::CallContext* context,
                                                        TimePoint deadline) {
   const UpdateIO io = request.io;

@@ -117,7 +117,8 @@ class StorageHarness {
     o.node = servers_.at(s)->node;
     o.targets.clear();
     for (const std::string& path : servers_.at(s)->target_dirs)
-      o.targets.push_back(StorageTargetConfig{.path = path, .disk = path, .engine = options_.engine});
+      o.targets.push_back(
+          StorageTargetConfig{.path = path, .disk = path, .engine = options_.engine});
     return o;
   }
 
@@ -203,8 +204,8 @@ class StorageHarness {
                                  .host_name = "harness",
                                  .rpc_address = address(s)});
       for (size_t t = 0; t < servers_[s]->target_dirs.size(); ++t) {
-        TargetInfo info{.id = target_id(s, t), .node = servers_[s]->node,
-                        .disk = servers_[s]->target_dirs[t]};
+        TargetInfo info{
+            .id = target_id(s, t), .node = servers_[s]->node, .disk = servers_[s]->target_dirs[t]};
         for (const ChainSpec& c : chains)
           for (const ChainMember& m : c.members)
             if (m.target == info.id) info.chain = c.id;

@@ -15,8 +15,8 @@ namespace mica::craq {
 namespace {
 
 using testing::StorageHarness;
-using testing::TestClient;
 using testing::test_bytes;
+using testing::TestClient;
 using testing::write_io;
 
 constexpr ChunkRef kChunk{.inode = 0x42, .index = 3};
@@ -196,9 +196,14 @@ MICA_CO_TEST(StorageUpdate, PayloadCrcMismatchIsRefusedAndNothingChanges) {
 }
 
 UpdateIO truncate_io(uint64_t chain_version, ChunkRef chunk, uint32_t length, uint64_t request) {
-  return UpdateIO{.chain = 1, .chain_version = chain_version, .chunk = chunk,
-                  .kind = UpdateKind::kTruncate, .length = length, .chunk_size_bytes = 1 << 20,
-                  .client_id = 1, .request_id = request};
+  return UpdateIO{.chain = 1,
+                  .chain_version = chain_version,
+                  .chunk = chunk,
+                  .kind = UpdateKind::kTruncate,
+                  .length = length,
+                  .chunk_size_bytes = 1 << 20,
+                  .client_id = 1,
+                  .request_id = request};
 }
 
 MICA_CO_TEST(StorageUpdate, RetryWithTheSameIdsIsAppliedOnceAlsoAtANewHead) {
@@ -215,12 +220,12 @@ MICA_CO_TEST(StorageUpdate, RetryWithTheSameIdsIsAppliedOnceAlsoAtANewHead) {
   EXPECT_TRUE(retried->duplicate);
   EXPECT_EQ(retried->state.version, 1u);
   // The head leaves the chain; the retry reaches the new head, which knows the update too.
-  c.harness.apply(c.harness.routing({testing::ChainSpec{
-      .id = 1,
-      .version = 2,
-      .members = {{StorageHarness::target_id(1), PublicState::kServing},
-                  {StorageHarness::target_id(2), PublicState::kServing},
-                  {StorageHarness::target_id(0), PublicState::kOffline}}}}));
+  c.harness.apply(c.harness.routing(
+      {testing::ChainSpec{.id = 1,
+                          .version = 2,
+                          .members = {{StorageHarness::target_id(1), PublicState::kServing},
+                                      {StorageHarness::target_id(2), PublicState::kServing},
+                                      {StorageHarness::target_id(0), PublicState::kOffline}}}}));
   io.chain_version = 2;
   auto again = c.client.write(1, io, data);
   Result<UpdateResponse> answered = co_await std::move(again);
@@ -270,8 +275,8 @@ MICA_CO_TEST(StorageUpdate, ManyChunksWriteInParallel) {
   for (uint32_t i = 0; i < kParallelChunks; ++i) {
     data.push_back(test_bytes(kParallelBytes, 100 + i));
     ChunkRef chunk{.inode = 0x42, .index = i};
-    writes.push_back(c.client.write(0, write_io(1, 1, chunk, 0, data.back(), 1, i + 1),
-                                    data.back(), uint64_t{i} * kParallelBytes));
+    writes.push_back(c.client.write(0, write_io(1, 1, chunk, 0, data.back(), 1, i + 1), data.back(),
+                                    uint64_t{i} * kParallelBytes));
   }
   auto all = when_all(std::move(writes));
   std::vector<Result<UpdateResponse>> results = co_await std::move(all);
@@ -381,8 +386,8 @@ MICA_CO_TEST(StorageUpdate, LeftoverPendingAtHeadAndMiddleIsCommittedOnce) {
   // A shrinking truncate that reached the middle but not the tail.
   std::vector<std::byte> cut(first.begin(), first.begin() + 5000);
   for (size_t s : {0, 1}) {
-    auto truncating = c.harness.engine(s).truncate(id_of(kChunk), 5000,
-                                                   chunk::UpdateVersion{2, 1, {9, 9}});
+    auto truncating =
+        c.harness.engine(s).truncate(id_of(kChunk), 5000, chunk::UpdateVersion{2, 1, {9, 9}});
     CO_ASSERT_OK(co_await std::move(truncating));
   }
   std::vector<std::byte> next = test_bytes(1000, 17);
