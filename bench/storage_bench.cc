@@ -150,9 +150,9 @@ Task<void> write_loop(craq::StorageClient* client, Config config, uint64_t inode
   for (;;) {
     bool once = stop == kNoDeadline;
     if (once ? work->next >= config.chunks : Executor::current()->now() >= stop) break;
-    uint64_t k = work->next++;
+    uint64_t k = work->next++ % config.chunks;  // chunk k always lives on the same chain
     craq::ChainId chain = static_cast<craq::ChainId>(k % config.chains) + 1;
-    auto writing = client->write(chain, chunk_ref(inode, k % config.chunks), 0, data, kChunkBytes);
+    auto writing = client->write(chain, chunk_ref(inode, k), 0, data, kChunkBytes);
     Result<craq::ChunkState> written = co_await std::move(writing);
     if (!written.ok()) {
       work->error = written.status();
@@ -386,7 +386,7 @@ Task<void> engine_read_loop(chunk::ChunkEngine* engine, Config config, std::span
                             Work* work, uint64_t seed, TimePoint stop) {
   Random random(seed);
   bool whole = config.mode == "engine_read";
-  for (uint32_t i = static_cast<uint32_t>(seed);; i += config.batch_items) {
+  for (uint32_t i = static_cast<uint32_t>(seed);; ++i) {
     ReadItem item{0, 0, kChunkBytes};
     if (whole) {
       if (work->next >= config.chunks) break;
@@ -424,7 +424,7 @@ Task<Status> engine_run(Config config) {
     TaskScope scope;
     for (uint32_t t = 0; t < tasks; ++t) {
       std::span<std::byte> out(buffers.data() + t * slice, slice);
-      // Task t plays item t % batch_items of a batch: the same 4 KiB / 64 KiB mix.
+      // Every task alternates 4 KiB and 64 KiB reads, as the items of a batch do.
       scope.spawn(engine_read_loop(engine.get(), config, out, &work, t, stop));
     }
     co_await scope.join();
