@@ -1,7 +1,7 @@
 // TEMPORARY (storage-core branch only, deleted when storage-read and storage-resync merge):
-// placeholder ReadPath, Resync and Scrub so the server links for the update path's tests.
+// placeholder Resync and Scrub so the server links for the update path's tests (on
+// storage-client, ReadPath comes from storage-read).
 // Every handler answers kNotSupported; nothing here suspends.
-#include "craq/storage_read.h"
 #include "craq/storage_resync.h"
 #include "craq/storage_scrub.h"
 
@@ -12,24 +12,6 @@ Status not_yet() {
   return Status(StatusCode::kNotSupported, "not merged yet");
 }
 }  // namespace
-
-ReadPath::ReadPath(StorageTargets* targets, net::ConnectionPool* pool, net::Transport* transport,
-                   const StorageServerOptions* options)
-    : targets_(targets), pool_(pool), transport_(transport), options_(options) {}
-ReadPath::~ReadPath() = default;
-Task<Result<ReadResponse>> ReadPath::read(ReadRequest, net::CallContext*) {
-  co_return not_yet();
-}
-Task<Result<BatchReadResponse>> ReadPath::batch_read(BatchReadRequest, net::CallContext*) {
-  co_return not_yet();
-}
-Task<Result<QueryVersionResponse>> ReadPath::query_version(QueryVersionRequest,
-                                                           net::CallContext*) {
-  co_return not_yet();
-}
-Task<void> ReadPath::stop() {
-  co_return;
-}
 
 Resync::Resync(StorageTargets* targets, net::ConnectionPool* pool, net::Transport* transport,
                const StorageServerOptions* options)
