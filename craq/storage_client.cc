@@ -5,6 +5,7 @@
 #include "async/crc32c.h"
 #include "async/log.h"
 #include "async/scope.h"
+#include "chunk/types.h"
 #include "craq/storage_client_retry.h"
 
 namespace mica::craq {
@@ -78,7 +79,12 @@ Task<Result<ChunkState>> StorageClient::truncate(ChainId chain, ChunkRef chunk,
 }
 
 Task<Result<ChunkState>> StorageClient::remove(ChainId chain, ChunkRef chunk, TimePoint deadline) {
-  UpdateIO io{.chain = chain, .chunk = chunk, .kind = UpdateKind::kRemove};
+  // A removal touches no range, but every update names a chunk size the target accepts:
+  // the smallest one there is (chunk/types.h) fits every target.
+  UpdateIO io{.chain = chain,
+              .chunk = chunk,
+              .kind = UpdateKind::kRemove,
+              .chunk_size_bytes = uint32_t{1} << chunk::kSizeClassMinShift};
   auto updating = update(io, {}, deadline);
   co_return co_await std::move(updating);
 }
@@ -103,9 +109,9 @@ Task<Result<ChunkState>> StorageClient::update(UpdateIO io, std::span<const std:
 
 Task<Result<ChunkState>> StorageClient::update_loop(UpdateIO io, net::RemoteBuffer payload,
                                                     TimePoint deadline) {
-  RetryLoop retry(routing_, options_, deadline,
-                  fmt::format("update of chunk {}:{} on chain {}", io.chunk.inode,
-                              io.chunk.index, io.chain));
+  RetryLoop retry(
+      routing_, options_, deadline,
+      fmt::format("update of chunk {}:{} on chain {}", io.chunk.inode, io.chunk.index, io.chain));
   for (;;) {
     uint64_t used = routing_->version();
     RoutingClient::SnapshotPtr routing = routing_->current();
@@ -156,13 +162,12 @@ Task<Result<uint32_t>> StorageClient::read_loop(ReadRequest request, std::span<s
       replicas = route->replicas;
       // A fresh registration per attempt, released before the next: a replica that gave up
       // late can never push its bytes over those of the replica that answered after it.
-      Result<client_detail::Registered> registered =
-          client_detail::register_span(transport_, out);
+      Result<client_detail::Registered> registered = client_detail::register_span(transport_, out);
       if (!registered.ok()) co_return registered.status();
       request.chain_version = route->chain_version;
       request.out = registered->remote;
       auto calling = client_detail::call_at<StorageService::read>(pool_, route->address, request,
-                                                                 retry.attempt_deadline());
+                                                                  retry.attempt_deadline());
       Result<ReadResponse> response = co_await std::move(calling);
       auto releasing = client_detail::release(std::move(registered->region), deadline);
       co_await std::move(releasing);
@@ -243,8 +248,8 @@ Task<Status> StorageClient::remove_from(std::vector<ChainId> chains, uint64_t in
   co_return Status();
 }
 
-Task<Status> StorageClient::remove_chain_from(ChainId chain, uint64_t inode,
-                                              uint32_t first_index, TimePoint deadline) {
+Task<Status> StorageClient::remove_chain_from(ChainId chain, uint64_t inode, uint32_t first_index,
+                                              TimePoint deadline) {
   // From the last chunk down, so a removal cut short leaves a file whose last chunk still
   // tells its length. Each round removes a chunk of a strictly lower index than the one
   // before, so the loop ends after at most (last index - first_index + 1) rounds.

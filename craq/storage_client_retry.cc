@@ -20,13 +20,13 @@ Result<const ChainInfo*> chain_of(const RoutingSnapshot* routing, ChainId chain)
   if (routing == nullptr) return Status(StatusCode::kNotServing, "no routing snapshot yet");
   const ChainInfo* info = find_chain(*routing, chain);
   if (info == nullptr)
-    return Status(StatusCode::kNotFound, fmt::format("chain {} is not in routing version {}",
-                                                     chain, routing->version));
+    return Status(StatusCode::kNotFound,
+                  fmt::format("chain {} is not in routing version {}", chain, routing->version));
   return info;
 }
 
-Result<ClientRoute> route_to(const RoutingSnapshot& routing, const ChainInfo& chain,
-                             size_t index, size_t replicas) {
+Result<ClientRoute> route_to(const RoutingSnapshot& routing, const ChainInfo& chain, size_t index,
+                             size_t replicas) {
   TargetId target = chain.targets[index].target;
   const TargetInfo* info = find_target(routing, target);
   const NodeInfo* node = info == nullptr ? nullptr : find_node(routing, info->node);
@@ -68,9 +68,9 @@ Result<ClientRoute> head_route(const RoutingSnapshot* routing, ChainId chain) {
   if (!info.ok()) return info.status();
   size_t serving = serving_count(**info);
   if (serving == 0)
-    return Status(StatusCode::kNotServing,
-                  fmt::format("chain {} has no serving target at version {}", chain,
-                              (*info)->version));
+    return Status(
+        StatusCode::kNotServing,
+        fmt::format("chain {} has no serving target at version {}", chain, (*info)->version));
   return route_to(*routing, **info, 0, serving);
 }
 
@@ -79,9 +79,9 @@ Result<ClientRoute> replica_route(const RoutingSnapshot* routing, ChainId chain,
   if (!info.ok()) return info.status();
   size_t serving = serving_count(**info);
   if (serving == 0)
-    return Status(StatusCode::kNotServing,
-                  fmt::format("chain {} has no serving target at version {}", chain,
-                              (*info)->version));
+    return Status(
+        StatusCode::kNotServing,
+        fmt::format("chain {} has no serving target at version {}", chain, (*info)->version));
   return route_to(*routing, **info, static_cast<size_t>(turn % serving), serving);
 }
 
@@ -208,8 +208,7 @@ Status check_read(const ReadResponse& response, std::span<const std::byte> out, 
     return Status(StatusCode::kChecksumMismatch,
                   fmt::format("read of chunk {}:{} on chain {}: CRC {:08x} of the {} bytes "
                               "received, {:08x} sent",
-                              chunk.inode, chunk.index, chain, crc, response.bytes,
-                              response.crc));
+                              chunk.inode, chunk.index, chain, crc, response.bytes, response.crc));
   return Status();
 }
 
