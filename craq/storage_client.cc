@@ -37,6 +37,13 @@ StorageClient::StorageClient(net::ConnectionPool* pool, net::Transport* transpor
   // 0 means "no client" in a chunk's update tag.
   while (client_id_ == 0) client_id_ = backend.random_u64();
   read_turn_ = backend.random_u64();
+  retries_metric_ = &metrics().counter("storage_client", "retries_total",
+                                       "Failed attempts of storage client calls, retried.");
+  timeouts_metric_ = &metrics().counter("storage_client", "deadline_exceeded_total",
+                                        "Storage client calls that ended at their deadline.");
+  checksum_metric_ = &metrics().counter(
+      "storage_client", "checksum_mismatches_total",
+      "Reads whose bytes did not match their CRC32C (in transit or on the replica's disk).");
 }
 
 StorageClient::~StorageClient() = default;
@@ -111,7 +118,8 @@ Task<Result<ChunkState>> StorageClient::update_loop(UpdateIO io, net::RemoteBuff
                                                     TimePoint deadline) {
   RetryLoop retry(
       routing_, options_, deadline,
-      fmt::format("update of chunk {}:{} on chain {}", io.chunk.inode, io.chunk.index, io.chain));
+      fmt::format("update of chunk {}:{} on chain {}", io.chunk.inode, io.chunk.index, io.chain),
+      retries_metric_, timeouts_metric_);
   for (;;) {
     uint64_t used = routing_->version();
     RoutingClient::SnapshotPtr routing = routing_->current();
@@ -150,7 +158,8 @@ Task<Result<uint32_t>> StorageClient::read_loop(ReadRequest request, std::span<s
                                                 TimePoint deadline) {
   RetryLoop retry(routing_, options_, deadline,
                   fmt::format("read of chunk {}:{} on chain {}", request.chunk.inode,
-                              request.chunk.index, request.chain));
+                              request.chunk.index, request.chain),
+                  retries_metric_, timeouts_metric_);
   uint64_t turn = next_read_turn();
   for (;;) {
     uint64_t used = routing_->version();
@@ -174,9 +183,11 @@ Task<Result<uint32_t>> StorageClient::read_loop(ReadRequest request, std::span<s
       if (response.ok()) {
         failure = client_detail::check_read(*response, out, request.chain, request.chunk);
         if (failure.ok()) co_return response->bytes;
+        checksum_metric_->add();
         MICA_LOG(Warn, "craq", "target {}: {}", route->target, failure.to_string());
       } else {
         failure = response.status();
+        if (failure.code() == StatusCode::kChecksumMismatch) checksum_metric_->add();
       }
     } else {
       failure = route.status();
@@ -209,7 +220,8 @@ Task<Result<std::optional<ChunkMeta>>> StorageClient::last_chunk(std::vector<Cha
 Task<Result<std::optional<ChunkMeta>>> StorageClient::last_chunk_of(ChainId chain, uint64_t inode,
                                                                     TimePoint deadline) {
   RetryLoop retry(routing_, options_, deadline,
-                  fmt::format("last chunk of inode {} on chain {}", inode, chain));
+                  fmt::format("last chunk of inode {} on chain {}", inode, chain), retries_metric_,
+                  timeouts_metric_);
   for (;;) {
     uint64_t used = routing_->version();
     RoutingClient::SnapshotPtr routing = routing_->current();

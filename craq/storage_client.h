@@ -25,6 +25,7 @@
 #include <span>
 #include <vector>
 
+#include "async/metrics.h"
 #include "async/sync.h"
 #include "craq/routing_client.h"
 #include "craq/storage_service.h"
@@ -139,6 +140,10 @@ class StorageClient {
   uint64_t next_request_id_ = 1;
   // kSpread: reads take serving replicas in turn, from a random start per client.
   uint64_t read_turn_ = 0;
+  // The "storage_client" metrics (summed over the process's clients).
+  Counter* retries_metric_;
+  Counter* timeouts_metric_;
+  Counter* checksum_metric_;
 };
 
 }  // namespace mica::craq

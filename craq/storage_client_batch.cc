@@ -136,6 +136,7 @@ Task<std::vector<Result<uint32_t>>> StorageClient::read_batch(std::vector<ChunkR
       if (failure.ok())
         failure =
             client_detail::check_read(item.read, reads[i].out, reads[i].chain, reads[i].chunk);
+      if (failure.code() == StatusCode::kChecksumMismatch) checksum_metric_->add();
       if (failure.ok()) {
         results[i] = item.read.bytes;
       } else if (client_detail::classify_read(failure.code()) == Next::kFail) {

@@ -121,8 +121,13 @@ Next classify_read(StatusCode code) {
 }
 
 RetryLoop::RetryLoop(RoutingClient* routing, const StorageClientOptions& options,
-                     TimePoint deadline, std::string what)
-    : routing_(routing), options_(options), deadline_(deadline), what_(std::move(what)) {}
+                     TimePoint deadline, std::string what, Counter* retries, Counter* timeouts)
+    : routing_(routing),
+      options_(options),
+      deadline_(deadline),
+      what_(std::move(what)),
+      retries_(retries),
+      timeouts_(timeouts) {}
 
 TimePoint RetryLoop::attempt_deadline() const {
   TimePoint now = Executor::current()->now();
@@ -130,7 +135,8 @@ TimePoint RetryLoop::attempt_deadline() const {
   return now + options_.attempt_timeout;
 }
 
-Status RetryLoop::timed_out() const {
+Status RetryLoop::timed_out() {
+  timeouts_->add();
   return Status(StatusCode::kTimedOut,
                 fmt::format("{}: deadline passed after {} attempts; last: {}", what_, attempts_,
                             last_.to_string()));
@@ -147,6 +153,7 @@ Task<Status> RetryLoop::after(Status failure, Next next, uint64_t used_version, 
   MICA_LOG(Debug, "craq", "{}: attempt {} failed ({}); retrying", what_, attempts_,
            failure.to_string());
   last_ = std::move(failure);
+  retries_->add();
   TimePoint now = Executor::current()->now();
   if (now >= deadline_) co_return timed_out();
   if (next == Next::kOtherReplica) {

@@ -363,10 +363,13 @@ MICA_CO_TEST(StorageClientCluster, ReadMovesOnFromAReplicaWhoseDiskRotted) {
     Result<size_t> rotten = co_await std::move(direct);
     EXPECT_EQ(rotten.status().code(), StatusCode::kChecksumMismatch) << rotten.status();
     std::fill(out.begin(), out.end(), std::byte{0});
+    Counter& mismatches = metrics().counter("storage_client", "checksum_mismatches_total", "");
+    uint64_t mismatches_before = mismatches.value();
     auto reading = client.read(chain, ChunkRef{3, 0}, 0, out);
     Result<uint32_t> read = co_await std::move(reading);
     EXPECT_TRUE(read.ok()) << read.status();
     EXPECT_TRUE(out == data);
+    EXPECT_EQ(mismatches.value() - mismatches_before, 1u);  // the head's answer, then another
   }
   auto stopping = testing::stop_cluster(&c);
   co_await std::move(stopping);
