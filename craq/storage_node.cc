@@ -11,7 +11,7 @@ namespace mica::craq {
 
 // The StorageService as the RPC server sees it: every call goes to the StorageServer, and
 // the client-facing ones (update, read, batch_read) and forward have their latency recorded
-// in mica_storage_request_seconds{method=...}. Kept here rather than in the server so that
+// in mica_storage_node_request_seconds{method=...}. Kept here rather than in the server so that
 // every part of the data path is measured the same way, from request to answer.
 class StorageNode::MeteredService {
  public:
@@ -19,7 +19,7 @@ class StorageNode::MeteredService {
     auto histogram = [&](const char* method) {
       MetricLabels with = labels;
       with.emplace_back("method", method);
-      return &metrics().histogram("storage", "request_seconds",
+      return &metrics().histogram("storage_node", "request_seconds",
                                   "Time from a storage request's arrival to its answer.", with);
     };
     update_ = histogram("update");
