@@ -172,6 +172,9 @@ Task<Status> StorageNode::persist_registration(RegisterResponse response) {
   auto assigning = server_->assign_ids(ids);
   CO_TRY(co_await std::move(assigning));
   server_->set_node(response.node);
+  // A snapshot that arrived before the targets had their ids placed none of them in its
+  // chains; no newer one may come for a long time (the chain table may already exist).
+  if (RoutingClient::SnapshotPtr routing = routing_->current()) server_->apply_routing(*routing);
   MICA_LOG(Info, "storage", "node {} registered with {} target(s), routing version {}",
            response.node, ids.size(), response.routing_version);
   co_return Status::ok_status();
