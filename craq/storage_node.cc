@@ -40,8 +40,7 @@ class StorageNode::MeteredService {
     auto calling = server_->read(std::move(request), context);
     return timed(read_, std::move(calling));
   }
-  Task<Result<BatchReadResponse>> batch_read(BatchReadRequest request,
-                                             net::CallContext* context) {
+  Task<Result<BatchReadResponse>> batch_read(BatchReadRequest request, net::CallContext* context) {
     auto calling = server_->batch_read(std::move(request), context);
     return timed(batch_read_, std::move(calling));
   }
@@ -64,12 +63,10 @@ class StorageNode::MeteredService {
   Task<Result<ProgressResponse>> progress(ProgressRequest request, net::CallContext* context) {
     return server_->progress(std::move(request), context);
   }
-  Task<Result<StatChunkResponse>> stat_chunk(StatChunkRequest request,
-                                             net::CallContext* context) {
+  Task<Result<StatChunkResponse>> stat_chunk(StatChunkRequest request, net::CallContext* context) {
     return server_->stat_chunk(std::move(request), context);
   }
-  Task<Result<LastChunkResponse>> last_chunk(LastChunkRequest request,
-                                             net::CallContext* context) {
+  Task<Result<LastChunkResponse>> last_chunk(LastChunkRequest request, net::CallContext* context) {
     return server_->last_chunk(std::move(request), context);
   }
 
@@ -117,9 +114,9 @@ Task<Status> StorageNode::start() {
   rpc_->add_service(service_.get());
   Result<SocketAddress> bound = rpc_->start(options_.listen);
   if (!bound.ok()) {
-    co_return Status(bound.status().code(), fmt::format("listening on {}: {}",
-                                                        options_.listen.to_string(),
-                                                        bound.status().to_string()));
+    co_return Status(bound.status().code(),
+                     fmt::format("listening on {}: {}", options_.listen.to_string(),
+                                 bound.status().to_string()));
   }
   rpc_address_ = *bound;
   server_->start();
@@ -145,8 +142,8 @@ void StorageNode::start_agent() {
   agent.mgmtd = options_.mgmtd;
   agent.kind = NodeKind::kStorage;
   agent.host_name = options_.host_name;
-  agent.rpc_address = options_.advertise_address.empty() ? rpc_address_.to_string()
-                                                         : options_.advertise_address;
+  agent.rpc_address =
+      options_.advertise_address.empty() ? rpc_address_.to_string() : options_.advertise_address;
   agent.node = identity_.node;
   agent.identity = identity_.identity;
   StorageServer* server = server_.get();

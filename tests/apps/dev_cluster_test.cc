@@ -105,8 +105,7 @@ TEST(DevCluster, AFolderWhoseClusterRunsIsRefusedAndDownIsIdempotent) {
   EXPECT_NE(up.out.find("1 chain of 1 replica serving"), std::string::npos) << up.out;
   RunResult again = cluster.up(1);
   EXPECT_EQ(again.exit_code, 1);
-  EXPECT_NE(again.err.find("already running in " + cluster.dir()), std::string::npos)
-      << again.err;
+  EXPECT_NE(again.err.find("already running in " + cluster.dir()), std::string::npos) << again.err;
   ASSERT_EQ(cluster.down().exit_code, 0);
   RunResult second = cluster.down();
   EXPECT_EQ(second.exit_code, 0) << second.err;

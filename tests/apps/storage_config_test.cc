@@ -103,8 +103,8 @@ TEST(StorageConfig, MgmtdIsOneAddressOrAList) {
       parse_storage_config(std::string("mgmtd = \"127.0.0.1:1\"\n") + kOneTarget, "s.toml");
   ASSERT_TRUE(one.ok()) << one.status();
   EXPECT_EQ(one->mgmtd, std::vector<std::string>{"127.0.0.1:1"});
-  Result<StorageConfig> two =
-      parse_storage_config(std::string("mgmtd = [\"127.0.0.1:1\", \"127.0.0.2:2\"]\n") + kOneTarget, "s.toml");
+  Result<StorageConfig> two = parse_storage_config(
+      std::string("mgmtd = [\"127.0.0.1:1\", \"127.0.0.2:2\"]\n") + kOneTarget, "s.toml");
   ASSERT_TRUE(two.ok()) << two.status();
   EXPECT_EQ(two->mgmtd.size(), 2u);
 }

@@ -59,8 +59,8 @@ class StorageProcess : public ::testing::Test {
            "lease_timeout_ms = 4000\n";
     std::ofstream(path("storage.toml"))
         << "mgmtd = \"127.0.0.1:" << mgmtd_port_ << "\"\nlisten = \"127.0.0.1:" << storage_port_
-        << "\"\nhttp_listen = \"127.0.0.1:" << http_port_ << "\"\ndata_dir = \""
-        << path("node") << "\"\ntoken_file = \"" << path("token")
+        << "\"\nhttp_listen = \"127.0.0.1:" << http_port_ << "\"\ndata_dir = \"" << path("node")
+        << "\"\ntoken_file = \"" << path("token")
         << "\"\ntransport = \"tcp\"\nmetrics_interval_ms = 50\n"
         << "[[target]]\npath = \"" << path("node/t0") << "\"\nreserve_bytes = 0\n"
         << "[[target]]\npath = \"" << path("node/t1") << "\"\nreserve_bytes = 0\n";
@@ -96,8 +96,8 @@ TEST_F(StorageProcess, RegistersServesMetricsAndStopsCleanlyOnSigterm) {
       << *started;
   // The per-target series appear once the targets have ids (refreshed every 50 ms).
   std::string metrics;
-  for (int i = 0; i < 100 && metrics.find("mica_storage_target_chunks{target=") ==
-                                 std::string::npos; ++i) {
+  for (int i = 0;
+       i < 100 && metrics.find("mica_storage_target_chunks{target=") == std::string::npos; ++i) {
     std::this_thread::sleep_for(50ms);
     metrics = http_get(http_port_, "/metrics");
   }
@@ -138,8 +138,8 @@ TEST_F(StorageProcess, ABadConfigIsOneLineAndExitCodeTwo) {
   std::ofstream(path("bad.toml")) << "listen = \"127.0.0.1:1\"\nlimits = 3\n";
   RunResult bad = storage({"--config", path("bad.toml")});
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_EQ(bad.err, "mica-storage: " + path("bad.toml") +
-                         ": limits must be a table (got an integer)\n");
+  EXPECT_EQ(bad.err,
+            "mica-storage: " + path("bad.toml") + ": limits must be a table (got an integer)\n");
   std::ofstream(path("notoken.toml")) << "token_file = \"" << path("missing-token")
                                       << "\"\n[[target]]\npath = \"" << path("t") << "\"\n";
   RunResult token = storage({"--config", path("notoken.toml")});
