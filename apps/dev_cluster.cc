@@ -235,7 +235,9 @@ Task<bool> node_serving(net::ConnectionPool* pool, std::string address,
   auto asking = stub.progress(craq::ProgressRequest{}, net::CallOptions{deadline});
   Result<craq::ProgressResponse> progress = co_await std::move(asking);
   if (!progress.ok()) co_return false;
-  for (auto [target, version] : targets) {
+  for (const auto& wanted : targets) {
+    craq::TargetId target = wanted.first;
+    uint64_t version = wanted.second;
     bool serving = std::any_of(progress->targets.begin(), progress->targets.end(),
                                [&](const craq::TargetProgress& p) {
                                  return p.target == target && p.chain_version == version &&
@@ -313,7 +315,8 @@ Task<Status> wait_loop(const DevPlan* plan, const std::vector<DevProcess>* start
       if (*done) co_return Status::ok_status();
     }
     SleepAwaiter pause = sleep_for(kDevPoll);
-    co_await pause;
+    Status paused = co_await pause;
+    if (!paused.ok()) co_return paused;
   }
 }
 
