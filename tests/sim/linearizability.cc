@@ -87,7 +87,8 @@ void ChunkBytesModel::write(uint64_t writer, uint32_t offset, uint32_t length_by
   if (offset > length) append_run(out, length, offset, 0);
   uint32_t end = offset + length_bytes;
   append_run(out, offset, end, writer);
-  for (const ByteRun& run : clip(runs, end, length)) append_run(out, run.begin, run.end, run.writer);
+  for (const ByteRun& run : clip(runs, end, length))
+    append_run(out, run.begin, run.end, run.writer);
   runs = std::move(out);
   length = std::max(length, end);
 }
@@ -107,10 +108,22 @@ void ChunkBytesModel::remove() {
 }
 
 bool ChunkBytesModel::read_matches(uint32_t offset, uint32_t length_bytes, uint32_t observed_bytes,
-                              const std::vector<ByteRun>& observed) const {
+                                   const std::vector<ByteRun>& observed) const {
   uint32_t expected = offset >= length ? 0 : std::min(length_bytes, length - offset);
   if (observed_bytes != expected) return false;
-  return clip(runs, offset, offset + expected) == observed;
+  // clip(runs, offset, offset + expected) == observed, without building the clipped runs
+  // (this is the search's inner loop). Both sides are normalised, so they match run by run.
+  uint32_t end = offset + expected;
+  size_t next = 0;
+  for (const ByteRun& run : runs) {
+    if (run.end <= offset || run.begin >= end) continue;
+    if (next == observed.size()) return false;
+    const ByteRun& seen = observed[next++];
+    if (seen.writer != run.writer || seen.begin != std::max(run.begin, offset) ||
+        seen.end != std::min(run.end, end))
+      return false;
+  }
+  return next == observed.size();
 }
 
 uint64_t ChunkBytesModel::hash() const {
@@ -129,9 +142,12 @@ std::string ChunkBytesModel::describe() const {
 
 const char* lin_verdict_name(LinVerdict verdict) {
   switch (verdict) {
-    case LinVerdict::kLinearizable: return "linearizable";
-    case LinVerdict::kViolation: return "not linearizable";
-    case LinVerdict::kGaveUp: return "checker gave up";
+    case LinVerdict::kLinearizable:
+      return "linearizable";
+    case LinVerdict::kViolation:
+      return "not linearizable";
+    case LinVerdict::kGaveUp:
+      return "checker gave up";
   }
   return "?";
 }
@@ -167,7 +183,7 @@ namespace {
 class Search {
  public:
   Search(const std::vector<LinOp>& ops, const CheckOptions& options)
-      : ops_(ops), options_(options), words_((ops.size() + 63) / 64) {
+      : ops_(ops), options_(options) {
     build_entries();
   }
 
@@ -181,33 +197,35 @@ class Search {
     uint32_t match = 0;  // the other entry of the same operation
   };
   struct Frame {
-    uint32_t entry = 0;  // the call entry lifted
-    ChunkBytesModel state;    // the state before the operation
+    uint32_t entry = 0;     // the call entry lifted
+    ChunkBytesModel state;  // the state before the operation
   };
+  // A visited (linearized set, state), by 192 bits of hashes: two Zobrist hashes of the set
+  // and the state's hash. A collision (odds about 2^-128 per pair) could only prune a
+  // branch, so it could make a linearizable history look violating, never the reverse.
   struct Seen {
-    std::vector<uint64_t> bits;
-    ChunkBytesModel state;
-    uint64_t hash = 0;
-    friend bool operator==(const Seen& a, const Seen& b) {
-      return a.hash == b.hash && a.bits == b.bits && a.state == b.state;
-    }
+    uint64_t bits_a = 0;
+    uint64_t bits_b = 0;
+    uint64_t state = 0;
+    friend bool operator==(const Seen&, const Seen&) = default;
   };
   struct SeenHash {
-    size_t operator()(const Seen& s) const { return size_t(s.hash); }
+    size_t operator()(const Seen& s) const { return size_t(s.bits_a ^ (s.state * 31)); }
   };
 
   void build_entries();
   bool apply(const LinOp& op, ChunkBytesModel& state) const;
   void lift(uint32_t call);
   void unlift(uint32_t call);
+  void flip(uint32_t op);  // adds op to the linearized set, or takes it out
   bool remember(const ChunkBytesModel& state);
 
   const std::vector<LinOp>& ops_;
   CheckOptions options_;
   std::vector<Entry> entries_;  // index 0 is the list's head sentinel; size() is its end
   std::vector<uint32_t> next_, prev_;
-  std::vector<uint64_t> words_;  // the linearized set
-  uint64_t bits_hash_ = 0;
+  uint64_t bits_a_ = 0;  // Zobrist hashes of the linearized set
+  uint64_t bits_b_ = 0;
   std::unordered_set<Seen, SeenHash> seen_;
 };
 
@@ -248,9 +266,15 @@ void Search::build_entries() {
 
 bool Search::apply(const LinOp& op, ChunkBytesModel& state) const {
   switch (op.kind) {
-    case LinKind::kWrite: state.write(op.id, op.offset, op.length); return true;
-    case LinKind::kTruncate: state.truncate(op.length); return true;
-    case LinKind::kRemove: state.remove(); return true;
+    case LinKind::kWrite:
+      state.write(op.id, op.offset, op.length);
+      return true;
+    case LinKind::kTruncate:
+      state.truncate(op.length);
+      return true;
+    case LinKind::kRemove:
+      state.remove();
+      return true;
     case LinKind::kRead:
       return state.read_matches(op.offset, op.length, op.observed_bytes, op.observed);
   }
@@ -271,9 +295,13 @@ void Search::unlift(uint32_t call) {
   }
 }
 
+void Search::flip(uint32_t op) {
+  bits_a_ ^= mix64(op + 1);
+  bits_b_ ^= mix64((uint64_t{op} << 32) ^ 0x5BD1E995u);
+}
+
 bool Search::remember(const ChunkBytesModel& state) {
-  Seen seen{words_, state, bits_hash_ ^ (state.hash() * 0x9E3779B97F4A7C15ull)};
-  return seen_.insert(std::move(seen)).second;
+  return seen_.insert(Seen{bits_a_, bits_b_, state.hash()}).second;
 }
 
 ChunkVerdict Search::run() {
@@ -301,9 +329,7 @@ ChunkVerdict Search::run() {
       }
       Frame frame = std::move(stack.back());
       stack.pop_back();
-      uint32_t op = entries_[frame.entry].op;
-      words_[op / 64] &= ~(uint64_t{1} << (op % 64));
-      bits_hash_ ^= mix64(op + 1);
+      flip(entries_[frame.entry].op);
       unlift(frame.entry);
       state = std::move(frame.state);
       entry = next_[frame.entry];
@@ -311,14 +337,17 @@ ChunkVerdict Search::run() {
     }
     if (++verdict.steps > options_.steps_max) {
       verdict.verdict = LinVerdict::kGaveUp;
-      verdict.why = fmt::format("gave up after {} steps over {} operations", options_.steps_max,
-                                ops_.size());
+      verdict.why =
+          fmt::format("gave up after {} steps over {} operations", options_.steps_max, ops_.size());
       return verdict;
     }
-    ChunkBytesModel after = state;
-    if (apply(ops_[e.op], after)) {
-      words_[e.op / 64] |= uint64_t{1} << (e.op % 64);
-      bits_hash_ ^= mix64(e.op + 1);
+    const LinOp& op = ops_[e.op];
+    bool fits = op.kind != LinKind::kRead ||
+                state.read_matches(op.offset, op.length, op.observed_bytes, op.observed);
+    if (fits) {
+      ChunkBytesModel after = state;
+      apply(op, after);
+      flip(e.op);
       if (remember(after)) {
         stack.push_back(Frame{entry, std::move(state)});
         state = std::move(after);
@@ -326,8 +355,7 @@ ChunkVerdict Search::run() {
         entry = next_[0];
         continue;
       }
-      words_[e.op / 64] &= ~(uint64_t{1} << (e.op % 64));
-      bits_hash_ ^= mix64(e.op + 1);
+      flip(e.op);
     }
     entry = next_[entry];
   }
@@ -345,9 +373,13 @@ std::vector<LinOp> relevant(std::vector<LinOp> ops) {
   return ops;
 }
 
-// Without the indeterminate writes no read saw a byte of: "never took effect" is always a
-// legal choice for them, so if this smaller history is linearizable, so is the whole one.
-std::vector<LinOp> without_unseen_writes(const std::vector<LinOp>& ops) {
+// The history without some indeterminate operations: "never took effect" is always a legal
+// choice for one, so if such a smaller history is linearizable, so is the whole one. Phase 0
+// keeps only the indeterminate writes some read saw a byte of, phase 1 adds the
+// indeterminate truncations and removals, phase 2 is the whole history. Each indeterminate
+// operation stays a candidate at every later point of the search, so each one left out
+// halves the work or better.
+std::vector<LinOp> phase_ops(const std::vector<LinOp>& ops, int phase) {
   std::vector<uint64_t> seen;
   for (const LinOp& op : ops)
     if (op.kind == LinKind::kRead)
@@ -355,9 +387,10 @@ std::vector<LinOp> without_unseen_writes(const std::vector<LinOp>& ops) {
   std::sort(seen.begin(), seen.end());
   std::vector<LinOp> kept;
   for (const LinOp& op : ops) {
-    bool unseen = op.kind == LinKind::kWrite && op.outcome == LinOutcome::kIndeterminate &&
-                  !std::binary_search(seen.begin(), seen.end(), op.id);
-    if (!unseen) kept.push_back(op);
+    bool keep = op.outcome != LinOutcome::kIndeterminate || phase >= 2 ||
+                (op.kind == LinKind::kWrite ? std::binary_search(seen.begin(), seen.end(), op.id)
+                                            : phase >= 1);
+    if (keep) kept.push_back(op);
   }
   return kept;
 }
@@ -371,23 +404,19 @@ ChunkVerdict check_chunk(std::vector<LinOp> ops, const CheckOptions& options) {
     MICA_ASSERT(op.id > 0 && op.id <= std::numeric_limits<uint32_t>::max());
   }
   ops = relevant(std::move(ops));
-  std::vector<LinOp> smaller = without_unseen_writes(ops);
   ChunkVerdict verdict;
   uint64_t steps = 0;
-  if (smaller.size() < ops.size()) {
-    Search first(smaller, options);
-    verdict = first.run();
-    steps = verdict.steps;
-    if (verdict.verdict == LinVerdict::kGaveUp) {
-      verdict.key = key;
-      return verdict;
-    }
+  size_t searched = 0;  // operations in the last phase's history (0: none ran yet)
+  for (int phase = 0; phase <= 2; ++phase) {
+    std::vector<LinOp> some = phase == 2 ? ops : phase_ops(ops, phase);
+    if (searched != 0 && some.size() == searched) continue;  // nothing added
+    searched = some.size();
+    Search search(some, options);
+    verdict = search.run();
+    steps += verdict.steps;
+    if (verdict.verdict != LinVerdict::kViolation) break;
   }
-  if (smaller.size() == ops.size() || verdict.verdict != LinVerdict::kLinearizable) {
-    Search whole(ops, options);
-    verdict = whole.run();
-  }
-  verdict.steps += steps;
+  verdict.steps = steps;
   verdict.key = key;
   verdict.ops = ops.size();
   return verdict;
@@ -401,8 +430,7 @@ HistoryVerdict check_history(const std::vector<LinOp>& ops, const CheckOptions& 
   for (auto& [key, chunk_ops] : by_key) {
     ChunkVerdict verdict = check_chunk(std::move(chunk_ops), options);
     history.steps += verdict.steps;
-    if (verdict.verdict == LinVerdict::kViolation &&
-        history.verdict != LinVerdict::kViolation) {
+    if (verdict.verdict == LinVerdict::kViolation && history.verdict != LinVerdict::kViolation) {
       history.verdict = LinVerdict::kViolation;
       history.why = fmt::format("chunk {}: {}", key, verdict.why);
     }

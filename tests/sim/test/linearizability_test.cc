@@ -54,8 +54,14 @@ class History {
  private:
   uint64_t add(LinKind kind, uint32_t offset, uint32_t length, int64_t invoke, int64_t complete,
                LinOutcome outcome) {
-    LinOp op{.key = 7, .id = ops_.size() + 1, .kind = kind, .offset = offset, .length = length,
-             .invoke_ns = invoke, .complete_ns = complete, .outcome = outcome};
+    LinOp op{.key = 7,
+             .id = ops_.size() + 1,
+             .kind = kind,
+             .offset = offset,
+             .length = length,
+             .invoke_ns = invoke,
+             .complete_ns = complete,
+             .outcome = outcome};
     ops_.push_back(op);
     return op.id;
   }
@@ -105,8 +111,8 @@ TEST(Linearizability, ConcurrentWritesMayBeSeenInEitherOrder) {
   History h;
   uint64_t a = h.write(0, 64, 0, 100);
   uint64_t b = h.write(0, 64, 10, 90);
-  h.read(0, 64, 20, 30, {{b, 64}});   // b first...
-  h.read(0, 64, 40, 50, {{a, 64}});   // ...then a
+  h.read(0, 64, 20, 30, {{b, 64}});  // b first...
+  h.read(0, 64, 40, 50, {{a, 64}});  // ...then a
   h.read(0, 64, 110, 120, {{a, 64}});
   EXPECT_EQ(h.check(), LinVerdict::kLinearizable) << h.why();
 }
@@ -167,7 +173,7 @@ TEST(Linearizability, AReadOfAWriteBeforeItWasInvokedFails) {
 TEST(Linearizability, ALostAcknowledgedWriteFails) {
   History h;
   uint64_t a = h.write(0, 64, 0, 10);
-  h.write(0, 64, 20, 30);  // acknowledged...
+  h.write(0, 64, 20, 30);            // acknowledged...
   h.read(0, 64, 40, 50, {{a, 64}});  // ...and gone
   EXPECT_EQ(h.check(), LinVerdict::kViolation);
 }
@@ -218,7 +224,8 @@ TEST(Linearizability, ManyConcurrentIndeterminateWritesStayTractable) {
   uint64_t done = h.write(0, 256, 100, 200);
   h.read(0, 256, 300, 310, {{done, 256}});
   // Four of them took effect after the read, the other fourteen never (or before `done`).
-  h.read(0, 256, 2'000'000, 2'000'010, {{ids[12], 64}, {ids[13], 64}, {ids[14], 64}, {ids[15], 64}});
+  h.read(0, 256, 2'000'000, 2'000'010,
+         {{ids[12], 64}, {ids[13], 64}, {ids[14], 64}, {ids[15], 64}});
   EXPECT_EQ(h.check(), LinVerdict::kLinearizable) << h.why();
 }
 
