@@ -1,9 +1,9 @@
 #include "bench/storage_cluster.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 
-#include "async/scope.h"
 #include "async/wait_list.h"
 
 namespace mica::bench {
@@ -103,6 +103,9 @@ Task<void> BenchCluster::open_server(uint32_t i, Status* status) {
     for (uint32_t k = 0; k < layout_.replicas; ++k) {
       if ((c + k) % layout_.servers != i) continue;
       craq::StorageTargetConfig target{.path = target_dir(i, c)};
+      // The identity file is written before the engine makes its directory.
+      std::error_code ignored;
+      std::filesystem::create_directories(target.path, ignored);
       options.targets.push_back(target);
       s->chains.push_back(c);
     }
@@ -127,11 +130,12 @@ Task<void> BenchCluster::open_server(uint32_t i, Status* status) {
 
 Task<Status> BenchCluster::open() {
   servers_.resize(layout_.servers);
+  // One after the other from this task: a task may hop executors, a scope's child may not
+  // (its cancel token belongs to the scope's executor).
   std::vector<Status> statuses(layout_.servers);
-  {
-    TaskScope scope;
-    for (uint32_t i = 0; i < layout_.servers; ++i) scope.spawn(open_server(i, &statuses[i]));
-    co_await scope.join();
+  for (uint32_t i = 0; i < layout_.servers; ++i) {
+    auto opening = open_server(i, &statuses[i]);
+    co_await std::move(opening);
   }
   open_ = true;  // close() must run now, whatever failed
   for (const Status& s : statuses) CO_TRY(s);
@@ -245,10 +249,9 @@ Task<Status> BenchCluster::close() {
     co_await std::move(shutting);
   }
   std::vector<Status> statuses(servers_.size());
-  {
-    TaskScope scope;
-    for (uint32_t i = 0; i < servers_.size(); ++i) scope.spawn(close_server(i, &statuses[i]));
-    co_await scope.join();
+  for (uint32_t i = 0; i < servers_.size(); ++i) {
+    auto closing = close_server(i, &statuses[i]);
+    co_await std::move(closing);
   }
   open_ = false;
   for (const Status& s : statuses) CO_TRY(s);
