@@ -76,6 +76,10 @@ struct Scenario {
   SweepCheckFn check_sweep = nullptr;
   // Seeds the default test suite sweeps (MICA_SIM_SEEDS overrides; see sweep_seed_count).
   uint64_t suite_seeds = 1000;
+  // The share of suite_seeds (percent) swept by builds without optimisation (Debug, and
+  // sanitizer builds on top of their own share), for scenarios too heavy for 1,000 seeds
+  // there: a whole cluster per seed.
+  uint32_t unoptimised_suite_percent = 100;
 };
 
 // Adds a scenario to the registry (asserts the name is new and well formed). Returns true so

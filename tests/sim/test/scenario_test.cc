@@ -23,6 +23,16 @@ constexpr uint32_t kSuiteJobs = 2;
 #ifndef MICA_SIM_SUITE_PERCENT
 #define MICA_SIM_SUITE_PERCENT 100
 #endif
+// Set by tests/CMakeLists.txt in optimised builds without sanitizers.
+#ifndef MICA_SIM_OPTIMISED
+#define MICA_SIM_OPTIMISED 0
+#endif
+
+uint64_t suite_count(const Scenario& s) {
+  uint64_t count = s.suite_seeds * MICA_SIM_SUITE_PERCENT / 100;
+  if (!MICA_SIM_OPTIMISED) count = count * s.unoptimised_suite_percent / 100;
+  return std::max<uint64_t>(1, count);
+}
 
 std::vector<std::string> scenario_names() {
   std::vector<std::string> names;
@@ -42,9 +52,8 @@ class ScenarioTest : public ::testing::TestWithParam<std::string> {
 // Time cap: a suite count is chosen so one sweep takes well under a minute on two cores.
 TEST_P(ScenarioTest, SweepOverTheSuiteSeedsPasses) {
   const Scenario& s = scenario();
-  uint64_t count = std::max<uint64_t>(1, s.suite_seeds * MICA_SIM_SUITE_PERCENT / 100);
   SweepOptions options;
-  options.seeds = sweep_seeds(count);
+  options.seeds = sweep_seeds(suite_count(s));
   options.jobs = kSuiteJobs;
   SweepReport report = run_sweep(s, options);
   EXPECT_TRUE(report.ok()) << report.failures.size() << " failing seed(s); sweep check: "
