@@ -228,15 +228,19 @@ Task<Status> ChunkEngine::read_verified(ChunkId id, Placement placement,
   co_return Status();
 }
 
-Task<Result<ReadResult>> ChunkEngine::read_committed(ChunkId id, uint32_t offset,
-                                                     std::span<std::byte> out, bool want_crc) {
+Task<Result<ReadResult>> ChunkEngine::read_version(ChunkId id, uint32_t offset,
+                                                   std::span<std::byte> out, bool want_crc,
+                                                   bool pending) {
   Status valid = validate_range(offset, out.size());
   if (!valid.ok()) co_return valid;
   ++counters_.reads;
   CO_TRY_ASSIGN(std::optional<ChunkRecord> record, load(id));
-  if (!record || !record->has_committed())
-    co_return Status(StatusCode::kNotFound, fmt::format("chunk {} has no committed version", id));
-  uint32_t length = record->committed.length_bytes;
+  if (!record || !(pending ? record->has_pending() : record->has_committed()))
+    co_return Status(StatusCode::kNotFound, fmt::format("chunk {} has no {} version", id,
+                                                        pending ? "pending" : "committed"));
+  const Placement& placement = pending ? record->pending : record->committed;
+  const std::vector<uint32_t>& crcs = pending ? record->pending_crcs : record->committed_crcs;
+  uint32_t length = placement.length_bytes;
   if (offset >= length || out.empty()) co_return ReadResult{};
   uint32_t end = static_cast<uint32_t>(std::min<uint64_t>(offset + out.size(), length));
   uint32_t first = static_cast<uint32_t>(align_down(offset, kBlockBytes));
@@ -249,25 +253,30 @@ Task<Result<ReadResult>> ChunkEngine::read_committed(ChunkId id, uint32_t offset
     buffer = AlignedBuffer(span_bytes);
     blocks = buffer.span();
   }
-  auto reading = read_verified(id, record->committed, &record->committed_crcs, first, blocks);
+  auto reading = read_verified(id, placement, &crcs, first, blocks);
   CO_TRY(co_await std::move(reading));
   // The blocks matched their recorded CRCs, so those CRCs describe the bytes returned.
   ReadResult result{end - offset, 0};
-  if (want_crc)
-    result.crc = range_crc(blocks.data(), first, record->committed_crcs, length, offset, end);
+  if (want_crc) result.crc = range_crc(blocks.data(), first, crcs, length, offset, end);
   if (!in_place) std::memcpy(out.data(), buffer.data() + (offset - first), end - offset);
   co_return result;
 }
 
 Task<Result<size_t>> ChunkEngine::read(ChunkId id, uint32_t offset, std::span<std::byte> out) {
-  auto reading = read_committed(id, offset, out, false);
+  auto reading = read_version(id, offset, out, false, false);
   CO_TRY_ASSIGN(ReadResult result, co_await std::move(reading));
   co_return result.bytes;
 }
 
 Task<Result<ReadResult>> ChunkEngine::read_with_crc(ChunkId id, uint32_t offset,
                                                     std::span<std::byte> out) {
-  auto reading = read_committed(id, offset, out, true);
+  auto reading = read_version(id, offset, out, true, false);
+  co_return co_await std::move(reading);
+}
+
+Task<Result<ReadResult>> ChunkEngine::read_pending(ChunkId id, uint32_t offset,
+                                                   std::span<std::byte> out) {
+  auto reading = read_version(id, offset, out, true, true);
   co_return co_await std::move(reading);
 }
 
@@ -429,9 +438,11 @@ Task<Result<ChunkInfo>> ChunkEngine::store_version(UpdateArgs args,
     next.committed_version = args.version.version;
     next.committed = placement;
     next.committed_crcs = std::move(crcs);
+    next.committed_tag = args.version.tag;
     next.pending_version = 0;
     next.pending = {};
     next.pending_crcs.clear();
+    next.pending_tag = {};
     next.chain_version = args.kind == UpdateKind::kReplace
                              ? args.version.chain_version
                              : std::max(next.chain_version, args.version.chain_version);
@@ -439,6 +450,7 @@ Task<Result<ChunkInfo>> ChunkEngine::store_version(UpdateArgs args,
     next.pending_version = args.version.version;
     next.pending = placement;
     next.pending_crcs = std::move(crcs);
+    next.pending_tag = args.version.tag;
   }
   if (s.ok()) {
     auto putting = put_record(args.id, &next);

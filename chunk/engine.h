@@ -200,8 +200,9 @@ class ChunkEngine {
                                         std::span<const std::byte> content,
                                         std::vector<uint32_t> crcs, uint32_t new_length,
                                         uint32_t checksum);
-  Task<Result<ReadResult>> read_committed(ChunkId id, uint32_t offset, std::span<std::byte> out,
-                                          bool want_crc);
+  // Reads the committed version, or the pending one when pending is set.
+  Task<Result<ReadResult>> read_version(ChunkId id, uint32_t offset, std::span<std::byte> out,
+                                        bool want_crc, bool pending);
   // Builds the new version's bytes in buffer (old content + change), filling crcs/placement.
   Task<Status> build_content(const ChunkRecord* old, const UpdateArgs* args, uint32_t new_length,
                              AlignedBuffer* buffer);

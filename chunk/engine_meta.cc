@@ -38,9 +38,11 @@ Task<Result<ChunkInfo>> ChunkEngine::commit(ChunkId id, uint32_t version, uint32
   next.committed_version = record.pending_version;
   next.committed = record.pending;
   next.committed_crcs = record.pending_crcs;
+  next.committed_tag = record.pending_tag;
   next.pending_version = 0;
   next.pending = {};
   next.pending_crcs.clear();
+  next.pending_tag = {};
   next.chain_version = std::max(record.chain_version, chain_version);
   auto putting = put_record(id, &next);
   CO_TRY(co_await std::move(putting));
@@ -59,6 +61,7 @@ Task<Status> ChunkEngine::abort(ChunkId id, uint32_t version) {
     next.pending_version = 0;
     next.pending = {};
     next.pending_crcs.clear();
+    next.pending_tag = {};
     auto putting = put_record(id, &next);
     CO_TRY(co_await std::move(putting));
   } else {

@@ -22,6 +22,14 @@ Placement from_disk(const RecordHeader::DiskPlacement& d) {
   return Placement{d.size_class, d.slot, d.length_bytes, d.checksum};
 }
 
+RecordHeader::DiskTag to_disk(const UpdateTag& t) {
+  return RecordHeader::DiskTag{t.client_id, t.request_id};
+}
+
+UpdateTag from_disk(const RecordHeader::DiskTag& d) {
+  return UpdateTag{d.client_id, d.request_id};
+}
+
 bool placement_valid(const Placement& p) {
   return p.size_class < kSizeClassCount && p.length_bytes <= size_class_bytes(p.size_class);
 }
@@ -41,10 +49,12 @@ ChunkInfo ChunkRecord::info(ChunkId id) const {
   if (has_committed()) {
     i.length_bytes = committed.length_bytes;
     i.checksum = committed.checksum;
+    i.committed_tag = committed_tag;
   }
   if (has_pending()) {
     i.pending_length_bytes = pending.length_bytes;
     i.pending_checksum = pending.checksum;
+    i.pending_tag = pending_tag;
   }
   return i;
 }
@@ -56,6 +66,8 @@ std::string encode_record(const ChunkRecord& r) {
   MICA_ASSERT(r.committed_crcs.size() ==
               (r.has_committed() ? block_count(r.committed.length_bytes) : 0));
   MICA_ASSERT(r.pending_crcs.size() == (r.has_pending() ? block_count(r.pending.length_bytes) : 0));
+  MICA_ASSERT(r.has_committed() || r.committed_tag.empty());
+  MICA_ASSERT(r.has_pending() || r.pending_tag.empty());
   RecordHeader h{};
   h.record_format = kRecordFormat;
   h.chain_version = r.chain_version;
@@ -63,6 +75,8 @@ std::string encode_record(const ChunkRecord& r) {
   h.pending_version = r.pending_version;
   if (r.has_committed()) h.committed = to_disk(r.committed);
   if (r.has_pending()) h.pending = to_disk(r.pending);
+  h.committed_tag = to_disk(r.committed_tag);
+  h.pending_tag = to_disk(r.pending_tag);
   size_t crc_bytes = 4 * (r.committed_crcs.size() + r.pending_crcs.size());
   std::string out(sizeof(h) + crc_bytes, '\0');
   std::memcpy(out.data(), &h, sizeof(h));
@@ -78,12 +92,19 @@ std::string encode_record(const ChunkRecord& r) {
 }
 
 Result<ChunkRecord> decode_record(std::string_view bytes) {
-  if (bytes.size() < sizeof(RecordHeader)) return corrupt("shorter than its header");
-  RecordHeader h;
-  std::memcpy(&h, bytes.data(), sizeof(h));
+  if (bytes.size() < kUntaggedHeaderBytes) return corrupt("shorter than its header");
+  RecordHeader h{};  // a format-1 header leaves the tags zero: "no tag"
+  std::memcpy(&h, bytes.data(), kUntaggedHeaderBytes);
   if (crc32c(bytes.data() + 4, bytes.size() - 4) != h.record_crc) return corrupt("CRC mismatch");
-  if (h.record_format != kRecordFormat)
+  size_t header_bytes = 0;
+  if (h.record_format == kRecordFormat)
+    header_bytes = sizeof(RecordHeader);
+  else if (h.record_format == kRecordFormatUntagged)
+    header_bytes = kUntaggedHeaderBytes;
+  else
     return corrupt(fmt::format("unknown record format {}", h.record_format));
+  if (bytes.size() < header_bytes) return corrupt("shorter than its header");
+  std::memcpy(&h, bytes.data(), header_bytes);
   ChunkRecord r;
   r.chain_version = h.chain_version;
   r.committed_version = h.committed_version;
@@ -97,15 +118,21 @@ Result<ChunkRecord> decode_record(std::string_view bytes) {
     r.committed = from_disk(h.committed);
     if (!placement_valid(r.committed)) return corrupt("bad committed placement");
     committed_blocks = block_count(r.committed.length_bytes);
+    r.committed_tag = from_disk(h.committed_tag);
+  } else if (!from_disk(h.committed_tag).empty()) {
+    return corrupt("a committed tag without a committed version");
   }
   if (r.has_pending()) {
     r.pending = from_disk(h.pending);
     if (!placement_valid(r.pending)) return corrupt("bad pending placement");
     pending_blocks = block_count(r.pending.length_bytes);
+    r.pending_tag = from_disk(h.pending_tag);
+  } else if (!from_disk(h.pending_tag).empty()) {
+    return corrupt("a pending tag without a pending version");
   }
-  if (bytes.size() != sizeof(h) + 4 * (committed_blocks + pending_blocks))
+  if (bytes.size() != header_bytes + 4 * (committed_blocks + pending_blocks))
     return corrupt("size does not match its lengths");
-  const char* p = bytes.data() + sizeof(h);
+  const char* p = bytes.data() + header_bytes;
   r.committed_crcs.resize(committed_blocks);
   r.pending_crcs.resize(pending_blocks);
   if (committed_blocks) std::memcpy(r.committed_crcs.data(), p, 4 * committed_blocks);

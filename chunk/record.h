@@ -1,14 +1,16 @@
 // The on-disk encodings the chunk engine keeps in kv/ (LMDB): a chunk's metadata record (value of
 // the "chunks" database) and the target's format record ("target" database, key "format").
 //
-// A chunk record is a fixed 56-byte header followed by the block CRCs of the committed
-// version, then those of the pending version. Integers are little-endian; the first field is
+// A chunk record is a fixed header (88 bytes in record format 2; 56 in format 1, which had no
+// update tags and is still read) followed by the block CRCs of the committed version, then
+// those of the pending version. Integers are little-endian; the first field is
 // a CRC32C of everything after it, so a damaged record is detected (kCorruption), never
 // trusted. Both sides of the format are checked: encode asserts its invariants, decode
 // returns kCorruption for any violation. Pure functions: thread-safe, never suspend.
 #pragma once
 
 #include <bit>
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,8 +23,12 @@ namespace mica::chunk {
 static_assert(std::endian::native == std::endian::little, "records are stored little-endian");
 
 // Bumped whenever the layout of the target (files, records, keys) changes; checked at open.
+// Record format 2 added the update tags without changing the target format version: a
+// format-1 record is still decoded (tags empty), so an existing target opens unchanged, and
+// records are rewritten in format 2 as their chunks are updated.
 inline constexpr uint32_t kTargetFormatVersion = 1;
-inline constexpr uint8_t kRecordFormat = 1;
+inline constexpr uint8_t kRecordFormat = 2;
+inline constexpr uint8_t kRecordFormatUntagged = 1;
 
 // The metadata of one chunk as the engine works with it.
 struct ChunkRecord {
@@ -31,6 +37,8 @@ struct ChunkRecord {
   uint32_t pending_version = 0;    // 0: no pending version
   Placement committed;
   Placement pending;
+  UpdateTag committed_tag;               // empty without a committed version
+  UpdateTag pending_tag;                 // empty without a pending version
   std::vector<uint32_t> committed_crcs;  // one per kBlockBytes block
   std::vector<uint32_t> pending_crcs;
 
@@ -56,9 +64,18 @@ struct RecordHeader {
     uint32_t length_bytes;
     uint32_t checksum;
   } committed, pending;
+  // Format 2 only: a format-1 header ends here (kUntaggedHeaderBytes).
+  struct DiskTag {
+    uint64_t client_id;
+    uint64_t request_id;
+  } committed_tag, pending_tag;
 };
 static_assert(sizeof(RecordHeader::DiskPlacement) == 16);
-static_assert(sizeof(RecordHeader) == 56);
+static_assert(sizeof(RecordHeader::DiskTag) == 16);
+static_assert(sizeof(RecordHeader) == 88);
+// The header of a format-1 record: everything before the tags.
+inline constexpr size_t kUntaggedHeaderBytes = 56;
+static_assert(offsetof(RecordHeader, committed_tag) == kUntaggedHeaderBytes);
 
 std::string encode_record(const ChunkRecord& record);
 // kCorruption when the bytes are not a valid record (CRC, format, sizes, placements).

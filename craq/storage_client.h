@@ -25,6 +25,7 @@
 #include <span>
 #include <vector>
 
+#include "async/sync.h"
 #include "craq/routing_client.h"
 #include "craq/storage_service.h"
 #include "net/rpc_client.h"
@@ -110,12 +111,38 @@ class StorageClient {
                            TimePoint deadline = kNoDeadline);
 
  private:
+  struct BatchPart;  // one batch_read RPC to one node (storage_client_batch.cc)
+
+  // The call's deadline: `deadline`, or call_timeout from now when it names none.
+  TimePoint call_deadline(TimePoint deadline) const;
+  // One logical update (write, truncate, remove): a fresh request id kept over retries.
+  Task<Result<ChunkState>> update(UpdateIO io, std::span<const std::byte> data,
+                                  TimePoint deadline);
+  Task<Result<ChunkState>> update_loop(UpdateIO io, net::RemoteBuffer payload,
+                                       TimePoint deadline);
+  Task<Result<uint32_t>> read_loop(ReadRequest request, std::span<std::byte> out,
+                                   TimePoint deadline);
+  Task<Result<std::optional<ChunkMeta>>> last_chunk_of(ChainId chain, uint64_t inode,
+                                                       TimePoint deadline);
+  Task<Status> remove_chain_from(ChainId chain, uint64_t inode, uint32_t first_index,
+                                 TimePoint deadline);
+  // Batch pieces (storage_client_batch.cc).
+  std::vector<BatchPart> plan_batch(const std::vector<ChunkRead>& reads,
+                                    std::vector<std::optional<Result<uint32_t>>>& results);
+  Task<void> send_part(BatchPart* part, Semaphore* bytes, TimePoint deadline);
+  Task<Result<uint32_t>> read_bounded(ChunkRead read, Semaphore* bytes, TimePoint deadline);
+  Task<Result<ChunkState>> write_bounded(ChunkWrite write, Semaphore* bytes,
+                                         TimePoint deadline);
+  uint64_t next_read_turn();
+
   net::ConnectionPool* pool_;
   net::Transport* transport_;
   RoutingClient* routing_;
   StorageClientOptions options_;
   uint64_t client_id_ = 0;
   uint64_t next_request_id_ = 1;
+  // kSpread: reads take serving replicas in turn, from a random start per client.
+  uint64_t read_turn_ = 0;
 };
 
 }  // namespace mica::craq

@@ -14,34 +14,100 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 
+#include "async/file.h"
 #include "craq/storage_server.h"
 
 namespace mica::craq {
 
+// Which version of a chunk holding a pending version a replica may serve, given the committed
+// state the read tail reported (CRAQ's apportioned query). kCommitted: the replica's committed
+// version is the chain's; kPending: the tail has committed the very version the replica holds
+// as pending (same version, length and checksum), so those bytes are committed data; kDirty:
+// neither, the replica cannot tell what is committed and the client must retry. Pure.
+enum class ReadChoice { kCommitted, kPending, kDirty };
+ReadChoice choose_read_version(const chunk::ChunkInfo& local, const ChunkState& tail);
+
 class ReadPath {
  public:
+  // Items of one batch_read read at once: enough to keep a disk's queue full, few enough
+  // that one batch does not crowd out every other request of the node.
+  static constexpr size_t kBatchReadConcurrencyMax = 32;
+  // Reads of one item that restart because the chunk changed under them (a commit between
+  // looking at the chunk and reading it) before the item is answered kDirty.
+  static constexpr int kReadAttemptsMax = 4;
+
   ReadPath(StorageTargets* targets, net::ConnectionPool* pool, net::Transport* transport,
            const StorageServerOptions* options);
   ReadPath(const ReadPath&) = delete;
   ReadPath& operator=(const ReadPath&) = delete;
-  ~ReadPath();
+  ~ReadPath();  // asserts no read is in flight
 
   Task<Result<ReadResponse>> read(ReadRequest request, net::CallContext* context);
   Task<Result<BatchReadResponse>> batch_read(BatchReadRequest request,
                                              net::CallContext* context);
   Task<Result<QueryVersionResponse>> query_version(QueryVersionRequest request,
                                                    net::CallContext* context);
+  // Refuses new reads (kClosed) and returns once every read in flight has finished.
   Task<void> stop();
 
   // Called when a target's disk returned data that failed its CRC (never suspends).
   std::function<void(StorageTarget*, ChunkRef)> on_corrupt;
 
  private:
+  // Counts one handler in flight for stop() (constructed at a handler's start).
+  class InFlight {
+   public:
+    explicit InFlight(ReadPath* path);
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+    ~InFlight();
+
+   private:
+    ReadPath* path_;
+  };
+  // The bytes one read attempt got, before they are pushed to the reader.
+  struct Served {
+    ReadResponse response;
+    AlignedBuffer data;  // response.bytes valid bytes at its start
+  };
+  // The shared state of one batch_read's workers.
+  struct BatchState {
+    const BatchReadRequest* request = nullptr;
+    net::CallContext* context = nullptr;
+    size_t next = 0;  // the next item a worker takes
+    std::vector<ReadItemResult> results;
+  };
+
+  Status check_open() const;
+  // One read (of read() or of a batch item): checks, attempts, push.
+  Task<Result<ReadResponse>> read_item(const ReadRequest* request, net::CallContext* context);
+  // nullopt: the chunk changed while it was read; try again.
+  Task<Result<std::optional<Served>>> read_once(StorageTarget* target,
+                                                const ReadRequest* request,
+                                                net::CallContext* context);
+  // Reads bytes of the chosen version into served.data.
+  Task<Status> read_bytes(StorageTarget* target, const ReadRequest* request, ReadChoice choice,
+                          Served* served);
+  // The read tail's committed state of the chunk (the apportioned query).
+  Task<Result<ChunkState>> query_tail(StorageTarget* target, ChainView view,
+                                      const ReadRequest* request, net::CallContext* context);
+  Task<Status> push(const ReadRequest* request, net::CallContext* context, const Served* served);
+  Task<void> batch_worker(BatchState* state);
+  // The engine's view of a chunk: nullopt when it has none; kCorruption when its record is
+  // damaged (reported as corrupt).
+  Result<std::optional<chunk::ChunkInfo>> stat(StorageTarget* target, ChunkRef chunk);
+  // A checksum or record failure of target's disk: tell on_corrupt, answer kChecksumMismatch.
+  Status corrupt(StorageTarget* target, ChunkRef chunk, const Status& why);
+
   StorageTargets* targets_;
   net::ConnectionPool* pool_;
-  net::Transport* transport_;
+  [[maybe_unused]] net::Transport* transport_;  // reads push through the caller's connection
   const StorageServerOptions* options_;
+  uint64_t in_flight_ = 0;
+  bool stopping_ = false;
+  Event idle_;  // set when stopping_ and in_flight_ reached 0
 };
 
 }  // namespace mica::craq

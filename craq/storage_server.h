@@ -27,6 +27,7 @@ class UpdatePath;
 class ReadPath;
 class Resync;
 class Scrub;
+class StorageHandlers;
 
 struct StorageServerOptions {
   std::vector<StorageTargetConfig> targets;  // at least one
@@ -106,6 +107,8 @@ class StorageServer {
   std::unique_ptr<ReadPath> reads_;
   std::unique_ptr<Resync> resync_;
   std::unique_ptr<Scrub> scrub_;
+  // What service() binds: progress() is overloaded here, which Service::bind cannot take.
+  std::unique_ptr<StorageHandlers> handlers_;
   bool started_ = false;
   bool closed_ = false;
 };

@@ -15,6 +15,9 @@
 // waits for every update in flight.
 #pragma once
 
+#include <span>
+#include <string>
+
 #include "craq/storage_server.h"
 
 namespace mica::craq {
@@ -31,11 +34,59 @@ class UpdatePath {
   Task<Result<ForwardResponse>> forward(ForwardRequest request, net::CallContext* context);
   Task<void> stop();
 
+  // Bytes to hand down the chain with a pending version: the update's payload (a write's
+  // bytes at io.offset, none for a truncate) or, when full, the whole new chunk with its CRC.
+  struct Content {
+    std::span<const std::byte> bytes;
+    bool full = false;
+    uint32_t full_crc = 0;
+  };
+
  private:
+  // Counts a handler in flight, so that stop() can wait for them all.
+  class Activity {
+   public:
+    explicit Activity(UpdatePath* path) : path_(path) { ++path_->in_flight_; }
+    Activity(const Activity&) = delete;
+    Activity& operator=(const Activity&) = delete;
+    ~Activity() {
+      if (--path_->in_flight_ == 0 && path_->stopping_) path_->idle_.set();
+    }
+
+   private:
+    UpdatePath* path_;
+  };
+  Task<Result<UpdateResponse>> update_locked(StorageTarget* target, UpdateRequest request,
+                                             net::CallContext* context, TimePoint deadline);
+  Task<Result<ForwardResponse>> forward_locked(StorageTarget* target, ForwardRequest request,
+                                               net::CallContext* context, TimePoint deadline);
+  // Forwards pending `version` (already applied here) to the successor, then commits it here
+  // and checks the successor's state against ours. The pending version stays on failure.
+  Task<Result<chunk::ChunkInfo>> pass_down(StorageTarget* target, UpdateIO io, uint32_t version,
+                                           Content content, TimePoint deadline);
+  // Sends one forward to the successor with content in a registered buffer of ours.
+  Task<Result<ForwardResponse>> send_forward(std::string address, ForwardRequest request,
+                                             std::span<const std::byte> content,
+                                             TimePoint deadline);
+  // Resolves a pending version left behind by a failure: forwards it whole and commits it.
+  Task<Result<chunk::ChunkInfo>> finish_pending(StorageTarget* target, UpdateIO io,
+                                                chunk::ChunkInfo info, TimePoint deadline);
+  // A remove: the rest of the chain first (the tail removes first), then this target.
+  Task<Result<ChunkState>> remove_down(StorageTarget* target, UpdateIO io, TimePoint deadline);
+  // Applies a forwarded update here (pending, or committed at the tail).
+  Task<Result<chunk::ChunkInfo>> apply_forward(StorageTarget* target, const ForwardRequest* request,
+                                               chunk::ChunkInfo info, Content content);
+  Task<Result<chunk::ChunkInfo>> commit_checked(StorageTarget* target, chunk::ChunkId id,
+                                                uint32_t version, ChunkState successor);
+  TimePoint forward_deadline(TimePoint caller) const;
+
   StorageTargets* targets_;
   net::ConnectionPool* pool_;
   net::Transport* transport_;
   const StorageServerOptions* options_;
+  uint64_t in_flight_ = 0;
+  bool stopping_ = false;
+  Event idle_;  // set when in_flight_ drops to 0 while stopping
 };
 
 }  // namespace mica::craq

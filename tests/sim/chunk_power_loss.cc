@@ -215,7 +215,7 @@ MICA_SIM_SCENARIO(kChunkPowerLoss,
                               "every acknowledged write reads back byte-exact, fsck clean",
                    .run = run_chunk_power_loss,
                    .golden_seed = 1,
-                   .golden_hash = 0x55a507ef4540c468,
+                   .golden_hash = 0x6b9a24cce3054ddb,
                    .check_sweep = check_chunk_power_loss,
                    .suite_seeds = 1000});
 

@@ -1,0 +1,275 @@
+// The member's side of the update path and the forward between members: a forwarded update
+// applied as pending (committed at once by the write tail), passed on to the successor (the
+// whole chunk to a syncing one, or to one that lacks the version it builds on), committed
+// when the successor answered and checked against the successor's state
+// (craq/storage_update.h, docs/craq.md).
+#include <fmt/format.h>
+
+#include "async/log.h"
+#include "craq/storage_update.h"
+#include "craq/storage_update_parts.h"
+
+namespace mica::craq {
+
+using namespace update_parts;
+
+Task<Result<ForwardResponse>> UpdatePath::forward(ForwardRequest request,
+                                                  net::CallContext* context) {
+  Activity activity(this);
+  if (stopping_) co_return Status(StatusCode::kClosed, "the storage server is stopping");
+  const UpdateIO& io = request.io;
+  std::initializer_list<PublicState> takers = {PublicState::kServing, PublicState::kSyncing};
+  Result<StorageTarget*> found = targets_->for_request(io.chain, io.chain_version, takers);
+  if (!found.ok()) co_return found.status();
+  StorageTarget* target = *found;
+  if (request.target != target->id())
+    co_return Status(StatusCode::kNotServing,
+                     fmt::format("chain {}: a forward for target {} reached target {}", io.chain,
+                                 request.target, target->id()));
+  if (!target->updates_in_flight().try_acquire()) {
+    ++target->counters().busy_refusals;
+    co_return Status(StatusCode::kBusy,
+                     fmt::format("target {}: {} updates in flight", target->id(),
+                                 options_->updates_in_flight_max));
+  }
+  SemaphoreGuard admission(target->updates_in_flight());
+  auto locking = target->chunk_order().lock(chunk_id(io.chunk));
+  Result<chunk::ChunkLocks::Guard> order = co_await std::move(locking);
+  if (!order.ok()) co_return order.status();
+  Result<StorageTarget*> again = targets_->for_request(io.chain, io.chain_version, takers);
+  if (!again.ok()) co_return again.status();
+  TimePoint caller = context != nullptr ? context->deadline : kNoDeadline;
+  auto running = forward_locked(target, std::move(request), context, forward_deadline(caller));
+  co_return co_await std::move(running);
+}
+
+Task<Result<ForwardResponse>> UpdatePath::forward_locked(StorageTarget* target,
+                                                         ForwardRequest request,
+                                                         net::CallContext* context,
+                                                         TimePoint deadline) {
+  const UpdateIO io = request.io;
+  chunk::ChunkId id = chunk_id(io.chunk);
+  ++target->counters().forwards;
+  if (io.kind == UpdateKind::kRemove) {
+    auto removing = remove_down(target, io, deadline);
+    Result<ChunkState> removed = co_await std::move(removing);
+    if (!removed.ok()) co_return removed.status();
+    co_return ForwardResponse{.state = *removed};
+  }
+  Result<std::optional<chunk::ChunkInfo>> found = stat_of(target->engine(), id);
+  if (!found.ok()) co_return found.status();
+  chunk::ChunkInfo info = found->value_or(chunk::ChunkInfo{.id = id});
+  // Already committed here (a re-forward after a failure): nothing to do. A whole chunk of
+  // the same version but other bytes is the chain's truth for a syncing tail: it replaces.
+  bool differs = request.full_chunk && target->view().tail && info.checksum != request.full_crc;
+  if (request.version < info.committed_version ||
+      (request.version == info.committed_version && !differs))
+    co_return ForwardResponse{.state = state_of(info)};
+  uint32_t length = request.full_chunk ? request.full_length
+                    : io.kind == UpdateKind::kWrite ? io.length
+                                                    : 0;
+  Staged data(length);
+  auto pulling = pull(context != nullptr ? context->connection : nullptr, request.payload,
+                      data.bytes(), deadline);
+  Status pulled = co_await std::move(pulling);
+  if (!pulled.ok()) co_return pulled;
+  Content content{.bytes = data.view(), .full = request.full_chunk, .full_crc = request.full_crc};
+  auto applying = apply_forward(target, &request, info, content);
+  Result<chunk::ChunkInfo> applied = co_await std::move(applying);
+  if (!applied.ok()) co_return applied.status();
+  if (!target->view().tail) {
+    auto passing = pass_down(target, io, request.version, content, deadline);
+    applied = co_await std::move(passing);
+    if (!applied.ok()) co_return applied.status();
+  }
+  co_return ForwardResponse{.state = state_of(*applied)};
+}
+
+namespace {
+
+// The whole chunk `content` as pending `version` on top of committed `info` (a non-tail
+// member resolving a leftover): a write from 0 when it covers the committed bytes, else a
+// cut of the committed bytes (a shrinking truncate), checked against the whole chunk's CRC.
+Task<Result<chunk::ChunkInfo>> apply_whole_pending(chunk::ChunkEngine* engine,
+                                                   chunk::ChunkInfo info,
+                                                   UpdatePath::Content content,
+                                                   chunk::UpdateVersion v) {
+  chunk::ChunkId id = info.id;
+  uint32_t length = static_cast<uint32_t>(content.bytes.size());
+  if (length > 0 && length >= info.length_bytes) {
+    auto writing = engine->write(id, 0, content.bytes, content.full_crc, v);
+    co_return co_await std::move(writing);
+  }
+  auto truncating = engine->truncate(id, length, v);
+  Result<chunk::ChunkInfo> cut = co_await std::move(truncating);
+  if (!cut.ok() || cut->pending_checksum == content.full_crc) co_return cut;
+  auto aborting = engine->abort(id, v.version);
+  Status aborted = co_await std::move(aborting);
+  (void)aborted;
+  co_return Status(StatusCode::kInternal,
+                   fmt::format("chunk {}: committed version {} differs from the chain's; the "
+                               "whole pending version {} cannot be rebuilt here",
+                               id, info.committed_version, v.version));
+}
+
+}  // namespace
+
+Task<Result<chunk::ChunkInfo>> UpdatePath::apply_forward(StorageTarget* target,
+                                                         const ForwardRequest* request,
+                                                         chunk::ChunkInfo info,
+                                                         Content content) {
+  chunk::ChunkEngine& engine = target->engine();
+  chunk::ChunkId id = info.id;
+  const UpdateIO& io = request->io;
+  uint32_t version = request->version;
+  chunk::UpdateVersion v = version_of(target, version, io);
+  bool tail = target->view().tail;
+  bool have_pending = info.pending_version == version &&
+                      (content.full ? info.pending_checksum == content.full_crc &&
+                                          info.pending_length_bytes == content.bytes.size()
+                                    : !tag_of(io).empty() && info.pending_tag == tag_of(io));
+  if (have_pending) {  // applied here before, by a forward that failed further down
+    if (!tail) co_return info;
+    auto committing = engine.commit(id, version, v.chain_version);
+    co_return co_await std::move(committing);
+  }
+  if (content.full && tail) {  // a newer version always wins at the write tail
+    auto replacing = engine.replace(id, content.bytes, content.full_crc, v);
+    co_return co_await std::move(replacing);
+  }
+  if (version != info.committed_version + 1)
+    co_return Status(StatusCode::kStaleVersion,
+                     fmt::format("target {}: chunk {} holds committed version {}; version {} "
+                                 "builds on another",
+                                 target->id(), id, info.committed_version, version));
+  if (info.pending_version != 0) {  // another update's leftover: the forward replaces it
+    auto aborting = engine.abort(id, info.pending_version);
+    Status aborted = co_await std::move(aborting);
+    if (!aborted.ok()) co_return aborted;
+    info.pending_version = 0;
+  }
+  if (content.full) {
+    auto whole = apply_whole_pending(&engine, info, content, v);
+    co_return co_await std::move(whole);
+  }
+  if (io.kind == UpdateKind::kWrite) {
+    auto writing = tail ? engine.write_and_commit(id, io.offset, content.bytes, io.payload_crc, v)
+                        : engine.write(id, io.offset, content.bytes, io.payload_crc, v);
+    co_return co_await std::move(writing);
+  }
+  auto truncating = engine.truncate(id, io.length, v);
+  Result<chunk::ChunkInfo> truncated = co_await std::move(truncating);
+  if (!truncated.ok() || !tail) co_return truncated;
+  auto committing = engine.commit(id, version, v.chain_version);
+  co_return co_await std::move(committing);
+}
+
+Task<Result<chunk::ChunkInfo>> UpdatePath::pass_down(StorageTarget* target, UpdateIO io,
+                                                     uint32_t version, Content content,
+                                                     TimePoint deadline) {
+  const ChainView view = target->view();
+  chunk::ChunkId id = chunk_id(io.chunk);
+  ForwardRequest request{.io = io, .target = view.successor, .version = version};
+  Staged whole;
+  // A syncing successor may lack the version this one builds on: it gets the whole chunk.
+  bool full = content.full || view.successor_state == PublicState::kSyncing;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (full && !content.full) {
+      auto reading = read_whole_pending(&target->engine(), id, &whole);
+      Result<uint32_t> crc = co_await std::move(reading);
+      if (!crc.ok()) co_return crc.status();
+      content = Content{.bytes = whole.view(), .full = true, .full_crc = *crc};
+    }
+    request.full_chunk = content.full;
+    request.full_length = content.full ? static_cast<uint32_t>(content.bytes.size()) : 0;
+    request.full_crc = content.full_crc;
+    auto sending = send_forward(view.successor_address, request, content.bytes, deadline);
+    Result<ForwardResponse> answer = co_await std::move(sending);
+    if (answer.ok()) {
+      auto committing = commit_checked(target, id, version, answer->state);
+      co_return co_await std::move(committing);
+    }
+    // The successor holds another base version: send it the whole chunk instead.
+    if (answer.status().code() != StatusCode::kStaleVersion || content.full) {
+      MICA_LOG(Warn, "craq", "target {}: forward of chunk {} v{} to target {}: {}", target->id(),
+               id, version, view.successor, answer.status());
+      co_return answer.status();
+    }
+    full = true;
+  }
+  co_return Status(StatusCode::kInternal, "unreachable");
+}
+
+Task<Result<ForwardResponse>> UpdatePath::send_forward(std::string address,
+                                                       ForwardRequest request,
+                                                       std::span<const std::byte> content,
+                                                       TimePoint deadline) {
+  Result<SocketAddress> peer = SocketAddress::parse(address);
+  if (!peer.ok())
+    co_return Status(StatusCode::kUnreachable,
+                     fmt::format("successor target {} has no usable address '{}'",
+                                 request.target, address));
+  std::unique_ptr<net::MemoryRegion> region;
+  if (!content.empty()) {
+    // The successor only reads the region; registration wants a mutable span.
+    std::span<std::byte> bytes(const_cast<std::byte*>(content.data()), content.size());
+    Result<std::unique_ptr<net::MemoryRegion>> registered = transport_->register_memory(bytes);
+    if (!registered.ok()) co_return registered.status();
+    region = std::move(*registered);
+    request.payload = region->remote(0, static_cast<uint32_t>(content.size()));
+  }
+  auto getting = pool_->get(*peer, deadline);
+  Result<std::shared_ptr<net::RpcClient>> client = co_await std::move(getting);
+  Result<ForwardResponse> answer = Status(StatusCode::kInternal, "no answer");
+  if (client.ok()) {
+    auto calling =
+        (*client)->call<StorageService::forward>(request, net::CallOptions{.deadline = deadline});
+    answer = co_await std::move(calling);
+  } else {
+    answer = client.status();
+  }
+  if (region) {
+    Task<void> deregistering = region->deregister(deadline_after(options_->forward_timeout));
+    co_await std::move(deregistering);
+  }
+  co_return answer;
+}
+
+Task<Result<chunk::ChunkInfo>> UpdatePath::commit_checked(StorageTarget* target,
+                                                          chunk::ChunkId id, uint32_t version,
+                                                          ChunkState successor) {
+  uint32_t chain_version = static_cast<uint32_t>(target->view().version);
+  auto committing = target->engine().commit(id, version, chain_version);
+  Result<chunk::ChunkInfo> committed = co_await std::move(committing);
+  if (!committed.ok()) co_return committed.status();
+  ChunkState mine = state_of(*committed);
+  if (mine.version != successor.version || mine.checksum != successor.checksum ||
+      mine.length_bytes != successor.length_bytes) {
+    ++target->counters().checksum_mismatches;
+    MICA_LOG(Error, "craq",
+             "target {}: chunk {} v{} committed with checksum {:#x} ({} bytes) but the "
+             "successor holds v{} checksum {:#x} ({} bytes)",
+             target->id(), id, mine.version, mine.checksum, mine.length_bytes, successor.version,
+             successor.checksum, successor.length_bytes);
+    co_return Status(StatusCode::kInternal,
+                     fmt::format("chunk {}: replicas differ after version {}", id, version));
+  }
+  co_return committed;
+}
+
+Task<Result<ChunkState>> UpdatePath::remove_down(StorageTarget* target, UpdateIO io,
+                                                 TimePoint deadline) {
+  const ChainView view = target->view();
+  if (!view.tail) {
+    ForwardRequest request{.io = io, .target = view.successor};
+    auto sending = send_forward(view.successor_address, request, {}, deadline);
+    Result<ForwardResponse> answer = co_await std::move(sending);
+    if (!answer.ok()) co_return answer.status();
+  }
+  auto removing = target->engine().remove(chunk_id(io.chunk));
+  Status removed = co_await std::move(removing);
+  if (!removed.ok() && removed.code() != StatusCode::kNotFound) co_return removed;
+  co_return ChunkState{};
+}
+
+}  // namespace mica::craq
