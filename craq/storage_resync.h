@@ -16,6 +16,14 @@
 // suspend; stop() ends every copy and waits for them.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "async/scope.h"
+#include "craq/rate_limiter.h"
 #include "craq/storage_server.h"
 
 namespace mica::craq {
@@ -39,10 +47,75 @@ class Resync {
   Task<void> stop();
 
  private:
+  // One copy to a syncing successor at one chain version. Shared by the copy's task and
+  // copies_ (the task keeps it alive until it ends; progress reads it meanwhile).
+  struct Copy {
+    StorageTarget* target = nullptr;
+    ChainId chain = 0;
+    uint64_t chain_version = 0;
+    TargetId successor = 0;
+    std::string address;
+    std::shared_ptr<Copy> previous;  // the copy this one replaces: it ends first
+    CancelSource* cancel = nullptr;  // while the copy runs
+    bool stop_requested = false;
+    bool finished = false;
+    bool done = false;  // sync_done answered
+    Event ended;
+    // This pass's progress (totals: the own committed chunks and their bytes).
+    uint64_t chunks_done = 0;
+    uint64_t chunks_total = 0;
+    uint64_t bytes_done = 0;
+    uint64_t bytes_total = 0;
+    // What was sent, over all passes.
+    uint64_t chunks_copied = 0;
+    uint64_t bytes_copied = 0;
+    uint64_t chunks_removed = 0;
+    uint64_t passes = 0;
+    Status error;        // the first failure of the running pass
+    bool again = false;  // the pass raced a write: run another one
+  };
+  // One step of a pass: what the merge of both listings decided for one chunk.
+  enum class Step : uint8_t { kCopy, kRemove };
+  // A sorted stream of chunk metadata, paged (own engine or the successor's sync_list).
+  struct Listing {
+    std::vector<ChunkMeta> page;
+    size_t next = 0;
+    bool end = false;
+    std::optional<ChunkRef> after;
+    bool empty() const { return next >= page.size(); }
+  };
+
+  static ChunkMeta meta_of(const chunk::ChunkInfo& info);
+  static chunk::ChunkId id_of(ChunkRef chunk) { return {chunk.inode, chunk.index}; }
+  void stop_copy(const StorageTarget* target);
+  static Task<void> run_copy(Resync* self, std::shared_ptr<Copy> copy);
+  Task<void> copy_until_done(Copy* copy);
+  bool still_current(const Copy* copy) const;
+  Status count_own(Copy* copy);
+  Task<Status> copy_pass(Copy* copy);
+  Status refill_own(Copy* copy, Listing* own);
+  Task<Status> refill_remote(Copy* copy, Listing* remote);
+  Task<void> run_step(Copy* copy, Step step, ChunkRef chunk, Semaphore* slots);
+  Task<Status> copy_chunk(Copy* copy, ChunkRef chunk);
+  // False when the chunk changed while it was read (read it again).
+  Task<Result<bool>> send_chunk(Copy* copy, chunk::ChunkInfo info);
+  Task<Result<SyncAck>> call_sync_write(Copy* copy, SyncWriteRequest request, TimePoint deadline);
+  Task<Status> remove_chunk(Copy* copy, ChunkRef chunk);
+  Task<Status> send_done(Copy* copy);
+  Task<Result<std::shared_ptr<net::RpcClient>>> successor_client(Copy* copy, TimePoint deadline);
+  TimePoint call_deadline() const;
+  // Syncing side: applies one chunk's full content unless what the target holds is newer.
+  Task<Result<SyncAck>> apply_sync_write(StorageTarget* target, SyncWriteRequest request,
+                                         net::CallContext* context);
+
   StorageTargets* targets_;
   net::ConnectionPool* pool_;
   net::Transport* transport_;
   const StorageServerOptions* options_;
+  ByteRateLimiter limiter_;
+  std::map<const StorageTarget*, std::shared_ptr<Copy>> copies_;
+  TaskScope scope_;
+  bool stopped_ = false;
 };
 
 }  // namespace mica::craq

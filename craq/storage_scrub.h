@@ -13,6 +13,14 @@
 // stop() ends it and every repair and waits for them.
 #pragma once
 
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "async/scope.h"
+#include "craq/rate_limiter.h"
 #include "craq/storage_server.h"
 
 namespace mica::craq {
@@ -32,10 +40,39 @@ class Scrub {
   void fill_progress(TargetProgress* progress) const;
 
  private:
+  struct Counts {
+    uint64_t passes = 0;
+    uint64_t checked = 0;
+    uint64_t corrupt = 0;
+    uint64_t repaired = 0;
+  };
+
+  Task<void> scrub_loop(StorageTarget* target);
+  Task<Status> scrub_pass(StorageTarget* target);
+  Task<Status> check_chunk(StorageTarget* target, chunk::ChunkInfo info);
+  static Task<void> run_repair(Scrub* self, StorageTarget* target, ChunkRef chunk);
+  // ok once the chunk is repaired (or needs none); kNotFound without a peer that has it.
+  Task<Status> repair_chunk(StorageTarget* target, ChunkRef chunk);
+  Task<Status> repair_once(StorageTarget* target, ChunkRef chunk);
+  // Fetches the committed version `info` names from the peer at address and replaces the
+  // own copy with it. False when the peer could not give exactly that version (yet).
+  Task<Result<bool>> repair_from(StorageTarget* target, chunk::ChunkInfo info,
+                                 std::string address);
+  Task<Result<ReadResponse>> read_peer(std::string address, ReadRequest request,
+                                       TimePoint deadline);
+  // The RPC addresses of the other serving members of the target's chain.
+  std::vector<std::string> peer_addresses(const StorageTarget* target) const;
+
   StorageTargets* targets_;
   net::ConnectionPool* pool_;
   net::Transport* transport_;
   const StorageServerOptions* options_;
+  ByteRateLimiter limiter_;
+  std::map<const StorageTarget*, Counts> counts_;
+  std::set<std::pair<const StorageTarget*, ChunkRef>> repairing_;
+  TaskScope scope_;
+  bool started_ = false;
+  bool stopped_ = false;
 };
 
 }  // namespace mica::craq

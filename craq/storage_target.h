@@ -144,11 +144,14 @@ class StorageTargets {
   // The reports the node agent heartbeats (capacity from each engine's space()).
   std::vector<TargetReport> reports() const;
   uint64_t routing_version() const { return routing_version_; }
+  // The snapshot apply_routing() last applied (the scrub finds a chain's peers in it).
+  const RoutingSnapshot& routing() const { return routing_; }
 
  private:
   StorageTargets() = default;
   std::vector<std::unique_ptr<StorageTarget>> targets_;
   uint64_t routing_version_ = 0;
+  RoutingSnapshot routing_;
   bool closed_ = false;
 };
 
