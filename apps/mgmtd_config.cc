@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <toml.hpp>
 #include <vector>
 
+#include "apps/config_reader.h"
 #include "async/socket_address.h"
 #include "chunk/types.h"
 #include "craq/mgmtd_client.h"
@@ -34,87 +33,6 @@ uint64_t reconnect_backoff_max_ms() {
       std::chrono::duration_cast<std::chrono::milliseconds>(craq::kMgmtdReconnectBackoffMax)
           .count());
 }
-
-std::string_view type_name(toml::value_t type) {
-  switch (type) {
-    case toml::value_t::boolean:
-      return "a boolean";
-    case toml::value_t::integer:
-      return "an integer";
-    case toml::value_t::floating:
-      return "a float";
-    case toml::value_t::string:
-      return "a string";
-    case toml::value_t::array:
-      return "an array";
-    case toml::value_t::table:
-      return "a table";
-    default:
-      return "a date or time";
-  }
-}
-
-// Reads the fields of one table; messages name "<file>: <prefix><key>".
-class TableReader {
- public:
-  TableReader(const toml::value& table, const std::string& file, std::string prefix)
-      : table_(table.as_table()), file_(file), prefix_(std::move(prefix)) {}
-
-  Status error(std::string_view key, std::string_view what) const {
-    return Status(StatusCode::kInvalidArgument,
-                  fmt::format("{}: {}{} {}", file_, prefix_, key, what));
-  }
-
-  // Refuses keys outside `known`, in sorted order so the message is stable.
-  Status check_keys(const std::set<std::string>& known) const {
-    std::vector<std::string> keys;
-    for (const auto& entry : table_) keys.push_back(entry.first);
-    std::sort(keys.begin(), keys.end());
-    for (const std::string& key : keys) {
-      if (known.count(key) == 0) return error(key, "is not a known setting (a typo?)");
-    }
-    return Status::ok_status();
-  }
-
-  const toml::value* find(std::string_view key, toml::value_t type, Status* status) const {
-    auto it = table_.find(std::string(key));
-    if (it == table_.end()) return nullptr;
-    if (it->second.type() != type) {
-      *status = error(
-          key, fmt::format("must be {} (got {})", type_name(type), type_name(it->second.type())));
-      return nullptr;
-    }
-    return &it->second;
-  }
-
-  Status read(std::string_view key, std::string* out) const {
-    Status status;
-    if (const toml::value* v = find(key, toml::value_t::string, &status)) *out = v->as_string();
-    return status;
-  }
-  Status read(std::string_view key, bool* out) const {
-    Status status;
-    if (const toml::value* v = find(key, toml::value_t::boolean, &status)) *out = v->as_boolean();
-    return status;
-  }
-  template <class T>
-  Status read(std::string_view key, T* out, uint64_t min, uint64_t max) const {
-    Status status;
-    const toml::value* v = find(key, toml::value_t::integer, &status);
-    if (v == nullptr) return status;
-    int64_t n = v->as_integer();
-    if (n < 0 || static_cast<uint64_t>(n) < min || static_cast<uint64_t>(n) > max) {
-      return error(key, fmt::format("must be between {} and {} (got {})", min, max, n));
-    }
-    *out = static_cast<T>(n);
-    return Status::ok_status();
-  }
-
- private:
-  const toml::table& table_;
-  const std::string& file_;
-  std::string prefix_;
-};
 
 Status read_root(const TableReader& root, MgmtdConfig* config) {
   RETURN_IF_ERROR(root.check_keys(kRootKeys));
@@ -152,18 +70,6 @@ Status read_cluster(const TableReader& cluster, craq::ClusterConfig* out) {
       cluster.read("heartbeat_interval_ms", &out->heartbeat_interval_ms, 1, kIntervalMaxMs));
   RETURN_IF_ERROR(cluster.read("lease_timeout_ms", &out->lease_timeout_ms, 1, kIntervalMaxMs));
   return Status::ok_status();
-}
-
-std::string_view transport_choice_name(net::TransportChoice choice) {
-  switch (choice) {
-    case net::TransportChoice::kTcp:
-      return "tcp";
-    case net::TransportChoice::kRdma:
-      return "rdma";
-    case net::TransportChoice::kAuto:
-      break;
-  }
-  return "auto";
 }
 
 bool power_of_two(uint64_t n) {
@@ -234,14 +140,9 @@ Status check_fields(const TableReader& root, const MgmtdConfig& config) {
 }  // namespace
 
 Result<MgmtdConfig> parse_mgmtd_config(std::string_view text, const std::string& file_name) {
-  toml::value document;
-  try {
-    std::istringstream stream{std::string(text)};
-    document = toml::parse(stream, file_name);
-  } catch (const std::exception& e) {
-    // toml11's message already names the file, line and column.
-    return Status(StatusCode::kInvalidArgument, fmt::format("{}: {}", file_name, e.what()));
-  }
+  Result<toml::value> parsed = parse_toml(text, file_name);
+  if (!parsed.ok()) return parsed.status();
+  const toml::value& document = *parsed;
   MgmtdConfig config;
   TableReader root(document, file_name, "");
   RETURN_IF_ERROR(read_root(root, &config));
@@ -258,14 +159,9 @@ Result<MgmtdConfig> parse_mgmtd_config(std::string_view text, const std::string&
 }
 
 Result<MgmtdConfig> load_mgmtd_config(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return Status(StatusCode::kNotFound, fmt::format("{}: cannot open the config file", path));
-  }
-  std::ostringstream text;
-  text << file.rdbuf();
-  if (file.bad()) return Status(StatusCode::kIoError, fmt::format("{}: cannot read it", path));
-  return parse_mgmtd_config(text.str(), path);
+  Result<std::string> text = read_config_file(path);
+  if (!text.ok()) return text.status();
+  return parse_mgmtd_config(*text, path);
 }
 
 std::string default_mgmtd_config_toml() {

@@ -7,8 +7,8 @@
 // the listen address, registers with mgmtd through the node agent (persisting the node id in
 // data_dir/node_identity and the target ids in each target's identity file), and follows
 // routing: every snapshot goes to StorageServer::apply_routing, every heartbeat carries
-// StorageServer::reports(). stop() undoes it in reverse: agent and routing client, server
-// loops, RPC drain, engines closed.
+// StorageServer::reports(). stop() undoes it in reverse: agent and routing client, RPC
+// drain (no handler runs afterwards), server loops, engines closed, pool closed.
 //
 // Ownership and threads: the caller owns the transport (TCP, authenticated or not, or the
 // simulator's), which outlives the node. Everything runs on one executor: start() and stop()
@@ -21,6 +21,7 @@
 
 #include "async/socket_address.h"
 #include "craq/node_agent.h"
+#include "craq/node_identity.h"
 #include "craq/routing_client.h"
 #include "craq/storage_server.h"
 #include "net/rpc_server.h"
@@ -61,15 +62,23 @@ class StorageNode {
   net::ConnectionPool* pool() { return pool_.get(); }
 
  private:
+  class MeteredService;
+  void start_routing();
+  void start_agent();
+  Task<Status> persist_registration(RegisterResponse response);
+
   net::Transport* transport_;
   StorageNodeOptions options_;
   SocketAddress rpc_address_;
   std::unique_ptr<net::ConnectionPool> pool_;
+  NodeIdentity identity_;
   std::unique_ptr<StorageServer> server_;
+  std::unique_ptr<MeteredService> metered_;
   std::unique_ptr<net::Service> service_;
   std::unique_ptr<net::RpcServer> rpc_;
   std::unique_ptr<RoutingClient> routing_;
   std::unique_ptr<NodeAgent> agent_;
+  bool server_started_ = false;
 };
 
 }  // namespace mica::craq
