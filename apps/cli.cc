@@ -4,10 +4,14 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <optional>
 #include <vector>
 
 #include "apps/cli_format.h"
+#include "apps/cli_storage.h"
+#include "apps/dev_cluster.h"
 #include "async/executor.h"
 #include "craq/mgmtd_client.h"
 #include "net/authenticated_transport.h"
@@ -48,6 +52,14 @@ std::string_view command_name(CliCommand command) {
       return "chain promote";
     case CliCommand::kTokenGenerate:
       return "token generate";
+    case CliCommand::kDevUp:
+      return "dev up";
+    case CliCommand::kDevDown:
+      return "dev down";
+    case CliCommand::kPut:
+      return "put";
+    case CliCommand::kGet:
+      return "get";
     case CliCommand::kHelp:
       break;
   }
@@ -67,11 +79,16 @@ CliResult outcome(const CliInvocation& invocation, Result<Response> response, Fo
 
 // The status-reading commands, all answered from one StatusResponse.
 Task<CliResult> run_status(CliInvocation invocation, MgmtdService::Stub stub,
-                           net::CallOptions options) {
+                           net::CallOptions options, net::Transport* transport) {
   auto calling = stub.status(craq::StatusRequest{}, options);
   Result<craq::StatusResponse> response = co_await std::move(calling);
   bool json = invocation.json;
   CliCommand command = invocation.command;
+  std::vector<NodeProgress> storage;
+  if (command == CliCommand::kStatus && response.ok()) {
+    auto asking = fetch_progress(transport, *response);
+    storage = co_await std::move(asking);
+  }
   co_return outcome(invocation, std::move(response), [&](const craq::StatusResponse& status) {
     switch (command) {
       case CliCommand::kNodes:
@@ -81,7 +98,7 @@ Task<CliResult> run_status(CliInvocation invocation, MgmtdService::Stub stub,
       case CliCommand::kChains:
         return format_chains(status, json);
       default:
-        return format_status(status, json);
+        return format_status(status, json, storage);
     }
   });
 }
@@ -131,8 +148,8 @@ Task<CliResult> run_call(CliInvocation invocation, net::Transport* transport) {
   bool reads_status =
       invocation.command == CliCommand::kStatus || invocation.command == CliCommand::kNodes ||
       invocation.command == CliCommand::kTargets || invocation.command == CliCommand::kChains;
-  Task<CliResult> running =
-      reads_status ? run_status(invocation, stub, options) : run_admin(invocation, stub, options);
+  Task<CliResult> running = reads_status ? run_status(invocation, stub, options, transport)
+                                         : run_admin(invocation, stub, options);
   CliResult result = co_await std::move(running);
   Task<void> closing = (*client)->close();
   co_await std::move(closing);
@@ -146,13 +163,60 @@ Task<CliResult> run_on_executor(CliInvocation invocation, std::optional<net::Clu
   if (token) {
     authenticated = std::make_unique<net::AuthenticatedTransport>(inner->get(), *token);
   }
-  auto running = run_call(invocation, authenticated ? authenticated.get() : inner->get());
+  net::Transport* transport = authenticated ? authenticated.get() : inner->get();
+  if (invocation.command == CliCommand::kPut || invocation.command == CliCommand::kGet) {
+    auto running = run_data_command(invocation, transport);
+    co_return co_await std::move(running);
+  }
+  auto running = run_call(invocation, transport);
   co_return co_await std::move(running);
+}
+
+// --dir: the dev cluster's mgmtd and token; --file: the bytes to put. Blocking file I/O,
+// before any executor runs.
+Status resolve_files(CliInvocation* invocation) {
+  if (!invocation->dir.empty()) {
+    Result<std::string> address = dev_mgmtd_address(invocation->dir);
+    if (!address.ok()) return address.status();
+    invocation->mgmtd = *address;
+    invocation->token_file = invocation->dir + "/" + kDevTokenFile;
+  }
+  if (invocation->command == CliCommand::kPut && !invocation->data_file.empty()) {
+    std::ifstream file(invocation->data_file, std::ios::binary);
+    if (!file) return Status(StatusCode::kNotFound, invocation->data_file + ": cannot open it");
+    std::ostringstream text;
+    text << file.rdbuf();
+    invocation->data = text.str();
+    if (invocation->data.size() > kCliDataBytesMax) {
+      return Status(StatusCode::kInvalidArgument,
+                    fmt::format("{} holds more than {} bytes", invocation->data_file,
+                                kCliDataBytesMax));
+    }
+  }
+  return Status::ok_status();
+}
+
+CliResult write_out_file(const CliInvocation& invocation, CliResult result) {
+  if (invocation.command != CliCommand::kGet || invocation.out_file.empty() ||
+      result.exit_code != kExitOk) {
+    return result;
+  }
+  std::ofstream file(invocation.out_file, std::ios::binary | std::ios::trunc);
+  file.write(result.data.data(), static_cast<std::streamsize>(result.data.size()));
+  if (!file.flush()) return failure(fmt::format("get: cannot write {}", invocation.out_file));
+  return result;
 }
 
 }  // namespace
 
-CliResult run_cli(const CliInvocation& invocation) {
+CliResult run_cli(const CliInvocation& given) {
+  if (given.command == CliCommand::kDevUp) return dev_up(given);
+  if (given.command == CliCommand::kDevDown) return dev_down(given);
+  CliInvocation invocation = given;
+  if (cli_needs_mgmtd(invocation.command)) {
+    Status resolved = resolve_files(&invocation);
+    if (!resolved.ok()) return failure(resolved.to_string());
+  }
   if (invocation.command == CliCommand::kHelp) {
     return CliResult{.exit_code = kExitOk, .out = cli_usage(), .err = {}};
   }
@@ -173,7 +237,9 @@ CliResult run_cli(const CliInvocation& invocation) {
     token = std::move(*loaded);
   }
   std::unique_ptr<Executor> executor = Executor::create_uring();
-  return executor->block_on(run_on_executor(invocation, std::move(token)));
+  CliResult result = executor->block_on(run_on_executor(invocation, std::move(token)));
+  executor.reset();
+  return write_out_file(invocation, std::move(result));
 }
 
 int cli_main(int argc, char** argv) {

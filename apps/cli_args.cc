@@ -75,10 +75,14 @@ Result<bool> take_global(Words* words, CliInvocation* out, bool* help) {
     return true;
   }
   if (option == "--mgmtd" || option == "--token-file" || option == "--transport" ||
-      option == "--timeout-ms") {
+      option == "--timeout-ms" || option == "--dir") {
     Result<std::string_view> v = value();
     if (!v.ok()) return v.status();
     if (option == "--mgmtd") out->mgmtd = std::string(*v);
+    if (option == "--dir") {
+      if (v->empty()) return usage_error("--dir needs a folder");
+      out->dir = std::string(*v);
+    }
     if (option == "--token-file") out->token_file = std::string(*v);
     if (option == "--transport") {
       Result<net::TransportChoice> choice = net::parse_transport_choice(*v);
@@ -166,6 +170,82 @@ Status parse_target_command(const std::vector<std::string_view>& rest, CliInvoca
   return Status::ok_status();
 }
 
+Status parse_dev_command(const std::vector<std::string_view>& rest, CliInvocation* out) {
+  std::string_view verb = rest.empty() ? std::string_view() : rest[0];
+  if (verb == "down") {
+    out->command = CliCommand::kDevDown;
+    return expect_count(rest, 1, "dev down [--dir DIR]");
+  }
+  if (verb != "up") return usage_error("usage: mica dev up [--storage N] [--dir DIR], mica dev down [--dir DIR]");
+  out->command = CliCommand::kDevUp;
+  for (size_t i = 1; i < rest.size(); i += 2) {
+    if (rest[i] != "--storage") {
+      return usage_error(fmt::format("dev up: unknown option \"{}\"", rest[i]));
+    }
+    if (i + 1 >= rest.size()) return usage_error("--storage needs a value");
+    Result<uint64_t> n = parse_number(rest[i + 1], "--storage", 1, kDevStorageMax);
+    if (!n.ok()) return n.status();
+    out->storage_count = static_cast<uint32_t>(*n);
+  }
+  return Status::ok_status();
+}
+
+// put CHAIN INODE INDEX OFFSET --file F|--data STR; get CHAIN INODE INDEX OFFSET LENGTH
+// [--out F]. The options may come anywhere after the command.
+Status parse_data_command(std::string_view name, const std::vector<std::string_view>& rest,
+                          CliInvocation* out) {
+  bool put = name == "put";
+  std::vector<std::string_view> positional;
+  bool have_data = false;
+  for (size_t i = 0; i < rest.size(); ++i) {
+    std::string_view word = rest[i];
+    bool known = put ? (word == "--file" || word == "--data") : word == "--out";
+    if (!known) {
+      if (word.starts_with("--")) return usage_error(fmt::format("{}: unknown option \"{}\"", name, word));
+      positional.push_back(word);
+      continue;
+    }
+    if (i + 1 >= rest.size()) return usage_error(fmt::format("{} needs a value", word));
+    std::string value(rest[++i]);
+    if (word == "--out") {
+      out->out_file = value;
+    } else {
+      if (have_data) return usage_error("put: give one of --file and --data");
+      have_data = true;
+      (word == "--file" ? out->data_file : out->data) = value;
+      if (word == "--file" && value.empty()) return usage_error("--file needs a file");
+    }
+  }
+  std::string_view form = put ? "put CHAIN INODE INDEX OFFSET --file F|--data STR"
+                              : "get CHAIN INODE INDEX OFFSET LENGTH [--out F]";
+  RETURN_IF_ERROR(expect_count(positional, put ? 4 : 5, form));
+  if (put && !have_data) return usage_error(fmt::format("usage: mica {}", form));
+  Result<uint64_t> chain = parse_id(positional[0], "CHAIN", kChainIdMax);
+  if (!chain.ok()) return chain.status();
+  Result<uint64_t> inode =
+      parse_number(positional[1], "INODE", 0, std::numeric_limits<uint64_t>::max());
+  if (!inode.ok()) return inode.status();
+  Result<uint64_t> index =
+      parse_number(positional[2], "INDEX", 0, std::numeric_limits<uint32_t>::max());
+  if (!index.ok()) return index.status();
+  Result<uint64_t> offset = parse_number(positional[3], "OFFSET", 0, kCliDataBytesMax - 1);
+  if (!offset.ok()) return offset.status();
+  if (!put) {
+    Result<uint64_t> length = parse_number(positional[4], "LENGTH", 1, kCliDataBytesMax);
+    if (!length.ok()) return length.status();
+    out->length = static_cast<uint32_t>(*length);
+  }
+  if (put && out->data_file.empty() && out->data.size() > kCliDataBytesMax) {
+    return usage_error(fmt::format("--data holds more than {} bytes", kCliDataBytesMax));
+  }
+  out->command = put ? CliCommand::kPut : CliCommand::kGet;
+  out->chain_id = static_cast<craq::ChainId>(*chain);
+  out->inode = *inode;
+  out->chunk_index = static_cast<uint32_t>(*index);
+  out->offset = static_cast<uint32_t>(*offset);
+  return Status::ok_status();
+}
+
 Status parse_command(std::string_view name, std::vector<std::string_view> rest,
                      CliInvocation* out) {
   if (name == "status" || name == "nodes" || name == "targets" || name == "chains") {
@@ -191,6 +271,8 @@ Status parse_command(std::string_view name, std::vector<std::string_view> rest,
     return parse_create_options(rest, out);
   }
   if (name == "target") return parse_target_command(rest, out);
+  if (name == "dev") return parse_dev_command(rest, out);
+  if (name == "put" || name == "get") return parse_data_command(name, rest, out);
   if (name == "chain") {
     if (rest.empty() || rest[0] != "promote")
       return usage_error("usage: mica chain promote CHAIN TARGET");
@@ -249,7 +331,8 @@ Result<CliInvocation> parse_cli_args(std::span<const std::string_view> args,
 }
 
 bool cli_needs_mgmtd(CliCommand command) {
-  return command != CliCommand::kHelp && command != CliCommand::kTokenGenerate;
+  return command != CliCommand::kHelp && command != CliCommand::kTokenGenerate &&
+         command != CliCommand::kDevUp && command != CliCommand::kDevDown;
 }
 
 std::string cli_usage() {
@@ -269,16 +352,26 @@ commands:
   chain promote CHAIN TARGET      unblock a chain waiting for its last serving target
                                   (acknowledged writes may be lost)
   token generate FILE             write a new cluster token file (mode 0600)
+  put CHAIN INODE INDEX OFFSET --file F|--data STR
+                                  write bytes into a chunk through the storage client
+  get CHAIN INODE INDEX OFFSET LENGTH [--out F]
+                                  read committed bytes of a chunk (stdout by default)
+  dev up [--storage N] [--dir DIR]
+                                  start mgmtd and N storage processes (default {}) on
+                                  127.0.0.1 under DIR (default ./{}), make a chain
+                                  table, and return once every chain serves
+  dev down [--dir DIR]            stop what `dev up` started in DIR (by its pid files)
 
 options:
   --mgmtd HOST:PORT    mgmtd's address (default $MICA_MGMTD or {})
   --token-file FILE    the cluster token (default $MICA_TOKEN_FILE or {})
   --no-token           connect without the token handshake (allow_unauthenticated)
+  --dir DIR            a dev cluster's folder: its mgmtd address and token
   --transport T        tcp, rdma or auto (default auto)
   --timeout-ms N       time for connecting and for the call (default 10000)
   --json               machine-readable output
 )",
-      kDefaultMgmtdAddress, kDefaultTokenFile);
+      kDevStorageDefault, kDefaultDevDir, kDefaultMgmtdAddress, kDefaultTokenFile);
 }
 
 }  // namespace mica::apps

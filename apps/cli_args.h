@@ -1,7 +1,7 @@
 // The `mica` command line: its grammar, its defaults and its usage text.
 //
-//   mica [--mgmtd HOST:PORT] [--token-file FILE | --no-token] [--transport tcp|rdma|auto]
-//        [--json] COMMAND [ARGS]
+//   mica [--mgmtd HOST:PORT] [--token-file FILE | --no-token] [--dir DIR]
+//        [--transport tcp|rdma|auto] [--json] COMMAND [ARGS]
 //
 // parse_cli_args turns the arguments (without the program name) and the environment's
 // defaults (MICA_MGMTD, MICA_TOKEN_FILE) into a CliInvocation, or into a kInvalidArgument
@@ -30,6 +30,12 @@ inline constexpr std::string_view kDefaultMgmtdAddress = "127.0.0.1:9000";
 inline constexpr std::string_view kDefaultTokenFile = "cluster.token";
 // Node ids `chain-table create --nodes` accepts in one list.
 inline constexpr size_t kCliNodesMax = 4096;
+// `mica dev up`: its folder by default, and the storage processes it may start.
+inline constexpr std::string_view kDefaultDevDir = "mica-dev";
+inline constexpr uint32_t kDevStorageDefault = 3;
+inline constexpr uint32_t kDevStorageMax = 16;
+// Bytes one `mica put` or `mica get` moves (a chunk's largest size).
+inline constexpr uint32_t kCliDataBytesMax = 64u << 20;
 
 enum class CliCommand {
   kHelp,
@@ -43,6 +49,10 @@ enum class CliCommand {
   kTargetReplace,
   kChainPromote,
   kTokenGenerate,
+  kDevUp,
+  kDevDown,
+  kPut,
+  kGet,
 };
 
 struct CliInvocation {
@@ -60,6 +70,21 @@ struct CliInvocation {
   craq::TargetId new_target = 0;         // target replace
   craq::ChainId chain = 0;               // chain promote
   std::string path;                      // token generate
+  // --dir: a dev cluster's folder. For dev up/down the folder to use (default
+  // kDefaultDevDir); for the other commands, where mgmtd's address and the token are read
+  // from (apps/dev_cluster.h), instead of --mgmtd and --token-file.
+  std::string dir;
+  uint32_t storage_count = kDevStorageDefault;  // dev up --storage N
+
+  // put / get: the chunk range.
+  craq::ChainId chain_id = 0;
+  uint64_t inode = 0;
+  uint32_t chunk_index = 0;
+  uint32_t offset = 0;
+  uint32_t length = 0;      // get
+  std::string data;         // put --data
+  std::string data_file;    // put --file
+  std::string out_file;     // get --out (empty: stdout)
 };
 
 // The environment's say, read by the caller (getenv): empty means unset.
@@ -71,7 +96,7 @@ struct CliEnvironment {
 Result<CliInvocation> parse_cli_args(std::span<const std::string_view> args,
                                      const CliEnvironment& environment);
 std::string cli_usage();
-// Whether the command talks to mgmtd (all but help and token generate).
+// Whether the command talks to mgmtd (all but help, token generate and dev up/down).
 bool cli_needs_mgmtd(CliCommand command);
 
 }  // namespace mica::apps

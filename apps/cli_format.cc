@@ -241,7 +241,8 @@ void json_chains(JsonWriter* w, const RoutingSnapshot& routing) {
   w->end_array();
 }
 
-std::string status_json(const StatusResponse& status) {
+std::string status_json(const StatusResponse& status,
+                        const std::vector<NodeProgress>* storage = nullptr) {
   Summary s = summarize(status);
   JsonWriter w;
   w.begin_object().key("routing_version").value(status.routing.version);
@@ -262,7 +263,12 @@ std::string status_json(const StatusResponse& status) {
   json_chains(&w, status.routing);
   w.key("tables").begin_array();
   for (const craq::ChainTable& table : status.routing.tables) json_table(&w, table);
-  w.end_array().end_object();
+  w.end_array();
+  if (storage != nullptr) {
+    w.key("storage");
+    json_storage_progress(&w, *storage);
+  }
+  w.end_object();
   return w.text() + "\n";
 }
 
@@ -326,6 +332,12 @@ std::string format_bytes(uint64_t bytes) {
 
 std::string format_status(const StatusResponse& status, bool json) {
   return json ? status_json(status) : status_text(status);
+}
+
+std::string format_status(const StatusResponse& status, bool json,
+                          const std::vector<NodeProgress>& storage) {
+  if (json) return status_json(status, &storage);
+  return status_text(status) + "\nstorage targets:\n" + storage_progress_text(storage);
 }
 
 std::string format_nodes(const StatusResponse& status, bool json) {

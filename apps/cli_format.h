@@ -12,7 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include "apps/json_writer.h"
+#include "async/status.h"
 #include "craq/mgmtd_service.h"
+#include "craq/storage_service.h"
 
 namespace mica::apps {
 
@@ -36,6 +39,21 @@ class TextTable {
 };
 
 std::string format_status(const craq::StatusResponse& status, bool json);
+// What one live storage node answered to StorageService::progress (status not ok: why not).
+struct NodeProgress {
+  craq::NodeId node = 0;
+  std::string address;
+  Status status;
+  craq::ProgressResponse progress;
+};
+// mgmtd's status as above, then every storage target's chunks, resync and scrub progress
+// (text: a table after mgmtd's part; JSON: a "storage" member after mgmtd's members).
+std::string format_status(const craq::StatusResponse& status, bool json,
+                          const std::vector<NodeProgress>& storage);
+// The storage part alone (apps/cli_progress.cc): a table with one row per target (an
+// unreachable node is one row saying why), and its JSON array.
+std::string storage_progress_text(const std::vector<NodeProgress>& storage);
+void json_storage_progress(JsonWriter* w, const std::vector<NodeProgress>& storage);
 std::string format_nodes(const craq::StatusResponse& status, bool json);
 std::string format_targets(const craq::StatusResponse& status, bool json);
 std::string format_chains(const craq::StatusResponse& status, bool json);

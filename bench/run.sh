@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh: runs one benchmark suite and its references in the same run.
 #
-# Usage: bench/run.sh SUITE [FIGURE...]     (suites: async net chunk mgmtd; FIGUREs narrow the run)
+# Usage: bench/run.sh SUITE [FIGURE...]     (suites: async net chunk mgmtd storage; FIGUREs
+# narrow the run)
 #
 # Builds what the suite needs (Release, cmake -G Ninja, in build-bench/ at the repo root),
 # then measures every figure BENCH_REPEAT times, Mica and its reference interleaved (the
@@ -18,7 +19,8 @@
 # Environment: BENCH_REPEAT (runs per figure, default 5), BENCH_SECONDS (length of each
 # timed run, default 5), BENCH_DIR (where the 1 GiB data files and the chunk target live,
 # default build-bench/data, created once and reused), BENCH_FOOTPRINT_CHUNKS (chunks the
-# chunk suite's footprint run creates, default 100000), BENCH_FILE_BUFFERS (plain|fixed: Mica's
+# chunk suite's footprint run creates, default 100000), BENCH_STORAGE_CHUNKS (1 MiB chunks of
+# the storage suite's prepared data set, default 512), BENCH_FILE_BUFFERS (plain|fixed: Mica's
 # file figures read into plain or io_uring-registered buffers, default fixed),
 # BENCH_BUILD_JOBS (default 2: the machine is shared). The runtime runs with its default
 # ExecutorOptions.
@@ -29,7 +31,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
-readonly SUITES="async net chunk mgmtd"
+readonly SUITES="async net chunk mgmtd storage"
 readonly BUILD_DIR="$REPO/build-bench"
 readonly LOG_DIR="$BUILD_DIR/bench-logs"
 readonly RESULTS_DIR="$REPO/bench/results"
@@ -52,7 +54,7 @@ fi
 SUITE=$1
 shift
 case "$SUITE" in
-  async | net | chunk | mgmtd) ;;
+  async | net | chunk | mgmtd | storage) ;;
   -h | --help)
     usage
     exit 0
@@ -69,7 +71,10 @@ BENCH_DIR=${BENCH_DIR:-$BUILD_DIR/data}
 FILE_BUFFERS=${BENCH_FILE_BUFFERS:-fixed}
 BUILD_JOBS=${BENCH_BUILD_JOBS:-2}
 FOOTPRINT_CHUNKS=${BENCH_FOOTPRINT_CHUNKS:-100000}
+STORAGE_CHUNKS=${BENCH_STORAGE_CHUNKS:-512}
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_REPEAT must be >= 1" >&2; exit 2; }
+[[ $STORAGE_CHUNKS =~ ^[1-9][0-9]*$ ]] ||
+  { echo "bench/run.sh: BENCH_STORAGE_CHUNKS must be >= 1" >&2; exit 2; }
 [[ $BENCH_SECS =~ ^[1-9][0-9]*$ ]] ||
   { echo "bench/run.sh: BENCH_SECONDS must be >= 1" >&2; exit 2; }
 [[ $FILE_BUFFERS == plain || $FILE_BUFFERS == fixed ]] ||
@@ -331,6 +336,57 @@ wait_ms 0 (the answer is 'nothing new', a few bytes). Reference: the plain servi
 answering with as many bytes."
 NOTE[routing_snapshot_bytes]="same cluster: the encoded size of the full get_routing \
 answer (180 nodes, 2880 targets, 960 chains); lower is better."
+
+# ---- the storage suite: the replicated storage service (bench_storage) ----
+
+# Three StorageServers in one process, each on its own executor thread with its own TCP
+# transport, pool and RPC server on 127.0.0.1, the client on a fourth; chains are built by
+# hand (a fixed routing snapshot served in place of mgmtd). All replicas share one disk and
+# the machine's cores. The read figures use a prepared data set of STORAGE_CHUNKS 1 MiB
+# chunks on one chain of 3 replicas, written through the client once and reused.
+readonly STORAGE_FIGURES="write_3rep read_spread batch_randread resync rss_per_server"
+readonly STORAGE_DEPTH=8 STORAGE_BATCHES=4 STORAGE_BATCH_ITEMS=32 STORAGE_WRITE_CHUNKS=256
+readonly STORAGE_SHAPE="3 servers in one process (one executor thread each, real TCP on \
+127.0.0.1), the client on its own executor"
+UNIT[write_3rep]=MiB/s
+REFERENCE[write_3rep]="1 replica"
+TARGET[write_3rep]=0.28
+NOTE[write_3rep]="whole 1 MiB chunk writes through StorageClient::write, ${STORAGE_DEPTH} in \
+flight, round robin over ${STORAGE_WRITE_CHUNKS} chunks (then new versions of them) of 3 \
+chains whose heads rotate over the servers, fresh targets, ${BENCH_SECS} s; ${STORAGE_SHAPE}. \
+Mica: 3 replicas per chain (head, middle, tail: every byte is written 3 times to the one \
+disk). Reference: the same with 1 replica per chain. The three replicas share one disk and \
+the cores, so the limit is about 1/3."
+UNIT[read_spread]=MiB/s
+REFERENCE[read_spread]="pinned to the head"
+TARGET[read_spread]=-
+NOTE[read_spread]="whole 1 MiB reads of random prepared chunks (one chain, 3 replicas) through \
+StorageClient::read, ${STORAGE_DEPTH} in flight, ${BENCH_SECS} s. Mica: ReadChoice::kSpread \
+(any serving replica). Reference: ReadChoice::kHead (always the head). Reported: with one \
+disk and two cores the spread has little to win."
+UNIT[batch_randread]=reads/s
+REFERENCE[batch_randread]="chunk engine alone"
+TARGET[batch_randread]=0.50
+NOTE[batch_randread]="StorageClient::read_batch of ${STORAGE_BATCH_ITEMS} random reads, \
+alternately 4 KiB and 64 KiB at aligned random offsets of random prepared chunks (one chain, \
+3 replicas, spread), ${STORAGE_BATCHES} batches in flight, ${BENCH_SECS} s, CRC-checked by \
+the client. Reference: the same mix from $((STORAGE_BATCHES * STORAGE_BATCH_ITEMS)) tasks, \
+one ChunkEngine::read each at a time, on the first replica's engine alone (one executor)."
+UNIT[resync]=MiB/s
+REFERENCE[resync]="chunk engine raw read"
+TARGET[resync]=0.50
+NOTE[resync]="resync of the prepared ${STORAGE_CHUNKS} MiB from its first replica to a fresh \
+target (chain [serving, syncing], ${STORAGE_DEPTH} chunks in flight, bandwidth cap off): \
+prepared bytes / time from routing to the new target reporting up to date; 2 servers in one \
+process, real TCP. Reference: every prepared chunk read whole from the same replica's engine \
+alone, ${STORAGE_DEPTH} at once."
+UNIT[rss_per_server]=MiB
+REFERENCE[rss_per_server]=-
+TARGET[rss_per_server]=-
+NOTE[rss_per_server]="memory per storage server: growth of the process's resident memory from \
+before the 3 servers opened to the end of write_3rep's Mica run (its 1 MiB chunk writes, \
+fresh targets), divided by 3 (the client's buffers were touched before; its connections are \
+counted)."
 
 # ---- helpers ----
 
@@ -594,6 +650,54 @@ prepare_chunk() {
   rm -f "$LOG_DIR/chunk-footprint.json"
 }
 
+# storage: bench_storage; the read figures reopen the prepared data set.
+storage_bench() {
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_storage" --seconds "$BENCH_SECS" "$@"
+}
+storage_write() {
+  local replicas=$1
+  storage_bench --mode write --dir "$BENCH_DIR/storage-write" --servers 3 --chains 3 \
+    --replicas "$replicas" --depth "$STORAGE_DEPTH" --chunks "$STORAGE_WRITE_CHUNKS"
+}
+write_3rep_reference() { storage_write 1 | json_field mib_per_s; }
+write_3rep_mica() {
+  storage_write 3 | tee "$LOG_DIR/storage-write-3rep.json" | json_field mib_per_s
+}
+storage_read() { storage_bench --dir "$STORAGE_PREPARED" --depth "$STORAGE_DEPTH" "$@"; }
+read_spread_mica() { storage_read --mode read --read-choice spread | json_field mib_per_s; }
+read_spread_reference() { storage_read --mode read --read-choice head | json_field mib_per_s; }
+storage_batch() {
+  storage_read --batches "$STORAGE_BATCHES" --batch-items "$STORAGE_BATCH_ITEMS" "$@" |
+    json_field reads_per_s
+}
+batch_randread_mica() { storage_batch --mode batch; }
+batch_randread_reference() { storage_batch --mode engine_batch; }
+resync_mica() { storage_read --mode resync | json_field mib_per_s; }
+resync_reference() { storage_read --mode engine_read | json_field mib_per_s; }
+# From this repeat's write_3rep run (its own run when the figure is measured alone).
+rss_per_server_mica() {
+  local file="$LOG_DIR/storage-write-3rep.json"
+  [[ -s $file ]] || storage_write 3 >"$file" || return 1
+  json_field rss_bytes_per_server <"$file" | to_mib
+  rm -f "$file"
+}
+
+# The storage suite's prepared data set, reused while it holds STORAGE_CHUNKS chunks.
+prepare_storage() {
+  mkdir -p "$BENCH_DIR"
+  STORAGE_PREPARED="$BENCH_DIR/storage-prepared"
+  rm -f "$LOG_DIR/storage-write-3rep.json"
+  if [[ $(cat "$STORAGE_PREPARED/prepared-chunks" 2>/dev/null || echo 0) -eq $STORAGE_CHUNKS ]]
+  then
+    log "reusing the prepared storage data set $STORAGE_PREPARED"
+    return 0
+  fi
+  log "preparing $STORAGE_CHUNKS 1 MiB chunks on 3 replicas in $STORAGE_PREPARED"
+  timeout $((RUN_TIMEOUT_S * 10)) "$BUILD_DIR/bench/bench_storage" --mode prepare \
+    --dir "$STORAGE_PREPARED" --chunks "$STORAGE_CHUNKS" --depth "$STORAGE_DEPTH" \
+    >>"$LOG_DIR/storage-prepare.log" 2>&1 || die "preparing the storage data set failed"
+}
+
 task_roundtrip_mica() {
   timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_task_roundtrip" --benchmark_format=json \
     --benchmark_min_time=1 --benchmark_filter='^task_roundtrip$' |
@@ -664,6 +768,10 @@ case "$SUITE" in
     SUITE_FIGURES=$MGMTD_FIGURES
     BUILD_TARGETS=(bench_mgmtd bench_mgmtd_routing)
     ;;
+  storage)
+    SUITE_FIGURES=$STORAGE_FIGURES
+    BUILD_TARGETS=(bench_storage)
+    ;;
 esac
 FIGURES=()
 NARROWED=$(($# > 0))
@@ -679,13 +787,14 @@ else
   done
 fi
 
-# The mgmtd suite computes placements and talks over loopback only: no fio, iperf3 or ss.
+# The mgmtd and storage suites talk over loopback only: no fio, iperf3 or ss.
 TOOLS=(fio iperf3 python3 cmake ninja ss timeout)
-[[ $SUITE == mgmtd ]] && TOOLS=(python3 cmake ninja timeout)
+[[ $SUITE == mgmtd || $SUITE == storage ]] && TOOLS=(python3 cmake ninja timeout)
 for tool in "${TOOLS[@]}"; do require_tool "$tool"; done
 build "${BUILD_TARGETS[@]}"
 [[ $SUITE == async ]] && prepare_data_file
 [[ $SUITE == chunk ]] && prepare_chunk
+[[ $SUITE == storage ]] && prepare_storage
 
 mkdir -p "$RESULTS_DIR" "$LOG_DIR"
 RAW="$RESULTS_DIR/$SUITE.raw.tmp"

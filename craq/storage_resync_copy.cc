@@ -4,9 +4,10 @@
 // (sync_list pages) — and decides per chunk: own committed chunk missing or different at the
 // successor: send it whole (sync_write); successor's chunk that this target does not have:
 // remove it (sync_remove); equal: nothing. Steps run concurrently up to
-// resync_chunks_in_flight_max, paced by resync_bytes_per_s. At the head, a step holds the
-// chunk's order lock, so no update of that chunk interleaves; elsewhere the successor's
-// "newer version wins" rule makes a racing forwarded write win over the copy. A failed pass
+// resync_chunks_in_flight_max, paced by resync_bytes_per_s. A step holds the chunk's order
+// lock, which every member takes for an update it applies and forwards, so no update of that
+// chunk passes this target meanwhile; and the successor's "newer version wins" rule keeps a
+// write forwarded before the copy arrives from being undone by it. A failed pass
 // is retried with backoff while the view is unchanged; a clean one ends with sync_done.
 #include <algorithm>
 
@@ -225,13 +226,10 @@ Task<Result<std::shared_ptr<net::RpcClient>>> Resync::successor_client(Copy* cop
 Task<Status> Resync::copy_chunk(Copy* copy, ChunkRef chunk) {
   chunk::ChunkId id = id_of(chunk);
   StorageTarget* target = copy->target;
-  std::optional<chunk::ChunkLocks::Guard> order;
-  if (target->view().head) {
-    // No update of this chunk starts at the head until its copy is at the successor.
-    auto locking = target->chunk_order().lock(id);
-    CO_TRY_ASSIGN(chunk::ChunkLocks::Guard guard, co_await std::move(locking));
-    order.emplace(std::move(guard));
-  }
+  // No update of this chunk passes this target until its copy is at the successor (every
+  // member takes the chunk's order lock for an update it applies and forwards).
+  auto locking = target->chunk_order().lock(id);
+  CO_TRY_ASSIGN(chunk::ChunkLocks::Guard order, co_await std::move(locking));
   for (uint32_t attempt = 0; attempt < kCopyReadAttemptsMax; ++attempt) {
     Result<chunk::ChunkInfo> info = target->engine().stat(id);
     // Removed since it was listed: the removal went down the chain like any update.
@@ -300,12 +298,8 @@ Task<Result<SyncAck>> Resync::call_sync_write(Copy* copy, SyncWriteRequest reque
 Task<Status> Resync::remove_chunk(Copy* copy, ChunkRef chunk) {
   chunk::ChunkId id = id_of(chunk);
   StorageTarget* target = copy->target;
-  std::optional<chunk::ChunkLocks::Guard> order;
-  if (target->view().head) {
-    auto locking = target->chunk_order().lock(id);
-    CO_TRY_ASSIGN(chunk::ChunkLocks::Guard guard, co_await std::move(locking));
-    order.emplace(std::move(guard));
-  }
+  auto locking = target->chunk_order().lock(id);
+  CO_TRY_ASSIGN(chunk::ChunkLocks::Guard order, co_await std::move(locking));
   // Written since it was listed: the write went to the successor too; the next pass checks.
   Result<chunk::ChunkInfo> held = target->engine().stat(id);
   if (held.ok()) {

@@ -181,13 +181,9 @@ Task<Status> Scrub::repair_chunk(StorageTarget* target, ChunkRef chunk) {
 
 Task<Status> Scrub::repair_once(StorageTarget* target, ChunkRef chunk) {
   chunk::ChunkId id = id_of(chunk);
-  std::optional<chunk::ChunkLocks::Guard> order;
-  if (target->view().head) {
-    // No update of the chunk starts at the head while it is replaced under it.
-    auto locking = target->chunk_order().lock(id);
-    CO_TRY_ASSIGN(chunk::ChunkLocks::Guard guard, co_await std::move(locking));
-    order.emplace(std::move(guard));
-  }
+  // No update of the chunk passes this target while it is replaced under it.
+  auto locking = target->chunk_order().lock(id);
+  CO_TRY_ASSIGN(chunk::ChunkLocks::Guard order, co_await std::move(locking));
   Result<chunk::ChunkInfo> info = target->engine().stat(id);
   if (!info.ok() && info.status().code() == StatusCode::kNotFound) co_return Status();
   CO_TRY(info.status());

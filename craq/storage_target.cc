@@ -192,6 +192,7 @@ Task<Status> StorageTargets::assign_ids(const std::map<std::string, TargetId>& i
 void StorageTargets::apply_routing(const RoutingSnapshot& routing) {
   if (routing.version < routing_version_) return;  // an older snapshot changes nothing
   routing_version_ = routing.version;
+  routing_ = routing;
   for (const auto& target : targets_) {
     ChainView view;
     const TargetInfo* info = find_target(routing, target->id());
