@@ -119,9 +119,8 @@ void Resync::fill_progress(TargetProgress* progress) const {
 Task<Result<SyncListResponse>> Resync::sync_list(SyncListRequest request,
                                                  net::CallContext* context) {
   (void)context;
-  CO_TRY_ASSIGN(StorageTarget * target,
-                targets_->for_request(request.chain, request.chain_version,
-                                      {PublicState::kSyncing}));
+  CO_TRY_ASSIGN(StorageTarget * target, targets_->for_request(request.chain, request.chain_version,
+                                                              {PublicState::kSyncing}));
   if (target->id() != request.target)
     co_return Status(StatusCode::kNotServing, "sync_list for another target");
   chunk::ChunkEngine& engine = target->engine();
@@ -137,9 +136,8 @@ Task<Result<SyncListResponse>> Resync::sync_list(SyncListRequest request,
 }
 
 Task<Result<SyncAck>> Resync::sync_write(SyncWriteRequest request, net::CallContext* context) {
-  CO_TRY_ASSIGN(StorageTarget * target,
-                targets_->for_request(request.chain, request.chain_version,
-                                      {PublicState::kSyncing}));
+  CO_TRY_ASSIGN(StorageTarget * target, targets_->for_request(request.chain, request.chain_version,
+                                                              {PublicState::kSyncing}));
   if (target->id() != request.target)
     co_return Status(StatusCode::kNotServing, "sync_write for another target");
   const ChunkMeta& meta = request.meta;
@@ -196,9 +194,8 @@ Task<Result<SyncAck>> Resync::apply_sync_write(StorageTarget* target, SyncWriteR
 
 Task<Result<SyncAck>> Resync::sync_remove(SyncRemoveRequest request, net::CallContext* context) {
   (void)context;
-  CO_TRY_ASSIGN(StorageTarget * target,
-                targets_->for_request(request.chain, request.chain_version,
-                                      {PublicState::kSyncing}));
+  CO_TRY_ASSIGN(StorageTarget * target, targets_->for_request(request.chain, request.chain_version,
+                                                              {PublicState::kSyncing}));
   if (target->id() != request.target)
     co_return Status(StatusCode::kNotServing, "sync_remove for another target");
   chunk::ChunkId id = id_of(request.chunk);
@@ -213,9 +210,8 @@ Task<Result<SyncAck>> Resync::sync_remove(SyncRemoveRequest request, net::CallCo
 Task<Result<SyncDoneResponse>> Resync::sync_done(SyncDoneRequest request,
                                                  net::CallContext* context) {
   (void)context;
-  CO_TRY_ASSIGN(StorageTarget * target,
-                targets_->for_request(request.chain, request.chain_version,
-                                      {PublicState::kSyncing}));
+  CO_TRY_ASSIGN(StorageTarget * target, targets_->for_request(request.chain, request.chain_version,
+                                                              {PublicState::kSyncing}));
   if (target->id() != request.target)
     co_return Status(StatusCode::kNotServing, "sync_done for another target");
   if (target->view().version != request.chain_version)

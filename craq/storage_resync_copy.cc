@@ -88,8 +88,8 @@ Task<void> Resync::copy_until_done(Copy* copy) {
       co_return;
     }
     if (token.cancelled() || !still_current(copy)) co_return;
-    backoff = backoff == Duration(0) ? kRetryBackoffInitial
-                                     : std::min(backoff * 2, kRetryBackoffMax);
+    backoff =
+        backoff == Duration(0) ? kRetryBackoffInitial : std::min(backoff * 2, kRetryBackoffMax);
     MICA_LOG(Warn, "craq", "target {}: resync of successor {} failed ({}); retrying in {} ms",
              copy->target->id(), copy->successor, status.to_string(),
              std::chrono::duration_cast<std::chrono::milliseconds>(backoff).count());
@@ -179,7 +179,8 @@ Task<Status> Resync::copy_pass(Copy* copy) {
     if (!copy->error.ok() || (own.empty() && remote.empty())) break;
     std::optional<Step> step;
     ChunkRef chunk;
-    if (!own.empty() && (remote.empty() || own.page[own.next].chunk < remote.page[remote.next].chunk)) {
+    if (!own.empty() &&
+        (remote.empty() || own.page[own.next].chunk < remote.page[remote.next].chunk)) {
       const ChunkMeta& mine = own.page[own.next++];
       chunk = mine.chunk;
       if (!mine.damaged && mine.state.version != 0) step = Step::kCopy;
@@ -217,7 +218,7 @@ Task<void> Resync::run_step(Copy* copy, Step step, ChunkRef chunk, Semaphore* sl
 }
 
 Task<Result<std::shared_ptr<net::RpcClient>>> Resync::successor_client(Copy* copy,
-                                                                         TimePoint deadline) {
+                                                                       TimePoint deadline) {
   CO_TRY_ASSIGN(SocketAddress address, SocketAddress::parse(copy->address));
   auto getting = pool_->get(address, deadline);
   co_return co_await std::move(getting);
@@ -233,7 +234,10 @@ Task<Status> Resync::copy_chunk(Copy* copy, ChunkRef chunk) {
   for (uint32_t attempt = 0; attempt < kCopyReadAttemptsMax; ++attempt) {
     Result<chunk::ChunkInfo> info = target->engine().stat(id);
     // Removed since it was listed: the removal went down the chain like any update.
-    if (!info.ok() && info.status().code() == StatusCode::kNotFound) co_return Status();
+    if (!info.ok() && info.status().code() == StatusCode::kNotFound) {
+      ++copy->chunks_done;
+      co_return Status();
+    }
     if (!info.ok()) co_return info.status();
     if (info->committed_version == 0) {
       copy->again = true;  // only a pending version: its commit is on its way; look again

@@ -172,9 +172,10 @@ Task<Status> Scrub::repair_chunk(StorageTarget* target, ChunkRef chunk) {
   }
   if (token.cancelled()) co_return Status(StatusCode::kCancelled);
   // Never serve the rot, and stop taking writes on top of it: mgmtd takes the target out.
-  MICA_LOG(Error, "craq", "target {}: chunk {}:{} is corrupt and could not be repaired ({}); "
-           "reporting the target offline", target->id(), chunk.inode, chunk.index,
-           last.to_string());
+  MICA_LOG(Error, "craq",
+           "target {}: chunk {}:{} is corrupt and could not be repaired ({}); "
+           "reporting the target offline",
+           target->id(), chunk.inode, chunk.index, last.to_string());
   target->set_local(LocalState::kOffline, target->view().version);
   co_return last;
 }

@@ -56,8 +56,7 @@ class Scrub {
   Task<Status> repair_once(StorageTarget* target, ChunkRef chunk);
   // Fetches the committed version `info` names from the peer at address and replaces the
   // own copy with it. False when the peer could not give exactly that version (yet).
-  Task<Result<bool>> repair_from(StorageTarget* target, chunk::ChunkInfo info,
-                                 std::string address);
+  Task<Result<bool>> repair_from(StorageTarget* target, chunk::ChunkInfo info, std::string address);
   Task<Result<ReadResponse>> read_peer(std::string address, ReadRequest request,
                                        TimePoint deadline);
   // The RPC addresses of the other serving members of the target's chain.

@@ -49,10 +49,10 @@ Task<Status> write_chunks(Fixture* f, uint64_t chain_version, uint32_t first, ui
   for (uint32_t i = first; i < first + count; ++i) {
     uint32_t size = (4 + (i % 5) * 12) * kKiB + i;  // not block multiples
     auto writing = testing::write_chunk(f, 0, chain_version, chunk_ref(i), 0,
-                                        chunk::pattern(size, seed + i));
+                                        chunk::testing::pattern(size, seed + i));
     CO_TRY(co_await std::move(writing));
     auto again = testing::write_chunk(f, 0, chain_version, chunk_ref(i), 1000,
-                                      chunk::pattern(3 * kKiB, seed + 100 + i));
+                                      chunk::testing::pattern(3 * kKiB, seed + 100 + i));
     CO_TRY(co_await std::move(again));
   }
   co_return Status();
@@ -80,8 +80,8 @@ MICA_CO_TEST(StorageResync, ASuccessorThatMissedWritesCatchesUpAndReportsUpToDat
   auto writing = write_chunks(&f, 1, 0, 6, 1);
   CO_ASSERT_OK(co_await std::move(writing));
   EXPECT_TRUE(testing::all_chunks(f.nodes[2].get()).empty());
-  testing::apply(&f, testing::chain_routing(
-                         &f, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
+  testing::apply(
+      &f, testing::chain_routing(&f, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
   testing::ServerNode* syncing = f.nodes[2].get();
   auto waiting = testing::eventually([&] { return up_to_date_at(syncing, 2); });
   CO_ASSERT_TRUE(co_await std::move(waiting)) << "the syncing target never reported up to date";
@@ -102,10 +102,10 @@ MICA_CO_TEST(StorageResync, ASuccessorThatMissedWritesCatchesUpAndReportsUpToDat
 // one the chain has, at an older version with other bytes (a target that missed writes).
 Task<Status> plant_strays(chunk::ChunkEngine* engine) {
   for (uint32_t index : {2u, 50u, 51u}) {
-    std::vector<std::byte> junk = chunk::pattern(8 * kKiB, 900 + index);
+    std::vector<std::byte> junk = chunk::testing::pattern(8 * kKiB, 900 + index);
     chunk::UpdateVersion v{.version = 1, .chain_version = 1};
-    auto writing = engine->write_and_commit({42, index}, 0, chunk::bytes_of(junk),
-                                            crc32c(chunk::bytes_of(junk)), v);
+    auto writing = engine->write_and_commit({42, index}, 0, chunk::testing::bytes_of(junk),
+                                            crc32c(chunk::testing::bytes_of(junk)), v);
     CO_TRY(co_await std::move(writing));
   }
   co_return Status();
@@ -123,8 +123,8 @@ MICA_CO_TEST(StorageResync, ChunksTheSyncingTargetShouldNotHaveAreRemoved) {
   auto planting = plant_strays(&f.nodes[2]->engine());
   CO_ASSERT_OK(co_await std::move(planting));
   CO_ASSERT_EQ(testing::all_chunks(f.nodes[2].get()).size(), 3u);
-  testing::apply(&f, testing::chain_routing(
-                         &f, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
+  testing::apply(
+      &f, testing::chain_routing(&f, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
   testing::ServerNode* syncing = f.nodes[2].get();
   auto waiting = testing::eventually([&] { return up_to_date_at(syncing, 2); });
   CO_ASSERT_TRUE(co_await std::move(waiting));
@@ -153,8 +153,8 @@ MICA_CO_TEST(StorageResync, WritesDuringTheCopyAreNotLost) {
   testing::apply(&f, testing::chain_routing(&f, 1, {{0, PS::kServing}, {1, PS::kServing}}));
   auto writing = write_chunks(&f, 1, 0, 10, 3);
   CO_ASSERT_OK(co_await std::move(writing));
-  testing::apply(&f, testing::chain_routing(
-                         &f, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
+  testing::apply(
+      &f, testing::chain_routing(&f, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
   // Overwrites of chunks being copied, and new chunks, while the copy runs.
   auto overwriting = write_chunks(&f, 2, 0, 10, 4);
   CO_ASSERT_OK(co_await std::move(overwriting));
@@ -182,15 +182,16 @@ MICA_CO_TEST(StorageResync, ResyncResumesAfterAChainVersionChangeMidCopy) {
   testing::apply(&f, testing::chain_routing(&f, 1, {{0, PS::kServing}, {1, PS::kServing}}));
   auto writing = write_chunks(&f, 1, 0, 10, 6);
   CO_ASSERT_OK(co_await std::move(writing));
-  testing::apply(&f, testing::chain_routing(
-                         &f, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
+  testing::apply(
+      &f, testing::chain_routing(&f, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
   testing::ServerNode* predecessor = f.nodes[1].get();
-  auto copying = testing::eventually([&] { return progress_of(predecessor).resync_chunks_done >= 3; });
+  auto copying =
+      testing::eventually([&] { return progress_of(predecessor).resync_chunks_done >= 3; });
   CO_ASSERT_TRUE(co_await std::move(copying));
   CO_ASSERT_TRUE(progress_of(predecessor).resync_running);
   // Another chain change (say a client-visible reconfiguration) while the copy runs.
-  testing::apply(&f, testing::chain_routing(
-                         &f, 3, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
+  testing::apply(
+      &f, testing::chain_routing(&f, 3, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
   testing::ServerNode* syncing = f.nodes[2].get();
   EXPECT_FALSE(up_to_date_at(syncing, 2));
   auto waiting = testing::eventually([&] { return up_to_date_at(syncing, 3); });

@@ -60,7 +60,7 @@ MICA_CO_TEST(StorageScrub, FindsACorruptChunkAndRepairsItFromAPeer) {
   auto adding_tail = testing::add_server(&f, scrubbing(), /*start=*/false);
   CO_ASSERT_OK(co_await std::move(adding_tail));
   testing::apply(&f, testing::chain_routing(&f, 1, {{0, PS::kServing}, {1, PS::kServing}}));
-  std::vector<std::byte> data = chunk::pattern(kChunkBytes, 77);
+  std::vector<std::byte> data = chunk::testing::pattern(kChunkBytes, 77);
   auto writing = testing::write_chunk(&f, 0, 1, kChunk, 0, data);
   CO_ASSERT_OK(co_await std::move(writing));
   testing::ServerNode* rotten = f.nodes[1].get();
@@ -92,7 +92,8 @@ MICA_CO_TEST(StorageScrub, ACorruptChunkWithNoPeerTakesTheTargetOffline) {
   auto adding = testing::add_server(&f, scrubbing(), /*start=*/false);
   CO_ASSERT_OK(co_await std::move(adding));
   testing::apply(&f, testing::chain_routing(&f, 1, {{0, PS::kServing}}));
-  auto writing = testing::write_chunk(&f, 0, 1, kChunk, 0, chunk::pattern(kChunkBytes, 78));
+  auto writing =
+      testing::write_chunk(&f, 0, 1, kChunk, 0, chunk::testing::pattern(kChunkBytes, 78));
   CO_ASSERT_OK(co_await std::move(writing));
   testing::ServerNode* alone = f.nodes[0].get();
   rot(alone->path);
@@ -112,7 +113,8 @@ MICA_CO_TEST(StorageScrub, AnIntactTargetPassesCleanly) {
   testing::apply(&f, testing::chain_routing(&f, 1, {{0, PS::kServing}}));
   for (uint32_t i = 0; i < 4; ++i) {
     ChunkRef chunk{.inode = 9, .index = i};
-    auto writing = testing::write_chunk(&f, 0, 1, chunk, 0, chunk::pattern(kChunkBytes + i, i));
+    auto writing =
+        testing::write_chunk(&f, 0, 1, chunk, 0, chunk::testing::pattern(kChunkBytes + i, i));
     CO_ASSERT_OK(co_await std::move(writing));
   }
   testing::ServerNode* node = f.nodes[0].get();
