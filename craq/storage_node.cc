@@ -172,6 +172,9 @@ Task<Status> StorageNode::persist_registration(RegisterResponse response) {
   auto assigning = server_->assign_ids(ids);
   CO_TRY(co_await std::move(assigning));
   server_->set_node(response.node);
+  // Routing may have named these targets before their ids were known here (a chain table
+  // created right after registration): views are recomputed now that the ids are set.
+  if (RoutingClient::SnapshotPtr snapshot = routing_->current()) server_->apply_routing(*snapshot);
   MICA_LOG(Info, "storage", "node {} registered with {} target(s), routing version {}",
            response.node, ids.size(), response.routing_version);
   co_return Status::ok_status();

@@ -207,6 +207,20 @@ class StorageClusterProcess {
   // `mica status` and `mica chains` in words, for failure messages.
   std::string describe() { return mica({"status"}).out + mica({"chains"}).out; }
 
+  // The last kLogTailBytes of every process's current log, for failure messages.
+  std::string log_tails() const {
+    constexpr size_t kLogTailBytes = 4000;
+    auto tail = [](const std::string& name, const std::string& text) {
+      size_t from = text.size() > kLogTailBytes ? text.size() - kLogTailBytes : 0;
+      return "--- " + name + ":\n" + text.substr(from);
+    };
+    std::string out = tail("mgmtd", read_file(mgmtd_log_));
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      out += tail("storage node " + std::to_string(i), read_file(nodes_[i].log));
+    }
+    return out;
+  }
+
   // Polls the status until done(seen) holds, up to timeout.
   bool wait_for(const std::function<bool(const ClusterSeen&)>& done,
                 std::chrono::milliseconds timeout) {

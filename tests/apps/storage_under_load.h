@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <utility>
@@ -43,7 +44,8 @@ class StorageUnderLoad {
                            .chains = chains.size()};
     writer = std::make_unique<StreamingWriter>(config, workload.get());
     ASSERT_TRUE(writer->wait_for_acks(kAcksPerStep, kStepTimeout))
-        << "no writes acknowledged: " << workload->last_error();
+        << "no writes acknowledged: " << workload->last_error() << "\n"
+        << cluster->describe() << cluster->log_tails();
   }
 
   // Waits until mgmtd took storage node `node`'s targets out, then for more writes to be
@@ -83,6 +85,10 @@ class StorageUnderLoad {
     EXPECT_EQ(offline, "");
     ::testing::Test::RecordProperty("acked_writes", std::to_string(workload->acked.load()));
     ::testing::Test::RecordProperty("failed_write_calls", std::to_string(workload->failed.load()));
+    std::printf("%llu writes acknowledged (%llu bytes), %llu write calls failed and resent\n",
+                static_cast<unsigned long long>(workload->acked.load()),
+                static_cast<unsigned long long>(workload->acked_bytes.load()),
+                static_cast<unsigned long long>(workload->failed.load()));
   }
 
   std::unique_ptr<StorageClusterProcess> cluster;
