@@ -48,7 +48,8 @@ bool Resync::still_current(const Copy* copy) const {
 Task<void> Resync::run_copy(Resync* self, std::shared_ptr<Copy> copy) {
   if (copy->previous != nullptr) {
     // The copy this one replaces was cancelled; it ends at its next wait.
-    co_await copy->previous->ended.wait_uncancellable();
+    Status waited = co_await copy->previous->ended.wait_uncancellable();
+    MICA_ASSERT(waited.ok());  // an uncancellable wait without a deadline
     copy->previous.reset();
   }
   CancelSource source(co_await current_token());

@@ -2,17 +2,17 @@
 // chain's chunks by its predecessor — missing and stale chunks copied whole, extra ones
 // removed, writes during the copy kept — and then reports itself up to date; a chain change
 // mid-copy restarts it at the new version. Real servers on 127.0.0.1 (tests/craq/
-// resync_fixture.h); each test takes well under 5 s.
+// storage_harness.h, tests/craq/resync_helpers.h); each test takes well under 5 s.
 #include <gtest/gtest.h>
 
-#include "tests/chunk/test_util.h"
 #include "tests/co_test.h"
-#include "tests/craq/resync_fixture.h"
+#include "tests/craq/resync_helpers.h"
 
 namespace mica::craq {
 namespace {
 
-using testing::Fixture;
+using testing::StorageHarness;
+using testing::TestClient;
 using PS = PublicState;
 
 constexpr uint32_t kKiB = 1024;
@@ -21,11 +21,11 @@ ChunkRef chunk_ref(uint32_t index) {
   return ChunkRef{.inode = 42, .index = index};
 }
 
-// Every node of the fixture holds the same chunks with the same versions, checksums and bytes.
-Task<void> expect_identical(Fixture* f) {
-  std::vector<chunk::ChunkInfo> first = testing::all_chunks(f->nodes[0].get());
-  for (size_t n = 1; n < f->nodes.size(); ++n) {
-    std::vector<chunk::ChunkInfo> other = testing::all_chunks(f->nodes[n].get());
+// Every server holds the same chunks with the same versions, checksums and bytes.
+Task<void> expect_identical(StorageHarness* h) {
+  std::vector<chunk::ChunkInfo> first = testing::all_chunks(&h->engine(0));
+  for (size_t n = 1; n < h->size(); ++n) {
+    std::vector<chunk::ChunkInfo> other = testing::all_chunks(&h->engine(n));
     EXPECT_EQ(other.size(), first.size()) << "node " << n;
     for (size_t i = 0; i < std::min(first.size(), other.size()); ++i) {
       EXPECT_EQ(other[i].id, first[i].id) << "node " << n;
@@ -34,67 +34,84 @@ Task<void> expect_identical(Fixture* f) {
       EXPECT_EQ(other[i].length_bytes, first[i].length_bytes) << "node " << n;
       EXPECT_EQ(other[i].committed_tag, first[i].committed_tag) << "node " << n;
       ChunkRef ref{.inode = first[i].id.inode, .index = first[i].id.index};
-      auto reading_a = testing::committed_bytes(f->nodes[0].get(), ref);
+      auto reading_a = testing::committed_bytes(&h->engine(0), ref);
       std::vector<std::byte> a = co_await std::move(reading_a);
-      auto reading_b = testing::committed_bytes(f->nodes[n].get(), ref);
+      auto reading_b = testing::committed_bytes(&h->engine(n), ref);
       std::vector<std::byte> b = co_await std::move(reading_b);
       EXPECT_EQ(a, b) << "node " << n << " chunk " << ref.index;
     }
   }
 }
 
-// Writes `count` chunks of different sizes (two writes each) through node 0 at chain_version.
-Task<Status> write_chunks(Fixture* f, uint64_t chain_version, uint32_t first, uint32_t count,
-                          uint32_t seed) {
+// Writes `count` chunks of different sizes (two writes each) through server 0.
+Task<Status> write_chunks(TestClient* client, uint64_t chain_version, uint32_t first,
+                          uint32_t count, uint32_t seed) {
   for (uint32_t i = first; i < first + count; ++i) {
     uint32_t size = (4 + (i % 5) * 12) * kKiB + i;  // not block multiples
-    auto writing = testing::write_chunk(f, 0, chain_version, chunk_ref(i), 0,
-                                        chunk::testing::pattern(size, seed + i));
+    auto writing = testing::write_chunk(client, 0, chain_version, chunk_ref(i), 0,
+                                        testing::test_bytes(size, seed + i));
     CO_TRY(co_await std::move(writing));
-    auto again = testing::write_chunk(f, 0, chain_version, chunk_ref(i), 1000,
-                                      chunk::testing::pattern(3 * kKiB, seed + 100 + i));
+    auto again = testing::write_chunk(client, 0, chain_version, chunk_ref(i), 1000,
+                                      testing::test_bytes(3 * kKiB, seed + 100 + i));
     CO_TRY(co_await std::move(again));
   }
   co_return Status();
 }
 
-bool up_to_date_at(testing::ServerNode* node, uint64_t chain_version) {
-  StorageTarget* target = node->storage_target();
+bool up_to_date_at(StorageTarget* target, uint64_t chain_version) {
   return target->local_state() == LocalState::kUpToDate &&
          target->local_chain_version() == chain_version;
 }
 
-TargetProgress progress_of(testing::ServerNode* node) {
-  for (const TargetProgress& p : node->server->progress().targets)
-    if (p.target == node->target) return p;
-  return {};
+// Three servers; the predecessor of a syncing server copies at bytes_per_s (0: no cap).
+testing::StorageHarnessOptions harness_options(uint64_t bytes_per_s = 0) {
+  testing::StorageHarnessOptions options;
+  options.servers = 3;
+  options.server.scrub_bytes_per_s = 0;
+  options.server.resync_bytes_per_s = bytes_per_s;
+  options.server.resync_chunks_in_flight_max = 2;
+  return options;
+}
+
+RoutingSnapshot two_serving(StorageHarness* h) {
+  return testing::chain_routing(h, 1, {{0, PS::kServing}, {1, PS::kServing}});
+}
+RoutingSnapshot third_syncing(StorageHarness* h, uint64_t chain_version) {
+  return testing::chain_routing(h, chain_version,
+                                {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}});
+}
+
+Task<void> stop_all(StorageHarness* h, TestClient* client) {
+  Task<void> client_stopping = client->stop();
+  co_await std::move(client_stopping);
+  Task<void> stopping = h->stop();
+  co_await std::move(stopping);
 }
 
 MICA_CO_TEST(StorageResync, ASuccessorThatMissedWritesCatchesUpAndReportsUpToDate) {
-  Fixture f(dir.path);
-  for (int i = 0; i < 3; ++i) {
-    auto adding = testing::add_server(&f);
-    CO_ASSERT_OK(co_await std::move(adding));
-  }
-  testing::apply(&f, testing::chain_routing(&f, 1, {{0, PS::kServing}, {1, PS::kServing}}));
-  auto writing = write_chunks(&f, 1, 0, 6, 1);
+  StorageHarness h(dir.path, harness_options());
+  auto starting = h.start();
+  CO_ASSERT_OK(co_await std::move(starting));
+  TestClient client(&h);
+  h.apply(two_serving(&h));
+  auto writing = write_chunks(&client, 1, 0, 6, 1);
   CO_ASSERT_OK(co_await std::move(writing));
-  EXPECT_TRUE(testing::all_chunks(f.nodes[2].get()).empty());
-  testing::apply(
-      &f, testing::chain_routing(&f, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
-  testing::ServerNode* syncing = f.nodes[2].get();
+  EXPECT_TRUE(testing::all_chunks(&h.engine(2)).empty());
+  h.apply(third_syncing(&h, 2));
+  StorageTarget* syncing = h.target(2);
+  EXPECT_EQ(syncing->local_state(), LocalState::kOnline);
   auto waiting = testing::eventually([&] { return up_to_date_at(syncing, 2); });
   CO_ASSERT_TRUE(co_await std::move(waiting)) << "the syncing target never reported up to date";
-  auto comparing = expect_identical(&f);
+  auto comparing = expect_identical(&h);
   co_await std::move(comparing);
   // The predecessor (the last serving target) drove it and counted all of it.
-  TargetProgress p = progress_of(f.nodes[1].get());
+  TargetProgress p = testing::progress_of(&h, 1);
   EXPECT_FALSE(p.resync_running);
   EXPECT_EQ(p.resync_chunks_total, 6u);
   EXPECT_EQ(p.resync_chunks_done, 6u);
   EXPECT_EQ(p.resync_bytes_done, p.resync_bytes_total);
   EXPECT_GT(p.resync_bytes_total, 0u);
-  auto stopping = testing::shut_down(&f);
+  auto stopping = stop_all(&h, &client);
   co_await std::move(stopping);
 }
 
@@ -102,106 +119,91 @@ MICA_CO_TEST(StorageResync, ASuccessorThatMissedWritesCatchesUpAndReportsUpToDat
 // one the chain has, at an older version with other bytes (a target that missed writes).
 Task<Status> plant_strays(chunk::ChunkEngine* engine) {
   for (uint32_t index : {2u, 50u, 51u}) {
-    std::vector<std::byte> junk = chunk::testing::pattern(8 * kKiB, 900 + index);
+    std::vector<std::byte> junk = testing::test_bytes(8 * kKiB, 900 + index);
     chunk::UpdateVersion v{.version = 1, .chain_version = 1};
-    auto writing = engine->write_and_commit({42, index}, 0, chunk::testing::bytes_of(junk),
-                                            crc32c(chunk::testing::bytes_of(junk)), v);
+    auto writing = engine->write_and_commit({42, index}, 0, junk, crc32c(junk), v);
     CO_TRY(co_await std::move(writing));
   }
   co_return Status();
 }
 
 MICA_CO_TEST(StorageResync, ChunksTheSyncingTargetShouldNotHaveAreRemoved) {
-  Fixture f(dir.path);
-  for (int i = 0; i < 3; ++i) {
-    auto adding = testing::add_server(&f);
-    CO_ASSERT_OK(co_await std::move(adding));
-  }
-  testing::apply(&f, testing::chain_routing(&f, 1, {{0, PS::kServing}, {1, PS::kServing}}));
-  auto writing = write_chunks(&f, 1, 0, 4, 2);
+  StorageHarness h(dir.path, harness_options());
+  auto starting = h.start();
+  CO_ASSERT_OK(co_await std::move(starting));
+  TestClient client(&h);
+  h.apply(two_serving(&h));
+  auto writing = write_chunks(&client, 1, 0, 4, 2);
   CO_ASSERT_OK(co_await std::move(writing));
-  auto planting = plant_strays(&f.nodes[2]->engine());
+  auto planting = plant_strays(&h.engine(2));
   CO_ASSERT_OK(co_await std::move(planting));
-  CO_ASSERT_EQ(testing::all_chunks(f.nodes[2].get()).size(), 3u);
-  testing::apply(
-      &f, testing::chain_routing(&f, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
-  testing::ServerNode* syncing = f.nodes[2].get();
+  CO_ASSERT_EQ(testing::all_chunks(&h.engine(2)).size(), 3u);
+  h.apply(third_syncing(&h, 2));
+  StorageTarget* syncing = h.target(2);
   auto waiting = testing::eventually([&] { return up_to_date_at(syncing, 2); });
   CO_ASSERT_TRUE(co_await std::move(waiting));
-  auto comparing = expect_identical(&f);
+  auto comparing = expect_identical(&h);
   co_await std::move(comparing);
-  auto stopping = testing::shut_down(&f);
+  auto stopping = stop_all(&h, &client);
   co_await std::move(stopping);
 }
 
-// Three servers; node 1 (the predecessor of a syncing node 2) copies at bytes_per_s.
-Task<Status> three_servers(Fixture* f, uint64_t bytes_per_s) {
-  for (int i = 0; i < 3; ++i) {
-    StorageServerOptions options = testing::fixture_options();
-    if (i == 1) options.resync_bytes_per_s = bytes_per_s;
-    options.resync_chunks_in_flight_max = 2;
-    auto adding = testing::add_server(f, options);
-    CO_TRY(co_await std::move(adding));
-  }
-  co_return Status();
-}
-
 MICA_CO_TEST(StorageResync, WritesDuringTheCopyAreNotLost) {
-  Fixture f(dir.path);
-  auto starting = three_servers(&f, 256 * kKiB);  // the copy takes about a second
+  StorageHarness h(dir.path, harness_options(256 * kKiB));  // the copy takes about a second
+  auto starting = h.start();
   CO_ASSERT_OK(co_await std::move(starting));
-  testing::apply(&f, testing::chain_routing(&f, 1, {{0, PS::kServing}, {1, PS::kServing}}));
-  auto writing = write_chunks(&f, 1, 0, 10, 3);
+  TestClient client(&h);
+  h.apply(two_serving(&h));
+  auto writing = write_chunks(&client, 1, 0, 10, 3);
   CO_ASSERT_OK(co_await std::move(writing));
-  testing::apply(
-      &f, testing::chain_routing(&f, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
-  // Overwrites of chunks being copied, and new chunks, while the copy runs.
-  auto overwriting = write_chunks(&f, 2, 0, 10, 4);
-  CO_ASSERT_OK(co_await std::move(overwriting));
-  auto adding = write_chunks(&f, 2, 20, 5, 5);
-  CO_ASSERT_OK(co_await std::move(adding));
-  CO_ASSERT_TRUE(progress_of(f.nodes[1].get()).resync_running)
+  h.apply(third_syncing(&h, 2));
+  // Overwrites of chunks while the copy runs: the last one first (the copy goes in id order,
+  // so it has not reached it yet), then those it is copying or has copied, then new chunks.
+  auto overwriting_last = write_chunks(&client, 2, 9, 1, 4);
+  CO_ASSERT_OK(co_await std::move(overwriting_last));
+  CO_ASSERT_TRUE(testing::progress_of(&h, 1).resync_running)
       << "the writes did not overlap the copy (too fast?)";
-  testing::ServerNode* syncing = f.nodes[2].get();
+  auto overwriting = write_chunks(&client, 2, 0, 9, 4);
+  CO_ASSERT_OK(co_await std::move(overwriting));
+  auto adding = write_chunks(&client, 2, 20, 5, 5);
+  CO_ASSERT_OK(co_await std::move(adding));
+  StorageTarget* syncing = h.target(2);
   auto waiting = testing::eventually([&] { return up_to_date_at(syncing, 2); });
   CO_ASSERT_TRUE(co_await std::move(waiting));
-  auto comparing = expect_identical(&f);
+  auto comparing = expect_identical(&h);
   co_await std::move(comparing);
-  EXPECT_EQ(testing::all_chunks(syncing).size(), 15u);
+  EXPECT_EQ(testing::all_chunks(&h.engine(2)).size(), 15u);
   // Every chunk holds its last write: version 4 (two writes before, two during the copy).
-  for (const chunk::ChunkInfo& info : testing::all_chunks(syncing))
+  for (const chunk::ChunkInfo& info : testing::all_chunks(&h.engine(2)))
     EXPECT_EQ(info.committed_version, info.id.index < 20 ? 4u : 2u) << info.id.index;
-  auto stopping = testing::shut_down(&f);
+  auto stopping = stop_all(&h, &client);
   co_await std::move(stopping);
 }
 
 MICA_CO_TEST(StorageResync, ResyncResumesAfterAChainVersionChangeMidCopy) {
-  Fixture f(dir.path);
-  auto starting = three_servers(&f, 256 * kKiB);
+  StorageHarness h(dir.path, harness_options(256 * kKiB));
+  auto starting = h.start();
   CO_ASSERT_OK(co_await std::move(starting));
-  testing::apply(&f, testing::chain_routing(&f, 1, {{0, PS::kServing}, {1, PS::kServing}}));
-  auto writing = write_chunks(&f, 1, 0, 10, 6);
+  TestClient client(&h);
+  h.apply(two_serving(&h));
+  auto writing = write_chunks(&client, 1, 0, 10, 6);
   CO_ASSERT_OK(co_await std::move(writing));
-  testing::apply(
-      &f, testing::chain_routing(&f, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
-  testing::ServerNode* predecessor = f.nodes[1].get();
+  h.apply(third_syncing(&h, 2));
   auto copying =
-      testing::eventually([&] { return progress_of(predecessor).resync_chunks_done >= 3; });
+      testing::eventually([&] { return testing::progress_of(&h, 1).resync_chunks_done >= 3; });
   CO_ASSERT_TRUE(co_await std::move(copying));
-  CO_ASSERT_TRUE(progress_of(predecessor).resync_running);
-  // Another chain change (say a client-visible reconfiguration) while the copy runs.
-  testing::apply(
-      &f, testing::chain_routing(&f, 3, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
-  testing::ServerNode* syncing = f.nodes[2].get();
-  EXPECT_FALSE(up_to_date_at(syncing, 2));
+  CO_ASSERT_TRUE(testing::progress_of(&h, 1).resync_running);
+  // Another chain change while the copy runs: it stops and starts over at version 3.
+  h.apply(third_syncing(&h, 3));
+  StorageTarget* syncing = h.target(2);
   auto waiting = testing::eventually([&] { return up_to_date_at(syncing, 3); });
   CO_ASSERT_TRUE(co_await std::move(waiting));
-  auto comparing = expect_identical(&f);
+  auto comparing = expect_identical(&h);
   co_await std::move(comparing);
-  TargetProgress p = progress_of(predecessor);
+  TargetProgress p = testing::progress_of(&h, 1);
   EXPECT_EQ(p.resync_chunks_done, 10u);
   EXPECT_EQ(p.resync_chunks_total, 10u);
-  auto stopping = testing::shut_down(&f);
+  auto stopping = stop_all(&h, &client);
   co_await std::move(stopping);
 }
 

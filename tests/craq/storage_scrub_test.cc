@@ -1,28 +1,30 @@
 // Scrub (craq/storage_scrub.h): bytes rotted on disk are found by the background pass and
 // repaired from another serving member of the chain, so reads return the right bytes again
 // and fsck is clean; with no member to repair from, the target reports itself offline.
-// Real servers on 127.0.0.1 (tests/craq/resync_fixture.h); each test takes well under 5 s.
+// In-process servers on 127.0.0.1 (tests/craq/storage_harness.h); a rotten server is
+// stopped, damaged on disk and started again, and its scrub's first pass finds the damage.
+// Each test takes well under 5 s.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
-#include "tests/chunk/test_util.h"
 #include "tests/co_test.h"
-#include "tests/craq/resync_fixture.h"
+#include "tests/craq/resync_helpers.h"
 
 namespace mica::craq {
 namespace {
 
-using testing::Fixture;
+using testing::StorageHarness;
+using testing::TestClient;
 using PS = PublicState;
 
 constexpr ChunkRef kChunk{.inode = 9, .index = 3};
-constexpr uint32_t kChunkBytes = 20 * 1024;  // one write: slot 0 of the 64 KiB class
+constexpr uint32_t kChunkBytes = 20 * 1024;  // written once: slot 0 of the 64 KiB class
 
-// Flips bytes inside slot 0 of the 64 KiB class file of a target, behind the engine's back.
-void rot(const std::string& target_path) {
-  std::string file = target_path + "/64KiB.slots";
+// Overwrites bytes inside slot 0 of the 64 KiB class file of a target behind its back.
+void rot(const std::string& target_dir) {
+  std::string file = target_dir + "/data/64KiB.slots";
   int fd = ::open(file.c_str(), O_RDWR);
   ASSERT_GE(fd, 0) << file;
   std::byte junk[16];
@@ -31,100 +33,111 @@ void rot(const std::string& target_path) {
   ::close(fd);
 }
 
-StorageServerOptions scrubbing() {
-  StorageServerOptions options = testing::fixture_options();
-  options.scrub_bytes_per_s = 64 << 20;
-  options.scrub_pass_interval = std::chrono::hours(1);  // one pass in a test
+testing::StorageHarnessOptions scrubbing(uint32_t servers) {
+  testing::StorageHarnessOptions options;
+  options.servers = servers;
+  options.server.scrub_bytes_per_s = 64 << 20;
+  options.server.scrub_pass_interval = std::chrono::hours(1);  // one pass per start
   return options;
 }
 
-TargetProgress progress_of(testing::ServerNode* node) {
-  for (const TargetProgress& p : node->server->progress().targets)
-    if (p.target == node->target) return p;
-  return {};
-}
-
-Task<Status> read_back(testing::ServerNode* node, std::vector<std::byte>* out) {
+Task<Status> read_back(chunk::ChunkEngine* engine, std::vector<std::byte>* out) {
   AlignedBuffer buffer(align_up(kChunkBytes, 4096));
   auto reading =
-      node->engine().read({kChunk.inode, kChunk.index}, 0, std::span(buffer.data(), kChunkBytes));
+      engine->read({kChunk.inode, kChunk.index}, 0, std::span(buffer.data(), kChunkBytes));
   CO_TRY_ASSIGN(size_t n, co_await std::move(reading));
   out->assign(buffer.data(), buffer.data() + n);
   co_return Status();
 }
 
+// Stops server s, damages its chunk on disk and starts it again (its scrub starts over).
+Task<Status> rot_and_restart(StorageHarness* h, size_t s) {
+  Task<void> stopping = h->stop_server(s);
+  co_await std::move(stopping);
+  rot(h->at(s).target_dirs.front());
+  if (::testing::Test::HasFatalFailure()) co_return Status(StatusCode::kInternal, "rot failed");
+  auto starting = h->start_server(s);
+  co_return co_await std::move(starting);
+}
+
+Task<void> stop_all(StorageHarness* h, TestClient* client) {
+  Task<void> client_stopping = client->stop();
+  co_await std::move(client_stopping);
+  Task<void> stopping = h->stop();
+  co_await std::move(stopping);
+}
+
 MICA_CO_TEST(StorageScrub, FindsACorruptChunkAndRepairsItFromAPeer) {
-  Fixture f(dir.path);
-  auto adding_head = testing::add_server(&f);
-  CO_ASSERT_OK(co_await std::move(adding_head));
-  auto adding_tail = testing::add_server(&f, scrubbing(), /*start=*/false);
-  CO_ASSERT_OK(co_await std::move(adding_tail));
-  testing::apply(&f, testing::chain_routing(&f, 1, {{0, PS::kServing}, {1, PS::kServing}}));
-  std::vector<std::byte> data = chunk::testing::pattern(kChunkBytes, 77);
-  auto writing = testing::write_chunk(&f, 0, 1, kChunk, 0, data);
+  StorageHarness h(dir.path, scrubbing(2));
+  auto starting = h.start();
+  CO_ASSERT_OK(co_await std::move(starting));
+  TestClient client(&h);
+  h.apply(testing::chain_routing(&h, 1, {{0, PS::kServing}, {1, PS::kServing}}));
+  std::vector<std::byte> data = testing::test_bytes(kChunkBytes, 77);
+  auto writing = testing::write_chunk(&client, 0, 1, kChunk, 0, data);
   CO_ASSERT_OK(co_await std::move(writing));
-  testing::ServerNode* rotten = f.nodes[1].get();
-  rot(rotten->path);
-  std::vector<std::byte> got;
-  auto reading = read_back(rotten, &got);
-  Status before = co_await std::move(reading);
-  CO_ASSERT_EQ(before.code(), StatusCode::kChecksumMismatch) << before;
-  rotten->server->start();
-  auto waiting = testing::eventually([&] { return progress_of(rotten).scrub_passes >= 1; });
+  auto rotting = rot_and_restart(&h, 1);
+  CO_ASSERT_OK(co_await std::move(rotting));
+  auto waiting = testing::eventually([&] { return testing::progress_of(&h, 1).scrub_passes >= 1; });
   CO_ASSERT_TRUE(co_await std::move(waiting));
-  TargetProgress p = progress_of(rotten);
+  TargetProgress p = testing::progress_of(&h, 1);
   EXPECT_EQ(p.scrub_chunks_checked, 1u);
   EXPECT_EQ(p.scrub_corrupt_found, 1u);
-  EXPECT_EQ(rotten->storage_target()->local_state(), LocalState::kUpToDate);
-  auto rereading = read_back(rotten, &got);
+  EXPECT_EQ(h.target(1)->local_state(), LocalState::kUpToDate);
+  std::vector<std::byte> got;
+  auto rereading = read_back(&h.engine(1), &got);
   CO_ASSERT_OK(co_await std::move(rereading));
   EXPECT_EQ(got, data);
-  auto checking = rotten->engine().fsck();
+  auto checking = h.engine(1).fsck();
   Result<chunk::FsckReport> report = co_await std::move(checking);
   CO_ASSERT_OK(report);
   EXPECT_TRUE(report->ok()) << report->to_string();
-  auto stopping = testing::shut_down(&f);
+  auto stopping = stop_all(&h, &client);
   co_await std::move(stopping);
 }
 
 MICA_CO_TEST(StorageScrub, ACorruptChunkWithNoPeerTakesTheTargetOffline) {
-  Fixture f(dir.path);
-  auto adding = testing::add_server(&f, scrubbing(), /*start=*/false);
-  CO_ASSERT_OK(co_await std::move(adding));
-  testing::apply(&f, testing::chain_routing(&f, 1, {{0, PS::kServing}}));
+  StorageHarness h(dir.path, scrubbing(1));
+  auto starting = h.start();
+  CO_ASSERT_OK(co_await std::move(starting));
+  TestClient client(&h);
+  h.apply(testing::chain_routing(&h, 1, {{0, PS::kServing}}));
   auto writing =
-      testing::write_chunk(&f, 0, 1, kChunk, 0, chunk::testing::pattern(kChunkBytes, 78));
+      testing::write_chunk(&client, 0, 1, kChunk, 0, testing::test_bytes(kChunkBytes, 78));
   CO_ASSERT_OK(co_await std::move(writing));
-  testing::ServerNode* alone = f.nodes[0].get();
-  rot(alone->path);
-  alone->server->start();
-  auto waiting = testing::eventually([&] { return progress_of(alone).scrub_passes >= 1; });
+  auto rotting = rot_and_restart(&h, 0);
+  CO_ASSERT_OK(co_await std::move(rotting));
+  auto waiting = testing::eventually([&] { return testing::progress_of(&h, 0).scrub_passes >= 1; });
   CO_ASSERT_TRUE(co_await std::move(waiting));
-  EXPECT_EQ(progress_of(alone).scrub_corrupt_found, 1u);
-  EXPECT_EQ(alone->storage_target()->local_state(), LocalState::kOffline);
-  auto stopping = testing::shut_down(&f);
+  EXPECT_EQ(testing::progress_of(&h, 0).scrub_corrupt_found, 1u);
+  EXPECT_EQ(h.target(0)->local_state(), LocalState::kOffline);
+  auto stopping = stop_all(&h, &client);
   co_await std::move(stopping);
 }
 
 MICA_CO_TEST(StorageScrub, AnIntactTargetPassesCleanly) {
-  Fixture f(dir.path);
-  auto adding = testing::add_server(&f, scrubbing(), /*start=*/false);
-  CO_ASSERT_OK(co_await std::move(adding));
-  testing::apply(&f, testing::chain_routing(&f, 1, {{0, PS::kServing}}));
+  StorageHarness h(dir.path, scrubbing(1));
+  auto starting = h.start();
+  CO_ASSERT_OK(co_await std::move(starting));
+  TestClient client(&h);
+  h.apply(testing::chain_routing(&h, 1, {{0, PS::kServing}}));
   for (uint32_t i = 0; i < 4; ++i) {
     ChunkRef chunk{.inode = 9, .index = i};
     auto writing =
-        testing::write_chunk(&f, 0, 1, chunk, 0, chunk::testing::pattern(kChunkBytes + i, i));
+        testing::write_chunk(&client, 0, 1, chunk, 0, testing::test_bytes(kChunkBytes + i, i));
     CO_ASSERT_OK(co_await std::move(writing));
   }
-  testing::ServerNode* node = f.nodes[0].get();
-  node->server->start();
-  auto waiting = testing::eventually([&] { return progress_of(node).scrub_passes >= 1; });
+  // A restart starts the scrub's first pass over the chunks now there.
+  Task<void> stopping_server = h.stop_server(0);
+  co_await std::move(stopping_server);
+  auto restarting = h.start_server(0);
+  CO_ASSERT_OK(co_await std::move(restarting));
+  auto waiting = testing::eventually([&] { return testing::progress_of(&h, 0).scrub_passes >= 1; });
   CO_ASSERT_TRUE(co_await std::move(waiting));
-  EXPECT_EQ(progress_of(node).scrub_chunks_checked, 4u);
-  EXPECT_EQ(progress_of(node).scrub_corrupt_found, 0u);
-  EXPECT_EQ(node->storage_target()->local_state(), LocalState::kUpToDate);
-  auto stopping = testing::shut_down(&f);
+  EXPECT_EQ(testing::progress_of(&h, 0).scrub_chunks_checked, 4u);
+  EXPECT_EQ(testing::progress_of(&h, 0).scrub_corrupt_found, 0u);
+  EXPECT_EQ(h.target(0)->local_state(), LocalState::kUpToDate);
+  auto stopping = stop_all(&h, &client);
   co_await std::move(stopping);
 }
 
