@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <optional>
+#include <sstream>
 #include <vector>
 
 #include "apps/cli_format.h"
@@ -188,9 +188,9 @@ Status resolve_files(CliInvocation* invocation) {
     text << file.rdbuf();
     invocation->data = text.str();
     if (invocation->data.size() > kCliDataBytesMax) {
-      return Status(StatusCode::kInvalidArgument,
-                    fmt::format("{} holds more than {} bytes", invocation->data_file,
-                                kCliDataBytesMax));
+      return Status(
+          StatusCode::kInvalidArgument,
+          fmt::format("{} holds more than {} bytes", invocation->data_file, kCliDataBytesMax));
     }
   }
   return Status::ok_status();

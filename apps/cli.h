@@ -22,8 +22,8 @@ namespace mica::apps {
 
 struct CliResult {
   int exit_code = kExitOk;
-  std::string out;  // for stdout
-  std::string err;  // for stderr
+  std::string out;   // for stdout
+  std::string err;   // for stderr
   std::string data;  // get --out: the bytes run_cli writes to invocation.out_file
 };
 

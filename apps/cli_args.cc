@@ -176,7 +176,8 @@ Status parse_dev_command(const std::vector<std::string_view>& rest, CliInvocatio
     out->command = CliCommand::kDevDown;
     return expect_count(rest, 1, "dev down [--dir DIR]");
   }
-  if (verb != "up") return usage_error("usage: mica dev up [--storage N] [--dir DIR], mica dev down [--dir DIR]");
+  if (verb != "up")
+    return usage_error("usage: mica dev up [--storage N] [--dir DIR], mica dev down [--dir DIR]");
   out->command = CliCommand::kDevUp;
   for (size_t i = 1; i < rest.size(); i += 2) {
     if (rest[i] != "--storage") {
@@ -201,7 +202,8 @@ Status parse_data_command(std::string_view name, const std::vector<std::string_v
     std::string_view word = rest[i];
     bool known = put ? (word == "--file" || word == "--data") : word == "--out";
     if (!known) {
-      if (word.starts_with("--")) return usage_error(fmt::format("{}: unknown option \"{}\"", name, word));
+      if (word.starts_with("--"))
+        return usage_error(fmt::format("{}: unknown option \"{}\"", name, word));
       positional.push_back(word);
       continue;
     }

@@ -81,10 +81,10 @@ struct CliInvocation {
   uint64_t inode = 0;
   uint32_t chunk_index = 0;
   uint32_t offset = 0;
-  uint32_t length = 0;      // get
-  std::string data;         // put --data
-  std::string data_file;    // put --file
-  std::string out_file;     // get --out (empty: stdout)
+  uint32_t length = 0;    // get
+  std::string data;       // put --data
+  std::string data_file;  // put --file
+  std::string out_file;   // get --out (empty: stdout)
 };
 
 // The environment's say, read by the caller (getenv): empty means unset.

@@ -31,8 +31,7 @@ Task<CliResult> write_range(const CliInvocation& invocation, craq::StorageClient
       .out = fmt::format("wrote {} bytes at offset {} of chunk {}/{} on chain {}: version {}, "
                          "length {}, crc32c {:08x}\n",
                          data.size(), invocation.offset, invocation.inode, invocation.chunk_index,
-                         invocation.chain_id, state->version, state->length_bytes,
-                         state->checksum),
+                         invocation.chain_id, state->version, state->length_bytes, state->checksum),
       .err = {},
       .data = {}};
 }
@@ -49,10 +48,11 @@ Task<CliResult> read_range(const CliInvocation& invocation, craq::StorageClient*
   if (invocation.out_file.empty()) {
     co_return CliResult{.exit_code = kExitOk, .out = std::move(buffer), .err = {}, .data = {}};
   }
-  std::string note = fmt::format("read {} bytes at offset {} of chunk {}/{} on chain {}\n", *n,
-                                 invocation.offset, invocation.inode, invocation.chunk_index,
-                                 invocation.chain_id);
-  co_return CliResult{.exit_code = kExitOk, .out = {}, .err = std::move(note), .data = std::move(buffer)};
+  std::string note =
+      fmt::format("read {} bytes at offset {} of chunk {}/{} on chain {}\n", *n, invocation.offset,
+                  invocation.inode, invocation.chunk_index, invocation.chain_id);
+  co_return CliResult{
+      .exit_code = kExitOk, .out = {}, .err = std::move(note), .data = std::move(buffer)};
 }
 
 Task<CliResult> with_client(CliInvocation invocation, net::ConnectionPool* pool,
@@ -62,7 +62,8 @@ Task<CliResult> with_client(CliInvocation invocation, net::ConnectionPool* pool,
   Result<craq::RoutingClient::SnapshotPtr> snapshot = co_await std::move(refreshing);
   if (!snapshot.ok() || *snapshot == nullptr) {
     Status why = snapshot.ok() ? Status(StatusCode::kTimedOut, "no routing") : snapshot.status();
-    co_return failure(fmt::format("cannot reach mgmtd at {}: {}", invocation.mgmtd, why.to_string()));
+    co_return failure(
+        fmt::format("cannot reach mgmtd at {}: {}", invocation.mgmtd, why.to_string()));
   }
   if (craq::find_chain(**snapshot, invocation.chain_id) == nullptr) {
     co_return failure(fmt::format("{}: chain {} does not exist (mica chains lists them)",
@@ -73,8 +74,8 @@ Task<CliResult> with_client(CliInvocation invocation, net::ConnectionPool* pool,
   options.call_timeout = std::chrono::milliseconds(invocation.timeout_ms);
   craq::StorageClient client(pool, transport, routing, options);
   if (invocation.command == CliCommand::kPut) {
-    auto writing = write_range(invocation, &client, (*snapshot)->config.chunk_size_default_bytes,
-                               deadline);
+    auto writing =
+        write_range(invocation, &client, (*snapshot)->config.chunk_size_default_bytes, deadline);
     co_return co_await std::move(writing);
   }
   auto reading = read_range(invocation, &client, deadline);

@@ -183,10 +183,10 @@ Status check_started(const DevPlan& plan, const std::vector<DevProcess>& started
     int status = 0;
     if (::waitpid(process.pid, &status, WNOHANG) != process.pid) continue;
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return Status(StatusCode::kHostDown,
-                  fmt::format("{} exited with code {} before the cluster served; {}: {}",
-                              process.name, code, plan.log(process.name),
-                              last_line(plan.log(process.name))));
+    return Status(
+        StatusCode::kHostDown,
+        fmt::format("{} exited with code {} before the cluster served; {}: {}", process.name, code,
+                    plan.log(process.name), last_line(plan.log(process.name))));
   }
   return Status::ok_status();
 }
@@ -199,11 +199,11 @@ bool all_registered(const DevPlan& plan, const craq::StatusResponse& status) {
       if (n.rpc_address == address && n.kind == craq::NodeKind::kStorage) node = &n;
     }
     if (node == nullptr) return false;
-    bool alive = std::any_of(status.nodes.begin(), status.nodes.end(),
-                             [&](const craq::NodeStatus& s) { return s.node == node->id && s.alive; });
-    bool has_target =
-        std::any_of(status.routing.targets.begin(), status.routing.targets.end(),
-                    [&](const craq::TargetInfo& t) { return t.node == node->id; });
+    bool alive =
+        std::any_of(status.nodes.begin(), status.nodes.end(),
+                    [&](const craq::NodeStatus& s) { return s.node == node->id && s.alive; });
+    bool has_target = std::any_of(status.routing.targets.begin(), status.routing.targets.end(),
+                                  [&](const craq::TargetInfo& t) { return t.node == node->id; });
     if (!alive || !has_target) return false;
   }
   return true;
@@ -321,8 +321,8 @@ Task<Status> wait_serving(DevPlan plan, std::vector<DevProcess> started, net::Cl
                           size_t* chains) {
   net::TcpTransport tcp;
   net::AuthenticatedTransport transport(&tcp, token);
-  net::ConnectionPool pool(&transport, net::PoolOptions{.backoff_initial = kDevPoll,
-                                                        .backoff_max = kDevPoll * 4});
+  net::ConnectionPool pool(
+      &transport, net::PoolOptions{.backoff_initial = kDevPoll, .backoff_max = kDevPoll * 4});
   craq::MgmtdClient mgmtd(&pool, {SocketAddress::parse(plan.mgmtd_address).value()});
   auto waiting = wait_loop(&plan, &started, &pool, &mgmtd, chains);
   Status waited = co_await std::move(waiting);
@@ -379,8 +379,9 @@ std::string describe(const DevPlan& plan, double seconds, size_t chains) {
     out += fmt::format("  {:<10} {}  metrics http://{}/metrics\n", DevPlan::storage_name(i),
                        plan.storage_addresses[i], plan.storage_http[i]);
   }
-  out += fmt::format("use it:  mica --dir {} status   (or put/get; `source {}/{}` sets MICA_MGMTD)\n",
-                     plan.dir, plan.dir, kDevEnvFile);
+  out +=
+      fmt::format("use it:  mica --dir {} status   (or put/get; `source {}/{}` sets MICA_MGMTD)\n",
+                  plan.dir, plan.dir, kDevEnvFile);
   out += fmt::format("stop it: mica dev down --dir {}\n", plan.dir);
   return out;
 }
@@ -392,7 +393,9 @@ Status prepare(const CliInvocation& invocation, DevPlan* plan) {
   for (const char* sub : {"", "/logs", "/pids", "/data"}) {
     std::error_code error;
     fs::create_directories(plan->dir + sub, error);
-    if (error) return Status(StatusCode::kIoError, fmt::format("creating {}{}: {}", plan->dir, sub, error.message()));
+    if (error)
+      return Status(StatusCode::kIoError,
+                    fmt::format("creating {}{}: {}", plan->dir, sub, error.message()));
   }
   for (const DevProcess& process : read_pid_files(plan->dir + "/pids")) {
     if (dev_process_alive(process)) {
@@ -410,8 +413,10 @@ Status prepare(const CliInvocation& invocation, DevPlan* plan) {
   plan->storage_binary = *bin + "/mica-storage";
   for (const std::string& binary : {plan->mgmtd_binary, plan->storage_binary}) {
     if (::access(binary.c_str(), X_OK) != 0) {
-      return Status(StatusCode::kNotFound,
-                    fmt::format("{} is missing: build it next to mica (ninja mica-mgmtd mica-storage)", binary));
+      return Status(
+          StatusCode::kNotFound,
+          fmt::format("{} is missing: build it next to mica (ninja mica-mgmtd mica-storage)",
+                      binary));
     }
   }
   if (!fs::exists(plan->token())) RETURN_IF_ERROR(net::generate_cluster_token_file(plan->token()));
@@ -439,12 +444,14 @@ CliResult dev_up(const CliInvocation& invocation) {
       status = executor->block_on(wait_serving(plan, started, *token, &chains));
     }
     if (status.ok()) {
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+      double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
       return CliResult{.exit_code = kExitOk, .out = describe(plan, seconds, chains), .err = {}};
     }
     undo_start(plan, started);
     if (attempt == kDevStartAttempts || !port_was_taken(plan, offsets)) {
-      return failure(fmt::format("dev up: {} (everything it started is stopped again)", status.to_string()));
+      return failure(
+          fmt::format("dev up: {} (everything it started is stopped again)", status.to_string()));
     }
   }
 }
@@ -458,7 +465,8 @@ CliResult dev_down(const CliInvocation& invocation) {
   }
   // Storage first, so that no node spends its last seconds retrying a stopped mgmtd.
   std::vector<DevProcess> storage, mgmtd;
-  for (const DevProcess& process : running) (process.name == "mgmtd" ? mgmtd : storage).push_back(process);
+  for (const DevProcess& process : running)
+    (process.name == "mgmtd" ? mgmtd : storage).push_back(process);
   std::vector<DevProcess> left;
   size_t killed = stop_dev_processes(storage, kDevStopTimeout, kDevKillTimeout, &left);
   killed += stop_dev_processes(mgmtd, kDevStopTimeout, kDevKillTimeout, &left);
@@ -473,11 +481,10 @@ CliResult dev_down(const CliInvocation& invocation) {
                                left.size(), dir, left[0].name, left[0].pid));
   }
   std::string out =
-      running.empty()
-          ? fmt::format("mica dev down: nothing was running in {}\n", dir)
-          : fmt::format("mica dev down: stopped {} process{} in {}{}\n", running.size(),
-                        running.size() == 1 ? "" : "es", dir,
-                        killed == 0 ? "" : fmt::format(" ({} needed SIGKILL)", killed));
+      running.empty() ? fmt::format("mica dev down: nothing was running in {}\n", dir)
+                      : fmt::format("mica dev down: stopped {} process{} in {}{}\n", running.size(),
+                                    running.size() == 1 ? "" : "es", dir,
+                                    killed == 0 ? "" : fmt::format(" ({} needed SIGKILL)", killed));
   return CliResult{.exit_code = kExitOk, .out = std::move(out), .err = {}};
 }
 
@@ -485,8 +492,9 @@ Result<std::string> dev_mgmtd_address(const std::string& dir) {
   std::string path = dir + "/" + kDevEnvFile;
   std::ifstream file(path);
   if (!file) {
-    return Status(StatusCode::kNotFound,
-                  fmt::format("{} is missing: is {} a dev cluster (mica dev up --dir {})?", path, dir, dir));
+    return Status(
+        StatusCode::kNotFound,
+        fmt::format("{} is missing: is {} a dev cluster (mica dev up --dir {})?", path, dir, dir));
   }
   for (std::string line; std::getline(file, line);) {
     if (line.starts_with("MICA_MGMTD=")) return line.substr(11);

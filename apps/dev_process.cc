@@ -75,8 +75,8 @@ Result<DevProcess> spawn_detached(std::string name, const std::vector<std::strin
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE}) sigaddset(&defaults, sig);
   posix_spawnattr_setsigmask(&attributes, &none);
   posix_spawnattr_setsigdefault(&attributes, &defaults);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-                                            POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attributes,
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = -1;
   int error = posix_spawn(&pid, args[0], &actions, &attributes, args.data(), environ);
   posix_spawnattr_destroy(&attributes);
@@ -149,8 +149,9 @@ Result<std::vector<int>> free_ports(size_t count) {
     if (port_free(port)) out.push_back(port);
   }
   if (out.size() < count) {
-    return Status(StatusCode::kResourceExhausted,
-                  fmt::format("only {} free ports between {} and {}", out.size(), kPortLowest, high));
+    return Status(
+        StatusCode::kResourceExhausted,
+        fmt::format("only {} free ports between {} and {}", out.size(), kPortLowest, high));
   }
   return out;
 }

@@ -16,19 +16,28 @@ using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const std::set<std::string> kRootKeys = {
-    "mgmtd",     "listen",    "advertise_address",   "host_name", "data_dir",
-    "http_listen", "token_file", "allow_unauthenticated", "transport", "log_level",
-    "metrics_interval_ms", "limits", "resync", "scrub", "target"};
+const std::set<std::string> kRootKeys = {"mgmtd",
+                                         "listen",
+                                         "advertise_address",
+                                         "host_name",
+                                         "data_dir",
+                                         "http_listen",
+                                         "token_file",
+                                         "allow_unauthenticated",
+                                         "transport",
+                                         "log_level",
+                                         "metrics_interval_ms",
+                                         "limits",
+                                         "resync",
+                                         "scrub",
+                                         "target"};
 const std::set<std::string> kLimitsKeys = {"updates_in_flight_max", "forward_timeout_ms",
                                            "query_timeout_ms", "batch_read_items_max",
                                            "read_bytes_max"};
-const std::set<std::string> kResyncKeys = {"chunks_in_flight_max", "bytes_per_s",
-                                           "list_page_max"};
+const std::set<std::string> kResyncKeys = {"chunks_in_flight_max", "bytes_per_s", "list_page_max"};
 const std::set<std::string> kScrubKeys = {"bytes_per_s", "pass_interval_s"};
-const std::set<std::string> kTargetKeys = {"path",           "disk",
-                                           "reserve_bytes",  "data_bytes_max",
-                                           "chunk_size_max_bytes", "buffered_io"};
+const std::set<std::string> kTargetKeys = {
+    "path", "disk", "reserve_bytes", "data_bytes_max", "chunk_size_max_bytes", "buffered_io"};
 
 // A timeout beyond this is surely a unit mistake (seconds for ms).
 constexpr uint64_t kTimeoutMaxMs = 10 * 60 * 1000;
@@ -100,8 +109,8 @@ Status read_root(const TableReader& root, StorageConfig* config) {
     return root.error("token_file",
                       "must name the cluster token file (or set allow_unauthenticated = true)");
   }
-  RETURN_IF_ERROR(root.read("metrics_interval_ms", &config->metrics_interval_ms, 10,
-                            kTimeoutMaxMs));
+  RETURN_IF_ERROR(
+      root.read("metrics_interval_ms", &config->metrics_interval_ms, 10, kTimeoutMaxMs));
   std::string transport = std::string(transport_choice_name(config->transport));
   RETURN_IF_ERROR(root.read("transport", &transport));
   Result<net::TransportChoice> choice = net::parse_transport_choice(transport);
@@ -124,8 +133,8 @@ Status read_duration_ms(const TableReader& table, std::string_view key, Duration
   return Status::ok_status();
 }
 
-Status read_limits(const TableReader& limits, const TableReader& resync,
-                   const TableReader& scrub, craq::StorageServerOptions* out) {
+Status read_limits(const TableReader& limits, const TableReader& resync, const TableReader& scrub,
+                   craq::StorageServerOptions* out) {
   RETURN_IF_ERROR(limits.check_keys(kLimitsKeys));
   RETURN_IF_ERROR(limits.read("updates_in_flight_max", &out->updates_in_flight_max, 1, kCountMax));
   RETURN_IF_ERROR(read_duration_ms(limits, "forward_timeout_ms", &out->forward_timeout));
@@ -321,9 +330,9 @@ list_page_max = {}
 bytes_per_s = {}
 pass_interval_s = {}
 )",
-             mgmtd, toml_quote(c.listen), toml_quote(c.advertise_address),
-             toml_quote(c.host_name), toml_quote(c.data_dir), toml_quote(c.http_listen),
-             toml_quote(c.token_file), c.allow_unauthenticated, transport_choice_name(c.transport),
+             mgmtd, toml_quote(c.listen), toml_quote(c.advertise_address), toml_quote(c.host_name),
+             toml_quote(c.data_dir), toml_quote(c.http_listen), toml_quote(c.token_file),
+             c.allow_unauthenticated, transport_choice_name(c.transport),
              log_level_name(c.log_level), c.metrics_interval_ms, s.updates_in_flight_max,
              ms_of(s.forward_timeout), ms_of(s.query_timeout), s.batch_read_items_max,
              s.read_bytes_max, s.resync_chunks_in_flight_max, s.resync_bytes_per_s,

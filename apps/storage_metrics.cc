@@ -80,10 +80,9 @@ void StorageMetrics::refresh() {
     if (target->id() == 0) continue;  // not registered yet: no name for its series
     Series& s = series_of(target->id());
     const craq::TargetCounters& c = target->counters();
-    const std::array<uint64_t, 10> now = {c.updates,         c.update_bytes, c.forwards,
-                                          c.reads,           c.read_bytes,   c.dirty_reads,
-                                          c.version_queries, c.busy_refusals, c.duplicates,
-                                          c.checksum_mismatches};
+    const std::array<uint64_t, 10> now = {
+        c.updates,     c.update_bytes,    c.forwards,      c.reads,      c.read_bytes,
+        c.dirty_reads, c.version_queries, c.busy_refusals, c.duplicates, c.checksum_mismatches};
     for (size_t i = 0; i < now.size(); ++i) s.counters[i].advance(now[i]);
   }
   craq::ProgressResponse progress = server_->progress();

@@ -45,7 +45,8 @@ Status make_directories(const StorageConfig& config) {
   for (const std::string& dir : dirs) {
     std::error_code made;
     std::filesystem::create_directories(dir, made);
-    if (made) return Status(StatusCode::kIoError, fmt::format("creating {}: {}", dir, made.message()));
+    if (made)
+      return Status(StatusCode::kIoError, fmt::format("creating {}: {}", dir, made.message()));
   }
   return Status::ok_status();
 }

@@ -333,6 +333,7 @@ class Improver {
 uint32_t hot_level(size_t nodes, uint32_t chain_count, uint32_t replicas) {
   uint64_t pair_slots = uint64_t{chain_count} * replicas * (replicas - 1) / 2;
   uint64_t pairs = uint64_t{nodes} * (nodes - 1) / 2;
+  if (pairs == 0) return 1;  // one node (a one-node dev cluster): no pair to balance
   return static_cast<uint32_t>(std::max<uint64_t>(1, pair_slots / pairs));
 }
 

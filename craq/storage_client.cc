@@ -5,6 +5,7 @@
 #include "async/crc32c.h"
 #include "async/log.h"
 #include "async/scope.h"
+#include "chunk/types.h"
 #include "craq/storage_client_retry.h"
 
 namespace mica::craq {
@@ -36,6 +37,13 @@ StorageClient::StorageClient(net::ConnectionPool* pool, net::Transport* transpor
   // 0 means "no client" in a chunk's update tag.
   while (client_id_ == 0) client_id_ = backend.random_u64();
   read_turn_ = backend.random_u64();
+  retries_metric_ = &metrics().counter("storage_client", "retries_total",
+                                       "Failed attempts of storage client calls, retried.");
+  timeouts_metric_ = &metrics().counter("storage_client", "deadline_exceeded_total",
+                                        "Storage client calls that ended at their deadline.");
+  checksum_metric_ = &metrics().counter(
+      "storage_client", "checksum_mismatches_total",
+      "Reads whose bytes did not match their CRC32C (in transit or on the replica's disk).");
 }
 
 StorageClient::~StorageClient() = default;
@@ -78,7 +86,12 @@ Task<Result<ChunkState>> StorageClient::truncate(ChainId chain, ChunkRef chunk,
 }
 
 Task<Result<ChunkState>> StorageClient::remove(ChainId chain, ChunkRef chunk, TimePoint deadline) {
-  UpdateIO io{.chain = chain, .chunk = chunk, .kind = UpdateKind::kRemove};
+  // A removal touches no range, but every update names a chunk size the target accepts:
+  // the smallest one there is (chunk/types.h) fits every target.
+  UpdateIO io{.chain = chain,
+              .chunk = chunk,
+              .kind = UpdateKind::kRemove,
+              .chunk_size_bytes = uint32_t{1} << chunk::kSizeClassMinShift};
   auto updating = update(io, {}, deadline);
   co_return co_await std::move(updating);
 }
@@ -103,9 +116,10 @@ Task<Result<ChunkState>> StorageClient::update(UpdateIO io, std::span<const std:
 
 Task<Result<ChunkState>> StorageClient::update_loop(UpdateIO io, net::RemoteBuffer payload,
                                                     TimePoint deadline) {
-  RetryLoop retry(routing_, options_, deadline,
-                  fmt::format("update of chunk {}:{} on chain {}", io.chunk.inode,
-                              io.chunk.index, io.chain));
+  RetryLoop retry(
+      routing_, options_, deadline,
+      fmt::format("update of chunk {}:{} on chain {}", io.chunk.inode, io.chunk.index, io.chain),
+      retries_metric_, timeouts_metric_);
   for (;;) {
     uint64_t used = routing_->version();
     RoutingClient::SnapshotPtr routing = routing_->current();
@@ -144,7 +158,8 @@ Task<Result<uint32_t>> StorageClient::read_loop(ReadRequest request, std::span<s
                                                 TimePoint deadline) {
   RetryLoop retry(routing_, options_, deadline,
                   fmt::format("read of chunk {}:{} on chain {}", request.chunk.inode,
-                              request.chunk.index, request.chain));
+                              request.chunk.index, request.chain),
+                  retries_metric_, timeouts_metric_);
   uint64_t turn = next_read_turn();
   for (;;) {
     uint64_t used = routing_->version();
@@ -156,22 +171,23 @@ Task<Result<uint32_t>> StorageClient::read_loop(ReadRequest request, std::span<s
       replicas = route->replicas;
       // A fresh registration per attempt, released before the next: a replica that gave up
       // late can never push its bytes over those of the replica that answered after it.
-      Result<client_detail::Registered> registered =
-          client_detail::register_span(transport_, out);
+      Result<client_detail::Registered> registered = client_detail::register_span(transport_, out);
       if (!registered.ok()) co_return registered.status();
       request.chain_version = route->chain_version;
       request.out = registered->remote;
       auto calling = client_detail::call_at<StorageService::read>(pool_, route->address, request,
-                                                                 retry.attempt_deadline());
+                                                                  retry.attempt_deadline());
       Result<ReadResponse> response = co_await std::move(calling);
       auto releasing = client_detail::release(std::move(registered->region), deadline);
       co_await std::move(releasing);
       if (response.ok()) {
         failure = client_detail::check_read(*response, out, request.chain, request.chunk);
         if (failure.ok()) co_return response->bytes;
+        checksum_metric_->add();
         MICA_LOG(Warn, "craq", "target {}: {}", route->target, failure.to_string());
       } else {
         failure = response.status();
+        if (failure.code() == StatusCode::kChecksumMismatch) checksum_metric_->add();
       }
     } else {
       failure = route.status();
@@ -204,7 +220,8 @@ Task<Result<std::optional<ChunkMeta>>> StorageClient::last_chunk(std::vector<Cha
 Task<Result<std::optional<ChunkMeta>>> StorageClient::last_chunk_of(ChainId chain, uint64_t inode,
                                                                     TimePoint deadline) {
   RetryLoop retry(routing_, options_, deadline,
-                  fmt::format("last chunk of inode {} on chain {}", inode, chain));
+                  fmt::format("last chunk of inode {} on chain {}", inode, chain), retries_metric_,
+                  timeouts_metric_);
   for (;;) {
     uint64_t used = routing_->version();
     RoutingClient::SnapshotPtr routing = routing_->current();
@@ -243,8 +260,8 @@ Task<Status> StorageClient::remove_from(std::vector<ChainId> chains, uint64_t in
   co_return Status();
 }
 
-Task<Status> StorageClient::remove_chain_from(ChainId chain, uint64_t inode,
-                                              uint32_t first_index, TimePoint deadline) {
+Task<Status> StorageClient::remove_chain_from(ChainId chain, uint64_t inode, uint32_t first_index,
+                                              TimePoint deadline) {
   // From the last chunk down, so a removal cut short leaves a file whose last chunk still
   // tells its length. Each round removes a chunk of a strictly lower index than the one
   // before, so the loop ends after at most (last index - first_index + 1) rounds.

@@ -25,6 +25,7 @@
 #include <span>
 #include <vector>
 
+#include "async/metrics.h"
 #include "async/sync.h"
 #include "craq/routing_client.h"
 #include "craq/storage_service.h"
@@ -88,8 +89,7 @@ class StorageClient {
   Task<Result<ChunkState>> truncate(ChainId chain, ChunkRef chunk, uint32_t length_bytes,
                                     uint32_t chunk_size_bytes, TimePoint deadline = kNoDeadline);
   // Removing a chunk that does not exist succeeds.
-  Task<Result<ChunkState>> remove(ChainId chain, ChunkRef chunk,
-                                  TimePoint deadline = kNoDeadline);
+  Task<Result<ChunkState>> remove(ChainId chain, ChunkRef chunk, TimePoint deadline = kNoDeadline);
   // Reads committed bytes into out; returns how many exist (0 for a hole).
   Task<Result<uint32_t>> read(ChainId chain, ChunkRef chunk, uint32_t offset,
                               std::span<std::byte> out, TimePoint deadline = kNoDeadline);
@@ -116,10 +116,8 @@ class StorageClient {
   // The call's deadline: `deadline`, or call_timeout from now when it names none.
   TimePoint call_deadline(TimePoint deadline) const;
   // One logical update (write, truncate, remove): a fresh request id kept over retries.
-  Task<Result<ChunkState>> update(UpdateIO io, std::span<const std::byte> data,
-                                  TimePoint deadline);
-  Task<Result<ChunkState>> update_loop(UpdateIO io, net::RemoteBuffer payload,
-                                       TimePoint deadline);
+  Task<Result<ChunkState>> update(UpdateIO io, std::span<const std::byte> data, TimePoint deadline);
+  Task<Result<ChunkState>> update_loop(UpdateIO io, net::RemoteBuffer payload, TimePoint deadline);
   Task<Result<uint32_t>> read_loop(ReadRequest request, std::span<std::byte> out,
                                    TimePoint deadline);
   Task<Result<std::optional<ChunkMeta>>> last_chunk_of(ChainId chain, uint64_t inode,
@@ -131,8 +129,7 @@ class StorageClient {
                                     std::vector<std::optional<Result<uint32_t>>>& results);
   Task<void> send_part(BatchPart* part, Semaphore* bytes, TimePoint deadline);
   Task<Result<uint32_t>> read_bounded(ChunkRead read, Semaphore* bytes, TimePoint deadline);
-  Task<Result<ChunkState>> write_bounded(ChunkWrite write, Semaphore* bytes,
-                                         TimePoint deadline);
+  Task<Result<ChunkState>> write_bounded(ChunkWrite write, Semaphore* bytes, TimePoint deadline);
   uint64_t next_read_turn();
 
   net::ConnectionPool* pool_;
@@ -143,6 +140,10 @@ class StorageClient {
   uint64_t next_request_id_ = 1;
   // kSpread: reads take serving replicas in turn, from a random start per client.
   uint64_t read_turn_ = 0;
+  // The "storage_client" metrics (summed over the process's clients).
+  Counter* retries_metric_;
+  Counter* timeouts_metric_;
+  Counter* checksum_metric_;
 };
 
 }  // namespace mica::craq

@@ -80,17 +80,17 @@ Task<void> StorageClient::send_part(BatchPart* part, Semaphore* bytes, TimePoint
   }
   SemaphoreGuard held(*bytes, units);
   TimePoint now = Executor::current()->now();
-  TimePoint attempt = deadline - now <= options_.attempt_timeout ? deadline
-                                                                 : now + options_.attempt_timeout;
+  TimePoint attempt =
+      deadline - now <= options_.attempt_timeout ? deadline : now + options_.attempt_timeout;
   auto calling = client_detail::call_at<StorageService::batch_read>(pool_, part->address,
-                                                                   part->request, attempt);
+                                                                    part->request, attempt);
   Result<BatchReadResponse> response = co_await std::move(calling);
   if (!response.ok()) {
     part->status = response.status();
   } else if (response->items.size() != part->items.size()) {
-    part->status = Status(StatusCode::kProtocolError,
-                          fmt::format("batch_read answered {} items of {}",
-                                      response->items.size(), part->items.size()));
+    part->status =
+        Status(StatusCode::kProtocolError, fmt::format("batch_read answered {} items of {}",
+                                                       response->items.size(), part->items.size()));
   } else {
     part->response = std::move(*response);
   }
@@ -134,8 +134,9 @@ Task<std::vector<Result<uint32_t>>> StorageClient::read_batch(std::vector<ChunkR
       const ReadItemResult& item = part.response.items[k];
       Status failure = item.status;
       if (failure.ok())
-        failure = client_detail::check_read(item.read, reads[i].out, reads[i].chain,
-                                            reads[i].chunk);
+        failure =
+            client_detail::check_read(item.read, reads[i].out, reads[i].chain, reads[i].chunk);
+      if (failure.code() == StatusCode::kChecksumMismatch) checksum_metric_->add();
       if (failure.ok()) {
         results[i] = item.read.bytes;
       } else if (client_detail::classify_read(failure.code()) == Next::kFail) {

@@ -20,13 +20,13 @@ Result<const ChainInfo*> chain_of(const RoutingSnapshot* routing, ChainId chain)
   if (routing == nullptr) return Status(StatusCode::kNotServing, "no routing snapshot yet");
   const ChainInfo* info = find_chain(*routing, chain);
   if (info == nullptr)
-    return Status(StatusCode::kNotFound, fmt::format("chain {} is not in routing version {}",
-                                                     chain, routing->version));
+    return Status(StatusCode::kNotFound,
+                  fmt::format("chain {} is not in routing version {}", chain, routing->version));
   return info;
 }
 
-Result<ClientRoute> route_to(const RoutingSnapshot& routing, const ChainInfo& chain,
-                             size_t index, size_t replicas) {
+Result<ClientRoute> route_to(const RoutingSnapshot& routing, const ChainInfo& chain, size_t index,
+                             size_t replicas) {
   TargetId target = chain.targets[index].target;
   const TargetInfo* info = find_target(routing, target);
   const NodeInfo* node = info == nullptr ? nullptr : find_node(routing, info->node);
@@ -68,9 +68,9 @@ Result<ClientRoute> head_route(const RoutingSnapshot* routing, ChainId chain) {
   if (!info.ok()) return info.status();
   size_t serving = serving_count(**info);
   if (serving == 0)
-    return Status(StatusCode::kNotServing,
-                  fmt::format("chain {} has no serving target at version {}", chain,
-                              (*info)->version));
+    return Status(
+        StatusCode::kNotServing,
+        fmt::format("chain {} has no serving target at version {}", chain, (*info)->version));
   return route_to(*routing, **info, 0, serving);
 }
 
@@ -79,9 +79,9 @@ Result<ClientRoute> replica_route(const RoutingSnapshot* routing, ChainId chain,
   if (!info.ok()) return info.status();
   size_t serving = serving_count(**info);
   if (serving == 0)
-    return Status(StatusCode::kNotServing,
-                  fmt::format("chain {} has no serving target at version {}", chain,
-                              (*info)->version));
+    return Status(
+        StatusCode::kNotServing,
+        fmt::format("chain {} has no serving target at version {}", chain, (*info)->version));
   return route_to(*routing, **info, static_cast<size_t>(turn % serving), serving);
 }
 
@@ -121,8 +121,13 @@ Next classify_read(StatusCode code) {
 }
 
 RetryLoop::RetryLoop(RoutingClient* routing, const StorageClientOptions& options,
-                     TimePoint deadline, std::string what)
-    : routing_(routing), options_(options), deadline_(deadline), what_(std::move(what)) {}
+                     TimePoint deadline, std::string what, Counter* retries, Counter* timeouts)
+    : routing_(routing),
+      options_(options),
+      deadline_(deadline),
+      what_(std::move(what)),
+      retries_(retries),
+      timeouts_(timeouts) {}
 
 TimePoint RetryLoop::attempt_deadline() const {
   TimePoint now = Executor::current()->now();
@@ -130,7 +135,8 @@ TimePoint RetryLoop::attempt_deadline() const {
   return now + options_.attempt_timeout;
 }
 
-Status RetryLoop::timed_out() const {
+Status RetryLoop::timed_out() {
+  timeouts_->add();
   return Status(StatusCode::kTimedOut,
                 fmt::format("{}: deadline passed after {} attempts; last: {}", what_, attempts_,
                             last_.to_string()));
@@ -147,6 +153,7 @@ Task<Status> RetryLoop::after(Status failure, Next next, uint64_t used_version, 
   MICA_LOG(Debug, "craq", "{}: attempt {} failed ({}); retrying", what_, attempts_,
            failure.to_string());
   last_ = std::move(failure);
+  retries_->add();
   TimePoint now = Executor::current()->now();
   if (now >= deadline_) co_return timed_out();
   if (next == Next::kOtherReplica) {
@@ -208,8 +215,7 @@ Status check_read(const ReadResponse& response, std::span<const std::byte> out, 
     return Status(StatusCode::kChecksumMismatch,
                   fmt::format("read of chunk {}:{} on chain {}: CRC {:08x} of the {} bytes "
                               "received, {:08x} sent",
-                              chunk.inode, chunk.index, chain, crc, response.bytes,
-                              response.crc));
+                              chunk.inode, chunk.index, chain, crc, response.bytes, response.crc));
   return Status();
 }
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "async/metrics.h"
 #include "async/time.h"
 #include "craq/storage_client.h"
 
@@ -43,8 +44,9 @@ Next classify_read(StatusCode code);
 // The retry state of one call: attempts, the backoff, the deadline and the last failure.
 class RetryLoop {
  public:
+  // retries, timeouts: counted at every retry and at a call's end by its deadline.
   RetryLoop(RoutingClient* routing, const StorageClientOptions& options, TimePoint deadline,
-            std::string what);
+            std::string what, Counter* retries, Counter* timeouts);
 
   TimePoint deadline() const { return deadline_; }
   // One attempt's deadline: attempt_timeout from now, within the call's deadline.
@@ -60,7 +62,7 @@ class RetryLoop {
 
  private:
   Task<Status> pause();
-  Status timed_out() const;
+  Status timed_out();
 
   RoutingClient* routing_;
   const StorageClientOptions& options_;
@@ -70,6 +72,8 @@ class RetryLoop {
   size_t tried_in_round_ = 0;  // replicas tried since the last backoff
   Duration backoff_{0};
   bool unknown_chain_seen_ = false;
+  Counter* retries_;
+  Counter* timeouts_;
   Status last_;
 };
 

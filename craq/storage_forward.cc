@@ -13,13 +13,22 @@ namespace mica::craq {
 
 using namespace update_parts;
 
+namespace {
+
+// The target that takes a forward of io: serving, or the syncing write tail.
+Result<StorageTarget*> member_for(const StorageTargets* targets, const UpdateIO& io) {
+  return targets->for_request(io.chain, io.chain_version,
+                              {PublicState::kServing, PublicState::kSyncing});
+}
+
+}  // namespace
+
 Task<Result<ForwardResponse>> UpdatePath::forward(ForwardRequest request,
                                                   net::CallContext* context) {
   Activity activity(this);
   if (stopping_) co_return Status(StatusCode::kClosed, "the storage server is stopping");
   const UpdateIO& io = request.io;
-  std::initializer_list<PublicState> takers = {PublicState::kServing, PublicState::kSyncing};
-  Result<StorageTarget*> found = targets_->for_request(io.chain, io.chain_version, takers);
+  Result<StorageTarget*> found = member_for(targets_, io);
   if (!found.ok()) co_return found.status();
   StorageTarget* target = *found;
   if (request.target != target->id())
@@ -36,7 +45,7 @@ Task<Result<ForwardResponse>> UpdatePath::forward(ForwardRequest request,
   auto locking = target->chunk_order().lock(chunk_id(io.chunk));
   Result<chunk::ChunkLocks::Guard> order = co_await std::move(locking);
   if (!order.ok()) co_return order.status();
-  Result<StorageTarget*> again = targets_->for_request(io.chain, io.chain_version, takers);
+  Result<StorageTarget*> again = member_for(targets_, io);
   if (!again.ok()) co_return again.status();
   TimePoint caller = context != nullptr ? context->deadline : kNoDeadline;
   auto running = forward_locked(target, std::move(request), context, forward_deadline(caller));

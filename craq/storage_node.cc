@@ -40,8 +40,7 @@ class StorageNode::MeteredService {
     auto calling = server_->read(std::move(request), context);
     return timed(read_, std::move(calling));
   }
-  Task<Result<BatchReadResponse>> batch_read(BatchReadRequest request,
-                                             net::CallContext* context) {
+  Task<Result<BatchReadResponse>> batch_read(BatchReadRequest request, net::CallContext* context) {
     auto calling = server_->batch_read(std::move(request), context);
     return timed(batch_read_, std::move(calling));
   }
@@ -64,12 +63,10 @@ class StorageNode::MeteredService {
   Task<Result<ProgressResponse>> progress(ProgressRequest request, net::CallContext* context) {
     return server_->progress(std::move(request), context);
   }
-  Task<Result<StatChunkResponse>> stat_chunk(StatChunkRequest request,
-                                             net::CallContext* context) {
+  Task<Result<StatChunkResponse>> stat_chunk(StatChunkRequest request, net::CallContext* context) {
     return server_->stat_chunk(std::move(request), context);
   }
-  Task<Result<LastChunkResponse>> last_chunk(LastChunkRequest request,
-                                             net::CallContext* context) {
+  Task<Result<LastChunkResponse>> last_chunk(LastChunkRequest request, net::CallContext* context) {
     return server_->last_chunk(std::move(request), context);
   }
 
@@ -117,9 +114,9 @@ Task<Status> StorageNode::start() {
   rpc_->add_service(service_.get());
   Result<SocketAddress> bound = rpc_->start(options_.listen);
   if (!bound.ok()) {
-    co_return Status(bound.status().code(), fmt::format("listening on {}: {}",
-                                                        options_.listen.to_string(),
-                                                        bound.status().to_string()));
+    co_return Status(bound.status().code(),
+                     fmt::format("listening on {}: {}", options_.listen.to_string(),
+                                 bound.status().to_string()));
   }
   rpc_address_ = *bound;
   server_->start();
@@ -145,8 +142,8 @@ void StorageNode::start_agent() {
   agent.mgmtd = options_.mgmtd;
   agent.kind = NodeKind::kStorage;
   agent.host_name = options_.host_name;
-  agent.rpc_address = options_.advertise_address.empty() ? rpc_address_.to_string()
-                                                         : options_.advertise_address;
+  agent.rpc_address =
+      options_.advertise_address.empty() ? rpc_address_.to_string() : options_.advertise_address;
   agent.node = identity_.node;
   agent.identity = identity_.identity;
   StorageServer* server = server_.get();
@@ -172,9 +169,9 @@ Task<Status> StorageNode::persist_registration(RegisterResponse response) {
   auto assigning = server_->assign_ids(ids);
   CO_TRY(co_await std::move(assigning));
   server_->set_node(response.node);
-  // Routing may have named these targets before their ids were known here (a chain table
-  // created right after registration): views are recomputed now that the ids are set.
-  if (RoutingClient::SnapshotPtr snapshot = routing_->current()) server_->apply_routing(*snapshot);
+  // A snapshot that arrived before the targets had their ids placed none of them in its
+  // chains; no newer one may come for a long time (the chain table may already exist).
+  if (RoutingClient::SnapshotPtr routing = routing_->current()) server_->apply_routing(*routing);
   MICA_LOG(Info, "storage", "node {} registered with {} target(s), routing version {}",
            response.node, ids.size(), response.routing_version);
   co_return Status::ok_status();

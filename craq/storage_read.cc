@@ -25,8 +25,8 @@ chunk::ChunkId chunk_id(ChunkRef chunk) {
 // role): versions only grow, so the bytes read in between belong to that version.
 bool still_holds(const std::optional<chunk::ChunkInfo>& now, ReadChoice choice,
                  const chunk::ChunkInfo& before) {
-  uint32_t version = choice == ReadChoice::kPending ? before.pending_version
-                                                    : before.committed_version;
+  uint32_t version =
+      choice == ReadChoice::kPending ? before.pending_version : before.committed_version;
   if (version == 0) return !now || now->committed_version == 0;  // a hole stays a hole
   if (!now) return false;
   if (choice == ReadChoice::kCommitted) return now->committed_version == version;
@@ -45,8 +45,8 @@ ReadPath::InFlight::~InFlight() {
   if (--path_->in_flight_ == 0 && path_->stopping_) path_->idle_.set();
 }
 
-ReadPath::ReadPath(StorageTargets* targets, net::ConnectionPool* pool,
-                   net::Transport* transport, const StorageServerOptions* options)
+ReadPath::ReadPath(StorageTargets* targets, net::ConnectionPool* pool, net::Transport* transport,
+                   const StorageServerOptions* options)
     : targets_(targets), pool_(pool), transport_(transport), options_(options) {}
 
 ReadPath::~ReadPath() {
@@ -77,22 +77,21 @@ Task<Result<ReadResponse>> ReadPath::read(ReadRequest request, net::CallContext*
 Task<Result<ReadResponse>> ReadPath::read_item(const ReadRequest* request,
                                                net::CallContext* context) {
   if (request->length > request->out.length)
-    co_return Status(StatusCode::kInvalidArgument,
-                     fmt::format("read of {} bytes into a buffer of {}", request->length,
-                                 request->out.length));
+    co_return Status(
+        StatusCode::kInvalidArgument,
+        fmt::format("read of {} bytes into a buffer of {}", request->length, request->out.length));
   if (request->length > options_->read_bytes_max)
     co_return Status(StatusCode::kInvalidArgument,
                      fmt::format("read of {} bytes is over the limit of {}", request->length,
                                  options_->read_bytes_max));
-  CO_TRY_ASSIGN(StorageTarget * target,
-                targets_->for_request(request->chain, request->chain_version,
-                                      {PublicState::kServing}));
+  CO_TRY_ASSIGN(
+      StorageTarget * target,
+      targets_->for_request(request->chain, request->chain_version, {PublicState::kServing}));
   uint64_t end = uint64_t{request->offset} + request->length;
   if (end > target->engine().config().chunk_size_max_bytes)
     co_return Status(StatusCode::kOutOfRange,
-                     fmt::format("bytes [{}, {}) lie past the chunk size limit {}",
-                                 request->offset, end,
-                                 target->engine().config().chunk_size_max_bytes));
+                     fmt::format("bytes [{}, {}) lie past the chunk size limit {}", request->offset,
+                                 end, target->engine().config().chunk_size_max_bytes));
   for (int attempt = 0; attempt < kReadAttemptsMax; ++attempt) {
     auto reading = read_once(target, request, context);
     CO_TRY_ASSIGN(std::optional<Served> served, co_await std::move(reading));
@@ -104,9 +103,8 @@ Task<Result<ReadResponse>> ReadPath::read_item(const ReadRequest* request,
     co_return served->response;
   }
   ++target->counters().dirty_reads;
-  co_return Status(StatusCode::kDirty,
-                   fmt::format("chunk {} kept changing while it was read",
-                               chunk_id(request->chunk)));
+  co_return Status(StatusCode::kDirty, fmt::format("chunk {} kept changing while it was read",
+                                                   chunk_id(request->chunk)));
 }
 
 Task<Result<std::optional<ReadPath::Served>>> ReadPath::read_once(StorageTarget* target,
@@ -129,8 +127,8 @@ Task<Result<std::optional<ReadPath::Served>>> ReadPath::read_once(StorageTarget*
       co_return Status(
           StatusCode::kDirty,
           fmt::format("chunk {}: committed version {}, pending {}, the tail has committed {}",
-                      chunk_id(request->chunk), before->committed_version,
-                      before->pending_version, tail.version));
+                      chunk_id(request->chunk), before->committed_version, before->pending_version,
+                      tail.version));
     }
   }
   Served served;
@@ -217,8 +215,8 @@ Task<Result<BatchReadResponse>> ReadPath::batch_read(BatchReadRequest request,
   CO_TRY(check_open());
   if (request.items.size() > options_->batch_read_items_max)
     co_return Status(StatusCode::kInvalidArgument,
-                     fmt::format("batch of {} reads is over the limit of {}",
-                                 request.items.size(), options_->batch_read_items_max));
+                     fmt::format("batch of {} reads is over the limit of {}", request.items.size(),
+                                 options_->batch_read_items_max));
   uint64_t total_bytes = 0;
   for (const ReadRequest& item : request.items) total_bytes += item.length;
   if (total_bytes > options_->read_bytes_max)
@@ -256,15 +254,14 @@ Task<Result<QueryVersionResponse>> ReadPath::query_version(QueryVersionRequest r
   (void)context;
   InFlight counted(this);
   CO_TRY(check_open());
-  CO_TRY_ASSIGN(StorageTarget * target,
-                targets_->for_request(request.chain, request.chain_version,
-                                      {PublicState::kServing}));
+  CO_TRY_ASSIGN(StorageTarget * target, targets_->for_request(request.chain, request.chain_version,
+                                                              {PublicState::kServing}));
   // Only the read tail knows what the chain has committed; with equal chain versions the
   // asker and this target agree on who that is, so this is a guard against a bug.
   if (target->view().read_tail != target->id())
-    co_return Status(StatusCode::kNotServing,
-                     fmt::format("target {} is not the read tail of chain {}", target->id(),
-                                 request.chain));
+    co_return Status(
+        StatusCode::kNotServing,
+        fmt::format("target {} is not the read tail of chain {}", target->id(), request.chain));
   CO_TRY_ASSIGN(std::optional<chunk::ChunkInfo> info, stat(target, request.chunk));
   // A pending version here does not change the answer: the write tail applies and commits in
   // one step (write_and_commit), so a pending version at the read tail is either an update
@@ -280,8 +277,7 @@ Result<std::optional<chunk::ChunkInfo>> ReadPath::stat(StorageTarget* target, Ch
   Result<chunk::ChunkInfo> info = target->engine().stat(chunk_id(chunk));
   if (info.ok()) return std::optional<chunk::ChunkInfo>(*info);
   if (info.status().code() == StatusCode::kNotFound) return std::optional<chunk::ChunkInfo>();
-  if (info.status().code() == StatusCode::kCorruption)
-    return corrupt(target, chunk, info.status());
+  if (info.status().code() == StatusCode::kCorruption) return corrupt(target, chunk, info.status());
   return info.status();
 }
 

@@ -45,8 +45,7 @@ class ReadPath {
   ~ReadPath();  // asserts no read is in flight
 
   Task<Result<ReadResponse>> read(ReadRequest request, net::CallContext* context);
-  Task<Result<BatchReadResponse>> batch_read(BatchReadRequest request,
-                                             net::CallContext* context);
+  Task<Result<BatchReadResponse>> batch_read(BatchReadRequest request, net::CallContext* context);
   Task<Result<QueryVersionResponse>> query_version(QueryVersionRequest request,
                                                    net::CallContext* context);
   // Refuses new reads (kClosed) and returns once every read in flight has finished.
@@ -84,8 +83,7 @@ class ReadPath {
   // One read (of read() or of a batch item): checks, attempts, push.
   Task<Result<ReadResponse>> read_item(const ReadRequest* request, net::CallContext* context);
   // nullopt: the chunk changed while it was read; try again.
-  Task<Result<std::optional<Served>>> read_once(StorageTarget* target,
-                                                const ReadRequest* request,
+  Task<Result<std::optional<Served>>> read_once(StorageTarget* target, const ReadRequest* request,
                                                 net::CallContext* context);
   // Reads bytes of the chosen version into served.data.
   Task<Status> read_bytes(StorageTarget* target, const ReadRequest* request, ReadChoice choice,

@@ -8,8 +8,7 @@ namespace {
 
 bool same_state(uint32_t version, uint32_t length_bytes, uint32_t checksum,
                 const ChunkState& tail) {
-  return tail.version == version && tail.length_bytes == length_bytes &&
-         tail.checksum == checksum;
+  return tail.version == version && tail.length_bytes == length_bytes && tail.checksum == checksum;
 }
 
 }  // namespace

@@ -100,11 +100,11 @@ TEST(StorageConfig, GeneratedFileKeepsEveryValue) {
 
 TEST(StorageConfig, MgmtdIsOneAddressOrAList) {
   Result<StorageConfig> one =
-      parse_storage_config(std::string("mgmtd = \"h:1\"\n") + kOneTarget, "s.toml");
+      parse_storage_config(std::string("mgmtd = \"127.0.0.1:1\"\n") + kOneTarget, "s.toml");
   ASSERT_TRUE(one.ok()) << one.status();
-  EXPECT_EQ(one->mgmtd, std::vector<std::string>{"h:1"});
-  Result<StorageConfig> two =
-      parse_storage_config(std::string("mgmtd = [\"h:1\", \"k:2\"]\n") + kOneTarget, "s.toml");
+  EXPECT_EQ(one->mgmtd, std::vector<std::string>{"127.0.0.1:1"});
+  Result<StorageConfig> two = parse_storage_config(
+      std::string("mgmtd = [\"127.0.0.1:1\", \"127.0.0.2:2\"]\n") + kOneTarget, "s.toml");
   ASSERT_TRUE(two.ok()) << two.status();
   EXPECT_EQ(two->mgmtd.size(), 2u);
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/dev_process.h"
 #include "net/cluster_token.h"
 #include "tests/apps/process.h"
 #include "tests/temp_dir.h"
@@ -47,9 +48,10 @@ class StorageProcess : public ::testing::Test {
  protected:
   StorageProcess() : dir_(binary_dir() + "/apps-test-data", "storage") {
     EXPECT_TRUE(net::generate_cluster_token_file(path("token")).ok());
-    mgmtd_port_ = free_port_below_ephemeral();
-    storage_port_ = free_port_below_ephemeral(mgmtd_port_);
-    http_port_ = free_port_below_ephemeral(storage_port_);
+    std::vector<int> ports = apps::free_ports(3).value();  // three distinct ones
+    mgmtd_port_ = ports[0];
+    storage_port_ = ports[1];
+    http_port_ = ports[2];
     std::ofstream(path("mgmtd.toml"))
         << "data_dir = \"" << path("mgmtd-data") << "\"\nlisten = \"127.0.0.1:" << mgmtd_port_
         << "\"\nhttp_listen = \"\"\ntoken_file = \"" << path("token")
@@ -57,8 +59,8 @@ class StorageProcess : public ::testing::Test {
            "lease_timeout_ms = 4000\n";
     std::ofstream(path("storage.toml"))
         << "mgmtd = \"127.0.0.1:" << mgmtd_port_ << "\"\nlisten = \"127.0.0.1:" << storage_port_
-        << "\"\nhttp_listen = \"127.0.0.1:" << http_port_ << "\"\ndata_dir = \""
-        << path("node") << "\"\ntoken_file = \"" << path("token")
+        << "\"\nhttp_listen = \"127.0.0.1:" << http_port_ << "\"\ndata_dir = \"" << path("node")
+        << "\"\ntoken_file = \"" << path("token")
         << "\"\ntransport = \"tcp\"\nmetrics_interval_ms = 50\n"
         << "[[target]]\npath = \"" << path("node/t0") << "\"\nreserve_bytes = 0\n"
         << "[[target]]\npath = \"" << path("node/t1") << "\"\nreserve_bytes = 0\n";
@@ -68,9 +70,8 @@ class StorageProcess : public ::testing::Test {
     return Child({MICA_MGMTD_BINARY, "--config", path("mgmtd.toml")}, path("mgmtd.log"),
                  path("mgmtd.log"));
   }
-  Child start_storage() {
-    return Child({MICA_STORAGE_BINARY, "--config", path("storage.toml")}, path("storage.log"),
-                 path("storage.log"));
+  Child start_storage(const std::string& log = "storage.log") {
+    return Child({MICA_STORAGE_BINARY, "--config", path("storage.toml")}, path(log), path(log));
   }
   RunResult storage(std::vector<std::string> args) {
     args.insert(args.begin(), MICA_STORAGE_BINARY);
@@ -95,8 +96,8 @@ TEST_F(StorageProcess, RegistersServesMetricsAndStopsCleanlyOnSigterm) {
       << *started;
   // The per-target series appear once the targets have ids (refreshed every 50 ms).
   std::string metrics;
-  for (int i = 0; i < 100 && metrics.find("mica_storage_target_chunks{target=") ==
-                                 std::string::npos; ++i) {
+  for (int i = 0;
+       i < 100 && metrics.find("mica_storage_target_chunks{target=") == std::string::npos; ++i) {
     std::this_thread::sleep_for(50ms);
     metrics = http_get(http_port_, "/metrics");
   }
@@ -114,12 +115,12 @@ TEST_F(StorageProcess, RegistersServesMetricsAndStopsCleanlyOnSigterm) {
   EXPECT_NE(log.find("mica-storage stopped"), std::string::npos) << log;
   EXPECT_EQ(log.find("ERROR"), std::string::npos) << log;
   // The node keeps its id: a second start registers as the same node, on the same port.
-  std::string node_line = log.substr(log.find("node "), log.find(" registered") - log.find("node "));
-  Child again = start_storage();
-  auto restarted = again.wait_for_err("mica-storage serving", 20s);
-  ASSERT_TRUE(restarted) << again.err();
+  size_t at = log.find("storage: node ");
+  ASSERT_NE(at, std::string::npos) << log;
+  std::string node_line = log.substr(at, log.find(" registered", at) - at);  // "storage: node N"
+  Child again = start_storage("again.log");
   ASSERT_TRUE(again.wait_for_err("registered with 2 target(s)", 20s)) << again.err();
-  std::string second = read_file(path("storage.log")).substr(log.size());
+  std::string second = again.err();
   EXPECT_NE(second.find(node_line + " registered"), std::string::npos) << node_line << second;
   EXPECT_EQ(again.stop(SIGTERM), 0);
   EXPECT_EQ(mgmtd.stop(SIGTERM), 0);
@@ -137,8 +138,8 @@ TEST_F(StorageProcess, ABadConfigIsOneLineAndExitCodeTwo) {
   std::ofstream(path("bad.toml")) << "listen = \"127.0.0.1:1\"\nlimits = 3\n";
   RunResult bad = storage({"--config", path("bad.toml")});
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_EQ(bad.err, "mica-storage: " + path("bad.toml") +
-                         ": limits must be a table (got an integer)\n");
+  EXPECT_EQ(bad.err,
+            "mica-storage: " + path("bad.toml") + ": limits must be a table (got an integer)\n");
   std::ofstream(path("notoken.toml")) << "token_file = \"" << path("missing-token")
                                       << "\"\n[[target]]\npath = \"" << path("t") << "\"\n";
   RunResult token = storage({"--config", path("notoken.toml")});

@@ -344,5 +344,17 @@ TEST(ChainTable, MeasureSpreadCountsSharedChainsPeersAndUses) {
   EXPECT_EQ(spread.targets_per_node_max, 2u);
 }
 
+// A one-node cluster (`mica dev up --storage 1`): each target is its own chain of one. It
+// once divided by the number of node pairs, which is zero here.
+TEST(ChainTable, OneNodeWithOneReplicaMakesAChainOfEachTarget) {
+  PlacementInput input{
+      .targets = {{.target = 1, .node = 1, .disk = 0}, {.target = 2, .node = 1, .disk = 0}},
+      .replica_count = 1,
+      .seed = 0};
+  Result<std::vector<std::vector<TargetId>>> chains = generate_chains(input);
+  ASSERT_TRUE(chains.ok()) << chains.status();
+  EXPECT_EQ(chains->size(), 2u);
+}
+
 }  // namespace
 }  // namespace mica::craq

@@ -195,5 +195,228 @@ MICA_CO_TEST(StorageUpdate, PayloadCrcMismatchIsRefusedAndNothingChanges) {
   co_await std::move(stopping);
 }
 
+UpdateIO truncate_io(uint64_t chain_version, ChunkRef chunk, uint32_t length, uint64_t request) {
+  return UpdateIO{.chain = 1, .chain_version = chain_version, .chunk = chunk,
+                  .kind = UpdateKind::kTruncate, .length = length, .chunk_size_bytes = 1 << 20,
+                  .client_id = 1, .request_id = request};
+}
+
+MICA_CO_TEST(StorageUpdate, RetryWithTheSameIdsIsAppliedOnceAlsoAtANewHead) {
+  Cluster c(dir.path);
+  auto starting = start(&c);
+  CO_ASSERT_OK(co_await std::move(starting));
+  std::vector<std::byte> data = test_bytes(16 << 10, 8);
+  UpdateIO io = write_io(1, 1, kChunk, 0, data, 7, 1);
+  auto writing = c.client.write(0, io, data);
+  CO_ASSERT_OK(co_await std::move(writing));
+  auto retrying = c.client.write(0, io, data);
+  Result<UpdateResponse> retried = co_await std::move(retrying);
+  CO_ASSERT_OK(retried);
+  EXPECT_TRUE(retried->duplicate);
+  EXPECT_EQ(retried->state.version, 1u);
+  // The head leaves the chain; the retry reaches the new head, which knows the update too.
+  c.harness.apply(c.harness.routing({testing::ChainSpec{
+      .id = 1,
+      .version = 2,
+      .members = {{StorageHarness::target_id(1), PublicState::kServing},
+                  {StorageHarness::target_id(2), PublicState::kServing},
+                  {StorageHarness::target_id(0), PublicState::kOffline}}}}));
+  io.chain_version = 2;
+  auto again = c.client.write(1, io, data);
+  Result<UpdateResponse> answered = co_await std::move(again);
+  CO_ASSERT_OK(answered);
+  EXPECT_TRUE(answered->duplicate);
+  EXPECT_EQ(answered->state.version, 1u);
+  auto checking = expect_replicas(&c.harness, kChunk, 1, data);
+  co_await std::move(checking);
+  auto stopping = stop(&c);
+  co_await std::move(stopping);
+}
+
+MICA_CO_TEST(StorageUpdate, TruncateAndRemoveGoThroughTheChain) {
+  Cluster c(dir.path);
+  auto starting = start(&c);
+  CO_ASSERT_OK(co_await std::move(starting));
+  std::vector<std::byte> data = test_bytes(64 << 10, 9);
+  auto writing = c.client.write(0, write_io(1, 1, kChunk, 0, data, 1, 1), data);
+  CO_ASSERT_OK(co_await std::move(writing));
+  auto truncating = c.client.update(0, UpdateRequest{.io = truncate_io(1, kChunk, 10000, 2)});
+  Result<UpdateResponse> truncated = co_await std::move(truncating);
+  CO_ASSERT_OK(truncated);
+  EXPECT_EQ(truncated->state.length_bytes, 10000u);
+  data.resize(10000);
+  auto checking = expect_replicas(&c.harness, kChunk, 2, data);
+  co_await std::move(checking);
+  UpdateIO remove = truncate_io(1, kChunk, 0, 3);
+  remove.kind = UpdateKind::kRemove;
+  auto removing = c.client.update(0, UpdateRequest{.io = remove});
+  Result<UpdateResponse> removed = co_await std::move(removing);
+  CO_ASSERT_OK(removed);
+  EXPECT_EQ(removed->state.version, 0u);
+  expect_absent(&c.harness, kChunk);
+  auto stopping = stop(&c);
+  co_await std::move(stopping);
+}
+
+constexpr uint32_t kParallelChunks = 32;
+constexpr uint32_t kParallelBytes = 32 << 10;
+
+MICA_CO_TEST(StorageUpdate, ManyChunksWriteInParallel) {
+  Cluster c(dir.path);
+  auto starting = start(&c);
+  CO_ASSERT_OK(co_await std::move(starting));
+  std::vector<std::vector<std::byte>> data;
+  std::vector<Task<Result<UpdateResponse>>> writes;
+  for (uint32_t i = 0; i < kParallelChunks; ++i) {
+    data.push_back(test_bytes(kParallelBytes, 100 + i));
+    ChunkRef chunk{.inode = 0x42, .index = i};
+    writes.push_back(c.client.write(0, write_io(1, 1, chunk, 0, data.back(), 1, i + 1),
+                                    data.back(), uint64_t{i} * kParallelBytes));
+  }
+  auto all = when_all(std::move(writes));
+  std::vector<Result<UpdateResponse>> results = co_await std::move(all);
+  for (uint32_t i = 0; i < kParallelChunks; ++i) {
+    EXPECT_TRUE(results[i].ok()) << "chunk " << i << ": " << results[i].status();
+    auto checking = expect_replicas(&c.harness, ChunkRef{.inode = 0x42, .index = i}, 1, data[i]);
+    co_await std::move(checking);
+  }
+  auto stopping = stop(&c);
+  co_await std::move(stopping);
+}
+
+MICA_CO_TEST(StorageUpdate, InFlightLimitAnswersBusy) {
+  testing::StorageHarnessOptions options;
+  options.server.updates_in_flight_max = 1;
+  Cluster c(dir.path, options);
+  auto starting = start(&c);
+  CO_ASSERT_OK(co_await std::move(starting));
+  std::vector<std::byte> data = test_bytes(kParallelBytes, 10);
+  std::vector<Task<Result<UpdateResponse>>> writes;
+  for (uint32_t i = 0; i < 16; ++i) {
+    ChunkRef chunk{.inode = 0x42, .index = i};
+    writes.push_back(c.client.write(0, write_io(1, 1, chunk, 0, data, 1, i + 1), data,
+                                    uint64_t{i} * kParallelBytes));
+  }
+  auto all = when_all(std::move(writes));
+  std::vector<Result<UpdateResponse>> results = co_await std::move(all);
+  uint32_t ok = 0, busy = 0;
+  for (uint32_t i = 0; i < results.size(); ++i) {
+    ChunkRef chunk{.inode = 0x42, .index = i};
+    if (results[i].ok()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(results[i].status().code(), StatusCode::kBusy) << results[i].status();
+      ++busy;
+      expect_absent(&c.harness, chunk);  // a refused update changes nothing
+    }
+  }
+  EXPECT_GE(ok, 1u);
+  EXPECT_GE(busy, 1u);
+  EXPECT_EQ(c.harness.target(0)->counters().busy_refusals, busy);
+  auto stopping = stop(&c);
+  co_await std::move(stopping);
+}
+
+MICA_CO_TEST(StorageUpdate, FullTargetDiskGivesNoSpaceAndNothingElseChanges) {
+  testing::StorageHarnessOptions options;
+  options.engine.data_bytes_max = 1 << 20;  // the first 64 KiB slot file takes it all
+  Cluster c(dir.path, options);
+  auto starting = start(&c);
+  CO_ASSERT_OK(co_await std::move(starting));
+  std::vector<std::byte> small = test_bytes(64 << 10, 11);
+  auto writing = c.client.write(0, write_io(1, 1, kChunk, 0, small, 1, 1), small);
+  CO_ASSERT_OK(co_await std::move(writing));
+  std::vector<std::byte> big = test_bytes(128 << 10, 12);
+  ChunkRef other{.inode = 0x42, .index = 9};
+  auto writing_big = c.client.write(0, write_io(1, 1, other, 0, big, 1, 2), big);
+  Result<UpdateResponse> refused = co_await std::move(writing_big);
+  EXPECT_EQ(refused.status().code(), StatusCode::kNoSpace) << refused.status();
+  expect_absent(&c.harness, other);
+  auto checking = expect_replicas(&c.harness, kChunk, 1, small);
+  co_await std::move(checking);
+  auto stopping = stop(&c);
+  co_await std::move(stopping);
+}
+
+// Puts `bytes` as pending version `version` of kChunk on server s's target, as an update
+// whose forward failed would have left it.
+Task<Status> leave_pending(StorageHarness* h, size_t s, uint32_t version,
+                           std::vector<std::byte> bytes, chunk::UpdateTag tag) {
+  auto writing = h->engine(s).write(id_of(kChunk), 0, bytes, crc32c(bytes),
+                                    chunk::UpdateVersion{version, 1, tag});
+  Result<chunk::ChunkInfo> written = co_await std::move(writing);
+  co_return written.status();
+}
+
+MICA_CO_TEST(StorageUpdate, LeftoverPendingAtTheHeadIsResolvedByTheNextUpdate) {
+  Cluster c(dir.path);
+  auto starting = start(&c);
+  CO_ASSERT_OK(co_await std::move(starting));
+  std::vector<std::byte> first = test_bytes(32 << 10, 13);
+  auto writing = c.client.write(0, write_io(1, 1, kChunk, 0, first, 1, 1), first);
+  CO_ASSERT_OK(co_await std::move(writing));
+  std::vector<std::byte> leftover = test_bytes(48 << 10, 14);
+  auto leaving = leave_pending(&c.harness, 0, 2, leftover, {.client_id = 9, .request_id = 9});
+  CO_ASSERT_OK(co_await std::move(leaving));
+  std::vector<std::byte> next = test_bytes(4 << 10, 15);
+  auto updating = c.client.write(0, write_io(1, 1, kChunk, 8192, next, 1, 2), next);
+  Result<UpdateResponse> updated = co_await std::move(updating);
+  CO_ASSERT_OK(updated);
+  EXPECT_EQ(updated->state.version, 3u);
+  std::vector<std::byte> expected = leftover;
+  std::copy(next.begin(), next.end(), expected.begin() + 8192);
+  auto checking = expect_replicas(&c.harness, kChunk, 3, expected);
+  co_await std::move(checking);
+  auto stopping = stop(&c);
+  co_await std::move(stopping);
+}
+
+MICA_CO_TEST(StorageUpdate, LeftoverPendingAtHeadAndMiddleIsCommittedOnce) {
+  Cluster c(dir.path);
+  auto starting = start(&c);
+  CO_ASSERT_OK(co_await std::move(starting));
+  std::vector<std::byte> first = test_bytes(32 << 10, 16);
+  auto writing = c.client.write(0, write_io(1, 1, kChunk, 0, first, 1, 1), first);
+  CO_ASSERT_OK(co_await std::move(writing));
+  // A shrinking truncate that reached the middle but not the tail.
+  std::vector<std::byte> cut(first.begin(), first.begin() + 5000);
+  for (size_t s : {0, 1}) {
+    auto truncating = c.harness.engine(s).truncate(id_of(kChunk), 5000,
+                                                   chunk::UpdateVersion{2, 1, {9, 9}});
+    CO_ASSERT_OK(co_await std::move(truncating));
+  }
+  std::vector<std::byte> next = test_bytes(1000, 17);
+  auto updating = c.client.write(0, write_io(1, 1, kChunk, 0, next, 1, 2), next);
+  Result<UpdateResponse> updated = co_await std::move(updating);
+  CO_ASSERT_OK(updated);
+  std::copy(next.begin(), next.end(), cut.begin());
+  auto checking = expect_replicas(&c.harness, kChunk, 3, cut);
+  co_await std::move(checking);
+  auto stopping = stop(&c);
+  co_await std::move(stopping);
+}
+
+MICA_CO_TEST(StorageUpdate, RetryOfAnUpdateLeftPendingIsFinishedNotReapplied) {
+  Cluster c(dir.path);
+  auto starting = start(&c);
+  CO_ASSERT_OK(co_await std::move(starting));
+  std::vector<std::byte> first = test_bytes(32 << 10, 18);
+  auto writing = c.client.write(0, write_io(1, 1, kChunk, 0, first, 1, 1), first);
+  CO_ASSERT_OK(co_await std::move(writing));
+  // The retried update reached the head (pending there) but its forward failed.
+  std::vector<std::byte> second = test_bytes(32 << 10, 19);
+  auto leaving = leave_pending(&c.harness, 0, 2, second, {.client_id = 5, .request_id = 5});
+  CO_ASSERT_OK(co_await std::move(leaving));
+  auto retrying = c.client.write(0, write_io(1, 1, kChunk, 0, second, 5, 5), second);
+  Result<UpdateResponse> retried = co_await std::move(retrying);
+  CO_ASSERT_OK(retried);
+  EXPECT_TRUE(retried->duplicate);
+  EXPECT_EQ(retried->state.version, 2u);
+  auto checking = expect_replicas(&c.harness, kChunk, 2, second);
+  co_await std::move(checking);
+  auto stopping = stop(&c);
+  co_await std::move(stopping);
+}
+
 }  // namespace
 }  // namespace mica::craq
