@@ -325,29 +325,10 @@ Task<Result<chunk::ChunkInfo>> UpdatePath::commit_checked(StorageTarget* target,
   co_return committed;
 }
 
-Task<Status> UpdatePath::mark_removal(StorageTarget* target, UpdateIO io) {
-  chunk::ChunkId id = chunk_id(io.chunk);
-  Result<std::optional<chunk::ChunkInfo>> found = stat_of(target->engine(), id);
-  if (!found.ok()) co_return found.status();
-  // The successors remove first, so until this target removes too, the chain's read tail may
-  // no longer have the chunk: a pending version (the chunk cut to 0 bytes, what a removed
-  // chunk reads as) makes readers here ask the read tail (docs/craq.md, Read path). One that
-  // is pending already does the same.
-  if (!found->has_value() || (*found)->committed_version == 0 || (*found)->pending_version != 0)
-    co_return Status();
-  chunk::UpdateVersion v = version_of(target, (*found)->committed_version + 1, io);
-  auto truncating = target->engine().truncate(id, 0, v);
-  Result<chunk::ChunkInfo> truncated = co_await std::move(truncating);
-  co_return truncated.status();
-}
-
 Task<Result<ChunkState>> UpdatePath::remove_down(StorageTarget* target, UpdateIO io,
                                                  TimePoint deadline) {
   const ChainView view = target->view();
   if (!view.tail) {
-    auto marking = mark_removal(target, io);
-    Status marked = co_await std::move(marking);
-    if (!marked.ok()) co_return marked;
     ForwardRequest request{.io = io, .target = view.successor};
     auto sending = send_forward(view.successor_address, request, {}, deadline);
     Result<ForwardResponse> answer = co_await std::move(sending);

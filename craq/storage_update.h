@@ -71,9 +71,6 @@ class UpdatePath {
   // Resolves a pending version left behind by a failure: forwards it whole and commits it.
   Task<Result<chunk::ChunkInfo>> finish_pending(StorageTarget* target, UpdateIO io,
                                                 chunk::ChunkInfo info, TimePoint deadline);
-  // Marks a chunk about to be removed down the chain with a pending version (cut to 0 bytes),
-  // so that readers here ask the read tail until this target removes it too.
-  Task<Status> mark_removal(StorageTarget* target, UpdateIO io);
   // A remove: the rest of the chain first (the tail removes first), then this target.
   Task<Result<ChunkState>> remove_down(StorageTarget* target, UpdateIO io, TimePoint deadline);
   // Applies a forwarded update here (pending, or committed at the tail).
