@@ -146,8 +146,8 @@ Task<Result<chunk::ChunkInfo>> apply_whole_pending(chunk::ChunkEngine* engine,
 Task<Result<chunk::ChunkInfo>> rebase(chunk::ChunkEngine* engine, chunk::ChunkInfo info,
                                       chunk::UpdateVersion v) {
   chunk::ChunkId id = info.id;
-  MICA_LOG(Warn, "craq", "chunk {}: committed version {} does not precede version {}: rebased",
-           id, info.committed_version, v.version);
+  MICA_LOG(Warn, "craq", "chunk {}: committed version {} does not precede version {}: rebased", id,
+           info.committed_version, v.version);
   if (info.pending_version != 0) {
     auto aborting = engine->abort(id, info.pending_version);
     Status aborted = co_await std::move(aborting);

@@ -83,8 +83,7 @@ MICA_CO_TEST(StorageDiverge, AResyncReplacesAHigherVersionThePredecessorDoesNotH
   // again; "newer wins" kept it, and it served those bytes after the resync.
   auto planting = plant(&h.engine(2), 5, 50);
   CO_ASSERT_OK(co_await std::move(planting));
-  h.apply(testing::chain_routing(&h, 2,
-                                 {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
+  h.apply(testing::chain_routing(&h, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kSyncing}}));
   auto waiting = testing::eventually([&] { return up_to_date_at(h.target(2), 2); });
   CO_ASSERT_TRUE(co_await std::move(waiting)) << "the syncing target never reported up to date";
   auto comparing = expect_converged(&h);
@@ -104,12 +103,11 @@ MICA_CO_TEST(StorageDiverge, AForwardReplacesAVersionTheChainNeverCommitted) {
   CO_ASSERT_OK(co_await std::move(writing));
   auto planting = plant(&h.engine(2), 4, 60);
   CO_ASSERT_OK(co_await std::move(planting));
-  h.apply(testing::chain_routing(&h, 2,
-                                 {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kServing}}));
+  h.apply(testing::chain_routing(&h, 2, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kServing}}));
   // Before: the tail answered its version 4, and every write failed "replicas differ".
   for (uint32_t i = 0; i < 2; ++i) {
-    auto again = testing::write_chunk(&client, 0, 2, kChunk, 100 * i,
-                                      testing::test_bytes(3000, 3 + i));
+    auto again =
+        testing::write_chunk(&client, 0, 2, kChunk, 100 * i, testing::test_bytes(3000, 3 + i));
     CO_ASSERT_OK(co_await std::move(again));
   }
   auto comparing = expect_converged(&h);
@@ -123,8 +121,7 @@ MICA_CO_TEST(StorageDiverge, AMiddleMemberThatMissedARemovalTakesTheWholeChunk) 
   auto starting = h.start();
   CO_ASSERT_OK(co_await std::move(starting));
   TestClient client(&h);
-  h.apply(testing::chain_routing(&h, 1,
-                                 {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kServing}}));
+  h.apply(testing::chain_routing(&h, 1, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kServing}}));
   auto writing = testing::write_chunk(&client, 0, 1, kChunk, 0, testing::test_bytes(9000, 4));
   CO_ASSERT_OK(co_await std::move(writing));
   auto more = testing::write_chunk(&client, 0, 1, kChunk, 50, testing::test_bytes(700, 5));
@@ -135,8 +132,8 @@ MICA_CO_TEST(StorageDiverge, AMiddleMemberThatMissedARemovalTakesTheWholeChunk) 
   auto removing = h.engine(1).remove(kId);
   CO_ASSERT_OK(co_await std::move(removing));
   for (uint32_t i = 0; i < 2; ++i) {
-    auto again = testing::write_chunk(&client, 0, 1, kChunk, 10 + 100 * i,
-                                      testing::test_bytes(500, 6 + i));
+    auto again =
+        testing::write_chunk(&client, 0, 1, kChunk, 10 + 100 * i, testing::test_bytes(500, 6 + i));
     CO_ASSERT_OK(co_await std::move(again));
   }
   auto comparing = expect_converged(&h);
