@@ -104,6 +104,7 @@ Task<Result<ForwardResponse>> UpdatePath::forward_locked(StorageTarget* target,
   auto applying = apply_forward(target, &request, info, content);
   Result<chunk::ChunkInfo> applied = co_await std::move(applying);
   if (!applied.ok()) co_return applied.status();
+  if (target->view().tail) remember(target, *applied);  // committed here at once
   if (!target->view().tail) {
     auto passing = pass_down(target, io, request.version, content, deadline);
     applied = co_await std::move(passing);
@@ -310,6 +311,7 @@ Task<Result<chunk::ChunkInfo>> UpdatePath::commit_checked(StorageTarget* target,
   auto committing = target->engine().commit(id, version, chain_version);
   Result<chunk::ChunkInfo> committed = co_await std::move(committing);
   if (!committed.ok()) co_return committed.status();
+  remember(target, *committed);  // committed here, whatever the check below finds
   ChunkState mine = state_of(*committed);
   if (mine.version != successor.version || mine.checksum != successor.checksum ||
       mine.length_bytes != successor.length_bytes) {
@@ -337,6 +339,9 @@ Task<Result<ChunkState>> UpdatePath::remove_down(StorageTarget* target, UpdateIO
   auto removing = target->engine().remove(chunk_id(io.chunk));
   Status removed = co_await std::move(removing);
   if (!removed.ok() && removed.code() != StatusCode::kNotFound) co_return removed;
+  // A removed chunk keeps no tag: only this table stops a late retry from removing what
+  // another client wrote since.
+  recent(target).record(tag_of(io), io.chunk, ChunkState{}, Executor::current()->now());
   co_return ChunkState{};
 }
 
