@@ -344,7 +344,8 @@ answer (180 nodes, 2880 targets, 960 chains); lower is better."
 # hand (a fixed routing snapshot served in place of mgmtd). All replicas share one disk and
 # the machine's cores. The read figures use a prepared data set of STORAGE_CHUNKS 1 MiB
 # chunks on one chain of 3 replicas, written through the client once and reused.
-readonly STORAGE_FIGURES="write_3rep read_spread batch_randread resync rss_per_server"
+readonly STORAGE_FIGURES="write_3rep read_spread batch_randread resync resync_vs_replace \
+rss_per_server"
 readonly STORAGE_DEPTH=8 STORAGE_BATCHES=4 STORAGE_BATCH_ITEMS=32 STORAGE_WRITE_CHUNKS=256
 readonly STORAGE_SHAPE="3 servers in one process (one executor thread each, real TCP on \
 127.0.0.1), the client on its own executor"
@@ -380,6 +381,14 @@ target (chain [serving, syncing], ${STORAGE_DEPTH} chunks in flight, bandwidth c
 prepared bytes / time from routing to the new target reporting up to date; 2 servers in one \
 process, real TCP. Reference: every prepared chunk read whole from the same replica's engine \
 alone, ${STORAGE_DEPTH} at once."
+UNIT[resync_vs_replace]=MiB/s
+REFERENCE[resync_vs_replace]="chunk engine replace"
+TARGET[resync_vs_replace]=-
+NOTE[resync_vs_replace]="the resync figure's Mica runs against what the syncing target's \
+engine alone stores: ${STORAGE_CHUNKS} whole 1 MiB chunks, each a durable ChunkEngine::replace \
+(what the syncing side does per chunk), ${STORAGE_DEPTH} at once, into a fresh engine on the \
+same disk. Reported: a resync reads, sends and stores every chunk, so on one disk and two \
+cores the slower of raw read and durable replace bounds it."
 UNIT[rss_per_server]=MiB
 REFERENCE[rss_per_server]=-
 TARGET[rss_per_server]=-
@@ -674,6 +683,8 @@ batch_randread_mica() { storage_batch --mode batch; }
 batch_randread_reference() { storage_batch --mode engine_batch; }
 resync_mica() { storage_read --mode resync | json_field mib_per_s; }
 resync_reference() { storage_read --mode engine_read | json_field mib_per_s; }
+resync_vs_replace_mica() { resync_mica; }
+resync_vs_replace_reference() { storage_read --mode engine_replace | json_field mib_per_s; }
 # From this repeat's write_3rep run (its own run when the figure is measured alone).
 rss_per_server_mica() {
   local file="$LOG_DIR/storage-write-3rep.json"

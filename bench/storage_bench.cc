@@ -22,6 +22,9 @@
 //                 target is up to date. {"mib_per_s": prepared bytes / that time}
 //   engine_read   every prepared chunk read whole from the first replica's engine alone,
 //                 --depth at once (the resync's chunks in flight). {"mib_per_s"}
+//   engine_replace  as many whole 1 MiB chunks as are prepared, each stored with
+//                 ChunkEngine::replace (durable, what a syncing target does per chunk) into
+//                 a fresh engine alone, --depth at once. {"mib_per_s"}
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -408,6 +411,52 @@ Task<void> engine_read_loop(chunk::ChunkEngine* engine, Config config, std::span
   }
 }
 
+Task<void> replace_loop(chunk::ChunkEngine* engine, Config config, std::span<const std::byte> data,
+                        uint32_t crc, Work* work) {
+  while (work->next < config.chunks) {
+    auto index = static_cast<uint32_t>(work->next++);
+    chunk::UpdateVersion version{.version = 1, .chain_version = 1};
+    auto replacing = engine->replace(chunk::ChunkId{kPreparedInode, index}, data, crc, version);
+    Result<chunk::ChunkInfo> info = co_await std::move(replacing);
+    if (!info.ok()) {
+      work->error = info.status();
+      break;
+    }
+    ++work->operations;
+    work->bytes += data.size();
+  }
+}
+
+Task<Status> engine_replace_run(Config config) {
+  std::string fresh = config.dir + "/replace-target";
+  std::error_code ignored;
+  std::filesystem::remove_all(fresh, ignored);
+  chunk::ChunkEngineConfig engine_config;
+  engine_config.reserve_bytes = 0;
+  auto opening = chunk::ChunkEngine::open(fresh, engine_config);
+  CO_TRY_ASSIGN(std::unique_ptr<chunk::ChunkEngine> engine, co_await std::move(opening));
+  AlignedBuffer buffers(size_t{config.depth} * kChunkBytes);
+  fill(buffers.span(), 3);
+  Work work;
+  TimePoint start = Executor::current()->now();
+  {
+    TaskScope scope;
+    for (uint32_t t = 0; t < config.depth; ++t) {
+      std::span<const std::byte> data(buffers.data() + size_t{t} * kChunkBytes, kChunkBytes);
+      scope.spawn(replace_loop(engine.get(), config, data, crc32c(data), &work));
+    }
+    co_await scope.join();
+  }
+  double seconds = seconds_since(start);
+  auto closing = engine->close();
+  Status closed = co_await std::move(closing);
+  std::filesystem::remove_all(fresh, ignored);
+  CO_TRY(work.error);
+  CO_TRY(closed);
+  std::printf("{\"mib_per_s\": %.1f}\n", double(work.bytes) / (1 << 20) / seconds);
+  co_return Status();
+}
+
 Task<Status> engine_run(Config config) {
   chunk::ChunkEngineConfig engine_config;
   engine_config.reserve_bytes = 0;
@@ -466,6 +515,10 @@ Task<Status> run(Runtime* runtime, Config config) {
     auto running = resync_run(runtime, config);
     co_return co_await std::move(running);
   }
+  if (config.mode == "engine_replace") {
+    auto running = engine_replace_run(config);
+    co_return co_await std::move(running);
+  }
   if (config.mode == "engine_batch" || config.mode == "engine_read") {
     auto running = engine_run(config);
     co_return co_await std::move(running);
@@ -495,8 +548,8 @@ uint32_t prepared_chunks(const std::string& dir) {
 }
 
 bool valid(const Config& c) {
-  static const char* kModes[] = {"prepare", "write",        "read",       "batch",
-                                 "resync",  "engine_batch", "engine_read"};
+  static const char* kModes[] = {"prepare", "write",        "read",        "batch",
+                                 "resync",  "engine_batch", "engine_read", "engine_replace"};
   bool known =
       std::any_of(std::begin(kModes), std::end(kModes), [&](const char* m) { return c.mode == m; });
   return known && !c.dir.empty() && c.servers >= 1 && c.replicas <= c.servers && c.chains >= 1 &&
@@ -510,7 +563,8 @@ bool valid(const Config& c) {
 int main(int argc, char** argv) {
   using namespace mica::bench;
   Flags flags(argc, argv,
-              "bench_storage --mode prepare|write|read|batch|resync|engine_batch|engine_read "
+              "bench_storage --mode prepare|write|read|batch|resync|engine_batch|engine_read|"
+              "engine_replace "
               "--dir DIR [--servers N] [--chains C] [--replicas R] [--chunks K] [--depth D] "
               "[--batches Q] [--batch-items B] [--seconds S] [--read-choice spread|head]");
   Config config;

@@ -127,6 +127,11 @@ class StorageClient {
   // Batch pieces (storage_client_batch.cc).
   std::vector<BatchPart> plan_batch(const std::vector<ChunkRead>& reads,
                                     std::vector<std::optional<Result<uint32_t>>>& results);
+  // Registers the parts' item buffers (one region per run of adjacent ones) and names them
+  // in the requests; an item whose registration failed gets its result here.
+  std::vector<std::unique_ptr<net::MemoryRegion>> register_parts(
+      std::vector<BatchPart>* parts, const std::vector<ChunkRead>& reads,
+      std::vector<std::optional<Result<uint32_t>>>& results);
   Task<void> send_part(BatchPart* part, Semaphore* bytes, TimePoint deadline);
   Task<Result<uint32_t>> read_bounded(ChunkRead read, Semaphore* bytes, TimePoint deadline);
   Task<Result<ChunkState>> write_bounded(ChunkWrite write, Semaphore* bytes, TimePoint deadline);

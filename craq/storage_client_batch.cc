@@ -5,6 +5,7 @@
 // what is left of the deadline. write_batch runs write() for every item, keeping at most
 // batch_bytes_in_flight_max payload bytes in flight.
 #include <algorithm>
+#include <functional>
 #include <map>
 
 #include "async/scope.h"
@@ -96,26 +97,64 @@ Task<void> StorageClient::send_part(BatchPart* part, Semaphore* bytes, TimePoint
   }
 }
 
+std::vector<std::unique_ptr<net::MemoryRegion>> StorageClient::register_parts(
+    std::vector<BatchPart>* parts, const std::vector<ChunkRead>& reads,
+    std::vector<std::optional<Result<uint32_t>>>& results) {
+  // Every routed, non-empty item, in address order; a run of buffers that touch or overlap
+  // becomes one region (it exposes no byte that is not some item's own buffer).
+  struct Slot {
+    std::byte* begin;
+    std::byte* end;
+    size_t part;
+    size_t k;
+  };
+  std::vector<Slot> slots;
+  for (size_t p = 0; p < parts->size(); ++p) {
+    const BatchPart& part = (*parts)[p];
+    for (size_t k = 0; k < part.items.size(); ++k) {
+      std::span<std::byte> out = reads[part.items[k]].out;
+      if (!out.empty()) slots.push_back(Slot{out.data(), out.data() + out.size(), p, k});
+    }
+  }
+  std::sort(slots.begin(), slots.end(),
+            [](const Slot& a, const Slot& b) { return std::less<>()(a.begin, b.begin); });
+  std::vector<std::unique_ptr<net::MemoryRegion>> regions;
+  for (size_t first = 0; first < slots.size();) {
+    size_t last = first + 1;
+    std::byte* end = slots[first].end;
+    while (last < slots.size() && !std::less<>()(end, slots[last].begin) &&
+           std::max(end, slots[last].end, std::less<>()) - slots[first].begin <= UINT32_MAX) {
+      end = std::max(end, slots[last].end, std::less<>());
+      ++last;
+    }
+    std::span<std::byte> run(slots[first].begin, end);
+    Result<client_detail::Registered> registered = client_detail::register_span(transport_, run);
+    for (size_t j = first; j < last; ++j) {
+      const Slot& slot = slots[j];
+      BatchPart& part = (*parts)[slot.part];
+      if (!registered.ok()) {
+        results[part.items[slot.k]] = registered.status();
+        continue;  // sent with an empty buffer: its answer is dropped
+      }
+      part.request.items[slot.k].out =
+          registered->region->remote(static_cast<uint64_t>(slot.begin - run.data()),
+                                     static_cast<uint32_t>(slot.end - slot.begin));
+    }
+    if (registered.ok() && registered->region) regions.push_back(std::move(registered->region));
+    first = last;
+  }
+  return regions;
+}
+
 Task<std::vector<Result<uint32_t>>> StorageClient::read_batch(std::vector<ChunkRead> reads,
                                                               TimePoint deadline) {
   deadline = call_deadline(deadline);
   std::vector<std::optional<Result<uint32_t>>> results(reads.size());
   std::vector<BatchPart> parts = plan_batch(reads, results);
-  // Register every routed item's buffer (released, all of them, before any retry reuses it).
-  std::vector<std::unique_ptr<net::MemoryRegion>> regions;
-  for (BatchPart& part : parts) {
-    for (size_t k = 0; k < part.items.size(); ++k) {
-      ChunkRead& read = reads[part.items[k]];
-      Result<client_detail::Registered> registered =
-          client_detail::register_span(transport_, read.out);
-      if (!registered.ok()) {
-        results[part.items[k]] = registered.status();
-        continue;  // sent with an empty buffer: its answer is dropped
-      }
-      part.request.items[k].out = registered->remote;
-      if (registered->region) regions.push_back(std::move(registered->region));
-    }
-  }
+  // Register the routed items' buffers, one region per run of adjacent buffers (a data
+  // loader slices one buffer: one registration per batch, not per item); all are released
+  // before any retry reuses a buffer.
+  std::vector<std::unique_ptr<net::MemoryRegion>> regions = register_parts(&parts, reads, results);
   Semaphore bytes(options_.batch_bytes_in_flight_max);
   std::vector<Task<void>> sending;
   sending.reserve(parts.size());

@@ -149,7 +149,7 @@ Task<Status> ReadPath::read_bytes(StorageTarget* target, const ReadRequest* requ
                                   ReadChoice choice, Served* served) {
   if (request->length == 0) co_return Status();
   // 4 KiB-aligned, so that an aligned read goes from the disk straight into it.
-  served->data = AlignedBuffer(align_up(request->length, kDirectIoAlignment));
+  served->data = buffers_.take(align_up(request->length, kDirectIoAlignment));
   std::span<std::byte> out(served->data.data(), request->length);
   chunk::ChunkId id = chunk_id(request->chunk);
   Result<chunk::ReadResult> result = Status(StatusCode::kInternal, "not read");

@@ -17,6 +17,7 @@
 #include <optional>
 
 #include "async/file.h"
+#include "craq/buffer_pool.h"
 #include "craq/storage_server.h"
 
 namespace mica::craq {
@@ -37,6 +38,9 @@ class ReadPath {
   // Reads of one item that restart because the chunk changed under them (a commit between
   // looking at the chunk and reading it) before the item is answered kDirty.
   static constexpr int kReadAttemptsMax = 4;
+  // Freed read buffers kept for the next reads (their pages stay resident: no map, fault
+  // and unmap per read).
+  static constexpr uint64_t kBufferCacheBytesMax = uint64_t{16} << 20;
 
   ReadPath(StorageTargets* targets, net::ConnectionPool* pool, net::Transport* transport,
            const StorageServerOptions* options);
@@ -69,7 +73,7 @@ class ReadPath {
   // The bytes one read attempt got, before they are pushed to the reader.
   struct Served {
     ReadResponse response;
-    AlignedBuffer data;  // response.bytes valid bytes at its start
+    PooledBuffer data;  // response.bytes valid bytes at its start
   };
   // The shared state of one batch_read's workers.
   struct BatchState {
@@ -106,6 +110,7 @@ class ReadPath {
   uint64_t in_flight_ = 0;
   bool stopping_ = false;
   Event idle_;  // set when stopping_ and in_flight_ reached 0
+  BufferPool buffers_{kBufferCacheBytesMax};
 };
 
 }  // namespace mica::craq

@@ -171,15 +171,16 @@ Task<Result<SyncAck>> Resync::apply_sync_write(StorageTarget* target, SyncWriteR
       held->pending_version == 0)
     co_return SyncAck{.state = state_of(*held)};
   uint32_t length = meta.state.length_bytes;
-  AlignedBuffer buffer(align_up(std::max<uint32_t>(length, 1), chunk::kBlockBytes));
+  PooledBuffer buffer = buffers_.take(align_up(std::max<uint32_t>(length, 1), chunk::kBlockBytes));
   std::span<std::byte> data(buffer.data(), length);
   if (length > 0) {
     auto pulling = context->connection->read_from(request.data, data, context->deadline);
     CO_TRY(co_await std::move(pulling));
   }
-  if (crc32c(data) != meta.state.checksum)
-    co_return Status(StatusCode::kChecksumMismatch, "sync_write: the pulled chunk's CRC differs");
   if (damaged) {
+    // Checked before the damaged record goes (below, replace checks it as it stores).
+    if (crc32c(data) != meta.state.checksum)
+      co_return Status(StatusCode::kChecksumMismatch, "sync_write: the pulled chunk's CRC differs");
     auto removing = engine.remove(id);
     CO_TRY(co_await std::move(removing));
   }
@@ -187,6 +188,8 @@ Task<Result<SyncAck>> Resync::apply_sync_write(StorageTarget* target, SyncWriteR
       .version = meta.state.version,
       .chain_version = engine_chain_version(request.chain_version),
       .tag = chunk::UpdateTag{.client_id = meta.client_id, .request_id = meta.request_id}};
+  // The engine checks the pulled bytes against meta.state.checksum as it computes their
+  // block CRCs (kChecksumMismatch, nothing stored): no separate pass over the chunk here.
   auto replacing = engine.replace(id, data, meta.state.checksum, version);
   CO_TRY_ASSIGN(chunk::ChunkInfo info, co_await std::move(replacing));
   co_return SyncAck{.state = state_of(info)};

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "async/scope.h"
+#include "craq/buffer_pool.h"
 #include "craq/rate_limiter.h"
 #include "craq/storage_server.h"
 
@@ -30,6 +31,8 @@ namespace mica::craq {
 
 class Resync {
  public:
+  static constexpr uint64_t kBufferCacheBytesMax = uint64_t{64} << 20;
+
   Resync(StorageTargets* targets, net::ConnectionPool* pool, net::Transport* transport,
          const StorageServerOptions* options);
   Resync(const Resync&) = delete;
@@ -73,6 +76,9 @@ class Resync {
     uint64_t passes = 0;
     Status error;        // the first failure of the running pass
     bool again = false;  // the pass raced a write: run another one
+    // The running pass's bounds on chunk reads and sync_writes in flight.
+    Semaphore* reads = nullptr;
+    Semaphore* sends = nullptr;
   };
   // One step of a pass: what the merge of both listings decided for one chunk.
   enum class Step : uint8_t { kCopy, kRemove };
@@ -113,6 +119,9 @@ class Resync {
   net::Transport* transport_;
   const StorageServerOptions* options_;
   ByteRateLimiter limiter_;
+  // Chunk buffers of both sides (copy and sync_write), reused: a fresh 1 MiB buffer costs
+  // its page faults and unmapping on every chunk.
+  BufferPool buffers_{kBufferCacheBytesMax};
   std::map<const StorageTarget*, std::shared_ptr<Copy>> copies_;
   TaskScope scope_;
   bool stopped_ = false;

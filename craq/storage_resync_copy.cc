@@ -168,7 +168,15 @@ Task<Status> Resync::copy_pass(Copy* copy) {
   CO_TRY(count_own(copy));
   Listing own;
   Listing remote;
-  Semaphore slots(std::max<uint32_t>(options_->resync_chunks_in_flight_max, 1));
+  uint32_t in_flight = std::max<uint32_t>(options_->resync_chunks_in_flight_max, 1);
+  // Twice as many steps as the bound, so that chunks are read while others are at the
+  // successor (whose durable replace takes most of a step); reads and sync_writes each
+  // stay within the bound.
+  Semaphore slots(2 * in_flight);
+  Semaphore reads(in_flight);
+  Semaphore sends(in_flight);
+  copy->reads = &reads;
+  copy->sends = &sends;
   TaskScope steps(co_await current_token());
   CancelToken token = co_await current_token();
   while (copy->error.ok() && !token.cancelled()) {
@@ -210,6 +218,8 @@ Task<Status> Resync::copy_pass(Copy* copy) {
     steps.spawn(run_step(copy, *step, chunk, &slots));
   }
   co_await steps.join();
+  copy->reads = nullptr;
+  copy->sends = nullptr;
   if (token.cancelled() && copy->error.ok()) co_return Status(StatusCode::kCancelled);
   co_return copy->error;
 }
@@ -268,13 +278,19 @@ Task<Result<bool>> Resync::send_chunk(Copy* copy, chunk::ChunkInfo info) {
     SleepAwaiter pacing = sleep_until(start);
     CO_TRY(co_await pacing);
   }
-  AlignedBuffer buffer(align_up(std::max<uint32_t>(length, 1), chunk::kBlockBytes));
+  PooledBuffer buffer = buffers_.take(align_up(std::max<uint32_t>(length, 1), chunk::kBlockBytes));
   std::span<std::byte> data(buffer.data(), length);
   if (length > 0) {
+    Status admitted = co_await copy->reads->acquire(1, call_deadline());
+    CO_TRY(admitted);
+    SemaphoreGuard read_slot(*copy->reads);
     auto reading = copy->target->engine().read_with_crc(info.id, 0, data);
     CO_TRY_ASSIGN(chunk::ReadResult read, co_await std::move(reading));
     if (read.bytes != length || read.crc != info.checksum) co_return false;
   }
+  Status admitted = co_await copy->sends->acquire(1, call_deadline());
+  CO_TRY(admitted);
+  SemaphoreGuard send_slot(*copy->sends);
   CO_TRY_ASSIGN(std::unique_ptr<net::MemoryRegion> region,
                 transport_->register_memory(buffer.span()));
   SyncWriteRequest request{.chain = copy->chain,

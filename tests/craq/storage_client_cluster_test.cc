@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include "craq/storage_client.h"
@@ -244,6 +245,54 @@ MICA_CO_TEST(StorageClientCluster, ReadBatchAcrossChainsAndNodesAnswersEachItem)
     std::vector<std::byte> inside = pattern(7, 4, 1100);
     EXPECT_TRUE(std::equal(inside.begin() + 100, inside.end(), buffers[12].begin()));
     EXPECT_EQ(results[13].status().code(), StatusCode::kNotFound) << results[13].status();
+  }
+  auto stopping = testing::stop_cluster(&c);
+  co_await std::move(stopping);
+}
+
+// The data-loader pattern: every item reads into its own slice of one buffer (the client
+// registers the whole run of slices once); each slice gets exactly its chunk's bytes and
+// no byte outside the slices is touched.
+MICA_CO_TEST(StorageClientCluster, ReadBatchIntoSlicesOfOneBufferFillsEachSlice) {
+  ClientCluster c(dir.path, 3, 2);
+  auto starting = testing::start_cluster(&c);
+  Status started = co_await std::move(starting);
+  EXPECT_TRUE(started.ok()) << started;
+  if (started.ok()) {
+    StorageClient client(c.pool.get(), &c.transport, c.routing.get(), fast_client());
+    constexpr uint32_t kChunks = 10;
+    auto writing = write_striped(&client, c.chains, 7, kChunks);
+    Status written = co_await std::move(writing);
+    EXPECT_TRUE(written.ok()) << written;
+    // Item i reads chunk kChunks - 1 - i ((kChunks - i) * 4 KiB) into consecutive slices, in
+    // reverse chunk order, followed by a guard byte pattern.
+    std::vector<uint32_t> sizes;
+    for (uint32_t i = 0; i < kChunks; ++i) sizes.push_back((kChunks - i) * 4096);
+    size_t total = 0;
+    for (uint32_t size : sizes) total += size;
+    std::vector<std::byte> buffer(total + 4096, std::byte{0x5a});
+    std::vector<ChunkRead> reads;
+    size_t at = 0;
+    for (uint32_t i = 0; i < kChunks; ++i) {
+      uint32_t index = kChunks - 1 - i;
+      reads.push_back({.chain = c.chains[index % c.chains.size()],
+                       .chunk = {7, index},
+                       .out = std::span(buffer).subspan(at, sizes[i])});
+      at += sizes[i];
+    }
+    auto reading = client.read_batch(reads);
+    std::vector<Result<uint32_t>> results = co_await std::move(reading);
+    CO_ASSERT_EQ(results.size(), reads.size());
+    at = 0;
+    for (uint32_t i = 0; i < kChunks; ++i) {
+      uint32_t index = kChunks - 1 - i;
+      std::vector<std::byte> expected = pattern(7, index, (index + 1) * 4096);
+      EXPECT_TRUE(results[i].ok() && *results[i] == expected.size()) << i;
+      EXPECT_TRUE(std::equal(expected.begin(), expected.end(), buffer.begin() + at)) << i;
+      at += sizes[i];
+    }
+    EXPECT_TRUE(std::all_of(buffer.begin() + at, buffer.end(),
+                            [](std::byte b) { return b == std::byte{0x5a}; }));
   }
   auto stopping = testing::stop_cluster(&c);
   co_await std::move(stopping);
