@@ -5,7 +5,6 @@
 #include "async/crc32c.h"
 #include "async/log.h"
 #include "async/scope.h"
-#include "chunk/types.h"
 #include "craq/storage_client_retry.h"
 
 namespace mica::craq {
@@ -86,12 +85,8 @@ Task<Result<ChunkState>> StorageClient::truncate(ChainId chain, ChunkRef chunk,
 }
 
 Task<Result<ChunkState>> StorageClient::remove(ChainId chain, ChunkRef chunk, TimePoint deadline) {
-  // A removal touches no range, but every update names a chunk size the target accepts:
-  // the smallest one there is (chunk/types.h) fits every target.
-  UpdateIO io{.chain = chain,
-              .chunk = chunk,
-              .kind = UpdateKind::kRemove,
-              .chunk_size_bytes = uint32_t{1} << chunk::kSizeClassMinShift};
+  // A removal touches no range, so it names no chunk size (the target checks none).
+  UpdateIO io{.chain = chain, .chunk = chunk, .kind = UpdateKind::kRemove};
   auto updating = update(io, {}, deadline);
   co_return co_await std::move(updating);
 }

@@ -21,6 +21,28 @@ Result<StorageTarget*> member_for(const StorageTargets* targets, const UpdateIO&
                               {PublicState::kServing, PublicState::kSyncing});
 }
 
+// True when the member holds the forward's version already (a re-forward after a failure):
+// the whole chunk as its committed version, or a delta whose version and tag are its
+// committed ones. Anything else at or above the forward's version is not "newer" (versions
+// restart after a removal; a returning target may hold a version the chain never
+// committed): the predecessor, which holds the chunk's order lock, is authoritative, so a
+// delta is refused with kStaleVersion (the predecessor sends the whole chunk) and a whole
+// chunk applies. False: apply the forward.
+Result<bool> holds_already(const StorageTarget* target, const ForwardRequest& request,
+                           const chunk::ChunkInfo& info) {
+  if (request.full_chunk)
+    return info.committed_version == request.version && info.checksum == request.full_crc &&
+           info.length_bytes == request.full_length;
+  if (request.version > info.committed_version) return false;
+  if (request.version == info.committed_version && !tag_of(request.io).empty() &&
+      info.committed_tag == tag_of(request.io))
+    return true;
+  return Status(StatusCode::kStaleVersion,
+                fmt::format("target {}: chunk {} holds committed version {}; version {} differs "
+                            "(send the whole chunk)",
+                            target->id(), info.id, info.committed_version, request.version));
+}
+
 }  // namespace
 
 Task<Result<ForwardResponse>> UpdatePath::forward(ForwardRequest request,
@@ -67,12 +89,9 @@ Task<Result<ForwardResponse>> UpdatePath::forward_locked(StorageTarget* target,
   Result<std::optional<chunk::ChunkInfo>> found = stat_of(target->engine(), id);
   if (!found.ok()) co_return found.status();
   chunk::ChunkInfo info = found->value_or(chunk::ChunkInfo{.id = id});
-  // Already committed here (a re-forward after a failure): nothing to do. A whole chunk of
-  // the same version but other bytes is the chain's truth for a syncing tail: it replaces.
-  bool differs = request.full_chunk && target->view().tail && info.checksum != request.full_crc;
-  if (request.version < info.committed_version ||
-      (request.version == info.committed_version && !differs))
-    co_return ForwardResponse{.state = state_of(info)};
+  Result<bool> held = holds_already(target, request, info);
+  if (!held.ok()) co_return held.status();
+  if (*held) co_return ForwardResponse{.state = state_of(info)};
   uint32_t length = request.full_chunk              ? request.full_length
                     : io.kind == UpdateKind::kWrite ? io.length
                                                     : 0;
@@ -85,6 +104,7 @@ Task<Result<ForwardResponse>> UpdatePath::forward_locked(StorageTarget* target,
   auto applying = apply_forward(target, &request, info, content);
   Result<chunk::ChunkInfo> applied = co_await std::move(applying);
   if (!applied.ok()) co_return applied.status();
+  if (target->view().tail) remember(target, *applied);  // committed here at once
   if (!target->view().tail) {
     auto passing = pass_down(target, io, request.version, content, deadline);
     applied = co_await std::move(passing);
@@ -120,6 +140,44 @@ Task<Result<chunk::ChunkInfo>> apply_whole_pending(chunk::ChunkEngine* engine,
                                id, info.committed_version, v.version));
 }
 
+// A member whose committed version is not the one the predecessor's whole chunk builds on
+// (it missed a removal, or holds a version the chain never committed): its own committed
+// bytes are relabelled as version v - 1, so that the whole chunk applies as pending v on top
+// and readers here see nothing new until it commits. Version 1 builds on no chunk at all.
+Task<Result<chunk::ChunkInfo>> rebase(chunk::ChunkEngine* engine, chunk::ChunkInfo info,
+                                      chunk::UpdateVersion v) {
+  chunk::ChunkId id = info.id;
+  MICA_LOG(Warn, "craq", "chunk {}: committed version {} does not precede version {}: rebased", id,
+           info.committed_version, v.version);
+  if (info.pending_version != 0) {
+    auto aborting = engine->abort(id, info.pending_version);
+    Status aborted = co_await std::move(aborting);
+    if (!aborted.ok()) co_return aborted;
+  }
+  if (info.committed_version == 0 && v.version == 1) co_return chunk::ChunkInfo{.id = id};
+  if (v.version == 1) {
+    auto removing = engine->remove(id);
+    Status removed = co_await std::move(removing);
+    if (!removed.ok() && removed.code() != StatusCode::kNotFound) co_return removed;
+    co_return chunk::ChunkInfo{.id = id};
+  }
+  Staged own(info.committed_version != 0 ? info.length_bytes : 0);
+  uint32_t crc = 0;
+  if (!own.view().empty()) {
+    auto reading = engine->read_with_crc(id, 0, own.bytes());
+    Result<chunk::ReadResult> read = co_await std::move(reading);
+    if (!read.ok()) co_return read.status();
+    if (read->bytes != own.view().size())
+      co_return Status(StatusCode::kInternal, fmt::format("chunk {}: short read", id));
+    crc = read->crc;
+  }
+  chunk::UpdateVersion below = v;
+  below.version = v.version - 1;
+  below.tag = info.committed_tag;  // still the bytes of the update that made them
+  auto replacing = engine->replace(id, own.view(), crc, below);
+  co_return co_await std::move(replacing);
+}
+
 }  // namespace
 
 Task<Result<chunk::ChunkInfo>> UpdatePath::apply_forward(StorageTarget* target,
@@ -140,9 +198,15 @@ Task<Result<chunk::ChunkInfo>> UpdatePath::apply_forward(StorageTarget* target,
     auto committing = engine.commit(id, version, v.chain_version);
     co_return co_await std::move(committing);
   }
-  if (content.full && tail) {  // a newer version always wins at the write tail
+  if (content.full && tail) {  // the predecessor's whole chunk is the chain's truth
     auto replacing = engine.replace(id, content.bytes, content.full_crc, v);
     co_return co_await std::move(replacing);
+  }
+  if (content.full && version != info.committed_version + 1) {
+    auto rebasing = rebase(&engine, info, v);
+    Result<chunk::ChunkInfo> rebased = co_await std::move(rebasing);
+    if (!rebased.ok()) co_return rebased.status();
+    info = *rebased;
   }
   if (version != info.committed_version + 1)
     co_return Status(StatusCode::kStaleVersion,
@@ -247,6 +311,7 @@ Task<Result<chunk::ChunkInfo>> UpdatePath::commit_checked(StorageTarget* target,
   auto committing = target->engine().commit(id, version, chain_version);
   Result<chunk::ChunkInfo> committed = co_await std::move(committing);
   if (!committed.ok()) co_return committed.status();
+  remember(target, *committed);  // committed here, whatever the check below finds
   ChunkState mine = state_of(*committed);
   if (mine.version != successor.version || mine.checksum != successor.checksum ||
       mine.length_bytes != successor.length_bytes) {
@@ -274,6 +339,9 @@ Task<Result<ChunkState>> UpdatePath::remove_down(StorageTarget* target, UpdateIO
   auto removing = target->engine().remove(chunk_id(io.chunk));
   Status removed = co_await std::move(removing);
   if (!removed.ok() && removed.code() != StatusCode::kNotFound) co_return removed;
+  // A removed chunk keeps no tag: only this table stops a late retry from removing what
+  // another client wrote since.
+  recent(target).record(tag_of(io), io.chunk, ChunkState{}, Executor::current()->now());
   co_return ChunkState{};
 }
 

@@ -144,8 +144,7 @@ Task<Result<SyncAck>> Resync::sync_write(SyncWriteRequest request, net::CallCont
   if (meta.state.version == 0 || meta.state.length_bytes != request.data.length ||
       meta.state.length_bytes > chunk::kChunkSizeLimitBytes)
     co_return Status(StatusCode::kInvalidArgument, "sync_write: bad version or length");
-  // Forwarded writes and this copy of the same chunk apply one at a time, so "newer wins"
-  // is decided against what the target really holds when it applies.
+  // Forwarded writes and this copy of the same chunk apply one at a time here too.
   chunk::ChunkId id = id_of(meta.chunk);
   auto locking = target->chunk_order().lock(id);
   CO_TRY_ASSIGN(chunk::ChunkLocks::Guard guard, co_await std::move(locking));
@@ -162,14 +161,15 @@ Task<Result<SyncAck>> Resync::apply_sync_write(StorageTarget* target, SyncWriteR
   bool damaged = !held.ok() && held.status().code() == StatusCode::kCorruption;
   if (!held.ok() && !damaged && held.status().code() != StatusCode::kNotFound)
     co_return held.status();
-  if (held.ok() && held->committed_version != 0) {
-    // Newer wins: a write forwarded during the copy may already have brought a newer version.
-    bool newer = held->committed_version > meta.state.version;
-    bool same = held->committed_version == meta.state.version &&
-                held->checksum == meta.state.checksum &&
-                held->length_bytes == meta.state.length_bytes;
-    if (newer || same) co_return SyncAck{.state = state_of(*held)};
-  }
+  // The predecessor is authoritative: it sends its committed state while it holds the
+  // chunk's order lock, which every forward of the chunk through it takes too, so no newer
+  // update of the chunk can have reached this target meanwhile. A higher version here is
+  // not newer: versions restart at 1 after a removal, and a returning target may hold a
+  // version the chain never committed. Only an identical chunk is kept.
+  if (held.ok() && held->committed_version == meta.state.version &&
+      held->checksum == meta.state.checksum && held->length_bytes == meta.state.length_bytes &&
+      held->pending_version == 0)
+    co_return SyncAck{.state = state_of(*held)};
   uint32_t length = meta.state.length_bytes;
   AlignedBuffer buffer(align_up(std::max<uint32_t>(length, 1), chunk::kBlockBytes));
   std::span<std::byte> data(buffer.data(), length);

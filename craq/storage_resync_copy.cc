@@ -6,8 +6,8 @@
 // remove it (sync_remove); equal: nothing. Steps run concurrently up to
 // resync_chunks_in_flight_max, paced by resync_bytes_per_s. A step holds the chunk's order
 // lock, which every member takes for an update it applies and forwards, so no update of that
-// chunk passes this target meanwhile; and the successor's "newer version wins" rule keeps a
-// write forwarded before the copy arrives from being undone by it. A failed pass
+// chunk passes this target meanwhile: the successor takes exactly this target's committed
+// state (replaced when version, length or checksum differ). A failed pass
 // is retried with backoff while the view is unchanged; a clean one ends with sync_done.
 #include <algorithm>
 
@@ -193,6 +193,9 @@ Task<Status> Resync::copy_pass(Copy* copy) {
       const ChunkMeta& theirs = remote.page[remote.next++];
       chunk = mine.chunk;
       if (!mine.damaged && mine.state.version != 0 && differs(mine, theirs)) step = Step::kCopy;
+      // Only a pending version here: the chain has committed nothing of this chunk (a
+      // version the successor holds is older than a removal, or was never committed).
+      if (!mine.damaged && mine.state.version == 0) step = Step::kRemove;
       if (!mine.damaged && mine.state.version != 0 && !step) {
         ++copy->chunks_done;
         copy->bytes_done += mine.state.length_bytes;
@@ -286,8 +289,9 @@ Task<Result<bool>> Resync::send_chunk(Copy* copy, chunk::ChunkInfo info) {
   co_await region->deregister(deadline);
   region.reset();
   CO_TRY(ack.status());
-  if (ack->state.version < info.committed_version)
-    co_return Status(StatusCode::kInternal, "sync_write left an older version at the successor");
+  if (ack->state.version != info.committed_version || ack->state.checksum != info.checksum ||
+      ack->state.length_bytes != info.length_bytes)
+    co_return Status(StatusCode::kInternal, "sync_write left another version at the successor");
   co_return true;
 }
 
@@ -307,11 +311,12 @@ Task<Status> Resync::remove_chunk(Copy* copy, ChunkRef chunk) {
   CO_TRY_ASSIGN(chunk::ChunkLocks::Guard order, co_await std::move(locking));
   // Written since it was listed: the write went to the successor too; the next pass checks.
   Result<chunk::ChunkInfo> held = target->engine().stat(id);
-  if (held.ok()) {
+  if (held.ok() && held->committed_version != 0) {
     copy->again = true;
     co_return Status();
   }
-  if (held.status().code() != StatusCode::kNotFound) co_return Status();  // damaged here: keep
+  // Damaged here: keep. Only a pending version here: nothing committed, so none there.
+  if (!held.ok() && held.status().code() != StatusCode::kNotFound) co_return Status();
   TimePoint deadline = call_deadline();
   auto connecting = successor_client(copy, deadline);
   CO_TRY_ASSIGN(std::shared_ptr<net::RpcClient> client, co_await std::move(connecting));
@@ -325,7 +330,8 @@ Task<Status> Resync::remove_chunk(Copy* copy, ChunkRef chunk) {
   ++copy->chunks_removed;
   // A write that created the chunk while the removal was on its way (not at the head, where
   // the lock excludes it) may have been removed with it: the next pass sends it again.
-  if (target->engine().stat(id).ok()) copy->again = true;
+  Result<chunk::ChunkInfo> now = target->engine().stat(id);
+  if (now.ok() && now->committed_version != 0) copy->again = true;
   co_return Status();
 }
 

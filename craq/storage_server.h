@@ -37,6 +37,13 @@ struct StorageServerOptions {
   // Time a forward down the rest of the chain may take before the update fails (the
   // client retries; the chunk's pending version is resolved by the next update or resync).
   Duration forward_timeout = std::chrono::seconds(10);
+  // Updates each target remembers by their (client id, request id) tag, so that a retry is
+  // answered as a duplicate also after other updates of its chunk (docs/craq.md): at most
+  // this many entries, none kept longer than recent_update_age (4x the storage client's
+  // default 30 s call deadline; a client call that may retry for longer relies on the
+  // chunk's own tags only).
+  uint32_t recent_updates_max = uint32_t{1} << 18;
+  Duration recent_update_age = std::chrono::seconds(120);
   // Time an apportioned query to the tail may take.
   Duration query_timeout = std::chrono::seconds(2);
   // Items in one batch_read request.

@@ -46,6 +46,7 @@ struct UpdateIO {
   uint32_t offset = 0;
   uint32_t length = 0;            // write: payload bytes; truncate: the new chunk length
   uint32_t chunk_size_bytes = 0;  // the file's chunk size: offset + length must fit in it
+                                  // (a removal names none: 0)
   uint32_t payload_crc = 0;       // CRC32C of the write's payload, computed by the client
   // Who asked: a retry carries the same pair, and every replica keeps the pair of the last
   // update of each chunk, so a retry is recognised, also by a new head (never applied twice).

@@ -25,6 +25,8 @@ Staged::Staged(size_t length) : length_(length) {
 
 Status validate_update(const UpdateIO& io, const net::RemoteBuffer& payload,
                        const chunk::ChunkEngineConfig& engine) {
+  // A removal touches no range: it needs no chunk size (the client sends 0).
+  if (io.kind == UpdateKind::kRemove) return Status();
   if (io.chunk_size_bytes == 0)
     return Status(StatusCode::kInvalidArgument, "an update needs the file's chunk_size_bytes");
   if (io.chunk_size_bytes > engine.chunk_size_max_bytes)
@@ -116,6 +118,20 @@ TimePoint UpdatePath::forward_deadline(TimePoint caller) const {
   return std::min(caller, deadline_after(options_->forward_timeout));
 }
 
+RecentUpdates& UpdatePath::recent(const StorageTarget* target) {
+  auto it = recent_.find(target);
+  if (it == recent_.end())
+    it = recent_.try_emplace(target, options_->recent_updates_max, options_->recent_update_age)
+             .first;
+  return it->second;
+}
+
+void UpdatePath::remember(const StorageTarget* target, const chunk::ChunkInfo& committed) {
+  ChunkRef chunk{.inode = committed.id.inode, .index = committed.id.index};
+  recent(target).record(committed.committed_tag, chunk, state_of(committed),
+                        Executor::current()->now());
+}
+
 namespace {
 
 // The head that takes io: kNotServing / kStaleChain from the view, kNotHead when not head.
@@ -183,6 +199,14 @@ Task<Result<UpdateResponse>> UpdatePath::update_locked(StorageTarget* target, Up
                                                        TimePoint deadline) {
   const UpdateIO io = request.io;
   chunk::ChunkId id = chunk_id(io.chunk);
+  chunk::UpdateTag tag = tag_of(io);
+  // Applied here (or committed here by a forward while another target was head) within the
+  // table's bounds, whatever committed on top of it since: answered, never applied again.
+  std::optional<ChunkState> done = recent(target).find(tag, io.chunk, Executor::current()->now());
+  if (done) {
+    ++target->counters().duplicates;
+    co_return UpdateResponse{.state = *done, .duplicate = true};
+  }
   if (io.kind == UpdateKind::kRemove) {
     auto removing = remove_down(target, io, deadline);
     Result<ChunkState> removed = co_await std::move(removing);
@@ -192,7 +216,7 @@ Task<Result<UpdateResponse>> UpdatePath::update_locked(StorageTarget* target, Up
   }
   Result<std::optional<chunk::ChunkInfo>> info = stat_of(target->engine(), id);
   if (!info.ok()) co_return info.status();
-  chunk::UpdateTag tag = tag_of(io);
+  // The chunk's own tags: the durable fallback (a table lost in a restart, or outgrown).
   if (info->has_value() && !tag.empty()) {
     if ((*info)->committed_tag == tag) {  // a retry of an update already committed
       ++target->counters().duplicates;
@@ -227,6 +251,7 @@ Task<Result<UpdateResponse>> UpdatePath::update_locked(StorageTarget* target, Up
   auto applying = apply_at_head(target, io, version, payload.view(), alone);
   Result<chunk::ChunkInfo> applied = co_await std::move(applying);
   if (!applied.ok()) co_return applied.status();
+  if (alone) remember(target, *applied);
   if (!alone) {
     Content content{.bytes = payload.view()};
     auto passing = pass_down(target, io, version, content, deadline);
@@ -246,7 +271,9 @@ Task<Result<chunk::ChunkInfo>> UpdatePath::finish_pending(StorageTarget* target,
   uint32_t chain_version = static_cast<uint32_t>(target->view().version);
   if (target->view().tail) {
     auto committing = target->engine().commit(id, version, chain_version);
-    co_return co_await std::move(committing);
+    Result<chunk::ChunkInfo> committed = co_await std::move(committing);
+    if (committed.ok()) remember(target, *committed);
+    co_return committed;
   }
   Staged whole;
   auto reading = read_whole_pending(&target->engine(), id, &whole);

@@ -4,9 +4,10 @@
 // At the head, updates of one chunk run one at a time (the target's chunk_order lock, held
 // from assigning the pending version until it commits); different chunks run in parallel up
 // to the target's in-flight limit (kBusy beyond it). The head checks the request, recognises
-// a retry by its (client id, request id) tag, pulls the payload from the client's buffer,
-// verifies its CRC, applies it as pending version committed + 1 and forwards it; the tail
-// applies and commits at once; each member commits when its successor answered, after
+// a retry by its (client id, request id) tag (in the target's table of recent updates, which
+// every member fills as it commits, then in the chunk's own tags), pulls the payload from the
+// client's buffer, verifies its CRC, applies it as pending version committed + 1 and forwards it;
+// the tail applies and commits at once; each member commits when its successor answered, after
 // checking that the successor's chunk checksum equals its own. A successor that is syncing
 // gets the whole new chunk (full_chunk), since it may lack the version the update builds on.
 //
@@ -15,9 +16,11 @@
 // waits for every update in flight.
 #pragma once
 
+#include <map>
 #include <span>
 #include <string>
 
+#include "craq/recent_updates.h"
 #include "craq/storage_server.h"
 
 namespace mica::craq {
@@ -79,11 +82,17 @@ class UpdatePath {
   Task<Result<chunk::ChunkInfo>> commit_checked(StorageTarget* target, chunk::ChunkId id,
                                                 uint32_t version, ChunkState successor);
   TimePoint forward_deadline(TimePoint caller) const;
+  // The target's table of recently applied updates (made on first use).
+  RecentUpdates& recent(const StorageTarget* target);
+  // Records the update that made `committed`'s committed version (its committed_tag).
+  void remember(const StorageTarget* target, const chunk::ChunkInfo& committed);
 
   StorageTargets* targets_;
   net::ConnectionPool* pool_;
   net::Transport* transport_;
   const StorageServerOptions* options_;
+  // Per target; looked up, never iterated (determinism). Targets outlive the path.
+  std::map<const StorageTarget*, RecentUpdates> recent_;
   uint64_t in_flight_ = 0;
   bool stopping_ = false;
   Event idle_;  // set when in_flight_ drops to 0 while stopping

@@ -79,6 +79,51 @@ MICA_CO_TEST(StorageClientCluster, WritesAndReadsBackFromEveryReplica) {
   co_await std::move(stopping);
 }
 
+MICA_CO_TEST(StorageClientCluster, BytesBeforeTheFirstWriteOfAChunkReadAsZeros) {
+  ClientCluster c(dir.path, 3, 1);
+  auto starting = testing::start_cluster(&c);
+  Status started = co_await std::move(starting);
+  EXPECT_TRUE(started.ok()) << started;
+  if (started.ok()) {
+    StorageClient client(c.pool.get(), &c.transport, c.routing.get(), fast_client());
+    ChainId chain = c.chains[0];
+    std::vector<std::byte> data = pattern(2, 0, 8);
+    auto writing = client.write(chain, ChunkRef{2, 0}, 100, data, kChunkSize);
+    Result<ChunkState> written = co_await std::move(writing);
+    EXPECT_TRUE(written.ok()) << written.status();
+    std::vector<std::byte> chunk(100, std::byte{0});
+    chunk.insert(chunk.end(), data.begin(), data.end());
+    // Three reads per range: kSpread asks every replica once.
+    for (auto [offset, length] : {std::pair<uint32_t, uint32_t>{0, 50}, {98, 4}, {100, 8}}) {
+      for (int i = 0; i < 3; ++i) {
+        std::vector<std::byte> out(length, std::byte{0x7e});
+        auto reading = client.read(chain, ChunkRef{2, 0}, offset, out);
+        Result<uint32_t> read = co_await std::move(reading);
+        EXPECT_TRUE(read.ok()) << read.status();
+        if (read.ok()) {
+          EXPECT_EQ(*read, length) << "offset " << offset << " read " << i;
+        }
+        std::vector<std::byte> expected(chunk.begin() + offset, chunk.begin() + offset + length);
+        EXPECT_TRUE(out == expected) << "offset " << offset << " read " << i;
+      }
+    }
+    // The same through a batch read.
+    std::vector<std::byte> before(50, std::byte{0x7e}), across(4, std::byte{0x7e});
+    std::vector<ChunkRead> reads{
+        {.chain = chain, .chunk = ChunkRef{2, 0}, .offset = 0, .out = before},
+        {.chain = chain, .chunk = ChunkRef{2, 0}, .offset = 98, .out = across}};
+    auto batch = client.read_batch(std::move(reads));
+    std::vector<Result<uint32_t>> results = co_await std::move(batch);
+    results.resize(2, Status(StatusCode::kInternal, "no result"));
+    EXPECT_TRUE(results[0].ok() && *results[0] == 50u) << results[0].status();
+    EXPECT_TRUE(results[1].ok() && *results[1] == 4u) << results[1].status();
+    EXPECT_TRUE(before == std::vector<std::byte>(chunk.begin(), chunk.begin() + 50));
+    EXPECT_TRUE(across == std::vector<std::byte>(chunk.begin() + 98, chunk.begin() + 102));
+  }
+  auto stopping = testing::stop_cluster(&c);
+  co_await std::move(stopping);
+}
+
 MICA_CO_TEST(StorageClientCluster, RetriesAfterTheChainChangedUnderStaleRouting) {
   ClientCluster c(dir.path, 3, 1);
   auto starting = testing::start_cluster(&c);

@@ -179,6 +179,38 @@ MICA_CO_TEST(StorageRead, AReadPastTheChunksEndReturnsTheBytesThereAre) {
   co_await std::move(running);
 }
 
+// A new chunk written first at offset 100: its bytes before 100 exist, as zeros.
+Task<void> bytes_before_the_first_write_of_a_chunk_read_as_zeros(Cluster* cluster) {
+  Cluster& c = *cluster;
+  std::vector<std::byte> data = test_bytes(8, 3);
+  auto writing = c.client.write(0, write_io(1, 1, kChunk, 100, data, 1, 1), data);
+  CO_ASSERT_OK(co_await std::move(writing));
+  std::vector<std::byte> chunk(100, std::byte{0});
+  chunk.insert(chunk.end(), data.begin(), data.end());
+  struct Range {
+    uint32_t offset, length;
+  };
+  for (size_t s = 0; s < 3; ++s) {
+    for (Range r : {Range{0, 50}, Range{98, 4}, Range{0, 4096}, Range{100, 8}}) {
+      std::memset(c.client.buffer().data(), 0x7e, 4096);
+      auto reading = c.client.read(s, read_of(kChunk, r.offset, r.length));
+      Result<ReadResponse> read = co_await std::move(reading);
+      CO_ASSERT_OK(read) << "server " << s;
+      uint32_t end = std::min<uint32_t>(r.offset + r.length, 108);
+      std::vector<std::byte> expected(chunk.begin() + r.offset, chunk.begin() + end);
+      EXPECT_EQ(read->bytes, expected.size()) << "server " << s << " offset " << r.offset;
+      EXPECT_EQ(read->crc, crc32c(bytes(expected))) << "server " << s << " offset " << r.offset;
+      EXPECT_TRUE(got(&c.client, expected.size()) == expected)
+          << "server " << s << " offset " << r.offset;
+    }
+  }
+}
+MICA_CO_TEST(StorageRead, BytesBeforeTheFirstWriteOfAChunkReadAsZeros) {
+  auto running =
+      run(dir.path, read_options(), &bytes_before_the_first_write_of_a_chunk_read_as_zeros);
+  co_await std::move(running);
+}
+
 Task<void> a_missing_chunk_is_a_hole_of_zero_bytes_at_version_zero(Cluster* cluster) {
   Cluster& c = *cluster;
   std::vector<std::byte> marker(4096, std::byte{0x7e});

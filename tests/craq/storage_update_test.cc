@@ -238,6 +238,109 @@ MICA_CO_TEST(StorageUpdate, RetryWithTheSameIdsIsAppliedOnceAlsoAtANewHead) {
   co_await std::move(stopping);
 }
 
+// Chain 1 at `version` with server 0's target offline: server 1 is the head.
+RoutingSnapshot without_first_head(StorageHarness* h, uint64_t version) {
+  return h->routing(
+      {testing::ChainSpec{.id = 1,
+                          .version = version,
+                          .members = {{StorageHarness::target_id(1), PublicState::kServing},
+                                      {StorageHarness::target_id(2), PublicState::kServing},
+                                      {StorageHarness::target_id(0), PublicState::kOffline}}}});
+}
+
+// Client 7 writes `first` (its answer, say, lost), client 8 writes `second` over it; then
+// client 7's retry reaches server `retry_at` at chain version `chain_version`. The retry is
+// answered as a duplicate with the state its first attempt left, and changes nothing.
+Task<void> retry_after_another_update(Cluster* c, bool new_head) {
+  std::vector<std::byte> first = test_bytes(16 << 10, 20);
+  UpdateIO retried_io = write_io(1, 1, kChunk, 0, first, 7, 1);
+  auto writing = c->client.write(0, retried_io, first);
+  Result<UpdateResponse> written = co_await std::move(writing);
+  CO_ASSERT_OK(written);
+  std::vector<std::byte> second = test_bytes(8 << 10, 21);
+  auto overwriting = c->client.write(0, write_io(1, 1, kChunk, 4096, second, 8, 1), second);
+  CO_ASSERT_OK(co_await std::move(overwriting));
+  size_t retry_at = 0;
+  if (new_head) {
+    c->harness.apply(without_first_head(&c->harness, 2));
+    retried_io.chain_version = 2;
+    retry_at = 1;
+  }
+  auto retrying = c->client.write(retry_at, retried_io, first);
+  Result<UpdateResponse> retried = co_await std::move(retrying);
+  CO_ASSERT_OK(retried);
+  EXPECT_TRUE(retried->duplicate);
+  EXPECT_EQ(retried->state.version, 1u);
+  EXPECT_EQ(retried->state.checksum, written->state.checksum);
+  std::vector<std::byte> expected = first;
+  std::copy(second.begin(), second.end(), expected.begin() + 4096);
+  for (size_t s = 0; s < c->harness.size(); ++s) {
+    if (new_head && s == 0) continue;  // out of the chain, holds what it held
+    std::optional<chunk::ChunkInfo> info = info_at(&c->harness, s, kChunk);
+    CO_ASSERT_TRUE(info.has_value()) << "server " << s;
+    EXPECT_EQ(info->committed_version, 2u) << "server " << s << ": the retry was applied again";
+    EXPECT_EQ(info->checksum, crc32c(expected)) << "server " << s;
+  }
+}
+
+MICA_CO_TEST(StorageUpdate, RetryAfterAnotherClientsUpdateIsNotAppliedAgain) {
+  Cluster c(dir.path);
+  auto starting = start(&c);
+  CO_ASSERT_OK(co_await std::move(starting));
+  auto running = retry_after_another_update(&c, false);
+  co_await std::move(running);
+  EXPECT_EQ(c.harness.target(0)->counters().duplicates, 1u);
+  auto stopping = stop(&c);
+  co_await std::move(stopping);
+}
+
+MICA_CO_TEST(StorageUpdate, RetryAfterAnotherClientsUpdateIsNotAppliedAgainAtANewHead) {
+  Cluster c(dir.path);
+  auto starting = start(&c);
+  CO_ASSERT_OK(co_await std::move(starting));
+  auto running = retry_after_another_update(&c, true);
+  co_await std::move(running);
+  EXPECT_EQ(c.harness.target(1)->counters().duplicates, 1u);
+  auto stopping = stop(&c);
+  co_await std::move(stopping);
+}
+
+MICA_CO_TEST(StorageUpdate, RetriedRemoveDoesNotRemoveWhatAnotherClientWroteSince) {
+  Cluster c(dir.path);
+  auto starting = start(&c);
+  CO_ASSERT_OK(co_await std::move(starting));
+  std::vector<std::byte> first = test_bytes(8 << 10, 22);
+  auto writing = c.client.write(0, write_io(1, 1, kChunk, 0, first, 7, 1), first);
+  CO_ASSERT_OK(co_await std::move(writing));
+  // A removal names no chunk size.
+  UpdateIO remove{.chain = 1,
+                  .chain_version = 1,
+                  .chunk = kChunk,
+                  .kind = UpdateKind::kRemove,
+                  .client_id = 7,
+                  .request_id = 2};
+  auto removing = c.client.update(0, UpdateRequest{.io = remove});
+  CO_ASSERT_OK(co_await std::move(removing));
+  std::vector<std::byte> second = test_bytes(8 << 10, 23);
+  auto rewriting = c.client.write(0, write_io(1, 1, kChunk, 0, second, 8, 1), second);
+  CO_ASSERT_OK(co_await std::move(rewriting));
+  // The removal's retry, at the old head and at a new one.
+  auto retrying = c.client.update(0, UpdateRequest{.io = remove});
+  Result<UpdateResponse> retried = co_await std::move(retrying);
+  CO_ASSERT_OK(retried);
+  EXPECT_TRUE(retried->duplicate);
+  c.harness.apply(without_first_head(&c.harness, 2));
+  remove.chain_version = 2;
+  auto retrying_new = c.client.update(1, UpdateRequest{.io = remove});
+  Result<UpdateResponse> retried_new = co_await std::move(retrying_new);
+  CO_ASSERT_OK(retried_new);
+  EXPECT_TRUE(retried_new->duplicate);
+  auto checking = expect_replicas(&c.harness, kChunk, 1, second);
+  co_await std::move(checking);
+  auto stopping = stop(&c);
+  co_await std::move(stopping);
+}
+
 MICA_CO_TEST(StorageUpdate, TruncateAndRemoveGoThroughTheChain) {
   Cluster c(dir.path);
   auto starting = start(&c);
