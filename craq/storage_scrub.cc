@@ -164,6 +164,7 @@ Task<Status> Scrub::repair_chunk(StorageTarget* target, ChunkRef chunk) {
     last = co_await std::move(repairing);
     if (last.ok()) {
       ++counts_[target].repaired;
+      target->mark_repaired(id_of(chunk));
       MICA_LOG(Info, "craq", "target {}: chunk {}:{} repaired from its chain", target->id(),
                chunk.inode, chunk.index);
       co_return Status();
@@ -176,7 +177,7 @@ Task<Status> Scrub::repair_chunk(StorageTarget* target, ChunkRef chunk) {
            "target {}: chunk {}:{} is corrupt and could not be repaired ({}); "
            "reporting the target offline",
            target->id(), chunk.inode, chunk.index, last.to_string());
-  target->set_local(LocalState::kOffline, target->view().version);
+  target->mark_unrepairable(id_of(chunk));
   co_return last;
 }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "async/file.h"
 #include "async/log.h"
 #include "craq/node_identity.h"
 
@@ -17,11 +18,28 @@ StorageTarget::StorageTarget(StorageTargetConfig config, std::string identity,
   if (config_.disk.empty()) config_.disk = config_.path;
 }
 
+void StorageTarget::mark_unrepairable(chunk::ChunkId chunk) {
+  unrepaired_.insert(chunk);
+  local_ = LocalState::kOffline;
+}
+
+void StorageTarget::mark_repaired(chunk::ChunkId chunk) {
+  if (unrepaired_.erase(chunk) == 0 || !unrepaired_.empty()) return;
+  bool serving = view_.state == PublicState::kServing;
+  set_local(serving ? LocalState::kUpToDate : LocalState::kOnline, view_.version);
+}
+
 namespace {
 
 // Opens one target: its identity file (created on first use) and its engine.
 Task<Result<std::unique_ptr<StorageTarget>>> open_target(StorageTargetConfig config,
                                                          uint32_t updates_in_flight_max) {
+  // The identity file is written before the engine would create the directory: a new
+  // target's directory is made here first (the engine accepts an existing one).
+  auto making = ensure_directory(config.path);
+  Status made = co_await std::move(making);
+  if (!made.ok())
+    co_return Status(made.code(), fmt::format("target {}: directory: {}", config.path, made));
   auto loading = load_or_create_target_identity(config.path);
   Result<TargetIdentity> identity = co_await std::move(loading);
   if (!identity.ok())

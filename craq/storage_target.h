@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,11 +65,11 @@ struct TargetCounters {
   uint64_t forwards = 0;
   uint64_t reads = 0;
   uint64_t read_bytes = 0;
-  uint64_t dirty_reads = 0;         // answered kDirty
-  uint64_t version_queries = 0;     // apportioned queries sent
-  uint64_t busy_refusals = 0;       // kBusy: the in-flight limit was reached
-  uint64_t duplicates = 0;          // retries recognised by their update tag
-  uint64_t checksum_mismatches = 0; // a successor's chunk checksum differed from ours
+  uint64_t dirty_reads = 0;          // answered kDirty
+  uint64_t version_queries = 0;      // apportioned queries sent
+  uint64_t busy_refusals = 0;        // kBusy: the in-flight limit was reached
+  uint64_t duplicates = 0;           // retries recognised by their update tag
+  uint64_t checksum_mismatches = 0;  // a successor's chunk checksum differed from ours
 };
 
 class StorageTarget {
@@ -87,10 +88,19 @@ class StorageTarget {
   // What the next heartbeat reports for this target.
   LocalState local_state() const { return local_; }
   uint64_t local_chain_version() const { return local_chain_version_; }
+  // While a chunk the target could not repair is held (mark_unrepairable), the target stays
+  // kOffline whatever is set here: routing or a resync must not put the rot back in service.
   void set_local(LocalState state, uint64_t chain_version) {
-    local_ = state;
+    local_ = unrepaired_.empty() ? state : LocalState::kOffline;
     local_chain_version_ = chain_version;
   }
+  // A corrupt chunk no peer could repair: kOffline from now on, until every such chunk is
+  // repaired (mark_repaired) or the process restarts (a new StorageTarget is opened).
+  void mark_unrepairable(chunk::ChunkId chunk);
+  // The chunk is whole again; with no unrepaired chunk left the target reports itself
+  // kUpToDate when it serves (its copy is the chain's again), else kOnline (behind).
+  void mark_repaired(chunk::ChunkId chunk);
+  bool has_unrepaired() const { return !unrepaired_.empty(); }
 
   // Updates this target runs at once (head and forwarded alike): try_acquire, kBusy if none.
   Semaphore& updates_in_flight() { return updates_in_flight_; }
@@ -107,6 +117,7 @@ class StorageTarget {
   ChainView view_;
   LocalState local_ = LocalState::kOnline;
   uint64_t local_chain_version_ = 0;
+  std::set<chunk::ChunkId> unrepaired_;
   Semaphore updates_in_flight_;
   chunk::ChunkLocks chunk_order_;
   TargetCounters counters_;

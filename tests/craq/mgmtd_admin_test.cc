@@ -63,6 +63,27 @@ MICA_CO_TEST(MgmtdAdmin, TargetOfflineTakesAServingTargetOutAndBack) {
   co_await std::move(stopping);
 }
 
+// The refusals of replace (each leaves the routing version as it was), then the replacement
+// of failed by the spare target of nodes[3].
+Task<Result<ReplaceTargetResponse>> refuse_then_replace(Harness* h, const std::vector<Node>* nodes,
+                                                        TargetId failed) {
+  uint64_t version = h->mgmtd->routing_version();
+  // Refusals: unknown ids, a target already in the chain, one on a node the chain holds.
+  std::vector<std::pair<TargetId, TargetId>> bad = {{999, (*nodes)[3].targets[0]},
+                                                    {failed, 999},
+                                                    {failed, (*nodes)[1].targets[0]},
+                                                    {failed, (*nodes)[0].targets[1]},
+                                                    {(*nodes)[3].targets[0], failed}};
+  for (auto [old_target, with] : bad) {
+    auto refused_call = replace(h, old_target, with);
+    auto refused = co_await std::move(refused_call);
+    EXPECT_FALSE(refused.ok()) << old_target << " by " << with;
+  }
+  EXPECT_EQ(h->mgmtd->routing_version(), version);
+  auto replacing = replace(h, failed, (*nodes)[3].targets[0]);
+  co_return co_await std::move(replacing);
+}
+
 MICA_CO_TEST(MgmtdAdmin, ReplaceSwapsAFailedTargetForAnEmptyOneThatSyncs) {
   Harness h(dir.path);
   std::vector<Node> nodes;
@@ -84,23 +105,11 @@ MICA_CO_TEST(MgmtdAdmin, ReplaceSwapsAFailedTargetForAnEmptyOneThatSyncs) {
   auto offline = reach(&h, &nodes, failed, PublicState::kOffline);
   bool offline_reached = co_await std::move(offline);
   CO_ASSERT_TRUE(offline_reached);
-  uint64_t version = h.mgmtd->routing_version();
-  // Refusals: unknown ids, a target already in the chain, one on a node the chain holds.
-  std::vector<std::pair<TargetId, TargetId>> bad = {{999, nodes[3].targets[0]},
-                                                    {failed, 999},
-                                                    {failed, nodes[1].targets[0]},
-                                                    {failed, nodes[0].targets[1]},
-                                                    {nodes[3].targets[0], failed}};
-  for (auto [old_target, with] : bad) {
-    auto refused_call = replace(&h, old_target, with);
-    auto refused = co_await std::move(refused_call);
-    EXPECT_FALSE(refused.ok()) << old_target << " by " << with;
-  }
-  EXPECT_EQ(h.mgmtd->routing_version(), version);
-  TargetId fresh = nodes[3].targets[0];
-  auto replaced_call = replace(&h, failed, fresh);
-  auto replaced = co_await std::move(replaced_call);
+  // The healthy nodes go on beating meanwhile, or their leases lapse on a loaded machine.
+  auto admin = while_beating(&h, &nodes, refuse_then_replace(&h, &nodes, failed));
+  Result<ReplaceTargetResponse> replaced = co_await std::move(admin);
   CO_ASSERT_OK(replaced);
+  TargetId fresh = nodes[3].targets[0];
   const RoutingSnapshot& routing = *h.mgmtd->routing();
   EXPECT_EQ(find_target(routing, failed)->chain, 0u);
   EXPECT_EQ(find_target(routing, fresh)->chain, replaced->chain.id);

@@ -19,6 +19,9 @@ using namespace testing;
 
 MICA_CO_TEST(MgmtdChains, CreateChainTableBuildsChainsWithNoNodeTwice) {
   Harness h(dir.path);
+  // No lease may lapse between the registrations and the last call (no node beats here):
+  // 200 ms is too little for eight calls on a loaded machine, and expiry is tested below.
+  h.options.config.lease_timeout_ms = 60'000;
   auto starting = start(&h);
   Status started = co_await std::move(starting);
   CO_ASSERT_OK(started);

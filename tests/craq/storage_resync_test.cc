@@ -149,21 +149,32 @@ MICA_CO_TEST(StorageResync, ChunksTheSyncingTargetShouldNotHaveAreRemoved) {
 }
 
 MICA_CO_TEST(StorageResync, WritesDuringTheCopyAreNotLost) {
-  StorageHarness h(dir.path, harness_options(256 * kKiB));  // the copy takes about a second
+  StorageHarness h(dir.path, harness_options());
   auto starting = h.start();
   CO_ASSERT_OK(co_await std::move(starting));
   TestClient client(&h);
   h.apply(two_serving(&h));
   auto writing = write_chunks(&client, 1, 0, 10, 3);
   CO_ASSERT_OK(co_await std::move(writing));
-  h.apply(third_syncing(&h, 2));
-  // Overwrites of chunks while the copy runs: the last one first (the copy goes in id order,
-  // so it has not reached it yet), then those it is copying or has copied, then new chunks.
-  auto overwriting_last = write_chunks(&client, 2, 9, 1, 4);
-  CO_ASSERT_OK(co_await std::move(overwriting_last));
-  CO_ASSERT_TRUE(testing::progress_of(&h, 1).resync_running)
-      << "the writes did not overlap the copy (too fast?)";
-  auto overwriting = write_chunks(&client, 2, 0, 9, 4);
+  {
+    // The copy takes the predecessor's order lock of each chunk it sends: while the test
+    // holds chunk 5's, the copy cannot finish, so the writes below overlap it whatever the
+    // machine's speed (a rate cap or a sleep would only make that likely).
+    auto locking = h.target(1)->chunk_order().lock(chunk::ChunkId{42, 5});
+    Result<chunk::ChunkLocks::Guard> held = co_await std::move(locking);
+    CO_ASSERT_OK(held);
+    h.apply(third_syncing(&h, 2));
+    auto started = testing::eventually([&] { return testing::progress_of(&h, 1).resync_running; });
+    CO_ASSERT_TRUE(co_await std::move(started));
+    // The last chunk, then chunks the copy has sent or is sending (chunk 5 is not written
+    // while its lock is held here).
+    auto overwriting_last = write_chunks(&client, 2, 9, 1, 4);
+    CO_ASSERT_OK(co_await std::move(overwriting_last));
+    auto overwriting_first = write_chunks(&client, 2, 0, 5, 4);
+    CO_ASSERT_OK(co_await std::move(overwriting_first));
+    CO_ASSERT_TRUE(testing::progress_of(&h, 1).resync_running);
+  }
+  auto overwriting = write_chunks(&client, 2, 5, 4, 4);
   CO_ASSERT_OK(co_await std::move(overwriting));
   auto adding = write_chunks(&client, 2, 20, 5, 5);
   CO_ASSERT_OK(co_await std::move(adding));

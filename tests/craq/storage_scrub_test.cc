@@ -115,6 +115,48 @@ MICA_CO_TEST(StorageScrub, ACorruptChunkWithNoPeerTakesTheTargetOffline) {
   co_await std::move(stopping);
 }
 
+MICA_CO_TEST(StorageScrub, TheOfflineDecisionSurvivesTheNextRouting) {
+  StorageHarness h(dir.path, scrubbing(1));
+  auto starting = h.start();
+  CO_ASSERT_OK(co_await std::move(starting));
+  TestClient client(&h);
+  h.apply(testing::chain_routing(&h, 1, {{0, PS::kServing}}));
+  auto writing =
+      testing::write_chunk(&client, 0, 1, kChunk, 0, testing::test_bytes(kChunkBytes, 79));
+  CO_ASSERT_OK(co_await std::move(writing));
+  auto rotting = rot_and_restart(&h, 0);
+  CO_ASSERT_OK(co_await std::move(rotting));
+  auto waiting = testing::eventually([&] { return testing::progress_of(&h, 0).scrub_passes >= 1; });
+  CO_ASSERT_TRUE(co_await std::move(waiting));
+  CO_ASSERT_EQ(h.target(0)->local_state(), LocalState::kOffline);
+  // A new chain version that still lists the target serving (mgmtd has not seen the report
+  // yet) would otherwise reset it to kUpToDate and put the rot back in service.
+  h.apply(testing::chain_routing(&h, 2, {{0, PS::kServing}}));
+  EXPECT_EQ(h.target(0)->view().version, 2u);
+  EXPECT_EQ(h.target(0)->local_state(), LocalState::kOffline);
+  EXPECT_TRUE(h.target(0)->has_unrepaired());
+  auto stopping = stop_all(&h, &client);
+  co_await std::move(stopping);
+}
+
+MICA_CO_TEST(StorageScrub, ARepairedChunkLiftsTheOfflineDecision) {
+  StorageHarness h(dir.path, scrubbing(1));
+  auto starting = h.start();
+  CO_ASSERT_OK(co_await std::move(starting));
+  TestClient client(&h);
+  h.apply(testing::chain_routing(&h, 1, {{0, PS::kServing}}));
+  StorageTarget* target = h.target(0);
+  chunk::ChunkId one{1, 0}, two{1, 1};
+  target->mark_unrepairable(one);
+  target->mark_unrepairable(two);
+  target->mark_repaired(one);
+  EXPECT_EQ(target->local_state(), LocalState::kOffline);  // one chunk still rotten
+  target->mark_repaired(two);
+  EXPECT_EQ(target->local_state(), LocalState::kUpToDate);  // serving: its copy is whole
+  auto stopping = stop_all(&h, &client);
+  co_await std::move(stopping);
+}
+
 MICA_CO_TEST(StorageScrub, AnIntactTargetPassesCleanly) {
   StorageHarness h(dir.path, scrubbing(1));
   auto starting = h.start();
