@@ -6,6 +6,7 @@
 // `mica-sim --scenario NAME --seed SEED --print-hash` and paste it into the registration;
 // the hash must then agree between the g++ and clang builds.
 #include <gtest/gtest.h>
+#include <cstdlib>
 
 #include <string>
 #include <vector>
@@ -52,6 +53,10 @@ class ScenarioTest : public ::testing::TestWithParam<std::string> {
 // Time cap: a suite count is chosen so one sweep takes well under a minute on two cores.
 TEST_P(ScenarioTest, SweepOverTheSuiteSeedsPasses) {
   const Scenario& s = scenario();
+  const char* open = std::getenv("MICA_SIM_SWEEP_OPEN");
+  if (!s.suite_sweep_open.empty() && (open == nullptr || std::string_view(open) != "1"))
+    GTEST_SKIP() << s.name
+                 << ": known open bugs, sweep with MICA_SIM_SWEEP_OPEN=1: " << s.suite_sweep_open;
   SweepOptions options;
   options.seeds = sweep_seeds(suite_count(s));
   options.jobs = kSuiteJobs;
