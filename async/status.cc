@@ -77,6 +77,28 @@ std::string_view status_code_name(StatusCode code) {
       return "Dirty";
     case StatusCode::kNotServing:
       return "NotServing";
+    case StatusCode::kNotDirectory:
+      return "NotDirectory";
+    case StatusCode::kIsDirectory:
+      return "IsDirectory";
+    case StatusCode::kNotEmpty:
+      return "NotEmpty";
+    case StatusCode::kCrossDevice:
+      return "CrossDevice";
+    case StatusCode::kNotPermitted:
+      return "NotPermitted";
+    case StatusCode::kLoop:
+      return "Loop";
+    case StatusCode::kNoData:
+      return "NoData";
+    case StatusCode::kStaleSession:
+      return "StaleSession";
+    case StatusCode::kTooBig:
+      return "TooBig";
+    case StatusCode::kWrongShard:
+      return "WrongShard";
+    case StatusCode::kTooManyLinks:
+      return "TooManyLinks";
   }
   return "Unknown";
 }

@@ -60,6 +60,18 @@ enum class StatusCode : uint16_t {
   kNotHead = 401,      // an update reached a target that is not its chain's head
   kDirty = 402,        // the replica holds an uncommitted version it cannot serve: retry
   kNotServing = 403,   // the target is not serving (syncing, offline, or in no such chain)
+  // meta (POSIX results; the one status -> errno mapping lives in client/)
+  kNotDirectory = 500,   // ENOTDIR: a path component or an operand is not a directory
+  kIsDirectory = 501,    // EISDIR: the operation needs a non-directory
+  kNotEmpty = 502,       // ENOTEMPTY: the directory has entries
+  kCrossDevice = 503,    // EXDEV
+  kNotPermitted = 504,   // EPERM (kPermissionDenied is EACCES)
+  kLoop = 505,           // ELOOP: too many symbolic links
+  kNoData = 506,         // ENODATA: no such extended attribute
+  kStaleSession = 507,   // the session (open handle) ended or never existed
+  kTooBig = 508,         // E2BIG: an extended attribute value past the limit
+  kWrongShard = 509,     // the process does not serve the inode's shard: refresh routing
+  kTooManyLinks = 510,   // EMLINK
 };
 
 // Stable, human-readable name of a code ("TimedOut").

@@ -361,13 +361,23 @@ Result<T> decode_prefix(std::span<const std::byte> in, size_t* consumed) {
 #define MICA_FE_14(T, a, ...) MICA_FIELD_ENTRY(T, a), MICA_FE_13(T, __VA_ARGS__)
 #define MICA_FE_15(T, a, ...) MICA_FIELD_ENTRY(T, a), MICA_FE_14(T, __VA_ARGS__)
 #define MICA_FE_16(T, a, ...) MICA_FIELD_ENTRY(T, a), MICA_FE_15(T, __VA_ARGS__)
-#define MICA_FE_PICK(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, NAME, \
-                     ...)                                                                         \
+#define MICA_FE_17(T, a, ...) MICA_FIELD_ENTRY(T, a), MICA_FE_16(T, __VA_ARGS__)
+#define MICA_FE_18(T, a, ...) MICA_FIELD_ENTRY(T, a), MICA_FE_17(T, __VA_ARGS__)
+#define MICA_FE_19(T, a, ...) MICA_FIELD_ENTRY(T, a), MICA_FE_18(T, __VA_ARGS__)
+#define MICA_FE_20(T, a, ...) MICA_FIELD_ENTRY(T, a), MICA_FE_19(T, __VA_ARGS__)
+#define MICA_FE_21(T, a, ...) MICA_FIELD_ENTRY(T, a), MICA_FE_20(T, __VA_ARGS__)
+#define MICA_FE_22(T, a, ...) MICA_FIELD_ENTRY(T, a), MICA_FE_21(T, __VA_ARGS__)
+#define MICA_FE_23(T, a, ...) MICA_FIELD_ENTRY(T, a), MICA_FE_22(T, __VA_ARGS__)
+#define MICA_FE_24(T, a, ...) MICA_FIELD_ENTRY(T, a), MICA_FE_23(T, __VA_ARGS__)
+#define MICA_FE_PICK(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, \
+    _13, _14, _15, _16, _17, _18, _19, _20, _21, _22, _23, _24, NAME, ...) \
   NAME
-#define MICA_FE(T, ...)                                                                       \
-  MICA_FE_PICK(__VA_ARGS__, MICA_FE_16, MICA_FE_15, MICA_FE_14, MICA_FE_13, MICA_FE_12,       \
-               MICA_FE_11, MICA_FE_10, MICA_FE_9, MICA_FE_8, MICA_FE_7, MICA_FE_6, MICA_FE_5, \
-               MICA_FE_4, MICA_FE_3, MICA_FE_2, MICA_FE_1)                                    \
+#define MICA_FE(T, ...) \
+  MICA_FE_PICK(__VA_ARGS__, MICA_FE_24, MICA_FE_23, MICA_FE_22, MICA_FE_21, MICA_FE_20, \
+    MICA_FE_19, \
+    MICA_FE_18, MICA_FE_17, MICA_FE_16, MICA_FE_15, MICA_FE_14, MICA_FE_13, \
+    MICA_FE_12, MICA_FE_11, MICA_FE_10, MICA_FE_9, MICA_FE_8, MICA_FE_7, \
+    MICA_FE_6, MICA_FE_5, MICA_FE_4, MICA_FE_3, MICA_FE_2, MICA_FE_1) \
   (T, __VA_ARGS__)
 
 // Declares the valid values of an enum used in messages: first..last of its enumerators.
@@ -378,7 +388,7 @@ Result<T> decode_prefix(std::span<const std::byte> in, size_t* consumed) {
     return U(v) >= U(Type::first) && U(v) <= U(Type::last); \
   }
 
-// Declares the field list of message Type (up to 16 fields, in wire order; append only).
+// Declares the field list of message Type (up to 24 fields, in wire order; append only).
 #define MICA_FIELDS(Type, ...)                          \
   static constexpr auto mica_fields() {                 \
     return std::make_tuple(MICA_FE(Type, __VA_ARGS__)); \

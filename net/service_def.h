@@ -47,13 +47,23 @@
 #define MICA_SV_14(F, S, T, a, ...) F(T, a) S() MICA_SV_13(F, S, T, __VA_ARGS__)
 #define MICA_SV_15(F, S, T, a, ...) F(T, a) S() MICA_SV_14(F, S, T, __VA_ARGS__)
 #define MICA_SV_16(F, S, T, a, ...) F(T, a) S() MICA_SV_15(F, S, T, __VA_ARGS__)
-#define MICA_SV_PICK(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, NAME, \
-                     ...)                                                                         \
+#define MICA_SV_17(F, S, T, a, ...) F(T, a) S() MICA_SV_16(F, S, T, __VA_ARGS__)
+#define MICA_SV_18(F, S, T, a, ...) F(T, a) S() MICA_SV_17(F, S, T, __VA_ARGS__)
+#define MICA_SV_19(F, S, T, a, ...) F(T, a) S() MICA_SV_18(F, S, T, __VA_ARGS__)
+#define MICA_SV_20(F, S, T, a, ...) F(T, a) S() MICA_SV_19(F, S, T, __VA_ARGS__)
+#define MICA_SV_21(F, S, T, a, ...) F(T, a) S() MICA_SV_20(F, S, T, __VA_ARGS__)
+#define MICA_SV_22(F, S, T, a, ...) F(T, a) S() MICA_SV_21(F, S, T, __VA_ARGS__)
+#define MICA_SV_23(F, S, T, a, ...) F(T, a) S() MICA_SV_22(F, S, T, __VA_ARGS__)
+#define MICA_SV_24(F, S, T, a, ...) F(T, a) S() MICA_SV_23(F, S, T, __VA_ARGS__)
+#define MICA_SV_PICK(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, \
+    _13, _14, _15, _16, _17, _18, _19, _20, _21, _22, _23, _24, NAME, ...) \
   NAME
-#define MICA_SV_EACH(F, S, T, ...)                                                            \
-  MICA_SV_PICK(__VA_ARGS__, MICA_SV_16, MICA_SV_15, MICA_SV_14, MICA_SV_13, MICA_SV_12,       \
-               MICA_SV_11, MICA_SV_10, MICA_SV_9, MICA_SV_8, MICA_SV_7, MICA_SV_6, MICA_SV_5, \
-               MICA_SV_4, MICA_SV_3, MICA_SV_2, MICA_SV_1)                                    \
+#define MICA_SV_EACH(F, S, T, ...) \
+  MICA_SV_PICK(__VA_ARGS__, MICA_SV_24, MICA_SV_23, MICA_SV_22, MICA_SV_21, MICA_SV_20, \
+    MICA_SV_19, \
+    MICA_SV_18, MICA_SV_17, MICA_SV_16, MICA_SV_15, MICA_SV_14, MICA_SV_13, \
+    MICA_SV_12, MICA_SV_11, MICA_SV_10, MICA_SV_9, MICA_SV_8, MICA_SV_7, \
+    MICA_SV_6, MICA_SV_5, MICA_SV_4, MICA_SV_3, MICA_SV_2, MICA_SV_1) \
   (F, S, T, __VA_ARGS__)
 
 // ---- what MICA_SERVICE generates per method ----
@@ -68,7 +78,7 @@
     return client_->call<T::m>(std::move(request), options);                               \
   }
 
-// Declares the method list of service Type (up to 16 methods; each a Method<kId, ...>
+// Declares the method list of service Type (up to 24 methods; each a Method<kId, ...>
 // static constexpr member declared above it, in any order). Gives the table the server
 // binds (mica_methods, mica_method_names, mica_handlers<Impl>) and Type::Stub.
 #define MICA_SERVICE(Type, name, ...)                                                           \

@@ -1,0 +1,76 @@
+// The coordinator: owner of the directory tree. Every operation that creates, removes or
+// moves a directory, and every rename or link of a file across shards, runs here; file
+// operations inside one shard never do. docs/meta.md ("Coordinator") has the steps and why
+// they are safe.
+//
+// An operation is logged (its own kv/ table in shard 0's process, before any step is
+// taken), then driven as idempotent shard steps (meta/shard_steps.h: lock edge, create
+// locked edge, create/remove inode, set parent, adjust links, unlock, unlink), each step
+// logged as taken. A crash at any point leaves a log that resume() finishes (when the
+// operation passed its point of no return) or rolls back (before it): all or nothing. The
+// coordinator keeps the directory -> parent map of the whole tree, loaded at open from
+// every shard's directories, and refuses a rename that would move a directory into its
+// own subtree (kInvalidArgument) before taking any step. Operations on one directory
+// edge are serialized; others run concurrently.
+//
+// Thread rule: executor-bound. It lives on the executor of shard 0 in the process that
+// serves shard 0; open() and every call there; close() awaited before destruction. The
+// stepper outlives it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "async/metrics.h"
+#include "async/task.h"
+#include "kv/kv.h"
+#include "meta/meta_service.h"
+
+namespace mica::meta {
+
+class ShardStepper;  // meta/shard_steps.h: reaches every shard, local or remote
+
+struct CoordinatorOptions {
+  std::string dir;  // its own kv/ environment (the operation log)
+  kv::EnvOptions env;
+  ShardStepper* stepper = nullptr;
+  uint32_t shard_count = 1;
+  uint64_t placement_seed = 0;  // new directories' shards: a seeded spread
+  MetricLabels metric_labels;
+};
+
+class Coordinator {
+ public:
+  // Opens the log, loads the directory map from the shards and resumes every unfinished
+  // operation before it answers anything.
+  static Task<Result<std::unique_ptr<Coordinator>>> open(CoordinatorOptions options);
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+  ~Coordinator();
+
+  Task<Result<InodeReply>> mkdir(const MkdirRequest& request);
+  Task<Result<RemoveReply>> rmdir(const RemoveRequest& request);
+  Task<Result<RenameReply>> rename(const RenameRequest& request);
+  Task<Result<InodeReply>> link(const LinkRequest& request);
+
+  uint64_t pending() const;  // operations logged and not finished
+  Task<Status> close();
+
+ private:
+  Coordinator() = default;
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// How other meta processes hand the coordinator its operations (the same messages as
+// MetaService; the process serving shard 0 binds it).
+struct CoordinatorService {
+  static constexpr net::ServiceId kId = 302;
+  static constexpr net::Method<kId, 1, MkdirRequest, InodeReply> mkdir{};
+  static constexpr net::Method<kId, 2, RemoveRequest, RemoveReply> rmdir{};
+  static constexpr net::Method<kId, 3, RenameRequest, RenameReply> rename{};
+  static constexpr net::Method<kId, 4, LinkRequest, InodeReply> link{};
+  MICA_SERVICE(CoordinatorService, "coordinator", mkdir, rmdir, rename, link)
+};
+
+}  // namespace mica::meta

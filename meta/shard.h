@@ -1,0 +1,179 @@
+// A metadata shard: one kv/ environment (meta/schema.h's tables) served by one executor,
+// answering the operations of meta/meta_service.h that stay inside it, and the steps the
+// coordinator drives on it (meta/coordinator.h). docs/meta.md has each operation's rules.
+//
+// Mutations are decided one at a time on the shard's executor and committed through the
+// environment's group-commit writer: a mutation reads through a ShardTxn (the committed
+// snapshot overlaid with every write queued before it and not yet committed), decides with
+// no co_await in between, and awaits commit(); it answers only once its commit is durable,
+// and many mutations share one kv/ transaction. A commit that fails fails the mutation and
+// every later one that read its writes through the overlay (they are refused with the same
+// status and change nothing). Reads (lookup, getattr, readdir, readlink, xattrs) take a
+// short read transaction of the committed state and never wait behind the writer. A
+// mutation carrying a RequestTag that was already answered gets the same answer again (the
+// requests table keeps recent answers durably, bounded).
+//
+// Thread rule: executor-bound. open() on the shard's executor; every call there; close()
+// awaited before destruction. The routing source and the storage client outlive the shard.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "async/metrics.h"
+#include "async/task.h"
+#include "craq/types.h"
+#include "kv/kv.h"
+#include "meta/meta_service.h"
+#include "meta/schema.h"
+
+namespace mica::craq {
+class StorageClient;
+}
+
+namespace mica::meta {
+
+class Shard;
+class LeaseTable;
+
+struct ShardOptions {
+  ShardId shard = 0;
+  std::string dir;  // the kv/ environment's directory (created by the caller)
+  kv::EnvOptions env;
+  uint32_t readdir_page_max = 1024;
+  uint32_t requests_kept_max = 1 << 16;  // answers of recent RequestTags kept
+  // The routing new files take their layout from (chain tables, chunk sizes) and statfs
+  // its capacity from; nullptr or a snapshot without tables: creating a file is kNotFound.
+  std::function<const craq::RoutingSnapshot*()> routing;
+  // Truncation, last-chunk lengths and garbage collection; nullptr: a size change of a
+  // file with chunks is kNotSupported and garbage collection waits.
+  craq::StorageClient* storage = nullptr;
+  MetricLabels metric_labels;
+};
+
+// The overlay view of one mutation (see the contract above). Obtained from
+// Shard::begin(); lives in the mutating coroutine's frame; no co_await between begin() and
+// commit(). Puts and erases are buffered in the request and become visible to later
+// ShardTxns at once (through the overlay), and durable when commit() returns ok.
+class ShardTxn {
+ public:
+  ShardTxn(ShardTxn&&) noexcept;
+  ~ShardTxn();  // a txn destroyed without commit() changes nothing
+
+  // Reads: overlay first, then the committed snapshot. kCorruption for a record that does
+  // not decode.
+  Result<std::optional<Inode>> inode(InodeId id);
+  Result<std::optional<DirEntry>> entry(InodeId parent, std::string_view name);
+  Result<bool> has_entries(InodeId dir);  // any entry of dir (rmdir)
+  Result<std::optional<std::string>> xattr(InodeId inode, std::string_view name);
+  Result<std::vector<std::string>> xattr_names(InodeId inode);
+  Result<std::vector<SessionRecord>> sessions(InodeId inode);
+  Result<std::optional<std::string>> step(std::string_view key);  // the steps table
+
+  void put_inode(const Inode& inode);
+  void erase_inode(InodeId id);  // with its xattrs
+  void put_entry(InodeId parent, std::string_view name, const DirEntry& entry);
+  void erase_entry(InodeId parent, std::string_view name);
+  void put_xattr(InodeId inode, std::string_view name, std::string_view value);
+  void erase_xattr(InodeId inode, std::string_view name);
+  void put_session(const SessionRecord& session);
+  void erase_session(InodeId inode, SessionId session);
+  void queue_gc(const GcRecord& record);
+  void put_step(std::string_view key, std::string_view value);
+  void erase_step(std::string_view key);
+
+  // A new inode id of this shard and a new session id (kept in the shard record).
+  InodeId allocate_inode();
+  SessionId allocate_session();
+  // The start index of the next file's layout (rotated per new file).
+  uint32_t next_layout_start();
+
+  // Records `answer` (encoded by the caller) under tag, if it names one.
+  void remember_answer(RequestTag tag, std::string_view answer);
+
+  // Queues the writes and waits until they are durable (or failed: nothing of this txn
+  // happened).
+  Task<Status> commit();
+
+ private:
+  friend class Shard;
+  struct State;
+  explicit ShardTxn(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+struct ShardCounters {
+  Counter* operations = nullptr;  // mutations committed
+  Counter* commits = nullptr;
+  Histogram* batch_size = nullptr;  // mutations per kv/ transaction
+};
+
+class Shard {
+ public:
+  static Task<Result<std::unique_ptr<Shard>>> open(ShardOptions options);
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+  ~Shard();
+
+  ShardId id() const { return options_.shard; }
+  const ShardOptions& options() const { return options_; }
+  kv::Env* env() { return env_.get(); }
+  const ShardTables& tables() const { return tables_; }
+
+  // A mutation's view (see ShardTxn).
+  ShardTxn begin();
+  // The answer remembered for tag, if any (a retry).
+  Result<std::optional<std::string>> remembered_answer(RequestTag tag);
+  // A committed-state read transaction (short: never across a co_await).
+  Result<std::unique_ptr<kv::ReadTxn>> read();
+
+  // ---- operations (meta/meta_service.h) on inodes of this shard ----
+  Task<Result<InodeReply>> lookup(const LookupRequest& request);
+  Task<Result<InodeReply>> getattr(const GetattrRequest& request);
+  Task<Result<InodeReply>> setattr(const SetattrRequest& request);
+  Task<Result<CreateReply>> create(const CreateRequest& request);
+  // unlink only (rmdir is the coordinator's).
+  Task<Result<RemoveReply>> unlink(const RemoveRequest& request);
+  // A rename of a non-directory between directories of this shard (over a non-directory or
+  // nothing); nullopt when it is the coordinator's (a directory moves or is replaced, or
+  // new_parent lives elsewhere).
+  Task<Result<std::optional<RenameReply>>> rename(const RenameRequest& request);
+  // A link whose inode and new_parent both live here.
+  Task<Result<InodeReply>> link(const LinkRequest& request);
+  Task<Result<ReadlinkReply>> readlink(const ReadlinkRequest& request);
+  // Entries of dir; attrs of inodes of other shards are left empty for the server to fill.
+  Task<Result<ReaddirReply>> readdir(const ReaddirRequest& request);
+  Task<Result<XattrValue>> get_xattr(const GetXattrRequest& request);
+  Task<Result<InodeReply>> set_xattr(const SetXattrRequest& request);
+  Task<Result<XattrNames>> list_xattr(const ListXattrRequest& request);
+  Task<Result<InodeReply>> remove_xattr(const RemoveXattrRequest& request);
+  Task<Result<OpenReply>> open(const OpenRequest& request);
+  Task<Result<InodeReply>> report_length(const LengthReport& report);
+  Task<Result<InodeReply>> close(const CloseRequest& request);
+  Result<ShardStatus> status();
+  Result<ScanReply> scan(const ScanRequest& request);
+
+  // Ends every session of `client` (its lease lapsed): writers' lengths are recomputed
+  // from the storage service, unlinked files no session holds any more are queued for
+  // garbage collection.
+  Task<Status> end_sessions(ClientId client);
+
+  // Stops background work (garbage collection) and closes the environment.
+  Task<Status> close();
+
+ private:
+  explicit Shard(ShardOptions options);
+  friend class ShardTxn;
+  struct Overlay;
+
+  ShardOptions options_;
+  std::unique_ptr<kv::Env> env_;
+  ShardTables tables_;
+  std::unique_ptr<Overlay> overlay_;
+  ShardCounters counters_;
+};
+
+}  // namespace mica::meta
