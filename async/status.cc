@@ -17,88 +17,61 @@ void assert_failed(const char* expr, const char* file, int line, const char* why
 }
 }  // namespace detail
 
+namespace {
+
+struct CodeName {
+  StatusCode code;
+  std::string_view name;
+};
+
+constexpr CodeName kCodeNames[] = {
+    {StatusCode::kOk, "Ok"},
+    {StatusCode::kInvalidArgument, "InvalidArgument"},
+    {StatusCode::kNotFound, "NotFound"},
+    {StatusCode::kAlreadyExists, "AlreadyExists"},
+    {StatusCode::kOutOfRange, "OutOfRange"},
+    {StatusCode::kNoSpace, "NoSpace"},
+    {StatusCode::kIoError, "IoError"},
+    {StatusCode::kPermissionDenied, "PermissionDenied"},
+    {StatusCode::kResourceExhausted, "ResourceExhausted"},
+    {StatusCode::kNotSupported, "NotSupported"},
+    {StatusCode::kCorruption, "Corruption"},
+    {StatusCode::kInternal, "Internal"},
+    {StatusCode::kBusy, "Busy"},
+    {StatusCode::kNameTooLong, "NameTooLong"},
+    {StatusCode::kCancelled, "Cancelled"},
+    {StatusCode::kTimedOut, "TimedOut"},
+    {StatusCode::kClosed, "Closed"},
+    {StatusCode::kHostDown, "HostDown"},
+    {StatusCode::kConnectionRefused, "ConnectionRefused"},
+    {StatusCode::kConnectionReset, "ConnectionReset"},
+    {StatusCode::kUnreachable, "Unreachable"},
+    {StatusCode::kProtocolError, "ProtocolError"},
+    {StatusCode::kUnauthenticated, "Unauthenticated"},
+    {StatusCode::kChecksumMismatch, "ChecksumMismatch"},
+    {StatusCode::kStaleVersion, "StaleVersion"},
+    {StatusCode::kStaleChain, "StaleChain"},
+    {StatusCode::kNotHead, "NotHead"},
+    {StatusCode::kDirty, "Dirty"},
+    {StatusCode::kNotServing, "NotServing"},
+    {StatusCode::kNotDirectory, "NotDirectory"},
+    {StatusCode::kIsDirectory, "IsDirectory"},
+    {StatusCode::kNotEmpty, "NotEmpty"},
+    {StatusCode::kCrossDevice, "CrossDevice"},
+    {StatusCode::kNotPermitted, "NotPermitted"},
+    {StatusCode::kLoop, "Loop"},
+    {StatusCode::kNoData, "NoData"},
+    {StatusCode::kStaleSession, "StaleSession"},
+    {StatusCode::kTooBig, "TooBig"},
+    {StatusCode::kWrongShard, "WrongShard"},
+    {StatusCode::kTooManyLinks, "TooManyLinks"},
+};
+
+}  // namespace
+
 std::string_view status_code_name(StatusCode code) {
-  switch (code) {
-    case StatusCode::kOk:
-      return "Ok";
-    case StatusCode::kInvalidArgument:
-      return "InvalidArgument";
-    case StatusCode::kNotFound:
-      return "NotFound";
-    case StatusCode::kAlreadyExists:
-      return "AlreadyExists";
-    case StatusCode::kOutOfRange:
-      return "OutOfRange";
-    case StatusCode::kNoSpace:
-      return "NoSpace";
-    case StatusCode::kIoError:
-      return "IoError";
-    case StatusCode::kPermissionDenied:
-      return "PermissionDenied";
-    case StatusCode::kResourceExhausted:
-      return "ResourceExhausted";
-    case StatusCode::kNotSupported:
-      return "NotSupported";
-    case StatusCode::kCorruption:
-      return "Corruption";
-    case StatusCode::kInternal:
-      return "Internal";
-    case StatusCode::kBusy:
-      return "Busy";
-    case StatusCode::kNameTooLong:
-      return "NameTooLong";
-    case StatusCode::kCancelled:
-      return "Cancelled";
-    case StatusCode::kTimedOut:
-      return "TimedOut";
-    case StatusCode::kClosed:
-      return "Closed";
-    case StatusCode::kHostDown:
-      return "HostDown";
-    case StatusCode::kConnectionRefused:
-      return "ConnectionRefused";
-    case StatusCode::kConnectionReset:
-      return "ConnectionReset";
-    case StatusCode::kUnreachable:
-      return "Unreachable";
-    case StatusCode::kProtocolError:
-      return "ProtocolError";
-    case StatusCode::kUnauthenticated:
-      return "Unauthenticated";
-    case StatusCode::kChecksumMismatch:
-      return "ChecksumMismatch";
-    case StatusCode::kStaleVersion:
-      return "StaleVersion";
-    case StatusCode::kStaleChain:
-      return "StaleChain";
-    case StatusCode::kNotHead:
-      return "NotHead";
-    case StatusCode::kDirty:
-      return "Dirty";
-    case StatusCode::kNotServing:
-      return "NotServing";
-    case StatusCode::kNotDirectory:
-      return "NotDirectory";
-    case StatusCode::kIsDirectory:
-      return "IsDirectory";
-    case StatusCode::kNotEmpty:
-      return "NotEmpty";
-    case StatusCode::kCrossDevice:
-      return "CrossDevice";
-    case StatusCode::kNotPermitted:
-      return "NotPermitted";
-    case StatusCode::kLoop:
-      return "Loop";
-    case StatusCode::kNoData:
-      return "NoData";
-    case StatusCode::kStaleSession:
-      return "StaleSession";
-    case StatusCode::kTooBig:
-      return "TooBig";
-    case StatusCode::kWrongShard:
-      return "WrongShard";
-    case StatusCode::kTooManyLinks:
-      return "TooManyLinks";
+  for (const CodeName& entry : kCodeNames) {
+    if (entry.code == code) return entry.name;
   }
   return "Unknown";
 }

@@ -2,7 +2,7 @@
 //
 // Keys are big-endian so byte order is numeric order: a directory's entries are one range
 // (parent id ‖ name), a file's xattrs one range (inode ‖ name), a file's sessions one range
-// (inode ‖ session). Values are net/serde messages behind one
+// (inode ‖ session). Values are net/serde.h messages behind one
 // format byte (kRecordFormat); a value whose format byte or body does not decode is
 // kCorruption, naming the table and key, never a crash. The "shard" table holds the
 // shard's own record (format version, shard id, next inode sequence, the rotating layout

@@ -56,7 +56,8 @@ Status check_name(std::string_view name) {
                   fmt::format("a name is at most {} bytes, this one {}", kNameMax, name.size()));
   }
   if (name.empty() || name == "." || name == "..") {
-    return Status(StatusCode::kInvalidArgument, fmt::format("'{}' cannot be an entry's name", name));
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("'{}' cannot be an entry's name", name));
   }
   if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
     return Status(StatusCode::kInvalidArgument, "a name holds neither '/' nor NUL");
