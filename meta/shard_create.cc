@@ -182,7 +182,8 @@ Task<Result<CreateReply>> Shard::create(const CreateRequest& request) {
     CO_TRY_ASSIGN(reply, decide_create(*this, txn, request, ops::now_ns()));
     if (reply) {
       ops::remember(txn, request.tag, *reply);
-      CO_TRY(co_await txn.commit());
+      Task<Status> committing = txn.commit();
+      CO_TRY(co_await std::move(committing));
       co_return std::move(*reply);
     }
   }
@@ -197,12 +198,14 @@ Task<Result<CreateReply>> Shard::create(const CreateRequest& request) {
     open_request.inode = entry.inode;
   }
   open_request.flags.exclusive = false;
-  CO_TRY_ASSIGN(OpenReply opened, co_await open(open_request));
+  Task<Result<OpenReply>> opening = open(open_request);
+  CO_TRY_ASSIGN(OpenReply opened, co_await std::move(opening));
   CreateReply answer{.inode = opened.inode, .session = opened.session, .created = false};
   if (ops::tagged(request.tag)) {
     ShardTxn txn = begin();
     ops::remember(txn, request.tag, answer);
-    CO_TRY(co_await txn.commit());
+    Task<Status> committing = txn.commit();
+    CO_TRY(co_await std::move(committing));
   }
   co_return answer;
 }
@@ -256,7 +259,8 @@ Task<Result<InodeReply>> Shard::link(const LinkRequest& request) {
   ShardTxn txn = begin();
   CO_TRY_ASSIGN(InodeReply reply, decide_link(txn, request, ops::now_ns()));
   ops::remember(txn, request.tag, reply);
-  CO_TRY(co_await txn.commit());
+  Task<Status> committing = txn.commit();
+  CO_TRY(co_await std::move(committing));
   co_return reply;
 }
 

@@ -57,7 +57,8 @@ Task<Result<RemoveReply>> Shard::unlink(const RemoveRequest& request) {
   ShardTxn txn = begin();
   CO_TRY_ASSIGN(RemoveReply reply, decide_unlink(txn, request, ops::now_ns()));
   ops::remember(txn, request.tag, reply);
-  CO_TRY(co_await txn.commit());
+  Task<Status> committing = txn.commit();
+  CO_TRY(co_await std::move(committing));
   co_return reply;
 }
 

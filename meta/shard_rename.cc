@@ -143,7 +143,8 @@ Task<Result<std::optional<RenameReply>>> Shard::rename(const RenameRequest& requ
   CO_TRY_ASSIGN(Decided reply, decide_rename(txn, request, ops::now_ns(), changed));
   if (!changed) co_return reply;  // the coordinator's, or a rename onto itself
   ops::remember(txn, request.tag, *reply);
-  CO_TRY(co_await txn.commit());
+  Task<Status> committing = txn.commit();
+  CO_TRY(co_await std::move(committing));
   co_return reply;
 }
 
