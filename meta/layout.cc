@@ -26,8 +26,8 @@ Result<std::vector<craq::ChainId>> layout_chains(const Layout& layout,
   return chains;
 }
 
-Result<Layout> new_layout(const craq::RoutingSnapshot& routing, LayoutChoice choice, uint32_t start,
-                          uint64_t seed) {
+Result<Layout> new_layout(const craq::RoutingSnapshot& routing, LayoutChoice choice,
+                          uint32_t start, uint64_t seed) {
   if (routing.tables.empty() || routing.tables.front().chains.empty()) {
     return Status(StatusCode::kNotFound, "no chain table yet: files have nowhere to live");
   }
@@ -36,10 +36,10 @@ Result<Layout> new_layout(const craq::RoutingSnapshot& routing, LayoutChoice cho
                                                 : routing.config.chunk_size_default_bytes;
   if (chunk < routing.config.chunk_size_min_bytes || chunk > routing.config.chunk_size_max_bytes ||
       !std::has_single_bit(chunk)) {
-    return Status(
-        StatusCode::kInvalidArgument,
-        fmt::format("a chunk size of {} bytes is not a power of two in [{}, {}]", chunk,
-                    routing.config.chunk_size_min_bytes, routing.config.chunk_size_max_bytes));
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("a chunk size of {} bytes is not a power of two in [{}, {}]", chunk,
+                              routing.config.chunk_size_min_bytes,
+                              routing.config.chunk_size_max_bytes));
   }
   auto size = static_cast<uint32_t>(table.chains.size());
   Layout layout;
