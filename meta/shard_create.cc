@@ -3,6 +3,8 @@
 #include "craq/chain_table.h"
 #include "meta/layout.h"
 #include "meta/shard.h"
+#include "meta/permission.h"
+#include "meta/shard_name_ops.h"
 #include "meta/shard_ops.h"
 
 namespace mica::meta {
@@ -11,6 +13,9 @@ namespace {
 // Mixed into a file's inode id to draw its layout seed, so the seed is a pure function of
 // the id (replays and restarts give the same layout) yet unrelated to the id's bits.
 constexpr uint64_t kLayoutSeedSalt = 0x6d6963612d6c6179;  // "mica-lay"
+// O_TRUNC of an existing file that writers keep growing between the cut and the open: the
+// create gives up (kBusy, the client retries) after this many cuts.
+constexpr uint32_t kTruncateRoundsMax = 3;
 
 Status check_create_shape(const CreateRequest& request) {
   if (request.type == InodeType::kDirectory) {
@@ -36,8 +41,8 @@ Status check_create_shape(const CreateRequest& request) {
 // group-executable file is dropped when the caller is not in that group (Linux's rule).
 void set_owner(Inode& inode, const Credentials& cred, const Inode& parent, uint32_t mode) {
   inode.uid = cred.uid;
-  inode.gid = (parent.mode & kSetGid) != 0 ? parent.gid : cred.gid;
   inode.mode = mode & kModeBits;
+  inherit_from_parent(cred, parent, &inode);
   if (inode.type == InodeType::kSymlink) inode.mode = 0777;
   if ((inode.mode & kSetGid) != 0 && (inode.mode & 010) != 0 && cred.uid != 0 &&
       !cred.in_group(inode.gid)) {
@@ -78,15 +83,15 @@ Result<CreateReply> open_existing(ShardTxn& txn, const CreateRequest& request,
     // The client resolves symlinks before it creates; one here is a name that is taken.
     return Status(StatusCode::kAlreadyExists, fmt::format("'{}' is a symlink", request.name));
   }
-  auto found = ops::existing_inode(txn, entry.inode);
+  auto found = existing_inode(txn, entry.inode);
   if (!found.ok()) return std::move(found).status();
   Inode inode = std::move(found).value();
-  if ((request.flags.read && !ops::may(request.cred, inode, 4)) ||
-      ((request.flags.write || request.flags.truncate) && !ops::may(request.cred, inode, 2))) {
+  if ((request.flags.read && !may_read(request.cred, inode)) ||
+      ((request.flags.write || request.flags.truncate) && !may_write(request.cred, inode))) {
     return Status(StatusCode::kPermissionDenied, fmt::format("may not open '{}'", request.name));
   }
   if (request.flags.truncate && inode.type == InodeType::kFile) {
-    MICA_ASSERT(inode.length == 0);  // a longer file goes through Shard::open (storage first)
+    MICA_ASSERT(inode.length == 0);  // a longer one is cut by setattr first
     inode.mtime_ns = now;
     inode.ctime_ns = now;
     txn.put_inode(inode);
@@ -125,8 +130,8 @@ Result<CreateReply> create_new(Shard& shard, ShardTxn& txn, const CreateRequest&
   return reply;
 }
 
-// Whether an existing file must be opened through Shard::open (O_TRUNC of a file with
-// bytes: the storage service cuts its chunks first, which suspends).
+// Whether an existing file must be cut before it is opened (O_TRUNC of a file with bytes:
+// the storage service cuts its chunks first, which suspends).
 bool needs_storage_truncate(ShardTxn& txn, const CreateRequest& request,
                             const std::optional<DirEntry>& existing) {
   if (!existing || !request.open || request.flags.exclusive || !request.flags.truncate ||
@@ -138,7 +143,7 @@ bool needs_storage_truncate(ShardTxn& txn, const CreateRequest& request,
 }
 
 // Decides a create on txn (no suspension): the reply to commit, or the refusal; nullopt:
-// the existing file is to be opened through Shard::open.
+// the existing file is to be cut first (needs_storage_truncate).
 Result<std::optional<CreateReply>> decide_create(Shard& shard, ShardTxn& txn,
                                                  const CreateRequest& request, int64_t now) {
   using Decided = std::optional<CreateReply>;
@@ -169,51 +174,39 @@ Result<std::optional<CreateReply>> decide_create(Shard& shard, ShardTxn& txn,
 }  // namespace
 
 Task<Result<CreateReply>> Shard::create(const CreateRequest& request) {
-  if (shard_of(request.parent) != id()) {
-    co_return Status(StatusCode::kWrongShard, fmt::format("{:#x} is not on shard {}",
-                                                          request.parent, id()));
-  }
-  CO_TRY_ASSIGN(std::optional<CreateReply> again, ops::remembered<CreateReply>(*this,
-                                                                                request.tag));
+  CO_TRY(check_local(request.parent));
+  CO_TRY_ASSIGN(std::optional<CreateReply> again,
+                remembered<CreateReply>(*this, request.tag));
   if (again) co_return std::move(*again);
-  std::optional<CreateReply> reply;
-  {
-    ShardTxn txn = begin();
-    CO_TRY_ASSIGN(reply, decide_create(*this, txn, request, ops::now_ns()));
-    if (reply) {
-      ops::remember(txn, request.tag, *reply);
-      Task<Status> committing = txn.commit();
-      CO_TRY(co_await std::move(committing));
-      co_return std::move(*reply);
-    }
+  for (uint32_t round = 0; round < kTruncateRoundsMax; ++round) {
+    InodeId to_cut = 0;
+    {
+      ShardTxn txn = begin();
+      CO_TRY_ASSIGN(std::optional<CreateReply> reply,
+                    decide_create(*this, txn, request, now_ns()));
+      if (reply) {
+        ops::remember(txn, request.tag, *reply);
+        Task<Status> committing = txn.commit();
+        CO_TRY(co_await std::move(committing));
+        co_return std::move(*reply);
+      }
+      CO_TRY_ASSIGN(DirEntry entry, ops::visible_entry(txn, request.parent, request.name));
+      to_cut = entry.inode;
+    }  // the txn ends before the storage service is awaited
+    // O_TRUNC of an existing file with bytes: setattr cuts its chunks (storage first, with
+    // write permission and the set-id rules); the open is decided again on the empty file.
+    SetattrRequest cut{.cred = request.cred, .inode = to_cut, .size = 0};
+    Task<Result<InodeReply>> cutting = setattr(cut);
+    CO_TRY(co_await std::move(cutting));
   }
-  // O_TRUNC of an existing file with bytes: open() cuts it (storage first, then its own
-  // transaction); the answer is remembered under the create's tag afterwards.
-  OpenRequest open_request{.cred = request.cred,
-                           .inode = 0,
-                           .flags = request.flags};
-  {
-    ShardTxn txn = begin();
-    CO_TRY_ASSIGN(DirEntry entry, ops::visible_entry(txn, request.parent, request.name));
-    open_request.inode = entry.inode;
-  }
-  open_request.flags.exclusive = false;
-  Task<Result<OpenReply>> opening = open(open_request);
-  CO_TRY_ASSIGN(OpenReply opened, co_await std::move(opening));
-  CreateReply answer{.inode = opened.inode, .session = opened.session, .created = false};
-  if (ops::tagged(request.tag)) {
-    ShardTxn txn = begin();
-    ops::remember(txn, request.tag, answer);
-    Task<Status> committing = txn.commit();
-    CO_TRY(co_await std::move(committing));
-  }
-  co_return answer;
+  co_return Status(StatusCode::kBusy,
+                   fmt::format("'{}' grew again while opened with O_TRUNC", request.name));
 }
 
 namespace {
 
 Result<InodeReply> decide_link(ShardTxn& txn, const LinkRequest& request, int64_t now) {
-  auto found = ops::existing_inode(txn, request.inode);
+  auto found = existing_inode(txn, request.inode);
   if (!found.ok()) return std::move(found).status();
   Inode inode = std::move(found).value();
   auto parent = ops::search_dir(txn, request.new_parent, request.cred);
@@ -249,15 +242,14 @@ Result<InodeReply> decide_link(ShardTxn& txn, const LinkRequest& request, int64_
 }  // namespace
 
 Task<Result<InodeReply>> Shard::link(const LinkRequest& request) {
-  if (shard_of(request.inode) != id() || shard_of(request.new_parent) != id()) {
-    co_return Status(StatusCode::kWrongShard,
-                     "a link across shards is the coordinator's (meta/coordinator.h)");
-  }
+  // A link across shards is the coordinator's (meta/coordinator.h).
+  CO_TRY(check_local(request.new_parent));
+  CO_TRY(check_local(request.inode));
   CO_TRY_ASSIGN(std::optional<InodeReply> again,
-                ops::remembered<InodeReply>(*this, request.tag));
+                remembered<InodeReply>(*this, request.tag));
   if (again) co_return std::move(*again);
   ShardTxn txn = begin();
-  CO_TRY_ASSIGN(InodeReply reply, decide_link(txn, request, ops::now_ns()));
+  CO_TRY_ASSIGN(InodeReply reply, decide_link(txn, request, now_ns()));
   ops::remember(txn, request.tag, reply);
   Task<Status> committing = txn.commit();
   CO_TRY(co_await std::move(committing));

@@ -1,6 +1,8 @@
 // Shard::unlink: removing a non-directory's name inside one shard, and reclaiming the inode
 // at its last link (docs/meta.md, "Operations inside a shard").
 #include "meta/shard.h"
+#include "meta/permission.h"
+#include "meta/shard_name_ops.h"
 #include "meta/shard_ops.h"
 
 namespace mica::meta {
@@ -19,18 +21,18 @@ Result<RemoveReply> decide_unlink(ShardTxn& txn, const RemoveRequest& request, i
     // Linux checks the sticky rule before EISDIR; a directory on another shard has its
     // owner there, so only a local one is checked.
     if (shard_of(entry->inode) == shard_of(request.parent)) {
-      auto dir = ops::existing_inode(txn, entry->inode);
-      if (dir.ok() && !ops::sticky_allows(request.cred, *parent, *dir)) {
+      auto dir = existing_inode(txn, entry->inode);
+      if (dir.ok() && !may_delete_in(request.cred, *parent, *dir)) {
         return Status(StatusCode::kNotPermitted,
                       fmt::format("'{}' in a sticky directory is not the caller's", request.name));
       }
     }
     return Status(StatusCode::kIsDirectory, fmt::format("'{}' is a directory", request.name));
   }
-  auto found = ops::existing_inode(txn, entry->inode);
+  auto found = existing_inode(txn, entry->inode);
   if (!found.ok()) return std::move(found).status();
   Inode inode = std::move(found).value();
-  if (!ops::sticky_allows(request.cred, *parent, inode)) {
+  if (!may_delete_in(request.cred, *parent, inode)) {
     return Status(StatusCode::kNotPermitted,
                   fmt::format("'{}' in a sticky directory is not the caller's", request.name));
   }
@@ -47,15 +49,12 @@ Task<Result<RemoveReply>> Shard::unlink(const RemoveRequest& request) {
   if (request.directory) {
     co_return Status(StatusCode::kInvalidArgument, "rmdir is the coordinator's");
   }
-  if (shard_of(request.parent) != id()) {
-    co_return Status(StatusCode::kWrongShard, fmt::format("{:#x} is not on shard {}",
-                                                          request.parent, id()));
-  }
+  CO_TRY(check_local(request.parent));
   CO_TRY_ASSIGN(std::optional<RemoveReply> again,
-                ops::remembered<RemoveReply>(*this, request.tag));
+                remembered<RemoveReply>(*this, request.tag));
   if (again) co_return std::move(*again);
   ShardTxn txn = begin();
-  CO_TRY_ASSIGN(RemoveReply reply, decide_unlink(txn, request, ops::now_ns()));
+  CO_TRY_ASSIGN(RemoveReply reply, decide_unlink(txn, request, now_ns()));
   ops::remember(txn, request.tag, reply);
   Task<Status> committing = txn.commit();
   CO_TRY(co_await std::move(committing));

@@ -2,6 +2,8 @@
 // RENAME_NOREPLACE, RENAME_EXCHANGE (docs/meta.md, "Operations inside a shard"). A
 // directory operand, or a new parent on another shard, is the coordinator's: nullopt.
 #include "meta/shard.h"
+#include "meta/permission.h"
+#include "meta/shard_name_ops.h"
 #include "meta/shard_ops.h"
 
 namespace mica::meta {
@@ -57,7 +59,7 @@ Result<std::optional<RenameView>> read_rename(ShardTxn& txn, const RenameRequest
 
 Status check_sticky(const Credentials& cred, const Inode& dir, const Inode& victim,
                     std::string_view name) {
-  if (ops::sticky_allows(cred, dir, victim)) return Status::ok_status();
+  if (may_delete_in(cred, dir, victim)) return Status::ok_status();
   return Status(StatusCode::kNotPermitted,
                 fmt::format("'{}' in a sticky directory is not the caller's", name));
 }
@@ -100,7 +102,7 @@ Result<Decided> decide_rename(ShardTxn& txn, const RenameRequest& request, int64
   if (!read.ok()) return std::move(read).status();
   if (coordinator) return Decided();
   RenameView& view = **read;
-  auto source = ops::existing_inode(txn, view.source.inode);
+  auto source = existing_inode(txn, view.source.inode);
   if (!source.ok()) return std::move(source).status();
   if (view.target && view.target->inode == view.source.inode) {
     // Two names of one inode (or one name twice): POSIX's rename does nothing, successfully.
@@ -114,7 +116,7 @@ Result<Decided> decide_rename(ShardTxn& txn, const RenameRequest& request, int64
   if (!sticky.ok()) return sticky;
   std::optional<Inode> target;
   if (view.target) {
-    auto found = ops::existing_inode(txn, view.target->inode);
+    auto found = existing_inode(txn, view.target->inode);
     if (!found.ok()) return std::move(found).status();
     target = std::move(found).value();
     Status target_sticky = check_sticky(request.cred, view.new_parent, *target,
@@ -130,17 +132,14 @@ Result<Decided> decide_rename(ShardTxn& txn, const RenameRequest& request, int64
 }  // namespace
 
 Task<Result<std::optional<RenameReply>>> Shard::rename(const RenameRequest& request) {
-  if (shard_of(request.parent) != id()) {
-    co_return Status(StatusCode::kWrongShard, fmt::format("{:#x} is not on shard {}",
-                                                          request.parent, id()));
-  }
+  CO_TRY(check_local(request.parent));
   if (shard_of(request.new_parent) != id()) co_return Decided();
   CO_TRY_ASSIGN(std::optional<RenameReply> again,
-                ops::remembered<RenameReply>(*this, request.tag));
+                remembered<RenameReply>(*this, request.tag));
   if (again) co_return std::move(again);
   ShardTxn txn = begin();
   bool changed = false;
-  CO_TRY_ASSIGN(Decided reply, decide_rename(txn, request, ops::now_ns(), changed));
+  CO_TRY_ASSIGN(Decided reply, decide_rename(txn, request, now_ns(), changed));
   if (!changed) co_return reply;  // the coordinator's, or a rename onto itself
   ops::remember(txn, request.tag, *reply);
   Task<Status> committing = txn.commit();

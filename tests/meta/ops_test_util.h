@@ -14,6 +14,7 @@
 #include "meta/schema.h"
 #include "meta/shard.h"
 #include "tests/co_test.h"
+#include "tests/meta/shard_fixture.h"
 
 // `decl = co_await task`, the task named first (g++ 12 miscompiles temporaries inside a
 // co_await expression). The task's request must be a named object that outlives it.
@@ -56,10 +57,7 @@ inline Task<Result<std::unique_ptr<OpsShard>>> open_ops_shard(std::string dir,
                                                               bool with_routing = true) {
   auto world = std::make_unique<OpsShard>();
   if (with_routing) world->routing = one_table_routing();
-  ShardOptions options;
-  options.shard = 0;
-  options.dir = dir;
-  options.env.map_size_bytes = uint64_t{64} << 20;
+  ShardOptions options = test_shard_options(dir);
   OpsShard* raw = world.get();
   options.routing = [raw]() -> const craq::RoutingSnapshot* { return &raw->routing; };
   Task<Result<std::unique_ptr<Shard>>> opening = Shard::open(options);

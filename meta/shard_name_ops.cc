@@ -1,58 +1,23 @@
-#include "meta/shard_ops.h"
+#include "meta/shard_name_ops.h"
 
-#include "async/executor.h"
-#include "async/time.h"
+#include "meta/permission.h"
 
 namespace mica::meta::ops {
 
-int64_t now_ns() { return to_ns(Executor::current()->now()); }
-
-bool may(const Credentials& cred, const Inode& inode, uint32_t want) {
-  if (cred.uid == 0) {
-    // Root reads and writes anything; it searches any directory and executes a
-    // non-directory only when some execute bit is set, as Linux does.
-    if ((want & 1) == 0 || inode.type == InodeType::kDirectory) return true;
-    return (inode.mode & 0111) != 0;
-  }
-  uint32_t bits = 0;
-  if (cred.uid == inode.uid) {
-    bits = (inode.mode >> 6) & 7;
-  } else if (cred.in_group(inode.gid)) {
-    bits = (inode.mode >> 3) & 7;
-  } else {
-    bits = inode.mode & 7;
-  }
-  return (bits & want) == want;
-}
-
-bool sticky_allows(const Credentials& cred, const Inode& dir, const Inode& victim) {
-  if ((dir.mode & kSticky) == 0 || cred.uid == 0) return true;
-  return cred.uid == victim.uid || cred.uid == dir.uid;
-}
-
-Result<Inode> existing_inode(ShardTxn& txn, InodeId id) {
-  auto found = txn.inode(id);
-  if (!found.ok()) return std::move(found).status();
-  if (!found->has_value()) {
-    return Status(StatusCode::kNotFound, fmt::format("no inode {:#x}", id));
-  }
-  return std::move(**found);
-}
-
 Result<Inode> search_dir(ShardTxn& txn, InodeId dir, const Credentials& cred) {
-  auto found = existing_inode(txn, dir);
+  auto found = meta::existing_inode(txn, dir);
   if (!found.ok()) return found;
   if (found->type != InodeType::kDirectory) {
     return Status(StatusCode::kNotDirectory, fmt::format("{:#x} is not a directory", dir));
   }
-  if (!may(cred, *found, 1)) {
+  if (!may_search(cred, *found)) {
     return Status(StatusCode::kPermissionDenied, fmt::format("no search on {:#x}", dir));
   }
   return found;
 }
 
 Status check_write(const Credentials& cred, const Inode& dir) {
-  if (may(cred, dir, 3)) return Status::ok_status();
+  if (may_write(cred, dir) && may_search(cred, dir)) return Status::ok_status();
   return Status(StatusCode::kPermissionDenied, fmt::format("no write on {:#x}", dir.id));
 }
 
