@@ -27,6 +27,7 @@
 #include "async/task.h"
 #include "craq/types.h"
 #include "kv/kv.h"
+#include "meta/gc.h"
 #include "meta/meta_service.h"
 #include "meta/schema.h"
 
@@ -52,6 +53,11 @@ struct ShardOptions {
   // file with chunks is kNotSupported and garbage collection waits.
   craq::StorageClient* storage = nullptr;
   MetricLabels metric_labels;
+  // The process's leases (meta/lease.h): told of every session opened and ended; nullptr:
+  // sessions are kept until closed.
+  LeaseTable* leases = nullptr;
+  // The shard's garbage collector (meta/gc.h), made and started by open(), stopped by close().
+  GcOptions gc;
 };
 
 // The overlay view of one mutation (see the contract above). Obtained from
@@ -161,6 +167,9 @@ class Shard {
   // garbage collection.
   Task<Status> end_sessions(ClientId client);
 
+  // The shard's garbage collector (never nullptr once open).
+  GcWorker* gc() { return gc_.get(); }
+
   // Stops background work (garbage collection) and closes the environment.
   Task<Status> close();
 
@@ -168,12 +177,17 @@ class Shard {
   explicit Shard(ShardOptions options);
   friend class ShardTxn;
   struct Overlay;
+  // Sessions (meta/shard_sessions.cc): the length the storage service holds for a file
+  // (its last chunk's end; nullopt: nothing to ask), and one lapsed session ended.
+  Task<Result<std::optional<uint64_t>>> stored_length(InodeId id);
+  Task<Status> end_session_of(SessionRecord session);
 
   ShardOptions options_;
   std::unique_ptr<kv::Env> env_;
   ShardTables tables_;
   std::unique_ptr<Overlay> overlay_;
   ShardCounters counters_;
+  std::unique_ptr<GcWorker> gc_;
 };
 
 }  // namespace mica::meta
