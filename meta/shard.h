@@ -52,6 +52,9 @@ struct ShardOptions {
   // Truncation, last-chunk lengths and garbage collection; nullptr: a size change of a
   // file with chunks is kNotSupported and garbage collection waits.
   craq::StorageClient* storage = nullptr;
+  // Nanoseconds since the Unix epoch for inode times; nullptr: the executor's clock (virtual
+  // time in the simulator). A server passes the system clock.
+  std::function<int64_t()> clock_ns;
   MetricLabels metric_labels;
   // The process's leases (meta/lease.h): told of every session opened and ended; nullptr:
   // sessions are kept until closed.
@@ -104,9 +107,11 @@ class ShardTxn {
   // happened).
   Task<Status> commit();
 
+  // The txn's data, defined in meta/shard_overlay.h for the shard's own files.
+  struct State;
+
  private:
   friend class Shard;
-  struct State;
   explicit ShardTxn(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
@@ -119,6 +124,8 @@ struct ShardCounters {
 
 class Shard {
  public:
+  // The overlay of queued writes, defined in meta/shard_overlay.h for the shard's own files.
+  struct Overlay;
   static Task<Result<std::unique_ptr<Shard>>> open(ShardOptions options);
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -135,6 +142,10 @@ class Shard {
   Result<std::optional<std::string>> remembered_answer(RequestTag tag);
   // A committed-state read transaction (short: never across a co_await).
   Result<std::unique_ptr<kv::ReadTxn>> read();
+  // The time inode times take now (ShardOptions::clock_ns).
+  int64_t now_ns() const;
+  // kWrongShard unless inode lives on this shard.
+  Status check_local(InodeId inode) const;
 
   // ---- operations (meta/meta_service.h) on inodes of this shard ----
   Task<Result<InodeReply>> lookup(const LookupRequest& request);
@@ -176,11 +187,14 @@ class Shard {
  private:
   explicit Shard(ShardOptions options);
   friend class ShardTxn;
-  struct Overlay;
   // Sessions (meta/shard_sessions.cc): the length the storage service holds for a file
   // (its last chunk's end; nullopt: nothing to ask), and one lapsed session ended.
   Task<Result<std::optional<uint64_t>>> stored_length(InodeId id);
   Task<Status> end_session_of(SessionRecord session);
+  // open()'s steps: tables, the shard record and the in-memory indexes; a fresh shard's
+  // record (and root).
+  Status load();
+  Task<Status> create_fresh();
 
   ShardOptions options_;
   std::unique_ptr<kv::Env> env_;
@@ -188,6 +202,7 @@ class Shard {
   std::unique_ptr<Overlay> overlay_;
   ShardCounters counters_;
   std::unique_ptr<GcWorker> gc_;
+  bool fresh_ = false;
 };
 
 }  // namespace mica::meta
