@@ -52,6 +52,8 @@ struct ShardOptions {
   // Truncation, last-chunk lengths and garbage collection; nullptr: a size change of a
   // file with chunks is kNotSupported and garbage collection waits.
   craq::StorageClient* storage = nullptr;
+  // The deadline of one storage step of an operation (truncating a file's chunks).
+  Duration storage_timeout = std::chrono::seconds(30);
   // Nanoseconds since the Unix epoch for inode times; nullptr: the executor's clock (virtual
   // time in the simulator). A server passes the system clock.
   std::function<int64_t()> clock_ns;

@@ -229,7 +229,7 @@ Task<void> unlinked_body(Shard* shard) {
   Result<Inode> held = co_await std::move(still);
   CO_ASSERT_OK(held);
   EXPECT_EQ(held->length, 4096u);
-  auto status = testing::observe(shard);
+  auto status = shard->status();
   CO_ASSERT_OK(status);
   EXPECT_EQ(status->gc_queued_files, 0u);
   // The last close reclaims it: the inode goes, its chunks are queued.
@@ -239,7 +239,7 @@ Task<void> unlinked_body(Shard* shard) {
   auto gone = stat(shard, file->id);
   Result<Inode> none = co_await std::move(gone);
   EXPECT_EQ(code_of(none), StatusCode::kNotFound);
-  auto after = testing::observe(shard);
+  auto after = shard->status();
   CO_ASSERT_OK(after);
   EXPECT_EQ(after->gc_queued_files, 1u);
   EXPECT_EQ(after->gc_queued_bytes, 4096u);
@@ -384,7 +384,7 @@ Task<void> held_body(Shard* shard) {
 Task<void> grace_body(Shard* shard, LeaseTable* leases) {
   EXPECT_TRUE(leases->holds(3));  // its lease did not survive: it gets one of grace
   EXPECT_EQ(leases->clients(), 1u);
-  auto status = testing::observe(shard);
+  auto status = shard->status();
   CO_ASSERT_OK(status);
   EXPECT_EQ(status->sessions, 1u);
   EXPECT_EQ(status->gc_queued_files, 0u);
@@ -392,7 +392,7 @@ Task<void> grace_body(Shard* shard, LeaseTable* leases) {
   CO_ASSERT_OK(slept);
   // Client 3 never came back: its session ended and the file it held was reclaimed.
   EXPECT_FALSE(leases->holds(3));
-  auto after = testing::observe(shard);
+  auto after = shard->status();
   CO_ASSERT_OK(after);
   EXPECT_EQ(after->sessions, 0u);
   EXPECT_EQ(after->gc_queued_files, 1u);
@@ -465,7 +465,7 @@ Task<void> lapsed_writer_body(Shard* shard, testing::Storage* storage, LeaseTabl
   Result<Inode> stored = co_await std::move(statting);
   CO_ASSERT_OK(stored);
   EXPECT_EQ(stored->length, kWritten);  // from the storage service's last chunk
-  auto status = testing::observe(shard);
+  auto status = shard->status();
   CO_ASSERT_OK(status);
   EXPECT_EQ(status->sessions, 0u);
 }
