@@ -2,6 +2,7 @@
 // mutations that add a name inside one shard (docs/meta.md, "Operations inside a shard").
 #include "craq/chain_table.h"
 #include "meta/layout.h"
+#include "meta/lease.h"
 #include "meta/shard.h"
 #include "meta/permission.h"
 #include "meta/shard_name_ops.h"
@@ -69,7 +70,8 @@ SessionRecord new_session(ShardTxn& txn, const Inode& inode, const CreateRequest
                        .client = request.tag.client,
                        .flags = request.flags,
                        .length = inode.length,
-                       .opened_ns = now};
+                       .opened_ns = now,
+                       .cred = request.cred};
 }
 
 // open(O_CREAT) without O_EXCL of a name that exists: the file is opened as open() would
@@ -92,6 +94,7 @@ Result<CreateReply> open_existing(ShardTxn& txn, const CreateRequest& request,
   }
   if (request.flags.truncate && inode.type == InodeType::kFile) {
     MICA_ASSERT(inode.length == 0);  // a longer one is cut by setattr first
+    inode.mode = mode_after_write(request.cred, inode);
     inode.mtime_ns = now;
     inode.ctime_ns = now;
     txn.put_inode(inode);
@@ -188,6 +191,9 @@ Task<Result<CreateReply>> Shard::create(const CreateRequest& request) {
         ops::remember(txn, request.tag, *reply);
         Task<Status> committing = txn.commit();
         CO_TRY(co_await std::move(committing));
+        if (reply->session != 0 && options_.leases != nullptr) {
+          options_.leases->opened(request.tag.client);
+        }
         co_return std::move(*reply);
       }
       CO_TRY_ASSIGN(DirEntry entry, ops::visible_entry(txn, request.parent, request.name));

@@ -58,6 +58,7 @@ Task<Result<RemoveReply>> Shard::unlink(const RemoveRequest& request) {
   ops::remember(txn, request.tag, reply);
   Task<Status> committing = txn.commit();
   CO_TRY(co_await std::move(committing));
+  if (reply.reclaimed && gc() != nullptr) gc()->wake();
   co_return reply;
 }
 

@@ -144,6 +144,7 @@ Task<Result<std::optional<RenameReply>>> Shard::rename(const RenameRequest& requ
   ops::remember(txn, request.tag, *reply);
   Task<Status> committing = txn.commit();
   CO_TRY(co_await std::move(committing));
+  if (reply->replaced_reclaimed && gc() != nullptr) gc()->wake();
   co_return reply;
 }
 
