@@ -211,6 +211,30 @@ MICA_CO_TEST(CreateRules, CreateWithOpenWritesASession) {
   OPS_CLOSE_SHARD(shard);
 }
 
+MICA_CO_TEST(CreateRules, CreateWithOpenCountsTheSessionUnderTheClientsLease) {
+  LeaseTable leases(LeaseOptions{});
+  auto opening = testing::open_ops_shard(dir.path, /*with_routing=*/true, &leases);
+  auto world = co_await std::move(opening);
+  CO_ASSERT_OK(world);
+  Shard& shard = *(*world)->shard;
+  CreateRequest request = create_request(testing::root(), kRootInode, "f");
+  request.tag = RequestTag{.client = 11, .request = 1};
+  request.open = true;
+  request.flags = OpenFlags{.write = true};
+  OPS_AWAIT(auto created, shard.create(request));
+  CO_ASSERT_OK(created);
+  EXPECT_TRUE(leases.holds(11));
+  auto renewed = leases.renew(11);
+  CO_ASSERT_OK(renewed);
+  EXPECT_EQ(renewed->sessions, 1u);
+  CreateRequest plain = create_request(testing::root(), kRootInode, "g");
+  plain.tag = RequestTag{.client = 12, .request = 1};
+  OPS_AWAIT(auto made, shard.create(plain));
+  CO_ASSERT_OK(made);
+  EXPECT_FALSE(leases.holds(12));  // no session, no lease
+  OPS_CLOSE_SHARD(shard);
+}
+
 MICA_CO_TEST(CreateRules, OpenOfAnExistingFileOpensItWithItsPermissions) {
   OPS_OPEN_SHARD(shard);
   OPS_AWAIT(auto dir_made, make_dir(&shard, kRootInode, "w", 1000, 1000, 0777));

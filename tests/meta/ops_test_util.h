@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "meta/lease.h"
 #include "meta/schema.h"
 #include "meta/shard.h"
 #include "tests/co_test.h"
@@ -53,11 +54,14 @@ inline craq::RoutingSnapshot one_table_routing() {
 }
 
 // Opens shard 0 in dir; with_routing false leaves the routing without tables.
+// leases: the lease table told of sessions (or none).
 inline Task<Result<std::unique_ptr<OpsShard>>> open_ops_shard(std::string dir,
-                                                              bool with_routing = true) {
+                                                              bool with_routing = true,
+                                                              LeaseTable* leases = nullptr) {
   auto world = std::make_unique<OpsShard>();
   if (with_routing) world->routing = one_table_routing();
   ShardOptions options = test_shard_options(dir);
+  options.leases = leases;
   OpsShard* raw = world.get();
   options.routing = [raw]() -> const craq::RoutingSnapshot* { return &raw->routing; };
   Task<Result<std::unique_ptr<Shard>>> opening = Shard::open(options);
