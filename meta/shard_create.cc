@@ -3,8 +3,8 @@
 #include "craq/chain_table.h"
 #include "meta/layout.h"
 #include "meta/lease.h"
-#include "meta/shard.h"
 #include "meta/permission.h"
+#include "meta/shard.h"
 #include "meta/shard_name_ops.h"
 #include "meta/shard_ops.h"
 
@@ -51,8 +51,7 @@ void set_owner(Inode& inode, const Credentials& cred, const Inode& parent, uint3
   }
 }
 
-Result<Layout> file_layout(Shard& shard, ShardTxn& txn, const CreateRequest& request,
-                           InodeId id) {
+Result<Layout> file_layout(Shard& shard, ShardTxn& txn, const CreateRequest& request, InodeId id) {
   const craq::RoutingSnapshot* routing =
       shard.options().routing ? shard.options().routing() : nullptr;
   if (routing == nullptr) {
@@ -178,15 +177,13 @@ Result<std::optional<CreateReply>> decide_create(Shard& shard, ShardTxn& txn,
 
 Task<Result<CreateReply>> Shard::create(const CreateRequest& request) {
   CO_TRY(check_local(request.parent));
-  CO_TRY_ASSIGN(std::optional<CreateReply> again,
-                remembered<CreateReply>(*this, request.tag));
+  CO_TRY_ASSIGN(std::optional<CreateReply> again, remembered<CreateReply>(*this, request.tag));
   if (again) co_return std::move(*again);
   for (uint32_t round = 0; round < kTruncateRoundsMax; ++round) {
     InodeId to_cut = 0;
     {
       ShardTxn txn = begin();
-      CO_TRY_ASSIGN(std::optional<CreateReply> reply,
-                    decide_create(*this, txn, request, now_ns()));
+      CO_TRY_ASSIGN(std::optional<CreateReply> reply, decide_create(*this, txn, request, now_ns()));
       if (reply) {
         ops::remember(txn, request.tag, *reply);
         Task<Status> committing = txn.commit();
@@ -251,8 +248,7 @@ Task<Result<InodeReply>> Shard::link(const LinkRequest& request) {
   // A link across shards is the coordinator's (meta/coordinator.h).
   CO_TRY(check_local(request.new_parent));
   CO_TRY(check_local(request.inode));
-  CO_TRY_ASSIGN(std::optional<InodeReply> again,
-                remembered<InodeReply>(*this, request.tag));
+  CO_TRY_ASSIGN(std::optional<InodeReply> again, remembered<InodeReply>(*this, request.tag));
   if (again) co_return std::move(*again);
   ShardTxn txn = begin();
   CO_TRY_ASSIGN(InodeReply reply, decide_link(txn, request, now_ns()));

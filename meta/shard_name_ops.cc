@@ -33,8 +33,7 @@ Result<DirEntry> visible_entry(ShardTxn& txn, InodeId parent, std::string_view n
   return std::move(**found);
 }
 
-Result<std::optional<DirEntry>> target_entry(ShardTxn& txn, InodeId parent,
-                                             std::string_view name) {
+Result<std::optional<DirEntry>> target_entry(ShardTxn& txn, InodeId parent, std::string_view name) {
   auto found = txn.entry(parent, name);
   if (!found.ok()) return found;
   if (found->has_value() && ((*found)->locked_by != 0 || (*found)->created_locked)) {
@@ -60,10 +59,8 @@ Result<bool> drop_link(ShardTxn& txn, Inode& inode, int64_t now) {
   }
   txn.erase_inode(inode.id);
   if (inode.type == InodeType::kFile && (inode.length > 0 || inode.layout.stripe != 0)) {
-    txn.queue_gc(GcRecord{.inode = inode.id,
-                          .layout = inode.layout,
-                          .length = inode.length,
-                          .queued_ns = now});
+    txn.queue_gc(GcRecord{
+        .inode = inode.id, .layout = inode.layout, .length = inode.length, .queued_ns = now});
   }
   return true;
 }

@@ -35,8 +35,7 @@ Status check_write(const Credentials& cred, const Inode& dir);
 Result<DirEntry> visible_entry(ShardTxn& txn, InodeId parent, std::string_view name);
 // The entry `name` of parent as a mutation that writes it sees it: nullopt when free,
 // kBusy when a coordinator operation holds it (created locked included: it is taken).
-Result<std::optional<DirEntry>> target_entry(ShardTxn& txn, InodeId parent,
-                                             std::string_view name);
+Result<std::optional<DirEntry>> target_entry(ShardTxn& txn, InodeId parent, std::string_view name);
 
 // Drops one link of `inode` (nlink - 1, ctime = now) and writes it; at its last link with no
 // session the inode (and its xattrs) is erased instead and a file is queued for garbage

@@ -1,7 +1,7 @@
 // Shard::unlink: removing a non-directory's name inside one shard, and reclaiming the inode
 // at its last link (docs/meta.md, "Operations inside a shard").
-#include "meta/shard.h"
 #include "meta/permission.h"
+#include "meta/shard.h"
 #include "meta/shard_name_ops.h"
 #include "meta/shard_ops.h"
 
@@ -50,8 +50,7 @@ Task<Result<RemoveReply>> Shard::unlink(const RemoveRequest& request) {
     co_return Status(StatusCode::kInvalidArgument, "rmdir is the coordinator's");
   }
   CO_TRY(check_local(request.parent));
-  CO_TRY_ASSIGN(std::optional<RemoveReply> again,
-                remembered<RemoveReply>(*this, request.tag));
+  CO_TRY_ASSIGN(std::optional<RemoveReply> again, remembered<RemoveReply>(*this, request.tag));
   if (again) co_return std::move(*again);
   ShardTxn txn = begin();
   CO_TRY_ASSIGN(RemoveReply reply, decide_unlink(txn, request, now_ns()));

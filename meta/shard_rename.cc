@@ -1,8 +1,8 @@
 // Shard::rename for non-directories between directories of one shard: replace,
 // RENAME_NOREPLACE, RENAME_EXCHANGE (docs/meta.md, "Operations inside a shard"). A
 // directory operand, or a new parent on another shard, is the coordinator's: nullopt.
-#include "meta/shard.h"
 #include "meta/permission.h"
+#include "meta/shard.h"
 #include "meta/shard_name_ops.h"
 #include "meta/shard_ops.h"
 
@@ -48,8 +48,7 @@ Result<std::optional<RenameView>> read_rename(ShardTxn& txn, const RenameRequest
     return Status(StatusCode::kAlreadyExists, fmt::format("'{}' exists", request.new_name));
   }
   if (request.exchange && !view.target) {
-    return Status(StatusCode::kNotFound, fmt::format("no '{}' to exchange with",
-                                                     request.new_name));
+    return Status(StatusCode::kNotFound, fmt::format("no '{}' to exchange with", request.new_name));
   }
   coordinator = view.source.type == InodeType::kDirectory ||
                 (view.target && view.target->type == InodeType::kDirectory);
@@ -119,8 +118,7 @@ Result<Decided> decide_rename(ShardTxn& txn, const RenameRequest& request, int64
     auto found = existing_inode(txn, view.target->inode);
     if (!found.ok()) return std::move(found).status();
     target = std::move(found).value();
-    Status target_sticky = check_sticky(request.cred, view.new_parent, *target,
-                                        request.new_name);
+    Status target_sticky = check_sticky(request.cred, view.new_parent, *target, request.new_name);
     if (!target_sticky.ok()) return target_sticky;
   }
   auto applied = apply_rename(txn, request, view, *source, target, now);
@@ -134,8 +132,7 @@ Result<Decided> decide_rename(ShardTxn& txn, const RenameRequest& request, int64
 Task<Result<std::optional<RenameReply>>> Shard::rename(const RenameRequest& request) {
   CO_TRY(check_local(request.parent));
   if (shard_of(request.new_parent) != id()) co_return Decided();
-  CO_TRY_ASSIGN(std::optional<RenameReply> again,
-                remembered<RenameReply>(*this, request.tag));
+  CO_TRY_ASSIGN(std::optional<RenameReply> again, remembered<RenameReply>(*this, request.tag));
   if (again) co_return std::move(again);
   ShardTxn txn = begin();
   bool changed = false;

@@ -267,9 +267,8 @@ MICA_CO_TEST(CreateRules, TruncatingOpenOfAnEmptyFileStampsItsTimes) {
   CreateRequest first = create_request(testing::root(), kRootInode, "f");
   OPS_AWAIT(auto made, shard.create(first));
   CO_ASSERT_OK(made);
-  OPS_AWAIT(Status aged, poke_inode(&shard, made->inode.id, [](Inode& inode) {
-              inode.mtime_ns = inode.ctime_ns = 1;
-            }));
+  OPS_AWAIT(Status aged, poke_inode(&shard, made->inode.id,
+                                    [](Inode& inode) { inode.mtime_ns = inode.ctime_ns = 1; }));
   CO_ASSERT_OK(aged);
   CreateRequest again = create_request(testing::root(), kRootInode, "f");
   again.open = true;
@@ -288,8 +287,8 @@ MICA_CO_TEST(CreateRules, TruncatingOpenOfAFileWithBytesCutsThroughTheStorageSer
   CreateRequest first = create_request(testing::root(), kRootInode, "f");
   OPS_AWAIT(auto made, shard.create(first));
   CO_ASSERT_OK(made);
-  OPS_AWAIT(Status grown, poke_inode(&shard, made->inode.id,
-                                     [](Inode& inode) { inode.length = 1 << 20; }));
+  OPS_AWAIT(Status grown,
+            poke_inode(&shard, made->inode.id, [](Inode& inode) { inode.length = 1 << 20; }));
   CO_ASSERT_OK(grown);
   CreateRequest again = create_request(testing::root(), kRootInode, "f");
   again.open = true;
@@ -360,9 +359,8 @@ MICA_CO_TEST(CreateRules, MknodMakesEveryNonDirectoryType) {
     InodeType type;
     uint64_t rdev;
   };
-  for (Case c : {Case{InodeType::kFile, 0}, Case{InodeType::kFifo, 0},
-                 Case{InodeType::kSocket, 0}, Case{InodeType::kCharDevice, 0x0103},
-                 Case{InodeType::kBlockDevice, 0x0801}}) {
+  for (Case c : {Case{InodeType::kFile, 0}, Case{InodeType::kFifo, 0}, Case{InodeType::kSocket, 0},
+                 Case{InodeType::kCharDevice, 0x0103}, Case{InodeType::kBlockDevice, 0x0801}}) {
     CreateRequest request = create_request(testing::root(), kRootInode,
                                            std::string(inode_type_name(c.type)), c.type, 0600);
     request.rdev = c.rdev;
@@ -415,8 +413,7 @@ MICA_CO_TEST(CreateRules, SymlinkTargetPastTheMaximumIsTooLongAndEmptyIsNotFound
   OPS_AWAIT(auto refused, shard.create(too_long));
   EXPECT_EQ(refused.status().code(), StatusCode::kNameTooLong);
   // Linux: symlink("", path) is ENOENT.
-  CreateRequest empty =
-      create_request(testing::root(), kRootInode, "c", InodeType::kSymlink, 0777);
+  CreateRequest empty = create_request(testing::root(), kRootInode, "c", InodeType::kSymlink, 0777);
   OPS_AWAIT(auto none, shard.create(empty));
   EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
   OPS_CLOSE_SHARD(shard);
@@ -424,8 +421,10 @@ MICA_CO_TEST(CreateRules, SymlinkTargetPastTheMaximumIsTooLongAndEmptyIsNotFound
 
 MICA_CO_TEST(CreateRules, ALockedNameIsBusy) {
   OPS_OPEN_SHARD(shard);
-  DirEntry locked{.inode = make_inode_id(0, 500), .type = InodeType::kDirectory,
-                  .locked_by = 9, .created_locked = true};
+  DirEntry locked{.inode = make_inode_id(0, 500),
+                  .type = InodeType::kDirectory,
+                  .locked_by = 9,
+                  .created_locked = true};
   OPS_AWAIT(Status put, testing::put_raw_entry(&shard, kRootInode, "taken", locked));
   CO_ASSERT_OK(put);
   CreateRequest request = create_request(testing::root(), kRootInode, "taken");

@@ -18,8 +18,7 @@ using testing::user;
 const Credentials kAlice = user(1000, 1000);
 const Credentials kBob = user(1001, 1001);
 
-Task<Result<Inode>> make_file(Shard* shard, Credentials cred, InodeId parent,
-                              std::string name) {
+Task<Result<Inode>> make_file(Shard* shard, Credentials cred, InodeId parent, std::string name) {
   CreateRequest request = create_request(std::move(cred), parent, std::move(name));
   OPS_AWAIT(auto created, shard->create(request));
   CO_TRY(created);
@@ -66,8 +65,8 @@ MICA_CO_TEST(LinkRules, AtTheLinkLimitIsTooManyLinks) {
   OPS_OPEN_SHARD(shard);
   OPS_AWAIT(auto file, make_file(&shard, testing::root(), kRootInode, "a"));
   CO_ASSERT_OK(file);
-  OPS_AWAIT(Status full, testing::poke_inode(&shard, file->id,
-                                             [](Inode& inode) { inode.nlink = kLinkMax; }));
+  OPS_AWAIT(Status full,
+            testing::poke_inode(&shard, file->id, [](Inode& inode) { inode.nlink = kLinkMax; }));
   CO_ASSERT_OK(full);
   LinkRequest request = link_request(testing::root(), file->id, kRootInode, "b");
   OPS_AWAIT(auto linked, shard.link(request));

@@ -19,16 +19,16 @@
 
 // `decl = co_await task`, the task named first (g++ 12 miscompiles temporaries inside a
 // co_await expression). The task's request must be a named object that outlives it.
-#define OPS_AWAIT(decl, task)                        \
+#define OPS_AWAIT(decl, task)                     \
   auto MICA_CONCAT(ops_task_, __LINE__) = (task); \
   decl = co_await std::move(MICA_CONCAT(ops_task_, __LINE__))
 
 // In a MICA_CO_TEST body: `shard` (a Shard&) opened in the test's directory, and closed.
-#define OPS_OPEN_SHARD(shard)                                                    \
+#define OPS_OPEN_SHARD(shard)                                                     \
   OPS_AWAIT(auto shard##_world, ::mica::meta::testing::open_ops_shard(dir.path)); \
-  CO_ASSERT_OK(shard##_world);                                                   \
+  CO_ASSERT_OK(shard##_world);                                                    \
   ::mica::meta::Shard& shard = *(*shard##_world)->shard
-#define OPS_CLOSE_SHARD(shard)                  \
+#define OPS_CLOSE_SHARD(shard)                             \
   OPS_AWAIT(::mica::Status shard##_closed, shard.close()); \
   CO_ASSERT_OK(shard##_closed)
 
@@ -72,7 +72,9 @@ inline Task<Result<std::unique_ptr<OpsShard>>> open_ops_shard(std::string dir,
 inline Credentials user(uint32_t uid, uint32_t gid, std::vector<uint32_t> groups = {}) {
   return Credentials{.uid = uid, .gid = gid, .groups = std::move(groups)};
 }
-inline Credentials root() { return Credentials{}; }
+inline Credentials root() {
+  return Credentials{};
+}
 
 // Reads through a txn that is never committed (changes nothing).
 inline Result<std::optional<Inode>> peek_inode(Shard& shard, InodeId id) {
@@ -107,13 +109,18 @@ inline Result<size_t> gc_count(Shard& shard) {
 }
 
 // A directory `name` in parent, written directly (nlink 2, parent's nlink + 1).
-inline Task<Result<Inode>> make_dir(Shard* shard, InodeId parent, std::string name,
-                                    uint32_t uid, uint32_t gid, uint32_t mode) {
+inline Task<Result<Inode>> make_dir(Shard* shard, InodeId parent, std::string name, uint32_t uid,
+                                    uint32_t gid, uint32_t mode) {
   ShardTxn txn = shard->begin();
   CO_TRY_ASSIGN(std::optional<Inode> up, txn.inode(parent));
   MICA_ASSERT(up.has_value());
-  Inode dir{.id = txn.allocate_inode(), .type = InodeType::kDirectory, .mode = mode,
-            .uid = uid, .gid = gid, .nlink = 2, .parent = parent};
+  Inode dir{.id = txn.allocate_inode(),
+            .type = InodeType::kDirectory,
+            .mode = mode,
+            .uid = uid,
+            .gid = gid,
+            .nlink = 2,
+            .parent = parent};
   txn.put_inode(dir);
   txn.put_entry(parent, name, DirEntry{.inode = dir.id, .type = InodeType::kDirectory});
   up->nlink += 1;
@@ -136,8 +143,7 @@ Task<Status> poke_inode(Shard* shard, InodeId id, Change change) {
   co_return co_await std::move(committing);
 }
 
-inline Task<Status> put_raw_entry(Shard* shard, InodeId parent, std::string name,
-                                  DirEntry entry) {
+inline Task<Status> put_raw_entry(Shard* shard, InodeId parent, std::string name, DirEntry entry) {
   ShardTxn txn = shard->begin();
   txn.put_entry(parent, name, entry);
   Task<Status> committing = txn.commit();
@@ -146,20 +152,28 @@ inline Task<Status> put_raw_entry(Shard* shard, InodeId parent, std::string name
 
 inline CreateRequest create_request(Credentials cred, InodeId parent, std::string name,
                                     InodeType type = InodeType::kFile, uint32_t mode = 0644) {
-  return CreateRequest{.cred = std::move(cred), .parent = parent, .name = std::move(name),
-                       .type = type, .mode = mode};
+  return CreateRequest{.cred = std::move(cred),
+                       .parent = parent,
+                       .name = std::move(name),
+                       .type = type,
+                       .mode = mode};
 }
 inline RemoveRequest unlink_request(Credentials cred, InodeId parent, std::string name) {
   return RemoveRequest{.cred = std::move(cred), .parent = parent, .name = std::move(name)};
 }
 inline RenameRequest rename_request(Credentials cred, InodeId parent, std::string name,
                                     InodeId new_parent, std::string new_name) {
-  return RenameRequest{.cred = std::move(cred), .parent = parent, .name = std::move(name),
-                       .new_parent = new_parent, .new_name = std::move(new_name)};
+  return RenameRequest{.cred = std::move(cred),
+                       .parent = parent,
+                       .name = std::move(name),
+                       .new_parent = new_parent,
+                       .new_name = std::move(new_name)};
 }
 inline LinkRequest link_request(Credentials cred, InodeId inode, InodeId new_parent,
                                 std::string new_name) {
-  return LinkRequest{.cred = std::move(cred), .inode = inode, .new_parent = new_parent,
+  return LinkRequest{.cred = std::move(cred),
+                     .inode = inode,
+                     .new_parent = new_parent,
                      .new_name = std::move(new_name)};
 }
 

@@ -21,10 +21,9 @@ const Credentials kAlice = user(1000, 1000);
 const Credentials kBob = user(1001, 1001);
 
 // Makes file `name` in parent as cred and answers its inode (asserting success).
-Task<Result<Inode>> make_file(Shard* shard, Credentials cred, InodeId parent,
-                              std::string name) {
-  CreateRequest request = create_request(std::move(cred), parent, std::move(name),
-                                         InodeType::kFile, 0644);
+Task<Result<Inode>> make_file(Shard* shard, Credentials cred, InodeId parent, std::string name) {
+  CreateRequest request =
+      create_request(std::move(cred), parent, std::move(name), InodeType::kFile, 0644);
   OPS_AWAIT(auto created, shard->create(request));
   CO_TRY(created);
   co_return created->inode;

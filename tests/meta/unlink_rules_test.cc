@@ -166,8 +166,8 @@ MICA_CO_TEST(UnlinkRules, NoWriteOrSearchOnParentIsPermissionDenied) {
   RemoveRequest request = unlink_request(kBob, dir_made->id, "f");
   OPS_AWAIT(auto removed, shard.unlink(request));
   EXPECT_EQ(removed.status().code(), StatusCode::kPermissionDenied);
-  OPS_AWAIT(Status closed_dir, testing::poke_inode(&shard, dir_made->id,
-                                                   [](Inode& d) { d.mode = 0666; }));
+  OPS_AWAIT(Status closed_dir,
+            testing::poke_inode(&shard, dir_made->id, [](Inode& d) { d.mode = 0666; }));
   CO_ASSERT_OK(closed_dir);
   OPS_AWAIT(auto no_search, shard.unlink(request));
   EXPECT_EQ(no_search.status().code(), StatusCode::kPermissionDenied);
