@@ -215,8 +215,11 @@ Task<void> unlinked_body(Shard* shard) {
   auto opening_b = open_file(shard, file->id, user(kOwner), kRead);
   Result<OpenReply> b = co_await std::move(opening_b);
   CO_ASSERT_OK(b);
-  auto dropping = testing::drop_link(shard, "f", file->id);
-  CO_ASSERT_OK(co_await std::move(dropping));
+  RemoveRequest unlink{.cred = Credentials{}, .parent = kRootInode, .name = "f"};
+  auto unlinking = shard->unlink(unlink);
+  Result<RemoveReply> removed = co_await std::move(unlinking);
+  CO_ASSERT_OK(removed);
+  EXPECT_FALSE(removed->reclaimed);  // the sessions hold it
   // Still there through its handles: attributes, and a writer's report.
   auto statting = stat(shard, file->id);
   Result<Inode> open_unlinked = co_await std::move(statting);
