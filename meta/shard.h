@@ -52,6 +52,11 @@ struct ShardOptions {
   // Truncation, last-chunk lengths and garbage collection; nullptr: a size change of a
   // file with chunks is kNotSupported and garbage collection waits.
   craq::StorageClient* storage = nullptr;
+  // The deadline of one storage step of an operation (truncating a file's chunks).
+  Duration storage_timeout = std::chrono::seconds(30);
+  // Nanoseconds since the Unix epoch for inode times; nullptr: the executor's clock (virtual
+  // time in the simulator). A server passes the system clock.
+  std::function<int64_t()> clock_ns;
   MetricLabels metric_labels;
 };
 
@@ -99,9 +104,11 @@ class ShardTxn {
   // happened).
   Task<Status> commit();
 
+  // The txn's data, defined in meta/shard_overlay.h for the shard's own files.
+  struct State;
+
  private:
   friend class Shard;
-  struct State;
   explicit ShardTxn(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
@@ -114,6 +121,8 @@ struct ShardCounters {
 
 class Shard {
  public:
+  // The overlay of queued writes, defined in meta/shard_overlay.h for the shard's own files.
+  struct Overlay;
   static Task<Result<std::unique_ptr<Shard>>> open(ShardOptions options);
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -130,6 +139,10 @@ class Shard {
   Result<std::optional<std::string>> remembered_answer(RequestTag tag);
   // A committed-state read transaction (short: never across a co_await).
   Result<std::unique_ptr<kv::ReadTxn>> read();
+  // The time inode times take now (ShardOptions::clock_ns).
+  int64_t now_ns() const;
+  // kWrongShard unless inode lives on this shard.
+  Status check_local(InodeId inode) const;
 
   // ---- operations (meta/meta_service.h) on inodes of this shard ----
   Task<Result<InodeReply>> lookup(const LookupRequest& request);
@@ -177,13 +190,17 @@ class Shard {
  private:
   explicit Shard(ShardOptions options);
   friend class ShardTxn;
-  struct Overlay;
+  // open()'s steps: tables, the shard record and the in-memory indexes; a fresh shard's
+  // record (and root).
+  Status load();
+  Task<Status> create_fresh();
 
   ShardOptions options_;
   std::unique_ptr<kv::Env> env_;
   ShardTables tables_;
   std::unique_ptr<Overlay> overlay_;
   ShardCounters counters_;
+  bool fresh_ = false;
 };
 
 }  // namespace mica::meta
