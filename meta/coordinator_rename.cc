@@ -106,77 +106,99 @@ Status check_rename(const RenameRequest& r, const RenameView& v) {
   return Status();
 }
 
-// Steps: lock both names (or create the new one locked), decide, then put the new name and
-// erase (or swap) the old one.
-OpRecord rename_plan(const RenameRequest& r, const RenameView& v, int64_t now) {
+StepRequest rename_entry_step(StepKind kind, InodeId parent, const std::string& name,
+                              DirEntry entry, int64_t now) {
+  StepRequest step;
+  step.shard = shard_of(parent);
+  step.kind = kind;
+  step.parent = parent;
+  step.name = name;
+  step.entry = DirEntry{.inode = entry.inode, .type = entry.type};
+  step.time_ns = now;
+  return step;
+}
+
+// The moved (or exchanged) inode: a directory that changes parents gets its new one.
+StepRequest set_inode_step(const Inode& inode, InodeId new_parent, bool cross, int64_t now) {
+  StepRequest step;
+  step.shard = shard_of(inode.id);
+  step.kind = StepKind::kSetInode;
+  step.inode.id = inode.id;
+  step.new_parent = (cross && is_dir(inode)) ? new_parent : 0;
+  step.time_ns = now;
+  return step;
+}
+
+// After the locks: set both inodes (the first is the decision), then put both entries.
+void plan_exchange(const RenameRequest& r, const RenameView& v, int64_t now, OpRecord* op,
+                   StepRequest put_new, StepRequest old) {
+  bool cross = r.parent != r.new_parent;
+  bool src_dir = is_dir(v.src);
+  bool dst_dir = is_dir(*v.dst);
+  op->plan.push_back(set_inode_step(v.src, r.new_parent, cross, now));
+  op->plan.push_back(set_inode_step(*v.dst, r.parent, cross, now));
+  old.entry = DirEntry{.inode = v.dst->id, .type = v.dst->type};
+  if (cross) {
+    put_new.nlink_delta = (src_dir ? 1 : 0) - (dst_dir ? 1 : 0);
+    old.nlink_delta = (dst_dir ? 1 : 0) - (src_dir ? 1 : 0);
+    if (src_dir) op->map_set.push_back({.dir = v.src.id, .parent = r.new_parent});
+    if (dst_dir) op->map_set.push_back({.dir = v.dst->id, .parent = r.parent});
+  }
+  op->inode_step = 2;
+  op->replaced_step = 3;
+  op->plan.push_back(std::move(put_new));
+  op->plan.push_back(std::move(old));
+}
+
+// After the locks: drop what the new name named (the decision, when there is one), set the
+// moved inode, put the new entry, erase the old one.
+void plan_move(const RenameRequest& r, const RenameView& v, int64_t now, OpRecord* op,
+               StepRequest put_new, StepRequest old) {
   bool cross = r.parent != r.new_parent;
   bool src_dir = is_dir(v.src);
   bool dst_dir = v.dst && is_dir(*v.dst);
+  if (v.dst) {
+    StepRequest drop;
+    drop.shard = shard_of(v.dst->id);
+    drop.kind = dst_dir ? StepKind::kRemoveDir : StepKind::kDropLink;
+    drop.inode.id = v.dst->id;
+    drop.time_ns = now;
+    op->plan.push_back(drop);
+    op->replaced_step = 2;
+    if (dst_dir) op->map_erase = {v.dst->id};
+  }
+  op->inode_step = static_cast<int32_t>(op->plan.size());
+  op->plan.push_back(set_inode_step(v.src, r.new_parent, cross, now));
+  put_new.nlink_delta = (cross && src_dir ? 1 : 0) - (dst_dir ? 1 : 0);
+  old.erase = true;
+  old.nlink_delta = cross && src_dir ? -1 : 0;
+  op->plan.push_back(std::move(put_new));
+  op->plan.push_back(std::move(old));
+  if (cross && src_dir) op->map_set.push_back({.dir = v.src.id, .parent = r.new_parent});
+}
+
+// Steps: lock both names (or create the new one locked), decide, then put the new name and
+// erase (or swap) the old one.
+OpRecord rename_plan(const RenameRequest& r, const RenameView& v, int64_t now) {
   OpRecord op;
   op.kind = OpKind::kRename;
   op.tag = r.tag;
-  auto entry_step = [&](StepKind kind, InodeId parent, const std::string& name, DirEntry entry) {
-    StepRequest step;
-    step.shard = shard_of(parent);
-    step.kind = kind;
-    step.parent = parent;
-    step.name = name;
-    step.entry = DirEntry{.inode = entry.inode, .type = entry.type};
-    step.time_ns = now;
-    return step;
-  };
-  auto set_inode = [&](const Inode& inode, InodeId new_parent) {
-    StepRequest step;
-    step.shard = shard_of(inode.id);
-    step.kind = StepKind::kSetInode;
-    step.inode.id = inode.id;
-    step.new_parent = (cross && is_dir(inode)) ? new_parent : 0;
-    step.time_ns = now;
-    return step;
-  };
   DirEntry moved{.inode = v.src.id, .type = v.src.type};
-  op.plan.push_back(entry_step(StepKind::kLockEntry, r.parent, r.name, v.source));
+  op.plan.push_back(rename_entry_step(StepKind::kLockEntry, r.parent, r.name, v.source, now));
   if (v.dest)
-    op.plan.push_back(entry_step(StepKind::kLockEntry, r.new_parent, r.new_name, *v.dest));
+    op.plan.push_back(
+        rename_entry_step(StepKind::kLockEntry, r.new_parent, r.new_name, *v.dest, now));
   else
-    op.plan.push_back(entry_step(StepKind::kCreateEntry, r.new_parent, r.new_name, moved));
+    op.plan.push_back(
+        rename_entry_step(StepKind::kCreateEntry, r.new_parent, r.new_name, moved, now));
   op.decision = 2;
-  StepRequest put_new = entry_step(StepKind::kFinishEntry, r.new_parent, r.new_name, moved);
-  StepRequest old = entry_step(StepKind::kFinishEntry, r.parent, r.name, v.source);
-  if (r.exchange) {
-    DirEntry swapped{.inode = v.dst->id, .type = v.dst->type};
-    op.plan.push_back(set_inode(v.src, r.new_parent));
-    op.plan.push_back(set_inode(*v.dst, r.parent));
-    old.entry = swapped;
-    if (cross) {
-      put_new.nlink_delta = (src_dir ? 1 : 0) - (dst_dir ? 1 : 0);
-      old.nlink_delta = (dst_dir ? 1 : 0) - (src_dir ? 1 : 0);
-    }
-    op.inode_step = 2;
-    op.replaced_step = 3;
-    op.plan.push_back(put_new);
-    op.plan.push_back(old);
-  } else {
-    if (v.dst) {
-      StepRequest drop;
-      drop.shard = shard_of(v.dst->id);
-      drop.kind = dst_dir ? StepKind::kRemoveDir : StepKind::kDropLink;
-      drop.inode.id = v.dst->id;
-      drop.time_ns = now;
-      op.plan.push_back(drop);
-      op.replaced_step = 2;
-      if (dst_dir) op.map_erase = {v.dst->id};
-    }
-    op.inode_step = static_cast<int32_t>(op.plan.size());
-    op.plan.push_back(set_inode(v.src, r.new_parent));
-    put_new.nlink_delta = (cross && src_dir ? 1 : 0) - (dst_dir ? 1 : 0);
-    old.erase = true;
-    old.nlink_delta = cross && src_dir ? -1 : 0;
-    op.plan.push_back(put_new);
-    op.plan.push_back(old);
-  }
-  if (cross && src_dir) op.map_set.push_back({.dir = v.src.id, .parent = r.new_parent});
-  if (cross && r.exchange && dst_dir) op.map_set.push_back({.dir = v.dst->id, .parent = r.parent});
+  StepRequest put_new =
+      rename_entry_step(StepKind::kFinishEntry, r.new_parent, r.new_name, moved, now);
+  StepRequest old = rename_entry_step(StepKind::kFinishEntry, r.parent, r.name, v.source, now);
+  if (r.exchange)
+    plan_exchange(r, v, now, &op, std::move(put_new), std::move(old));
+  else
+    plan_move(r, v, now, &op, std::move(put_new), std::move(old));
   return op;
 }
 

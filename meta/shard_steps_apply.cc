@@ -88,7 +88,7 @@ Result<StepReply> drop_link(ShardTxn& txn, const StepRequest& r) {
   if (inode->nlink == 0) {
     STEP_TRY_ASSIGN(auto sessions, txn.sessions(inode->id));
     if (sessions.empty()) {
-      if (inode->type == InodeType::kFile)
+      if (inode->type == InodeType::kFile && (inode->length > 0 || inode->layout.stripe != 0))
         txn.queue_gc(GcRecord{.inode = inode->id,
                               .layout = inode->layout,
                               .length = inode->length,
