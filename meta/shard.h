@@ -30,6 +30,7 @@
 #include "meta/gc.h"
 #include "meta/meta_service.h"
 #include "meta/schema.h"
+#include "meta/shard_steps.h"
 
 namespace mica::craq {
 class StorageClient;
@@ -174,6 +175,15 @@ class Shard {
   Task<Result<InodeReply>> close(const CloseRequest& request);
   Result<ShardStatus> status();
   Result<ScanReply> scan(const ScanRequest& request);
+
+  // ---- the coordinator's steps (meta/shard_steps.h), meta/shard_steps_apply.cc ----
+  // Applies a step once (keyed by operation and step number in the steps table) and
+  // answers its record to a re-send; an undo inverts it only if it applied.
+  Task<Result<StepReply>> apply_step(const StepRequest& request);
+  // The coordinator's reads before an operation (committed and queued state).
+  Result<ProbeReply> probe_for_step(const ProbeRequest& request);
+  // A page of this shard's directory inodes with their parents.
+  Result<DirectoryPage> directory_page(const DirectoryPageRequest& request);
 
   // Ends every session of `client` (its lease lapsed): writers' lengths are recomputed
   // from the storage service, unlinked files no session holds any more are queued for

@@ -188,6 +188,7 @@ Task<Result<CreateReply>> Shard::create(const CreateRequest& request) {
         ops::remember(txn, request.tag, *reply);
         Task<Status> committing = txn.commit();
         CO_TRY(co_await std::move(committing));
+        // The new session is under its client's lease (meta/lease.h).
         if (reply->session != 0 && options_.leases != nullptr) {
           options_.leases->opened(request.tag.client);
         }

@@ -100,6 +100,10 @@ Result<bool> end_session(ShardTxn& txn, const SessionRecord& session, Inode* ino
     return false;
   }
   txn.erase_inode(inode->id);
+  // Only a file has chunks to collect (as unlink decides, meta/shard_name_ops.cc).
+  if (inode->type != InodeType::kFile || (inode->length == 0 && inode->layout.stripe == 0)) {
+    return false;
+  }
   txn.queue_gc(GcRecord{
       .inode = inode->id, .layout = inode->layout, .length = inode->length, .queued_ns = now_ns});
   return true;
