@@ -68,8 +68,7 @@ Task<void> MetaClient::stop() {
   stopped_ = true;
   stop_event_.set();
   scope_.cancel();
-  auto joining = scope_.join();
-  co_await std::move(joining);
+  co_await scope_.join();
 }
 
 TimePoint MetaClient::deadline_of(const CallOptions& options) const {

@@ -13,14 +13,6 @@ namespace mica::meta {
 using detail::hop;
 using detail::hop_call;
 
-// One shard served here, on its executor. `routing` is the snapshot the shard reads (on
-// its executor): installed there by the server after every routing change.
-struct MetaServer::Slot {
-  std::unique_ptr<Shard> shard;
-  Executor* executor = nullptr;
-  std::shared_ptr<const craq::RoutingSnapshot> routing;
-};
-
 namespace {
 
 Task<Result<std::unique_ptr<Shard>>> open_shard(ShardOptions options) {
@@ -53,11 +45,6 @@ MetaServer::MetaServer(MetaServerOptions options, net::ConnectionPool* pool,
       storage_(storage),
       home_(Executor::current()),
       service_(net::Service::bind<MetaService>(this)) {}
-
-MetaServer::~MetaServer() {
-  for (const auto& [id, slot] : slots_)
-    MICA_ASSERT_MSG(slot->shard == nullptr, "MetaServer destroyed before close_shards()");
-}
 
 Task<Result<std::unique_ptr<MetaServer>>> MetaServer::open_server(MetaServerOptions options,
                                                                   net::ConnectionPool* pool,
@@ -157,8 +144,7 @@ Status MetaServer::wrong_shard(ShardId shard) {
 }
 
 Task<Status> MetaServer::close_shards() {
-  auto joining = hops_.join();
-  co_await std::move(joining);
+  co_await hops_.join();
   Status result;
   if (coordinator_) {
     auto closing = coordinator_->close();

@@ -117,8 +117,26 @@ class MetaServer {
   Task<Result<ScanReply>> scan(ScanRequest request, net::CallContext* ctx);
 
  private:
-  struct Slot;
-  class CoordinatorFront;
+  // One shard served here, on its executor. `routing` is the snapshot the shard reads (on
+  // its executor): installed there after every routing change.
+  struct Slot {
+    std::unique_ptr<Shard> shard;
+    Executor* executor = nullptr;
+    std::shared_ptr<const craq::RoutingSnapshot> routing;
+  };
+  // CoordinatorService as the process serving shard 0 binds it: every call goes to the
+  // local coordinator; a process without one answers kWrongShard (routing moved shard 0).
+  class CoordinatorFront {
+   public:
+    explicit CoordinatorFront(MetaServer* server) : server_(server) {}
+    Task<Result<InodeReply>> mkdir(MkdirRequest request, net::CallContext* ctx);
+    Task<Result<RemoveReply>> rmdir(RemoveRequest request, net::CallContext* ctx);
+    Task<Result<RenameReply>> rename(RenameRequest request, net::CallContext* ctx);
+    Task<Result<InodeReply>> link(LinkRequest request, net::CallContext* ctx);
+
+   private:
+    MetaServer* server_;
+  };
   MetaServer(MetaServerOptions options, net::ConnectionPool* pool, craq::StorageClient* storage);
 
   Slot* slot(ShardId shard) const;

@@ -40,31 +40,31 @@ Status no_coordinator() {
 
 }  // namespace
 
-// CoordinatorService as the process serving shard 0 binds it: every call goes to the
-// local coordinator; a process without one answers kWrongShard (routing moved shard 0).
-class MetaServer::CoordinatorFront {
- public:
-  explicit CoordinatorFront(MetaServer* server) : server_(server) {}
-  Task<Result<InodeReply>> mkdir(MkdirRequest request, net::CallContext* ctx) {
-    return server_->coordinate<CoordinatorService::mkdir>(&Coordinator::mkdir, std::move(request),
-                                                          ctx, false);
-  }
-  Task<Result<RemoveReply>> rmdir(RemoveRequest request, net::CallContext* ctx) {
-    return server_->coordinate<CoordinatorService::rmdir>(&Coordinator::rmdir, std::move(request),
-                                                          ctx, false);
-  }
-  Task<Result<RenameReply>> rename(RenameRequest request, net::CallContext* ctx) {
-    return server_->coordinate<CoordinatorService::rename>(&Coordinator::rename, std::move(request),
-                                                           ctx, false);
-  }
-  Task<Result<InodeReply>> link(LinkRequest request, net::CallContext* ctx) {
-    return server_->coordinate<CoordinatorService::link>(&Coordinator::link, std::move(request),
+Task<Result<InodeReply>> MetaServer::CoordinatorFront::mkdir(MkdirRequest request,
+                                                             net::CallContext* ctx) {
+  return server_->coordinate<CoordinatorService::mkdir>(&Coordinator::mkdir, std::move(request),
+                                                        ctx, false);
+}
+Task<Result<RemoveReply>> MetaServer::CoordinatorFront::rmdir(RemoveRequest request,
+                                                              net::CallContext* ctx) {
+  return server_->coordinate<CoordinatorService::rmdir>(&Coordinator::rmdir, std::move(request),
+                                                        ctx, false);
+}
+Task<Result<RenameReply>> MetaServer::CoordinatorFront::rename(RenameRequest request,
+                                                               net::CallContext* ctx) {
+  return server_->coordinate<CoordinatorService::rename>(&Coordinator::rename, std::move(request),
                                                          ctx, false);
-  }
+}
+Task<Result<InodeReply>> MetaServer::CoordinatorFront::link(LinkRequest request,
+                                                            net::CallContext* ctx) {
+  return server_->coordinate<CoordinatorService::link>(&Coordinator::link, std::move(request), ctx,
+                                                       false);
+}
 
- private:
-  MetaServer* server_;
-};
+MetaServer::~MetaServer() {
+  for (const auto& [id, slot] : slots_)
+    MICA_ASSERT_MSG(slot->shard == nullptr, "MetaServer destroyed before close_shards()");
+}
 
 Task<Status> MetaServer::open_coordinator() {
   if (!serves(0)) co_return Status::ok_status();

@@ -257,8 +257,7 @@ MICA_CO_TEST(MetaServer, TheClientRetriesUntilTheShardIsServed) {
     scope.spawn(add_node_later(&c, &added));
     auto asking = c.client->status(3);
     Result<MetaStatusReply> status = co_await std::move(asking);
-    auto joining = scope.join();
-    co_await std::move(joining);
+    co_await scope.join();
     EXPECT_TRUE(added.ok()) << added;
     EXPECT_TRUE(status.ok()) << status.status();
     if (status.ok()) {
