@@ -65,8 +65,9 @@ struct SessionRecord {
   OpenFlags flags;
   uint64_t length = 0;  // the longest the writer reported
   int64_t opened_ns = 0;
+  Credentials cred;  // the opener's: a write through the session clears set-id bits by it
   static constexpr std::string_view kTypeName = "SessionRecord";
-  MICA_FIELDS(SessionRecord, inode, session, client, flags, length, opened_ns)
+  MICA_FIELDS(SessionRecord, inode, session, client, flags, length, opened_ns, cred)
 };
 
 // A file whose chunks wait for removal (key: queue sequence).

@@ -27,6 +27,7 @@
 #include "async/task.h"
 #include "craq/types.h"
 #include "kv/kv.h"
+#include "meta/gc.h"
 #include "meta/meta_service.h"
 #include "meta/schema.h"
 #include "meta/shard_steps.h"
@@ -58,6 +59,11 @@ struct ShardOptions {
   // time in the simulator). A server passes the system clock.
   std::function<int64_t()> clock_ns;
   MetricLabels metric_labels;
+  // The process's leases (meta/lease.h): told of every session opened and ended; nullptr:
+  // sessions are kept until closed.
+  LeaseTable* leases = nullptr;
+  // The shard's garbage collector (meta/gc.h), made and started by open(), stopped by close().
+  GcOptions gc;
 };
 
 // The overlay view of one mutation (see the contract above). Obtained from
@@ -184,6 +190,9 @@ class Shard {
   // garbage collection.
   Task<Status> end_sessions(ClientId client);
 
+  // The shard's garbage collector (never nullptr once open).
+  GcWorker* gc() { return gc_.get(); }
+
   // Stops background work (garbage collection) and closes the environment.
   Task<Status> close();
 
@@ -194,6 +203,10 @@ class Shard {
   // record (and root).
   Status load();
   Task<Status> create_fresh();
+  // Sessions (meta/shard_sessions.cc): the length the storage service holds for a file
+  // (its last chunk's end; nullopt: nothing to ask), and one lapsed session ended.
+  Task<Result<std::optional<uint64_t>>> stored_length(InodeId id);
+  Task<Status> end_session_of(SessionRecord session);
 
   ShardOptions options_;
   std::unique_ptr<kv::Env> env_;
@@ -201,6 +214,7 @@ class Shard {
   std::unique_ptr<Overlay> overlay_;
   ShardCounters counters_;
   bool fresh_ = false;
+  std::unique_ptr<GcWorker> gc_;
 };
 
 }  // namespace mica::meta
