@@ -87,6 +87,8 @@ Task<Status> wait_for_shards(craq::RoutingClient* routing, size_t expected) {
 }
 
 Task<Status> start_cluster(Cluster* c, bool second_node = true) {
+  auto making = ensure_directory(c->mgmtd.dir);
+  CO_TRY(co_await std::move(making));
   auto serving = craq::testing::serve(&c->mgmtd);
   CO_TRY(co_await std::move(serving));
   auto tabling = add_chain_table(c);
@@ -220,7 +222,9 @@ MICA_CO_TEST(MetaServer, ClientOperationsReachEveryShard) {
       auto resolving = c.client->resolve(Credentials{}, "/d1/f");
       Result<Resolved> resolved = co_await std::move(resolving);
       EXPECT_TRUE(resolved.ok()) << resolved.status();
-      if (resolved.ok() && file.ok()) EXPECT_EQ(resolved->inode.id, file->inode.id);
+      if (resolved.ok() && file.ok()) {
+        EXPECT_EQ(resolved->inode.id, file->inode.id);
+      }
       auto past_file = c.client->resolve(Credentials{}, "/d1/f/g");
       Result<Resolved> not_dir = co_await std::move(past_file);
       EXPECT_EQ(not_dir.status().code(), StatusCode::kNotDirectory);
