@@ -18,6 +18,7 @@
 // stepper outlives it.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -37,10 +38,13 @@ struct CoordinatorOptions {
   kv::EnvOptions env;
   ShardStepper* stepper = nullptr;
   uint32_t shard_count = 1;
-  uint64_t placement_seed = 0;  // new directories' shards: a seeded spread
+  uint64_t placement_seed = 0;          // new directories' shards: a seeded spread
   uint32_t answers_kept_max = 1 << 16;  // answers of recent RequestTags kept
   // An operation a shard could not be reached for stays logged and is retried this often.
   Duration retry_interval = std::chrono::seconds(1);
+  // Nanoseconds since the Unix epoch for the times operations set; nullptr: the executor's
+  // clock (virtual time in the simulator). A server passes the system clock.
+  std::function<int64_t()> clock_ns;
   MetricLabels metric_labels;
 };
 
@@ -85,5 +89,23 @@ struct CoordinatorService {
   static constexpr net::Method<kId, 4, LinkRequest, InodeReply> link{};
   MICA_SERVICE(CoordinatorService, "coordinator", mkdir, rmdir, rename, link)
 };
+
+// CoordinatorService's handlers over a coordinator: each call hops to the coordinator's
+// executor (when given and not the server's) and back. The coordinator outlives them.
+class CoordinatorHandlers {
+ public:
+  explicit CoordinatorHandlers(Coordinator* coordinator, Executor* executor = nullptr)
+      : coordinator_(coordinator), executor_(executor) {}
+  Task<Result<InodeReply>> mkdir(MkdirRequest request, net::CallContext* context);
+  Task<Result<RemoveReply>> rmdir(RemoveRequest request, net::CallContext* context);
+  Task<Result<RenameReply>> rename(RenameRequest request, net::CallContext* context);
+  Task<Result<InodeReply>> link(LinkRequest request, net::CallContext* context);
+
+ private:
+  Coordinator* coordinator_;
+  Executor* executor_;
+};
+// The service to add to the RpcServer of the process serving shard 0; handlers outlive it.
+net::Service coordinator_service(CoordinatorHandlers* handlers);
 
 }  // namespace mica::meta
