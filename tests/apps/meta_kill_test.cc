@@ -52,6 +52,7 @@ struct ClientModel {
 };
 
 struct Storm {
+  explicit Storm(net::ClusterToken cluster_token) : token(std::move(cluster_token)) {}
   std::string mgmtd;
   net::ClusterToken token;
   std::vector<InodeId> dirs;  // kClients directories, made before the storm
@@ -227,9 +228,8 @@ TEST(MetaKill, SigkilledMidStormLosesNoAcknowledgedOperationAndFsckIsClean) {
   ASSERT_NO_FATAL_FAILURE(meta.start());
   ASSERT_NO_FATAL_FAILURE(meta.wait_registered());
 
-  Storm storm;
+  Storm storm(net::load_cluster_token(cluster.token_path()).value());
   storm.mgmtd = cluster.mgmtd_address();
-  storm.token = net::load_cluster_token(cluster.token_path()).value();
   std::unique_ptr<Executor> setup = Executor::create_uring();
   Status made = setup->block_on(make_dirs(&storm));
   ASSERT_TRUE(made.ok()) << made << read_file(meta.log());
@@ -273,7 +273,9 @@ TEST(MetaKill, SigkilledMidStormLosesNoAcknowledgedOperationAndFsckIsClean) {
           << (it == seen.end() ? "missing" : "in d" + std::to_string(it->second));
     }
     for (const std::string& name : model.gone) {
-      if (!model.uncertain.count(name)) EXPECT_EQ(seen.count(name), 0u) << name << " unlinked";
+      if (!model.uncertain.count(name)) {
+        EXPECT_EQ(seen.count(name), 0u) << name << " unlinked";
+      }
     }
   }
   for (const auto& [name, d] : seen) {
