@@ -280,8 +280,8 @@ Status parse_command(std::string_view name, std::vector<std::string_view> rest,
     if (!rest[0].starts_with("/")) {
       return usage_error(fmt::format("{}: PATH must be absolute (got \"{}\")", name, rest[0]));
     }
-    out->command = name == "ls"     ? CliCommand::kLs
-                   : name == "stat" ? CliCommand::kStat
+    out->command = name == "ls"      ? CliCommand::kLs
+                   : name == "stat"  ? CliCommand::kStat
                    : name == "mkdir" ? CliCommand::kMkdir
                                      : CliCommand::kRm;
     out->fs_path = std::string(rest[0]);

@@ -74,9 +74,9 @@ class MetaRoutes {
       if (route.shard == shard) node = craq::find_node(*routing_, route.node);
     }
     if (node == nullptr) {
-      co_return Status(StatusCode::kNotServing,
-                       fmt::format("no meta process serves shard {} (is mica-meta running?)",
-                                   shard));
+      co_return Status(
+          StatusCode::kNotServing,
+          fmt::format("no meta process serves shard {} (is mica-meta running?)", shard));
     }
     Result<SocketAddress> address = SocketAddress::parse(node->rpc_address);
     if (!address.ok()) co_return address.status();
@@ -144,8 +144,8 @@ std::string stat_text(const std::string& path, const meta::Inode& inode) {
       "  owner  uid {} gid {}\n  links  {}\n  size   {}\n",
       path, inode.id, meta::shard_of(inode.id), meta::inode_type_name(inode.type), inode.mode,
       mode_text(inode), inode.uid, inode.gid, inode.nlink, inode.length);
-  out += fmt::format("  times  atime {} mtime {} ctime {} (ns)\n", inode.atime_ns,
-                     inode.mtime_ns, inode.ctime_ns);
+  out += fmt::format("  times  atime {} mtime {} ctime {} (ns)\n", inode.atime_ns, inode.mtime_ns,
+                     inode.ctime_ns);
   if (inode.type == meta::InodeType::kSymlink) {
     out += fmt::format("  target {}\n", inode.symlink_target);
   }
@@ -156,8 +156,8 @@ std::string stat_text(const std::string& path, const meta::Inode& inode) {
   return out;
 }
 
-Task<CliResult> list(MetaRoutes* routes, const CliInvocation& invocation,
-                     meta::Credentials cred, meta::Inode dir) {
+Task<CliResult> list(MetaRoutes* routes, const CliInvocation& invocation, meta::Credentials cred,
+                     meta::Inode dir) {
   if (dir.type != meta::InodeType::kDirectory) {
     co_return CliResult{.exit_code = kExitOk,
                         .out = fmt::format("{} {} {} {} {} {}\n", mode_text(dir), dir.nlink,
@@ -167,12 +167,13 @@ Task<CliResult> list(MetaRoutes* routes, const CliInvocation& invocation,
   }
   auto connecting = routes->client_for(meta::shard_of(dir.id));
   Result<std::shared_ptr<net::RpcClient>> client = co_await std::move(connecting);
-  if (!client.ok()) co_return failure(fmt::format("ls {}: {}", invocation.fs_path,
-                                                  meta_error_text(client.status())));
+  if (!client.ok())
+    co_return failure(
+        fmt::format("ls {}: {}", invocation.fs_path, meta_error_text(client.status())));
   MetaService::Stub stub(client->get());
   TextTable table({"MODE", "LINKS", "UID", "GID", "SIZE", "INODE", "NAME"});
-  meta::ReaddirRequest request{.cred = cred, .dir = dir.id, .after = {}, .limit = 0,
-                               .with_attrs = true};
+  meta::ReaddirRequest request{
+      .cred = cred, .dir = dir.id, .after = {}, .limit = 0, .with_attrs = true};
   size_t listed = 0;
   while (listed < kLsEntriesMax) {
     auto reading = stub.readdir(request, routes->options());
@@ -183,10 +184,9 @@ Task<CliResult> list(MetaRoutes* routes, const CliInvocation& invocation,
     }
     for (const meta::ReaddirEntry& entry : page->entries) {
       meta::Inode attrs = entry.attrs.value_or(meta::Inode{.id = entry.inode, .type = entry.type});
-      table.add_row({mode_text(attrs), fmt::format("{}", attrs.nlink),
-                     fmt::format("{}", attrs.uid), fmt::format("{}", attrs.gid),
-                     fmt::format("{}", attrs.length), fmt::format("{}", entry.inode),
-                     entry.name});
+      table.add_row({mode_text(attrs), fmt::format("{}", attrs.nlink), fmt::format("{}", attrs.uid),
+                     fmt::format("{}", attrs.gid), fmt::format("{}", attrs.length),
+                     fmt::format("{}", entry.inode), entry.name});
       ++listed;
     }
     if (page->end || page->entries.empty()) break;
@@ -201,54 +201,59 @@ meta::RequestTag new_tag() {
   return meta::RequestTag{.client = client | 1, .request = 1};
 }
 
-Task<CliResult> mutate(MetaRoutes* routes, const CliInvocation& invocation,
-                       meta::Credentials cred, meta::Inode parent, std::string name) {
+Task<CliResult> mutate(MetaRoutes* routes, const CliInvocation& invocation, meta::Credentials cred,
+                       meta::Inode parent, std::string name) {
   std::string what = fmt::format("{} {}", command_word(invocation.command), invocation.fs_path);
   if (parent.type != meta::InodeType::kDirectory) {
-    co_return failure(fmt::format("{}: {}", what, meta_error_text(Status(
-                                                      StatusCode::kNotDirectory, ""))));
+    co_return failure(
+        fmt::format("{}: {}", what, meta_error_text(Status(StatusCode::kNotDirectory, ""))));
   }
   auto connecting = routes->client_for(meta::shard_of(parent.id));
   Result<std::shared_ptr<net::RpcClient>> client = co_await std::move(connecting);
-  if (!client.ok()) co_return failure(fmt::format("{}: {}", what, meta_error_text(client.status())));
+  if (!client.ok())
+    co_return failure(fmt::format("{}: {}", what, meta_error_text(client.status())));
   MetaService::Stub stub(client->get());
   if (invocation.command == CliCommand::kMkdir) {
-    meta::MkdirRequest request{.cred = cred, .tag = new_tag(), .parent = parent.id,
-                               .name = name, .mode = kNewDirectoryMode};
+    meta::MkdirRequest request{.cred = cred,
+                               .tag = new_tag(),
+                               .parent = parent.id,
+                               .name = name,
+                               .mode = kNewDirectoryMode};
     auto making = stub.mkdir(request, routes->options());
     Result<meta::InodeReply> made = co_await std::move(making);
     if (!made.ok()) co_return failure(fmt::format("{}: {}", what, meta_error_text(made.status())));
-    co_return CliResult{.exit_code = kExitOk,
-                        .out = fmt::format("created directory {} (inode {}, shard {})\n",
-                                           invocation.fs_path, made->inode.id,
-                                           meta::shard_of(made->inode.id)),
-                        .err = {},
-                        .data = {}};
+    co_return CliResult{
+        .exit_code = kExitOk,
+        .out = fmt::format("created directory {} (inode {}, shard {})\n", invocation.fs_path,
+                           made->inode.id, meta::shard_of(made->inode.id)),
+        .err = {},
+        .data = {}};
   }
   auto looking = lookup(routes, cred, parent.id, name);
   Result<meta::Inode> target = co_await std::move(looking);
-  if (!target.ok()) co_return failure(fmt::format("{}: {}", what, meta_error_text(target.status())));
+  if (!target.ok())
+    co_return failure(fmt::format("{}: {}", what, meta_error_text(target.status())));
   bool directory = target->type == meta::InodeType::kDirectory;
-  meta::RemoveRequest request{.cred = cred, .tag = new_tag(), .parent = parent.id, .name = name,
-                              .directory = directory};
+  meta::RemoveRequest request{
+      .cred = cred, .tag = new_tag(), .parent = parent.id, .name = name, .directory = directory};
   auto removing = stub.remove(request, routes->options());
   Result<meta::RemoveReply> removed = co_await std::move(removing);
   if (!removed.ok()) {
     co_return failure(fmt::format("{}: {}", what, meta_error_text(removed.status())));
   }
-  co_return CliResult{.exit_code = kExitOk,
-                      .out = fmt::format("removed {} {}\n", directory ? "directory" : "file",
-                                         invocation.fs_path),
-                      .err = {},
-                      .data = {}};
+  co_return CliResult{
+      .exit_code = kExitOk,
+      .out = fmt::format("removed {} {}\n", directory ? "directory" : "file", invocation.fs_path),
+      .err = {},
+      .data = {}};
 }
 
 Task<CliResult> with_routes(CliInvocation invocation, MetaRoutes* routes) {
   meta::Credentials cred = caller_credentials();
   std::vector<std::string> names = components(invocation.fs_path);
   std::string what = fmt::format("{} {}", command_word(invocation.command), invocation.fs_path);
-  bool names_parent = invocation.command == CliCommand::kMkdir ||
-                      invocation.command == CliCommand::kRm;
+  bool names_parent =
+      invocation.command == CliCommand::kMkdir || invocation.command == CliCommand::kRm;
   if (names_parent && names.empty()) {
     co_return failure(fmt::format("{}: the root cannot be {}", what,
                                   invocation.command == CliCommand::kRm ? "removed" : "created"));
@@ -258,10 +263,8 @@ Task<CliResult> with_routes(CliInvocation invocation, MetaRoutes* routes) {
   Result<meta::Inode> at = co_await std::move(walking);
   if (!at.ok()) co_return failure(fmt::format("{}: {}", what, meta_error_text(at.status())));
   if (invocation.command == CliCommand::kStat) {
-    co_return CliResult{.exit_code = kExitOk,
-                        .out = stat_text(invocation.fs_path, *at),
-                        .err = {},
-                        .data = {}};
+    co_return CliResult{
+        .exit_code = kExitOk, .out = stat_text(invocation.fs_path, *at), .err = {}, .data = {}};
   }
   if (invocation.command == CliCommand::kLs) {
     auto listing = list(routes, invocation, cred, *at);

@@ -242,9 +242,8 @@ bool meta_serving(const DevPlan& plan, const craq::StatusResponse& status) {
     if (n.rpc_address == plan.meta_address && n.kind == craq::NodeKind::kMeta) node = &n;
   }
   if (node == nullptr) return false;
-  bool alive = std::any_of(status.nodes.begin(), status.nodes.end(), [&](const auto& s) {
-    return s.node == node->id && s.alive;
-  });
+  bool alive = std::any_of(status.nodes.begin(), status.nodes.end(),
+                           [&](const auto& s) { return s.node == node->id && s.alive; });
   std::set<uint32_t> shards;
   for (const craq::MetaShardRoute& route : status.routing.meta_shards) {
     if (route.node == node->id) shards.insert(route.shard);
@@ -431,10 +430,10 @@ std::string describe(const DevPlan& plan, double seconds, size_t chains) {
     out += fmt::format("  {:<10} {}  metrics http://{}/metrics\n", DevPlan::storage_name(i),
                        plan.storage_addresses[i], plan.storage_http[i]);
   }
-  out +=
-      fmt::format("use it:  mica --dir {} status   (or ls/mkdir/put/get; `source {}/{}` sets "
-                  "MICA_MGMTD)\n",
-                  plan.dir, plan.dir, kDevEnvFile);
+  out += fmt::format(
+      "use it:  mica --dir {} status   (or ls/mkdir/put/get; `source {}/{}` sets "
+      "MICA_MGMTD)\n",
+      plan.dir, plan.dir, kDevEnvFile);
   out += fmt::format("stop it: mica dev down --dir {}\n", plan.dir);
   return out;
 }

@@ -28,7 +28,7 @@ const std::set<std::string> kRootKeys = {"mgmtd",
                                          "map_size_bytes",
                                          "metrics_interval_ms",
                                          "gc"};
-const std::set<std::string> kGcKeys = {"files_per_s", "removals_in_flight_max"};
+const std::set<std::string> kGcKeys = {"files_per_s", "files_in_flight_max", "poll_interval_ms"};
 
 // A lease or interval beyond this is surely a unit mistake (seconds for ms).
 constexpr uint64_t kIntervalMaxMs = 10 * 60 * 1000;
@@ -40,21 +40,21 @@ constexpr uint64_t kMapSizeMinBytes = uint64_t{1} << 20;
 constexpr uint64_t kMapSizeMaxBytes = uint64_t{1} << 44;
 
 Status read_shards(const TableReader& root, MetaConfig* config) {
-  RETURN_IF_ERROR(
-      root.read("shard_count", &config->shard_count, 1, uint64_t{kMetaShardCountMax}));
+  RETURN_IF_ERROR(root.read("shard_count", &config->shard_count, 1, uint64_t{kMetaShardCountMax}));
   Status status;
   const toml::value* list = root.find("shards", toml::value_t::array, &status);
   RETURN_IF_ERROR(std::move(status));
   if (list == nullptr) return Status::ok_status();
   const auto& items = list->as_array();
-  if (items.empty()) return root.error("shards", "must list at least one shard id (or be left out)");
+  if (items.empty())
+    return root.error("shards", "must list at least one shard id (or be left out)");
   std::set<meta::ShardId> seen;
   config->shards.clear();
   for (size_t i = 0; i < items.size(); ++i) {
     std::string key = fmt::format("shards[{}]", i);
     if (!items[i].is_integer()) {
-      return root.error(key, fmt::format("must be an integer (got {})",
-                                         toml_type_name(items[i].type())));
+      return root.error(
+          key, fmt::format("must be an integer (got {})", toml_type_name(items[i].type())));
     }
     int64_t id = items[i].as_integer();
     if (id < 0 || static_cast<uint64_t>(id) >= config->shard_count) {
@@ -71,8 +71,8 @@ Status read_shards(const TableReader& root, MetaConfig* config) {
 
 Status read_root(const TableReader& root, MetaConfig* config) {
   RETURN_IF_ERROR(root.check_keys(kRootKeys));
-  RETURN_IF_ERROR(read_address_list(root, "mgmtd", "mgmtd address", kMetaMgmtdAddressesMax,
-                                    &config->mgmtd));
+  RETURN_IF_ERROR(
+      read_address_list(root, "mgmtd", "mgmtd address", kMetaMgmtdAddressesMax, &config->mgmtd));
   RETURN_IF_ERROR(read_address(root, "listen", &config->listen, false));
   RETURN_IF_ERROR(read_address(root, "advertise_address", &config->advertise_address, true));
   RETURN_IF_ERROR(read_address(root, "http_listen", &config->http_listen, true));
@@ -100,7 +100,8 @@ Status read_root(const TableReader& root, MetaConfig* config) {
 Status read_gc(const TableReader& gc, MetaGcConfig* out) {
   RETURN_IF_ERROR(gc.check_keys(kGcKeys));
   RETURN_IF_ERROR(gc.read("files_per_s", &out->files_per_s, 0, kCountMax));
-  return gc.read("removals_in_flight_max", &out->removals_in_flight_max, 1, kCountMax);
+  RETURN_IF_ERROR(gc.read("files_in_flight_max", &out->files_in_flight_max, 1, kCountMax));
+  return gc.read("poll_interval_ms", &out->poll_interval_ms, 10, kIntervalMaxMs);
 }
 
 }  // namespace
@@ -177,16 +178,18 @@ map_size_bytes = {}
 metrics_interval_ms = {}
 
 [gc]
-# Files whose chunks are removed per second (0: collection paused); removals in flight.
+# Files whose chunks are removed per second (0: collection paused); removals in flight;
+# how often an idle collector looks for newly queued files.
 files_per_s = {}
-removals_in_flight_max = {}
+files_in_flight_max = {}
+poll_interval_ms = {}
 )",
       mgmtd, toml_quote(c.listen), toml_quote(c.advertise_address), toml_quote(c.host_name),
       toml_quote(c.data_dir), toml_quote(c.http_listen), toml_quote(c.token_file),
       c.allow_unauthenticated, transport_choice_name(c.transport), log_level_name(c.log_level),
       "a missing `shards`", c.shard_count, c.shards.empty() ? "# " : "", shards, c.executors,
-      c.lease_ms, c.readdir_page_max, c.requests_kept_max, c.map_size_bytes,
-      c.metrics_interval_ms, c.gc.files_per_s, c.gc.removals_in_flight_max);
+      c.lease_ms, c.readdir_page_max, c.requests_kept_max, c.map_size_bytes, c.metrics_interval_ms,
+      c.gc.files_per_s, c.gc.files_in_flight_max, c.gc.poll_interval_ms);
 }
 
 std::string default_meta_config_toml() {

@@ -33,8 +33,10 @@ inline constexpr uint32_t kMetaShardCountDefault = 4;
 struct MetaGcConfig {
   // Files whose chunks the background collector removes per second (per process).
   uint32_t files_per_s = 200;
-  // Chunk removals in flight at once.
-  uint32_t removals_in_flight_max = 16;
+  // Files whose chunks are being removed at once.
+  uint32_t files_in_flight_max = 8;
+  // How often an idle collector looks for newly queued files.
+  uint32_t poll_interval_ms = 1000;
 };
 
 struct MetaConfig {

@@ -93,8 +93,8 @@ Task<Status> MetaProcess::start() {
     services[0] = metered_->service();  // the MetaService, timed per method
     return services;
   };
-  node_ = std::make_unique<meta::MetaNode>(
-      transport_ ? transport_.get() : inner_transport_.get(), std::move(*options));
+  node_ = std::make_unique<meta::MetaNode>(transport_ ? transport_.get() : inner_transport_.get(),
+                                           std::move(*options));
   auto starting = node_->start();
   CO_TRY(co_await std::move(starting));
   metrics_ = std::make_unique<MetaMetrics>(node_->server());
@@ -144,9 +144,9 @@ int meta_main(int argc, char** argv) {
   }
   Result<MetaConfig> config = load_meta_config(args.config_path);
   Result<std::optional<net::ClusterToken>> token =
-      config.ok() ? load_server_token(config->allow_unauthenticated, config->token_file,
-                                      args.config_path)
-                  : config.status();
+      config.ok()
+          ? load_server_token(config->allow_unauthenticated, config->token_file, args.config_path)
+          : config.status();
   if (!token.ok()) {
     std::fprintf(stderr, "mica-meta: %s\n", std::string(token.status().message()).c_str());
     return kExitUsage;

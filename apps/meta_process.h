@@ -58,7 +58,7 @@ class MetaProcess {
   std::optional<net::ClusterToken> token_;
   std::vector<Executor*> executors_;
   std::unique_ptr<net::Transport> inner_transport_;
-  std::unique_ptr<net::Transport> transport_;  // the authenticated one, or none
+  std::unique_ptr<net::Transport> transport_;    // the authenticated one, or none
   std::unique_ptr<MeteredMetaService> metered_;  // outlives the node's RPC server
   std::unique_ptr<meta::MetaNode> node_;
   std::unique_ptr<MetaMetrics> metrics_;

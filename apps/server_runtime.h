@@ -90,8 +90,7 @@ Task<int> serve_until_signal(Process* process, StopSignals* signals, std::string
   if (signal.ok()) {
     MICA_LOG(Info, module, "{} received {}, stopping", program, signal_name(*signal));
   } else {
-    MICA_LOG(Error, module, "{} cannot wait for signals ({}), stopping", program,
-             signal.status());
+    MICA_LOG(Error, module, "{} cannot wait for signals ({}), stopping", program, signal.status());
   }
   auto stopping = process->stop();
   co_await std::move(stopping);

@@ -50,7 +50,7 @@ TEST(MetaConfig, PrintedDefaultConfigParsesBackToTheDefaults) {
   EXPECT_EQ(config->executors, d.executors);
   EXPECT_EQ(config->readdir_page_max, d.readdir_page_max);
   EXPECT_EQ(config->map_size_bytes, d.map_size_bytes);
-  EXPECT_EQ(config->gc.removals_in_flight_max, d.gc.removals_in_flight_max);
+  EXPECT_EQ(config->gc.files_in_flight_max, d.gc.files_in_flight_max);
 }
 
 TEST(MetaConfig, GeneratedFileKeepsEveryValue) {
@@ -73,7 +73,8 @@ TEST(MetaConfig, GeneratedFileKeepsEveryValue) {
   c.map_size_bytes = uint64_t{1} << 30;
   c.metrics_interval_ms = 250;
   c.gc.files_per_s = 0;
-  c.gc.removals_in_flight_max = 4;
+  c.gc.files_in_flight_max = 4;
+  c.gc.poll_interval_ms = 20;
   Result<MetaConfig> back = parse_meta_config(meta_config_toml(c), "gen.toml");
   ASSERT_TRUE(back.ok()) << back.status() << "\n" << meta_config_toml(c);
   EXPECT_EQ(back->mgmtd, c.mgmtd);
@@ -94,7 +95,8 @@ TEST(MetaConfig, GeneratedFileKeepsEveryValue) {
   EXPECT_EQ(back->map_size_bytes, c.map_size_bytes);
   EXPECT_EQ(back->metrics_interval_ms, c.metrics_interval_ms);
   EXPECT_EQ(back->gc.files_per_s, c.gc.files_per_s);
-  EXPECT_EQ(back->gc.removals_in_flight_max, c.gc.removals_in_flight_max);
+  EXPECT_EQ(back->gc.files_in_flight_max, c.gc.files_in_flight_max);
+  EXPECT_EQ(back->gc.poll_interval_ms, c.gc.poll_interval_ms);
 }
 
 TEST(MetaConfig, EveryBadValueIsRefusedNamingItsKey) {
@@ -112,18 +114,20 @@ TEST(MetaConfig, EveryBadValueIsRefusedNamingItsKey) {
       {"executors = 0", "meta.toml: executors must be between 1 and 64 (got 0)"},
       {"lease_ms = 10", "meta.toml: lease_ms must be between 1000 and 600000 (got 10)"},
       {"readdir_page_max = 0", "meta.toml: readdir_page_max must be between 1 and 65536 (got 0)"},
-      {"map_size_bytes = 1", "meta.toml: map_size_bytes must be between 1048576 and "
-                             "17592186044416 (got 1)"},
-      {"[gc]\nremovals_in_flight_max = 0",
-       "meta.toml: gc.removals_in_flight_max must be between 1 and 1048576 (got 0)"},
+      {"map_size_bytes = 1",
+       "meta.toml: map_size_bytes must be between 1048576 and "
+       "17592186044416 (got 1)"},
+      {"[gc]\nfiles_in_flight_max = 0",
+       "meta.toml: gc.files_in_flight_max must be between 1 and 1048576 (got 0)"},
       {"gc = 3", "meta.toml: gc must be a table (got an integer)"},
       {"mgmtd = []", "meta.toml: mgmtd must name at least one mgmtd address"},
       {"mgmtd = \"nohost\"", "meta.toml: mgmtd must be \"host:port\" (got \"nohost\")"},
       {"listen = \"x\"", "meta.toml: listen must be \"host:port\" (got \"x\")"},
       {"http_listen = \"x\"", "meta.toml: http_listen must be \"host:port\" or empty (got \"x\")"},
       {"data_dir = \"\"", "meta.toml: data_dir must not be empty"},
-      {"token_file = \"\"", "meta.toml: token_file must name the cluster token file (or set "
-                            "allow_unauthenticated = true)"},
+      {"token_file = \"\"",
+       "meta.toml: token_file must name the cluster token file (or set "
+       "allow_unauthenticated = true)"},
       {"transport = \"udp\"", "meta.toml: transport must be \"tcp\", \"rdma\" or \"auto\""},
       {"log_level = \"loud\"",
        "meta.toml: log_level must be \"debug\", \"info\", \"warn\", \"error\" or \"off\""},

@@ -100,9 +100,14 @@ Task<void> client_storm(Storm* storm, int index) {
       int from = model.present[old_name];
       int to = choice == 7 ? (from + 1) % kClients : from;  // 1 in 3 into another directory
       name = fresh_name(index, &counter);
-      meta::RenameRequest rename{.cred = root, .tag = {}, .parent = storm->dirs[from],
-                                 .name = old_name, .new_parent = storm->dirs[to],
-                                 .new_name = name, .noreplace = false, .exchange = false};
+      meta::RenameRequest rename{.cred = root,
+                                 .tag = {},
+                                 .parent = storm->dirs[from],
+                                 .name = old_name,
+                                 .new_parent = storm->dirs[to],
+                                 .new_name = name,
+                                 .noreplace = false,
+                                 .exchange = false};
       auto renaming = stack.client.rename(rename);
       Result<meta::RenameReply> renamed = co_await std::move(renaming);
       outcome = renamed.status();
@@ -117,8 +122,8 @@ Task<void> client_storm(Storm* storm, int index) {
       name = live.front();
       live.erase(live.begin());
       int from = model.present[name];
-      meta::RemoveRequest remove{.cred = root, .tag = {}, .parent = storm->dirs[from],
-                                 .name = name, .directory = false};
+      meta::RemoveRequest remove{
+          .cred = root, .tag = {}, .parent = storm->dirs[from], .name = name, .directory = false};
       auto removing = stack.client.remove(remove);
       Result<meta::RemoveReply> removed = co_await std::move(removing);
       outcome = removed.status();
@@ -147,8 +152,11 @@ Task<Status> make_dirs(Storm* storm) {
   MetaStack stack(storm->mgmtd, storm->token);
   Status status;
   for (int i = 0; i < kClients && status.ok(); ++i) {
-    meta::MkdirRequest mkdir{.cred = {}, .tag = {}, .parent = meta::kRootInode,
-                             .name = "d" + std::to_string(i), .mode = 0777};
+    meta::MkdirRequest mkdir{.cred = {},
+                             .tag = {},
+                             .parent = meta::kRootInode,
+                             .name = "d" + std::to_string(i),
+                             .mode = 0777};
     auto making = stack.client.mkdir(mkdir);
     Result<meta::InodeReply> made = co_await std::move(making);
     status = made.status();
@@ -167,8 +175,8 @@ struct Final {
 };
 
 Task<Status> list_dir(meta::MetaClient* client, InodeId dir, std::map<std::string, InodeId>* out) {
-  meta::ReaddirRequest request{.cred = {}, .dir = dir, .after = {}, .limit = 0,
-                               .with_attrs = false};
+  meta::ReaddirRequest request{
+      .cred = {}, .dir = dir, .after = {}, .limit = 0, .with_attrs = false};
   while (true) {
     auto reading = client->readdir(request);
     Result<meta::ReaddirReply> page = co_await std::move(reading);
@@ -215,45 +223,8 @@ bool wait_acks(const Storm& storm, uint64_t at_least) {
   return true;
 }
 
-TEST(MetaKill, SigkilledMidStormLosesNoAcknowledgedOperationAndFsckIsClean) {
-  TempDir dir(binary_dir() + "/apps-test-data", "meta-kill");
-  StorageClusterProcess cluster(dir.path(), ClusterProcessOptions{.storage_nodes = 1,
-                                                                 .targets_per_node = 1,
-                                                                 .replicas = 1,
-                                                                 .storage_binary =
-                                                                     MICA_STORAGE_BINARY});
-  ASSERT_NO_FATAL_FAILURE(cluster.start());
-  MetaServerProcess meta(dir.path(), cluster.mgmtd_address(), cluster.token_path());
-  ASSERT_NO_FATAL_FAILURE(meta.write_config(4, "lease_ms = 3000\n"));
-  ASSERT_NO_FATAL_FAILURE(meta.start());
-  ASSERT_NO_FATAL_FAILURE(meta.wait_registered());
-
-  Storm storm(net::load_cluster_token(cluster.token_path()).value());
-  storm.mgmtd = cluster.mgmtd_address();
-  std::unique_ptr<Executor> setup = Executor::create_uring();
-  Status made = setup->block_on(make_dirs(&storm));
-  ASSERT_TRUE(made.ok()) << made << read_file(meta.log());
-  std::thread clients([&storm] { Executor::create_uring()->block_on(run_storm(&storm)); });
-
-  bool before = wait_acks(storm, kAcksBeforeKill);
-  EXPECT_TRUE(before) << "the storm did not start: " << read_file(meta.log());
-  EXPECT_EQ(meta.stop(SIGKILL), 128 + SIGKILL);
-  uint64_t at_kill = storm.acks.load();
-  std::this_thread::sleep_for(200ms);  // calls in flight fail and retry meanwhile
-  meta.start();
-  bool after = wait_acks(storm, at_kill + kAcksAfterRestart);
-  EXPECT_TRUE(after) << "the storm did not resume: " << read_file(meta.log());
-  storm.stop.store(true);
-  clients.join();
-  ASSERT_TRUE(before && after);
-
-  Final final = setup->block_on(check(&storm));
-  ASSERT_TRUE(final.status.ok()) << final.status;
-  EXPECT_EQ(final.coordinator_pending, 0u);
-  for (const meta::FsckProblem& problem : final.problems) {
-    ADD_FAILURE() << "fsck: inode " << problem.inode << ": " << problem.message;
-  }
-  // Every name in the tree is a client's, where its acknowledged operations put it.
+// Every name in the tree is a client's, where its acknowledged operations put it.
+void expect_acknowledged_tree(const Storm& storm, const Final& final) {
   std::map<std::string, int> seen;
   for (int d = 0; d < kClients; ++d) {
     for (const auto& [name, inode] : final.listing[d]) {
@@ -287,6 +258,47 @@ TEST(MetaKill, SigkilledMidStormLosesNoAcknowledgedOperationAndFsckIsClean) {
   // Calls retried across the restart: at most the few in flight at the kill failed.
   EXPECT_LE(uncertain, size_t{2} * kClients);
   EXPECT_GT(checked, 0u);
+}
+
+TEST(MetaKill, SigkilledMidStormLosesNoAcknowledgedOperationAndFsckIsClean) {
+  TempDir dir(binary_dir() + "/apps-test-data", "meta-kill");
+  StorageClusterProcess cluster(dir.path(),
+                                ClusterProcessOptions{.storage_nodes = 1,
+                                                      .targets_per_node = 1,
+                                                      .replicas = 1,
+                                                      .storage_binary = MICA_STORAGE_BINARY});
+  ASSERT_NO_FATAL_FAILURE(cluster.start());
+  MetaServerProcess meta(dir.path(), cluster.mgmtd_address(), cluster.token_path());
+  ASSERT_NO_FATAL_FAILURE(meta.write_config(4, "lease_ms = 3000\n"));
+  ASSERT_NO_FATAL_FAILURE(meta.start());
+  ASSERT_NO_FATAL_FAILURE(meta.wait_registered());
+
+  Storm storm(net::load_cluster_token(cluster.token_path()).value());
+  storm.mgmtd = cluster.mgmtd_address();
+  std::unique_ptr<Executor> setup = Executor::create_uring();
+  Status made = setup->block_on(make_dirs(&storm));
+  ASSERT_TRUE(made.ok()) << made << read_file(meta.log());
+  std::thread clients([&storm] { Executor::create_uring()->block_on(run_storm(&storm)); });
+
+  bool before = wait_acks(storm, kAcksBeforeKill);
+  EXPECT_TRUE(before) << "the storm did not start: " << read_file(meta.log());
+  EXPECT_EQ(meta.stop(SIGKILL), 128 + SIGKILL);
+  uint64_t at_kill = storm.acks.load();
+  std::this_thread::sleep_for(200ms);  // calls in flight fail and retry meanwhile
+  meta.start();
+  bool after = wait_acks(storm, at_kill + kAcksAfterRestart);
+  EXPECT_TRUE(after) << "the storm did not resume: " << read_file(meta.log());
+  storm.stop.store(true);
+  clients.join();
+  ASSERT_TRUE(before && after);
+
+  Final final = setup->block_on(check(&storm));
+  ASSERT_TRUE(final.status.ok()) << final.status;
+  EXPECT_EQ(final.coordinator_pending, 0u);
+  for (const meta::FsckProblem& problem : final.problems) {
+    ADD_FAILURE() << "fsck: inode " << problem.inode << ": " << problem.message;
+  }
+  expect_acknowledged_tree(storm, final);
   EXPECT_EQ(meta.stop(SIGTERM), 0) << read_file(meta.log());
 }
 

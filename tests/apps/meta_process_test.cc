@@ -40,9 +40,7 @@ class MetaProcess : public ::testing::Test {
     meta_ = MetaServerProcess(dir_.path(), cluster_.mgmtd_address(), cluster_.token_path());
     ASSERT_NO_FATAL_FAILURE(meta_.write_config(4));
   }
-  net::ClusterToken token() const {
-    return net::load_cluster_token(cluster_.token_path()).value();
-  }
+  net::ClusterToken token() const { return net::load_cluster_token(cluster_.token_path()).value(); }
 
   TempDir dir_;
   StorageClusterProcess cluster_;
@@ -61,8 +59,8 @@ Task<Seen> some_operations(std::string mgmtd, net::ClusterToken token) {
   MetaStack stack(mgmtd, token);
   Seen seen;
   meta::Credentials root;
-  meta::MkdirRequest mkdir{.cred = root, .tag = {}, .parent = kRootInode, .name = "d",
-                           .mode = 0755};
+  meta::MkdirRequest mkdir{
+      .cred = root, .tag = {}, .parent = kRootInode, .name = "d", .mode = 0755};
   auto making = stack.client.mkdir(mkdir);
   Result<meta::InodeReply> dir = co_await std::move(making);
   seen.mkdir = dir.status();
@@ -79,8 +77,8 @@ Task<Seen> some_operations(std::string mgmtd, net::ClusterToken token) {
     auto looking = stack.client.lookup(lookup);
     Result<meta::InodeReply> found = co_await std::move(looking);
     seen.lookup = found.status();
-    meta::ReaddirRequest readdir{.cred = root, .dir = dir->inode.id, .after = {}, .limit = 0,
-                                 .with_attrs = true};
+    meta::ReaddirRequest readdir{
+        .cred = root, .dir = dir->inode.id, .after = {}, .limit = 0, .with_attrs = true};
     auto reading = stack.client.readdir(readdir);
     Result<meta::ReaddirReply> page = co_await std::move(reading);
     if (page.ok()) seen.entries = page->entries.size();
@@ -105,8 +103,7 @@ Task<Result<meta::InodeReply>> lookup_d(std::string mgmtd, net::ClusterToken tok
 
 TEST_F(MetaProcess, ServesTheNamespaceCountsOperationsAndStopsCleanlyOnSigterm) {
   ASSERT_NO_FATAL_FAILURE(meta_.start());
-  EXPECT_NE(meta_.child().err().find("mica-meta serving shards 0,1,2,3 of 4 on " +
-                                     meta_.address()),
+  EXPECT_NE(meta_.child().err().find("mica-meta serving shards 0,1,2,3 of 4 on " + meta_.address()),
             std::string::npos)
       << meta_.child().err();
   ASSERT_NO_FATAL_FAILURE(meta_.wait_registered());
@@ -122,12 +119,10 @@ TEST_F(MetaProcess, ServesTheNamespaceCountsOperationsAndStopsCleanlyOnSigterm) 
   EXPECT_NE(metrics.find("mica_meta_requests_total{method=\"mkdir\"} 1"), std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("mica_meta_requests_total{method=\"create\"} 1"), std::string::npos);
-  EXPECT_NE(metrics.find("mica_meta_request_seconds_bucket{method=\"lookup\""),
-            std::string::npos);
+  EXPECT_NE(metrics.find("mica_meta_request_seconds_bucket{method=\"lookup\""), std::string::npos);
   // The gauges are refreshed every 50 ms: the root, d and f.
-  for (int i = 0; i < 100 && metrics.find("mica_meta_shard_inodes{shard=\"0\"}") ==
-                                 std::string::npos;
-       ++i) {
+  for (int i = 0;
+       i < 100 && metrics.find("mica_meta_shard_inodes{shard=\"0\"}") == std::string::npos; ++i) {
     std::this_thread::sleep_for(50ms);
     metrics = http_get(meta_.http_port(), "/metrics");
   }
@@ -143,8 +138,7 @@ TEST_F(MetaProcess, ServesTheNamespaceCountsOperationsAndStopsCleanlyOnSigterm) 
 
   // The namespace is on disk: a second start serves /d again.
   ASSERT_NO_FATAL_FAILURE(meta_.start());
-  Result<meta::InodeReply> d =
-      executor->block_on(lookup_d(cluster_.mgmtd_address(), token()));
+  Result<meta::InodeReply> d = executor->block_on(lookup_d(cluster_.mgmtd_address(), token()));
   EXPECT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(meta_.stop(SIGTERM), 0);
 }
