@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <map>
-#include <random>
 
 #include "apps/cli_format.h"
 #include "craq/routing_client.h"
+#include "meta/meta_client.h"
 
 namespace mica::apps {
 namespace {
@@ -16,10 +16,11 @@ namespace {
 using meta::InodeId;
 using meta::MetaService;
 
-// Supplementary groups one request carries at most (Linux's NGROUPS_MAX is 65536; a CLI
-// caller in more groups than this is told so).
+// Supplementary groups one request carries at most (Linux's NGROUPS_MAX is
+// 65536; a CLI caller in more groups than this is told so).
 constexpr int kGroupsMax = 1024;
-// Entries one `mica ls` prints at most, and pages it asks for (each the server's page).
+// Entries one `mica ls` prints at most, and pages it asks for (each the
+// server's page).
 constexpr size_t kLsEntriesMax = 100000;
 constexpr uint32_t kNewDirectoryMode = 0755;
 
@@ -61,72 +62,6 @@ std::vector<std::string> components(std::string_view path) {
   return out;
 }
 
-// The meta stubs of one command: each shard's process from routing, connected on demand.
-class MetaRoutes {
- public:
-  MetaRoutes(net::ConnectionPool* pool, craq::RoutingClient::SnapshotPtr routing,
-             TimePoint deadline)
-      : pool_(pool), routing_(std::move(routing)), deadline_(deadline) {}
-
-  Task<Result<std::shared_ptr<net::RpcClient>>> client_for(meta::ShardId shard) {
-    const craq::NodeInfo* node = nullptr;
-    for (const craq::MetaShardRoute& route : routing_->meta_shards) {
-      if (route.shard == shard) node = craq::find_node(*routing_, route.node);
-    }
-    if (node == nullptr) {
-      co_return Status(
-          StatusCode::kNotServing,
-          fmt::format("no meta process serves shard {} (is mica-meta running?)", shard));
-    }
-    Result<SocketAddress> address = SocketAddress::parse(node->rpc_address);
-    if (!address.ok()) co_return address.status();
-    auto getting = pool_->get(*address, deadline_);
-    co_return co_await std::move(getting);
-  }
-  TimePoint deadline() const { return deadline_; }
-  net::CallOptions options() const { return net::CallOptions{.deadline = deadline_}; }
-
- private:
-  net::ConnectionPool* pool_;
-  craq::RoutingClient::SnapshotPtr routing_;
-  TimePoint deadline_;
-};
-
-Task<Result<meta::Inode>> lookup(MetaRoutes* routes, meta::Credentials cred, InodeId parent,
-                                 std::string name) {
-  auto connecting = routes->client_for(meta::shard_of(parent));
-  CO_TRY_ASSIGN(std::shared_ptr<net::RpcClient> client, co_await std::move(connecting));
-  MetaService::Stub stub(client.get());
-  meta::LookupRequest request{.cred = std::move(cred), .parent = parent, .name = std::move(name)};
-  auto asking = stub.lookup(request, routes->options());
-  CO_TRY_ASSIGN(meta::InodeReply reply, co_await std::move(asking));
-  co_return reply.inode;
-}
-
-Task<Result<meta::Inode>> getattr(MetaRoutes* routes, InodeId inode) {
-  auto connecting = routes->client_for(meta::shard_of(inode));
-  CO_TRY_ASSIGN(std::shared_ptr<net::RpcClient> client, co_await std::move(connecting));
-  MetaService::Stub stub(client.get());
-  auto asking = stub.getattr(meta::GetattrRequest{.inode = inode}, routes->options());
-  CO_TRY_ASSIGN(meta::InodeReply reply, co_await std::move(asking));
-  co_return reply.inode;
-}
-
-// The inode at the path's components [0, count).
-Task<Result<meta::Inode>> walk(MetaRoutes* routes, meta::Credentials cred,
-                               std::vector<std::string> names, size_t count) {
-  auto rooting = getattr(routes, meta::kRootInode);
-  CO_TRY_ASSIGN(meta::Inode at, co_await std::move(rooting));
-  for (size_t i = 0; i < count; ++i) {
-    if (at.type != meta::InodeType::kDirectory) {
-      co_return Status(StatusCode::kNotDirectory, "a path component is not a directory");
-    }
-    auto looking = lookup(routes, cred, at.id, names[i]);
-    CO_TRY_ASSIGN(at, co_await std::move(looking));
-  }
-  co_return at;
-}
-
 std::string mode_text(const meta::Inode& inode) {
   static constexpr char kTypes[] = {'-', 'd', 'l', 'p', 's', 'c', 'b'};
   std::string out(1, kTypes[static_cast<int>(inode.type)]);
@@ -156,8 +91,8 @@ std::string stat_text(const std::string& path, const meta::Inode& inode) {
   return out;
 }
 
-Task<CliResult> list(MetaRoutes* routes, const CliInvocation& invocation, meta::Credentials cred,
-                     meta::Inode dir) {
+Task<CliResult> list(meta::MetaClient* client, const CliInvocation& invocation,
+                     meta::Credentials cred, meta::Inode dir) {
   if (dir.type != meta::InodeType::kDirectory) {
     co_return CliResult{.exit_code = kExitOk,
                         .out = fmt::format("{} {} {} {} {} {}\n", mode_text(dir), dir.nlink,
@@ -165,18 +100,12 @@ Task<CliResult> list(MetaRoutes* routes, const CliInvocation& invocation, meta::
                         .err = {},
                         .data = {}};
   }
-  auto connecting = routes->client_for(meta::shard_of(dir.id));
-  Result<std::shared_ptr<net::RpcClient>> client = co_await std::move(connecting);
-  if (!client.ok())
-    co_return failure(
-        fmt::format("ls {}: {}", invocation.fs_path, meta_error_text(client.status())));
-  MetaService::Stub stub(client->get());
   TextTable table({"MODE", "LINKS", "UID", "GID", "SIZE", "INODE", "NAME"});
   meta::ReaddirRequest request{
       .cred = cred, .dir = dir.id, .after = {}, .limit = 0, .with_attrs = true};
   size_t listed = 0;
   while (listed < kLsEntriesMax) {
-    auto reading = stub.readdir(request, routes->options());
+    auto reading = client->readdir(request);
     Result<meta::ReaddirReply> page = co_await std::move(reading);
     if (!page.ok()) {
       co_return failure(
@@ -195,60 +124,54 @@ Task<CliResult> list(MetaRoutes* routes, const CliInvocation& invocation, meta::
   co_return CliResult{.exit_code = kExitOk, .out = table.render(), .err = {}, .data = {}};
 }
 
-meta::RequestTag new_tag() {
-  std::random_device random;
-  meta::ClientId client = (uint64_t{random()} << 32) | random();
-  return meta::RequestTag{.client = client | 1, .request = 1};
+CliResult done(std::string line) {
+  return CliResult{.exit_code = kExitOk, .out = std::move(line), .err = {}, .data = {}};
 }
 
-Task<CliResult> mutate(MetaRoutes* routes, const CliInvocation& invocation, meta::Credentials cred,
-                       meta::Inode parent, std::string name) {
+// mkdir: the parent is resolved, the name made in it. rm: the path is resolved
+// without following a last symlink (rm removes the link), and removed as what
+// it is.
+Task<CliResult> mutate(meta::MetaClient* client, const CliInvocation& invocation,
+                       meta::Credentials cred, std::vector<std::string> names) {
   std::string what = fmt::format("{} {}", command_word(invocation.command), invocation.fs_path);
-  if (parent.type != meta::InodeType::kDirectory) {
-    co_return failure(
-        fmt::format("{}: {}", what, meta_error_text(Status(StatusCode::kNotDirectory, ""))));
-  }
-  auto connecting = routes->client_for(meta::shard_of(parent.id));
-  Result<std::shared_ptr<net::RpcClient>> client = co_await std::move(connecting);
-  if (!client.ok())
-    co_return failure(fmt::format("{}: {}", what, meta_error_text(client.status())));
-  MetaService::Stub stub(client->get());
   if (invocation.command == CliCommand::kMkdir) {
+    std::string parent_path = "/";
+    for (size_t i = 0; i + 1 < names.size(); ++i) parent_path += names[i] + "/";
+    auto resolving = client->resolve(cred, parent_path);
+    Result<meta::Resolved> parent = co_await std::move(resolving);
+    if (!parent.ok())
+      co_return failure(fmt::format("{}: {}", what, meta_error_text(parent.status())));
     meta::MkdirRequest request{.cred = cred,
-                               .tag = new_tag(),
-                               .parent = parent.id,
-                               .name = name,
+                               .tag = {},
+                               .parent = parent->inode.id,
+                               .name = names.back(),
                                .mode = kNewDirectoryMode};
-    auto making = stub.mkdir(request, routes->options());
+    auto making = client->mkdir(request);
     Result<meta::InodeReply> made = co_await std::move(making);
     if (!made.ok()) co_return failure(fmt::format("{}: {}", what, meta_error_text(made.status())));
-    co_return CliResult{
-        .exit_code = kExitOk,
-        .out = fmt::format("created directory {} (inode {}, shard {})\n", invocation.fs_path,
-                           made->inode.id, meta::shard_of(made->inode.id)),
-        .err = {},
-        .data = {}};
+    co_return done(fmt::format("created directory {} (inode {}, shard {})\n", invocation.fs_path,
+                               made->inode.id, meta::shard_of(made->inode.id)));
   }
-  auto looking = lookup(routes, cred, parent.id, name);
-  Result<meta::Inode> target = co_await std::move(looking);
+  auto resolving = client->resolve(cred, invocation.fs_path, /*follow_last=*/false);
+  Result<meta::Resolved> target = co_await std::move(resolving);
   if (!target.ok())
     co_return failure(fmt::format("{}: {}", what, meta_error_text(target.status())));
-  bool directory = target->type == meta::InodeType::kDirectory;
-  meta::RemoveRequest request{
-      .cred = cred, .tag = new_tag(), .parent = parent.id, .name = name, .directory = directory};
-  auto removing = stub.remove(request, routes->options());
+  bool directory = target->inode.type == meta::InodeType::kDirectory;
+  meta::RemoveRequest request{.cred = cred,
+                              .tag = {},
+                              .parent = target->parent,
+                              .name = target->name,
+                              .directory = directory};
+  auto removing = client->remove(request);
   Result<meta::RemoveReply> removed = co_await std::move(removing);
   if (!removed.ok()) {
     co_return failure(fmt::format("{}: {}", what, meta_error_text(removed.status())));
   }
-  co_return CliResult{
-      .exit_code = kExitOk,
-      .out = fmt::format("removed {} {}\n", directory ? "directory" : "file", invocation.fs_path),
-      .err = {},
-      .data = {}};
+  co_return done(
+      fmt::format("removed {} {}\n", directory ? "directory" : "file", invocation.fs_path));
 }
 
-Task<CliResult> with_routes(CliInvocation invocation, MetaRoutes* routes) {
+Task<CliResult> with_client(CliInvocation invocation, meta::MetaClient* client) {
   meta::Credentials cred = caller_credentials();
   std::vector<std::string> names = components(invocation.fs_path);
   std::string what = fmt::format("{} {}", command_word(invocation.command), invocation.fs_path);
@@ -258,20 +181,17 @@ Task<CliResult> with_routes(CliInvocation invocation, MetaRoutes* routes) {
     co_return failure(fmt::format("{}: the root cannot be {}", what,
                                   invocation.command == CliCommand::kRm ? "removed" : "created"));
   }
-  size_t count = names_parent ? names.size() - 1 : names.size();
-  auto walking = walk(routes, cred, names, count);
-  Result<meta::Inode> at = co_await std::move(walking);
+  if (names_parent) {
+    auto mutating = mutate(client, invocation, cred, std::move(names));
+    co_return co_await std::move(mutating);
+  }
+  auto resolving = client->resolve(cred, invocation.fs_path);
+  Result<meta::Resolved> at = co_await std::move(resolving);
   if (!at.ok()) co_return failure(fmt::format("{}: {}", what, meta_error_text(at.status())));
-  if (invocation.command == CliCommand::kStat) {
-    co_return CliResult{
-        .exit_code = kExitOk, .out = stat_text(invocation.fs_path, *at), .err = {}, .data = {}};
-  }
-  if (invocation.command == CliCommand::kLs) {
-    auto listing = list(routes, invocation, cred, *at);
-    co_return co_await std::move(listing);
-  }
-  auto mutating = mutate(routes, invocation, cred, *at, names.back());
-  co_return co_await std::move(mutating);
+  if (invocation.command == CliCommand::kStat)
+    co_return done(stat_text(invocation.fs_path, at->inode));
+  auto listing = list(client, invocation, cred, at->inode);
+  co_return co_await std::move(listing);
 }
 
 Task<CliResult> with_routing(CliInvocation invocation, net::ConnectionPool* pool,
@@ -284,9 +204,19 @@ Task<CliResult> with_routing(CliInvocation invocation, net::ConnectionPool* pool
     co_return failure(
         fmt::format("cannot reach mgmtd at {}: {}", invocation.mgmtd, why.to_string()));
   }
-  MetaRoutes routes(pool, *snapshot, deadline);
-  auto running = with_routes(std::move(invocation), &routes);
-  co_return co_await std::move(running);
+  if ((*snapshot)->meta_shards.empty()) {
+    co_return failure(fmt::format("{} {}: no meta process serves the namespace (mica status)",
+                                  command_word(invocation.command), invocation.fs_path));
+  }
+  meta::MetaClientOptions options;
+  options.call_timeout = std::chrono::milliseconds(invocation.timeout_ms);
+  // No lease loop (start()): the smoke commands open no file.
+  meta::MetaClient client(pool, routing, options);
+  auto running = with_client(std::move(invocation), &client);
+  CliResult result = co_await std::move(running);
+  auto stopping = client.stop();
+  co_await std::move(stopping);
+  co_return result;
 }
 
 Task<MetaNodeStatus> node_status(net::ConnectionPool* pool, craq::NodeInfo node) {

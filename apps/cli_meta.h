@@ -2,13 +2,14 @@
 // stat, mkdir and rm of an absolute path, and the per-shard view `mica status` adds
 // (MetaService::status of every live meta node).
 //
-// A path is walked from the root one lookup at a time, each sent to the process serving
-// the parent's shard (routing's meta_shards), as the caller's uid, gid and supplementary
-// groups (getuid, getgid, getgroups), so the service's permission checks are the caller's.
-// An error is one line naming the path and what POSIX calls it ("mica: stat /a/b: no such
-// file or directory") and kExitFailure; a mutation carries a RequestTag from a random client
-// id, so a retry after a lost answer is answered as the first try was. Tasks on the CLI's
-// one executor (apps/cli.cc makes it); they suspend for the network.
+// The commands go through meta::MetaClient (meta/meta_client.h): a path is resolved from
+// the root one lookup at a time, each sent to the process serving the parent's shard
+// (routing's meta_shards), as the caller's uid, gid and supplementary groups (getuid,
+// getgid, getgroups), so the service's permission checks are the caller's; the client
+// retries kBusy, kWrongShard and lost connections with one RequestTag per mutation, so a
+// retry is answered as the first try was. An error is one line naming the path and what
+// POSIX calls it ("mica: stat /a/b: no such file or directory") and kExitFailure. Tasks on
+// the CLI's one executor (apps/cli.cc makes it); they suspend for the network.
 #pragma once
 
 #include <string>

@@ -35,6 +35,10 @@ Result<meta::MetaNodeOptions> meta_node_options(const MetaConfig& config,
   options.shard_template.readdir_page_max = config.readdir_page_max;
   options.shard_template.requests_kept_max = config.requests_kept_max;
   options.shard_template.env.map_size_bytes = config.map_size_bytes;
+  options.shard_template.gc.files_per_s = config.gc.files_per_s;
+  options.shard_template.gc.files_in_flight_max = config.gc.files_in_flight_max;
+  options.shard_template.gc.poll_interval_ms = config.gc.poll_interval_ms;
+  // lease_ms goes to the process's lease table once the server keeps one (meta/lease.h).
   options.rpc.drain_timeout = std::chrono::seconds(2);
   // A node keeps retrying mgmtd; the lease covers this backoff.
   options.pool.backoff_max = craq::kMgmtdReconnectBackoffMax;

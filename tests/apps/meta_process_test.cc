@@ -7,7 +7,6 @@
 // Heavy: three processes (mgmtd, one mica-storage for the chain table files take their
 // layout from, mica-meta). Time cap: every wait has its own deadline (at most 20 s); about
 // 5 s in a debug build. ctest's TIMEOUT for the apps tests caps the whole test.
-#ifdef MICA_META_BINARY
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -171,4 +170,3 @@ TEST(MetaProcessConfig, ABadConfigIsOneLineAndExitCodeTwo) {
 
 }  // namespace
 }  // namespace mica::testing
-#endif  // MICA_META_BINARY
