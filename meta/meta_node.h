@@ -49,6 +49,9 @@ struct MetaNodeOptions {
   // The services the RPC server serves, given the opened server; empty: server->services().
   // apps/ puts a timed MetaService (apps/meta_metrics.h) in place of the server's own.
   std::function<std::vector<net::Service*>(MetaServer*)> services;
+  // Inode times from the system clock (a real process); false: the executor's clock, as the
+  // simulator wants. Used when shard_template.clock_ns is unset.
+  bool wall_clock = true;
 };
 
 class MetaNode {
