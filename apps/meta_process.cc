@@ -35,10 +35,13 @@ Result<meta::MetaNodeOptions> meta_node_options(const MetaConfig& config,
   options.shard_template.readdir_page_max = config.readdir_page_max;
   options.shard_template.requests_kept_max = config.requests_kept_max;
   options.shard_template.env.map_size_bytes = config.map_size_bytes;
+  // Non-empty, so MetaServer leaves the labels alone: Shard adds its "shard" label itself
+  // (MetaServer adding it too would register a series with the label twice).
+  options.shard_template.metric_labels = {{"process", "mica-meta"}};
   options.shard_template.gc.files_per_s = config.gc.files_per_s;
   options.shard_template.gc.files_in_flight_max = config.gc.files_in_flight_max;
   options.shard_template.gc.poll_interval_ms = config.gc.poll_interval_ms;
-  // lease_ms goes to the process's lease table once the server keeps one (meta/lease.h).
+  options.server.leases.lease_ms = config.lease_ms;
   options.rpc.drain_timeout = std::chrono::seconds(2);
   // A node keeps retrying mgmtd; the lease covers this backoff.
   options.pool.backoff_max = craq::kMgmtdReconnectBackoffMax;
@@ -161,12 +164,17 @@ int meta_main(int argc, char** argv) {
     std::fprintf(stderr, "mica-meta: %s\n", made.to_string().c_str());
     return kExitFailure;
   }
-  // Executor 0 runs the RPC server, the node and the signals; the shards spread over all.
-  Runtime runtime(RuntimeOptions{.threads = config->executors});
-  std::vector<Executor*> executors;
-  for (size_t i = 0; i < runtime.size(); ++i) executors.push_back(&runtime.executor(i));
+  // The main thread's executor runs the RPC server, the node and the signal wait (and
+  // shard 0); more executors, when asked for, are threads of a runtime for the other shards.
+  std::unique_ptr<Executor> home = Executor::create_uring();
+  std::unique_ptr<Runtime> more;
+  if (config->executors > 1) {
+    more = std::make_unique<Runtime>(RuntimeOptions{.threads = config->executors - 1});
+  }
+  std::vector<Executor*> executors{home.get()};
+  for (size_t i = 0; more && i < more->size(); ++i) executors.push_back(&more->executor(i));
   MetaProcess process(std::move(*config), std::move(*token), std::move(executors));
-  return runtime.block_on(serve_until_signal(&process, &*signals, "mica-meta", "meta"));
+  return home->block_on(serve_until_signal(&process, &*signals, "mica-meta", "meta"));
 }
 
 }  // namespace mica::apps
