@@ -188,9 +188,15 @@ Task<CliResult> with_client(CliInvocation invocation, meta::MetaClient* client) 
   auto resolving = client->resolve(cred, invocation.fs_path);
   Result<meta::Resolved> at = co_await std::move(resolving);
   if (!at.ok()) co_return failure(fmt::format("{}: {}", what, meta_error_text(at.status())));
-  if (invocation.command == CliCommand::kStat)
-    co_return done(stat_text(invocation.fs_path, at->inode));
-  auto listing = list(client, invocation, cred, at->inode);
+  // The attributes from the inode's own shard: a lookup answered by the parent's shard
+  // carries only the id and type of an inode that lives elsewhere.
+  auto getting = client->getattr(meta::GetattrRequest{.inode = at->inode.id});
+  Result<meta::InodeReply> inode = co_await std::move(getting);
+  if (!inode.ok()) co_return failure(fmt::format("{}: {}", what, meta_error_text(inode.status())));
+  if (invocation.command == CliCommand::kStat) {
+    co_return done(stat_text(invocation.fs_path, inode->inode));
+  }
+  auto listing = list(client, invocation, cred, inode->inode);
   co_return co_await std::move(listing);
 }
 
