@@ -64,6 +64,40 @@ std::string fresh_name(int client, uint64_t* counter) {
   return "c" + std::to_string(client) + "-" + std::to_string((*counter)++);
 }
 
+// Renames the client's oldest live file to a fresh name, in its directory or (across) the
+// next one; *name is the new name.
+Task<Status> rename_oldest(MetaStack* stack, Storm* storm, int index, bool across,
+                           std::vector<std::string>* live, uint64_t* counter, std::string* name) {
+  ClientModel& model = storm->models[index];
+  std::string old_name = live->front();
+  live->erase(live->begin());
+  int from = model.present[old_name];
+  int to = across ? (from + 1) % kClients : from;
+  *name = fresh_name(index, counter);
+  meta::RenameRequest rename{.cred = {},
+                             .tag = {},
+                             .parent = storm->dirs[from],
+                             .name = old_name,
+                             .new_parent = storm->dirs[to],
+                             .new_name = *name,
+                             .noreplace = false,
+                             .exchange = false};
+  auto renaming = stack->client.rename(rename);
+  Result<meta::RenameReply> renamed = co_await std::move(renaming);
+  model.present.erase(old_name);
+  if (!renamed.ok()) {
+    model.uncertain.insert(old_name);  // it is old_name or *name, in one of two places
+    co_return renamed.status();
+  }
+  model.present[*name] = to;
+  // A file moved to another shard's directory is only checked at the end: an unlink or
+  // rename of an entry whose inode lives on another shard answers "no inode" for now (the
+  // shard looks for the inode locally; it belongs to the coordinator).
+  bool crossed = meta::shard_of(storm->dirs[to]) != meta::shard_of(storm->dirs[from]);
+  if (!crossed) live->push_back(*name);
+  co_return Status::ok_status();
+}
+
 // One client's storm: deterministic choices from its index and step.
 Task<void> client_storm(Storm* storm, int index) {
   meta::MetaClientOptions options;
@@ -96,33 +130,8 @@ Task<void> client_storm(Storm* storm, int index) {
       }
     } else if (choice < 8) {
       op = "rename";
-      std::string old_name = live.front();
-      live.erase(live.begin());
-      int from = model.present[old_name];
-      int to = choice == 7 ? (from + 1) % kClients : from;  // 1 in 3 into another directory
-      name = fresh_name(index, &counter);
-      meta::RenameRequest rename{.cred = root,
-                                 .tag = {},
-                                 .parent = storm->dirs[from],
-                                 .name = old_name,
-                                 .new_parent = storm->dirs[to],
-                                 .new_name = name,
-                                 .noreplace = false,
-                                 .exchange = false};
-      auto renaming = stack.client.rename(rename);
-      Result<meta::RenameReply> renamed = co_await std::move(renaming);
-      outcome = renamed.status();
-      model.present.erase(old_name);
-      if (outcome.ok()) {
-        model.present[name] = to;
-        // A file moved to another shard's directory is only checked at the end: an unlink
-        // or rename of an entry whose inode lives on another shard answers "no inode" for
-        // now (the shard looks for the inode locally; it belongs to the coordinator).
-        bool crossed = meta::shard_of(storm->dirs[to]) != meta::shard_of(storm->dirs[from]);
-        if (!crossed) live.push_back(name);
-      } else {
-        model.uncertain.insert(old_name);  // it is old_name or name, in one of two places
-      }
+      auto renaming = rename_oldest(&stack, storm, index, choice == 7, &live, &counter, &name);
+      outcome = co_await std::move(renaming);
     } else {
       op = "unlink";
       name = live.front();
