@@ -90,4 +90,22 @@ struct CoordinatorService {
   MICA_SERVICE(CoordinatorService, "coordinator", mkdir, rmdir, rename, link)
 };
 
+// CoordinatorService's handlers over a coordinator: each call hops to the coordinator's
+// executor (when given and not the server's) and back. The coordinator outlives them.
+class CoordinatorHandlers {
+ public:
+  explicit CoordinatorHandlers(Coordinator* coordinator, Executor* executor = nullptr)
+      : coordinator_(coordinator), executor_(executor) {}
+  Task<Result<InodeReply>> mkdir(MkdirRequest request, net::CallContext* context);
+  Task<Result<RemoveReply>> rmdir(RemoveRequest request, net::CallContext* context);
+  Task<Result<RenameReply>> rename(RenameRequest request, net::CallContext* context);
+  Task<Result<InodeReply>> link(LinkRequest request, net::CallContext* context);
+
+ private:
+  Coordinator* coordinator_;
+  Executor* executor_;
+};
+// The service to add to the RpcServer of the process serving shard 0; handlers outlive it.
+net::Service coordinator_service(CoordinatorHandlers* handlers);
+
 }  // namespace mica::meta

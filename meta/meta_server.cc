@@ -89,10 +89,8 @@ Task<Status> MetaServer::open_shards() {
     shard_options.routing = [raw]() -> const craq::RoutingSnapshot* { return raw->routing.get(); };
     shard_options.storage = storage_;
     shard_options.leases = leases_.get();
-    if (shard_options.metric_labels.empty()) {
-      shard_options.metric_labels = options_.metric_labels;
-      shard_options.metric_labels.emplace_back("shard", std::to_string(id));
-    }
+    // The shard adds its own "shard" label.
+    if (shard_options.metric_labels.empty()) shard_options.metric_labels = options_.metric_labels;
     auto opening = open_shard(std::move(shard_options));
     auto hopping = hop(home_, slot->executor, std::move(opening));
     Result<std::unique_ptr<Shard>> shard = co_await std::move(hopping);

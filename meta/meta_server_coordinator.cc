@@ -1,16 +1,8 @@
 // open_coordinator_handle (meta/meta_server_coordinator.h): the Coordinator behind the
-// handle, or kNotSupported while the coordinator's implementation is not in the build.
+// handle.
 #include "meta/meta_server_coordinator.h"
 
-#if __has_include("meta/coordinator_state.h")
-#define MICA_META_COORDINATOR_BUILT 1
-#else
-#define MICA_META_COORDINATOR_BUILT 0
-#endif
-
 namespace mica::meta {
-
-#if MICA_META_COORDINATOR_BUILT
 
 namespace {
 
@@ -45,16 +37,5 @@ Task<Result<std::unique_ptr<CoordinatorHandle>>> open_coordinator_handle(
   CO_TRY_ASSIGN(std::unique_ptr<Coordinator> coordinator, co_await std::move(opening));
   co_return std::unique_ptr<CoordinatorHandle>(new Handle(std::move(coordinator)));
 }
-
-#else
-
-Task<Result<std::unique_ptr<CoordinatorHandle>>> open_coordinator_handle(
-    CoordinatorOptions options) {
-  (void)options;
-  co_return Status(StatusCode::kNotSupported,
-                   "the coordinator is not in this build: directory operations are refused");
-}
-
-#endif
 
 }  // namespace mica::meta

@@ -1,9 +1,8 @@
 // The coordinator as the MetaServer holds it (meta/meta_server.h): a handle over
-// meta/coordinator.h's Coordinator, opened by open_coordinator_handle(). Keeping the
-// server behind this handle lets meta_server*.cc build whether or not the coordinator's
-// implementation is linked in: without it the handle cannot be opened (kNotSupported) and
-// directory operations answer that. Internal to meta/; executor-bound like Coordinator (the
-// server's executor); the request references must outlive the returned tasks.
+// meta/coordinator.h's Coordinator, opened by open_coordinator_handle(), with one overload
+// per operation so the server's dispatch is one template (MetaServer::coordinate). Internal
+// to meta/; executor-bound like Coordinator (the server's executor); the request
+// references must outlive the returned tasks.
 #pragma once
 
 #include <memory>

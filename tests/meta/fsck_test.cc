@@ -8,15 +8,15 @@ namespace mica::meta {
 namespace {
 
 Inode directory(InodeId id, InodeId parent, uint32_t nlink) {
-  return Inode{.id = id, .type = InodeType::kDirectory, .mode = 0755, .nlink = nlink,
-               .parent = parent};
+  return Inode{
+      .id = id, .type = InodeType::kDirectory, .mode = 0755, .nlink = nlink, .parent = parent};
 }
 Inode file(InodeId id, uint32_t nlink) {
   return Inode{.id = id, .type = InodeType::kFile, .mode = 0644, .nlink = nlink};
 }
 ScannedEntry entry(InodeId parent, std::string name, InodeId inode, InodeType type) {
-  return ScannedEntry{.parent = parent, .name = std::move(name),
-                      .entry = DirEntry{.inode = inode, .type = type}};
+  return ScannedEntry{
+      .parent = parent, .name = std::move(name), .entry = DirEntry{.inode = inode, .type = type}};
 }
 
 const InodeId kDir = make_inode_id(1, 1);

@@ -5,6 +5,8 @@
 // 50 ms; each test takes well under two seconds.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "async/file.h"
 #include "async/wait_list.h"
 #include "meta/fsck.h"
@@ -87,6 +89,8 @@ Task<Status> wait_for_shards(craq::RoutingClient* routing, size_t expected) {
 }
 
 Task<Status> start_cluster(Cluster* c, bool second_node = true) {
+  auto making = ensure_directory(c->mgmtd.dir);
+  CO_TRY(co_await std::move(making));
   auto serving = craq::testing::serve(&c->mgmtd);
   CO_TRY(co_await std::move(serving));
   auto tabling = add_chain_table(c);
@@ -220,7 +224,9 @@ MICA_CO_TEST(MetaServer, ClientOperationsReachEveryShard) {
       auto resolving = c.client->resolve(Credentials{}, "/d1/f");
       Result<Resolved> resolved = co_await std::move(resolving);
       EXPECT_TRUE(resolved.ok()) << resolved.status();
-      if (resolved.ok() && file.ok()) EXPECT_EQ(resolved->inode.id, file->inode.id);
+      if (resolved.ok() && file.ok()) {
+        EXPECT_EQ(resolved->inode.id, file->inode.id);
+      }
       auto past_file = c.client->resolve(Credentials{}, "/d1/f/g");
       Result<Resolved> not_dir = co_await std::move(past_file);
       EXPECT_EQ(not_dir.status().code(), StatusCode::kNotDirectory);
@@ -324,6 +330,66 @@ MICA_CO_TEST(MetaServer, FsckIsCleanAfterOperationsAndFindsAPlantedProblem) {
     EXPECT_EQ((*found)[0].inode, nowhere);
     EXPECT_NE((*found)[0].message.find("does not exist"), std::string::npos) << (*found)[0].message;
   }
+  auto stopping = stop_cluster(&c);
+  co_await std::move(stopping);
+}
+
+Task<Result<InodeId>> make_dir(MetaClient* client, InodeId parent, std::string name) {
+  MkdirRequest request{.parent = parent, .name = std::move(name), .mode = 0755};
+  auto making = client->mkdir(std::move(request));
+  CO_TRY_ASSIGN(InodeReply reply, co_await std::move(making));
+  co_return reply.inode.id;
+}
+
+// mkdir, rmdir and a rename and a link across shards reach the coordinator in the process
+// serving shard 0, also when they arrive at the other process (CoordinatorService).
+MICA_CO_TEST(MetaServer, DirectoryOperationsGoThroughTheCoordinator) {
+  Cluster c(dir.path);
+  auto starting = start_cluster(&c);
+  Status started = co_await std::move(starting);
+  CO_ASSERT_OK(started);
+  std::vector<InodeId> dirs;
+  std::set<ShardId> shards;
+  for (int i = 0; i < 8; ++i) {
+    auto making = make_dir(c.client.get(), kRootInode, fmt::format("d{}", i));
+    Result<InodeId> made = co_await std::move(making);
+    CO_ASSERT_OK(made);
+    dirs.push_back(*made);
+    shards.insert(shard_of(*made));
+    // A subdirectory asked of the parent's process, wherever that is.
+    auto sub = make_dir(c.client.get(), *made, "sub");
+    Result<InodeId> made_sub = co_await std::move(sub);
+    CO_ASSERT_OK(made_sub);
+  }
+  EXPECT_GT(shards.size(), 1u) << "the seeded spread put every directory on one shard";
+  InodeId from = dirs[0];
+  InodeId to = 0;
+  for (InodeId d : dirs)
+    if (shard_of(d) != shard_of(from)) to = d;
+  CO_ASSERT_TRUE(to != 0);
+  auto creating = create_file(c.client.get(), from, "f");
+  Result<CreateReply> file = co_await std::move(creating);
+  CO_ASSERT_OK(file);
+  auto linking =
+      c.client->link(LinkRequest{.inode = file->inode.id, .new_parent = to, .new_name = "f-link"});
+  Result<InodeReply> linked = co_await std::move(linking);
+  CO_ASSERT_OK(linked);
+  EXPECT_EQ(linked->inode.nlink, 2u);
+  auto renaming = c.client->rename(
+      RenameRequest{.parent = from, .name = "f", .new_parent = to, .new_name = "f-moved"});
+  Result<RenameReply> renamed = co_await std::move(renaming);
+  CO_ASSERT_OK(renamed);
+  auto removing = c.client->remove(RemoveRequest{.parent = to, .name = "sub", .directory = true});
+  Result<RemoveReply> removed = co_await std::move(removing);
+  CO_ASSERT_OK(removed);
+  auto resolving = c.client->resolve(Credentials{}, "/d1/../d0/sub");
+  Result<Resolved> resolved = co_await std::move(resolving);
+  CO_ASSERT_OK(resolved);
+  EXPECT_EQ(resolved->parent, dirs[0]);
+  auto checking = fsck(c.client.get());
+  Result<std::vector<FsckProblem>> clean = co_await std::move(checking);
+  CO_ASSERT_OK(clean);
+  for (const FsckProblem& problem : *clean) ADD_FAILURE() << problem.message;
   auto stopping = stop_cluster(&c);
   co_await std::move(stopping);
 }

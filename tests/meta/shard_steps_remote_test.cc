@@ -1,6 +1,7 @@
 // ShardStepService over real TCP on 127.0.0.1: the coordinator drives shards 1 and 2
-// through the remote stepper (shard 0 locally), a re-sent step answers its first reply, and
-// a shard without an address fails after the stepper's attempts.
+// through the remote stepper (shard 0 locally) and answers CoordinatorService calls, a
+// re-sent step answers its first reply, and a shard without an address fails after the
+// stepper's attempts.
 #include "net/rpc_server.h"
 #include "net/tcp_transport.h"
 #include "tests/meta/coordinator_fixture.h"
@@ -80,6 +81,26 @@ Task<void> remote_body(Cluster* c, RemoteRig* rig) {
   CO_ASSERT_OK(removed);
   CO_ASSERT_EQ(c->nlink(dirs[1]), 2u);
   CO_ASSERT_EQ(c->coordinator->directory_parents().size(), 6u);
+  // Other processes reach the coordinator through CoordinatorService.
+  CoordinatorHandlers handlers(c->coordinator.get());
+  net::Service service = coordinator_service(&handlers);
+  net::RpcServer server(&rig->transport);
+  server.add_service(&service);
+  Result<SocketAddress> address = server.start(SocketAddress::loopback(0));
+  CO_ASSERT_OK(address);
+  CO_AWAIT(auto client, rig->pool->get(*address, deadline_after(std::chrono::seconds(5))));
+  Result<InodeReply> made = Status(StatusCode::kInternal, "not called");
+  if (client.ok()) {
+    MkdirRequest request{.cred = root(), .parent = kRootInode, .name = "by-rpc", .mode = 0700};
+    auto calling = (*client)->call<CoordinatorService::mkdir>(request, net::CallOptions{});
+    made = co_await std::move(calling);
+  }
+  auto shutting = server.shutdown();
+  co_await std::move(shutting);
+  CO_ASSERT_OK(client);
+  CO_ASSERT_OK(made);
+  CO_ASSERT_EQ(made->inode.mode, 0700u);
+  CO_ASSERT_EQ(c->nlink(kRootInode), 8u);
 }
 
 Task<void> run_remote(CoTestDir dir, Task<void> (*body)(Cluster*, RemoteRig*)) {
