@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "apps/cli_format.h"
+#include "apps/cli_meta.h"
 #include "apps/cli_storage.h"
 #include "apps/dev_cluster.h"
 #include "async/executor.h"
@@ -60,6 +61,14 @@ std::string_view command_name(CliCommand command) {
       return "put";
     case CliCommand::kGet:
       return "get";
+    case CliCommand::kLs:
+      return "ls";
+    case CliCommand::kStat:
+      return "stat";
+    case CliCommand::kMkdir:
+      return "mkdir";
+    case CliCommand::kRm:
+      return "rm";
     case CliCommand::kHelp:
       break;
   }
@@ -77,6 +86,14 @@ CliResult outcome(const CliInvocation& invocation, Result<Response> response, Fo
       fmt::format("{}: {}", command_name(invocation.command), response.status().to_string()));
 }
 
+// `mica status` with the meta shards: a table after the rest, or a "meta" member.
+std::string with_meta(std::string text, const std::vector<MetaNodeStatus>& meta, bool json) {
+  if (!json) return text + format_meta_status(meta, false);
+  size_t end = text.rfind('}');
+  if (end == std::string::npos) return text;
+  return text.substr(0, end) + ",\"meta\":" + format_meta_status(meta, true) + text.substr(end);
+}
+
 // The status-reading commands, all answered from one StatusResponse.
 Task<CliResult> run_status(CliInvocation invocation, MgmtdService::Stub stub,
                            net::CallOptions options, net::Transport* transport) {
@@ -85,9 +102,12 @@ Task<CliResult> run_status(CliInvocation invocation, MgmtdService::Stub stub,
   bool json = invocation.json;
   CliCommand command = invocation.command;
   std::vector<NodeProgress> storage;
+  std::vector<MetaNodeStatus> meta;
   if (command == CliCommand::kStatus && response.ok()) {
     auto asking = fetch_progress(transport, *response);
     storage = co_await std::move(asking);
+    auto asking_meta = fetch_meta_status(transport, *response);
+    meta = co_await std::move(asking_meta);
   }
   co_return outcome(invocation, std::move(response), [&](const craq::StatusResponse& status) {
     switch (command) {
@@ -98,7 +118,7 @@ Task<CliResult> run_status(CliInvocation invocation, MgmtdService::Stub stub,
       case CliCommand::kChains:
         return format_chains(status, json);
       default:
-        return format_status(status, json, storage);
+        return with_meta(format_status(status, json, storage), meta, json);
     }
   });
 }
@@ -166,6 +186,11 @@ Task<CliResult> run_on_executor(CliInvocation invocation, std::optional<net::Clu
   net::Transport* transport = authenticated ? authenticated.get() : inner->get();
   if (invocation.command == CliCommand::kPut || invocation.command == CliCommand::kGet) {
     auto running = run_data_command(invocation, transport);
+    co_return co_await std::move(running);
+  }
+  if (invocation.command == CliCommand::kLs || invocation.command == CliCommand::kStat ||
+      invocation.command == CliCommand::kMkdir || invocation.command == CliCommand::kRm) {
+    auto running = run_meta_command(invocation, transport);
     co_return co_await std::move(running);
   }
   auto running = run_call(invocation, transport);

@@ -275,6 +275,18 @@ Status parse_command(std::string_view name, std::vector<std::string_view> rest,
   if (name == "target") return parse_target_command(rest, out);
   if (name == "dev") return parse_dev_command(rest, out);
   if (name == "put" || name == "get") return parse_data_command(name, rest, out);
+  if (name == "ls" || name == "stat" || name == "mkdir" || name == "rm") {
+    RETURN_IF_ERROR(expect_count(rest, 1, fmt::format("{} PATH", name)));
+    if (!rest[0].starts_with("/")) {
+      return usage_error(fmt::format("{}: PATH must be absolute (got \"{}\")", name, rest[0]));
+    }
+    out->command = name == "ls"      ? CliCommand::kLs
+                   : name == "stat"  ? CliCommand::kStat
+                   : name == "mkdir" ? CliCommand::kMkdir
+                                     : CliCommand::kRm;
+    out->fs_path = std::string(rest[0]);
+    return Status::ok_status();
+  }
   if (name == "chain") {
     if (rest.empty() || rest[0] != "promote")
       return usage_error("usage: mica chain promote CHAIN TARGET");
@@ -358,10 +370,16 @@ commands:
                                   write bytes into a chunk through the storage client
   get CHAIN INODE INDEX OFFSET LENGTH [--out F]
                                   read committed bytes of a chunk (stdout by default)
+  ls PATH                         a directory's entries (or a file's line), with attributes
+  stat PATH                       an inode's attributes
+  mkdir PATH                      a new directory (mode 0755)
+  rm PATH                         remove a file, or an empty directory
+                                  (the namespace commands act as the caller's uid/gid/groups)
   dev up [--storage N] [--dir DIR]
-                                  start mgmtd and N storage processes (default {}) on
-                                  127.0.0.1 under DIR (default ./{}), make a chain
-                                  table, and return once every chain serves
+                                  start mgmtd, one meta process ({} shards) and N storage
+                                  processes (default {}) on 127.0.0.1 under DIR (default
+                                  ./{}), make a chain table, and return once every chain
+                                  and every shard serves
   dev down [--dir DIR]            stop what `dev up` started in DIR (by its pid files)
 
 options:
@@ -373,7 +391,8 @@ options:
   --timeout-ms N       time for connecting and for the call (default 10000)
   --json               machine-readable output
 )",
-      kDevStorageDefault, kDefaultDevDir, kDefaultMgmtdAddress, kDefaultTokenFile);
+      kDevMetaShardsDefault, kDevStorageDefault, kDefaultDevDir, kDefaultMgmtdAddress,
+      kDefaultTokenFile);
 }
 
 }  // namespace mica::apps

@@ -34,6 +34,8 @@ inline constexpr size_t kCliNodesMax = 4096;
 inline constexpr std::string_view kDefaultDevDir = "mica-dev";
 inline constexpr uint32_t kDevStorageDefault = 3;
 inline constexpr uint32_t kDevStorageMax = 16;
+// The shards the dev cluster's one meta process serves.
+inline constexpr uint32_t kDevMetaShardsDefault = 4;
 // Bytes one `mica put` or `mica get` moves (a chunk's largest size).
 inline constexpr uint32_t kCliDataBytesMax = 64u << 20;
 
@@ -53,6 +55,11 @@ enum class CliCommand {
   kDevDown,
   kPut,
   kGet,
+  // The namespace smoke commands (apps/cli_meta.h): through the metadata service.
+  kLs,
+  kStat,
+  kMkdir,
+  kRm,
 };
 
 struct CliInvocation {
@@ -85,6 +92,9 @@ struct CliInvocation {
   std::string data;       // put --data
   std::string data_file;  // put --file
   std::string out_file;   // get --out (empty: stdout)
+
+  // ls / stat / mkdir / rm: an absolute path in the namespace.
+  std::string fs_path;
 };
 
 // The environment's say, read by the caller (getenv): empty means unset.

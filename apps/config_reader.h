@@ -1,5 +1,5 @@
 // TableReader: reads the fields of one TOML table (toml11) into a config struct, for the
-// apps' config files (apps/mgmtd_config.h, apps/storage_config.h).
+// apps' config files (apps/mgmtd_config.h, apps/storage_config.h, apps/meta_config.h).
 //
 // Every message names the file and the field ("storage.toml: target[1].path must not be
 // empty"); a key the table does not know is refused (check_keys), so a typo never silently
@@ -13,9 +13,11 @@
 #include <string>
 #include <string_view>
 #include <toml.hpp>
+#include <vector>
 
 #include <fmt/format.h>
 
+#include "async/log.h"
 #include "async/status.h"
 #include "net/transport_choice.h"
 
@@ -66,5 +68,20 @@ class TableReader {
   const std::string& file_;
   std::string prefix_;
 };
+
+// The fields every server's config shares, read the same way everywhere. read_address:
+// "host:port" (or "" when may_be_empty); read_address_list: one "host:port" string or a
+// list of 1..max of them, `what` naming them in messages ("mgmtd address"); read_transport
+// / read_log_level: their names.
+Status read_address(const TableReader& table, std::string_view key, std::string* out,
+                    bool may_be_empty);
+Status read_address_list(const TableReader& table, std::string_view key, std::string_view what,
+                         size_t max, std::vector<std::string>* out);
+Status read_transport(const TableReader& table, net::TransportChoice* out);
+Status read_log_level(const TableReader& table, LogLevel* out);
+// A TOML basic string: quotes, backslashes and control characters escaped.
+std::string toml_quote(std::string_view text);
+// The table at key, or an empty one when absent (a wrong type sets *status).
+const toml::value& table_or_empty(const TableReader& root, std::string_view key, Status* status);
 
 }  // namespace mica::apps

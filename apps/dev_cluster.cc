@@ -12,6 +12,7 @@
 
 #include "apps/cli_format.h"
 #include "apps/dev_process.h"
+#include "apps/meta_config.h"
 #include "apps/storage_config.h"
 #include "async/executor.h"
 #include "craq/mgmtd_client.h"
@@ -50,8 +51,11 @@ struct DevPlan {
   uint32_t replicas = 0;
   std::string mgmtd_binary;
   std::string storage_binary;
+  std::string meta_binary;
   std::string mgmtd_address;
   std::string mgmtd_http;
+  std::string meta_address;
+  std::string meta_http;
   std::vector<std::string> storage_addresses;
   std::vector<std::string> storage_http;
 
@@ -77,16 +81,18 @@ Status write_text(const std::string& path, const std::string& text) {
 }
 
 Status assign_ports(DevPlan* plan) {
-  Result<std::vector<int>> ports = free_ports(2 + 2 * size_t{plan->storage});
+  Result<std::vector<int>> ports = free_ports(4 + 2 * size_t{plan->storage});
   if (!ports.ok()) return ports.status();
   auto address = [&](size_t i) { return fmt::format("127.0.0.1:{}", (*ports)[i]); };
   plan->mgmtd_address = address(0);
   plan->mgmtd_http = address(1);
+  plan->meta_address = address(2);
+  plan->meta_http = address(3);
   plan->storage_addresses.clear();
   plan->storage_http.clear();
   for (uint32_t i = 0; i < plan->storage; ++i) {
-    plan->storage_addresses.push_back(address(2 + 2 * i));
-    plan->storage_http.push_back(address(3 + 2 * i));
+    plan->storage_addresses.push_back(address(4 + 2 * i));
+    plan->storage_http.push_back(address(5 + 2 * i));
   }
   return Status::ok_status();
 }
@@ -129,11 +135,29 @@ StorageConfig storage_config(const DevPlan& plan, uint32_t i) {
   return config;
 }
 
+// One meta process serving every shard of the dev namespace.
+MetaConfig meta_config(const DevPlan& plan) {
+  MetaConfig config;
+  config.mgmtd = {plan.mgmtd_address};
+  config.listen = plan.meta_address;
+  config.host_name = "meta";
+  config.data_dir = plan.dir + "/data/meta";
+  config.http_listen = plan.meta_http;
+  config.token_file = plan.token();
+  config.transport = net::TransportChoice::kTcp;
+  config.shard_count = kDevMetaShardsDefault;
+  config.lease_ms = kDevLeaseMs;
+  // A laptop's disk: a dev shard never needs more.
+  config.map_size_bytes = uint64_t{1} << 30;
+  return config;
+}
+
 std::string env_text(const DevPlan& plan) {
   std::string out = fmt::format(
       "# Written by `mica dev up`: the addresses of this dev cluster (`source` it, or use\n"
       "# `mica --dir {}`).\nMICA_MGMTD={}\nMICA_TOKEN_FILE={}\nmgmtd_http={}\n",
       plan.dir, plan.mgmtd_address, plan.token(), plan.mgmtd_http);
+  out += fmt::format("meta={}\nmeta_http={}\n", plan.meta_address, plan.meta_http);
   for (uint32_t i = 0; i < plan.storage; ++i) {
     out += fmt::format("storage_{}={}\nstorage_{}_http={}\n", i + 1, plan.storage_addresses[i],
                        i + 1, plan.storage_http[i]);
@@ -143,6 +167,7 @@ std::string env_text(const DevPlan& plan) {
 
 Status write_configs(const DevPlan& plan) {
   RETURN_IF_ERROR(write_text(plan.config("mgmtd"), mgmtd_toml(plan)));
+  RETURN_IF_ERROR(write_text(plan.config("meta"), meta_config_toml(meta_config(plan))));
   for (uint32_t i = 0; i < plan.storage; ++i) {
     RETURN_IF_ERROR(write_text(plan.config(DevPlan::storage_name(i)),
                                storage_config_toml(storage_config(plan, i))));
@@ -159,9 +184,10 @@ Status start_one(const DevPlan& plan, const std::string& name, const std::string
   return write_pid_file(plan.pid(name), *process);
 }
 
-// mgmtd first; the storage nodes retry their registration until it listens.
+// mgmtd first; meta and the storage nodes retry their registration until it listens.
 Status start_processes(const DevPlan& plan, std::vector<DevProcess>* started) {
   RETURN_IF_ERROR(start_one(plan, "mgmtd", plan.mgmtd_binary, started));
+  RETURN_IF_ERROR(start_one(plan, "meta", plan.meta_binary, started));
   for (uint32_t i = 0; i < plan.storage; ++i) {
     RETURN_IF_ERROR(start_one(plan, DevPlan::storage_name(i), plan.storage_binary, started));
   }
@@ -207,6 +233,22 @@ bool all_registered(const DevPlan& plan, const craq::StatusResponse& status) {
     if (!alive || !has_target) return false;
   }
   return true;
+}
+
+// The dev meta process registered, alive, and named by routing for every shard.
+bool meta_serving(const DevPlan& plan, const craq::StatusResponse& status) {
+  const craq::NodeInfo* node = nullptr;
+  for (const craq::NodeInfo& n : status.routing.nodes) {
+    if (n.rpc_address == plan.meta_address && n.kind == craq::NodeKind::kMeta) node = &n;
+  }
+  if (node == nullptr) return false;
+  bool alive = std::any_of(status.nodes.begin(), status.nodes.end(),
+                           [&](const auto& s) { return s.node == node->id && s.alive; });
+  std::set<uint32_t> shards;
+  for (const craq::MetaShardRoute& route : status.routing.meta_shards) {
+    if (route.node == node->id) shards.insert(route.shard);
+  }
+  return alive && shards.size() == kDevMetaShardsDefault;
 }
 
 // Every chain of every table at full strength, all its targets serving.
@@ -283,6 +325,10 @@ Task<Result<bool>> step(const DevPlan* plan, net::ConnectionPool* pool, craq::Mg
     }
     co_return false;
   }
+  if (!meta_serving(*plan, status)) {
+    *waiting_for = fmt::format("the meta process to serve its {} shards", kDevMetaShardsDefault);
+    co_return false;
+  }
   if (!chains_serving(status.routing)) {
     *waiting_for = "every chain to serve";
     co_return false;
@@ -348,7 +394,7 @@ bool port_was_taken(const DevPlan& plan, const std::map<std::string, uint64_t>& 
 
 std::map<std::string, uint64_t> log_offsets(const DevPlan& plan) {
   std::map<std::string, uint64_t> out;
-  std::vector<std::string> names{"mgmtd"};
+  std::vector<std::string> names{"mgmtd", "meta"};
   for (uint32_t i = 0; i < plan.storage; ++i) names.push_back(DevPlan::storage_name(i));
   for (const std::string& name : names) {
     std::error_code error;
@@ -371,20 +417,23 @@ void undo_start(const DevPlan& plan, const std::vector<DevProcess>& started) {
 
 std::string describe(const DevPlan& plan, double seconds, size_t chains) {
   std::string out = fmt::format(
-      "mica dev up: mgmtd and {} storage node{} on 127.0.0.1, {} chain{} of {} replica{} "
-      "serving after {:.1f} s\n",
-      plan.storage, plan.storage == 1 ? "" : "s", chains, chains == 1 ? "" : "s", plan.replicas,
-      plan.replicas == 1 ? "" : "s", seconds);
+      "mica dev up: mgmtd, meta ({} shards) and {} storage node{} on 127.0.0.1, {} chain{} of "
+      "{} replica{} serving after {:.1f} s\n",
+      kDevMetaShardsDefault, plan.storage, plan.storage == 1 ? "" : "s", chains,
+      chains == 1 ? "" : "s", plan.replicas, plan.replicas == 1 ? "" : "s", seconds);
   out += fmt::format("  folder     {} (configs, cluster.env, logs/, pids/, data/)\n", plan.dir);
   out += fmt::format("  mgmtd      {}  metrics http://{}/metrics\n", plan.mgmtd_address,
                      plan.mgmtd_http);
+  out += fmt::format("  meta       {}  metrics http://{}/metrics\n", plan.meta_address,
+                     plan.meta_http);
   for (uint32_t i = 0; i < plan.storage; ++i) {
     out += fmt::format("  {:<10} {}  metrics http://{}/metrics\n", DevPlan::storage_name(i),
                        plan.storage_addresses[i], plan.storage_http[i]);
   }
-  out +=
-      fmt::format("use it:  mica --dir {} status   (or put/get; `source {}/{}` sets MICA_MGMTD)\n",
-                  plan.dir, plan.dir, kDevEnvFile);
+  out += fmt::format(
+      "use it:  mica --dir {} status   (or ls/mkdir/put/get; `source {}/{}` sets "
+      "MICA_MGMTD)\n",
+      plan.dir, plan.dir, kDevEnvFile);
   out += fmt::format("stop it: mica dev down --dir {}\n", plan.dir);
   return out;
 }
@@ -414,12 +463,13 @@ Status prepare(const CliInvocation& invocation, DevPlan* plan) {
   if (!bin.ok()) return bin.status();
   plan->mgmtd_binary = *bin + "/mica-mgmtd";
   plan->storage_binary = *bin + "/mica-storage";
-  for (const std::string& binary : {plan->mgmtd_binary, plan->storage_binary}) {
+  plan->meta_binary = *bin + "/mica-meta";
+  for (const std::string& binary : {plan->mgmtd_binary, plan->meta_binary, plan->storage_binary}) {
     if (::access(binary.c_str(), X_OK) != 0) {
-      return Status(
-          StatusCode::kNotFound,
-          fmt::format("{} is missing: build it next to mica (ninja mica-mgmtd mica-storage)",
-                      binary));
+      return Status(StatusCode::kNotFound,
+                    fmt::format("{} is missing: build it next to mica (ninja mica-mgmtd "
+                                "mica-meta mica-storage)",
+                                binary));
     }
   }
   if (!fs::exists(plan->token())) RETURN_IF_ERROR(net::generate_cluster_token_file(plan->token()));
@@ -466,12 +516,15 @@ CliResult dev_down(const CliInvocation& invocation) {
   for (const DevProcess& process : all) {
     if (dev_process_alive(process)) running.push_back(process);
   }
-  // Storage first, so that no node spends its last seconds retrying a stopped mgmtd.
-  std::vector<DevProcess> storage, mgmtd;
-  for (const DevProcess& process : running)
-    (process.name == "mgmtd" ? mgmtd : storage).push_back(process);
+  // Storage first, then meta, so that no node spends its last seconds retrying a stopped
+  // mgmtd (and meta's garbage collection no stopped storage node).
+  std::vector<DevProcess> storage, meta, mgmtd;
+  for (const DevProcess& process : running) {
+    (process.name == "mgmtd" ? mgmtd : process.name == "meta" ? meta : storage).push_back(process);
+  }
   std::vector<DevProcess> left;
   size_t killed = stop_dev_processes(storage, kDevStopTimeout, kDevKillTimeout, &left);
+  killed += stop_dev_processes(meta, kDevStopTimeout, kDevKillTimeout, &left);
   killed += stop_dev_processes(mgmtd, kDevStopTimeout, kDevKillTimeout, &left);
   for (const DevProcess& process : all) {
     bool still = std::any_of(left.begin(), left.end(),

@@ -49,54 +49,10 @@ bool power_of_two(uint64_t n) {
   return n != 0 && (n & (n - 1)) == 0;
 }
 
-// The table at key, or an empty one when absent (a wrong type sets *status).
-const toml::value& table_or_empty(const TableReader& root, std::string_view key, Status* status) {
-  static const toml::value kEmptyTable = toml::table{};
-  const toml::value* v = root.find(key, toml::value_t::table, status);
-  return v ? *v : kEmptyTable;
-}
-
-Status read_address(const TableReader& table, std::string_view key, std::string* out,
-                    bool may_be_empty) {
-  RETURN_IF_ERROR(table.read(key, out));
-  if (out->empty() && may_be_empty) return Status::ok_status();
-  if (!SocketAddress::parse(*out).ok()) {
-    return table.error(key, fmt::format("must be \"host:port\"{} (got \"{}\")",
-                                        may_be_empty ? " or empty" : "", *out));
-  }
-  return Status::ok_status();
-}
-
-Status read_mgmtd(const TableReader& root, std::vector<std::string>* out) {
-  Status status;
-  if (const toml::value* one = root.find("mgmtd", toml::value_t::string, &status)) {
-    *out = {one->as_string()};
-  } else if (status.code() == StatusCode::kInvalidArgument) {
-    Status as_array;
-    const toml::value* list = root.find("mgmtd", toml::value_t::array, &as_array);
-    if (list == nullptr) return root.error("mgmtd", "must be \"host:port\" or a list of them");
-    out->clear();
-    for (const toml::value& item : list->as_array()) {
-      if (!item.is_string()) return root.error("mgmtd", "must hold \"host:port\" strings only");
-      out->push_back(item.as_string());
-    }
-  }
-  if (out->empty()) return root.error("mgmtd", "must name at least one mgmtd address");
-  if (out->size() > kStorageMgmtdAddressesMax) {
-    return root.error("mgmtd", fmt::format("may name at most {} addresses (got {})",
-                                           kStorageMgmtdAddressesMax, out->size()));
-  }
-  for (const std::string& address : *out) {
-    if (!SocketAddress::parse(address).ok()) {
-      return root.error("mgmtd", fmt::format("must be \"host:port\" (got \"{}\")", address));
-    }
-  }
-  return Status::ok_status();
-}
-
 Status read_root(const TableReader& root, StorageConfig* config) {
   RETURN_IF_ERROR(root.check_keys(kRootKeys));
-  RETURN_IF_ERROR(read_mgmtd(root, &config->mgmtd));
+  RETURN_IF_ERROR(read_address_list(root, "mgmtd", "mgmtd address", kStorageMgmtdAddressesMax,
+                                    &config->mgmtd));
   RETURN_IF_ERROR(read_address(root, "listen", &config->listen, false));
   RETURN_IF_ERROR(read_address(root, "advertise_address", &config->advertise_address, true));
   RETURN_IF_ERROR(read_address(root, "http_listen", &config->http_listen, true));
@@ -111,19 +67,8 @@ Status read_root(const TableReader& root, StorageConfig* config) {
   }
   RETURN_IF_ERROR(
       root.read("metrics_interval_ms", &config->metrics_interval_ms, 10, kTimeoutMaxMs));
-  std::string transport = std::string(transport_choice_name(config->transport));
-  RETURN_IF_ERROR(root.read("transport", &transport));
-  Result<net::TransportChoice> choice = net::parse_transport_choice(transport);
-  if (!choice.ok()) return root.error("transport", "must be \"tcp\", \"rdma\" or \"auto\"");
-  config->transport = *choice;
-  std::string level = std::string(log_level_name(config->log_level));
-  RETURN_IF_ERROR(root.read("log_level", &level));
-  Result<LogLevel> parsed_level = log_level_from_name(level);
-  if (!parsed_level.ok()) {
-    return root.error("log_level", "must be \"debug\", \"info\", \"warn\", \"error\" or \"off\"");
-  }
-  config->log_level = *parsed_level;
-  return Status::ok_status();
+  RETURN_IF_ERROR(read_transport(root, &config->transport));
+  return read_log_level(root, &config->log_level);
 }
 
 Status read_duration_ms(const TableReader& table, std::string_view key, Duration* out) {
@@ -231,22 +176,6 @@ Result<StorageConfig> load_storage_config(const std::string& path) {
 }
 
 namespace {
-
-// A TOML basic string: quotes, backslashes and control characters escaped.
-std::string toml_quote(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 uint64_t ms_of(Duration d) {
   return static_cast<uint64_t>(duration_cast<milliseconds>(d).count());

@@ -17,95 +17,14 @@
 namespace mica::apps {
 namespace {
 
-Status usage_error(std::string message) {
-  return Status(StatusCode::kInvalidArgument, std::move(message));
-}
-
-std::string machine_host_name() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
-  return name;
-}
-
-Result<std::optional<net::ClusterToken>> load_token(const StorageConfig& config,
-                                                    const std::string& file_name) {
-  if (config.allow_unauthenticated) return std::optional<net::ClusterToken>();
-  Result<net::ClusterToken> token = net::load_cluster_token(config.token_file);
-  if (!token.ok()) {
-    return Status(token.status().code(),
-                  fmt::format("{}: token_file: {}", file_name, token.status().to_string()));
-  }
-  return std::optional<net::ClusterToken>(std::move(*token));
-}
-
 // Blocking: before the executor runs. The node's directory and every target's.
-Status make_directories(const StorageConfig& config) {
+Status make_storage_directories(const StorageConfig& config) {
   std::vector<std::string> dirs{config.data_dir};
   for (const craq::StorageTargetConfig& target : config.server.targets) dirs.push_back(target.path);
-  for (const std::string& dir : dirs) {
-    std::error_code made;
-    std::filesystem::create_directories(dir, made);
-    if (made)
-      return Status(StatusCode::kIoError, fmt::format("creating {}: {}", dir, made.message()));
-  }
-  return Status::ok_status();
-}
-
-Task<int> serve(StorageProcess* process, StopSignals* signals) {
-  auto starting = process->start();
-  Status started = co_await std::move(starting);
-  if (!started.ok()) {
-    MICA_LOG(Error, "storage", "mica-storage cannot start: {}", started);
-    auto stopping = process->stop();
-    co_await std::move(stopping);
-    co_return kExitFailure;
-  }
-  auto waiting = signals->wait();
-  Result<int> signal = co_await std::move(waiting);
-  if (signal.ok()) {
-    MICA_LOG(Info, "storage", "mica-storage received {}, stopping", signal_name(*signal));
-  } else {
-    MICA_LOG(Error, "storage", "mica-storage cannot wait for signals ({}), stopping",
-             signal.status());
-  }
-  auto stopping = process->stop();
-  co_await std::move(stopping);
-  MICA_LOG(Info, "storage", "mica-storage stopped");
-  co_return signal.ok() ? kExitOk : kExitFailure;
+  return make_directories(dirs);
 }
 
 }  // namespace
-
-Result<StorageArgs> parse_storage_args(std::span<const std::string_view> args) {
-  StorageArgs out;
-  bool have_config = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string_view arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      out.action = StorageArgs::Action::kHelp;
-      return out;
-    }
-    if (arg == "--print-default-config") {
-      out.action = StorageArgs::Action::kPrintDefaultConfig;
-    } else if (arg == "--config" || arg.starts_with("--config=")) {
-      if (arg == "--config" && i + 1 == args.size()) return usage_error("--config needs a file");
-      out.config_path = std::string(arg == "--config" ? args[++i] : arg.substr(9));
-      if (out.config_path.empty()) return usage_error("--config needs a file");
-      have_config = true;
-    } else {
-      return usage_error(fmt::format("unknown argument \"{}\"", arg));
-    }
-  }
-  if (out.action == StorageArgs::Action::kRun && !have_config) {
-    return usage_error("--config FILE is required");
-  }
-  return out;
-}
-
-std::string storage_usage() {
-  return "usage: mica-storage --config FILE\n"
-         "       mica-storage --print-default-config   (a commented config with the defaults)\n";
-}
 
 Result<craq::StorageNodeOptions> storage_node_options(const StorageConfig& config) {
   craq::StorageNodeOptions options;
@@ -214,34 +133,30 @@ int storage_main(int argc, char** argv) {
     std::fprintf(stderr, "mica-storage: %s\n", signals.status().to_string().c_str());
     return kExitFailure;
   }
-  std::vector<std::string_view> args(argv + 1, argv + argc);
-  Result<StorageArgs> parsed = parse_storage_args(args);
-  if (!parsed.ok()) {
-    std::fprintf(stderr, "mica-storage: %s\n%s", std::string(parsed.status().message()).c_str(),
-                 storage_usage().c_str());
-    return kExitUsage;
+  ServerArgs args;
+  if (std::optional<int> done =
+          handle_server_args(argc, argv, "mica-storage", default_storage_config_toml(), &args)) {
+    return *done;
   }
-  if (parsed->action != StorageArgs::Action::kRun) {
-    bool help = parsed->action == StorageArgs::Action::kHelp;
-    std::fputs(help ? storage_usage().c_str() : default_storage_config_toml().c_str(), stdout);
-    return kExitOk;
-  }
-  Result<StorageConfig> config = load_storage_config(parsed->config_path);
+  Result<StorageConfig> config = load_storage_config(args.config_path);
   Result<std::optional<net::ClusterToken>> token =
-      config.ok() ? load_token(*config, parsed->config_path) : config.status();
+      config.ok() ? load_server_token(config->allow_unauthenticated, config->token_file,
+                                      args.config_path)
+                  : config.status();
   if (!token.ok()) {
     std::fprintf(stderr, "mica-storage: %s\n", std::string(token.status().message()).c_str());
     return kExitUsage;
   }
   Status logging = log_configure(LogConfig{.level = config->log_level});
-  Status made = logging.ok() ? make_directories(*config) : logging;
+  Status made = logging.ok() ? make_storage_directories(*config) : logging;
   if (!made.ok()) {
     std::fprintf(stderr, "mica-storage: %s\n", made.to_string().c_str());
     return kExitFailure;
   }
   std::unique_ptr<Executor> executor = Executor::create_uring();
   StorageProcess process(std::move(*config), std::move(*token));
-  return executor->block_on(serve(&process, &*signals));
+  return executor->block_on(
+      serve_until_signal(&process, &*signals, "mica-storage", "storage"));
 }
 
 }  // namespace mica::apps

@@ -13,9 +13,7 @@
 
 #include <memory>
 #include <optional>
-#include <span>
 #include <string>
-#include <string_view>
 
 #include "apps/storage_config.h"
 #include "apps/storage_metrics.h"
@@ -25,16 +23,6 @@
 #include "net/http_server.h"
 
 namespace mica::apps {
-
-struct StorageArgs {
-  enum class Action { kRun, kPrintDefaultConfig, kHelp };
-  Action action = Action::kRun;
-  std::string config_path;
-};
-
-// `--config FILE`, `--print-default-config`, `--help`; anything else is kInvalidArgument.
-Result<StorageArgs> parse_storage_args(std::span<const std::string_view> args);
-std::string storage_usage();
 
 // What the config asks of the StorageNode (addresses parsed; the config was validated).
 Result<craq::StorageNodeOptions> storage_node_options(const StorageConfig& config);

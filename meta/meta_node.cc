@@ -71,7 +71,9 @@ Task<Status> MetaNode::start() {
   CO_TRY_ASSIGN(server_, co_await std::move(opening));
   server_->set_node(identity_.node);
   rpc_ = std::make_unique<net::RpcServer>(transport_, options_.rpc);
-  for (net::Service* service : server_->services()) rpc_->add_service(service);
+  std::vector<net::Service*> services =
+      options_.services ? options_.services(server_.get()) : server_->services();
+  for (net::Service* service : services) rpc_->add_service(service);
   Result<SocketAddress> bound = rpc_->start(options_.listen);
   if (!bound.ok())
     co_return Status(bound.status().code(),

@@ -15,6 +15,7 @@
 // options.server.executors); stop() must follow any start() before destruction.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,9 @@ struct MetaNodeOptions {
   craq::RoutingClientOptions routing;  // mgmtd and on_update are filled in
   craq::NodeAgentOptions agent;        // mgmtd, identity, kind, shards are filled in
   craq::StorageClientOptions storage;
+  // The services the RPC server serves, given the opened server; empty: server->services().
+  // apps/ puts a timed MetaService (apps/meta_metrics.h) in place of the server's own.
+  std::function<std::vector<net::Service*>(MetaServer*)> services;
   // Inode times from the system clock (a real process); false: the executor's clock, as the
   // simulator wants. Used when shard_template.clock_ns is unset.
   bool wall_clock = true;

@@ -105,5 +105,18 @@ TEST(CliArgs, BadFormsSayWhatIsWrong) {
             "TARGET must be a number (got \"99999999999999999999\")");
 }
 
+TEST(CliArgs, NamespaceCommandsTakeOneAbsolutePath) {
+  Result<CliInvocation> ls = parse({"ls", "/data/train"});
+  ASSERT_TRUE(ls.ok()) << ls.status();
+  EXPECT_EQ(ls->command, CliCommand::kLs);
+  EXPECT_EQ(ls->fs_path, "/data/train");
+  EXPECT_EQ(parse({"stat", "/"})->command, CliCommand::kStat);
+  EXPECT_EQ(parse({"mkdir", "/a"})->command, CliCommand::kMkdir);
+  EXPECT_EQ(parse({"--dir", "d", "rm", "/a"})->command, CliCommand::kRm);
+  EXPECT_EQ(error_of({"ls"}), "usage: mica ls PATH");
+  EXPECT_EQ(error_of({"rm", "/a", "/b"}), "usage: mica rm PATH");
+  EXPECT_EQ(error_of({"mkdir", "a"}), "mkdir: PATH must be absolute (got \"a\")");
+}
+
 }  // namespace
 }  // namespace mica::apps

@@ -1,8 +1,9 @@
 // `mica dev up` / `mica dev down` as a user runs them: a cluster that serves writes and reads
-// through `mica put/get`, a stop that leaves no process behind, two clusters side by side,
-// and the refusals (a folder whose cluster runs; nothing to stop).
+// through `mica put/get` and the namespace through `mica ls/stat/mkdir/rm`, a stop that
+// leaves no process behind, two clusters side by side, and the refusals (a folder whose
+// cluster runs; nothing to stop).
 //
-// Heavy: each test starts real mgmtd and storage processes. Time caps: dev up must return
+// Heavy: each test starts real mgmtd, meta and storage processes. Time caps: dev up must return
 // within mica's own kDevUpTimeout (90 s, the run() timeout below is above it); in a debug
 // build on a quiet machine a bring-up takes well under 5 s and each test under 15 s. ctest's
 // TIMEOUT for the apps tests (tests/CMakeLists.txt) caps the whole test. A test that fails
@@ -70,7 +71,7 @@ TEST(DevCluster, UpServesPutAndGetAndDownLeavesNoProcess) {
   EXPECT_NE(up.out.find("1 chain of 3 replicas serving after"), std::string::npos) << up.out;
   EXPECT_NE(up.out.find("mica dev down --dir " + cluster.dir()), std::string::npos) << up.out;
   std::vector<apps::DevProcess> processes = cluster.processes();
-  ASSERT_EQ(processes.size(), 4u);  // mgmtd and three storage nodes
+  ASSERT_EQ(processes.size(), 5u);  // mgmtd, meta and three storage nodes
   for (const apps::DevProcess& p : processes) EXPECT_TRUE(apps::dev_process_alive(p)) << p.name;
 
   RunResult put = cluster.cli({"put", "1", "42", "0", "100", "--data", "bytes through the chain"});
@@ -88,10 +89,11 @@ TEST(DevCluster, UpServesPutAndGetAndDownLeavesNoProcess) {
   ASSERT_EQ(status.exit_code, 0) << status.err;
   EXPECT_NE(status.out.find("storage targets:"), std::string::npos) << status.out;
   EXPECT_NE(status.out.find("serving"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("meta shards:"), std::string::npos) << status.out;
 
   RunResult down = cluster.down();
   ASSERT_EQ(down.exit_code, 0) << down.err;
-  EXPECT_NE(down.out.find("stopped 4 processes"), std::string::npos) << down.out;
+  EXPECT_NE(down.out.find("stopped 5 processes"), std::string::npos) << down.out;
   for (const apps::DevProcess& p : processes) {
     EXPECT_FALSE(apps::dev_process_alive(p)) << p.name << " pid " << p.pid << " still runs";
   }
@@ -136,7 +138,7 @@ TEST(DevCluster, TwoClustersBroughtUpAtOnceDoNotCollide) {
     return ports;
   };
   std::set<std::string> ports_a = ports_of(a.env()), ports_b = ports_of(b.env());
-  EXPECT_EQ(ports_a.size(), 6u);
+  EXPECT_EQ(ports_a.size(), 8u);
   for (const std::string& port : ports_a) EXPECT_EQ(ports_b.count(port), 0u) << port;
   // Each cluster holds its own data.
   ASSERT_EQ(a.cli({"put", "1", "1", "0", "0", "--data", "in a"}).exit_code, 0);
@@ -163,6 +165,52 @@ TEST(DevCluster, PutFromAFileAndGetIntoAFile) {
   RunResult unknown = cluster.cli({"get", "77", "9", "3", "0", "1"});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.err.find("chain 77 does not exist"), std::string::npos) << unknown.err;
+}
+
+// The namespace smoke commands against the dev cluster's meta process (4 shards), with the
+// errors a user meets and their exit code.
+TEST(DevCluster, LsStatMkdirAndRmWalkTheNamespace) {
+  DevCluster cluster(parent_dir(), "dev-meta");
+  RunResult up = cluster.up(1);
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  EXPECT_NE(up.out.find("meta (4 shards)"), std::string::npos) << up.out;
+  RunResult made = cluster.cli({"mkdir", "/data"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_NE(made.out.find("created directory /data"), std::string::npos) << made.out;
+  ASSERT_EQ(cluster.cli({"mkdir", "/data/train"}).exit_code, 0);
+  RunResult ls = cluster.cli({"ls", "/data"});
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_NE(ls.out.find("drwxr-xr-x"), std::string::npos) << ls.out;
+  EXPECT_NE(ls.out.find("train"), std::string::npos) << ls.out;
+  RunResult stat = cluster.cli({"stat", "/data/train"});
+  ASSERT_EQ(stat.exit_code, 0) << stat.err;
+  EXPECT_NE(stat.out.find("type   directory"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("links  2"), std::string::npos) << stat.out;
+  RunResult root = cluster.cli({"stat", "/"});
+  EXPECT_NE(root.out.find("links  3"), std::string::npos) << root.out;  // ., .., data
+
+  RunResult again = cluster.cli({"mkdir", "/data"});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_EQ(again.err, "mica: mkdir /data: file exists\n");
+  RunResult missing = cluster.cli({"stat", "/data/nope/x"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.err, "mica: stat /data/nope/x: no such file or directory\n");
+  RunResult full = cluster.cli({"rm", "/data"});
+  EXPECT_EQ(full.exit_code, 1);
+  EXPECT_EQ(full.err, "mica: rm /data: directory not empty\n");
+  RunResult relative = cluster.cli({"ls", "data"});
+  EXPECT_EQ(relative.exit_code, 2);
+
+  RunResult removed = cluster.cli({"rm", "/data/train"});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  EXPECT_NE(removed.out.find("removed directory /data/train"), std::string::npos);
+  ASSERT_EQ(cluster.cli({"rm", "/data"}).exit_code, 0);
+  RunResult empty = cluster.cli({"ls", "/"});
+  ASSERT_EQ(empty.exit_code, 0) << empty.err;
+  EXPECT_EQ(empty.out.find("data"), std::string::npos) << empty.out;
+  RunResult status = cluster.cli({"status"});
+  EXPECT_NE(status.out.find("meta shards:"), std::string::npos) << status.out;
+  EXPECT_EQ(cluster.down().exit_code, 0);
 }
 
 TEST(DevCluster, DownOfAFolderWithoutAClusterSaysSo) {
