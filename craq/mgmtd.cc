@@ -201,6 +201,10 @@ void Mgmtd::publish() {
   routing->chains.reserve(chains_.size());
   for (const auto& [id, chain] : chains_) routing->chains.push_back(chain);
   for (const auto& [id, table] : tables_records_) routing->tables.push_back(table);
+  std::map<uint32_t, NodeId> shards;  // ordered: the list comes out sorted by shard
+  for (const auto& [id, node] : nodes_)
+    for (uint32_t shard : node.meta_shards) shards[shard] = node.id;
+  for (const auto& [shard, node] : shards) routing->meta_shards.push_back({shard, node});
   routing->config = config_;
   routing_ = std::move(routing);
   if (options_.on_publish) options_.on_publish(*routing_);

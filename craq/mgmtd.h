@@ -64,6 +64,7 @@ struct MgmtdOptions {
   uint32_t chains_max = 1u << 20;
   uint32_t tables_max = 1024;
   uint32_t tags_max = 16;
+  uint32_t meta_shards_per_node_max = 1u << 16;
   uint32_t string_bytes_max = 256;  // identities, host names, addresses, disks, tags
   uint32_t replica_count_max = 16;
   // Wall clock in ms since the epoch for NodeInfo::registered_at_ms (people only); null
@@ -206,6 +207,9 @@ class Mgmtd {
   Task<void> update_loop();
 
   Status check_register(const RegisterRequest& request) const;
+  // Claims a meta node's shards: refused when another live node serves one, and a dead
+  // node's claimed shard is removed from its record in change.
+  Status claim_meta_shards(const RegisterRequest& request, NodeId node, Change* change) const;
   Result<std::vector<TargetId>> match_targets(const RegisterRequest& request, NodeId node,
                                               Change* change, MgmtdCounters* counters);
   void note_reports(NodeId node, const std::vector<TargetReport>& reports,

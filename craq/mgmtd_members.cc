@@ -42,6 +42,14 @@ Status Mgmtd::check_register(const RegisterRequest& request) const {
                                options_.targets_per_node_max));
   if (request.kind != NodeKind::kStorage && !request.targets.empty())
     return invalid(fmt::format("a {} node has no targets", node_kind_name(request.kind)));
+  if (request.kind != NodeKind::kMeta && !request.meta_shards.empty())
+    return invalid(
+        fmt::format("a {} node serves no metadata shards", node_kind_name(request.kind)));
+  if (request.meta_shards.size() > options_.meta_shards_per_node_max)
+    return invalid(fmt::format("{} metadata shards, at most {} per node allowed",
+                               request.meta_shards.size(), options_.meta_shards_per_node_max));
+  std::set<uint32_t> shards(request.meta_shards.begin(), request.meta_shards.end());
+  if (shards.size() != request.meta_shards.size()) return invalid("a metadata shard appears twice");
   std::set<std::string_view> identities;
   for (const TargetReport& report : request.targets) {
     if (Status s = check_string("target identity", report.identity, true); !s.ok()) return s;
@@ -120,6 +128,31 @@ void Mgmtd::note_reports(NodeId node, const std::vector<TargetReport>& reports,
   node_live.last_heartbeat = Executor::current()->now();
 }
 
+Status Mgmtd::claim_meta_shards(const RegisterRequest& request, NodeId node, Change* change) const {
+  TimePoint now = Executor::current()->now();
+  for (const auto& [id, other] : nodes_) {
+    if (id == node || other.meta_shards.empty()) continue;
+    std::vector<uint32_t> kept;
+    for (uint32_t shard : other.meta_shards) {
+      bool claimed = std::find(request.meta_shards.begin(), request.meta_shards.end(), shard) !=
+                     request.meta_shards.end();
+      if (!claimed) {
+        kept.push_back(shard);
+        continue;
+      }
+      if (node_alive(id, now))
+        return Status(StatusCode::kAlreadyExists,
+                      fmt::format("metadata shard {} is served by live node {} ({})", shard, id,
+                                  other.rpc_address));
+    }
+    if (kept.size() == other.meta_shards.size()) continue;
+    NodeInfo updated = other;  // dead: its claimed shards move to the new node
+    updated.meta_shards = std::move(kept);
+    change->nodes.push_back(std::move(updated));
+  }
+  return Status();
+}
+
 Task<Result<RegisterResponse>> Mgmtd::register_node(RegisterRequest request,
                                                     net::CallContext* ctx) {
   (void)ctx;
@@ -160,7 +193,10 @@ Task<Result<RegisterResponse>> Mgmtd::register_node(RegisterRequest request,
                 .host_name = request.host_name,
                 .rpc_address = request.rpc_address,
                 .tags = request.tags,
-                .registered_at_ms = options_.wall_clock_ms ? options_.wall_clock_ms() : 0};
+                .registered_at_ms = options_.wall_clock_ms ? options_.wall_clock_ms() : 0,
+                .meta_shards = request.meta_shards};
+  std::sort(node.meta_shards.begin(), node.meta_shards.end());
+  CO_TRY(claim_meta_shards(request, id, &change));
   change.nodes.push_back(std::move(node));
   for (TargetInfo& target : capacity_changes(true)) {
     bool written = std::any_of(change.targets.begin(), change.targets.end(),

@@ -42,8 +42,12 @@ struct RegisterRequest {
   std::string rpc_address;
   std::vector<std::string> tags;
   std::vector<TargetReport> targets;
+  // A meta node: the metadata shards it serves (they replace what it claimed before). A
+  // shard another live node serves is refused (kAlreadyExists); a dead node's is taken over.
+  std::vector<uint32_t> meta_shards;
   static constexpr std::string_view kTypeName = "RegisterRequest";
-  MICA_FIELDS(RegisterRequest, node, identity, kind, host_name, rpc_address, tags, targets)
+  MICA_FIELDS(RegisterRequest, node, identity, kind, host_name, rpc_address, tags, targets,
+              meta_shards)
 };
 struct RegisterResponse {
   NodeId node = 0;

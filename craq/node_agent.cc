@@ -88,7 +88,8 @@ Task<Status> NodeAgent::register_once() {
                           .host_name = options_.host_name,
                           .rpc_address = options_.rpc_address,
                           .tags = options_.tags,
-                          .targets = options_.reports()};
+                          .targets = options_.reports(),
+                          .meta_shards = options_.meta_shards};
   fill_reports(&request.targets);
   if (forgotten_) {
     // mgmtd does not know this node's ids, or knows them under other identities (its state

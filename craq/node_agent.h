@@ -41,6 +41,8 @@ struct NodeAgentOptions {
   std::string host_name;
   std::string rpc_address;
   std::vector<std::string> tags;
+  // A meta node's shards (RegisterRequest::meta_shards).
+  std::vector<uint32_t> meta_shards;
   NodeId node = 0;  // 0: ask mgmtd for an id
   std::string identity;
   // The targets' current reports (target 0 where no id is known yet); never suspends.

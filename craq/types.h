@@ -64,8 +64,12 @@ struct NodeInfo {
   // Wall-clock time of the last registration (ms since the epoch), for people; liveness is
   // decided on mgmtd's monotonic clock from heartbeats, never from this.
   uint64_t registered_at_ms = 0;
+  // A meta node's metadata shards, as of its last registration (sorted; durable, so a
+  // restarted mgmtd publishes the same shard map). Routing's meta_shards is built from it.
+  std::vector<uint32_t> meta_shards;
   static constexpr std::string_view kTypeName = "NodeInfo";
-  MICA_FIELDS(NodeInfo, id, kind, identity, host_name, rpc_address, tags, registered_at_ms)
+  MICA_FIELDS(NodeInfo, id, kind, identity, host_name, rpc_address, tags, registered_at_ms,
+              meta_shards)
 };
 
 struct TargetInfo {
@@ -114,7 +118,9 @@ struct ChainTable {
   MICA_FIELDS(ChainTable, id, version, replica_count, chains)
 };
 
-// Which meta process serves a metadata shard (filled in by the metadata service).
+// Which meta process serves a metadata shard: mgmtd builds the list (sorted by shard) from
+// the meta nodes' registrations. A node whose lease ran out keeps its shards (shards are not
+// replicated: clients keep retrying it) until another node claims them.
 struct MetaShardRoute {
   uint32_t shard = 0;
   NodeId node = 0;

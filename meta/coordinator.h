@@ -18,8 +18,10 @@
 // stepper outlives it.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "async/metrics.h"
 #include "async/task.h"
@@ -36,8 +38,16 @@ struct CoordinatorOptions {
   ShardStepper* stepper = nullptr;
   uint32_t shard_count = 1;
   uint64_t placement_seed = 0;  // new directories' shards: a seeded spread
+  uint32_t answers_kept_max = 1 << 16;  // answers of recent RequestTags kept
+  // An operation a shard could not be reached for stays logged and is retried this often.
+  Duration retry_interval = std::chrono::seconds(1);
   MetricLabels metric_labels;
 };
+
+// The shard of a new directory `name` in `parent`:
+// PlacementRandom(seed ^ parent ^ fnv1a64(name)).below(shard_count).
+ShardId directory_shard(uint64_t placement_seed, InodeId parent, std::string_view name,
+                        uint32_t shard_count);
 
 class Coordinator {
  public:
@@ -54,11 +64,14 @@ class Coordinator {
   Task<Result<InodeReply>> link(const LinkRequest& request);
 
   uint64_t pending() const;  // operations logged and not finished
+  // The directory -> parent map (root: itself), for fsck and tests.
+  std::map<InodeId, InodeId> directory_parents() const;
   Task<Status> close();
+
+  struct State;  // the insides (meta/coordinator_state.h)
 
  private:
   Coordinator() = default;
-  struct State;
   std::unique_ptr<State> state_;
 };
 

@@ -50,10 +50,11 @@ Result<ShardTables> open_shard_tables(kv::Env* env);
 struct ShardRecord {
   uint32_t format_version = kShardFormatVersion;
   ShardId shard = 0;
-  uint64_t next_sequence = 1;   // the next inode sequence to hand out
+  uint64_t next_sequence = 1;  // the next inode sequence to hand out
   uint32_t next_layout_start = 0;
+  uint64_t next_session = 1;  // the next session sequence (ids carry the shard as inodes do)
   static constexpr std::string_view kTypeName = "ShardRecord";
-  MICA_FIELDS(ShardRecord, format_version, shard, next_sequence, next_layout_start)
+  MICA_FIELDS(ShardRecord, format_version, shard, next_sequence, next_layout_start, next_session)
 };
 
 // An open handle (key: inode ‖ session).
@@ -64,8 +65,9 @@ struct SessionRecord {
   OpenFlags flags;
   uint64_t length = 0;  // the longest the writer reported
   int64_t opened_ns = 0;
+  Credentials cred;  // the opener's: a write through the session clears set-id bits by it
   static constexpr std::string_view kTypeName = "SessionRecord";
-  MICA_FIELDS(SessionRecord, inode, session, client, flags, length, opened_ns)
+  MICA_FIELDS(SessionRecord, inode, session, client, flags, length, opened_ns, cred)
 };
 
 // A file whose chunks wait for removal (key: queue sequence).
@@ -93,6 +95,9 @@ std::string request_key(RequestTag tag);
 // kCorruption for a key too short for its table.
 Result<std::pair<InodeId, std::string_view>> split_entry_key(std::string_view key);
 
+// The key of the shard's own record in the shard table.
+inline constexpr std::string_view kShardRecordKey = "shard";
+
 // Values: kRecordFormat then the message. decode_record's `what` names the record in the
 // kCorruption message ("inode 0x1000000000003").
 template <net::Message T>
@@ -105,8 +110,7 @@ std::string encode_record(const T& record) {
 template <net::Message T>
 Result<T> decode_record(std::string_view bytes, std::string_view what) {
   if (bytes.empty() || static_cast<uint8_t>(bytes[0]) != kRecordFormat) {
-    return Status(StatusCode::kCorruption,
-                  fmt::format("{}: unknown record format", what));
+    return Status(StatusCode::kCorruption, fmt::format("{}: unknown record format", what));
   }
   auto decoded = net::decode<T>(std::as_bytes(std::span(bytes.data() + 1, bytes.size() - 1)));
   if (!decoded.ok()) {
@@ -115,5 +119,10 @@ Result<T> decode_record(std::string_view bytes, std::string_view what) {
   }
   return std::move(decoded).value();
 }
+
+// Committed-state reads of one record (decode_record's kCorruption names the key).
+Result<std::optional<Inode>> read_inode(kv::ReadTxn& txn, const ShardTables& tables, InodeId id);
+Result<std::optional<DirEntry>> read_entry(kv::ReadTxn& txn, const ShardTables& tables,
+                                           InodeId parent, std::string_view name);
 
 }  // namespace mica::meta

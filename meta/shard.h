@@ -27,8 +27,10 @@
 #include "async/task.h"
 #include "craq/types.h"
 #include "kv/kv.h"
+#include "meta/gc.h"
 #include "meta/meta_service.h"
 #include "meta/schema.h"
+#include "meta/shard_steps.h"
 
 namespace mica::craq {
 class StorageClient;
@@ -51,7 +53,17 @@ struct ShardOptions {
   // Truncation, last-chunk lengths and garbage collection; nullptr: a size change of a
   // file with chunks is kNotSupported and garbage collection waits.
   craq::StorageClient* storage = nullptr;
+  // The deadline of one storage step of an operation (truncating a file's chunks).
+  Duration storage_timeout = std::chrono::seconds(30);
+  // Nanoseconds since the Unix epoch for inode times; nullptr: the executor's clock (virtual
+  // time in the simulator). A server passes the system clock.
+  std::function<int64_t()> clock_ns;
   MetricLabels metric_labels;
+  // The process's leases (meta/lease.h): told of every session opened and ended; nullptr:
+  // sessions are kept until closed.
+  LeaseTable* leases = nullptr;
+  // The shard's garbage collector (meta/gc.h), made and started by open(), stopped by close().
+  GcOptions gc;
 };
 
 // The overlay view of one mutation (see the contract above). Obtained from
@@ -98,9 +110,11 @@ class ShardTxn {
   // happened).
   Task<Status> commit();
 
+  // The txn's data, defined in meta/shard_overlay.h for the shard's own files.
+  struct State;
+
  private:
   friend class Shard;
-  struct State;
   explicit ShardTxn(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
@@ -113,6 +127,8 @@ struct ShardCounters {
 
 class Shard {
  public:
+  // The overlay of queued writes, defined in meta/shard_overlay.h for the shard's own files.
+  struct Overlay;
   static Task<Result<std::unique_ptr<Shard>>> open(ShardOptions options);
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -129,6 +145,10 @@ class Shard {
   Result<std::optional<std::string>> remembered_answer(RequestTag tag);
   // A committed-state read transaction (short: never across a co_await).
   Result<std::unique_ptr<kv::ReadTxn>> read();
+  // The time inode times take now (ShardOptions::clock_ns).
+  int64_t now_ns() const;
+  // kWrongShard unless inode lives on this shard.
+  Status check_local(InodeId inode) const;
 
   // ---- operations (meta/meta_service.h) on inodes of this shard ----
   Task<Result<InodeReply>> lookup(const LookupRequest& request);
@@ -156,10 +176,22 @@ class Shard {
   Result<ShardStatus> status();
   Result<ScanReply> scan(const ScanRequest& request);
 
+  // ---- the coordinator's steps (meta/shard_steps.h), meta/shard_steps_apply.cc ----
+  // Applies a step once (keyed by operation and step number in the steps table) and
+  // answers its record to a re-send; an undo inverts it only if it applied.
+  Task<Result<StepReply>> apply_step(const StepRequest& request);
+  // The coordinator's reads before an operation (committed and queued state).
+  Result<ProbeReply> probe_for_step(const ProbeRequest& request);
+  // A page of this shard's directory inodes with their parents.
+  Result<DirectoryPage> directory_page(const DirectoryPageRequest& request);
+
   // Ends every session of `client` (its lease lapsed): writers' lengths are recomputed
   // from the storage service, unlinked files no session holds any more are queued for
   // garbage collection.
   Task<Status> end_sessions(ClientId client);
+
+  // The shard's garbage collector (never nullptr once open).
+  GcWorker* gc() { return gc_.get(); }
 
   // Stops background work (garbage collection) and closes the environment.
   Task<Status> close();
@@ -167,13 +199,22 @@ class Shard {
  private:
   explicit Shard(ShardOptions options);
   friend class ShardTxn;
-  struct Overlay;
+  // open()'s steps: tables, the shard record and the in-memory indexes; a fresh shard's
+  // record (and root).
+  Status load();
+  Task<Status> create_fresh();
+  // Sessions (meta/shard_sessions.cc): the length the storage service holds for a file
+  // (its last chunk's end; nullopt: nothing to ask), and one lapsed session ended.
+  Task<Result<std::optional<uint64_t>>> stored_length(InodeId id);
+  Task<Status> end_session_of(SessionRecord session);
 
   ShardOptions options_;
   std::unique_ptr<kv::Env> env_;
   ShardTables tables_;
   std::unique_ptr<Overlay> overlay_;
   ShardCounters counters_;
+  bool fresh_ = false;
+  std::unique_ptr<GcWorker> gc_;
 };
 
 }  // namespace mica::meta

@@ -1,0 +1,270 @@
+// MetaServer: opening and closing the shards, routing, and the MetaService methods that a
+// shard answers by itself (meta/meta_server.h). The coordinator's operations, readdir's
+// attributes from other shards, statfs and status are in meta/meta_server_forward.cc.
+#include "meta/meta_server.h"
+
+#include <algorithm>
+
+#include "async/log.h"
+#include "meta/meta_server_hop.h"
+
+namespace mica::meta {
+
+using detail::hop;
+using detail::hop_call;
+
+namespace {
+
+Task<Result<std::unique_ptr<Shard>>> open_shard(ShardOptions options) {
+  auto opening = Shard::open(std::move(options));
+  Result<std::unique_ptr<Shard>> shard = co_await std::move(opening);
+  co_return shard;
+}
+
+Task<Status> close_shard(Shard* shard) {
+  auto closing = shard->close();
+  Status closed = co_await std::move(closing);
+  co_return closed;
+}
+
+// Sets a shard's snapshot on its own executor (the shard reads it there).
+Task<void> install_routing(Executor* home, Executor* target,
+                           std::shared_ptr<const craq::RoutingSnapshot>* slot,
+                           std::shared_ptr<const craq::RoutingSnapshot> routing) {
+  co_await target->schedule();
+  *slot = std::move(routing);
+  co_await home->schedule();
+}
+
+}  // namespace
+
+MetaServer::MetaServer(MetaServerOptions options, net::ConnectionPool* pool,
+                       craq::StorageClient* storage)
+    : options_(std::move(options)),
+      pool_(pool),
+      storage_(storage),
+      home_(Executor::current()),
+      service_(net::Service::bind<MetaService>(this)) {}
+
+Task<Result<std::unique_ptr<MetaServer>>> MetaServer::open_server(MetaServerOptions options,
+                                                                  net::ConnectionPool* pool,
+                                                                  craq::StorageClient* storage) {
+  std::unique_ptr<MetaServer> server(new MetaServer(std::move(options), pool, storage));
+  auto opening = server->open_shards();
+  Status opened = co_await std::move(opening);
+  if (opened.ok()) {
+    auto coordinating = server->open_coordinator();
+    opened = co_await std::move(coordinating);
+  }
+  if (!opened.ok()) {
+    auto closing = server->close_shards();
+    Status closed = co_await std::move(closing);
+    if (!closed.ok()) MICA_LOG(Warn, "meta", "closing after a failed open: {}", closed);
+    co_return opened;
+  }
+  co_return server;
+}
+
+Task<Status> MetaServer::open_shards() {
+  size_t index = 0;
+  for (ShardOptions shard_options : options_.shards) {
+    ShardId id = shard_options.shard;
+    if (id >= options_.shard_count)
+      co_return Status(StatusCode::kInvalidArgument,
+                       fmt::format("shard {} of a cluster of {} shards", id, options_.shard_count));
+    if (slots_.count(id) != 0)
+      co_return Status(StatusCode::kInvalidArgument, fmt::format("shard {} listed twice", id));
+    auto slot = std::make_unique<Slot>();
+    slot->executor = options_.executors.empty()
+                         ? home_
+                         : options_.executors[index++ % options_.executors.size()];
+    slot->routing = routing_;
+    Slot* raw = slot.get();
+    shard_options.routing = [raw]() -> const craq::RoutingSnapshot* { return raw->routing.get(); };
+    shard_options.storage = storage_;
+    if (shard_options.metric_labels.empty()) {
+      shard_options.metric_labels = options_.metric_labels;
+      shard_options.metric_labels.emplace_back("shard", std::to_string(id));
+    }
+    auto opening = open_shard(std::move(shard_options));
+    auto hopping = hop(home_, slot->executor, std::move(opening));
+    Result<std::unique_ptr<Shard>> shard = co_await std::move(hopping);
+    if (!shard.ok())
+      co_return Status(shard.status().code(),
+                       fmt::format("opening shard {}: {}", id, shard.status().to_string()));
+    slot->shard = std::move(*shard);
+    slots_.emplace(id, std::move(slot));
+  }
+  MICA_LOG(Info, "meta", "serving {} shard(s) of {}", slots_.size(), options_.shard_count);
+  co_return Status::ok_status();
+}
+
+std::vector<net::Service*> MetaServer::services() {
+  std::vector<net::Service*> out{&service_};
+  if (coordinator_service_) out.push_back(coordinator_service_.get());
+  return out;
+}
+
+void MetaServer::apply_routing(std::shared_ptr<const craq::RoutingSnapshot> routing) {
+  if (!routing || (routing_ && routing->version <= routing_->version)) return;
+  routing_ = routing;
+  for (auto& [id, slot] : slots_) {
+    if (slot->executor == home_) {
+      slot->routing = routing;
+      continue;
+    }
+    hops_.spawn(install_routing(home_, slot->executor, &slot->routing, routing));
+  }
+}
+
+std::vector<ShardId> MetaServer::shard_ids() const {
+  std::vector<ShardId> out;
+  for (const auto& [id, slot] : slots_) out.push_back(id);
+  return out;
+}
+
+MetaServer::Slot* MetaServer::slot(ShardId shard) const {
+  auto it = slots_.find(shard);
+  return it == slots_.end() ? nullptr : it->second.get();
+}
+
+Shard* MetaServer::shard(ShardId shard) const {
+  Slot* found = slot(shard);
+  return found ? found->shard.get() : nullptr;
+}
+
+Executor* MetaServer::executor_of(ShardId shard) const {
+  Slot* found = slot(shard);
+  return found ? found->executor : nullptr;
+}
+
+Status MetaServer::wrong_shard(ShardId shard) {
+  return Status(StatusCode::kWrongShard,
+                fmt::format("shard {} is not served by this process: refresh routing", shard));
+}
+
+Task<Status> MetaServer::close_shards() {
+  co_await hops_.join();
+  Status result;
+  if (coordinator_) {
+    auto closing = coordinator_->close();
+    auto hopping = hop(home_, executor_of(0), std::move(closing));
+    Status closed = co_await std::move(hopping);
+    if (!closed.ok()) result = closed;
+    coordinator_.reset();
+  }
+  for (auto& [id, slot] : slots_) {
+    if (!slot->shard) continue;
+    auto closing = close_shard(slot->shard.get());
+    auto hopping = hop(home_, slot->executor, std::move(closing));
+    Status closed = co_await std::move(hopping);
+    if (!closed.ok()) {
+      MICA_LOG(Error, "meta", "closing shard {}: {}", id, closed);
+      if (result.ok()) result = closed;
+    }
+    slot->shard.reset();
+  }
+  co_return result;
+}
+
+// ---- operations a shard answers by itself ----
+
+namespace {
+
+// The shard's method on request, on the shard's executor. request lives in the handler's
+// frame, which awaits this.
+template <class R, class Req>
+Task<Result<R>> on_shard(Executor* home, Executor* target, Shard* shard,
+                         Task<Result<R>> (Shard::*method)(const Req&), const Req* request) {
+  auto work = (shard->*method)(*request);
+  auto hopping = hop(home, target, std::move(work));
+  Result<R> result = co_await std::move(hopping);
+  co_return result;
+}
+
+}  // namespace
+
+#define MICA_META_ON_SHARD(shard_expr, method, R)                                      \
+  do {                                                                                 \
+    ShardId target_shard = (shard_expr);                                               \
+    Slot* target_slot = slot(target_shard);                                            \
+    if (target_slot == nullptr) co_return wrong_shard(target_shard);                   \
+    auto running = on_shard<R>(home_, target_slot->executor, target_slot->shard.get(), \
+                               &Shard::method, &request);                              \
+    Result<R> answer = co_await std::move(running);                                    \
+    co_return answer;                                                                  \
+  } while (false)
+
+Task<Result<InodeReply>> MetaServer::lookup(LookupRequest request, net::CallContext* ctx) {
+  (void)ctx;
+  MICA_META_ON_SHARD(shard_of(request.parent), lookup, InodeReply);
+}
+
+Task<Result<InodeReply>> MetaServer::getattr(GetattrRequest request, net::CallContext* ctx) {
+  (void)ctx;
+  MICA_META_ON_SHARD(shard_of(request.inode), getattr, InodeReply);
+}
+
+Task<Result<InodeReply>> MetaServer::setattr(SetattrRequest request, net::CallContext* ctx) {
+  (void)ctx;
+  MICA_META_ON_SHARD(shard_of(request.inode), setattr, InodeReply);
+}
+
+Task<Result<CreateReply>> MetaServer::create(CreateRequest request, net::CallContext* ctx) {
+  (void)ctx;
+  MICA_META_ON_SHARD(shard_of(request.parent), create, CreateReply);
+}
+
+Task<Result<ReadlinkReply>> MetaServer::readlink(ReadlinkRequest request, net::CallContext* ctx) {
+  (void)ctx;
+  MICA_META_ON_SHARD(shard_of(request.inode), readlink, ReadlinkReply);
+}
+
+Task<Result<XattrValue>> MetaServer::get_xattr(GetXattrRequest request, net::CallContext* ctx) {
+  (void)ctx;
+  MICA_META_ON_SHARD(shard_of(request.inode), get_xattr, XattrValue);
+}
+
+Task<Result<InodeReply>> MetaServer::set_xattr(SetXattrRequest request, net::CallContext* ctx) {
+  (void)ctx;
+  MICA_META_ON_SHARD(shard_of(request.inode), set_xattr, InodeReply);
+}
+
+Task<Result<XattrNames>> MetaServer::list_xattr(ListXattrRequest request, net::CallContext* ctx) {
+  (void)ctx;
+  MICA_META_ON_SHARD(shard_of(request.inode), list_xattr, XattrNames);
+}
+
+Task<Result<InodeReply>> MetaServer::remove_xattr(RemoveXattrRequest request,
+                                                  net::CallContext* ctx) {
+  (void)ctx;
+  MICA_META_ON_SHARD(shard_of(request.inode), remove_xattr, InodeReply);
+}
+
+Task<Result<OpenReply>> MetaServer::open(OpenRequest request, net::CallContext* ctx) {
+  (void)ctx;
+  MICA_META_ON_SHARD(shard_of(request.inode), open, OpenReply);
+}
+
+Task<Result<InodeReply>> MetaServer::report_length(LengthReport request, net::CallContext* ctx) {
+  (void)ctx;
+  MICA_META_ON_SHARD(shard_of(request.inode), report_length, InodeReply);
+}
+
+Task<Result<InodeReply>> MetaServer::close(CloseRequest request, net::CallContext* ctx) {
+  (void)ctx;
+  MICA_META_ON_SHARD(shard_of(request.report.inode), close, InodeReply);
+}
+
+Task<Result<ScanReply>> MetaServer::scan(ScanRequest request, net::CallContext* ctx) {
+  (void)ctx;
+  Slot* target = slot(request.shard);
+  if (target == nullptr) co_return wrong_shard(request.shard);
+  Shard* shard = target->shard.get();
+  auto scanning =
+      hop_call(home_, target->executor, [shard, &request] { return shard->scan(request); });
+  Result<ScanReply> reply = co_await std::move(scanning);
+  co_return reply;
+}
+
+}  // namespace mica::meta

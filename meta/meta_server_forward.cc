@@ -1,0 +1,303 @@
+// MetaServer: what leaves the shard a request arrived at (meta/meta_server.h) — the
+// coordinator's operations (local when shard 0 is served here, else a CoordinatorService
+// call to shard 0's process), readdir's attributes of inodes on other shards, statfs and
+// status over every meta process, and the lease.
+#include <algorithm>
+#include <set>
+
+#include "async/log.h"
+#include "meta/meta_server.h"
+#include "meta/meta_server_hop.h"
+
+namespace mica::meta {
+
+using detail::hop;
+using detail::hop_call;
+
+namespace {
+
+template <class R, class Req>
+Task<Result<R>> local_coordinator(Executor* home, Executor* target, Coordinator* coordinator,
+                                  Task<Result<R>> (Coordinator::*method)(const Req&),
+                                  const Req* request) {
+  auto work = (coordinator->*method)(*request);
+  auto hopping = hop(home, target, std::move(work));
+  Result<R> result = co_await std::move(hopping);
+  co_return result;
+}
+
+const craq::MetaShardRoute* find_route(const craq::RoutingSnapshot& routing, ShardId shard) {
+  auto it = std::lower_bound(
+      routing.meta_shards.begin(), routing.meta_shards.end(), shard,
+      [](const craq::MetaShardRoute& route, ShardId wanted) { return route.shard < wanted; });
+  if (it == routing.meta_shards.end() || it->shard != shard) return nullptr;
+  return &*it;
+}
+
+Status no_coordinator() {
+  return Status(StatusCode::kNotSupported, "this build has no coordinator (meta/shard_steps.h)");
+}
+
+}  // namespace
+
+Task<Result<InodeReply>> MetaServer::CoordinatorFront::mkdir(MkdirRequest request,
+                                                             net::CallContext* ctx) {
+  return server_->coordinate<CoordinatorService::mkdir>(&Coordinator::mkdir, std::move(request),
+                                                        ctx, false);
+}
+Task<Result<RemoveReply>> MetaServer::CoordinatorFront::rmdir(RemoveRequest request,
+                                                              net::CallContext* ctx) {
+  return server_->coordinate<CoordinatorService::rmdir>(&Coordinator::rmdir, std::move(request),
+                                                        ctx, false);
+}
+Task<Result<RenameReply>> MetaServer::CoordinatorFront::rename(RenameRequest request,
+                                                               net::CallContext* ctx) {
+  return server_->coordinate<CoordinatorService::rename>(&Coordinator::rename, std::move(request),
+                                                         ctx, false);
+}
+Task<Result<InodeReply>> MetaServer::CoordinatorFront::link(LinkRequest request,
+                                                            net::CallContext* ctx) {
+  return server_->coordinate<CoordinatorService::link>(&Coordinator::link, std::move(request), ctx,
+                                                       false);
+}
+
+MetaServer::~MetaServer() {
+  for (const auto& [id, slot] : slots_)
+    MICA_ASSERT_MSG(slot->shard == nullptr, "MetaServer destroyed before close_shards()");
+}
+
+Task<Status> MetaServer::open_coordinator() {
+  if (!serves(0)) co_return Status::ok_status();
+  coordinator_front_ = std::make_unique<CoordinatorFront>(this);
+  coordinator_service_ = std::make_unique<net::Service>(
+      net::Service::bind<CoordinatorService>(coordinator_front_.get()));
+  // The coordinator needs the shard stepper (meta/shard_steps.h); until it is built in,
+  // directory operations answer kNotSupported.
+  MICA_LOG(Warn, "meta",
+           "no coordinator in this build: mkdir, rmdir and cross-shard "
+           "renames and links answer NotSupported");
+  co_return Status::ok_status();
+}
+
+TimePoint MetaServer::forward_deadline(net::CallContext* ctx) const {
+  TimePoint deadline = home_->now() + options_.forward_timeout;
+  if (ctx != nullptr && ctx->deadline != kNoDeadline) deadline = std::min(deadline, ctx->deadline);
+  return deadline;
+}
+
+Task<Result<std::shared_ptr<net::RpcClient>>> MetaServer::peer(ShardId shard, TimePoint deadline) {
+  if (!routing_) co_return Status(StatusCode::kWrongShard, "no routing yet");
+  const craq::MetaShardRoute* route = find_route(*routing_, shard);
+  if (route == nullptr)
+    co_return Status(StatusCode::kWrongShard, fmt::format("no process serves shard {}", shard));
+  const craq::NodeInfo* node = craq::find_node(*routing_, route->node);
+  if (node == nullptr || node->id == node_)
+    co_return Status(StatusCode::kWrongShard,
+                     fmt::format("routing names node {} for shard {}", route->node, shard));
+  CO_TRY_ASSIGN(SocketAddress address, SocketAddress::parse(node->rpc_address));
+  auto getting = pool_->get(address, deadline);
+  Result<std::shared_ptr<net::RpcClient>> client = co_await std::move(getting);
+  co_return client;
+}
+
+template <auto M, class R, class Req>
+Task<Result<R>> MetaServer::coordinate(Task<Result<R>> (Coordinator::*method)(const Req&),
+                                       Req request, net::CallContext* ctx, bool may_forward) {
+  if (coordinator_) {
+    auto running =
+        local_coordinator<R>(home_, executor_of(0), coordinator_.get(), method, &request);
+    Result<R> answer = co_await std::move(running);
+    co_return answer;
+  }
+  if (serves(0)) co_return no_coordinator();
+  if (!may_forward) co_return wrong_shard(0);
+  TimePoint deadline = forward_deadline(ctx);
+  auto connecting = peer(0, deadline);
+  CO_TRY_ASSIGN(std::shared_ptr<net::RpcClient> client, co_await std::move(connecting));
+  auto calling = client->call<M>(std::move(request), net::CallOptions{.deadline = deadline});
+  Result<R> answer = co_await std::move(calling);
+  co_return answer;
+}
+
+Task<Result<InodeReply>> MetaServer::mkdir(MkdirRequest request, net::CallContext* ctx) {
+  if (!serves(shard_of(request.parent))) co_return wrong_shard(shard_of(request.parent));
+  auto running =
+      coordinate<CoordinatorService::mkdir>(&Coordinator::mkdir, std::move(request), ctx);
+  Result<InodeReply> answer = co_await std::move(running);
+  co_return answer;
+}
+
+Task<Result<RemoveReply>> MetaServer::remove(RemoveRequest request, net::CallContext* ctx) {
+  ShardId shard = shard_of(request.parent);
+  Slot* target = slot(shard);
+  if (target == nullptr) co_return wrong_shard(shard);
+  if (request.directory) {
+    auto running =
+        coordinate<CoordinatorService::rmdir>(&Coordinator::rmdir, std::move(request), ctx);
+    Result<RemoveReply> answer = co_await std::move(running);
+    co_return answer;
+  }
+  auto work = target->shard->unlink(request);
+  auto hopping = hop(home_, target->executor, std::move(work));
+  Result<RemoveReply> answer = co_await std::move(hopping);
+  co_return answer;
+}
+
+Task<Result<RenameReply>> MetaServer::rename(RenameRequest request, net::CallContext* ctx) {
+  ShardId shard = shard_of(request.parent);
+  Slot* target = slot(shard);
+  if (target == nullptr) co_return wrong_shard(shard);
+  auto work = target->shard->rename(request);
+  auto hopping = hop(home_, target->executor, std::move(work));
+  Result<std::optional<RenameReply>> local = co_await std::move(hopping);
+  if (!local.ok()) co_return local.status();
+  if (local->has_value()) co_return std::move(**local);
+  auto running =
+      coordinate<CoordinatorService::rename>(&Coordinator::rename, std::move(request), ctx);
+  Result<RenameReply> answer = co_await std::move(running);
+  co_return answer;
+}
+
+Task<Result<InodeReply>> MetaServer::link(LinkRequest request, net::CallContext* ctx) {
+  ShardId shard = shard_of(request.new_parent);
+  Slot* target = slot(shard);
+  if (target == nullptr) co_return wrong_shard(shard);
+  if (shard_of(request.inode) == shard) {
+    auto work = target->shard->link(request);
+    auto hopping = hop(home_, target->executor, std::move(work));
+    Result<InodeReply> answer = co_await std::move(hopping);
+    co_return answer;
+  }
+  auto running = coordinate<CoordinatorService::link>(&Coordinator::link, std::move(request), ctx);
+  Result<InodeReply> answer = co_await std::move(running);
+  co_return answer;
+}
+
+// ---- readdir with attributes from other shards ----
+
+Task<Result<InodeReply>> MetaServer::remote_getattr(InodeId inode, TimePoint deadline) {
+  ShardId shard = shard_of(inode);
+  GetattrRequest request{.inode = inode};
+  if (Slot* local = slot(shard)) {
+    auto work = local->shard->getattr(request);
+    auto hopping = hop(home_, local->executor, std::move(work));
+    Result<InodeReply> answer = co_await std::move(hopping);
+    co_return answer;
+  }
+  auto connecting = peer(shard, deadline);
+  CO_TRY_ASSIGN(std::shared_ptr<net::RpcClient> client, co_await std::move(connecting));
+  auto calling = MetaService::Stub(client.get())
+                     .getattr(std::move(request), net::CallOptions{.deadline = deadline});
+  Result<InodeReply> answer = co_await std::move(calling);
+  co_return answer;
+}
+
+// An inode removed since the page was read is left without attrs (the caller asks again);
+// every other failure fails the page (the client retries it).
+Task<Status> MetaServer::fill_attrs(ReaddirReply* reply, TimePoint deadline) {
+  for (ReaddirEntry& entry : reply->entries) {
+    if (entry.attrs.has_value()) continue;
+    auto getting = remote_getattr(entry.inode, deadline);
+    Result<InodeReply> attrs = co_await std::move(getting);
+    if (attrs.ok()) {
+      entry.attrs = std::move(attrs->inode);
+    } else if (attrs.status().code() != StatusCode::kNotFound) {
+      co_return attrs.status();
+    }
+  }
+  co_return Status::ok_status();
+}
+
+Task<Result<ReaddirReply>> MetaServer::readdir(ReaddirRequest request, net::CallContext* ctx) {
+  ShardId shard = shard_of(request.dir);
+  Slot* target = slot(shard);
+  if (target == nullptr) co_return wrong_shard(shard);
+  auto work = target->shard->readdir(request);
+  auto hopping = hop(home_, target->executor, std::move(work));
+  CO_TRY_ASSIGN(ReaddirReply reply, co_await std::move(hopping));
+  if (request.with_attrs) {
+    auto filling = fill_attrs(&reply, forward_deadline(ctx));
+    CO_TRY(co_await std::move(filling));
+  }
+  co_return reply;
+}
+
+// ---- status, statfs, lease ----
+
+Task<Result<MetaStatusReply>> MetaServer::status(MetaStatusRequest request, net::CallContext* ctx) {
+  (void)request;
+  (void)ctx;
+  MetaStatusReply reply{.node = node_};
+  for (auto& [id, target] : slots_) {
+    Shard* shard = target->shard.get();
+    auto asking = hop_call(home_, target->executor, [shard] { return shard->status(); });
+    CO_TRY_ASSIGN(ShardStatus status, co_await std::move(asking));
+    reply.shards.push_back(status);
+  }
+  if (coordinator_) {
+    Coordinator* coordinator = coordinator_.get();
+    auto asking = hop_call(home_, executor_of(0), [coordinator] { return coordinator->pending(); });
+    reply.coordinator_pending = co_await std::move(asking);
+  }
+  co_return reply;
+}
+
+// The shards of every meta process in routing: this one's directly, the others' by status.
+Task<Result<std::vector<ShardStatus>>> MetaServer::every_status(TimePoint deadline) {
+  MetaStatusRequest request;
+  auto own = status(request, nullptr);
+  CO_TRY_ASSIGN(MetaStatusReply mine, co_await std::move(own));
+  std::vector<ShardStatus> out = std::move(mine.shards);
+  if (!routing_) co_return out;
+  std::set<craq::NodeId> others;
+  for (const craq::MetaShardRoute& route : routing_->meta_shards)
+    if (route.node != node_ && !serves(route.shard)) others.insert(route.node);
+  for (craq::NodeId id : others) {
+    const craq::NodeInfo* node = craq::find_node(*routing_, id);
+    if (node == nullptr) continue;
+    CO_TRY_ASSIGN(SocketAddress address, SocketAddress::parse(node->rpc_address));
+    auto getting = pool_->get(address, deadline);
+    CO_TRY_ASSIGN(std::shared_ptr<net::RpcClient> client, co_await std::move(getting));
+    auto calling =
+        MetaService::Stub(client.get()).status(request, net::CallOptions{.deadline = deadline});
+    CO_TRY_ASSIGN(MetaStatusReply theirs, co_await std::move(calling));
+    for (ShardStatus& shard : theirs.shards)
+      if (!serves(shard.shard)) out.push_back(std::move(shard));
+  }
+  co_return out;
+}
+
+// Capacity: the storage targets in chains, divided by the replica count (what one copy of
+// user data may use); inodes and bytes queued for collection: every shard's status.
+Task<Result<StatfsReply>> MetaServer::statfs(StatfsRequest request, net::CallContext* ctx) {
+  (void)request;
+  auto collecting = every_status(forward_deadline(ctx));
+  CO_TRY_ASSIGN(std::vector<ShardStatus> shards, co_await std::move(collecting));
+  StatfsReply reply{.block_size = options_.statfs_block_size,
+                    .name_max = static_cast<uint32_t>(kNameMax)};
+  for (const ShardStatus& shard : shards) {
+    reply.inodes += shard.inodes;
+    reply.gc_queued_bytes += shard.gc_queued_bytes;
+  }
+  if (routing_) {
+    uint64_t capacity = 0;
+    uint64_t used = 0;
+    for (const craq::TargetInfo& target : routing_->targets) {
+      if (target.chain == 0) continue;
+      capacity += target.capacity_bytes;
+      used += std::min(target.used_bytes, target.capacity_bytes);
+    }
+    uint64_t replicas = std::max<uint64_t>(1, routing_->config.replica_count);
+    reply.total_bytes = capacity / replicas;
+    reply.free_bytes = (capacity - used) / replicas;
+  }
+  co_return reply;
+}
+
+Task<Result<LeaseReply>> MetaServer::renew_lease(LeaseRequest request, net::CallContext* ctx) {
+  (void)request;
+  (void)ctx;
+  co_return Status(StatusCode::kNotSupported, "leases are not built in yet (meta/lease.h)");
+}
+
+}  // namespace mica::meta
