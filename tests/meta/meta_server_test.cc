@@ -209,7 +209,9 @@ MICA_CO_TEST(MetaServer, ClientOperationsReachEveryShard) {
       auto resolving = c.client->resolve(Credentials{}, "/d1/f");
       Result<Resolved> resolved = co_await std::move(resolving);
       EXPECT_TRUE(resolved.ok()) << resolved.status();
-      if (resolved.ok() && file.ok()) EXPECT_EQ(resolved->inode.id, file->inode.id);
+      if (resolved.ok() && file.ok()) {
+        EXPECT_EQ(resolved->inode.id, file->inode.id);
+      }
       auto past_file = c.client->resolve(Credentials{}, "/d1/f/g");
       Result<Resolved> not_dir = co_await std::move(past_file);
       EXPECT_EQ(not_dir.status().code(), StatusCode::kNotDirectory);
