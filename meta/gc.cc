@@ -23,9 +23,8 @@ MetricLabels labels_of(const Shard* shard) {
 GcWorker::GcWorker(Shard* shard, GcOptions options)
     : shard_(shard),
       options_(options),
-      queued_files_metric_(&metrics().gauge("meta", "gc_queued_files",
-                                            "Files whose chunks wait for removal.",
-                                            labels_of(shard))),
+      queued_files_metric_(&metrics().gauge(
+          "meta", "gc_queued_files", "Files whose chunks wait for removal.", labels_of(shard))),
       queued_bytes_metric_(&metrics().gauge("meta", "gc_queued_bytes",
                                             "Bytes of files whose chunks wait for removal.",
                                             labels_of(shard))),
@@ -34,9 +33,8 @@ GcWorker::GcWorker(Shard* shard, GcOptions options)
       removed_bytes_metric_(&metrics().counter("meta", "gc_removed_bytes_total",
                                                "Bytes of the files whose chunks were removed.",
                                                labels_of(shard))),
-      failures_metric_(&metrics().counter("meta", "gc_failures_total",
-                                          "Chunk removals that failed (retried).",
-                                          labels_of(shard))) {
+      failures_metric_(&metrics().counter(
+          "meta", "gc_failures_total", "Chunk removals that failed (retried).", labels_of(shard))) {
   MICA_ASSERT(options_.files_per_s > 0 && options_.files_in_flight_max > 0);
   MICA_ASSERT(options_.poll_interval_ms > 0 && options_.scan_max > 0);
 }
@@ -66,14 +64,14 @@ Task<void> GcWorker::stop() {
 void GcWorker::refresh() {
   Result<std::unique_ptr<kv::ReadTxn>> txn = shard_->read();
   Result<std::unique_ptr<kv::Cursor>> cursor =
-      txn.ok() ? (*txn)->cursor(shard_->tables().gc) : Result<std::unique_ptr<kv::Cursor>>(
-                                                           txn.status());
+      txn.ok() ? (*txn)->cursor(shard_->tables().gc)
+               : Result<std::unique_ptr<kv::Cursor>>(txn.status());
   if (!cursor.ok()) {
     MICA_LOG(Warn, "meta", "shard {}: reading the gc queue: {}", shard_->id(), cursor.status());
     return;
   }
-  Result<std::optional<kv::Entry>> at = counted_any_ ? (*cursor)->seek(counted_end_)
-                                                     : (*cursor)->first();
+  Result<std::optional<kv::Entry>> at =
+      counted_any_ ? (*cursor)->seek(counted_end_) : (*cursor)->first();
   // seek lands on the last counted key itself (unless it was collected meanwhile).
   if (counted_any_ && at.ok() && at->has_value() && (*at)->key == counted_end_) {
     at = (*cursor)->next();
@@ -179,8 +177,8 @@ Task<Status> GcWorker::remove_chunks(const GcRecord& record) {
   CO_TRY_ASSIGN(std::vector<craq::ChainId> chains, layout_chains(record.layout, *table));
   // routing may change while we wait: only the copied chains are used from here on.
   auto removing = shard_->options().storage->remove_from(
-      std::move(chains), record.inode, 0, deadline_after(std::chrono::milliseconds(
-                                              options_.call_timeout_ms)));
+      std::move(chains), record.inode, 0,
+      deadline_after(std::chrono::milliseconds(options_.call_timeout_ms)));
   co_return co_await std::move(removing);
 }
 

@@ -33,13 +33,13 @@ namespace mica::meta {
 class Shard;
 
 struct GcOptions {
-  uint32_t files_per_s = 200;          // removals started per second, at most
-  uint32_t files_in_flight_max = 8;    // removals running at once, at most
-  uint32_t poll_interval_ms = 1000;    // an idle worker looks for new records this often
-  uint32_t backoff_initial_ms = 100;   // the first retry of a failed removal
-  uint32_t backoff_max_ms = 30000;     // retries wait at most this long
-  uint32_t call_timeout_ms = 60000;    // one removal's deadline at the storage service
-  uint32_t scan_max = 4096;            // records one pass looks at
+  uint32_t files_per_s = 200;         // removals started per second, at most
+  uint32_t files_in_flight_max = 8;   // removals running at once, at most
+  uint32_t poll_interval_ms = 1000;   // an idle worker looks for new records this often
+  uint32_t backoff_initial_ms = 100;  // the first retry of a failed removal
+  uint32_t backoff_max_ms = 30000;    // retries wait at most this long
+  uint32_t call_timeout_ms = 60000;   // one removal's deadline at the storage service
+  uint32_t scan_max = 4096;           // records one pass looks at
 };
 
 class GcWorker {

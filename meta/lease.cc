@@ -2,7 +2,6 @@
 // sessions.
 #include "meta/lease.h"
 
-
 #include "async/log.h"
 #include "meta/schema.h"
 #include "meta/shard.h"

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <chrono>
+
 #include "async/file.h"
 #include "async/log.h"
 
@@ -37,6 +39,13 @@ Task<Status> MetaNode::make_dirs() {
 Task<Status> MetaNode::start() {
   auto loading = craq::load_or_create_node_identity(options_.data_dir);
   CO_TRY_ASSIGN(identity_, co_await std::move(loading));
+  if (options_.wall_clock && !options_.shard_template.clock_ns) {
+    options_.shard_template.clock_ns = [] {
+      return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count());
+    };
+  }
   if (options_.server.shards.empty()) {
     for (ShardId id : options_.shards) {
       ShardOptions shard = options_.shard_template;

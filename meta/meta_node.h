@@ -45,6 +45,9 @@ struct MetaNodeOptions {
   craq::RoutingClientOptions routing;  // mgmtd and on_update are filled in
   craq::NodeAgentOptions agent;        // mgmtd, identity, kind, shards are filled in
   craq::StorageClientOptions storage;
+  // Inode times from the system clock (a real process); false: the executor's clock, as the
+  // simulator wants. Used when shard_template.clock_ns is unset.
+  bool wall_clock = true;
 };
 
 class MetaNode {

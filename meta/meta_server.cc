@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "async/log.h"
+#include "meta/meta_server_coordinator.h"
 #include "meta/meta_server_hop.h"
 
 namespace mica::meta {
@@ -53,8 +54,12 @@ Task<Result<std::unique_ptr<MetaServer>>> MetaServer::open_server(MetaServerOpti
   auto opening = server->open_shards();
   Status opened = co_await std::move(opening);
   if (opened.ok()) {
-    auto coordinating = server->open_coordinator();
-    opened = co_await std::move(coordinating);
+    auto leasing = server->leases_->start();
+    opened = co_await std::move(leasing);
+  }
+  if (opened.ok()) {
+    server->bind_steps();
+    server->start_coordinator();
   }
   if (!opened.ok()) {
     auto closing = server->close_shards();
@@ -66,6 +71,7 @@ Task<Result<std::unique_ptr<MetaServer>>> MetaServer::open_server(MetaServerOpti
 }
 
 Task<Status> MetaServer::open_shards() {
+  leases_ = std::make_unique<LeaseTable>(options_.leases);
   size_t index = 0;
   for (ShardOptions shard_options : options_.shards) {
     ShardId id = shard_options.shard;
@@ -82,6 +88,7 @@ Task<Status> MetaServer::open_shards() {
     Slot* raw = slot.get();
     shard_options.routing = [raw]() -> const craq::RoutingSnapshot* { return raw->routing.get(); };
     shard_options.storage = storage_;
+    shard_options.leases = leases_.get();
     if (shard_options.metric_labels.empty()) {
       shard_options.metric_labels = options_.metric_labels;
       shard_options.metric_labels.emplace_back("shard", std::to_string(id));
@@ -93,6 +100,7 @@ Task<Status> MetaServer::open_shards() {
       co_return Status(shard.status().code(),
                        fmt::format("opening shard {}: {}", id, shard.status().to_string()));
     slot->shard = std::move(*shard);
+    leases_->add_shard(slot->shard.get(), slot->executor);
     slots_.emplace(id, std::move(slot));
   }
   MICA_LOG(Info, "meta", "serving {} shard(s) of {}", slots_.size(), options_.shard_count);
@@ -101,6 +109,7 @@ Task<Status> MetaServer::open_shards() {
 
 std::vector<net::Service*> MetaServer::services() {
   std::vector<net::Service*> out{&service_};
+  if (step_service_) out.push_back(step_service_.get());
   if (coordinator_service_) out.push_back(coordinator_service_.get());
   return out;
 }
@@ -143,15 +152,15 @@ Status MetaServer::wrong_shard(ShardId shard) {
                 fmt::format("shard {} is not served by this process: refresh routing", shard));
 }
 
+// The coordinator first (its steps use the shards), the leases (their loop ends sessions
+// on the shards), then every shard on its executor.
 Task<Status> MetaServer::close_shards() {
   co_await hops_.join();
-  Status result;
-  if (coordinator_) {
-    auto closing = coordinator_->close();
-    auto hopping = hop(home_, executor_of(0), std::move(closing));
-    Status closed = co_await std::move(hopping);
-    if (!closed.ok()) result = closed;
-    coordinator_.reset();
+  auto closing_coordinator = close_coordinator();
+  Status result = co_await std::move(closing_coordinator);
+  if (leases_) {
+    auto stopping = leases_->stop();
+    co_await std::move(stopping);
   }
   for (auto& [id, slot] : slots_) {
     if (!slot->shard) continue;

@@ -3,6 +3,10 @@
 // shard 0, and answers every request for a shard it does not serve with kWrongShard (the
 // client refreshes routing and retries). docs/meta.md, "The server and the client half".
 //
+// Also bound: ShardStepService for the shards served here (the coordinator's steps), and
+// the process's LeaseTable behind renew_lease. The coordinator runs on the server's
+// executor (its remote steps use the server's pool) and reaches local shards directly.
+//
 // Dispatch: name operations go to the shard of `parent`, inode operations to the shard of
 // `inode`. mkdir, rmdir, renames the shard gives back (nullopt) and links across shards go
 // to the coordinator: locally when this process serves shard 0, else through a
@@ -29,11 +33,14 @@
 #include "async/executor.h"
 #include "async/metrics.h"
 #include "async/scope.h"
+#include "async/sync.h"
 #include "async/task.h"
 #include "craq/types.h"
 #include "meta/coordinator.h"
+#include "meta/lease.h"
 #include "meta/meta_service.h"
 #include "meta/shard.h"
+#include "meta/shard_steps.h"
 #include "net/rpc_client.h"
 #include "net/rpc_service.h"
 
@@ -43,7 +50,7 @@ class StorageClient;
 
 namespace mica::meta {
 
-class MetaClient;
+class CoordinatorHandle;
 
 struct MetaServerOptions {
   // The shards served here, each with its own directory (created by the caller). Their
@@ -55,9 +62,9 @@ struct MetaServerOptions {
   kv::EnvOptions coordinator_env;
   // Executors the shards run on (they outlive the server); empty: the server's executor.
   std::vector<Executor*> executors;
+  LeaseOptions leases;  // the process's client leases (meta/lease.h)
   // Calls to other meta processes (coordinator, getattr for readdir, status for statfs).
   Duration forward_timeout = std::chrono::seconds(10);
-  uint32_t statfs_block_size = 4096;
   MetricLabels metric_labels;
 };
 
@@ -87,7 +94,11 @@ class MetaServer {
   // The shard served here, or null. Call its methods on its executor only.
   Shard* shard(ShardId shard) const;
   Executor* executor_of(ShardId shard) const;
-  Coordinator* coordinator() const { return coordinator_.get(); }
+  // Whether the coordinator is open here (shard 0 served and its open done).
+  bool has_coordinator() const { return coordinator_ != nullptr; }
+  // Waits until the coordinator opened (ok at once when shard 0 is not served here).
+  Task<Status> wait_coordinator(TimePoint deadline);
+  LeaseTable* leases() const { return leases_.get(); }
 
   // Waits for requests in flight on other executors, closes the coordinator and every
   // shard. The RPC server must be shut down first.
@@ -142,7 +153,13 @@ class MetaServer {
   Slot* slot(ShardId shard) const;
   static Status wrong_shard(ShardId shard);
   Task<Status> open_shards();
-  Task<Status> open_coordinator();
+  void bind_steps();
+  // Opens the coordinator in the background: it loads the directory map from every shard,
+  // and other processes' shards may come up later. Until then its operations are kBusy.
+  void start_coordinator();
+  Task<void> open_coordinator();
+  Task<Status> close_coordinator();
+  std::optional<SocketAddress> address_of(ShardId shard) const;
   // The process serving `shard` in routing, as an RPC client (kWrongShard: no route).
   Task<Result<std::shared_ptr<net::RpcClient>>> peer(ShardId shard, TimePoint deadline);
   TimePoint forward_deadline(net::CallContext* ctx) const;
@@ -150,9 +167,9 @@ class MetaServer {
   Task<Status> fill_attrs(ReaddirReply* reply, TimePoint deadline);
   Task<Result<std::vector<ShardStatus>>> every_status(TimePoint deadline);
   // To the coordinator: the local one, else (may_forward) shard 0's process.
-  template <auto M, class R, class Req>
-  Task<Result<R>> coordinate(Task<Result<R>> (Coordinator::*method)(const Req&), Req request,
-                             net::CallContext* ctx, bool may_forward = true);
+  template <auto M>
+  Task<Result<net::ResponseOf<M>>> coordinate(net::RequestOf<M> request, net::CallContext* ctx,
+                                              bool may_forward = true);
 
   MetaServerOptions options_;
   net::ConnectionPool* pool_;
@@ -161,11 +178,18 @@ class MetaServer {
   craq::NodeId node_ = 0;
   std::shared_ptr<const craq::RoutingSnapshot> routing_;
   std::map<ShardId, std::unique_ptr<Slot>> slots_;
-  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<LeaseTable> leases_;
+  std::unique_ptr<ShardStepHandlers> step_handlers_;
+  std::unique_ptr<net::Service> step_service_;
+  std::unique_ptr<ShardStepper> stepper_;
+  std::unique_ptr<CoordinatorHandle> coordinator_;
+  Status coordinator_status_;  // of its open; kBusy while opening
+  Event coordinator_opened_;
   std::unique_ptr<CoordinatorFront> coordinator_front_;
   std::unique_ptr<net::Service> coordinator_service_;
   net::Service service_;
-  TaskScope hops_;  // routing installs on other executors
+  TaskScope hops_;        // routing installs on other executors
+  TaskScope background_;  // the coordinator's open
 };
 
 }  // namespace mica::meta

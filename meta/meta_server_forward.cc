@@ -6,8 +6,11 @@
 #include <set>
 
 #include "async/log.h"
+#include "async/wait_list.h"
 #include "meta/meta_server.h"
+#include "meta/meta_server_coordinator.h"
 #include "meta/meta_server_hop.h"
+#include "meta/statfs.h"
 
 namespace mica::meta {
 
@@ -16,15 +19,8 @@ using detail::hop_call;
 
 namespace {
 
-template <class R, class Req>
-Task<Result<R>> local_coordinator(Executor* home, Executor* target, Coordinator* coordinator,
-                                  Task<Result<R>> (Coordinator::*method)(const Req&),
-                                  const Req* request) {
-  auto work = (coordinator->*method)(*request);
-  auto hopping = hop(home, target, std::move(work));
-  Result<R> result = co_await std::move(hopping);
-  co_return result;
-}
+// The longest wait between two attempts to open the coordinator.
+constexpr Duration kCoordinatorOpenBackoffMax = std::chrono::seconds(2);
 
 const craq::MetaShardRoute* find_route(const craq::RoutingSnapshot& routing, ShardId shard) {
   auto it = std::lower_bound(
@@ -34,31 +30,23 @@ const craq::MetaShardRoute* find_route(const craq::RoutingSnapshot& routing, Sha
   return &*it;
 }
 
-Status no_coordinator() {
-  return Status(StatusCode::kNotSupported, "this build has no coordinator (meta/shard_steps.h)");
-}
-
 }  // namespace
 
 Task<Result<InodeReply>> MetaServer::CoordinatorFront::mkdir(MkdirRequest request,
                                                              net::CallContext* ctx) {
-  return server_->coordinate<CoordinatorService::mkdir>(&Coordinator::mkdir, std::move(request),
-                                                        ctx, false);
+  return server_->coordinate<CoordinatorService::mkdir>(std::move(request), ctx, false);
 }
 Task<Result<RemoveReply>> MetaServer::CoordinatorFront::rmdir(RemoveRequest request,
                                                               net::CallContext* ctx) {
-  return server_->coordinate<CoordinatorService::rmdir>(&Coordinator::rmdir, std::move(request),
-                                                        ctx, false);
+  return server_->coordinate<CoordinatorService::rmdir>(std::move(request), ctx, false);
 }
 Task<Result<RenameReply>> MetaServer::CoordinatorFront::rename(RenameRequest request,
                                                                net::CallContext* ctx) {
-  return server_->coordinate<CoordinatorService::rename>(&Coordinator::rename, std::move(request),
-                                                         ctx, false);
+  return server_->coordinate<CoordinatorService::rename>(std::move(request), ctx, false);
 }
 Task<Result<InodeReply>> MetaServer::CoordinatorFront::link(LinkRequest request,
                                                             net::CallContext* ctx) {
-  return server_->coordinate<CoordinatorService::link>(&Coordinator::link, std::move(request), ctx,
-                                                       false);
+  return server_->coordinate<CoordinatorService::link>(std::move(request), ctx, false);
 }
 
 MetaServer::~MetaServer() {
@@ -66,17 +54,96 @@ MetaServer::~MetaServer() {
     MICA_ASSERT_MSG(slot->shard == nullptr, "MetaServer destroyed before close_shards()");
 }
 
-Task<Status> MetaServer::open_coordinator() {
-  if (!serves(0)) co_return Status::ok_status();
+void MetaServer::bind_steps() {
+  LocalShards local{.shard = [this](ShardId id) { return shard(id); },
+                    .executor = [this](ShardId id) { return executor_of(id); }};
+  step_handlers_ = std::make_unique<ShardStepHandlers>(local);
+  step_service_ = std::make_unique<net::Service>(shard_step_service(step_handlers_.get()));
+}
+
+std::optional<SocketAddress> MetaServer::address_of(ShardId shard) const {
+  if (!routing_) return std::nullopt;
+  const craq::MetaShardRoute* route = find_route(*routing_, shard);
+  const craq::NodeInfo* node = route ? craq::find_node(*routing_, route->node) : nullptr;
+  if (node == nullptr) return std::nullopt;
+  Result<SocketAddress> address = SocketAddress::parse(node->rpc_address);
+  if (!address.ok()) return std::nullopt;
+  return *address;
+}
+
+void MetaServer::start_coordinator() {
+  if (!serves(0)) {
+    coordinator_status_ = Status::ok_status();
+    coordinator_opened_.set();
+    return;
+  }
+  coordinator_status_ = Status(StatusCode::kBusy, "the coordinator is opening");
   coordinator_front_ = std::make_unique<CoordinatorFront>(this);
   coordinator_service_ = std::make_unique<net::Service>(
       net::Service::bind<CoordinatorService>(coordinator_front_.get()));
-  // The coordinator needs the shard stepper (meta/shard_steps.h); until it is built in,
-  // directory operations answer kNotSupported.
-  MICA_LOG(Warn, "meta",
-           "no coordinator in this build: mkdir, rmdir and cross-shard "
-           "renames and links answer NotSupported");
-  co_return Status::ok_status();
+  LocalShards local{.shard = [this](ShardId id) { return shard(id); },
+                    .executor = [this](ShardId id) { return executor_of(id); }};
+  stepper_ = remote_shard_stepper(
+      pool_, [this](ShardId id) { return address_of(id); }, local);
+  background_.spawn(open_coordinator());
+}
+
+// Retried until it opens: it reads every shard, and another process's shards may come up
+// after this one. kNotSupported (no coordinator in the build) is final.
+Task<void> MetaServer::open_coordinator() {
+  Duration backoff = std::chrono::milliseconds(50);
+  for (;;) {
+    CoordinatorOptions options{.dir = options_.coordinator_dir,
+                               .env = options_.coordinator_env,
+                               .stepper = stepper_.get(),
+                               .shard_count = options_.shard_count,
+                               .placement_seed = options_.placement_seed,
+                               .metric_labels = options_.metric_labels};
+    auto opening = open_coordinator_handle(std::move(options));
+    Result<std::unique_ptr<CoordinatorHandle>> opened = co_await std::move(opening);
+    if (opened.ok()) {
+      coordinator_ = std::move(*opened);
+      coordinator_status_ = Status::ok_status();
+      MICA_LOG(Info, "meta", "the coordinator is open ({} operations pending)",
+               coordinator_->pending());
+      break;
+    }
+    MICA_LOG(Warn, "meta", "the coordinator did not open: {}", opened.status());
+    if (opened.status().code() == StatusCode::kNotSupported ||
+        opened.status().code() == StatusCode::kCancelled) {
+      coordinator_status_ = opened.status();
+      break;
+    }
+    SleepAwaiter pause = sleep_for(backoff);
+    Status paused = co_await pause;
+    if (!paused.ok()) {
+      coordinator_status_ = paused;
+      break;
+    }
+    backoff = std::min(backoff * 2, kCoordinatorOpenBackoffMax);
+  }
+  coordinator_opened_.set();
+}
+
+Task<Status> MetaServer::wait_coordinator(TimePoint deadline) {
+  if (!coordinator_opened_.is_set()) {
+    Status woke = co_await coordinator_opened_.wait(deadline);
+    if (!woke.ok()) co_return woke;
+  }
+  co_return coordinator_status_;
+}
+
+Task<Status> MetaServer::close_coordinator() {
+  background_.cancel();
+  co_await background_.join();
+  Status result;
+  if (coordinator_) {
+    auto closing = coordinator_->close();
+    result = co_await std::move(closing);
+    coordinator_.reset();
+  }
+  stepper_.reset();
+  co_return result;
 }
 
 TimePoint MetaServer::forward_deadline(net::CallContext* ctx) const {
@@ -100,16 +167,16 @@ Task<Result<std::shared_ptr<net::RpcClient>>> MetaServer::peer(ShardId shard, Ti
   co_return client;
 }
 
-template <auto M, class R, class Req>
-Task<Result<R>> MetaServer::coordinate(Task<Result<R>> (Coordinator::*method)(const Req&),
-                                       Req request, net::CallContext* ctx, bool may_forward) {
-  if (coordinator_) {
-    auto running =
-        local_coordinator<R>(home_, executor_of(0), coordinator_.get(), method, &request);
+template <auto M>
+Task<Result<net::ResponseOf<M>>> MetaServer::coordinate(net::RequestOf<M> request,
+                                                        net::CallContext* ctx, bool may_forward) {
+  using R = net::ResponseOf<M>;
+  if (serves(0)) {
+    if (!coordinator_) co_return coordinator_status_;  // opening (kBusy), or failed
+    auto running = coordinator_->run(request);
     Result<R> answer = co_await std::move(running);
     co_return answer;
   }
-  if (serves(0)) co_return no_coordinator();
   if (!may_forward) co_return wrong_shard(0);
   TimePoint deadline = forward_deadline(ctx);
   auto connecting = peer(0, deadline);
@@ -121,8 +188,7 @@ Task<Result<R>> MetaServer::coordinate(Task<Result<R>> (Coordinator::*method)(co
 
 Task<Result<InodeReply>> MetaServer::mkdir(MkdirRequest request, net::CallContext* ctx) {
   if (!serves(shard_of(request.parent))) co_return wrong_shard(shard_of(request.parent));
-  auto running =
-      coordinate<CoordinatorService::mkdir>(&Coordinator::mkdir, std::move(request), ctx);
+  auto running = coordinate<CoordinatorService::mkdir>(std::move(request), ctx);
   Result<InodeReply> answer = co_await std::move(running);
   co_return answer;
 }
@@ -132,8 +198,7 @@ Task<Result<RemoveReply>> MetaServer::remove(RemoveRequest request, net::CallCon
   Slot* target = slot(shard);
   if (target == nullptr) co_return wrong_shard(shard);
   if (request.directory) {
-    auto running =
-        coordinate<CoordinatorService::rmdir>(&Coordinator::rmdir, std::move(request), ctx);
+    auto running = coordinate<CoordinatorService::rmdir>(std::move(request), ctx);
     Result<RemoveReply> answer = co_await std::move(running);
     co_return answer;
   }
@@ -152,8 +217,7 @@ Task<Result<RenameReply>> MetaServer::rename(RenameRequest request, net::CallCon
   Result<std::optional<RenameReply>> local = co_await std::move(hopping);
   if (!local.ok()) co_return local.status();
   if (local->has_value()) co_return std::move(**local);
-  auto running =
-      coordinate<CoordinatorService::rename>(&Coordinator::rename, std::move(request), ctx);
+  auto running = coordinate<CoordinatorService::rename>(std::move(request), ctx);
   Result<RenameReply> answer = co_await std::move(running);
   co_return answer;
 }
@@ -168,7 +232,7 @@ Task<Result<InodeReply>> MetaServer::link(LinkRequest request, net::CallContext*
     Result<InodeReply> answer = co_await std::move(hopping);
     co_return answer;
   }
-  auto running = coordinate<CoordinatorService::link>(&Coordinator::link, std::move(request), ctx);
+  auto running = coordinate<CoordinatorService::link>(std::move(request), ctx);
   Result<InodeReply> answer = co_await std::move(running);
   co_return answer;
 }
@@ -234,11 +298,7 @@ Task<Result<MetaStatusReply>> MetaServer::status(MetaStatusRequest request, net:
     CO_TRY_ASSIGN(ShardStatus status, co_await std::move(asking));
     reply.shards.push_back(status);
   }
-  if (coordinator_) {
-    Coordinator* coordinator = coordinator_.get();
-    auto asking = hop_call(home_, executor_of(0), [coordinator] { return coordinator->pending(); });
-    reply.coordinator_pending = co_await std::move(asking);
-  }
+  if (coordinator_) reply.coordinator_pending = coordinator_->pending();
   co_return reply;
 }
 
@@ -267,37 +327,17 @@ Task<Result<std::vector<ShardStatus>>> MetaServer::every_status(TimePoint deadli
   co_return out;
 }
 
-// Capacity: the storage targets in chains, divided by the replica count (what one copy of
-// user data may use); inodes and bytes queued for collection: every shard's status.
+// meta/statfs.h's rules over every shard of every meta process.
 Task<Result<StatfsReply>> MetaServer::statfs(StatfsRequest request, net::CallContext* ctx) {
   (void)request;
   auto collecting = every_status(forward_deadline(ctx));
   CO_TRY_ASSIGN(std::vector<ShardStatus> shards, co_await std::move(collecting));
-  StatfsReply reply{.block_size = options_.statfs_block_size,
-                    .name_max = static_cast<uint32_t>(kNameMax)};
-  for (const ShardStatus& shard : shards) {
-    reply.inodes += shard.inodes;
-    reply.gc_queued_bytes += shard.gc_queued_bytes;
-  }
-  if (routing_) {
-    uint64_t capacity = 0;
-    uint64_t used = 0;
-    for (const craq::TargetInfo& target : routing_->targets) {
-      if (target.chain == 0) continue;
-      capacity += target.capacity_bytes;
-      used += std::min(target.used_bytes, target.capacity_bytes);
-    }
-    uint64_t replicas = std::max<uint64_t>(1, routing_->config.replica_count);
-    reply.total_bytes = capacity / replicas;
-    reply.free_bytes = (capacity - used) / replicas;
-  }
-  co_return reply;
+  co_return compute_statfs(routing_.get(), shards);
 }
 
 Task<Result<LeaseReply>> MetaServer::renew_lease(LeaseRequest request, net::CallContext* ctx) {
-  (void)request;
   (void)ctx;
-  co_return Status(StatusCode::kNotSupported, "leases are not built in yet (meta/lease.h)");
+  co_return leases_->renew(request.client);
 }
 
 }  // namespace mica::meta

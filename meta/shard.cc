@@ -4,6 +4,7 @@
 #include "meta/shard.h"
 
 #include "async/log.h"
+#include "meta/gc.h"
 #include "meta/permission.h"
 #include "meta/shard_overlay.h"
 
@@ -93,6 +94,9 @@ Task<Result<std::unique_ptr<Shard>>> Shard::open(ShardOptions options) {
       "meta", "shard_commits_total", "commit generations of a shard's group commit", labels);
   MICA_LOG(Info, "meta", "shard {} open in {}{}", shard->id(), shard->options_.dir,
            shard->fresh_ ? " (new)" : "");
+  // The shard's garbage collector (meta/gc.h); it collects only with a storage client.
+  shard->gc_ = std::make_unique<GcWorker>(shard.get(), shard->options_.gc);
+  shard->gc_->start();
   co_return shard;
 }
 
@@ -140,6 +144,10 @@ Task<Status> Shard::create_fresh() {
 }
 
 Task<Status> Shard::close() {
+  if (gc_ != nullptr) {
+    auto stopping = gc_->stop();  // first: its record erases are writes of the environment
+    co_await std::move(stopping);
+  }
   while (overlay_->writers.active() > 0) co_await overlay_->writers.join();
   MICA_ASSERT(overlay_->held.empty() && overlay_->in_flight == 0);
   if (env_ == nullptr) co_return Status::ok_status();

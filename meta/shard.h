@@ -199,22 +199,22 @@ class Shard {
  private:
   explicit Shard(ShardOptions options);
   friend class ShardTxn;
-  // open()'s steps: tables, the shard record and the in-memory indexes; a fresh shard's
-  // record (and root).
-  Status load();
-  Task<Status> create_fresh();
   // Sessions (meta/shard_sessions.cc): the length the storage service holds for a file
   // (its last chunk's end; nullopt: nothing to ask), and one lapsed session ended.
   Task<Result<std::optional<uint64_t>>> stored_length(InodeId id);
   Task<Status> end_session_of(SessionRecord session);
+  // open()'s steps: tables, the shard record and the in-memory indexes; a fresh shard's
+  // record (and root).
+  Status load();
+  Task<Status> create_fresh();
 
   ShardOptions options_;
   std::unique_ptr<kv::Env> env_;
   ShardTables tables_;
   std::unique_ptr<Overlay> overlay_;
   ShardCounters counters_;
-  bool fresh_ = false;
   std::unique_ptr<GcWorker> gc_;
+  bool fresh_ = false;
 };
 
 }  // namespace mica::meta

@@ -7,9 +7,9 @@
 // used_bytes divided the same way, and never less than the bytes queued for garbage
 // collection (those are still on the disks: the targets' used_bytes hold them already, but
 // routing publishes used_bytes late, and space must not look free before the collector
-// removed it); free is capacity minus used, never below zero. Inodes are the shards' counts. The server gathers the
-// ShardStatus of every shard (of every meta process) and calls this. A pure function: any
-// thread, never suspends.
+// removed it); free is capacity minus used, never below zero. Inodes are the shards'
+// counts. The server gathers the ShardStatus of every shard (of every meta process) and
+// calls this. A pure function: any thread, never suspends.
 #pragma once
 
 #include <vector>

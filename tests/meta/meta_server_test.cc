@@ -78,6 +78,14 @@ Task<Status> add_chain_table(Cluster* c) {
   co_return Status::ok_status();
 }
 
+Task<Status> wait_for_shards(craq::RoutingClient* routing, size_t expected) {
+  auto waiting = routing->wait_until(
+      [expected](const craq::RoutingSnapshot& r) { return r.meta_shards.size() == expected; },
+      deadline_after(5s));
+  CO_TRY(co_await std::move(waiting));
+  co_return Status::ok_status();
+}
+
 Task<Status> start_cluster(Cluster* c, bool second_node = true) {
   auto serving = craq::testing::serve(&c->mgmtd);
   CO_TRY(co_await std::move(serving));
@@ -97,10 +105,13 @@ Task<Status> start_cluster(Cluster* c, bool second_node = true) {
   c->client = std::make_unique<MetaClient>(c->pool.get(), c->routing.get(), client);
   c->client->start();
   size_t expected = second_node ? kShards : 2;
-  auto waiting = c->routing->wait_until(
-      [expected](const craq::RoutingSnapshot& r) { return r.meta_shards.size() == expected; },
-      deadline_after(5s));
+  auto waiting = wait_for_shards(c->routing.get(), expected);
   CO_TRY(co_await std::move(waiting));
+  // The servers too: a create takes its layout from its server's routing.
+  for (auto& node : c->nodes) {
+    auto node_waiting = wait_for_shards(node->routing(), expected);
+    CO_TRY(co_await std::move(node_waiting));
+  }
   co_return Status::ok_status();
 }
 

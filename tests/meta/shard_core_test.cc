@@ -260,6 +260,47 @@ MICA_CO_TEST(ShardCore, AFailedCommitChangesNothingAndFailsWhatReadIt) {
   CO_ASSERT_OK(co_await close_shard(shard->get()));
 }
 
+// A mutation that writes the root's uid: what the merged txns below share.
+Task<void> put_root_uid(Shard* shard, uint32_t uid, bool huge, Status* out) {
+  ShardTxn txn = shard->begin();
+  Inode root = **txn.inode(kRootInode);
+  root.uid = uid;
+  txn.put_inode(root);
+  if (huge) txn.put_xattr(kRootInode, "user.big", std::string(size_t{8} << 20, 'x'));
+  auto committing = txn.commit();
+  *out = co_await std::move(committing);
+}
+
+MICA_CO_TEST(ShardCore, HeldTxnsSharingAKeyFailTogetherOthersCommit) {
+  ShardOptions options = test_shard_options(dir.path);
+  options.env.map_size_bytes = uint64_t{2} << 20;
+  auto opening = open_test_shard(options);
+  auto shard = co_await std::move(opening);
+  CO_ASSERT_OK(shard);
+  Status first;
+  Status huge;
+  Status sharer;
+  Status independent;
+  TaskScope scope;
+  // The first commit is in flight while the next three are held: the huge one and the one
+  // that overwrites its root are merged into one request; the third shares nothing.
+  scope.spawn(put_own_inode(shard->get(), make_inode_id(0, 50), &first));
+  scope.spawn(put_root_uid(shard->get(), 1, /*huge=*/true, &huge));
+  scope.spawn(put_root_uid(shard->get(), 2, /*huge=*/false, &sharer));
+  scope.spawn(put_own_inode(shard->get(), make_inode_id(0, 51), &independent));
+  co_await scope.join();
+  EXPECT_TRUE(first.ok()) << first;
+  EXPECT_EQ(huge.code(), StatusCode::kNoSpace) << huge;
+  EXPECT_EQ(sharer.code(), StatusCode::kNoSpace) << sharer;
+  EXPECT_TRUE(independent.ok()) << independent;
+  auto root = testing::stored_inode(shard->get(), kRootInode);
+  CO_ASSERT_OK(root);
+  EXPECT_EQ(root->uid, 0u);
+  CO_ASSERT_OK(testing::stored_inode(shard->get(), make_inode_id(0, 50)));
+  CO_ASSERT_OK(testing::stored_inode(shard->get(), make_inode_id(0, 51)));
+  CO_ASSERT_OK(co_await close_shard(shard->get()));
+}
+
 MICA_CO_TEST(ShardCore, ATxnDestroyedWithoutCommitChangesNothing) {
   auto opening = open_test_shard(test_shard_options(dir.path));
   auto shard = co_await std::move(opening);

@@ -15,17 +15,19 @@ craq::RoutingSnapshot routing_of(std::vector<std::pair<uint64_t, uint64_t>> targ
   routing.config.replica_count = replicas;
   craq::TargetId id = 1;
   for (auto [capacity, used] : targets) {
-    routing.targets.push_back(craq::TargetInfo{
-        .id = id, .node = 1, .chain = craq::ChainId(id), .capacity_bytes = capacity,
-        .used_bytes = used});
+    routing.targets.push_back(craq::TargetInfo{.id = id,
+                                               .node = 1,
+                                               .chain = craq::ChainId(id),
+                                               .capacity_bytes = capacity,
+                                               .used_bytes = used});
     ++id;
   }
   return routing;
 }
 
 TEST(StatfsTest, CapacityIsTheTargetsDividedByTheReplicaCount) {
-  craq::RoutingSnapshot routing = routing_of({{3 * kGiB, kGiB}, {3 * kGiB, kGiB},
-                                              {3 * kGiB, kGiB}}, 3);
+  craq::RoutingSnapshot routing =
+      routing_of({{3 * kGiB, kGiB}, {3 * kGiB, kGiB}, {3 * kGiB, kGiB}}, 3);
   StatfsReply reply = compute_statfs(&routing, {});
   EXPECT_EQ(reply.total_bytes, 3 * kGiB);
   EXPECT_EQ(reply.free_bytes, 2 * kGiB);
