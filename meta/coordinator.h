@@ -18,6 +18,7 @@
 // stepper outlives it.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -37,10 +38,13 @@ struct CoordinatorOptions {
   kv::EnvOptions env;
   ShardStepper* stepper = nullptr;
   uint32_t shard_count = 1;
-  uint64_t placement_seed = 0;  // new directories' shards: a seeded spread
+  uint64_t placement_seed = 0;          // new directories' shards: a seeded spread
   uint32_t answers_kept_max = 1 << 16;  // answers of recent RequestTags kept
   // An operation a shard could not be reached for stays logged and is retried this often.
   Duration retry_interval = std::chrono::seconds(1);
+  // Nanoseconds since the Unix epoch for the times operations set; nullptr: the executor's
+  // clock (virtual time in the simulator). A server passes the system clock.
+  std::function<int64_t()> clock_ns;
   MetricLabels metric_labels;
 };
 

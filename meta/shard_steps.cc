@@ -9,15 +9,24 @@ namespace mica::meta {
 
 std::string_view step_kind_name(StepKind kind) {
   switch (kind) {
-    case StepKind::kCreateInode: return "create_inode";
-    case StepKind::kCreateEntry: return "create_entry";
-    case StepKind::kLockEntry: return "lock_entry";
-    case StepKind::kRemoveDir: return "remove_dir";
-    case StepKind::kDropLink: return "drop_link";
-    case StepKind::kAddLink: return "add_link";
-    case StepKind::kSetInode: return "set_inode";
-    case StepKind::kFinishEntry: return "finish_entry";
-    case StepKind::kForget: return "forget";
+    case StepKind::kCreateInode:
+      return "create_inode";
+    case StepKind::kCreateEntry:
+      return "create_entry";
+    case StepKind::kLockEntry:
+      return "lock_entry";
+    case StepKind::kRemoveDir:
+      return "remove_dir";
+    case StepKind::kDropLink:
+      return "drop_link";
+    case StepKind::kAddLink:
+      return "add_link";
+    case StepKind::kSetInode:
+      return "set_inode";
+    case StepKind::kFinishEntry:
+      return "finish_entry";
+    case StepKind::kForget:
+      return "forget";
   }
   return "unknown";
 }

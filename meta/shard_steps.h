@@ -52,24 +52,24 @@ MICA_ENUM_RANGE(StepKind, kCreateInode, kForget)
 std::string_view step_kind_name(StepKind kind);
 
 struct StepRequest {
-  uint64_t op = 0;     // the coordinator's operation id (never 0)
-  uint32_t step = 0;   // the step's number within the operation
-  ShardId shard = 0;   // where it applies
+  uint64_t op = 0;    // the coordinator's operation id (never 0)
+  uint32_t step = 0;  // the step's number within the operation
+  ShardId shard = 0;  // where it applies
   StepKind kind = StepKind::kCreateInode;
   bool undo = false;     // invert step `step` if it applied; tombstone it otherwise
   bool resolve = false;  // answer step `step`'s record; tombstone it when absent
   InodeId parent = 0;
   std::string name;
-  DirEntry entry;        // kCreateEntry, kLockEntry (entry.inode expected), kFinishEntry
-  bool erase = false;    // kFinishEntry: erase the entry instead of putting it
-  Inode inode;           // kCreateInode: the template; others: inode.id names it
-  int32_t nlink_delta = 0;   // kFinishEntry: the parent's nlink change
-  InodeId new_parent = 0;    // kSetInode: a directory's new parent (0: unchanged)
-  int64_t time_ns = 0;       // the operation's time (chosen once, so re-sends agree)
-  uint32_t steps = 0;        // kForget
+  DirEntry entry;           // kCreateEntry, kLockEntry (entry.inode expected), kFinishEntry
+  bool erase = false;       // kFinishEntry: erase the entry instead of putting it
+  Inode inode;              // kCreateInode: the template; others: inode.id names it
+  int32_t nlink_delta = 0;  // kFinishEntry: the parent's nlink change
+  InodeId new_parent = 0;   // kSetInode: a directory's new parent (0: unchanged)
+  int64_t time_ns = 0;      // the operation's time (chosen once, so re-sends agree)
+  uint32_t steps = 0;       // kForget
   static constexpr std::string_view kTypeName = "StepRequest";
-  MICA_FIELDS(StepRequest, op, step, shard, kind, undo, resolve, parent, name, entry, erase,
-              inode, nlink_delta, new_parent, time_ns, steps)
+  MICA_FIELDS(StepRequest, op, step, shard, kind, undo, resolve, parent, name, entry, erase, inode,
+              nlink_delta, new_parent, time_ns, steps)
 };
 
 // A step's answer (also its durable record). code != 0: the step refused and changed
@@ -160,8 +160,7 @@ class ShardStepHandlers {
   explicit ShardStepHandlers(LocalShards shards) : shards_(std::move(shards)) {}
   Task<Result<StepReply>> step(StepRequest request, net::CallContext* context);
   Task<Result<ProbeReply>> probe(ProbeRequest request, net::CallContext* context);
-  Task<Result<DirectoryPage>> directories(DirectoryPageRequest request,
-                                          net::CallContext* context);
+  Task<Result<DirectoryPage>> directories(DirectoryPageRequest request, net::CallContext* context);
   const LocalShards& shards() const { return shards_; }
 
  private:

@@ -14,7 +14,7 @@
 namespace mica::meta {
 namespace {
 
-constexpr uint32_t kUndoBit = 0x80000000u;  // an undo's record: its step's number | this
+constexpr uint32_t kUndoBit = 0x80000000u;        // an undo's record: its step's number | this
 constexpr uint32_t kScannedPerDirectoryMax = 16;  // inodes a page looks at per directory
 
 std::string step_key(uint64_t op, uint32_t step) {
@@ -48,8 +48,8 @@ Result<StepReply> create_entry(ShardTxn& txn, const StepRequest& r) {
     return refuse(StatusCode::kNotDirectory, "the parent is not a directory");
   STEP_TRY_ASSIGN(auto entry, txn.entry(r.parent, r.name));
   if (entry) return refuse(StatusCode::kAlreadyExists, "the name exists");
-  DirEntry made{.inode = r.entry.inode, .type = r.entry.type, .locked_by = r.op,
-                .created_locked = true};
+  DirEntry made{
+      .inode = r.entry.inode, .type = r.entry.type, .locked_by = r.op, .created_locked = true};
   txn.put_entry(r.parent, r.name, made);
   return applied();
 }
@@ -88,9 +88,11 @@ Result<StepReply> drop_link(ShardTxn& txn, const StepRequest& r) {
   if (inode->nlink == 0) {
     STEP_TRY_ASSIGN(auto sessions, txn.sessions(inode->id));
     if (sessions.empty()) {
-      if (inode->type == InodeType::kFile)
-        txn.queue_gc(GcRecord{.inode = inode->id, .layout = inode->layout,
-                              .length = inode->length, .queued_ns = r.time_ns});
+      if (inode->type == InodeType::kFile && (inode->length > 0 || inode->layout.stripe != 0))
+        txn.queue_gc(GcRecord{.inode = inode->id,
+                              .layout = inode->layout,
+                              .length = inode->length,
+                              .queued_ns = r.time_ns});
       txn.erase_inode(inode->id);
       reply.reclaimed = true;
       return reply;
@@ -143,14 +145,22 @@ Result<StepReply> forward(ShardTxn& txn, const StepRequest& r) {
       txn.put_inode(inode);
       return applied(inode);
     }
-    case StepKind::kCreateEntry: return create_entry(txn, r);
-    case StepKind::kLockEntry: return lock_entry(txn, r);
-    case StepKind::kRemoveDir: return remove_dir(txn, r);
-    case StepKind::kDropLink: return drop_link(txn, r);
-    case StepKind::kAddLink: return add_link(txn, r);
-    case StepKind::kSetInode: return set_inode(txn, r);
-    case StepKind::kFinishEntry: return finish_entry(txn, r);
-    case StepKind::kForget: break;
+    case StepKind::kCreateEntry:
+      return create_entry(txn, r);
+    case StepKind::kLockEntry:
+      return lock_entry(txn, r);
+    case StepKind::kRemoveDir:
+      return remove_dir(txn, r);
+    case StepKind::kDropLink:
+      return drop_link(txn, r);
+    case StepKind::kAddLink:
+      return add_link(txn, r);
+    case StepKind::kSetInode:
+      return set_inode(txn, r);
+    case StepKind::kFinishEntry:
+      return finish_entry(txn, r);
+    case StepKind::kForget:
+      break;
   }
   return Status(StatusCode::kInvalidArgument, "not a forward step");
 }
@@ -245,8 +255,8 @@ Result<ProbeReply> Shard::probe_for_step(const ProbeRequest& request) {
 }
 
 Result<DirectoryPage> Shard::directory_page(const DirectoryPageRequest& request) {
-  uint32_t limit = request.limit == 0 ? kDirectoryPageMax
-                                      : std::min(request.limit, kDirectoryPageMax);
+  uint32_t limit =
+      request.limit == 0 ? kDirectoryPageMax : std::min(request.limit, kDirectoryPageMax);
   uint64_t scanned_max = uint64_t{limit} * kScannedPerDirectoryMax;
   STEP_TRY_ASSIGN(auto txn, read());
   STEP_TRY_ASSIGN(auto cursor, txn->cursor(tables().inodes));
