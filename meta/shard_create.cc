@@ -2,6 +2,7 @@
 // mutations that add a name inside one shard (docs/meta.md, "Operations inside a shard").
 #include "craq/chain_table.h"
 #include "meta/layout.h"
+#include "meta/lease.h"
 #include "meta/shard.h"
 #include "meta/permission.h"
 #include "meta/shard_name_ops.h"
@@ -69,7 +70,8 @@ SessionRecord new_session(ShardTxn& txn, const Inode& inode, const CreateRequest
                        .client = request.tag.client,
                        .flags = request.flags,
                        .length = inode.length,
-                       .opened_ns = now};
+                       .opened_ns = now,
+                       .cred = request.cred};
 }
 
 // open(O_CREAT) without O_EXCL of a name that exists: the file is opened as open() would
@@ -188,6 +190,10 @@ Task<Result<CreateReply>> Shard::create(const CreateRequest& request) {
         ops::remember(txn, request.tag, *reply);
         Task<Status> committing = txn.commit();
         CO_TRY(co_await std::move(committing));
+        // The new session is under its client's lease (meta/lease.h).
+        if (reply->session != 0 && options_.leases != nullptr) {
+          options_.leases->opened(request.tag.client);
+        }
         co_return std::move(*reply);
       }
       CO_TRY_ASSIGN(DirEntry entry, ops::visible_entry(txn, request.parent, request.name));

@@ -17,6 +17,7 @@
 #include "meta/lease.h"
 #include "meta/permission.h"
 #include "meta/shard.h"
+#include "meta/truncate.h"
 
 namespace mica::meta {
 
@@ -99,28 +100,25 @@ Result<bool> end_session(ShardTxn& txn, const SessionRecord& session, Inode* ino
     return false;
   }
   txn.erase_inode(inode->id);
+  // Only a file has chunks to collect (as unlink decides, meta/shard_name_ops.cc).
+  if (inode->type != InodeType::kFile || (inode->length == 0 && inode->layout.stripe == 0)) {
+    return false;
+  }
   txn.queue_gc(GcRecord{
       .inode = inode->id, .layout = inode->layout, .length = inode->length, .queued_ns = now_ns});
   return true;
 }
 
-// O_TRUNC's cut at the storage service: every chunk of the file goes (what
-// truncate_chunks does for a new length of 0).
+// O_TRUNC's cut at the storage service (meta/truncate.h, to length 0).
 Task<Status> cut_all_chunks(const ShardOptions& options, Inode inode) {
   if (options.storage == nullptr) {
     co_return Status(StatusCode::kNotSupported, "no storage client to truncate through");
   }
   if (inode.layout.stripe == 0) co_return Status();  // never had a chunk
   const craq::RoutingSnapshot* routing = options.routing ? options.routing() : nullptr;
-  const craq::ChainTable* table =
-      routing != nullptr ? craq::find_table(*routing, inode.layout.table) : nullptr;
-  if (table == nullptr) {
-    co_return Status(StatusCode::kNotFound,
-                     fmt::format("routing has no chain table {}", inode.layout.table));
-  }
-  CO_TRY_ASSIGN(std::vector<craq::ChainId> chains, layout_chains(inode.layout, *table));
-  auto removing = options.storage->remove_from(std::move(chains), inode.id, 0);
-  co_return co_await std::move(removing);
+  if (routing == nullptr) co_return Status(StatusCode::kNotServing, "no routing yet");
+  auto cutting = truncate_chunks(options.storage, *routing, inode, 0, kNoDeadline);
+  co_return co_await std::move(cutting);
 }
 
 Status stale_inode(InodeId id) {

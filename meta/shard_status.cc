@@ -1,6 +1,7 @@
 // Shard::status() and Shard::scan() (meta/shard.h): counts for `mica status` and metrics,
 // and pages of records for fsck and tests. Both read one committed snapshot and never
 // suspend; status() walks whole tables (it is for operators, not the data path).
+#include "meta/gc.h"
 #include "meta/shard_ops.h"
 #include "meta/shard_overlay.h"
 
@@ -107,15 +108,13 @@ Result<ShardStatus> Shard::status() {
   if (!entries.ok()) return entries.status();
   Result<uint64_t> sessions = count_table(**txn, tables_.sessions);
   if (!sessions.ok()) return sessions.status();
-  Result<std::vector<GcRecord>> gc = gc_queue(**txn, tables_.gc);
-  if (!gc.ok()) return gc.status();
   Result<uint64_t> used = env_->used_bytes();
   if (!used.ok()) return used.status();
   status.inodes = *inodes;
   status.entries = *entries;
   status.sessions = *sessions;
-  status.gc_queued_files = gc->size();
-  for (const GcRecord& record : *gc) status.gc_queued_bytes += record.length;
+  // The collector's counts: kept as it goes, new records picked up now (meta/gc.h).
+  gc_->fill_status(&status);
   status.used_bytes = *used;
   status.commits = env_->counters().transactions;
   status.operations = overlay_->operations;

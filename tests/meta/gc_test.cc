@@ -34,7 +34,7 @@ Task<Status> queue_files(Shard* shard, std::vector<Inode> files) {
 Task<Status> wait_queue(Shard* shard, uint64_t files, Duration timeout) {
   TimePoint deadline = deadline_after(timeout);
   for (;;) {
-    CO_TRY_ASSIGN(testing::Observed status, testing::observe(shard));
+    CO_TRY_ASSIGN(ShardStatus status, shard->status());
     if (status.gc_queued_files <= files) co_return Status();
     if (Executor::current()->now() > deadline) {
       co_return Status(StatusCode::kTimedOut,
@@ -101,7 +101,7 @@ MICA_CO_TEST(Gc, TheStatusCountsTheQueueDurably) {
       Status queued = co_await std::move(queueing);
       EXPECT_TRUE(queued.ok()) << queued;
     }
-    Result<testing::Observed> status = testing::observe(shard->get());
+    Result<ShardStatus> status = (*shard)->status();
     EXPECT_TRUE(status.ok()) << status.status();
     if (status.ok()) {
       // No storage client: the queue waits, and is counted.
@@ -133,7 +133,7 @@ Task<void> removes_body(std::string dir, testing::Storage* storage) {
     auto after = testing::chunks_on_replicas(storage, files->at(0), 4);
     Result<uint32_t> left = co_await std::move(after);
     EXPECT_TRUE(left.ok() && *left == 0u) << "chunks left on the replicas";
-    Result<testing::Observed> status = testing::observe(shard->get());
+    Result<ShardStatus> status = (*shard)->status();
     EXPECT_TRUE(status.ok() && status->gc_removed_files == 1u && status->gc_queued_bytes == 0u);
     std::string exposed = metrics().render_prometheus();
     EXPECT_NE(exposed.find("mica_meta_gc_removed_files_total"), std::string::npos);
@@ -193,7 +193,7 @@ Task<void> restart_body(std::string dir, testing::Storage* storage) {
       EXPECT_TRUE((co_await std::move(queueing)).ok());
       auto waiting = wait_queue(shard->get(), 4, 10s);  // two collected, four to go
       EXPECT_TRUE((co_await std::move(waiting)).ok());
-      Result<testing::Observed> status = testing::observe(shard->get());
+      Result<ShardStatus> status = (*shard)->status();
       EXPECT_TRUE(status.ok() && status->gc_queued_files >= 3u) << "stopped mid-queue";
     }
     auto closing = close_shard(shard->get());

@@ -70,33 +70,6 @@ inline Task<Status> drop_link(Shard* shard, std::string name, InodeId id) {
   co_return co_await std::move(committing);
 }
 
-// What the sessions and GC tests look at: the sessions in the committed state and the
-// collector's counts (what Shard::status reports of them).
-struct Observed {
-  uint64_t sessions = 0;
-  uint64_t gc_queued_files = 0;
-  uint64_t gc_queued_bytes = 0;
-  uint64_t gc_removed_files = 0;
-};
-inline Result<Observed> observe(Shard* shard) {
-  Observed observed;
-  Result<std::unique_ptr<kv::ReadTxn>> txn = shard->read();
-  RETURN_IF_ERROR(txn);
-  Result<std::unique_ptr<kv::Cursor>> cursor = (*txn)->cursor(shard->tables().sessions);
-  RETURN_IF_ERROR(cursor);
-  for (Result<std::optional<kv::Entry>> at = (*cursor)->first();; at = (*cursor)->next()) {
-    RETURN_IF_ERROR(at);
-    if (!at->has_value()) break;
-    ++observed.sessions;
-  }
-  ShardStatus status;
-  shard->gc()->fill_status(&status);
-  observed.gc_queued_files = status.gc_queued_files;
-  observed.gc_queued_bytes = status.gc_queued_bytes;
-  observed.gc_removed_files = status.gc_removed_files;
-  return observed;
-}
-
 inline Task<Result<Inode>> stat(Shard* shard, InodeId id) {
   GetattrRequest request{.inode = id};
   auto asking = shard->getattr(request);

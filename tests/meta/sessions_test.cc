@@ -215,8 +215,11 @@ Task<void> unlinked_body(Shard* shard) {
   auto opening_b = open_file(shard, file->id, user(kOwner), kRead);
   Result<OpenReply> b = co_await std::move(opening_b);
   CO_ASSERT_OK(b);
-  auto dropping = testing::drop_link(shard, "f", file->id);
-  CO_ASSERT_OK(co_await std::move(dropping));
+  RemoveRequest unlink{.cred = Credentials{}, .parent = kRootInode, .name = "f"};
+  auto unlinking = shard->unlink(unlink);
+  Result<RemoveReply> removed = co_await std::move(unlinking);
+  CO_ASSERT_OK(removed);
+  EXPECT_FALSE(removed->reclaimed);  // the sessions hold it
   // Still there through its handles: attributes, and a writer's report.
   auto statting = stat(shard, file->id);
   Result<Inode> open_unlinked = co_await std::move(statting);
@@ -229,7 +232,7 @@ Task<void> unlinked_body(Shard* shard) {
   Result<Inode> held = co_await std::move(still);
   CO_ASSERT_OK(held);
   EXPECT_EQ(held->length, 4096u);
-  auto status = testing::observe(shard);
+  auto status = shard->status();
   CO_ASSERT_OK(status);
   EXPECT_EQ(status->gc_queued_files, 0u);
   // The last close reclaims it: the inode goes, its chunks are queued.
@@ -239,7 +242,7 @@ Task<void> unlinked_body(Shard* shard) {
   auto gone = stat(shard, file->id);
   Result<Inode> none = co_await std::move(gone);
   EXPECT_EQ(code_of(none), StatusCode::kNotFound);
-  auto after = testing::observe(shard);
+  auto after = shard->status();
   CO_ASSERT_OK(after);
   EXPECT_EQ(after->gc_queued_files, 1u);
   EXPECT_EQ(after->gc_queued_bytes, 4096u);
@@ -372,7 +375,9 @@ MICA_CO_TEST(Leases, RenewalsKeepSessionsAndALapsedLeaseEndsThem) {
 
 // Before a restart: an unlinked file held only by client 3's session.
 Task<void> held_body(Shard* shard) {
-  auto making = make_file(shard, "f", 0644);
+  // A layout (no storage here: the queued record only waits) gives it chunks to collect.
+  Layout layout{.chunk_size_bytes = testing::kTestChunkBytes, .table = 1, .stripe = 1};
+  auto making = make_file(shard, "f", 0644, layout);
   Result<Inode> file = co_await std::move(making);
   CO_ASSERT_OK(file);
   auto opening = open_file(shard, file->id, user(kOwner), kRead, /*client=*/3);
@@ -384,7 +389,7 @@ Task<void> held_body(Shard* shard) {
 Task<void> grace_body(Shard* shard, LeaseTable* leases) {
   EXPECT_TRUE(leases->holds(3));  // its lease did not survive: it gets one of grace
   EXPECT_EQ(leases->clients(), 1u);
-  auto status = testing::observe(shard);
+  auto status = shard->status();
   CO_ASSERT_OK(status);
   EXPECT_EQ(status->sessions, 1u);
   EXPECT_EQ(status->gc_queued_files, 0u);
@@ -392,7 +397,7 @@ Task<void> grace_body(Shard* shard, LeaseTable* leases) {
   CO_ASSERT_OK(slept);
   // Client 3 never came back: its session ended and the file it held was reclaimed.
   EXPECT_FALSE(leases->holds(3));
-  auto after = testing::observe(shard);
+  auto after = shard->status();
   CO_ASSERT_OK(after);
   EXPECT_EQ(after->sessions, 0u);
   EXPECT_EQ(after->gc_queued_files, 1u);
@@ -408,6 +413,54 @@ MICA_CO_TEST(Leases, ClientsWithSessionsOnDiskGetOneLeaseOfGraceAtAStart) {
   CO_ASSERT_OK(shard);
   auto running = grace_body(shard->get(), &leases);
   co_await std::move(running);
+  auto stopping = leases.stop();
+  co_await std::move(stopping);
+  auto closing = (*shard)->close();
+  CO_ASSERT_OK(co_await std::move(closing));
+}
+
+Task<void> created_body(Shard* shard, LeaseTable* leases) {
+  CreateRequest request{.cred = Credentials{},
+                        .tag = RequestTag{.client = 4, .request = 1},
+                        .parent = kRootInode,
+                        .name = "c",
+                        .type = InodeType::kFile,
+                        .mode = 0644,
+                        .open = true,
+                        .flags = kWrite};
+  auto creating = shard->create(request);
+  Result<CreateReply> created = co_await std::move(creating);
+  CO_ASSERT_OK(created);
+  EXPECT_NE(created->session, 0u);
+  EXPECT_TRUE(leases->holds(4));  // the create's session put client 4 under a lease
+  for (int i = 0; i < 60 && leases->clients() > 0; ++i) {
+    Status slept = co_await sleep_for(50ms);
+    CO_ASSERT_OK(slept);
+  }
+  auto status = shard->status();
+  CO_ASSERT_OK(status);
+  EXPECT_EQ(status->sessions, 0u);  // it never renewed: the session ended
+}
+
+MICA_CO_TEST(Leases, ASessionOpenedByCreateIsUnderALease) {
+  LeaseTable leases(fast_leases());
+  // A routing snapshot with one chain table, so the shard can give the file a layout.
+  auto routing = std::make_shared<craq::RoutingSnapshot>();
+  routing->tables.push_back(craq::ChainTable{.id = 1, .replica_count = 1, .chains = {1}});
+  ShardOptions options = testing::shard_options(dir.file("shard"));
+  options.leases = &leases;
+  options.routing = [routing] { return routing.get(); };
+  auto opening = Shard::open(std::move(options));
+  Result<std::unique_ptr<Shard>> shard = co_await std::move(opening);
+  CO_ASSERT_OK(shard);
+  leases.add_shard(shard->get(), Executor::current());
+  auto starting = leases.start();
+  Status started = co_await std::move(starting);
+  EXPECT_TRUE(started.ok()) << started;
+  if (started.ok()) {
+    auto running = created_body(shard->get(), &leases);
+    co_await std::move(running);
+  }
   auto stopping = leases.stop();
   co_await std::move(stopping);
   auto closing = (*shard)->close();
@@ -465,7 +518,7 @@ Task<void> lapsed_writer_body(Shard* shard, testing::Storage* storage, LeaseTabl
   Result<Inode> stored = co_await std::move(statting);
   CO_ASSERT_OK(stored);
   EXPECT_EQ(stored->length, kWritten);  // from the storage service's last chunk
-  auto status = testing::observe(shard);
+  auto status = shard->status();
   CO_ASSERT_OK(status);
   EXPECT_EQ(status->sessions, 0u);
 }
