@@ -12,6 +12,7 @@ using testing::create_request;
 using testing::make_dir;
 using testing::peek_entry;
 using testing::peek_inode;
+using testing::poke_inode;
 using testing::session_count;
 using testing::user;
 
@@ -234,6 +235,46 @@ MICA_CO_TEST(CreateRules, OpenOfAnExistingFileOpensItWithItsPermissions) {
   auto sessions = session_count(shard, made->inode.id);
   CO_ASSERT_OK(sessions);
   EXPECT_EQ(*sessions, 1u);
+  OPS_CLOSE_SHARD(shard);
+}
+
+MICA_CO_TEST(CreateRules, TruncatingOpenOfAnEmptyFileStampsItsTimes) {
+  OPS_OPEN_SHARD(shard);
+  CreateRequest first = create_request(testing::root(), kRootInode, "f");
+  OPS_AWAIT(auto made, shard.create(first));
+  CO_ASSERT_OK(made);
+  OPS_AWAIT(Status aged, poke_inode(&shard, made->inode.id, [](Inode& inode) {
+              inode.mtime_ns = inode.ctime_ns = 1;
+            }));
+  CO_ASSERT_OK(aged);
+  CreateRequest again = create_request(testing::root(), kRootInode, "f");
+  again.open = true;
+  again.flags = OpenFlags{.write = true, .truncate = true};
+  OPS_AWAIT(auto opened, shard.create(again));
+  CO_ASSERT_OK(opened);
+  EXPECT_FALSE(opened->created);
+  EXPECT_GT(opened->inode.mtime_ns, 1);
+  EXPECT_EQ(opened->inode.ctime_ns, opened->inode.mtime_ns);
+  OPS_CLOSE_SHARD(shard);
+}
+
+MICA_CO_TEST(CreateRules, TruncatingOpenOfAFileWithBytesCutsThroughTheStorageService) {
+  // This shard has no storage client: the cut is refused and nothing is opened.
+  OPS_OPEN_SHARD(shard);
+  CreateRequest first = create_request(testing::root(), kRootInode, "f");
+  OPS_AWAIT(auto made, shard.create(first));
+  CO_ASSERT_OK(made);
+  OPS_AWAIT(Status grown, poke_inode(&shard, made->inode.id,
+                                     [](Inode& inode) { inode.length = 1 << 20; }));
+  CO_ASSERT_OK(grown);
+  CreateRequest again = create_request(testing::root(), kRootInode, "f");
+  again.open = true;
+  again.flags = OpenFlags{.write = true, .truncate = true};
+  OPS_AWAIT(auto opened, shard.create(again));
+  EXPECT_EQ(opened.status().code(), StatusCode::kNotSupported);
+  auto sessions = session_count(shard, made->inode.id);
+  CO_ASSERT_OK(sessions);
+  EXPECT_EQ(*sessions, 0u);
   OPS_CLOSE_SHARD(shard);
 }
 
