@@ -89,7 +89,8 @@ Task<Status> MetaServer::open_shards() {
     shard_options.routing = [raw]() -> const craq::RoutingSnapshot* { return raw->routing.get(); };
     shard_options.storage = storage_;
     shard_options.leases = leases_.get();
-    // The shard adds its own "shard" label.
+    // The shard adds its own "shard" label (Shard::open, GcWorker): adding it here too
+    // was a label given twice (MICA_ASSERT in async/metrics.cc).
     if (shard_options.metric_labels.empty()) shard_options.metric_labels = options_.metric_labels;
     auto opening = open_shard(std::move(shard_options));
     auto hopping = hop(home_, slot->executor, std::move(opening));
@@ -203,8 +204,18 @@ Task<Result<R>> on_shard(Executor* home, Executor* target, Shard* shard,
   } while (false)
 
 Task<Result<InodeReply>> MetaServer::lookup(LookupRequest request, net::CallContext* ctx) {
-  (void)ctx;
-  MICA_META_ON_SHARD(shard_of(request.parent), lookup, InodeReply);
+  ShardId target_shard = shard_of(request.parent);
+  Slot* target_slot = slot(target_shard);
+  if (target_slot == nullptr) co_return wrong_shard(target_shard);
+  auto running = on_shard<InodeReply>(home_, target_slot->executor, target_slot->shard.get(),
+                                      &Shard::lookup, &request);
+  CO_TRY_ASSIGN(InodeReply answer, co_await std::move(running));
+  // The shard answers only id and type of an inode on another shard; the attributes come
+  // from there (as readdir's fill_attrs does).
+  if (shard_of(answer.inode.id) == target_shard) co_return answer;
+  auto getting = remote_getattr(answer.inode.id, forward_deadline(ctx));
+  Result<InodeReply> attrs = co_await std::move(getting);
+  co_return attrs;
 }
 
 Task<Result<InodeReply>> MetaServer::getattr(GetattrRequest request, net::CallContext* ctx) {
