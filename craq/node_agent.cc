@@ -57,6 +57,11 @@ Task<Status> NodeAgent::wait_registered(TimePoint deadline) {
   co_return co_await registered_event_.wait(deadline);
 }
 
+TimePoint NodeAgent::lease_expiry() const {
+  if (!accepted_sent_ || !have_config_) return TimePoint::min();
+  return *accepted_sent_ + std::chrono::milliseconds(config_.lease_timeout_ms);
+}
+
 void NodeAgent::learn(const ClusterConfig& config, uint64_t routing_version) {
   config_ = config;
   have_config_ = true;
@@ -169,9 +174,11 @@ Task<void> NodeAgent::heartbeat_once() {
     co_return;
   }
   Duration budget = std::min(options_.call_timeout, heartbeat_interval());
+  TimePoint sent = Executor::current()->now();
   auto calling = mgmtd_.call<MgmtdService::heartbeat>(request, deadline_after(budget));
   Result<HeartbeatResponse> response = co_await std::move(calling);
   if (response.ok()) {
+    accepted_sent_ = sent;
     ++heartbeats_;
     heartbeats_metric_->add();
     learn(response->config, response->routing_version);
