@@ -103,6 +103,7 @@ Task<Status> NodeAgent::register_once() {
   }
   std::vector<std::string> identities;
   for (const TargetReport& report : request.targets) identities.push_back(report.identity);
+  TimePoint sent = Executor::current()->now();
   auto calling =
       mgmtd_.call<MgmtdService::register_node>(request, deadline_after(options_.call_timeout));
   Result<RegisterResponse> answered = co_await std::move(calling);
@@ -130,6 +131,7 @@ Task<Status> NodeAgent::register_once() {
   target_ids_.clear();
   for (size_t i = 0; i < identities.size(); ++i) target_ids_[identities[i]] = response.targets[i];
   registered_ = true;
+  accepted_sent_ = sent;  // mgmtd counts a registration as a heartbeat
   ++registrations_;
   registrations_metric_->add();
   learn(response.config, response.routing_version);
