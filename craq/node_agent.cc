@@ -57,6 +57,11 @@ Task<Status> NodeAgent::wait_registered(TimePoint deadline) {
   co_return co_await registered_event_.wait(deadline);
 }
 
+TimePoint NodeAgent::lease_expiry() const {
+  if (!accepted_sent_ || !have_config_) return TimePoint::min();
+  return *accepted_sent_ + std::chrono::milliseconds(config_.lease_timeout_ms);
+}
+
 void NodeAgent::learn(const ClusterConfig& config, uint64_t routing_version) {
   config_ = config;
   have_config_ = true;
@@ -99,6 +104,7 @@ Task<Status> NodeAgent::register_once() {
   }
   std::vector<std::string> identities;
   for (const TargetReport& report : request.targets) identities.push_back(report.identity);
+  TimePoint sent = Executor::current()->now();
   auto calling =
       mgmtd_.call<MgmtdService::register_node>(request, deadline_after(options_.call_timeout));
   Result<RegisterResponse> answered = co_await std::move(calling);
@@ -126,6 +132,7 @@ Task<Status> NodeAgent::register_once() {
   target_ids_.clear();
   for (size_t i = 0; i < identities.size(); ++i) target_ids_[identities[i]] = response.targets[i];
   registered_ = true;
+  accepted_sent_ = sent;  // mgmtd counts a registration as a heartbeat
   ++registrations_;
   registrations_metric_->add();
   learn(response.config, response.routing_version);
@@ -170,9 +177,11 @@ Task<void> NodeAgent::heartbeat_once() {
     co_return;
   }
   Duration budget = std::min(options_.call_timeout, heartbeat_interval());
+  TimePoint sent = Executor::current()->now();
   auto calling = mgmtd_.call<MgmtdService::heartbeat>(request, deadline_after(budget));
   Result<HeartbeatResponse> response = co_await std::move(calling);
   if (response.ok()) {
+    accepted_sent_ = sent;
     ++heartbeats_;
     heartbeats_metric_->add();
     learn(response->config, response->routing_version);

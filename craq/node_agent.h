@@ -23,6 +23,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,14 @@ class NodeAgent {
   // The ids mgmtd gave the targets, by identity (as of the last registration).
   const std::map<std::string, TargetId>& target_ids() const { return target_ids_; }
 
+  // Until when mgmtd counts this node alive for sure: the send time of the last heartbeat it
+  // accepted plus the cluster's lease (mgmtd measures from receipt, which is no earlier).
+  // Before any accepted heartbeat: TimePoint::min(). A target past it may have been dropped
+  // from its chain without hearing so, and must not serve reads.
+  TimePoint lease_expiry() const;
+  // The newest routing version mgmtd has named to this agent.
+  uint64_t known_routing_version() const { return routing_version_; }
+
   uint64_t registrations() const { return registrations_; }
   uint64_t heartbeats() const { return heartbeats_; }
   uint64_t heartbeat_errors() const { return heartbeat_errors_; }
@@ -108,6 +117,7 @@ class NodeAgent {
   ClusterConfig config_;
   bool have_config_ = false;
   uint64_t routing_version_ = 0;
+  std::optional<TimePoint> accepted_sent_;  // the send time of the last accepted heartbeat
   std::map<std::string, TargetId> target_ids_;
   Event kick_;
   Event registered_event_;

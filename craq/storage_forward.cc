@@ -330,15 +330,24 @@ Task<Result<chunk::ChunkInfo>> UpdatePath::commit_checked(StorageTarget* target,
 Task<Result<ChunkState>> UpdatePath::remove_down(StorageTarget* target, UpdateIO io,
                                                  TimePoint deadline) {
   const ChainView view = target->view();
+  chunk::ChunkId id = chunk_id(io.chunk);
   if (!view.tail) {
+    // The tail removes first: from here on this target's readers ask the read tail, which
+    // may already have removed the chunk. The mark stays when the rest of the chain fails to
+    // answer: the removal may have reached the tail, and whoever meets the mark finishes it.
+    Result<std::optional<chunk::ChunkInfo>> info = stat_of(target->engine(), id);
+    if (!info.ok()) co_return info.status();
+    if (info->has_value())
+      target->mark_removing(id, {.state = state_of(**info), .tag = tag_of(io)});
     ForwardRequest request{.io = io, .target = view.successor};
     auto sending = send_forward(view.successor_address, request, {}, deadline);
     Result<ForwardResponse> answer = co_await std::move(sending);
     if (!answer.ok()) co_return answer.status();
   }
-  auto removing = target->engine().remove(chunk_id(io.chunk));
+  auto removing = target->engine().remove(id);
   Status removed = co_await std::move(removing);
   if (!removed.ok() && removed.code() != StatusCode::kNotFound) co_return removed;
+  target->clear_removing(id);
   // A removed chunk keeps no tag: only this table stops a late retry from removing what
   // another client wrote since.
   recent(target).record(tag_of(io), io.chunk, ChunkState{}, Executor::current()->now());

@@ -153,6 +153,17 @@ void StorageNode::start_agent() {
   };
   agent.routing = routing_.get();
   agent_ = std::make_unique<NodeAgent>(pool_.get(), std::move(agent));
+  NodeAgent* node_agent = agent_.get();
+  server->set_read_guard([node_agent, server]() -> Status {
+    if (Executor::current()->now() >= node_agent->lease_expiry())
+      return Status(StatusCode::kNotServing,
+                    "no mgmtd lease: this node may have been dropped from its chains");
+    if (server->targets().routing_version() < node_agent->known_routing_version())
+      return Status(StatusCode::kNotServing, fmt::format("routing version {} is behind mgmtd's {}",
+                                                         server->targets().routing_version(),
+                                                         node_agent->known_routing_version()));
+    return Status();
+  });
   agent_->start();
 }
 

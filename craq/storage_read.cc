@@ -22,16 +22,23 @@ chunk::ChunkId chunk_id(ChunkRef chunk) {
 }
 
 // True when the version a read served is still the one the chunk's record names (in either
-// role): versions only grow, so the bytes read in between belong to that version.
+// role), so the bytes read in between belong to it. Versions do not only grow — a removal
+// and a re-creation start again at 1 — so the version alone could name another chunk's bytes
+// (ABA): its length, checksum and the tag of the update that made it are compared too.
 bool still_holds(const std::optional<chunk::ChunkInfo>& now, ReadChoice choice,
                  const chunk::ChunkInfo& before) {
   uint32_t version =
       choice == ReadChoice::kPending ? before.pending_version : before.committed_version;
   if (version == 0) return !now || now->committed_version == 0;  // a hole stays a hole
   if (!now) return false;
-  if (choice == ReadChoice::kCommitted) return now->committed_version == version;
-  return (now->pending_version == version && now->pending_checksum == before.pending_checksum) ||
-         (now->committed_version == version && now->checksum == before.pending_checksum);
+  if (choice == ReadChoice::kCommitted)
+    return now->committed_version == version && now->length_bytes == before.length_bytes &&
+           now->checksum == before.checksum && now->committed_tag == before.committed_tag;
+  // Still the pending one: read_pending() reads whatever version is pending when it runs, so
+  // once `version` has committed, the bytes may be those of the next update, pending by then.
+  return now->pending_version == version && now->pending_checksum == before.pending_checksum &&
+         now->pending_length_bytes == before.pending_length_bytes &&
+         now->pending_tag == before.pending_tag;
 }
 
 }  // namespace
@@ -87,6 +94,7 @@ Task<Result<ReadResponse>> ReadPath::read_item(const ReadRequest* request,
   CO_TRY_ASSIGN(
       StorageTarget * target,
       targets_->for_request(request->chain, request->chain_version, {PublicState::kServing}));
+  CO_TRY(check_guard());
   uint64_t end = uint64_t{request->offset} + request->length;
   if (end > target->engine().config().chunk_size_max_bytes)
     co_return Status(StatusCode::kOutOfRange,
@@ -114,14 +122,22 @@ Task<Result<std::optional<ReadPath::Served>>> ReadPath::read_once(StorageTarget*
   ChainView view = target->view();
   CO_TRY_ASSIGN(std::optional<chunk::ChunkInfo> before, stat(target, request->chunk));
   if (!before) co_return Served{};  // no such chunk: a hole, 0 bytes of version 0
+  bool removing = target->removing(*before).has_value();
+  bool unsure = before->pending_version != 0 || removing;
+  // The read tail needs no query: once nothing is left pending, its committed version is the
+  // chain's (see the top of this file). What is pending there may have been committed by a
+  // tail that failed since: it is finished first, then the chunk looked at again.
+  if (unsure && view.read_tail == target->id()) {
+    auto settling = settle_here(target, request->chunk, context->deadline);
+    CO_TRY(co_await std::move(settling));
+    co_return std::nullopt;
+  }
   ReadChoice choice = ReadChoice::kCommitted;
-  // The read tail needs no query: its committed version is the chain's by definition (see the
-  // top of this file), also while it holds a pending version its syncing successor has not
-  // answered for yet.
-  if (before->pending_version != 0 && view.read_tail != target->id()) {
+  if (unsure) {
     auto querying = query_tail(target, view, request, context);
     CO_TRY_ASSIGN(ChunkState tail, co_await std::move(querying));
-    choice = choose_read_version(*before, tail);
+    choice = choose_read_version(*before, tail, removing);
+    if (choice == ReadChoice::kRemoved) co_return Served{};  // the removal reached the tail
     if (choice == ReadChoice::kDirty) {
       ++target->counters().dirty_reads;
       co_return Status(
@@ -168,6 +184,20 @@ Task<Status> ReadPath::read_bytes(StorageTarget* target, const ReadRequest* requ
   served->response.bytes = static_cast<uint32_t>(result->bytes);
   served->response.crc = result->crc;
   co_return Status();
+}
+
+Task<Status> ReadPath::settle_here(StorageTarget* target, ChunkRef chunk, TimePoint deadline) {
+  Status settled(StatusCode::kDirty, "no settle function");
+  if (settle) {
+    auto settling = settle(target, chunk, deadline);
+    settled = co_await std::move(settling);
+  }
+  if (settled.ok()) co_return settled;
+  ++target->counters().dirty_reads;
+  co_return Status(StatusCode::kDirty,
+                   fmt::format("target {}: chunk {} holds a leftover the read tail could not "
+                               "finish: {}",
+                               target->id(), chunk_id(chunk), settled));
 }
 
 Task<Result<ChunkState>> ReadPath::query_tail(StorageTarget* target, ChainView view,
@@ -256,6 +286,7 @@ Task<Result<QueryVersionResponse>> ReadPath::query_version(QueryVersionRequest r
   CO_TRY(check_open());
   CO_TRY_ASSIGN(StorageTarget * target, targets_->for_request(request.chain, request.chain_version,
                                                               {PublicState::kServing}));
+  CO_TRY(check_guard());
   // Only the read tail knows what the chain has committed; with equal chain versions the
   // asker and this target agree on who that is, so this is a guard against a bug.
   if (target->view().read_tail != target->id())
@@ -263,11 +294,19 @@ Task<Result<QueryVersionResponse>> ReadPath::query_version(QueryVersionRequest r
         StatusCode::kNotServing,
         fmt::format("target {} is not the read tail of chain {}", target->id(), request.chain));
   CO_TRY_ASSIGN(std::optional<chunk::ChunkInfo> info, stat(target, request.chunk));
-  // A pending version here does not change the answer: the write tail applies and commits in
-  // one step (write_and_commit), so a pending version at the read tail is either an update
-  // its syncing successor has not answered for yet or one left behind by a failure, and in
-  // both cases no serving replica has committed it (each member commits after its
-  // successor), so no reader may see it yet. The committed version is the chain's.
+  // A pending version (or a removal passed down) here is an update in flight to a syncing
+  // successor or a leftover of a failure, which the tail that failed may have committed and
+  // shown to readers: settled first (the update in flight finishes, a leftover is completed
+  // through the chain), so that the committed state answered is the chain's.
+  if (info && (info->pending_version != 0 || target->removing(*info))) {
+    TimePoint deadline = context != nullptr ? context->deadline : kNoDeadline;
+    auto settling = settle_here(target, request.chunk, deadline);
+    CO_TRY(co_await std::move(settling));
+    CO_TRY_ASSIGN(info, stat(target, request.chunk));
+    if (info && (info->pending_version != 0 || target->removing(*info)))
+      co_return Status(StatusCode::kDirty, fmt::format("target {}: chunk {} is being updated",
+                                                       target->id(), chunk_id(request.chunk)));
+  }
   QueryVersionResponse response;
   if (info) response.state = {info->committed_version, info->length_bytes, info->checksum};
   co_return response;

@@ -5,8 +5,11 @@
 // committed bytes are pushed into the reader's buffer with their CRC32C. When it has one, the
 // replica asks the tail for the committed version: if it is the replica's committed version
 // the replica serves it, otherwise it answers kDirty and the client retries. Nothing pending
-// is ever returned. A chunk whose disk bytes fail their CRC is reported to the server's
-// on_corrupt callback (the scrub repairs it from the chain) and answered kChecksumMismatch.
+// is ever returned uncommitted. A replica passing a removal down the chain asks the same way.
+// The read tail itself first finishes what a failure left pending (UpdatePath::settle): the
+// tail that failed may have committed it. A chunk whose disk bytes fail their CRC is reported to
+// the server's on_corrupt callback (the scrub repairs it from the chain) and answered
+// kChecksumMismatch.
 //
 // Ownership and threads: owned by the StorageServer, which outlives it, with the targets,
 // pool and transport it is given. Runs on the server's executor; handlers suspend; stop()
@@ -26,9 +29,12 @@ namespace mica::craq {
 // state the read tail reported (CRAQ's apportioned query). kCommitted: the replica's committed
 // version is the chain's; kPending: the tail has committed the very version the replica holds
 // as pending (same version, length and checksum), so those bytes are committed data; kDirty:
-// neither, the replica cannot tell what is committed and the client must retry. Pure.
-enum class ReadChoice { kCommitted, kPending, kDirty };
-ReadChoice choose_read_version(const chunk::ChunkInfo& local, const ChunkState& tail);
+// neither, the replica cannot tell what is committed and the client must retry; kRemoved:
+// the replica is passing a removal of the chunk down the chain (`removing`) and the tail has
+// no such chunk, so the removal is what readers see (a hole). Pure.
+enum class ReadChoice { kCommitted, kPending, kDirty, kRemoved };
+ReadChoice choose_read_version(const chunk::ChunkInfo& local, const ChunkState& tail,
+                               bool removing = false);
 
 class ReadPath {
  public:
@@ -57,6 +63,11 @@ class ReadPath {
 
   // Called when a target's disk returned data that failed its CRC (never suspends).
   std::function<void(StorageTarget*, ChunkRef)> on_corrupt;
+  // The read tail finishes a chunk's leftover pending version or removal before it answers
+  // for it (UpdatePath::settle; deadline: the reader's). Unset: such reads answer kDirty.
+  std::function<Task<Status>(StorageTarget*, ChunkRef, TimePoint)> settle;
+  // StorageServer::set_read_guard (never suspends); unset: always ok.
+  std::function<Status()> guard;
 
  private:
   // Counts one handler in flight for stop() (constructed at a handler's start).
@@ -84,6 +95,7 @@ class ReadPath {
   };
 
   Status check_open() const;
+  Status check_guard() const { return guard ? guard() : Status(); }
   // One read (of read() or of a batch item): checks, attempts, push.
   Task<Result<ReadResponse>> read_item(const ReadRequest* request, net::CallContext* context);
   // nullopt: the chunk changed while it was read; try again.
@@ -92,6 +104,8 @@ class ReadPath {
   // Reads bytes of the chosen version into served.data.
   Task<Status> read_bytes(StorageTarget* target, const ReadRequest* request, ReadChoice choice,
                           Served* served);
+  // At the read tail: settle() the chunk, kDirty when that failed or is not wired.
+  Task<Status> settle_here(StorageTarget* target, ChunkRef chunk, TimePoint deadline);
   // The read tail's committed state of the chunk (the apportioned query).
   Task<Result<ChunkState>> query_tail(StorageTarget* target, ChainView view,
                                       const ReadRequest* request, net::CallContext* context);

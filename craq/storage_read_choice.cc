@@ -13,13 +13,15 @@ bool same_state(uint32_t version, uint32_t length_bytes, uint32_t checksum,
 
 }  // namespace
 
-ReadChoice choose_read_version(const chunk::ChunkInfo& local, const ChunkState& tail) {
+ReadChoice choose_read_version(const chunk::ChunkInfo& local, const ChunkState& tail,
+                               bool removing) {
   // A committed version 0 is "none": the tail having none either makes the chunk a hole.
   bool committed_matches =
       local.committed_version == 0
           ? tail.version == 0
           : same_state(local.committed_version, local.length_bytes, local.checksum, tail);
   if (committed_matches) return ReadChoice::kCommitted;
+  if (removing && tail.version == 0) return ReadChoice::kRemoved;
   if (local.pending_version != 0 &&
       same_state(local.pending_version, local.pending_length_bytes, local.pending_checksum, tail))
     return ReadChoice::kPending;

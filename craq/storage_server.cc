@@ -103,6 +103,10 @@ StorageServer::StorageServer(StorageServerOptions options, net::ConnectionPool* 
   reads_->on_corrupt = [scrub](StorageTarget* target, ChunkRef chunk) {
     scrub->repair(target, chunk);
   };
+  UpdatePath* updates = updates_.get();
+  reads_->settle = [updates](StorageTarget* target, ChunkRef chunk, TimePoint deadline) {
+    return updates->settle(target, chunk, deadline);
+  };
   Resync* resync = resync_.get();
   targets_->on_view_change = [resync](StorageTarget* target, const ChainView& old) {
     resync->on_view_change(target, old);
@@ -146,6 +150,10 @@ Task<Status> StorageServer::close() {
 
 void StorageServer::set_node(NodeId node) {
   options_.node = node;
+}
+
+void StorageServer::set_read_guard(std::function<Status()> guard) {
+  reads_->guard = std::move(guard);
 }
 
 void StorageServer::apply_routing(const RoutingSnapshot& routing) {

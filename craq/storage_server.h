@@ -63,8 +63,8 @@ struct StorageServerOptions {
 class StorageServer {
  public:
   static Task<Result<std::unique_ptr<StorageServer>>> open(StorageServerOptions options,
-                                                          net::ConnectionPool* pool,
-                                                          net::Transport* transport);
+                                                           net::ConnectionPool* pool,
+                                                           net::Transport* transport);
   StorageServer(const StorageServer&) = delete;
   StorageServer& operator=(const StorageServer&) = delete;
   ~StorageServer();  // asserts close() ran
@@ -79,6 +79,11 @@ class StorageServer {
 
   void set_node(NodeId node);
   void apply_routing(const RoutingSnapshot& routing);
+  // Asked before every read and apportioned query is served (not ok: refused with its
+  // status). The storage node refuses while its mgmtd lease is out or its routing is behind
+  // what mgmtd named: mgmtd may have dropped a target from its chain without it hearing so,
+  // and a dropped replica misses the chain's updates. Unset (tests): reads are always served.
+  void set_read_guard(std::function<Status()> guard);
   std::vector<TargetReport> reports() const;
   Task<Status> assign_ids(const std::map<std::string, TargetId>& ids);
   StorageTargets& targets() { return *targets_; }
@@ -88,8 +93,7 @@ class StorageServer {
   Task<Result<UpdateResponse>> update(UpdateRequest request, net::CallContext* context);
   Task<Result<ForwardResponse>> forward(ForwardRequest request, net::CallContext* context);
   Task<Result<ReadResponse>> read(ReadRequest request, net::CallContext* context);
-  Task<Result<BatchReadResponse>> batch_read(BatchReadRequest request,
-                                             net::CallContext* context);
+  Task<Result<BatchReadResponse>> batch_read(BatchReadRequest request, net::CallContext* context);
   Task<Result<QueryVersionResponse>> query_version(QueryVersionRequest request,
                                                    net::CallContext* context);
   Task<Result<SyncListResponse>> sync_list(SyncListRequest request, net::CallContext* context);
@@ -97,14 +101,12 @@ class StorageServer {
   Task<Result<SyncAck>> sync_remove(SyncRemoveRequest request, net::CallContext* context);
   Task<Result<SyncDoneResponse>> sync_done(SyncDoneRequest request, net::CallContext* context);
   Task<Result<ProgressResponse>> progress(ProgressRequest request, net::CallContext* context);
-  Task<Result<StatChunkResponse>> stat_chunk(StatChunkRequest request,
-                                             net::CallContext* context);
-  Task<Result<LastChunkResponse>> last_chunk(LastChunkRequest request,
-                                             net::CallContext* context);
+  Task<Result<StatChunkResponse>> stat_chunk(StatChunkRequest request, net::CallContext* context);
+  Task<Result<LastChunkResponse>> last_chunk(LastChunkRequest request, net::CallContext* context);
 
  private:
-  StorageServer(StorageServerOptions options, net::ConnectionPool* pool,
-                net::Transport* transport, std::unique_ptr<StorageTargets> targets);
+  StorageServer(StorageServerOptions options, net::ConnectionPool* pool, net::Transport* transport,
+                std::unique_ptr<StorageTargets> targets);
 
   StorageServerOptions options_;
   net::ConnectionPool* pool_;

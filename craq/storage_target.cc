@@ -29,6 +29,17 @@ void StorageTarget::mark_repaired(chunk::ChunkId chunk) {
   set_local(serving ? LocalState::kUpToDate : LocalState::kOnline, view_.version);
 }
 
+std::optional<StorageTarget::RemovalMark> StorageTarget::removing(
+    const chunk::ChunkInfo& info) const {
+  auto it = removing_.find(info.id);
+  if (it == removing_.end()) return std::nullopt;
+  const ChunkState& marked = it->second.state;
+  if (info.committed_version != marked.version || info.length_bytes != marked.length_bytes ||
+      info.checksum != marked.checksum)
+    return std::nullopt;
+  return it->second;
+}
+
 namespace {
 
 // Opens one target: its identity file (created on first use) and its engine.

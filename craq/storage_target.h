@@ -102,6 +102,21 @@ class StorageTarget {
   void mark_repaired(chunk::ChunkId chunk);
   bool has_unrepaired() const { return !unrepaired_.empty(); }
 
+  // A removal this target passed down the chain and has not applied itself yet (the tail
+  // removes first): the committed state the chunk had and the removal's tag. While the chunk
+  // still holds that state its readers ask the read tail, as for a pending version, and the
+  // read tail or the next head to meet it finishes the removal (docs/craq.md, "Removals").
+  // In memory: a restarted target resyncs before it serves or heads anything.
+  struct RemovalMark {
+    ChunkState state;
+    chunk::UpdateTag tag;
+  };
+  void mark_removing(chunk::ChunkId chunk, RemovalMark mark) { removing_[chunk] = mark; }
+  void clear_removing(chunk::ChunkId chunk) { removing_.erase(chunk); }
+  // The mark, while the chunk still holds its marked committed state (any other change of
+  // the chunk came after the removal through the chain, or from a resync: the mark is void).
+  std::optional<RemovalMark> removing(const chunk::ChunkInfo& info) const;
+
   // Updates this target runs at once (head and forwarded alike): try_acquire, kBusy if none.
   Semaphore& updates_in_flight() { return updates_in_flight_; }
   // Per-chunk order at the head: held from assigning a pending version until it commits.
@@ -118,6 +133,9 @@ class StorageTarget {
   LocalState local_ = LocalState::kOnline;
   uint64_t local_chain_version_ = 0;
   std::set<chunk::ChunkId> unrepaired_;
+  // Looked up, never iterated. Bounded by the removals a failure interrupted; each is
+  // dropped when the chunk is removed here or the mark turns void.
+  std::map<chunk::ChunkId, RemovalMark> removing_;
   Semaphore updates_in_flight_;
   chunk::ChunkLocks chunk_order_;
   TargetCounters counters_;

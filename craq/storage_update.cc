@@ -207,6 +207,8 @@ Task<Result<UpdateResponse>> UpdatePath::update_locked(StorageTarget* target, Up
     ++target->counters().duplicates;
     co_return UpdateResponse{.state = *done, .duplicate = true};
   }
+  auto finishing = finish_removal(target, id, deadline);  // one a failure interrupted
+  CO_TRY(co_await std::move(finishing));
   if (io.kind == UpdateKind::kRemove) {
     auto removing = remove_down(target, io, deadline);
     Result<ChunkState> removed = co_await std::move(removing);
@@ -261,6 +263,58 @@ Task<Result<UpdateResponse>> UpdatePath::update_locked(StorageTarget* target, Up
   ++target->counters().updates;
   target->counters().update_bytes += io.kind == UpdateKind::kWrite ? io.length : 0;
   co_return UpdateResponse{.state = state_of(*applied)};
+}
+
+UpdateIO UpdatePath::settling_io(const StorageTarget* target, ChunkRef chunk) {
+  const ChainView& view = target->view();
+  return UpdateIO{.chain = view.chain,
+                  .chain_version = view.version,
+                  .chunk = chunk,
+                  .chunk_size_bytes = target->config().engine.chunk_size_max_bytes};
+}
+
+Task<Status> UpdatePath::finish_removal(StorageTarget* target, chunk::ChunkId id,
+                                        TimePoint deadline) {
+  Result<std::optional<chunk::ChunkInfo>> info = stat_of(target->engine(), id);
+  if (!info.ok()) co_return info.status();
+  std::optional<StorageTarget::RemovalMark> mark;
+  if (info->has_value()) mark = target->removing(**info);
+  if (!mark) {
+    target->clear_removing(id);  // void, or for a chunk already gone
+    co_return Status();
+  }
+  MICA_LOG(Info, "craq", "target {}: chunk {} finishing a removal a failure interrupted",
+           target->id(), id);
+  UpdateIO io = settling_io(target, ChunkRef{.inode = id.inode, .index = id.index});
+  io.kind = UpdateKind::kRemove;
+  io.chunk_size_bytes = 0;
+  io.client_id = mark->tag.client_id;
+  io.request_id = mark->tag.request_id;
+  auto removing = remove_down(target, io, deadline);
+  Result<ChunkState> removed = co_await std::move(removing);
+  co_return removed.status();
+}
+
+Task<Status> UpdatePath::settle(StorageTarget* target, ChunkRef chunk, TimePoint deadline) {
+  Activity activity(this);
+  if (stopping_) co_return Status(StatusCode::kClosed, "the storage server is stopping");
+  chunk::ChunkId id = chunk_id(chunk);
+  // Waits for an update of the chunk in flight here: what is pending after it is a leftover.
+  auto locking = target->chunk_order().lock(id);
+  Result<chunk::ChunkLocks::Guard> order = co_await std::move(locking);
+  if (!order.ok()) co_return order.status();
+  if (target->view().read_tail != target->id()) co_return Status();  // the caller looks again
+  TimePoint until = forward_deadline(deadline);
+  auto finishing = finish_removal(target, id, until);
+  CO_TRY(co_await std::move(finishing));
+  Result<std::optional<chunk::ChunkInfo>> info = stat_of(target->engine(), id);
+  if (!info.ok()) co_return info.status();
+  if (!info->has_value() || (*info)->pending_version == 0) co_return Status();
+  MICA_LOG(Info, "craq", "target {}: chunk {} read tail settling leftover pending version {}",
+           target->id(), id, (*info)->pending_version);
+  auto pending = finish_pending(target, settling_io(target, chunk), **info, until);
+  Result<chunk::ChunkInfo> finished = co_await std::move(pending);
+  co_return finished.status();
 }
 
 Task<Result<chunk::ChunkInfo>> UpdatePath::finish_pending(StorageTarget* target, UpdateIO io,

@@ -36,6 +36,12 @@ class UpdatePath {
   Task<Result<UpdateResponse>> update(UpdateRequest request, net::CallContext* context);
   Task<Result<ForwardResponse>> forward(ForwardRequest request, net::CallContext* context);
   Task<void> stop();
+  // The read tail before it answers for a chunk holding a pending version or a removal mark
+  // (ReadPath): waits for an update of the chunk in flight here, then finishes what is left
+  // over from a failure through the rest of the chain. A leftover at the read tail may have
+  // been committed by a tail that failed since, where a reader may have seen it: the chain
+  // only ever completes it (every serving predecessor holds it too), so it is completed now.
+  Task<Status> settle(StorageTarget* target, ChunkRef chunk, TimePoint deadline);
 
   // Bytes to hand down the chain with a pending version: the update's payload (a write's
   // bytes at io.offset, none for a truncate) or, when full, the whole new chunk with its CRC.
@@ -74,6 +80,10 @@ class UpdatePath {
   // Resolves a pending version left behind by a failure: forwards it whole and commits it.
   Task<Result<chunk::ChunkInfo>> finish_pending(StorageTarget* target, UpdateIO io,
                                                 chunk::ChunkInfo info, TimePoint deadline);
+  // A removal this target passed down and did not apply (its mark is valid): done now.
+  Task<Status> finish_removal(StorageTarget* target, chunk::ChunkId id, TimePoint deadline);
+  // The UpdateIO of an update the target makes of its own (settling a leftover).
+  static UpdateIO settling_io(const StorageTarget* target, ChunkRef chunk);
   // A remove: the rest of the chain first (the tail removes first), then this target.
   Task<Result<ChunkState>> remove_down(StorageTarget* target, UpdateIO io, TimePoint deadline);
   // Applies a forwarded update here (pending, or committed at the tail).

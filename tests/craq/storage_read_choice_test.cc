@@ -59,5 +59,17 @@ TEST(ReadChoice, NewChunkOnlyPendingHereAndAbsentAtTheTailIsAHole) {
   EXPECT_EQ(choose_read_version(info, {1, 50, 0xc1}), ReadChoice::kPending);
 }
 
+// A replica passing a removal down the chain (the tail removes first): the tail without the
+// chunk means the removal is what readers see; the tail still holding our committed state
+// means it has not got there yet.
+TEST(ReadChoice, ARemovalPassedDownIsAHoleOnceTheTailHasNoChunk) {
+  chunk::ChunkInfo info = local_with_pending();
+  info.pending_version = 0;
+  EXPECT_EQ(choose_read_version(info, {0, 0, 0}, true), ReadChoice::kRemoved);
+  EXPECT_EQ(choose_read_version(info, {3, 100, 0xc3}, true), ReadChoice::kCommitted);
+  EXPECT_EQ(choose_read_version(info, {1, 10, 0xc1}, true), ReadChoice::kDirty);
+  EXPECT_EQ(choose_read_version(info, {0, 0, 0}, false), ReadChoice::kDirty);
+}
+
 }  // namespace
 }  // namespace mica::craq

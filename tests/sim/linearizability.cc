@@ -127,8 +127,14 @@ bool ChunkBytesModel::read_matches(uint32_t offset, uint32_t length_bytes, uint3
 }
 
 uint64_t ChunkBytesModel::hash() const {
-  uint64_t h = mix64(length);
-  for (const ByteRun& run : runs) h = mix64(h ^ mix64(run.end) ^ (run.writer * 0x100000001B3ull));
+  // Each field is mixed in on its own step: folding a run's end and writer into one step with
+  // the length let them cancel (the last run ends at the length, and zeros have writer 0), so
+  // every all-zero chunk hashed like the empty one and the search pruned branches it needed.
+  uint64_t h = mix64(uint64_t{length} + 0x243F6A8885A308D3ull);
+  for (const ByteRun& run : runs) {
+    h = mix64(h ^ mix64(uint64_t{run.end} + 0x13198A2E03707344ull));
+    h = mix64(h ^ mix64(run.writer + 0xA4093822299F31D0ull));
+  }
   return h;
 }
 
