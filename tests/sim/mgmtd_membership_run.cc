@@ -430,7 +430,7 @@ MICA_SIM_SCENARIO(kMgmtdMembership,
                               "return, and mgmtd crashes; routing invariants, full recovery",
                    .run = run_mgmtd_membership,
                    .golden_seed = 3,
-                   .golden_hash = 0x85d10b20b5e9f26c,
+                   .golden_hash = 0x8223977483c36f74,
                    .check_sweep = check_sweep,
                    .suite_seeds = 1000});
 
