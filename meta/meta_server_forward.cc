@@ -99,6 +99,8 @@ Task<void> MetaServer::open_coordinator() {
                                .shard_count = options_.shard_count,
                                .placement_seed = options_.placement_seed,
                                .metric_labels = options_.metric_labels};
+    // Directory times come from the same clock as the shards' inode times.
+    if (!options_.shards.empty()) options.clock_ns = options_.shards.front().clock_ns;
     auto opening = open_coordinator_handle(std::move(options));
     Result<std::unique_ptr<CoordinatorHandle>> opened = co_await std::move(opening);
     if (opened.ok()) {
