@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The README's main-job command: a working 3-replica Mica storage cluster from a fresh
-# build. Installs the dependencies, builds the programs (Release, build-demo/), brings up
-# mgmtd and three mica-storage processes on 127.0.0.1 with `mica dev up` (a generated
-# cluster token, free ports, one folder), writes data through the storage client with
-# `mica put`, reads it back with `mica get` and compares, prints `mica status`, and leaves
+# The README's main-job command: a working 3-replica Mica cluster from a fresh build.
+# Installs the dependencies, builds the programs (Release, build-demo/), brings up mgmtd,
+# one mica-meta and three mica-storage processes on 127.0.0.1 with `mica dev up` (a
+# generated cluster token, free ports, one folder), writes data through the storage client
+# with `mica put`, reads it back with `mica get` and compares, makes and lists directories
+# through the metadata service (`mica mkdir/ls/stat`), prints `mica status`, and leaves
 # the cluster running, saying how to stop it. Runnable from any directory; MICA_DEMO_DIR
 # chooses the cluster's folder (default ./mica-dev under the repository). The first run
 # spends most of its minutes compiling; the cluster itself is up within seconds.
@@ -21,7 +22,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMICA_BUILD_BE
 ninja -C "$build" -j 2 mica
 mica=$build/apps/mica
 
-echo "demo: bringing up mgmtd and 3 storage nodes (3 replicas) in $dir"
+echo "demo: bringing up mgmtd, one meta process and 3 storage nodes (3 replicas) in $dir"
 "$mica" dev up --storage 3 --dir "$dir"
 
 work=$(mktemp -d)
@@ -42,9 +43,17 @@ else
   exit 1
 fi
 
+echo "demo: the namespace through mica-meta: mkdir, ls, stat"
+# A folder reused from an earlier demo keeps its namespace: make only what is missing.
+for path in /datasets /datasets/imagenet; do
+  "$mica" --dir "$dir" stat "$path" >/dev/null 2>&1 || "$mica" --dir "$dir" mkdir "$path"
+done
+"$mica" --dir "$dir" ls /datasets
+"$mica" --dir "$dir" stat /datasets/imagenet
+
 echo "demo: mica status"
 "$mica" --dir "$dir" status
 
 echo "demo: the cluster keeps running (logs in $dir/logs, metrics: see $dir/cluster.env)."
-echo "demo: use it with: $mica --dir $dir status | put | get"
+echo "demo: use it with: $mica --dir $dir status | ls | stat | mkdir | rm | put | get"
 echo "demo: stop it with: $mica dev down --dir $dir"
