@@ -88,6 +88,7 @@ Task<Status> MetaServer::open_shards() {
     Slot* raw = slot.get();
     shard_options.routing = [raw]() -> const craq::RoutingSnapshot* { return raw->routing.get(); };
     shard_options.storage = storage_;
+    shard_options.storage_executor = home_;  // the storage client is the server's executor's
     shard_options.leases = leases_.get();
     // The shard adds its own "shard" label (Shard::open, GcWorker): adding it here too
     // was a label given twice (MICA_ASSERT in async/metrics.cc).
