@@ -35,9 +35,6 @@ Result<meta::MetaNodeOptions> meta_node_options(const MetaConfig& config,
   options.shard_template.readdir_page_max = config.readdir_page_max;
   options.shard_template.requests_kept_max = config.requests_kept_max;
   options.shard_template.env.map_size_bytes = config.map_size_bytes;
-  // Non-empty, so MetaServer leaves the labels alone: Shard adds its "shard" label itself
-  // (MetaServer adding it too would register a series with the label twice).
-  options.shard_template.metric_labels = {{"process", "mica-meta"}};
   options.shard_template.gc.files_per_s = config.gc.files_per_s;
   options.shard_template.gc.files_in_flight_max = config.gc.files_in_flight_max;
   options.shard_template.gc.poll_interval_ms = config.gc.poll_interval_ms;

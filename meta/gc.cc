@@ -6,6 +6,7 @@
 #include "async/log.h"
 #include "craq/storage_client.h"
 #include "meta/layout.h"
+#include "meta/meta_server_hop.h"
 #include "meta/shard.h"
 
 namespace mica::meta {
@@ -179,7 +180,9 @@ Task<Status> GcWorker::remove_chunks(const GcRecord& record) {
   auto removing = shard_->options().storage->remove_from(
       std::move(chains), record.inode, 0,
       deadline_after(std::chrono::milliseconds(options_.call_timeout_ms)));
-  co_return co_await std::move(removing);
+  auto removing_there = detail::hop(Executor::current(), shard_->options().storage_executor,
+                                    std::move(removing));
+  co_return co_await std::move(removing_there);
 }
 
 Task<Status> GcWorker::erase_record(uint64_t sequence) {

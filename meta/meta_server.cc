@@ -88,9 +88,10 @@ Task<Status> MetaServer::open_shards() {
     Slot* raw = slot.get();
     shard_options.routing = [raw]() -> const craq::RoutingSnapshot* { return raw->routing.get(); };
     shard_options.storage = storage_;
+    shard_options.storage_executor = home_;  // the storage client is the server's executor's
     shard_options.leases = leases_.get();
-    // The shard adds its own "shard" label (Shard::open, GcWorker): adding it here too
-    // was a label given twice (MICA_ASSERT in async/metrics.cc).
+    // The shard is the one owner of its "shard" label (Shard::open, GcWorker); the server
+    // only passes its own labels down, never a "shard" one.
     if (shard_options.metric_labels.empty()) shard_options.metric_labels = options_.metric_labels;
     auto opening = open_shard(std::move(shard_options));
     auto hopping = hop(home_, slot->executor, std::move(opening));

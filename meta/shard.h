@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 
+#include "async/executor.h"
 #include "async/metrics.h"
 #include "async/task.h"
 #include "craq/types.h"
@@ -53,6 +54,9 @@ struct ShardOptions {
   // Truncation, last-chunk lengths and garbage collection; nullptr: a size change of a
   // file with chunks is kNotSupported and garbage collection waits.
   craq::StorageClient* storage = nullptr;
+  // The executor `storage` belongs to (its pool and routing are not thread-safe): every
+  // storage call hops there and back (meta/meta_server_hop.h); nullptr: the shard's own.
+  Executor* storage_executor = nullptr;
   // The deadline of one storage step of an operation (truncating a file's chunks).
   Duration storage_timeout = std::chrono::seconds(30);
   // Nanoseconds since the Unix epoch for inode times; nullptr: the executor's clock (virtual

@@ -15,6 +15,7 @@
 #include "meta/gc.h"
 #include "meta/layout.h"
 #include "meta/lease.h"
+#include "meta/meta_server_hop.h"
 #include "meta/permission.h"
 #include "meta/shard.h"
 #include "meta/truncate.h"
@@ -117,7 +118,8 @@ Task<Status> cut_all_chunks(const ShardOptions& options, Inode inode) {
   if (inode.layout.stripe == 0) co_return Status();  // never had a chunk
   const craq::RoutingSnapshot* routing = options.routing ? options.routing() : nullptr;
   if (routing == nullptr) co_return Status(StatusCode::kNotServing, "no routing yet");
-  auto cutting = truncate_chunks(options.storage, *routing, inode, 0, kNoDeadline);
+  auto cutting = truncate_chunks(options.storage, options.storage_executor, *routing, inode, 0,
+                                 kNoDeadline);
   co_return co_await std::move(cutting);
 }
 
@@ -260,7 +262,9 @@ Task<Result<std::optional<uint64_t>>> Shard::stored_length(InodeId id) {
   }
   CO_TRY_ASSIGN(std::vector<craq::ChainId> chains, layout_chains(inode->layout, *table));
   auto asking = options_.storage->last_chunk(std::move(chains), id);
-  CO_TRY_ASSIGN(std::optional<craq::ChunkMeta> last, co_await std::move(asking));
+  auto asking_there =
+      detail::hop(Executor::current(), options_.storage_executor, std::move(asking));
+  CO_TRY_ASSIGN(std::optional<craq::ChunkMeta> last, co_await std::move(asking_there));
   if (!last) co_return std::optional<uint64_t>(0);
   co_return std::optional<uint64_t>(uint64_t{last->chunk.index} * inode->layout.chunk_size_bytes +
                                     last->state.length_bytes);

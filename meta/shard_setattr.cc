@@ -149,7 +149,8 @@ Task<Result<InodeReply>> Shard::setattr(const SetattrRequest& request) {
     }
     craq::RoutingSnapshot snapshot = *routing;  // routing may change while we wait
     TimePoint deadline = Executor::current()->now() + options_.storage_timeout;
-    auto cutting = truncate_chunks(options_.storage, snapshot, *to_cut, *request.size, deadline);
+    auto cutting = truncate_chunks(options_.storage, options_.storage_executor, snapshot, *to_cut,
+                                   *request.size, deadline);
     CO_TRY(co_await std::move(cutting));
     cut_from = to_cut->length;
   }
