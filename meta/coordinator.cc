@@ -156,7 +156,8 @@ Task<Result<std::unique_ptr<Coordinator>>> Coordinator::open(CoordinatorOptions 
   }
   if (!status.ok()) {
     auto closing = c->close();
-    co_await std::move(closing);
+    Status closed = co_await std::move(closing);
+    if (!closed.ok()) MICA_LOG(Warn, "meta", "closing a coordinator that did not open: {}", closed);
     co_return status;
   }
   MICA_LOG(Info, "meta", "coordinator open: {} operations resumed, {} directories", records->size(),
@@ -195,7 +196,9 @@ Task<Result<StepReply>> Coordinator::State::send(StepRequest request) {
     Result<StepReply> reply = co_await std::move(stepping);
     if (reply.ok() || !transient(reply.status().code()) || attempt >= kSendAttemptsMax || closing)
       co_return reply;
-    co_await sleep_for(backoff);
+    SleepAwaiter pause = sleep_for(backoff);
+    Status paused = co_await pause;
+    if (!paused.ok()) co_return paused;
     backoff = std::min<Duration>(backoff * 2, options.retry_interval);
   }
 }

@@ -109,7 +109,9 @@ Task<Status> Coordinator::State::finish(OpRecord* record, bool done) {
 
 Task<void> Coordinator::State::retry_later(uint64_t op) {
   while (!closing) {
-    co_await sleep_for(options.retry_interval);
+    SleepAwaiter pause = sleep_for(options.retry_interval);
+    Status paused = co_await pause;
+    if (!paused.ok()) co_return;
     auto it = active.find(op);
     if (closing || it == active.end()) co_return;
     OpRecord* record = it->second.get();

@@ -70,7 +70,6 @@ struct Layout {
   uint32_t stripe = 0;
   uint32_t start = 0;
   uint64_t seed = 0;
-  friend bool operator==(const Layout&, const Layout&) = default;
   static constexpr std::string_view kTypeName = "Layout";
   MICA_FIELDS(Layout, chunk_size_bytes, table, stripe, start, seed)
 };
