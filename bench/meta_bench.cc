@@ -122,7 +122,7 @@ Task<Status> add_chain_table(craq::Mgmtd* mgmtd) {
                                                  .capacity_bytes = uint64_t{1} << 40});
   auto registering = mgmtd->register_node(std::move(storage), nullptr);
   CO_TRY(co_await std::move(registering));
-  craq::CreateChainTableRequest table{.replica_count = 3, .seed = 1};
+  craq::CreateChainTableRequest table{.replica_count = 1, .seed = 1};
   auto creating = mgmtd->create_chain_table(std::move(table), nullptr);
   CO_TRY(co_await std::move(creating));
   co_return Status::ok_status();
