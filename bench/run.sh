@@ -913,6 +913,8 @@ done
 log "measured in $(($(date +%s) - started)) s"
 
 command="BENCH_REPEAT=$REPEAT BENCH_SECONDS=$BENCH_SECS BENCH_FILE_BUFFERS=$FILE_BUFFERS"
+[[ $SUITE == meta ]] && command+=" BENCH_META_ENTRIES=$META_ENTRIES BENCH_META_FILES=$META_FILES\
+ BENCH_META_FOOTPRINT=$META_FOOTPRINT"
 command+=" bench/run.sh $SUITE"
 # Only a whole-suite run replaces the committed record; a narrowed one reports beside the logs.
 report="$RESULTS_DIR/$SUITE.md"
