@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh: runs one benchmark suite and its references in the same run.
 #
-# Usage: bench/run.sh SUITE [FIGURE...]     (suites: async net chunk mgmtd storage; FIGUREs
+# Usage: bench/run.sh SUITE [FIGURE...]     (suites: async net chunk mgmtd storage meta; FIGUREs
 # narrow the run)
 #
 # Builds what the suite needs (Release, cmake -G Ninja, in build-bench/ at the repo root),
@@ -22,6 +22,9 @@
 # chunk suite's footprint run creates, default 100000), BENCH_STORAGE_CHUNKS (1 MiB chunks of
 # the storage suite's prepared data set, default 512), BENCH_FILE_BUFFERS (plain|fixed: Mica's
 # file figures read into plain or io_uring-registered buffers, default fixed),
+# BENCH_META_ENTRIES (entries of the meta suite's readdir directory, default 100000),
+# BENCH_META_FILES (files planted for its stat, rename and unlink figures, default 100000),
+# BENCH_META_FOOTPRINT (files its footprint run creates, default 50000),
 # BENCH_BUILD_JOBS (default 2: the machine is shared). The runtime runs with its default
 # ExecutorOptions.
 
@@ -31,7 +34,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
-readonly SUITES="async net chunk mgmtd storage"
+readonly SUITES="async net chunk mgmtd storage meta"
 readonly BUILD_DIR="$REPO/build-bench"
 readonly LOG_DIR="$BUILD_DIR/bench-logs"
 readonly RESULTS_DIR="$REPO/bench/results"
@@ -54,7 +57,7 @@ fi
 SUITE=$1
 shift
 case "$SUITE" in
-  async | net | chunk | mgmtd | storage) ;;
+  async | net | chunk | mgmtd | storage | meta) ;;
   -h | --help)
     usage
     exit 0
@@ -72,6 +75,9 @@ FILE_BUFFERS=${BENCH_FILE_BUFFERS:-fixed}
 BUILD_JOBS=${BENCH_BUILD_JOBS:-2}
 FOOTPRINT_CHUNKS=${BENCH_FOOTPRINT_CHUNKS:-100000}
 STORAGE_CHUNKS=${BENCH_STORAGE_CHUNKS:-512}
+META_ENTRIES=${BENCH_META_ENTRIES:-100000}
+META_FILES=${BENCH_META_FILES:-100000}
+META_FOOTPRINT=${BENCH_META_FOOTPRINT:-50000}
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_REPEAT must be >= 1" >&2; exit 2; }
 [[ $STORAGE_CHUNKS =~ ^[1-9][0-9]*$ ]] ||
   { echo "bench/run.sh: BENCH_STORAGE_CHUNKS must be >= 1" >&2; exit 2; }
@@ -397,6 +403,49 @@ before the 3 servers opened to the end of write_3rep's Mica run (its 1 MiB chunk
 fresh targets), divided by 3 (the client's buffers were touched before; its connections are \
 counted)."
 
+# ---- the meta suite: the metadata service (bench_meta) against raw kv/ writes ----
+
+# One MetaNode with one shard (real LMDB in BENCH_DIR, its own executor thread), a real Mgmtd
+# on LMDB, the MetaClient on another executor, TCP on 127.0.0.1. The reference writes the
+# same keys (same tables, key and value sizes) straight into a kv::Env on the same disk
+# through its group-committing writer, with as many concurrent writers as Mica has clients.
+readonly META_FIGURES="create_1c create_8c stat_1c stat_8c readdir_1c readdir_8c rename_1c \
+rename_8c unlink_1c unlink_8c disk_per_million_inodes rss_per_million_inodes"
+readonly META_SHAPE="one shard on its own executor thread, mgmtd + RPC server + clients on \
+another, 127.0.0.1; N concurrent calls through one MetaClient"
+for clients in 1 8; do
+  for op in create stat readdir rename unlink; do
+    figure=${op}_${clients}c
+    UNIT[$figure]=ops/s
+    REFERENCE[$figure]="raw kv/ writes"
+    TARGET[$figure]=0.50
+  done
+  NOTE[create_${clients}c]="${clients} concurrent creates (MetaClient::create of a new file in \
+the root) for ${BENCH_SECS} s; ${META_SHAPE}. Reference: ${clients} writers each committing \
+new inode + entry + parent inode + shard record + remembered answer per create."
+  NOTE[stat_${clients}c]="${clients} concurrent getattr of ${META_FILES} planted files, round \
+robin, ${BENCH_SECS} s. Reference: a snapshot get + decode of the inode per op (${clients} \
+tasks)."
+  NOTE[readdir_${clients}c]="${clients} concurrent whole listings of a directory of \
+${META_ENTRIES} entries (server's page size), ${BENCH_SECS} s; counted in entries listed. \
+Reference: a cursor over the same entries, each decoded."
+  NOTE[rename_${clients}c]="${clients} concurrent renames f<i> -> rf<i> in the root over \
+${META_FILES} planted files. Reference: entry erase + entry put + inode + parent + answer."
+  NOTE[unlink_${clients}c]="${clients} concurrent unlinks of planted files (last link: queued \
+for GC). Reference: entry erase + inode erase + GC record + parent + answer."
+done
+UNIT[disk_per_million_inodes]=MiB
+UNIT[rss_per_million_inodes]=MiB
+for figure in disk_per_million_inodes rss_per_million_inodes; do
+  REFERENCE[$figure]=-
+  TARGET[$figure]=-
+done
+NOTE[disk_per_million_inodes]="the shard's LMDB pages in use after ${META_FOOTPRINT} files \
+were created through 8 concurrent clients into a fresh shard, scaled to a million (measured \
+with fewer inodes and scaled linearly; one run serves every repeat and both figures)."
+NOTE[rss_per_million_inodes]="growth of the process's resident memory over the same run \
+(server, mgmtd and client together, LMDB's mapped pages included), scaled to a million."
+
 # ---- helpers ----
 
 BG_PIDS=()
@@ -709,6 +758,31 @@ prepare_storage() {
     >>"$LOG_DIR/storage-prepare.log" 2>&1 || die "preparing the storage data set failed"
 }
 
+# meta: bench_meta, one fresh directory per run.
+meta_bench() {
+  local side=$1 op=$2 clients=$3
+  timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_meta" --seconds "$BENCH_SECS" \
+    --dir "$BENCH_DIR/meta-run" --files "$META_FILES" --entries "$META_ENTRIES" \
+    --side "$side" --op "$op" --clients "$clients" | json_field ops_per_s
+}
+for clients in 1 8; do
+  for op in create stat readdir rename unlink; do
+    eval "${op}_${clients}c_mica() { meta_bench mica $op $clients; }"
+    eval "${op}_${clients}c_reference() { meta_bench reference $op $clients; }"
+  done
+done
+meta_footprint() {
+  local field=$1 file="$LOG_DIR/meta-footprint.json"
+  if [[ ! -s $file ]]; then
+    timeout $((RUN_TIMEOUT_S * 10)) "$BUILD_DIR/bench/bench_meta" --side mica --op footprint \
+      --dir "$BENCH_DIR/meta-footprint" --files "$META_FOOTPRINT" >"$file" || return 1
+    rm -rf "$BENCH_DIR/meta-footprint"
+  fi
+  json_field "$field" <"$file" | to_mib
+}
+disk_per_million_inodes_mica() { meta_footprint disk_bytes_per_million; }
+rss_per_million_inodes_mica() { meta_footprint rss_bytes_per_million; }
+
 task_roundtrip_mica() {
   timeout "$RUN_TIMEOUT_S" "$BUILD_DIR/bench/bench_task_roundtrip" --benchmark_format=json \
     --benchmark_min_time=1 --benchmark_filter='^task_roundtrip$' |
@@ -783,6 +857,10 @@ case "$SUITE" in
     SUITE_FIGURES=$STORAGE_FIGURES
     BUILD_TARGETS=(bench_storage)
     ;;
+  meta)
+    SUITE_FIGURES=$META_FIGURES
+    BUILD_TARGETS=(bench_meta)
+    ;;
 esac
 FIGURES=()
 NARROWED=$(($# > 0))
@@ -798,14 +876,18 @@ else
   done
 fi
 
-# The mgmtd and storage suites talk over loopback only: no fio, iperf3 or ss.
+# The mgmtd, storage and meta suites talk over loopback only: no fio, iperf3 or ss.
 TOOLS=(fio iperf3 python3 cmake ninja ss timeout)
-[[ $SUITE == mgmtd || $SUITE == storage ]] && TOOLS=(python3 cmake ninja timeout)
+[[ $SUITE == mgmtd || $SUITE == storage || $SUITE == meta ]] && TOOLS=(python3 cmake ninja timeout)
 for tool in "${TOOLS[@]}"; do require_tool "$tool"; done
 build "${BUILD_TARGETS[@]}"
 [[ $SUITE == async ]] && prepare_data_file
 [[ $SUITE == chunk ]] && prepare_chunk
 [[ $SUITE == storage ]] && prepare_storage
+if [[ $SUITE == meta ]]; then
+  mkdir -p "$BENCH_DIR" "$LOG_DIR"
+  rm -f "$LOG_DIR/meta-footprint.json"
+fi
 
 mkdir -p "$RESULTS_DIR" "$LOG_DIR"
 RAW="$RESULTS_DIR/$SUITE.raw.tmp"
@@ -831,6 +913,8 @@ done
 log "measured in $(($(date +%s) - started)) s"
 
 command="BENCH_REPEAT=$REPEAT BENCH_SECONDS=$BENCH_SECS BENCH_FILE_BUFFERS=$FILE_BUFFERS"
+[[ $SUITE == meta ]] && command+=" BENCH_META_ENTRIES=$META_ENTRIES BENCH_META_FILES=$META_FILES\
+ BENCH_META_FOOTPRINT=$META_FOOTPRINT"
 command+=" bench/run.sh $SUITE"
 # Only a whole-suite run replaces the committed record; a narrowed one reports beside the logs.
 report="$RESULTS_DIR/$SUITE.md"
