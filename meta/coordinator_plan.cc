@@ -218,13 +218,16 @@ Task<Result<Planned>> Coordinator::State::plan_link(LinkRequest r) {
   CO_TRY_ASSIGN(DirLookup np, co_await std::move(looking));
   auto reading = inode_of(stepper(), r.inode, false, nullptr);
   CO_TRY_ASSIGN(Inode target, co_await std::move(reading));
-  if (target.nlink == 0) co_return Status(StatusCode::kNotFound, "the inode has no links");
-  if (is_dir(target)) co_return Status(StatusCode::kNotPermitted, "a link to a directory");
+  // Linux's order: EEXIST (filename_create), protected_hardlinks, then vfs_link's checks.
   if (np.entry && np.entry->created_locked)
     co_return Status(StatusCode::kBusy, "the name is being created");
   if (np.entry) co_return Status(StatusCode::kAlreadyExists, "the name exists");
+  if (!may_hardlink(r.cred, target))
+    co_return Status(StatusCode::kNotPermitted, "protected_hardlinks");
   if (!may_write(r.cred, np.dir))
     co_return Status(StatusCode::kPermissionDenied, "no write permission on the directory");
+  if (is_dir(target)) co_return Status(StatusCode::kNotPermitted, "a link to a directory");
+  if (target.nlink == 0) co_return Status(StatusCode::kNotFound, "the inode has no links");
   if (target.nlink >= kLinkMax) co_return Status(StatusCode::kTooManyLinks, "nlink");
   int64_t now = now_ns();
   Planned planned;

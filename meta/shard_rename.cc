@@ -112,12 +112,14 @@ Result<Decided> decide_rename(ShardTxn& txn, const RenameRequest& request, int64
     // Two names of one inode (or one name twice): POSIX's rename does nothing, successfully.
     return Decided(RenameReply{.moved = *source});
   }
+  // Linux's order (vfs_rename's may_delete, then may_create or may_delete of the target):
+  // the old directory's write and sticky rules before the new directory's.
   Status write = ops::check_write(request.cred, view.parent);
   if (!write.ok()) return write;
-  Status new_write = ops::check_write(request.cred, view.new_parent);
-  if (!new_write.ok()) return new_write;
   Status sticky = check_sticky(request.cred, view.parent, *source, request.name);
   if (!sticky.ok()) return sticky;
+  Status new_write = ops::check_write(request.cred, view.new_parent);
+  if (!new_write.ok()) return new_write;
   std::optional<Inode> target;
   if (view.target) {
     auto found = existing_inode(txn, view.target->inode);
