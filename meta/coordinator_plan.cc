@@ -145,6 +145,10 @@ Task<Result<Planned>> Coordinator::State::plan_mkdir(MkdirRequest r) {
 }
 
 Task<Result<Planned>> Coordinator::State::plan_rmdir(RemoveRequest r) {
+  if (!r.directory) {
+    auto unlinking = plan_unlink(std::move(r));
+    co_return co_await std::move(unlinking);
+  }
   if (r.name == ".") co_return Status(StatusCode::kInvalidArgument, "rmdir of \".\"");
   if (r.name == "..") co_return Status(StatusCode::kNotEmpty, "rmdir of \"..\"");
   CO_TRY(check_name(r.name));
@@ -178,19 +182,52 @@ Task<Result<Planned>> Coordinator::State::plan_rmdir(RemoveRequest r) {
   co_return planned;
 }
 
+// An unlink whose entry names an inode of another shard (Shard::unlink_here's nullopt): the
+// inode's shard drops the link (queueing GC at the last one, or keeping the inode at nlink 0
+// while a session holds it); the entry is locked before and erased after.
+Task<Result<Planned>> Coordinator::State::plan_unlink(RemoveRequest r) {
+  CO_TRY(check_name(r.name));
+  auto looking = lookup_dir(stepper(), r.cred, r.parent, r.name);
+  CO_TRY_ASSIGN(DirLookup p, co_await std::move(looking));
+  CO_TRY_ASSIGN(DirEntry entry, visible(p.entry));
+  if (!may_write(r.cred, p.dir))
+    co_return Status(StatusCode::kPermissionDenied, "no write permission on the parent");
+  auto reading = inode_of(stepper(), entry.inode, false, nullptr);
+  CO_TRY_ASSIGN(Inode victim, co_await std::move(reading));
+  if (!may_delete_in(r.cred, p.dir, victim))
+    co_return Status(StatusCode::kNotPermitted, "sticky directory");
+  if (is_dir(victim)) co_return Status(StatusCode::kIsDirectory, "a directory");
+  if (entry.locked_by != 0) co_return Status(StatusCode::kBusy, "the entry is changing");
+  int64_t now = now_ns();
+  Planned planned;
+  OpRecord& op = planned.record;
+  op.kind = OpKind::kUnlink;
+  op.tag = r.tag;
+  StepRequest erase = entry_step(StepKind::kFinishEntry, r.parent, r.name, entry, now);
+  erase.erase = true;
+  op.plan = {entry_step(StepKind::kLockEntry, r.parent, r.name, entry, now),
+             inode_step(StepKind::kDropLink, victim.id, now), erase};
+  op.decision = 1;
+  op.inode_step = 1;
+  co_return planned;
+}
+
 Task<Result<Planned>> Coordinator::State::plan_link(LinkRequest r) {
   CO_TRY(check_name(r.new_name));
   auto looking = lookup_dir(stepper(), r.cred, r.new_parent, r.new_name);
   CO_TRY_ASSIGN(DirLookup np, co_await std::move(looking));
   auto reading = inode_of(stepper(), r.inode, false, nullptr);
   CO_TRY_ASSIGN(Inode target, co_await std::move(reading));
-  if (target.nlink == 0) co_return Status(StatusCode::kNotFound, "the inode has no links");
-  if (is_dir(target)) co_return Status(StatusCode::kNotPermitted, "a link to a directory");
+  // Linux's order: EEXIST (filename_create), protected_hardlinks, then vfs_link's checks.
   if (np.entry && np.entry->created_locked)
     co_return Status(StatusCode::kBusy, "the name is being created");
   if (np.entry) co_return Status(StatusCode::kAlreadyExists, "the name exists");
+  if (!may_hardlink(r.cred, target))
+    co_return Status(StatusCode::kNotPermitted, "protected_hardlinks");
   if (!may_write(r.cred, np.dir))
     co_return Status(StatusCode::kPermissionDenied, "no write permission on the directory");
+  if (is_dir(target)) co_return Status(StatusCode::kNotPermitted, "a link to a directory");
+  if (target.nlink == 0) co_return Status(StatusCode::kNotFound, "the inode has no links");
   if (target.nlink >= kLinkMax) co_return Status(StatusCode::kTooManyLinks, "nlink");
   int64_t now = now_ns();
   Planned planned;

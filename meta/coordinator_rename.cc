@@ -76,23 +76,39 @@ Task<Result<RenameView>> look(ShardStepper* stepper, const RenameRequest& r) {
   co_return v;
 }
 
-// rename(2)'s refusals that need no map, in the order Linux checks them.
+// What names the rename refers to, checked before the loop check (Linux's do_renameat2).
+Status check_names(const RenameRequest& r, const RenameView& v) {
+  if (r.noreplace && v.dest) return Status(StatusCode::kAlreadyExists, "the new name exists");
+  if (r.exchange && !v.dest) return Status(StatusCode::kNotFound, "nothing to exchange with");
+  return Status();
+}
+
+// may_delete of Linux for one side: write and search on the directory, the sticky rule,
+// then the type of the victim against what replaces it.
+Status check_delete(const Credentials& cred, const Inode& dir, const Inode& victim,
+                    bool replaced_by_dir) {
+  if (!may_write(cred, dir))
+    return Status(StatusCode::kPermissionDenied, "no write permission on a parent");
+  if (!may_delete_in(cred, dir, victim)) return Status(StatusCode::kNotPermitted, "sticky");
+  if (replaced_by_dir && !is_dir(victim))
+    return Status(StatusCode::kNotDirectory, "a directory over a non-directory");
+  if (!replaced_by_dir && is_dir(victim))
+    return Status(StatusCode::kIsDirectory, "a non-directory over a directory");
+  return Status();
+}
+
+// rename(2)'s refusals after the loop check, in the order Linux checks them (vfs_rename).
 Status check_rename(const RenameRequest& r, const RenameView& v) {
   bool cross = r.parent != r.new_parent;
-  if (r.exchange && !v.dest) return Status(StatusCode::kNotFound, "nothing to exchange with");
-  if (r.noreplace && v.dest) return Status(StatusCode::kAlreadyExists, "the new name exists");
-  if (!may_write(r.cred, v.parent) || !may_write(r.cred, v.new_parent))
-    return Status(StatusCode::kPermissionDenied, "no write permission on a parent");
-  if (!may_delete_in(r.cred, v.parent, v.src) ||
-      (v.dst && !may_delete_in(r.cred, v.new_parent, *v.dst)))
-    return Status(StatusCode::kNotPermitted, "sticky directory");
-  if (v.dst && !r.exchange) {
-    if (is_dir(v.src) && !is_dir(*v.dst))
-      return Status(StatusCode::kNotDirectory, "a directory over a non-directory");
-    if (!is_dir(v.src) && is_dir(*v.dst))
-      return Status(StatusCode::kIsDirectory, "a non-directory over a directory");
+  Status s = check_delete(r.cred, v.parent, v.src, is_dir(v.src));
+  if (!s.ok()) return s;
+  if (!v.dst) {
+    if (!may_write(r.cred, v.new_parent))
+      return Status(StatusCode::kPermissionDenied, "no write permission on the new parent");
+  } else {
+    s = check_delete(r.cred, v.new_parent, *v.dst, r.exchange ? is_dir(*v.dst) : is_dir(v.src));
+    if (!s.ok()) return s;
   }
-  // A directory changing parents rewrites its "..": the caller needs write on it.
   if (cross && ((is_dir(v.src) && !may_write(r.cred, v.src)) ||
                 (r.exchange && v.dst && is_dir(*v.dst) && !may_write(r.cred, *v.dst))))
     return Status(StatusCode::kPermissionDenied, "no write permission on a moved directory");
@@ -205,29 +221,36 @@ OpRecord rename_plan(const RenameRequest& r, const RenameView& v, int64_t now) {
 }  // namespace
 
 Task<Result<Planned>> Coordinator::State::plan_rename(RenameRequest r) {
-  CO_TRY(check_name(r.name));
-  CO_TRY(check_name(r.new_name));
+  // renameat2 refuses the flag combination before it looks at any name.
   if (r.exchange && r.noreplace)
     co_return Status(StatusCode::kInvalidArgument, "RENAME_EXCHANGE with RENAME_NOREPLACE");
+  CO_TRY(check_name(r.name));
+  CO_TRY(check_name(r.new_name));
   auto looking = look(stepper(), r);
   CO_TRY_ASSIGN(RenameView v, co_await std::move(looking));
+  CO_TRY(check_names(r, v));
   Planned planned;
-  if (v.dest && v.dest->inode == v.source.inode) {  // the same inode: rename does nothing
-    planned.answer = RenameReply{.moved = v.src};
-    co_return planned;
-  }
-  CO_TRY(check_rename(r, v));
   bool cross = r.parent != r.new_parent;
+  // lock_rename's trap, before any permission check: the source may not be an ancestor of
+  // the new parent (EINVAL), the new name may not be an ancestor of the old parent
+  // (ENOTEMPTY; EINVAL for an exchange).
   if (cross && is_dir(v.src)) {
     auto checking = is_ancestor(v.src.id, r.new_parent);
     CO_TRY_ASSIGN(bool loop, co_await std::move(checking));
     if (loop) co_return Status(StatusCode::kInvalidArgument, "a directory into its own subtree");
   }
-  if (cross && r.exchange && v.dst && is_dir(*v.dst)) {
+  if (cross && v.dst && is_dir(*v.dst)) {
     auto checking = is_ancestor(v.dst->id, r.parent);
     CO_TRY_ASSIGN(bool loop, co_await std::move(checking));
-    if (loop) co_return Status(StatusCode::kInvalidArgument, "a directory into its own subtree");
+    if (loop && r.exchange)
+      co_return Status(StatusCode::kInvalidArgument, "a directory into its own subtree");
+    if (loop) co_return Status(StatusCode::kNotEmpty, "the new name is an ancestor");
   }
+  if (v.dest && v.dest->inode == v.source.inode) {  // the same inode: rename does nothing
+    planned.answer = RenameReply{.moved = v.src};
+    co_return planned;
+  }
+  CO_TRY(check_rename(r, v));
   planned.moves_directory = cross && (is_dir(v.src) || (r.exchange && v.dst && is_dir(*v.dst)));
   planned.record = rename_plan(r, v, now_ns());
   co_return planned;

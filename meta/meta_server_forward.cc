@@ -204,9 +204,15 @@ Task<Result<RemoveReply>> MetaServer::remove(RemoveRequest request, net::CallCon
     Result<RemoveReply> answer = co_await std::move(running);
     co_return answer;
   }
-  auto work = target->shard->unlink(request);
+  auto work = target->shard->unlink_here(request);
   auto hopping = hop(home_, target->executor, std::move(work));
-  Result<RemoveReply> answer = co_await std::move(hopping);
+  Result<std::optional<RemoveReply>> local = co_await std::move(hopping);
+  if (!local.ok()) co_return local.status();
+  if (local->has_value()) co_return std::move(**local);
+  // The entry names an inode of another shard: the coordinator unlinks it (Coordinator::rmdir
+  // with directory false).
+  auto running = coordinate<CoordinatorService::rmdir>(std::move(request), ctx);
+  Result<RemoveReply> answer = co_await std::move(running);
   co_return answer;
 }
 

@@ -32,10 +32,17 @@ bool may_delete_in(const Credentials& cred, const Inode& dir, const Inode& victi
 
 uint32_t mode_after_write(const Credentials& cred, const Inode& inode) {
   uint32_t mode = inode.mode;
-  if (is_owner_or_root(cred, inode)) return mode;
+  if (is_root(cred)) return mode;
   mode &= ~kSetUid;
-  if ((mode & kGroupExec) != 0) mode &= ~kSetGid;
+  if ((mode & kGroupExec) != 0 || !cred.in_group(inode.gid)) mode &= ~kSetGid;
   return mode;
+}
+
+bool may_hardlink(const Credentials& cred, const Inode& inode) {
+  if (is_owner_or_root(cred, inode)) return true;
+  if (inode.type != InodeType::kFile || (inode.mode & kSetUid) != 0) return false;
+  if ((inode.mode & (kSetGid | kGroupExec)) == (kSetGid | kGroupExec)) return false;
+  return may_access(cred, inode, kAccessRead | kAccessWrite);
 }
 
 uint32_t mode_after_chown(const Inode& inode) {

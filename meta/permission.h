@@ -49,10 +49,13 @@ inline bool is_owner_or_root(const Credentials& cred, const Inode& inode) {
 // the entry's inode or the directory. True when dir is not sticky.
 bool may_delete_in(const Credentials& cred, const Inode& dir, const Inode& victim);
 
-// The mode after a data write (size change, a reported write) by cred: a caller that is
-// neither the owner nor root clears SUID, and SGID when group-executable (without group
-// execute SGID marks mandatory locking, which Linux keeps).
+// The mode after a data write (size change, a reported write) by cred, as Linux's
+// file_remove_privs does: any caller but root (the owner too) clears SUID, and SGID when
+// group-executable or when the caller is not in the file's group.
 uint32_t mode_after_write(const Credentials& cred, const Inode& inode);
+// protected_hardlinks (Linux's default): a caller that is neither the owner nor root may
+// link only a regular file that is not set-id and that it may both read and write.
+bool may_hardlink(const Credentials& cred, const Inode& inode);
 // The mode after a chown of a non-directory (by anyone, root too): SUID cleared, SGID
 // cleared when group-executable. Directories keep their bits.
 uint32_t mode_after_chown(const Inode& inode);

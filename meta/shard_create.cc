@@ -222,6 +222,10 @@ Result<InodeReply> decide_link(ShardTxn& txn, const LinkRequest& request, int64_
   if (existing->has_value()) {
     return Status(StatusCode::kAlreadyExists, fmt::format("'{}' exists", request.new_name));
   }
+  if (!may_hardlink(request.cred, inode)) {
+    return Status(StatusCode::kNotPermitted,
+                  fmt::format("protected_hardlinks: may not link {:#x}", inode.id));
+  }
   Status write = ops::check_write(request.cred, *parent);
   if (!write.ok()) return write;
   if (inode.type == InodeType::kDirectory) {

@@ -1,6 +1,7 @@
 // Shard::rename for non-directories between directories of one shard: replace,
 // RENAME_NOREPLACE, RENAME_EXCHANGE (docs/meta.md, "Operations inside a shard"). A
-// directory operand, or a new parent on another shard, is the coordinator's: nullopt.
+// directory operand, a new parent on another shard, or an entry naming an inode of another
+// shard is the coordinator's: nullopt.
 #include "meta/permission.h"
 #include "meta/shard.h"
 #include "meta/shard_name_ops.h"
@@ -50,8 +51,12 @@ Result<std::optional<RenameView>> read_rename(ShardTxn& txn, const RenameRequest
   if (request.exchange && !view.target) {
     return Status(StatusCode::kNotFound, fmt::format("no '{}' to exchange with", request.new_name));
   }
+  // An inode of another shard has its nlink, ctime and owner (the sticky rule) there.
+  ShardId here = shard_of(request.parent);
   coordinator = view.source.type == InodeType::kDirectory ||
-                (view.target && view.target->type == InodeType::kDirectory);
+                (view.target && view.target->type == InodeType::kDirectory) ||
+                shard_of(view.source.inode) != here ||
+                (view.target && shard_of(view.target->inode) != here);
   if (coordinator) return View();
   return View(std::move(view));
 }
@@ -107,12 +112,14 @@ Result<Decided> decide_rename(ShardTxn& txn, const RenameRequest& request, int64
     // Two names of one inode (or one name twice): POSIX's rename does nothing, successfully.
     return Decided(RenameReply{.moved = *source});
   }
+  // Linux's order (vfs_rename's may_delete, then may_create or may_delete of the target):
+  // the old directory's write and sticky rules before the new directory's.
   Status write = ops::check_write(request.cred, view.parent);
   if (!write.ok()) return write;
-  Status new_write = ops::check_write(request.cred, view.new_parent);
-  if (!new_write.ok()) return new_write;
   Status sticky = check_sticky(request.cred, view.parent, *source, request.name);
   if (!sticky.ok()) return sticky;
+  Status new_write = ops::check_write(request.cred, view.new_parent);
+  if (!new_write.ok()) return new_write;
   std::optional<Inode> target;
   if (view.target) {
     auto found = existing_inode(txn, view.target->inode);

@@ -79,25 +79,28 @@ Status decide_size(ShardTxn& txn, const SetattrRequest& r, const Inode& before, 
   }
   if (!r.mode) {
     Inode written = *after;
-    written.uid = before.uid;  // who wrote is judged against the owner before a chown
+    written.gid = before.gid;  // who wrote is judged against the group before a chown
     after->mode = mode_after_write(r.cred, written);
   }
   return Status::ok_status();
 }
 
-Status decide_time(const SetattrRequest& r, const Inode& before, TimeSet how, int64_t value,
-                   int64_t now, int64_t* out) {
-  if (how == TimeSet::kOmit) return Status::ok_status();
-  if (how == TimeSet::kNow) {
-    if (!is_owner_or_root(r.cred, before) && !may_write(r.cred, before)) {
+// Linux's utimensat: both UTIME_NOW is "touch", allowed to the owner, root and any caller
+// with write permission (EACCES otherwise); any other combination that sets a time (an
+// explicit time, or UTIME_NOW with UTIME_OMIT) needs the owner or root (EPERM).
+Status decide_times(const SetattrRequest& r, const Inode& before, int64_t now, Inode* after) {
+  if (r.atime == TimeSet::kOmit && r.mtime == TimeSet::kOmit) return Status::ok_status();
+  if (!is_owner_or_root(r.cred, before)) {
+    if (r.atime != TimeSet::kNow || r.mtime != TimeSet::kNow) {
+      return not_permitted(r, "set the times of");
+    }
+    if (!may_write(r.cred, before)) {
       return Status(StatusCode::kPermissionDenied,
                     fmt::format("no write permission on {:#x} to touch it", r.inode));
     }
-    *out = now;
-    return Status::ok_status();
   }
-  if (!is_owner_or_root(r.cred, before)) return not_permitted(r, "set the times of");
-  *out = value;
+  if (r.atime != TimeSet::kOmit) after->atime_ns = r.atime == TimeSet::kNow ? now : r.atime_ns;
+  if (r.mtime != TimeSet::kOmit) after->mtime_ns = r.mtime == TimeSet::kNow ? now : r.mtime_ns;
   return Status::ok_status();
 }
 
@@ -112,8 +115,7 @@ Result<Decision> decide(ShardTxn& txn, const SetattrRequest& r, int64_t now) {
   Decision d{.before = *before, .after = *before};
   RETURN_IF_ERROR(decide_owner(r, d.before, &d.after));
   RETURN_IF_ERROR(decide_size(txn, r, d.before, now, &d.after));
-  RETURN_IF_ERROR(decide_time(r, d.before, r.atime, r.atime_ns, now, &d.after.atime_ns));
-  RETURN_IF_ERROR(decide_time(r, d.before, r.mtime, r.mtime_ns, now, &d.after.mtime_ns));
+  RETURN_IF_ERROR(decide_times(r, d.before, now, &d.after));
   d.after.ctime_ns = now;
   return d;
 }

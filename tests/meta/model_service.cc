@@ -102,6 +102,8 @@ Task<Outcome> ServiceDriver::remove(Op op, Credentials cred) {
 }
 
 Task<Outcome> ServiceDriver::rename(Op op, Credentials cred) {
+  // The VFS refuses RENAME_NOREPLACE with RENAME_EXCHANGE before any lookup.
+  if (op.noreplace && op.exchange) co_return Outcome{StatusCode::kInvalidArgument};
   MODEL_AWAIT(Result<InodeId> from, walk(cred, op.path));
   if (!from.ok()) co_return outcome_of(from.status());
   MODEL_AWAIT(Result<InodeId> to, walk(cred, op.path2));
