@@ -10,6 +10,7 @@
 #include "meta/meta_server.h"
 #include "meta/meta_server_coordinator.h"
 #include "meta/meta_server_hop.h"
+#include "meta/permission.h"
 #include "meta/statfs.h"
 
 namespace mica::meta {
@@ -28,6 +29,24 @@ const craq::MetaShardRoute* find_route(const craq::RoutingSnapshot& routing, Sha
       [](const craq::MetaShardRoute& route, ShardId wanted) { return route.shard < wanted; });
   if (it == routing.meta_shards.end() || it->shard != shard) return nullptr;
   return &*it;
+}
+
+// unlink met a directory (kIsDirectory) whose inode may live on another shard, where its
+// shard could not apply the sticky rule; Linux checks that rule first (kNotPermitted).
+Task<Status> sticky_before_is_directory(MetaServer* server, RemoveRequest request,
+                                        net::CallContext* ctx, Status is_directory) {
+  if (is_root(request.cred)) co_return is_directory;
+  auto getting = server->getattr(GetattrRequest{.inode = request.parent}, ctx);
+  Result<InodeReply> dir = co_await std::move(getting);
+  if (!dir.ok() || (dir->inode.mode & kSticky) == 0) co_return is_directory;
+  LookupRequest lookup{.cred = request.cred, .parent = request.parent, .name = request.name};
+  auto looking = server->lookup(std::move(lookup), ctx);
+  Result<InodeReply> victim = co_await std::move(looking);
+  if (!victim.ok() || may_delete_in(request.cred, dir->inode, victim->inode)) {
+    co_return is_directory;
+  }
+  co_return Status(StatusCode::kNotPermitted,
+                   fmt::format("'{}' in a sticky directory is not the caller's", request.name));
 }
 
 }  // namespace
@@ -205,7 +224,10 @@ Task<Result<RemoveReply>> MetaServer::remove(RemoveRequest request, net::CallCon
   auto work = target->shard->unlink(request);
   auto hopping = hop(home_, target->executor, std::move(work));
   Result<RemoveReply> answer = co_await std::move(hopping);
-  co_return answer;
+  if (answer.ok() || answer.status().code() != StatusCode::kIsDirectory) co_return answer;
+  auto checking = sticky_before_is_directory(this, std::move(request), ctx, answer.status());
+  Status refused = co_await std::move(checking);
+  co_return refused;
 }
 
 Task<Result<RenameReply>> MetaServer::rename(RenameRequest request, net::CallContext* ctx) {
