@@ -1,6 +1,7 @@
 // The coordinator: owner of the directory tree. Every operation that creates, removes or
-// moves a directory, and every rename or link of a file across shards, runs here; file
-// operations inside one shard never do. docs/meta.md ("Coordinator") has the steps and why
+// moves a directory, every rename or link of a file across shards, and every unlink or
+// rename of an entry whose inode lives on another shard, runs here; file operations
+// inside one shard never do. docs/meta.md ("Coordinator") has the steps and why
 // they are safe.
 //
 // An operation is logged (its own kv/ table in shard 0's process, before any step is
@@ -63,6 +64,8 @@ class Coordinator {
   ~Coordinator();
 
   Task<Result<InodeReply>> mkdir(const MkdirRequest& request);
+  // With request.directory false: an unlink whose entry names an inode of another shard
+  // (the inode's shard drops the link; the last one queues GC there).
   Task<Result<RemoveReply>> rmdir(const RemoveRequest& request);
   Task<Result<RenameReply>> rename(const RenameRequest& request);
   Task<Result<InodeReply>> link(const LinkRequest& request);

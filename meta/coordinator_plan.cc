@@ -145,6 +145,10 @@ Task<Result<Planned>> Coordinator::State::plan_mkdir(MkdirRequest r) {
 }
 
 Task<Result<Planned>> Coordinator::State::plan_rmdir(RemoveRequest r) {
+  if (!r.directory) {
+    auto unlinking = plan_unlink(std::move(r));
+    co_return co_await std::move(unlinking);
+  }
   if (r.name == ".") co_return Status(StatusCode::kInvalidArgument, "rmdir of \".\"");
   if (r.name == "..") co_return Status(StatusCode::kNotEmpty, "rmdir of \"..\"");
   CO_TRY(check_name(r.name));
@@ -175,6 +179,36 @@ Task<Result<Planned>> Coordinator::State::plan_rmdir(RemoveRequest r) {
   op.decision = 1;
   op.inode_step = 1;
   op.map_erase = {victim.id};
+  co_return planned;
+}
+
+// An unlink whose entry names an inode of another shard (Shard::unlink_here's nullopt): the
+// inode's shard drops the link (queueing GC at the last one, or keeping the inode at nlink 0
+// while a session holds it); the entry is locked before and erased after.
+Task<Result<Planned>> Coordinator::State::plan_unlink(RemoveRequest r) {
+  CO_TRY(check_name(r.name));
+  auto looking = lookup_dir(stepper(), r.cred, r.parent, r.name);
+  CO_TRY_ASSIGN(DirLookup p, co_await std::move(looking));
+  CO_TRY_ASSIGN(DirEntry entry, visible(p.entry));
+  if (!may_write(r.cred, p.dir))
+    co_return Status(StatusCode::kPermissionDenied, "no write permission on the parent");
+  auto reading = inode_of(stepper(), entry.inode, false, nullptr);
+  CO_TRY_ASSIGN(Inode victim, co_await std::move(reading));
+  if (!may_delete_in(r.cred, p.dir, victim))
+    co_return Status(StatusCode::kNotPermitted, "sticky directory");
+  if (is_dir(victim)) co_return Status(StatusCode::kIsDirectory, "a directory");
+  if (entry.locked_by != 0) co_return Status(StatusCode::kBusy, "the entry is changing");
+  int64_t now = now_ns();
+  Planned planned;
+  OpRecord& op = planned.record;
+  op.kind = OpKind::kUnlink;
+  op.tag = r.tag;
+  StepRequest erase = entry_step(StepKind::kFinishEntry, r.parent, r.name, entry, now);
+  erase.erase = true;
+  op.plan = {entry_step(StepKind::kLockEntry, r.parent, r.name, entry, now),
+             inode_step(StepKind::kDropLink, victim.id, now), erase};
+  op.decision = 1;
+  op.inode_step = 1;
   co_return planned;
 }
 

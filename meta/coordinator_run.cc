@@ -53,6 +53,12 @@ std::string Coordinator::State::answer_of(const OpRecord& record) const {
       return encode_answer(InodeReply{.inode = inode});
     case OpKind::kRmdir:
       return encode_answer(RemoveReply{.inode = inode, .reclaimed = false});
+    case OpKind::kUnlink: {
+      bool reclaimed = record.inode_step >= 0 &&
+                       static_cast<size_t>(record.inode_step) < record.replies.size() &&
+                       record.replies[record.inode_step].reclaimed;
+      return encode_answer(RemoveReply{.inode = inode, .reclaimed = reclaimed});
+    }
     case OpKind::kRename: {
       RenameReply reply{.moved = inode, .replaced = inode_at(record.replaced_step)};
       if (record.replaced_step >= 0 &&

@@ -26,8 +26,9 @@
 
 namespace mica::meta {
 
-enum class OpKind : uint8_t { kMkdir = 0, kRmdir = 1, kRename = 2, kLink = 3 };
-MICA_ENUM_RANGE(OpKind, kMkdir, kLink)
+// kUnlink: a file's entry whose inode lives on another shard than the entry.
+enum class OpKind : uint8_t { kMkdir = 0, kRmdir = 1, kRename = 2, kLink = 3, kUnlink = 4 };
+MICA_ENUM_RANGE(OpKind, kMkdir, kUnlink)
 
 inline constexpr int32_t kNoStep = -1;
 
@@ -88,7 +89,8 @@ struct Coordinator::State {
 
   // Planning (meta/coordinator_plan.cc): refusals before any step.
   Task<Result<Planned>> plan_mkdir(MkdirRequest request);
-  Task<Result<Planned>> plan_rmdir(RemoveRequest request);
+  Task<Result<Planned>> plan_rmdir(RemoveRequest request);  // unlink too (directory false)
+  Task<Result<Planned>> plan_unlink(RemoveRequest request);
   Task<Result<Planned>> plan_link(LinkRequest request);
   Task<Result<Planned>> plan_rename(RenameRequest request);
   // Whether dir is x or one of x's ancestors (the parent map, shards for ids it lacks).

@@ -10,7 +10,6 @@
 #include "meta/meta_server.h"
 #include "meta/meta_server_coordinator.h"
 #include "meta/meta_server_hop.h"
-#include "meta/permission.h"
 #include "meta/statfs.h"
 
 namespace mica::meta {
@@ -29,24 +28,6 @@ const craq::MetaShardRoute* find_route(const craq::RoutingSnapshot& routing, Sha
       [](const craq::MetaShardRoute& route, ShardId wanted) { return route.shard < wanted; });
   if (it == routing.meta_shards.end() || it->shard != shard) return nullptr;
   return &*it;
-}
-
-// unlink met a directory (kIsDirectory) whose inode may live on another shard, where its
-// shard could not apply the sticky rule; Linux checks that rule first (kNotPermitted).
-Task<Status> sticky_before_is_directory(MetaServer* server, RemoveRequest request,
-                                        net::CallContext* ctx, Status is_directory) {
-  if (is_root(request.cred)) co_return is_directory;
-  auto getting = server->getattr(GetattrRequest{.inode = request.parent}, ctx);
-  Result<InodeReply> dir = co_await std::move(getting);
-  if (!dir.ok() || (dir->inode.mode & kSticky) == 0) co_return is_directory;
-  LookupRequest lookup{.cred = request.cred, .parent = request.parent, .name = request.name};
-  auto looking = server->lookup(std::move(lookup), ctx);
-  Result<InodeReply> victim = co_await std::move(looking);
-  if (!victim.ok() || may_delete_in(request.cred, dir->inode, victim->inode)) {
-    co_return is_directory;
-  }
-  co_return Status(StatusCode::kNotPermitted,
-                   fmt::format("'{}' in a sticky directory is not the caller's", request.name));
 }
 
 }  // namespace
@@ -221,13 +202,16 @@ Task<Result<RemoveReply>> MetaServer::remove(RemoveRequest request, net::CallCon
     Result<RemoveReply> answer = co_await std::move(running);
     co_return answer;
   }
-  auto work = target->shard->unlink(request);
+  auto work = target->shard->unlink_here(request);
   auto hopping = hop(home_, target->executor, std::move(work));
-  Result<RemoveReply> answer = co_await std::move(hopping);
-  if (answer.ok() || answer.status().code() != StatusCode::kIsDirectory) co_return answer;
-  auto checking = sticky_before_is_directory(this, std::move(request), ctx, answer.status());
-  Status refused = co_await std::move(checking);
-  co_return refused;
+  Result<std::optional<RemoveReply>> local = co_await std::move(hopping);
+  if (!local.ok()) co_return local.status();
+  if (local->has_value()) co_return std::move(**local);
+  // The entry names an inode of another shard: the coordinator unlinks it (Coordinator::rmdir
+  // with directory false).
+  auto running = coordinate<CoordinatorService::rmdir>(std::move(request), ctx);
+  Result<RemoveReply> answer = co_await std::move(running);
+  co_return answer;
 }
 
 Task<Result<RenameReply>> MetaServer::rename(RenameRequest request, net::CallContext* ctx) {

@@ -155,11 +155,15 @@ class Shard {
   Task<Result<InodeReply>> getattr(const GetattrRequest& request);
   Task<Result<InodeReply>> setattr(const SetattrRequest& request);
   Task<Result<CreateReply>> create(const CreateRequest& request);
-  // unlink only (rmdir is the coordinator's).
+  // unlink only (rmdir is the coordinator's). nullopt when it is the coordinator's: the entry
+  // names an inode of another shard (a file, or a directory in a sticky directory), whose
+  // nlink and owner live there (meta/meta_server.cc hands it to Coordinator::rmdir).
+  Task<Result<std::optional<RemoveReply>>> unlink_here(const RemoveRequest& request);
+  // unlink_here for callers without a coordinator: its cases answer kCrossDevice.
   Task<Result<RemoveReply>> unlink(const RemoveRequest& request);
   // A rename of a non-directory between directories of this shard (over a non-directory or
-  // nothing); nullopt when it is the coordinator's (a directory moves or is replaced, or
-  // new_parent lives elsewhere).
+  // nothing); nullopt when it is the coordinator's (a directory moves or is replaced,
+  // new_parent lives elsewhere, or the source or replaced entry names another shard's inode).
   Task<Result<std::optional<RenameReply>>> rename(const RenameRequest& request);
   // A link whose inode and new_parent both live here.
   Task<Result<InodeReply>> link(const LinkRequest& request);

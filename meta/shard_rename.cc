@@ -1,6 +1,7 @@
 // Shard::rename for non-directories between directories of one shard: replace,
 // RENAME_NOREPLACE, RENAME_EXCHANGE (docs/meta.md, "Operations inside a shard"). A
-// directory operand, or a new parent on another shard, is the coordinator's: nullopt.
+// directory operand, a new parent on another shard, or an entry naming an inode of another
+// shard is the coordinator's: nullopt.
 #include "meta/permission.h"
 #include "meta/shard.h"
 #include "meta/shard_name_ops.h"
@@ -50,8 +51,12 @@ Result<std::optional<RenameView>> read_rename(ShardTxn& txn, const RenameRequest
   if (request.exchange && !view.target) {
     return Status(StatusCode::kNotFound, fmt::format("no '{}' to exchange with", request.new_name));
   }
+  // An inode of another shard has its nlink, ctime and owner (the sticky rule) there.
+  ShardId here = shard_of(request.parent);
   coordinator = view.source.type == InodeType::kDirectory ||
-                (view.target && view.target->type == InodeType::kDirectory);
+                (view.target && view.target->type == InodeType::kDirectory) ||
+                shard_of(view.source.inode) != here ||
+                (view.target && shard_of(view.target->inode) != here);
   if (coordinator) return View();
   return View(std::move(view));
 }

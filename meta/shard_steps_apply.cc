@@ -236,6 +236,8 @@ Task<Result<StepReply>> Shard::apply_step(const StepRequest& request) {
   auto committing = txn.commit();
   Status committed = co_await std::move(committing);
   if (!committed.ok()) co_return committed;
+  // A coordinator's unlink or rename dropped the last link here: its GC record is queued.
+  if (reply->reclaimed && gc() != nullptr) gc()->wake();
   co_return reply;
 }
 

@@ -90,11 +90,9 @@ Task<Status> rename_oldest(MetaStack* stack, Storm* storm, int index, bool acros
     co_return renamed.status();
   }
   model.present[*name] = to;
-  // A file moved to another shard's directory is only checked at the end: an unlink or
-  // rename of an entry whose inode lives on another shard answers "no inode" for now (the
-  // shard looks for the inode locally; it belongs to the coordinator).
-  bool crossed = meta::shard_of(storm->dirs[to]) != meta::shard_of(storm->dirs[from]);
-  if (!crossed) live->push_back(*name);
+  // Also a file moved to another shard's directory: its later unlink or rename goes through
+  // the coordinator (its inode stays on the first shard).
+  live->push_back(*name);
   co_return Status::ok_status();
 }
 
