@@ -59,10 +59,12 @@ enum class TimeSet : uint8_t { kOmit = 0, kNow = 1, kValue = 2 };  // UTIME_OMIT
 MICA_ENUM_RANGE(TimeSet, kOmit, kValue)
 
 // chmod, chown, truncate, utimens in one: each optional part applies when set, all or none.
-// Owner only (or root) for mode and times other than now; root for uid, the owner to one of
-// its groups for gid; write permission for size and for times set to now. A size change of
-// a file goes through the storage service first (its chunks past the new end are cut).
-// chown clears SUID and SGID (SGID only when group-executable); ctime changes with any.
+// Owner only (or root) for mode and for times unless both are UTIME_NOW (kNotPermitted);
+// root for uid, the owner to one of its groups for gid; write permission for size and for
+// both times set to now (kPermissionDenied). A size change of a file goes through the
+// storage service first (its chunks past the new end are cut). chown clears SUID and SGID
+// (SGID only when group-executable); a size set by anyone but root clears SUID, and SGID
+// when group-executable or the caller is not in the group; ctime changes with any.
 struct SetattrRequest {
   Credentials cred;
   RequestTag tag;
@@ -156,7 +158,11 @@ struct RemoveReply {
 
 // rename(2) and renameat2's RENAME_NOREPLACE and RENAME_EXCHANGE. A directory moved into
 // its own subtree is kInvalidArgument; a directory over a non-empty one kNotEmpty, over a
-// file kNotDirectory, a file over a directory kIsDirectory.
+// file kNotDirectory, a file over a directory kIsDirectory. Linux's order: both flags
+// kInvalidArgument; the names (kNotFound, kAlreadyExists); the loop check (kInvalidArgument,
+// or kNotEmpty when the new name is an ancestor of the old parent); then the old parent's
+// write (kPermissionDenied) and sticky (kNotPermitted) rules, the new parent's, the types,
+// write on a directory changing parents, and kNotEmpty.
 struct RenameRequest {
   Credentials cred;
   RequestTag tag;
@@ -178,7 +184,10 @@ struct RenameReply {
 };
 
 // A hard link `new_name` in `new_parent` to the non-directory `inode` (sent to
-// new_parent's shard; through the coordinator when inode lives on another shard).
+// new_parent's shard; through the coordinator when inode lives on another shard). In
+// Linux's order: kAlreadyExists; protected_hardlinks (kNotPermitted: a caller neither
+// owner nor root links only a non-set-id regular file it may read and write); write on
+// new_parent (kPermissionDenied); a directory (kNotPermitted).
 struct LinkRequest {
   Credentials cred;
   RequestTag tag;

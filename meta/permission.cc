@@ -45,11 +45,16 @@ bool may_hardlink(const Credentials& cred, const Inode& inode) {
   return may_access(cred, inode, kAccessRead | kAccessWrite);
 }
 
-uint32_t mode_after_chown(const Inode& inode) {
+uint32_t mode_after_chown(const Credentials& cred, const Inode& inode, uint32_t new_gid) {
   uint32_t mode = inode.mode;
   if (inode.type == InodeType::kDirectory) return mode;
+  bool root = is_root(cred);
+  bool kill_sgid = (mode & kSetGid) != 0 &&
+                   ((mode & kGroupExec) != 0 || !(root || cred.in_group(inode.gid)));
+  bool changed = (mode & kSetUid) != 0 || kill_sgid;
   mode &= ~kSetUid;
-  if ((mode & kGroupExec) != 0) mode &= ~kSetGid;
+  if (kill_sgid) mode &= ~kSetGid;
+  if (changed && !root && !cred.in_group(new_gid)) mode &= ~kSetGid;
   return mode;
 }
 

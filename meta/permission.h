@@ -56,9 +56,11 @@ uint32_t mode_after_write(const Credentials& cred, const Inode& inode);
 // protected_hardlinks (Linux's default): a caller that is neither the owner nor root may
 // link only a regular file that is not set-id and that it may both read and write.
 bool may_hardlink(const Credentials& cred, const Inode& inode);
-// The mode after a chown of a non-directory (by anyone, root too): SUID cleared, SGID
-// cleared when group-executable. Directories keep their bits.
-uint32_t mode_after_chown(const Inode& inode);
+// The mode after a chown of a non-directory to new_gid (by anyone, root too), as Linux's
+// ATTR_KILL_SUID/SGID and setattr_copy: SUID cleared; SGID cleared when group-executable or
+// when the caller is neither root nor in the file's group; and when a bit was cleared, SGID
+// also when the caller is neither root nor in new_gid. Directories keep their bits.
+uint32_t mode_after_chown(const Credentials& cred, const Inode& inode, uint32_t new_gid);
 // The mode chmod stores: `requested` (kModeBits only) without SGID when the caller is not
 // root and not in the inode's group.
 uint32_t mode_for_chmod(const Credentials& cred, const Inode& inode, uint32_t requested);

@@ -32,9 +32,11 @@ Status decide_owner(const SetattrRequest& r, const Inode& before, Inode* after) 
       !(is_owner(cred, before) && (*r.gid == before.gid || cred.in_group(*r.gid)))) {
     return not_permitted(r, fmt::format("give group {} to", *r.gid));
   }
+  if ((r.uid || r.gid) && !r.mode) {
+    after->mode = mode_after_chown(cred, *after, r.gid ? *r.gid : before.gid);
+  }
   if (r.uid) after->uid = *r.uid;
   if (r.gid) after->gid = *r.gid;
-  if ((r.uid || r.gid) && !r.mode) after->mode = mode_after_chown(*after);
   return Status::ok_status();
 }
 

@@ -1,6 +1,6 @@
 // Shard::link's POSIX rules inside one shard: a new name for a non-directory (nlink + 1,
-// ctime, the parent's m/ctime) and each refusal: EPERM for a directory, EMLINK at the
-// limit, EEXIST, EACCES, ENOENT; and a retry applying once.
+// ctime, the parent's m/ctime) and each refusal: EPERM for a directory and for
+// protected_hardlinks, EMLINK at the limit, EEXIST, EACCES, ENOENT; and a retry applying once.
 #include <gtest/gtest.h>
 
 #include "tests/meta/ops_test_util.h"
@@ -101,9 +101,32 @@ MICA_CO_TEST(LinkRules, NoWriteOnTheNewParentIsPermissionDenied) {
   CO_ASSERT_OK(dir_made);
   OPS_AWAIT(auto file, make_file(&shard, kAlice, dir_made->id, "a"));
   CO_ASSERT_OK(file);
+  // Bob may read and write the file, so protected_hardlinks lets him; the directory does not.
+  OPS_AWAIT(Status shared,
+            testing::poke_inode(&shard, file->id, [](Inode& inode) { inode.mode = 0666; }));
+  CO_ASSERT_OK(shared);
   LinkRequest request = link_request(kBob, file->id, dir_made->id, "b");
   OPS_AWAIT(auto linked, shard.link(request));
   EXPECT_EQ(linked.status().code(), StatusCode::kPermissionDenied);
+  OPS_CLOSE_SHARD(shard);
+}
+
+MICA_CO_TEST(LinkRules, ANonOwnerWhoMayNotReadAndWriteIsNotPermitted) {
+  OPS_OPEN_SHARD(shard);
+  OPS_AWAIT(auto dir_made, make_dir(&shard, kRootInode, "d", 1001, 1001, 0777));
+  CO_ASSERT_OK(dir_made);
+  OPS_AWAIT(auto file, make_file(&shard, kAlice, dir_made->id, "a"));
+  CO_ASSERT_OK(file);
+  OPS_AWAIT(Status readable,
+            testing::poke_inode(&shard, file->id, [](Inode& inode) { inode.mode = 0644; }));
+  CO_ASSERT_OK(readable);
+  // protected_hardlinks (Linux's default): EPERM, even in a directory Bob may write.
+  LinkRequest request = link_request(kBob, file->id, dir_made->id, "b");
+  OPS_AWAIT(auto linked, shard.link(request));
+  EXPECT_EQ(linked.status().code(), StatusCode::kNotPermitted);
+  auto stored = peek_inode(shard, file->id);
+  CO_ASSERT_OK(stored);
+  EXPECT_EQ((*stored)->nlink, 1u);
   OPS_CLOSE_SHARD(shard);
 }
 

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "meta/permission.h"
+
 // `decl = co_await task`, the task named first (g++ 12 and temporaries in co_await).
 #define MODEL_AWAIT(decl, task)                       \
   auto MICA_CONCAT(model_task_, __LINE__) = (task); \
@@ -50,6 +52,12 @@ Task<Result<InodeId>> ServiceDriver::walk(Credentials cred, Path path) {
     }
     cur = found->inode.id;
   }
+  // Linux's path walk checks search on the last directory too, before the caller looks at
+  // any other path (rename's second path, for one).
+  GetattrRequest request{.inode = cur};
+  MODEL_AWAIT(Result<InodeReply> dir, call(server_, &MetaServer::getattr, request));
+  if (!dir.ok()) co_return dir.status();
+  if (!may_search(cred, dir->inode)) co_return Status(StatusCode::kPermissionDenied);
   co_return cur;
 }
 

@@ -105,7 +105,7 @@ TEST(PermissionTest, StickyDirectoriesLetOnlyOwnersRemove) {
   }
 }
 
-TEST(PermissionTest, AWriteByANonOwnerClearsSetIdBits) {
+TEST(PermissionTest, AWriteByAnyoneButRootClearsSetIdBits) {
   struct Row {
     const char* who;
     Credentials cred;
@@ -113,10 +113,11 @@ TEST(PermissionTest, AWriteByANonOwnerClearsSetIdBits) {
     uint32_t after;
   };
   const Row rows[] = {
-      {"owner keeps", kOwner, 06755, 06755},
+      {"the owner clears both too", kOwner, 06755, 00755},
       {"root keeps", kRoot, 06755, 06755},
       {"other clears both", kGroup, 06775, 00775},
-      {"SGID without group x stays", kGroup, 06764, 02764},
+      {"SGID without group x stays for the group", kGroup, 06764, 02764},
+      {"SGID without group x goes outside the group", kOther, 06764, 00764},
   };
   for (const Row& row : rows) {
     Inode inode = inode_of(InodeType::kFile, row.mode);
@@ -124,11 +125,43 @@ TEST(PermissionTest, AWriteByANonOwnerClearsSetIdBits) {
   }
 }
 
+TEST(PermissionTest, ProtectedHardlinksNeedOwnershipOrAPlainReadWriteFile) {
+  struct Row {
+    const char* who;
+    Credentials cred;
+    InodeType type;
+    uint32_t mode;
+    bool allowed;
+  };
+  const Row rows[] = {
+      {"owner of an unreadable file", kOwner, InodeType::kFile, 0000, true},
+      {"root", kRoot, InodeType::kFile, 0000, true},
+      {"other with read and write", kOther, InodeType::kFile, 0666, true},
+      {"other with read only", kOther, InodeType::kFile, 0644, false},
+      {"other, SUID file", kOther, InodeType::kFile, 04666, false},
+      {"other, SGID group-exec file", kOther, InodeType::kFile, 02676, false},
+      {"other, SGID without group x", kOther, InodeType::kFile, 02666, true},
+      {"other, a fifo", kOther, InodeType::kFifo, 0666, false},
+  };
+  for (const Row& row : rows) {
+    EXPECT_EQ(may_hardlink(row.cred, inode_of(row.type, row.mode)), row.allowed) << row.who;
+  }
+}
+
 TEST(PermissionTest, ChownClearsSetIdBitsOfNonDirectories) {
-  EXPECT_EQ(mode_after_chown(inode_of(InodeType::kFile, 06755)), 00755u);
-  EXPECT_EQ(mode_after_chown(inode_of(InodeType::kFile, 06745)), 02745u);
-  EXPECT_EQ(mode_after_chown(inode_of(InodeType::kFile, 04644)), 00644u);
-  EXPECT_EQ(mode_after_chown(inode_of(InodeType::kDirectory, 02775)), 02775u);
+  auto after = [](const Credentials& cred, InodeType type, uint32_t mode, uint32_t new_gid) {
+    return mode_after_chown(cred, inode_of(type, mode), new_gid);
+  };
+  EXPECT_EQ(after(kRoot, InodeType::kFile, 06755, 20), 00755u);
+  EXPECT_EQ(after(kRoot, InodeType::kFile, 06745, 20), 02745u);  // SGID without group x
+  EXPECT_EQ(after(kRoot, InodeType::kFile, 04644, 20), 00644u);
+  EXPECT_EQ(after(kRoot, InodeType::kDirectory, 02775, 20), 02775u);
+  // A caller outside the file's group loses SGID even without group x.
+  EXPECT_EQ(after(kOwner, InodeType::kFile, 02745, 99), 00745u);
+  // The group keeps it without group x; clearing SUID drops SGID outside the new group.
+  EXPECT_EQ(after(kGroup, InodeType::kFile, 02745, 20), 02745u);
+  EXPECT_EQ(after(kSupplementary, InodeType::kFile, 06745, 20), 02745u);
+  EXPECT_EQ(after(kSupplementary, InodeType::kFile, 06745, 97), 00745u);
 }
 
 TEST(PermissionTest, ChmodOutsideTheGroupDropsSgid) {

@@ -177,12 +177,12 @@ std::vector<Row> size_rules() {
          r.size = 10;
        },
        StatusCode::kOk, mode_is(0777)},
-      {"the owner's write keeps SUID", 06777, 0,
+      {"the owner's write clears SUID too", 06777, 0,
        [](auto& r) {
          r = as(kOwner);
          r.size = 10;
        },
-       StatusCode::kOk, mode_is(06777)},
+       StatusCode::kOk, mode_is(0777)},
       {"shrink without storage", 0644, 100,
        [](auto& r) {
          r = as(kOwner);
@@ -207,17 +207,33 @@ std::vector<Row> size_rules() {
 
 std::vector<Row> time_rules() {
   return {
-      // times: now with write permission or ownership, values by the owner or root
+      // times: both now with write permission or ownership, anything else owner or root
       {"other touches with w", 0666, 0,
+       [](auto& r) {
+         r = as(kOther);
+         r.atime = TimeSet::kNow;
+         r.mtime = TimeSet::kNow;
+       },
+       StatusCode::kOk, nullptr},
+      {"other sets one time now, omits the other, with w", 0666, 0,
        [](auto& r) {
          r = as(kOther);
          r.mtime = TimeSet::kNow;
        },
-       StatusCode::kOk, nullptr},
+       StatusCode::kNotPermitted, nullptr},
+      {"other sets now and a value with w", 0666, 0,
+       [](auto& r) {
+         r = as(kOther);
+         r.atime = TimeSet::kNow;
+         r.mtime = TimeSet::kValue;
+         r.mtime_ns = 7;
+       },
+       StatusCode::kNotPermitted, nullptr},
       {"other touches without w", 0644, 0,
        [](auto& r) {
          r = as(kOther);
          r.atime = TimeSet::kNow;
+         r.mtime = TimeSet::kNow;
        },
        StatusCode::kPermissionDenied, nullptr},
       {"owner touches without w", 0444, 0,
