@@ -135,7 +135,9 @@ Task<Result<net::ResponseOf<M>>> call_shard(const RemoteContext* context, ShardI
   Status last(StatusCode::kUnreachable, fmt::format("shard {} has no address", shard));
   for (uint32_t attempt = 0; attempt < context->options.attempts_max; ++attempt) {
     if (attempt > 0) {
-      co_await sleep_for(backoff);
+      SleepAwaiter pause = sleep_for(backoff);
+      Status paused = co_await pause;
+      if (!paused.ok()) co_return paused;
       backoff = std::min(backoff * 2, context->options.backoff_max);
     }
     std::optional<SocketAddress> address = context->address(shard);

@@ -51,6 +51,7 @@ struct Node {
   std::unique_ptr<meta::ShardStepper> local;
   std::unique_ptr<CountingStepper> counting;
   std::unique_ptr<meta::Coordinator> coordinator;
+  uint32_t close_failures = 0;  // closes that failed (after a crash they may; not a check)
   meta::Shard* shard(ShardId id) { return id < shards.size() ? shards[id].get() : nullptr; }
 };
 

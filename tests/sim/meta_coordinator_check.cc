@@ -53,12 +53,14 @@ Task<Status> open_node(Node* node, std::function<void(uint64_t)> on_step) {
 Task<void> close_node(Node* node) {
   if (node->coordinator) {
     auto closing = node->coordinator->close();
-    co_await std::move(closing);
+    Status closed = co_await std::move(closing);
+    if (!closed.ok()) node->close_failures++;
     node->coordinator.reset();
   }
   for (auto& shard : node->shards) {
     auto closing = shard->close();
-    co_await std::move(closing);
+    Status closed = co_await std::move(closing);
+    if (!closed.ok()) node->close_failures++;
   }
   node->shards.clear();
 }
