@@ -211,7 +211,8 @@ Task<Final> check(Storm* storm) {
     final.coordinator_pending = status.ok() ? status->coordinator_pending : ~uint64_t{0};
     if (final.coordinator_pending == 0 || Executor::current()->now() >= until) break;
     SleepAwaiter pause = sleep_for(50ms);
-    co_await pause;
+    Status paused = co_await pause;
+    if (!paused.ok()) break;
   }
   auto checking = meta::fsck(&stack.client);
   Result<std::vector<meta::FsckProblem>> problems = co_await std::move(checking);

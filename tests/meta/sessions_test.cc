@@ -328,7 +328,8 @@ Task<Result<std::unique_ptr<Shard>>> open_leased(std::string dir, LeaseTable* le
   Status started = co_await std::move(starting);
   if (!started.ok()) {
     auto closing = shard->close();
-    co_await std::move(closing);
+    Status closed = co_await std::move(closing);
+    EXPECT_TRUE(closed.ok()) << closed;
     co_return started;
   }
   co_return shard;
@@ -484,7 +485,8 @@ Task<Result<std::unique_ptr<Shard>>> open_stored(std::string dir, testing::Stora
     Status started = co_await std::move(starting);
     if (!started.ok()) {
       auto closing = shard->close();
-      co_await std::move(closing);
+      Status closed = co_await std::move(closing);
+      EXPECT_TRUE(closed.ok()) << closed;
       co_return started;
     }
   }
