@@ -5,79 +5,72 @@
 
 namespace mica::client {
 
-int status_to_errno(StatusCode code) {
-  switch (code) {
-    case StatusCode::kOk:
-      return 0;
-    case StatusCode::kInvalidArgument:
-      return EINVAL;
-    case StatusCode::kNotFound:
-      return ENOENT;
-    case StatusCode::kAlreadyExists:
-      return EEXIST;
-    case StatusCode::kOutOfRange:
-      return EFBIG;
-    case StatusCode::kNoSpace:
-      return ENOSPC;
-    case StatusCode::kPermissionDenied:
-      return EACCES;
-    case StatusCode::kResourceExhausted:
-      return ENOMEM;
-    case StatusCode::kNotSupported:
-      return EOPNOTSUPP;
-    case StatusCode::kBusy:
-      return EBUSY;
-    case StatusCode::kNameTooLong:
-      return ENAMETOOLONG;
-    case StatusCode::kCancelled:
-      return EINTR;
-    case StatusCode::kTimedOut:
-      return ETIMEDOUT;
-    case StatusCode::kUnauthenticated:
-      return EACCES;
-    case StatusCode::kNotDirectory:
-      return ENOTDIR;
-    case StatusCode::kIsDirectory:
-      return EISDIR;
-    case StatusCode::kNotEmpty:
-      return ENOTEMPTY;
-    case StatusCode::kCrossDevice:
-      return EXDEV;
-    case StatusCode::kNotPermitted:
-      return EPERM;
-    case StatusCode::kLoop:
-      return ELOOP;
-    case StatusCode::kNoData:
-      return ENODATA;
-    case StatusCode::kStaleSession:
-      return EBADF;
-    case StatusCode::kTooBig:
-      return E2BIG;
-    case StatusCode::kTooManyLinks:
-      return EMLINK;
-    case StatusCode::kUnreachable:
-    case StatusCode::kHostDown:
-      return EHOSTUNREACH;
-    case StatusCode::kConnectionRefused:
-    case StatusCode::kConnectionReset:
-    case StatusCode::kClosed:
-      return ENOTCONN;
-    // Storage refusals the client retries; reaching a caller means its deadline passed.
-    case StatusCode::kStaleChain:
-    case StatusCode::kNotHead:
-    case StatusCode::kDirty:
-    case StatusCode::kNotServing:
-    case StatusCode::kWrongShard:
-    case StatusCode::kStaleVersion:
-      return EAGAIN;
-    case StatusCode::kIoError:
-    case StatusCode::kCorruption:
-    case StatusCode::kInternal:
-    case StatusCode::kProtocolError:
-    case StatusCode::kChecksumMismatch:
-      return EIO;
+namespace {
+
+struct CodeErrno {
+  StatusCode code;
+  int error_number;
+};
+
+// Retryable storage and routing refusals (kStaleChain ... kWrongShard) reach a caller only
+// when its deadline passed while retrying: EAGAIN says "try again".
+constexpr CodeErrno kTable[] = {
+    {StatusCode::kOk, 0},
+    {StatusCode::kInvalidArgument, EINVAL},
+    {StatusCode::kNotFound, ENOENT},
+    {StatusCode::kAlreadyExists, EEXIST},
+    {StatusCode::kOutOfRange, EFBIG},
+    {StatusCode::kNoSpace, ENOSPC},
+    {StatusCode::kPermissionDenied, EACCES},
+    {StatusCode::kResourceExhausted, ENOMEM},
+    {StatusCode::kNotSupported, EOPNOTSUPP},
+    {StatusCode::kBusy, EBUSY},
+    {StatusCode::kNameTooLong, ENAMETOOLONG},
+    {StatusCode::kCancelled, EINTR},
+    {StatusCode::kTimedOut, ETIMEDOUT},
+    {StatusCode::kUnauthenticated, EACCES},
+    {StatusCode::kNotDirectory, ENOTDIR},
+    {StatusCode::kIsDirectory, EISDIR},
+    {StatusCode::kNotEmpty, ENOTEMPTY},
+    {StatusCode::kCrossDevice, EXDEV},
+    {StatusCode::kNotPermitted, EPERM},
+    {StatusCode::kLoop, ELOOP},
+    {StatusCode::kNoData, ENODATA},
+    {StatusCode::kStaleSession, EBADF},
+    {StatusCode::kTooBig, E2BIG},
+    {StatusCode::kTooManyLinks, EMLINK},
+    {StatusCode::kUnreachable, EHOSTUNREACH},
+    {StatusCode::kHostDown, EHOSTUNREACH},
+    {StatusCode::kConnectionRefused, ENOTCONN},
+    {StatusCode::kConnectionReset, ENOTCONN},
+    {StatusCode::kClosed, ENOTCONN},
+    {StatusCode::kStaleChain, EAGAIN},
+    {StatusCode::kNotHead, EAGAIN},
+    {StatusCode::kDirty, EAGAIN},
+    {StatusCode::kNotServing, EAGAIN},
+    {StatusCode::kWrongShard, EAGAIN},
+    {StatusCode::kStaleVersion, EAGAIN},
+    {StatusCode::kIoError, EIO},
+    {StatusCode::kCorruption, EIO},
+    {StatusCode::kInternal, EIO},
+    {StatusCode::kProtocolError, EIO},
+    {StatusCode::kChecksumMismatch, EIO},
+};
+
+}  // namespace
+
+bool status_has_errno(StatusCode code) {
+  for (const CodeErrno& entry : kTable) {
+    if (entry.code == code) return true;
   }
-  return EIO;
+  return false;
+}
+
+int status_to_errno(StatusCode code) {
+  for (const CodeErrno& entry : kTable) {
+    if (entry.code == code) return entry.error_number;
+  }
+  return EIO;  // a code this table does not know yet is an I/O error, never success
 }
 
 }  // namespace mica::client

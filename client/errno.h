@@ -16,5 +16,8 @@ namespace mica::client {
 // 0 for an ok status; a positive errno otherwise (never 0 for an error).
 int status_to_errno(StatusCode code);
 inline int status_to_errno(const Status& status) { return status_to_errno(status.code()); }
+// Whether the table names code (a code added to async/status.h must be added here too: a
+// test checks every known code).
+bool status_has_errno(StatusCode code);
 
 }  // namespace mica::client
