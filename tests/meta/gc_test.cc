@@ -122,7 +122,7 @@ Task<void> removes_body(std::string dir, testing::Storage* storage) {
   Result<std::vector<Inode>> files = co_await std::move(writing);
   EXPECT_TRUE(files.ok()) << files.status();
   if (files.ok()) {
-    auto before = testing::chunks_on_replicas(storage, files->at(0), 4);
+    auto before = testing::wait_chunks_on_replicas(storage, files->at(0), 4, 9, 10s);
     Result<uint32_t> held = co_await std::move(before);
     EXPECT_TRUE(held.ok() && *held == 9u) << "3 chunks x 3 replicas";
     auto queueing = queue_files(shard->get(), *files);
@@ -130,7 +130,7 @@ Task<void> removes_body(std::string dir, testing::Storage* storage) {
     auto waiting = wait_queue(shard->get(), 0, 10s);
     Status emptied = co_await std::move(waiting);
     EXPECT_TRUE(emptied.ok()) << emptied;
-    auto after = testing::chunks_on_replicas(storage, files->at(0), 4);
+    auto after = testing::wait_chunks_on_replicas(storage, files->at(0), 4, 0, 10s);
     Result<uint32_t> left = co_await std::move(after);
     EXPECT_TRUE(left.ok() && *left == 0u) << "chunks left on the replicas";
     Result<ShardStatus> status = (*shard)->status();
@@ -207,7 +207,7 @@ Task<void> restart_body(std::string dir, testing::Storage* storage) {
   Status emptied = co_await std::move(waiting);
   EXPECT_TRUE(emptied.ok()) << emptied;
   for (const Inode& file : files) {
-    auto counting = testing::chunks_on_replicas(storage, file, 1);
+    auto counting = testing::wait_chunks_on_replicas(storage, file, 1, 0, 10s);
     Result<uint32_t> left = co_await std::move(counting);
     EXPECT_TRUE(left.ok() && *left == 0u) << "inode " << file.id;
   }
@@ -245,7 +245,7 @@ Task<void> retry_body(std::string dir, testing::Storage* storage) {
   auto waiting = wait_queue(shard->get(), 0, 10s);
   Status emptied = co_await std::move(waiting);
   EXPECT_TRUE(emptied.ok()) << emptied;
-  auto counting = testing::chunks_on_replicas(storage, file, 1);
+  auto counting = testing::wait_chunks_on_replicas(storage, file, 1, 0, 10s);
   Result<uint32_t> left = co_await std::move(counting);
   EXPECT_TRUE(left.ok() && *left == 0u);
   auto closing = close_shard(shard->get());

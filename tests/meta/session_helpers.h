@@ -191,4 +191,21 @@ inline Task<Result<uint32_t>> chunks_on_replicas(Storage* storage, const Inode& 
   co_return held;
 }
 
+// chunks_on_replicas() asked again until it answers `expected` or `timeout` passes (then its
+// last answer): a replica that missed its heartbeat under load resyncs what it missed
+// before it holds every chunk.
+inline Task<Result<uint32_t>> wait_chunks_on_replicas(Storage* storage, const Inode& inode,
+                                                      uint32_t indexes, uint32_t expected,
+                                                      Duration timeout) {
+  TimePoint deadline = deadline_after(timeout);
+  while (true) {
+    auto counting = chunks_on_replicas(storage, inode, indexes);
+    Result<uint32_t> held = co_await std::move(counting);
+    if ((held.ok() && *held == expected) || Executor::current()->now() >= deadline) co_return held;
+    SleepAwaiter pause = sleep_for(std::chrono::milliseconds(20));
+    Status slept = co_await pause;
+    if (!slept.ok()) co_return slept;
+  }
+}
+
 }  // namespace mica::meta::testing
