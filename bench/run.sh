@@ -351,7 +351,7 @@ answer (180 nodes, 2880 targets, 960 chains); lower is better."
 # the machine's cores. The read figures use a prepared data set of STORAGE_CHUNKS 1 MiB
 # chunks on one chain of 3 replicas, written through the client once and reused.
 readonly STORAGE_FIGURES="write_3rep read_spread batch_randread resync resync_vs_replace \
-rss_per_server"
+rss_per_server rss_per_server_max"
 readonly STORAGE_DEPTH=8 STORAGE_BATCHES=4 STORAGE_BATCH_ITEMS=32 STORAGE_WRITE_CHUNKS=256
 readonly STORAGE_SHAPE="3 servers in one process (one executor thread each, real TCP on \
 127.0.0.1), the client on its own executor"
@@ -398,10 +398,17 @@ cores the slower of raw read and durable replace bounds it."
 UNIT[rss_per_server]=MiB
 REFERENCE[rss_per_server]=-
 TARGET[rss_per_server]=-
-NOTE[rss_per_server]="memory per storage server: growth of the process's resident memory from \
-before the 3 servers opened to the end of write_3rep's Mica run (its 1 MiB chunk writes, \
-fresh targets), divided by 3 (the client's buffers were touched before; its connections are \
-counted)."
+readonly STORAGE_RSS_CHUNKS=64
+NOTE[rss_per_server]="memory per storage process: \`mica dev up --storage 3\` (real mgmtd, \
+meta and 3 mica-storage processes on 127.0.0.1, fresh folder), then ${STORAGE_RSS_CHUNKS} \
+whole 1 MiB chunks written with \`mica put\` on chain 1 (3 replicas: every process holds one) \
+and read back with \`mica get\`; then the resident memory (VmRSS) of each mica-storage \
+process (by its pid file): the median of the 3."
+UNIT[rss_per_server_max]=MiB
+REFERENCE[rss_per_server_max]=-
+TARGET[rss_per_server_max]=-
+NOTE[rss_per_server_max]="the same run as rss_per_server: the largest of the 3 mica-storage \
+processes' VmRSS."
 
 # ---- the meta suite: the metadata service (bench_meta) against raw kv/ writes ----
 
@@ -721,9 +728,7 @@ storage_write() {
     --replicas "$replicas" --depth "$STORAGE_DEPTH" --chunks "$STORAGE_WRITE_CHUNKS"
 }
 write_3rep_reference() { storage_write 1 | json_field mib_per_s; }
-write_3rep_mica() {
-  storage_write 3 | tee "$LOG_DIR/storage-write-3rep.json" | json_field mib_per_s
-}
+write_3rep_mica() { storage_write 3 | json_field mib_per_s; }
 storage_read() { storage_bench --dir "$STORAGE_PREPARED" --depth "$STORAGE_DEPTH" "$@"; }
 read_spread_mica() { storage_read --mode read --read-choice spread | json_field mib_per_s; }
 read_spread_reference() { storage_read --mode read --read-choice head | json_field mib_per_s; }
@@ -737,19 +742,50 @@ resync_mica() { storage_read --mode resync | json_field mib_per_s; }
 resync_reference() { storage_read --mode engine_read | json_field mib_per_s; }
 resync_vs_replace_mica() { resync_mica; }
 resync_vs_replace_reference() { storage_read --mode engine_replace | json_field mib_per_s; }
-# From this repeat's write_3rep run (its own run when the figure is measured alone).
-rss_per_server_mica() {
-  local file="$LOG_DIR/storage-write-3rep.json"
-  [[ -s $file ]] || storage_write 3 >"$file" || return 1
-  json_field rss_bytes_per_server <"$file" | to_mib
-  rm -f "$file"
+# A dev cluster of 3 mica-storage processes, written and read through `mica`; prints
+# {"median": bytes, "max": bytes} of the processes' VmRSS.
+storage_rss_run() {
+  local dir="$BENCH_DIR/storage-rss" mica="$BUILD_DIR/apps/mica" log="$LOG_DIR/storage-rss.log"
+  local k status=0 pid pid_file rss=()
+  "$mica" dev down --dir "$dir" >>"$log" 2>&1 || true
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  head -c $((1 << 20)) /dev/urandom >"$dir/chunk.in"
+  timeout "$RUN_TIMEOUT_S" "$mica" dev up --storage 3 --dir "$dir" >>"$log" 2>&1 || status=1
+  for ((k = 0; status == 0 && k < STORAGE_RSS_CHUNKS; k++)); do
+    "$mica" --dir "$dir" put 1 3 "$k" 0 --file "$dir/chunk.in" >>"$log" 2>&1 || status=1
+    "$mica" --dir "$dir" get 1 3 "$k" 0 $((1 << 20)) --out "$dir/chunk.out" >>"$log" 2>&1 ||
+      status=1
+  done
+  if ((status == 0)); then
+    for pid_file in "$dir"/pids/storage-*.pid; do
+      read -r pid _ <"$pid_file"
+      rss+=("$(awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$pid/status")")
+    done
+  fi
+  "$mica" dev down --dir "$dir" >>"$log" 2>&1 || status=1
+  rm -rf "$dir"
+  ((status == 0 && ${#rss[@]} == 3)) || return 1
+  python3 -c 'import json, statistics, sys
+v = [float(x) for x in sys.argv[1:]]
+print(json.dumps({"median": statistics.median(v), "max": max(v)}))' "${rss[@]}"
 }
+# One cluster run per repeat serves both figures (its own run when one is measured alone).
+storage_rss() {
+  local field=$1 file="$LOG_DIR/storage-rss.json"
+  [[ -s $file ]] || storage_rss_run >"$file" || { rm -f "$file"; return 1; }
+  json_field "$field" <"$file" | to_mib
+  [[ $field == max || " ${FIGURES[*]} " != *" rss_per_server_max "* ]] && rm -f "$file"
+  return 0
+}
+rss_per_server_mica() { storage_rss median; }
+rss_per_server_max_mica() { storage_rss max; }
 
 # The storage suite's prepared data set, reused while it holds STORAGE_CHUNKS chunks.
 prepare_storage() {
   mkdir -p "$BENCH_DIR"
   STORAGE_PREPARED="$BENCH_DIR/storage-prepared"
-  rm -f "$LOG_DIR/storage-write-3rep.json"
+  rm -f "$LOG_DIR/storage-rss.json"
   if [[ $(cat "$STORAGE_PREPARED/prepared-chunks" 2>/dev/null || echo 0) -eq $STORAGE_CHUNKS ]]
   then
     log "reusing the prepared storage data set $STORAGE_PREPARED"
@@ -858,7 +894,7 @@ case "$SUITE" in
     ;;
   storage)
     SUITE_FIGURES=$STORAGE_FIGURES
-    BUILD_TARGETS=(bench_storage)
+    BUILD_TARGETS=(bench_storage mica mica-mgmtd mica-meta mica-storage)
     ;;
   meta)
     SUITE_FIGURES=$META_FIGURES

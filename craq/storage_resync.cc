@@ -168,8 +168,10 @@ Task<Result<SyncAck>> Resync::apply_sync_write(StorageTarget* target, SyncWriteR
   // version the chain never committed. Only an identical chunk is kept.
   if (held.ok() && held->committed_version == meta.state.version &&
       held->checksum == meta.state.checksum && held->length_bytes == meta.state.length_bytes &&
-      held->pending_version == 0)
+      held->pending_version == 0) {
+    if (on_chunk_synced) on_chunk_synced(target, *held);
     co_return SyncAck{.state = state_of(*held)};
+  }
   uint32_t length = meta.state.length_bytes;
   PooledBuffer buffer = buffers_.take(align_up(std::max<uint32_t>(length, 1), chunk::kBlockBytes));
   std::span<std::byte> data(buffer.data(), length);
@@ -192,6 +194,7 @@ Task<Result<SyncAck>> Resync::apply_sync_write(StorageTarget* target, SyncWriteR
   // block CRCs (kChecksumMismatch, nothing stored): no separate pass over the chunk here.
   auto replacing = engine.replace(id, data, meta.state.checksum, version);
   CO_TRY_ASSIGN(chunk::ChunkInfo info, co_await std::move(replacing));
+  if (on_chunk_synced) on_chunk_synced(target, info);
   co_return SyncAck{.state = state_of(info)};
 }
 

@@ -16,6 +16,7 @@
 // suspend; stop() ends every copy and waits for them.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -48,6 +49,11 @@ class Resync {
   // Fills the resync fields of progress for its target.
   void fill_progress(TargetProgress* progress) const;
   Task<void> stop();
+  // Called on the syncing side for every chunk a sync_write left committed (replaced or
+  // already identical), while the chunk's order lock is held: the server records the
+  // update that made the chunk in the target's table of recent updates, so that a retry of
+  // it is recognised here once later updates have overwritten the chunk's own tags.
+  std::function<void(const StorageTarget*, const chunk::ChunkInfo&)> on_chunk_synced;
 
  private:
   // One copy to a syncing successor at one chain version. Shared by the copy's task and

@@ -95,6 +95,10 @@ StorageServer::StorageServer(StorageServerOptions options, net::ConnectionPool* 
   updates_ = std::make_unique<UpdatePath>(targets_.get(), pool_, transport_, &options_);
   reads_ = std::make_unique<ReadPath>(targets_.get(), pool_, transport_, &options_);
   resync_ = std::make_unique<Resync>(targets_.get(), pool_, transport_, &options_);
+  resync_->on_chunk_synced = [updates = updates_.get()](const StorageTarget* target,
+                                                        const chunk::ChunkInfo& info) {
+    updates->remember_synced(target, info);
+  };
   scrub_ = std::make_unique<Scrub>(targets_.get(), pool_, transport_, &options_);
   handlers_ = std::make_unique<StorageHandlers>(this);
   // A chunk a reader found rotten is repaired from the chain; a changed view may start or

@@ -42,6 +42,11 @@ class UpdatePath {
   // been committed by a tail that failed since, where a reader may have seen it: the chain
   // only ever completes it (every serving predecessor holds it too), so it is completed now.
   Task<Status> settle(StorageTarget* target, ChunkRef chunk, TimePoint deadline);
+  // Resync's syncing side: records the update that made a chunk it received (its
+  // committed_tag) as if this target had committed it (Resync::on_chunk_synced).
+  void remember_synced(const StorageTarget* target, const chunk::ChunkInfo& committed) {
+    remember(target, committed);
+  }
 
   // Bytes to hand down the chain with a pending version: the update's payload (a write's
   // bytes at io.offset, none for a truncate) or, when full, the whole new chunk with its CRC.

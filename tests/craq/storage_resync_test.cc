@@ -218,5 +218,47 @@ MICA_CO_TEST(StorageResync, ResyncResumesAfterAChainVersionChangeMidCopy) {
   co_await std::move(stopping);
 }
 
+// Client 7's write of a chunk commits while server 2 is away (its answer, say, lost); server
+// 2 gets the chunk by resync, then client 8's write commits over it on all three. When the
+// others leave and server 2 heads the chain, client 7's retry is still a duplicate: the
+// synced chunk's tag went into server 2's table of recent updates, not only into the chunk's
+// own tags (which now name client 8's write).
+MICA_CO_TEST(StorageResync, ARetryOfAnUpdateTheTargetGotByResyncIsRecognisedAtItAsHead) {
+  StorageHarness h(dir.path, harness_options());
+  auto starting = h.start();
+  CO_ASSERT_OK(co_await std::move(starting));
+  TestClient client(&h);
+  h.apply(two_serving(&h));
+  ChunkRef chunk = chunk_ref(3);
+  std::vector<std::byte> first = testing::test_bytes(16 * kKiB, 30);
+  UpdateIO retried_io = testing::write_io(testing::kChain, 1, chunk, 0, first, 7, 1);
+  auto writing = client.write(0, retried_io, first);
+  Result<UpdateResponse> written = co_await std::move(writing);
+  CO_ASSERT_OK(written);
+  h.apply(third_syncing(&h, 2));
+  auto waiting = testing::eventually([&] { return up_to_date_at(h.target(2), 2); });
+  CO_ASSERT_TRUE(co_await std::move(waiting));
+  h.apply(testing::chain_routing(&h, 3, {{0, PS::kServing}, {1, PS::kServing}, {2, PS::kServing}}));
+  std::vector<std::byte> second = testing::test_bytes(4 * kKiB, 31);
+  auto overwriting = client.write(
+      0, testing::write_io(testing::kChain, 3, chunk, 4096, second, 8, 1), second);
+  CO_ASSERT_OK(co_await std::move(overwriting));
+  h.apply(testing::chain_routing(&h, 4, {{2, PS::kServing}, {0, PS::kOffline}, {1, PS::kOffline}}));
+  retried_io.chain_version = 4;
+  auto retrying = client.write(2, retried_io, first);
+  Result<UpdateResponse> retried = co_await std::move(retrying);
+  CO_ASSERT_OK(retried);
+  EXPECT_TRUE(retried->duplicate);
+  EXPECT_EQ(retried->state.checksum, written->state.checksum);
+  Result<chunk::ChunkInfo> info = h.engine(2).stat(chunk::ChunkId{chunk.inode, chunk.index});
+  CO_ASSERT_OK(info);
+  EXPECT_EQ(info->committed_version, 2u) << "the retry was applied again";
+  std::vector<std::byte> expected = first;
+  std::copy(second.begin(), second.end(), expected.begin() + 4096);
+  EXPECT_EQ(info->checksum, crc32c(expected));
+  auto stopping = stop_all(&h, &client);
+  co_await std::move(stopping);
+}
+
 }  // namespace
 }  // namespace mica::craq
