@@ -15,7 +15,8 @@ constexpr std::array<const char*, MeteredMetaService::kMethods> kMethodNames = {
 MeteredMetaService::MeteredMetaService(meta::MetaServer* server)
     : server_(server), service_(net::Service::bind<meta::MetaService>(this)) {
   for (size_t i = 0; i < kMethods; ++i) {
-    MetricLabels labels{{"method", kMethodNames[i]}};
+    MetricLabels labels = server->metric_labels();
+    labels.emplace_back("method", kMethodNames[i]);
     series_[i].requests = &metrics().counter("meta", "requests_total",
                                              "MetaService requests answered, by method.", labels);
     series_[i].errors = &metrics().counter(
@@ -37,7 +38,8 @@ struct MetaMetrics::ShardGauges {
 
 MetaMetrics::MetaMetrics(meta::MetaServer* server) : server_(server) {
   coordinator_pending_ = &metrics().gauge("meta", "coordinator_pending",
-                                          "Unfinished coordinator operations (shard 0's process).");
+                                          "Unfinished coordinator operations (shard 0's process).",
+                                          server->metric_labels());
 }
 
 MetaMetrics::~MetaMetrics() = default;
@@ -46,7 +48,9 @@ MetaMetrics::ShardGauges& MetaMetrics::gauges_of(meta::ShardId shard) {
   std::unique_ptr<ShardGauges>& slot = shards_[shard];
   if (slot) return *slot;
   slot = std::make_unique<ShardGauges>();
-  MetricLabels labels{{"shard", std::to_string(shard)}};
+  // The process's labels and the shard's, as on the shards' own series (meta/shard.h).
+  MetricLabels labels = server_->metric_labels();
+  labels.emplace_back("shard", std::to_string(shard));
   auto gauge = [&](const char* name, const char* help) {
     return &metrics().gauge("meta", name, help, labels);
   };

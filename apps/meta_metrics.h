@@ -1,6 +1,8 @@
 // MetaMetrics: what mica-meta adds to /metrics beyond the shards' own series (commit batch
-// sizes and operation counts, meta/shard.h ShardCounters): every MetaService method's
-// request count, error count and latency, and per-shard gauges.
+// sizes mica_meta_shard_commit_batch_size and operation counts, meta/shard.h ShardCounters):
+// every MetaService method's request count, error count and latency, and per-shard gauges.
+// Every series carries the server's labels (MetaServer::metric_labels: mica-meta's
+// process="mica-meta"), the per-shard ones also shard="N", as the shards' own series do.
 //
 // MeteredMetaService is the MetaService the process's RPC server serves: each method times
 // the MetaServer's answer (mica_meta_request_seconds{method=...}, a histogram whose _count
@@ -8,8 +10,8 @@
 // (mica_meta_requests_total, mica_meta_request_errors_total). MetaMetrics::refresh() asks
 // the server for its shards' status (it hops to each shard's executor) and sets the gauges
 // mica_meta_shard_{inodes,entries,sessions,gc_queued_files,gc_queued_bytes,used_bytes}
-// {shard="N"} and mica_meta_coordinator_pending. Both are bound to the server's executor
-// (the RPC server's); the server outlives them.
+// {process=...,shard="N"} and mica_meta_coordinator_pending. Both are bound to the server's
+// executor (the RPC server's); the server outlives them.
 #pragma once
 
 #include <array>

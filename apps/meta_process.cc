@@ -39,6 +39,9 @@ Result<meta::MetaNodeOptions> meta_node_options(const MetaConfig& config,
   options.shard_template.gc.files_in_flight_max = config.gc.files_in_flight_max;
   options.shard_template.gc.poll_interval_ms = config.gc.poll_interval_ms;
   options.server.leases.lease_ms = config.lease_ms;
+  // Every metric of the server, its shards, coordinator and leases carries it (the shards add
+  // their "shard" label), and so do apps/meta_metrics.h's series.
+  options.server.metric_labels = {{"process", "mica-meta"}};
   options.rpc.drain_timeout = std::chrono::seconds(2);
   // A node keeps retrying mgmtd; the lease covers this backoff.
   options.pool.backoff_max = craq::kMgmtdReconnectBackoffMax;

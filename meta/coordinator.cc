@@ -37,6 +37,27 @@ bool transient(StatusCode code) {
          code == StatusCode::kWrongShard || code == StatusCode::kBusy;
 }
 
+bool tag_given(RequestTag tag) {
+  return tag.client != 0 || tag.request != 0;
+}
+
+// The step that remembers the answer where a retry of the request looks first
+// (StepRequest::answer): unlink's and rename's first step locks the request's own entry,
+// whose shard a retry reaches before the coordinator (and finds the entry gone once the
+// operation is done); the last step there, once every reply the answer is made of came
+// before it. nullopt for the others: their retries come straight to the coordinator.
+std::optional<uint32_t> answering_step(const OpRecord& record) {
+  if (record.kind != OpKind::kUnlink && record.kind != OpKind::kRename) return std::nullopt;
+  if (record.plan.empty()) return std::nullopt;
+  ShardId asked = record.plan.front().shard;
+  uint32_t last = 0;
+  for (uint32_t i = 0; i < record.plan.size(); ++i)
+    if (record.plan[i].shard == asked) last = i;
+  if (static_cast<int64_t>(last) <= std::max(record.inode_step, record.replaced_step))
+    return std::nullopt;
+  return last;
+}
+
 }  // namespace
 
 ShardId directory_shard(uint64_t placement_seed, InodeId parent, std::string_view name,
@@ -220,9 +241,15 @@ void Coordinator::State::took_first_step(OpRecord* record) {
 }
 
 Task<Status> Coordinator::State::drive(OpRecord* record) {
+  std::optional<uint32_t> answering = answering_step(*record);
   while (record->taken < record->plan.size()) {
     uint32_t i = record->taken;
-    auto sending = send(record->plan[i]);
+    StepRequest step = record->plan[i];
+    if (answering == i && tag_given(record->tag)) {
+      step.tag = record->tag;
+      step.answer = answer_of(*record);  // from the replies before i (answering_step)
+    }
+    auto sending = send(std::move(step));
     Result<StepReply> reply = co_await std::move(sending);
     if (!reply.ok()) co_return reply.status();
     if (reply->code != 0 && i <= record->decision) {

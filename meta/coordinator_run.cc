@@ -12,18 +12,13 @@
 namespace mica::meta {
 namespace {
 
+// An answer remembered (or about to be) under the tag: a record of the operation's reply.
 template <class T>
-std::string encode_answer(const T& answer) {
-  std::vector<std::byte> bytes = net::encode(answer);
-  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-template <class T>
-Result<T> decode_answer(const std::string& bytes) {
-  auto decoded = net::decode<T>(std::as_bytes(std::span(bytes.data(), bytes.size())));
+Result<T> decode_answer_of_tag(const std::string& bytes) {
+  Result<T> decoded = decode_answer<T>(bytes, "the answer remembered for the request tag");
   if (!decoded.ok())
     return Status(StatusCode::kInvalidArgument, "the request tag answered another operation");
-  return std::move(decoded).value();
+  return decoded;
 }
 
 bool has_tag(RequestTag tag) {
@@ -50,21 +45,21 @@ std::string Coordinator::State::answer_of(const OpRecord& record) const {
   switch (record.kind) {
     case OpKind::kMkdir:
     case OpKind::kLink:
-      return encode_answer(InodeReply{.inode = inode});
+      return encode_record(InodeReply{.inode = inode});
     case OpKind::kRmdir:
-      return encode_answer(RemoveReply{.inode = inode, .reclaimed = false});
+      return encode_record(RemoveReply{.inode = inode, .reclaimed = false});
     case OpKind::kUnlink: {
       bool reclaimed = record.inode_step >= 0 &&
                        static_cast<size_t>(record.inode_step) < record.replies.size() &&
                        record.replies[record.inode_step].reclaimed;
-      return encode_answer(RemoveReply{.inode = inode, .reclaimed = reclaimed});
+      return encode_record(RemoveReply{.inode = inode, .reclaimed = reclaimed});
     }
     case OpKind::kRename: {
       RenameReply reply{.moved = inode, .replaced = inode_at(record.replaced_step)};
       if (record.replaced_step >= 0 &&
           static_cast<size_t>(record.replaced_step) < record.replies.size())
         reply.replaced_reclaimed = record.replies[record.replaced_step].reclaimed;
-      return encode_answer(reply);
+      return encode_record(reply);
     }
   }
   return {};
@@ -194,20 +189,20 @@ Task<Result<Reply>> perform(Coordinator::State* s, RequestTag tag, Task<Result<P
   auto claiming = s->claim_tag(tag);
   Result<std::optional<std::string>> answered = co_await std::move(claiming);
   if (!answered.ok()) co_return answered.status();
-  if (*answered) co_return decode_answer<Reply>(**answered);
+  if (*answered) co_return decode_answer_of_tag<Reply>(**answered);
   Result<Planned> planned = co_await std::move(planning);
   Result<std::string> answer = Status(StatusCode::kInternal, "not planned");
   if (!planned.ok()) {
     answer = planned.status();
   } else if (planned->answer) {
-    if constexpr (std::is_same_v<Reply, RenameReply>) answer = encode_answer(*planned->answer);
+    if constexpr (std::is_same_v<Reply, RenameReply>) answer = encode_record(*planned->answer);
   } else {
     auto executing = s->execute(std::move(*planned));
     answer = co_await std::move(executing);
   }
   s->release_tag(tag);
   if (!answer.ok()) co_return answer.status();
-  co_return decode_answer<Reply>(*answer);
+  co_return decode_answer_of_tag<Reply>(*answer);
 }
 
 // A rename that moves a directory to another parent is planned again under the tree lock:

@@ -1,6 +1,7 @@
 // CoordinatorService's handlers (meta/coordinator.h): other processes' coordinator calls.
 #include "async/executor.h"
 #include "meta/coordinator.h"
+#include "meta/meta_server_hop.h"
 
 namespace mica::meta {
 namespace {
@@ -10,12 +11,9 @@ template <class Reply, class Request>
 Task<Result<Reply>> on_coordinator(Coordinator* coordinator, Executor* executor,
                                    Task<Result<Reply>> (Coordinator::*method)(const Request&),
                                    Request request) {
-  Executor* home = Executor::current();
-  bool hop = executor != nullptr && executor != home;
-  if (hop) co_await executor->schedule();
   auto calling = (coordinator->*method)(request);
-  Result<Reply> reply = co_await std::move(calling);
-  if (hop) co_await home->schedule();
+  auto hopping = detail::hop(Executor::current(), executor, std::move(calling));
+  Result<Reply> reply = co_await std::move(hopping);
   co_return reply;
 }
 

@@ -3,6 +3,7 @@
 #include "meta/lease.h"
 
 #include "async/log.h"
+#include "meta/meta_server_hop.h"
 #include "meta/schema.h"
 #include "meta/shard.h"
 
@@ -143,10 +144,9 @@ size_t LeaseTable::clients() const {
 }
 
 Task<Status> LeaseTable::end_on(ShardRef shard, ClientId client) {
-  co_await shard.executor->schedule();
   auto ending = shard.shard->end_sessions(client);
-  Status s = co_await std::move(ending);
-  co_await home_->schedule();
+  auto hopping = detail::hop(home_, shard.executor, std::move(ending));
+  Status s = co_await std::move(hopping);
   co_return s;
 }
 

@@ -99,6 +99,8 @@ class MetaServer {
   // Waits until the coordinator opened (ok at once when shard 0 is not served here).
   Task<Status> wait_coordinator(TimePoint deadline);
   LeaseTable* leases() const { return leases_.get(); }
+  // The process's labels every metric of the server and its shards carries.
+  const MetricLabels& metric_labels() const { return options_.metric_labels; }
 
   // Waits for requests in flight on other executors, closes the coordinator and every
   // shard. The RPC server must be shut down first.

@@ -1,17 +1,33 @@
-// Moving a piece of work to the executor that owns a shard and back (meta/meta_server.h):
-// the work is a lazy task made on the server's executor, started on the target's after
-// `co_await target->schedule()`, and its result handed back on the home executor. When
-// both are the same executor nothing moves. Named coroutines only (g++ 12: no capturing
-// lambda coroutines); the task's references must outlive it (the awaiting frame's).
-// Internal to meta/; any executor; suspends.
+// Moving a piece of work to the executor that owns a shard (or a storage client) and back
+// (meta/meta_server.h): the work is a lazy task made on the caller's executor, started on
+// the target's after `co_await target->schedule()`, and its result handed back on the home
+// executor. When both are the same executor nothing moves. Named coroutines only (g++ 12:
+// no capturing lambda coroutines); the task's references must outlive it (the awaiting
+// frame's). Internal to meta/; any executor; suspends.
+//
+// Only plain values cross: the work runs under a CancelToken made on the target's thread
+// (own_token), never the caller's, whose CancelState belongs to the home executor and must
+// not be registered on from another thread (async/cancel.h asserts it). So a cancel of the
+// caller does not reach the work: every hopped call carries its deadline as a value.
 #pragma once
 
 #include <utility>
 
+#include "async/cancel.h"
 #include "async/executor.h"
 #include "async/task.h"
 
 namespace mica::meta::detail {
+
+// Awaits work on the current executor under a cancel source of this frame (made on this
+// thread), instead of the awaiting task's token, which may belong to another executor.
+template <class T>
+Task<T> own_token(Task<T> work) {
+  CancelSource own;
+  work.handle().promise().set_token(own.token());
+  T value = co_await std::move(work);
+  co_return value;
+}
 
 template <class T>
 Task<T> hop(Executor* home, Executor* target, Task<T> work) {
@@ -20,7 +36,8 @@ Task<T> hop(Executor* home, Executor* target, Task<T> work) {
     co_return value;
   }
   co_await target->schedule();
-  T value = co_await std::move(work);
+  auto running = own_token(std::move(work));
+  T value = co_await std::move(running);
   co_await home->schedule();
   co_return value;
 }

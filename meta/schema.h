@@ -22,7 +22,11 @@
 namespace mica::meta {
 
 inline constexpr uint8_t kRecordFormat = 1;
-inline constexpr uint32_t kShardFormatVersion = 1;
+// 2: remembered answers (the requests table) are records like every other value; version 1
+// kept them as bare messages. A version-1 environment is still read (its old answers by
+// decode_answer) and its record is rewritten as version 2 when it opens.
+inline constexpr uint32_t kShardFormatVersion = 2;
+inline constexpr uint32_t kShardFormatVersionOldest = 1;  // the oldest this build opens
 
 // Table names, opened by Shard::open in this order.
 inline constexpr std::string_view kShardTable = "shard";
@@ -118,6 +122,20 @@ Result<T> decode_record(std::string_view bytes, std::string_view what) {
                   fmt::format("{}: record does not decode: {}", what, decoded.status()));
   }
   return std::move(decoded).value();
+}
+
+// A remembered answer (a shard's requests table after its 8-byte age, the coordinator's
+// answers): encode_record's bytes, or a bare message written before answers were records
+// (shard format version 1). A bare message starts with its u32 body length, which matches
+// the value's size; a record's starts one byte later, so only a value that decodes as one
+// form can be read as that form (both at once only for a 1-byte body, which no answer has).
+template <net::Message T>
+Result<T> decode_answer(std::string_view bytes, std::string_view what) {
+  Result<T> record = decode_record<T>(bytes, what);
+  if (record.ok()) return record;
+  auto bare = net::decode<T>(std::as_bytes(std::span(bytes.data(), bytes.size())));
+  if (bare.ok()) return std::move(bare).value();
+  return record.status();
 }
 
 // Committed-state reads of one record (decode_record's kCorruption names the key).

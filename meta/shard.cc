@@ -34,10 +34,12 @@ Result<std::optional<ShardRecord>> read_record(Shard& shard) {
   if (!*value) return std::optional<ShardRecord>();
   Result<ShardRecord> record = decode_record<ShardRecord>(**value, "the shard record");
   if (!record.ok()) return record.status();
-  if (record->format_version != kShardFormatVersion) {
+  if (record->format_version < kShardFormatVersionOldest ||
+      record->format_version > kShardFormatVersion) {
     return Status(StatusCode::kCorruption,
-                  fmt::format("{}: shard format version {}, this build reads version {}",
-                              shard.options().dir, record->format_version, kShardFormatVersion));
+                  fmt::format("{}: shard format version {}, this build reads versions {} to {}",
+                              shard.options().dir, record->format_version,
+                              kShardFormatVersionOldest, kShardFormatVersion));
   }
   if (record->shard != shard.id()) {
     return Status(StatusCode::kInvalidArgument,
@@ -77,7 +79,9 @@ Task<Result<std::unique_ptr<Shard>>> Shard::open(ShardOptions options) {
     (void)ignored;
     co_return loaded;
   }
-  if (shard->fresh_) {
+  if (shard->fresh_ || shard->overlay_->record.format_version != kShardFormatVersion) {
+    // A fresh environment's record and root, or an older one's record rewritten as this
+    // version before anything of the new format is written (an older build then refuses it).
     Status created = co_await shard->create_fresh();
     if (!created.ok()) {
       auto closing = shard->env_->close();
@@ -92,6 +96,10 @@ Task<Result<std::unique_ptr<Shard>>> Shard::open(ShardOptions options) {
       &metrics().counter("meta", "shard_operations_total", "mutations a shard committed", labels);
   shard->counters_.commits = &metrics().counter(
       "meta", "shard_commits_total", "commit generations of a shard's group commit", labels);
+  shard->counters_.batch_size = &metrics().histogram(
+      "meta", "shard_commit_batch_size",
+      "mutations per commit generation of a shard, one microsecond per mutation", labels,
+      kBatchSizeBuckets);
   MICA_LOG(Info, "meta", "shard {} open in {}{}", shard->id(), shard->options_.dir,
            shard->fresh_ ? " (new)" : "");
   // The shard's garbage collector (meta/gc.h); it collects only with a storage client.
@@ -132,9 +140,16 @@ Status Shard::load() {
 
 Task<Status> Shard::create_fresh() {
   ShardRecord& record = overlay_->record;
+  kv::WriteRequest request;
+  if (!fresh_) {
+    MICA_LOG(Info, "meta", "shard {}: format version {} upgraded to {}", id(),
+             record.format_version, kShardFormatVersion);
+    record.format_version = kShardFormatVersion;
+    request.put(tables_.shard, kShardRecordKey, encode_record(record));
+    co_return co_await env_->write(&request);
+  }
   record = ShardRecord{};
   record.shard = id();
-  kv::WriteRequest request;
   if (id() == 0) {
     record.next_sequence = sequence_of(kRootInode) + 1;
     request.put(tables_.inodes, inode_key(kRootInode), encode_record(root_inode(now_ns())));

@@ -129,6 +129,15 @@ struct ShardCounters {
   Histogram* batch_size = nullptr;  // mutations per kv/ transaction
 };
 
+// mica_meta_shard_commit_batch_size: async/metrics.h's histograms bucket durations by powers
+// of two microseconds, so a commit of n mutations is recorded as n microseconds (the bucket
+// le="2^i us" counts commits of at most 2^i mutations, _sum times 1e6 is the mutations,
+// _count the commits). Finite buckets: batches of 1 to 2^16 mutations.
+inline constexpr uint32_t kBatchSizeBuckets = 17;
+inline Duration batch_size_sample(uint64_t mutations) {
+  return std::chrono::microseconds(static_cast<int64_t>(mutations));
+}
+
 class Shard {
  public:
   // The overlay of queued writes, defined in meta/shard_overlay.h for the shard's own files.
@@ -212,7 +221,7 @@ class Shard {
   Task<Result<std::optional<uint64_t>>> stored_length(InodeId id);
   Task<Status> end_session_of(SessionRecord session);
   // open()'s steps: tables, the shard record and the in-memory indexes; a fresh shard's
-  // record (and root).
+  // record (and root), or an older format's record rewritten at this version.
   Status load();
   Task<Status> create_fresh();
 

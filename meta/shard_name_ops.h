@@ -21,7 +21,7 @@ namespace mica::meta::ops {
 // A tagged request's answer, kept with the mutation's writes (meta/shard_ops.h decodes it).
 template <net::Message Reply>
 void remember(ShardTxn& txn, RequestTag tag, const Reply& reply) {
-  txn.remember_answer(tag, encode_answer(reply));
+  txn.remember_answer(tag, encode_record(reply));
 }
 
 // The directory `dir` of this shard that a name operation works in: kNotFound when it

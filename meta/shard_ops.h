@@ -10,24 +10,16 @@
 
 namespace mica::meta {
 
-// The bytes ShardTxn::remember_answer keeps for an answer.
-template <net::Message T>
-std::string encode_answer(const T& answer) {
-  std::vector<std::byte> bytes = net::encode(answer);
-  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-// The answer a retry gets (nullopt: a first try, run it).
+// The answer a retry gets (nullopt: a first try, run it). Answers are remembered as
+// encode_record(reply) (meta/schema.h's decode_answer also reads format 1's bare ones).
 template <net::Message T>
 Result<std::optional<T>> remembered(Shard& shard, RequestTag tag) {
   Result<std::optional<std::string>> bytes = shard.remembered_answer(tag);
   if (!bytes.ok()) return bytes.status();
   if (!*bytes) return std::optional<T>();
-  auto decoded = net::decode<T>(std::as_bytes(std::span((*bytes)->data(), (*bytes)->size())));
-  if (!decoded.ok()) {
-    return Status(StatusCode::kCorruption, fmt::format("the remembered answer of request {}/{}: {}",
-                                                       tag.client, tag.request, decoded.status()));
-  }
+  Result<T> decoded = decode_answer<T>(
+      **bytes, fmt::format("the remembered answer of request {}/{}", tag.client, tag.request));
+  if (!decoded.ok()) return decoded.status();
   return std::optional<T>(std::move(decoded).value());
 }
 

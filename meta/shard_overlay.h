@@ -52,7 +52,8 @@ struct Shard::Overlay {
   std::array<Table, kShardTablesCount> tables;
   std::map<uint64_t, std::shared_ptr<Group>> live;  // txn -> its group, until it ends
   std::vector<std::shared_ptr<Group>> held;
-  size_t in_flight = 0;  // groups of the generation in kv/
+  size_t in_flight = 0;           // groups of the generation in kv/
+  size_t generation_members = 0;  // txns in the generation in kv/ (its batch size)
   Status generation_failure;
   uint64_t next_txn = 1;
 

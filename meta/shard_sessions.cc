@@ -24,6 +24,10 @@ namespace mica::meta {
 
 namespace {
 
+// Cut-and-recheck rounds of an O_TRUNC open before it gives up (kBusy) on a file that keeps
+// growing (as setattr's size change).
+constexpr uint32_t kTruncateRoundsMax = 4;
+
 // O_TRUNC needs write permission, as Linux's may_open asks for it; no flag at all is
 // O_RDONLY (0 in POSIX).
 Status check_open_access(const OpenRequest& request, const Inode& inode) {
@@ -118,8 +122,10 @@ Task<Status> cut_all_chunks(const ShardOptions& options, Inode inode) {
   if (inode.layout.stripe == 0) co_return Status();  // never had a chunk
   const craq::RoutingSnapshot* routing = options.routing ? options.routing() : nullptr;
   if (routing == nullptr) co_return Status(StatusCode::kNotServing, "no routing yet");
-  auto cutting = truncate_chunks(options.storage, options.storage_executor, *routing, inode, 0,
-                                 kNoDeadline);
+  craq::RoutingSnapshot snapshot = *routing;  // routing may change while we wait
+  TimePoint deadline = Executor::current()->now() + options.storage_timeout;
+  auto cutting =
+      truncate_chunks(options.storage, options.storage_executor, snapshot, inode, 0, deadline);
   co_return co_await std::move(cutting);
 }
 
@@ -149,6 +155,29 @@ Result<bool> needs_cut(ShardTxn& txn, const OpenRequest& request, const Inode& i
                      [](const SessionRecord& s) { return s.flags.write; });
 }
 
+// The open's writes once decided: O_TRUNC's length and times, the session, the answer.
+OpenReply decide_open(ShardTxn& txn, const OpenRequest& request, Inode inode, int64_t now) {
+  if (request.flags.truncate && inode.type == InodeType::kFile) {
+    // Linux marks m/ctime on every O_TRUNC of a regular file, also of an empty one.
+    inode.length = 0;
+    inode.mtime_ns = now;
+    inode.ctime_ns = now;
+    inode.mode = mode_after_write(request.cred, inode);
+    txn.put_inode(inode);
+  }
+  SessionRecord session{.inode = inode.id,
+                        .session = txn.allocate_session(),
+                        .client = request.tag.client,
+                        .flags = request.flags,
+                        .length = inode.length,
+                        .opened_ns = now,
+                        .cred = request.cred};
+  txn.put_session(session);
+  OpenReply reply{.inode = std::move(inode), .session = session.session};
+  txn.remember_answer(request.tag, encode_record(reply));
+  return reply;
+}
+
 // The sessions of client in the committed state (a full scan: sessions are keyed by inode;
 // a lease lapses rarely).
 Result<std::vector<SessionRecord>> client_sessions(Shard* shard, ClientId client) {
@@ -172,44 +201,33 @@ Result<std::vector<SessionRecord>> client_sessions(Shard* shard, ClientId client
 Task<Result<OpenReply>> Shard::open(const OpenRequest& request) {
   CO_TRY(check_local(request.inode));
   CO_TRY_ASSIGN(std::optional<std::string> remembered, remembered_answer(request.tag));
-  if (remembered) co_return decode_record<OpenReply>(*remembered, "remembered open");
-  bool cut = false;
-  {
-    ShardTxn txn = begin();
-    CO_TRY_ASSIGN(Inode inode, checked_open(txn, request));
-    CO_TRY_ASSIGN(cut, needs_cut(txn, request, inode));
-    if (cut) {
-      // Storage first (the txn is dropped unused: no ShardTxn across a co_await); then the
-      // open is decided again on the state after the cut.
-      auto cutting = cut_all_chunks(options_, inode);
-      CO_TRY(co_await std::move(cutting));
-    }
+  if (remembered) co_return decode_answer<OpenReply>(*remembered, "remembered open");
+  // O_TRUNC as setattr's size change: the storage service first, with no ShardTxn across
+  // that wait, then the open decided again; it commits only once the length it sees is the
+  // one the chunks were cut from, so a length a writer reported meanwhile is cut as well
+  // (docs/meta.md, "Sessions").
+  std::optional<uint64_t> cut_from;
+  for (uint32_t round = 0; round < kTruncateRoundsMax; ++round) {
+    std::optional<Inode> to_cut;
+    {
+      ShardTxn txn = begin();
+      CO_TRY_ASSIGN(Inode inode, checked_open(txn, request));
+      CO_TRY_ASSIGN(bool cut, needs_cut(txn, request, inode));
+      if (!cut || cut_from == inode.length) {
+        OpenReply reply = decide_open(txn, request, std::move(inode), now_ns());
+        auto committing = txn.commit();
+        CO_TRY(co_await std::move(committing));
+        if (options_.leases != nullptr) options_.leases->opened(request.tag.client);
+        co_return reply;
+      }
+      to_cut = std::move(inode);
+    }  // the txn (and its read snapshot) ends before the storage service is awaited
+    auto cutting = cut_all_chunks(options_, *to_cut);
+    CO_TRY(co_await std::move(cutting));
+    cut_from = to_cut->length;
   }
-  ShardTxn txn = begin();
-  CO_TRY_ASSIGN(Inode inode, checked_open(txn, request));
-  int64_t now = now_ns();
-  if (request.flags.truncate && inode.type == InodeType::kFile) {
-    // Linux marks m/ctime on every O_TRUNC of a regular file, also of an empty one.
-    inode.length = 0;
-    inode.mtime_ns = now;
-    inode.ctime_ns = now;
-    inode.mode = mode_after_write(request.cred, inode);
-    txn.put_inode(inode);
-  }
-  SessionRecord session{.inode = inode.id,
-                        .session = txn.allocate_session(),
-                        .client = request.tag.client,
-                        .flags = request.flags,
-                        .length = inode.length,
-                        .opened_ns = now,
-                        .cred = request.cred};
-  txn.put_session(session);
-  OpenReply reply{.inode = inode, .session = session.session};
-  txn.remember_answer(request.tag, encode_record(reply));
-  auto committing = txn.commit();
-  CO_TRY(co_await std::move(committing));
-  if (options_.leases != nullptr) options_.leases->opened(session.client);
-  co_return reply;
+  co_return Status(StatusCode::kBusy,
+                   fmt::format("{:#x} kept growing while O_TRUNC cut it", request.inode));
 }
 
 Task<Result<InodeReply>> Shard::report_length(const LengthReport& report) {

@@ -138,7 +138,7 @@ Task<Result<InodeReply>> Shard::setattr(const SetattrRequest& request) {
       if (!shrinks || cut_from == d.before.length) {
         txn.put_inode(d.after);
         InodeReply reply{.inode = std::move(d.after)};
-        txn.remember_answer(request.tag, encode_answer(reply));
+        txn.remember_answer(request.tag, encode_record(reply));
         auto committing = txn.commit();
         CO_TRY(co_await std::move(committing));
         co_return reply;

@@ -3,6 +3,7 @@
 
 #include "async/executor.h"
 #include "async/wait_list.h"
+#include "meta/meta_server_hop.h"
 #include "meta/shard.h"
 
 namespace mica::meta {
@@ -68,10 +69,9 @@ Task<Result<StepReply>> local_step(const LocalShards* shards, StepRequest reques
   Result<Shard*> shard = find_shard(*shards, request.shard);
   if (!shard.ok()) co_return shard.status();
   Hop hop = hop_for(*shards, request.shard);
-  if (hop.moves()) co_await hop.there->schedule();
   auto applying = (*shard)->apply_step(request);
-  Result<StepReply> reply = co_await std::move(applying);
-  if (hop.moves()) co_await hop.home->schedule();
+  auto hopping = detail::hop(hop.home, hop.there, std::move(applying));
+  Result<StepReply> reply = co_await std::move(hopping);
   co_return reply;
 }
 

@@ -25,6 +25,7 @@
 
 #include "async/socket_address.h"
 #include "async/task.h"
+#include "meta/meta_service.h"
 #include "meta/types.h"
 #include "net/rpc_client.h"
 #include "net/service_def.h"
@@ -67,9 +68,15 @@ struct StepRequest {
   InodeId new_parent = 0;   // kSetInode: a directory's new parent (0: unchanged)
   int64_t time_ns = 0;      // the operation's time (chosen once, so re-sends agree)
   uint32_t steps = 0;       // kForget
+  // A forward step that applies also remembers `answer` (an encoded reply, non-empty) under
+  // tag, in the same transaction: the coordinator sets them on the last step on the shard of
+  // the request's own entry, where a retry of the request looks first (Shard::unlink_here,
+  // Shard::rename), so the retry gets the answer instead of finding the entry gone.
+  RequestTag tag;
+  std::string answer;
   static constexpr std::string_view kTypeName = "StepRequest";
   MICA_FIELDS(StepRequest, op, step, shard, kind, undo, resolve, parent, name, entry, erase, inode,
-              nlink_delta, new_parent, time_ns, steps)
+              nlink_delta, new_parent, time_ns, steps, tag, answer)
 };
 
 // A step's answer (also its durable record). code != 0: the step refused and changed

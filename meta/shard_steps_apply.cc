@@ -221,6 +221,7 @@ Result<StepReply> decide(ShardTxn& txn, const StepRequest& r) {
     STEP_TRY_ASSIGN(reply, undo(txn, r));
   } else {
     STEP_TRY_ASSIGN(reply, forward(txn, r));
+    if (reply.code == 0 && !r.answer.empty()) txn.remember_answer(r.tag, r.answer);
   }
   txn.put_step(key, encode_record(reply));
   return reply;

@@ -359,8 +359,10 @@ void Shard::Overlay::launch(Shard* shard) {
   std::vector<std::shared_ptr<Group>> generation = std::move(held);
   held.clear();
   in_flight = generation.size();
+  generation_members = 0;
   for (auto& group : generation) {
     group->launched = true;
+    generation_members += group->members.size();
     writers.spawn(write_group(shard, group, this));
   }
 }
@@ -389,6 +391,8 @@ void Shard::Overlay::finish(Shard* shard, const std::shared_ptr<Group>& group, S
   MICA_ASSERT(in_flight > 0);
   if (--in_flight > 0) return;
   if (shard->counters_.commits != nullptr) shard->counters_.commits->add();
+  if (shard->counters_.batch_size != nullptr)
+    shard->counters_.batch_size->record(batch_size_sample(generation_members));
   if (!generation_failure.ok()) {
     // The poison rule: what was held may have read what failed.
     Status poison(generation_failure.code(),

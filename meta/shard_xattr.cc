@@ -26,7 +26,7 @@ Task<Result<InodeReply>> Shard::set_xattr(const SetXattrRequest& request) {
   inode.ctime_ns = now_ns();
   txn.put_inode(inode);
   InodeReply reply{.inode = std::move(inode)};
-  txn.remember_answer(request.tag, encode_answer(reply));
+  txn.remember_answer(request.tag, encode_record(reply));
   auto committing = txn.commit();
   CO_TRY(co_await std::move(committing));
   co_return reply;
@@ -46,7 +46,7 @@ Task<Result<InodeReply>> Shard::remove_xattr(const RemoveXattrRequest& request) 
   inode.ctime_ns = now_ns();
   txn.put_inode(inode);
   InodeReply reply{.inode = std::move(inode)};
-  txn.remember_answer(request.tag, encode_answer(reply));
+  txn.remember_answer(request.tag, encode_record(reply));
   auto committing = txn.commit();
   CO_TRY(co_await std::move(committing));
   co_return reply;

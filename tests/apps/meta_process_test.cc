@@ -100,6 +100,25 @@ Task<Result<meta::InodeReply>> lookup_d(std::string mgmtd, net::ClusterToken tok
   co_return found;
 }
 
+// The lines of shard series (mica_meta_shard_*, the shards' GC series) that lack the process
+// or the shard label; "" when every one has both.
+std::string shard_series_without_labels(const std::string& metrics) {
+  std::string missing;
+  size_t at = 0;
+  while (at < metrics.size()) {
+    size_t end = metrics.find('\n', at);
+    if (end == std::string::npos) end = metrics.size();
+    std::string line = metrics.substr(at, end - at);
+    at = end + 1;
+    bool shard_series = line.starts_with("mica_meta_shard_") || line.starts_with("mica_meta_gc_");
+    if (!shard_series) continue;
+    if (line.find("process=\"mica-meta\"") == std::string::npos ||
+        line.find("shard=\"") == std::string::npos)
+      missing += line + "\n";
+  }
+  return missing;
+}
+
 TEST_F(MetaProcess, ServesTheNamespaceCountsOperationsAndStopsCleanlyOnSigterm) {
   ASSERT_NO_FATAL_FAILURE(meta_.start());
   EXPECT_NE(meta_.child().err().find("mica-meta serving shards 0,1,2,3 of 4 on " + meta_.address()),
@@ -115,18 +134,29 @@ TEST_F(MetaProcess, ServesTheNamespaceCountsOperationsAndStopsCleanlyOnSigterm) 
   EXPECT_EQ(seen.shards_in_status, 4u);
 
   std::string metrics = http_get(meta_.http_port(), "/metrics");
-  EXPECT_NE(metrics.find("mica_meta_requests_total{method=\"mkdir\"} 1"), std::string::npos)
+  EXPECT_NE(metrics.find("mica_meta_requests_total{process=\"mica-meta\",method=\"mkdir\"} 1"),
+            std::string::npos)
       << metrics;
-  EXPECT_NE(metrics.find("mica_meta_requests_total{method=\"create\"} 1"), std::string::npos);
-  EXPECT_NE(metrics.find("mica_meta_request_seconds_bucket{method=\"lookup\""), std::string::npos);
+  EXPECT_NE(metrics.find("mica_meta_requests_total{process=\"mica-meta\",method=\"create\"} 1"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("mica_meta_request_seconds_bucket{process=\"mica-meta\","
+                         "method=\"lookup\""),
+            std::string::npos);
   // The gauges are refreshed every 50 ms: the root, d and f.
-  for (int i = 0;
-       i < 100 && metrics.find("mica_meta_shard_inodes{shard=\"0\"}") == std::string::npos; ++i) {
+  const std::string inodes = "mica_meta_shard_inodes{process=\"mica-meta\",shard=\"0\"}";
+  for (int i = 0; i < 100 && metrics.find(inodes) == std::string::npos; ++i) {
     std::this_thread::sleep_for(50ms);
     metrics = http_get(meta_.http_port(), "/metrics");
   }
-  EXPECT_NE(metrics.find("mica_meta_shard_gc_queued_files{shard=\"0\"}"), std::string::npos)
+  EXPECT_NE(metrics.find("mica_meta_shard_gc_queued_files{process=\"mica-meta\",shard=\"0\"}"),
+            std::string::npos)
       << metrics;
+  // Commits of shard 0 (the root's: mkdir's steps and the create) are counted by size.
+  EXPECT_NE(metrics.find("mica_meta_shard_commit_batch_size_count{process=\"mica-meta\","
+                         "shard=\"0\"}"),
+            std::string::npos)
+      << metrics;
+  EXPECT_EQ(shard_series_without_labels(metrics), "");
   EXPECT_NE(http_get(meta_.http_port(), "/health").find("200 OK"), std::string::npos);
 
   EXPECT_EQ(meta_.stop(SIGTERM), 0) << read_file(meta_.log());

@@ -39,8 +39,9 @@ StatusCode code_of(const Result<T>& result) {
 
 // The dispatch of an unlink; *coordinated says whether the coordinator ran it.
 Task<Result<RemoveReply>> remove_entry(Cluster* c, InodeId parent, std::string name,
-                                       Credentials cred, bool* coordinated) {
-  RemoveRequest request{.cred = cred, .parent = parent, .name = name, .directory = false};
+                                       Credentials cred, bool* coordinated, RequestTag tag = {}) {
+  RemoveRequest request{
+      .cred = cred, .tag = tag, .parent = parent, .name = name, .directory = false};
   auto local = c->shard(shard_of(parent))->unlink_here(request);
   Result<std::optional<RemoveReply>> here = co_await std::move(local);
   *coordinated = false;
@@ -53,9 +54,13 @@ Task<Result<RemoveReply>> remove_entry(Cluster* c, InodeId parent, std::string n
 
 Task<Result<RenameReply>> rename_entry(Cluster* c, InodeId parent, std::string name,
                                        InodeId new_parent, std::string new_name, Credentials cred,
-                                       bool* coordinated) {
-  RenameRequest request{
-      .cred = cred, .parent = parent, .name = name, .new_parent = new_parent, .new_name = new_name};
+                                       bool* coordinated, RequestTag tag = {}) {
+  RenameRequest request{.cred = cred,
+                        .tag = tag,
+                        .parent = parent,
+                        .name = name,
+                        .new_parent = new_parent,
+                        .new_name = new_name};
   auto local = c->shard(shard_of(parent))->rename(request);
   Result<std::optional<RenameReply>> here = co_await std::move(local);
   *coordinated = false;
@@ -296,6 +301,63 @@ CROSS_TEST(StickyRulesLookAtTheForeignInodesOwner) {
   CO_ASSERT_EQ(code_of(co_await std::move(not_theirs)), StatusCode::kNotPermitted);
   auto is_dir = remove_entry(c, far, sub_name, user(1000), &coordinated);
   CO_ASSERT_EQ(code_of(co_await std::move(is_dir)), StatusCode::kIsDirectory);
+}
+
+// The coordinator's resume finishing an operation whose caller saw an error: the retry (same
+// tag) reaches the entry's shard first, which finds the entry gone, so the answer must be
+// remembered there (StepRequest::answer on the operation's last step on that shard).
+Task<Status> restart_coordinator(Cluster* c) {
+  auto closing = c->close_coordinator();
+  CO_TRY(co_await std::move(closing));
+  c->flaky->fail_from = 0;
+  auto opening = c->open_coordinator();
+  co_return co_await std::move(opening);
+}
+
+CROSS_TEST(ARetriedUnlinkTheCoordinatorFinishedOnResumeGetsItsAnswer) {
+  RequestTag tag{.client = 5, .request = 1};
+  c->flaky->steps = 0;
+  c->flaky->fail_from = 3;  // lock and drop link (the decision) pass, the entry's erase fails
+  bool coordinated = false;
+  auto removing = remove_entry(c, far, "g", root(), &coordinated, tag);
+  Result<RemoveReply> first = co_await std::move(removing);
+  CO_ASSERT_TRUE(!first.ok());
+  CO_ASSERT_TRUE(coordinated);
+  CROSS_ASSERT_OK_AWAIT(restart_coordinator(c));
+  CO_ASSERT_EQ(c->coordinator->pending(), 0u);
+  CO_ASSERT_TRUE(absent(c, far, "g"));
+  auto retrying = remove_entry(c, far, "g", root(), &coordinated, tag);
+  Result<RemoveReply> again = co_await std::move(retrying);
+  CO_ASSERT_OK(again);
+  CO_ASSERT_TRUE(!coordinated);  // the shard answered from what it remembers
+  CO_ASSERT_EQ(again->inode.id, f.id);
+  CO_ASSERT_EQ(again->inode.nlink, 1u);
+  CO_ASSERT_EQ(c->nlink(f.id), 1u);
+  // Another tag is a new unlink: the name is gone.
+  RequestTag other_tag{.client = 5, .request = 2};
+  auto other = remove_entry(c, far, "g", root(), &coordinated, other_tag);
+  CO_ASSERT_EQ(code_of(co_await std::move(other)), StatusCode::kNotFound);
+}
+
+CROSS_TEST(ARetriedRenameTheCoordinatorFinishedOnResumeGetsItsAnswer) {
+  RequestTag tag{.client = 6, .request = 1};
+  c->flaky->steps = 0;
+  c->flaky->fail_from = 4;  // both names locked, the inode set (the decision), then a failure
+  bool coordinated = false;
+  auto renaming = rename_entry(c, far, "g", far, "h", root(), &coordinated, tag);
+  Result<RenameReply> first = co_await std::move(renaming);
+  CO_ASSERT_TRUE(!first.ok());
+  CO_ASSERT_TRUE(coordinated);
+  CROSS_ASSERT_OK_AWAIT(restart_coordinator(c));
+  CO_ASSERT_EQ(c->coordinator->pending(), 0u);
+  CO_ASSERT_TRUE(absent(c, far, "g"));
+  CO_ASSERT_TRUE(names(c, far, "h", f.id));
+  auto retrying = rename_entry(c, far, "g", far, "h", root(), &coordinated, tag);
+  Result<RenameReply> again = co_await std::move(retrying);
+  CO_ASSERT_OK(again);
+  CO_ASSERT_TRUE(!coordinated);
+  CO_ASSERT_EQ(again->moved.id, f.id);
+  CO_ASSERT_TRUE(!again->replaced.has_value());
 }
 
 }  // namespace mica::meta::testing

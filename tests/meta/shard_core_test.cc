@@ -163,6 +163,45 @@ MICA_CO_TEST(ShardCore, ConcurrentMutationsShareKvTransactions) {
   CO_ASSERT_OK(co_await close_shard(shard->get()));
 }
 
+// mica_meta_shard_commit_batch_size{shard="0"} of this process (shared by every shard 0 the
+// tests open, so a test looks at its own deltas).
+Histogram& batch_sizes() {
+  return metrics().histogram("meta", "shard_commit_batch_size", "", {{"shard", "0"}},
+                             kBatchSizeBuckets);
+}
+
+MICA_CO_TEST(ShardCore, CommitBatchSizesCountEveryMutationOncePerCommit) {
+  auto opening = open_test_shard(test_shard_options(dir.path));
+  auto shard = co_await std::move(opening);
+  CO_ASSERT_OK(shard);
+  Counter& commits = metrics().counter("meta", "shard_commits_total", "", {{"shard", "0"}});
+  uint64_t commits_before = commits.value();
+  Histogram::Snapshot before = batch_sizes().snapshot();
+  constexpr int kMutations = 100;
+  std::vector<Status> results(kMutations);
+  TaskScope scope;
+  for (int i = 0; i < kMutations; ++i) {
+    scope.spawn(put_own_inode(shard->get(), make_inode_id(0, 2000 + i), &results[i]));
+  }
+  co_await scope.join();
+  for (const Status& s : results) EXPECT_TRUE(s.ok()) << s;
+  Histogram::Snapshot after = batch_sizes().snapshot();
+  uint64_t batches = 0;
+  uint64_t batched = 0;  // batches of more than one mutation
+  for (uint32_t i = 0; i <= kBatchSizeBuckets; ++i) {
+    uint64_t n = after.counts[i] - before.counts[i];
+    batches += n;
+    if (i > 0) batched += n;
+  }
+  EXPECT_EQ(batches, commits.value() - commits_before) << "one sample per commit";
+  EXPECT_EQ(after.sum_ns - before.sum_ns,
+            static_cast<uint64_t>(batch_size_sample(kMutations).count()))
+      << "every mutation in exactly one batch";
+  EXPECT_LT(batches, uint64_t{kMutations});
+  EXPECT_GT(batched, 0u) << "concurrent mutations share commits";
+  CO_ASSERT_OK(co_await close_shard(shard->get()));
+}
+
 // One mutation allocating its id (they all share the shard record, so they merge).
 Task<void> add_named(Shard* shard, std::string name, Result<Inode>* out) {
   auto adding = add_inode(shard, kRootInode, std::move(name), NewInode{});

@@ -222,7 +222,7 @@ MICA_SIM_SCENARIO(kMetaCoordinator,
                               "after resume each operation happened fully or not at all",
                    .run = run_meta_coordinator,
                    .golden_seed = 1,
-                   .golden_hash = 0x2983240940f0378b,
+                   .golden_hash = 0x21a567f9154a3f32,
                    .check_sweep = check_meta_coordinator,
                    .suite_seeds = 1000,
                    .unoptimised_suite_percent = 100});
