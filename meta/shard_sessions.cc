@@ -10,6 +10,7 @@
 // written past its last report.
 #include <algorithm>
 
+#include "async/executor.h"
 #include "async/log.h"
 #include "craq/storage_client.h"
 #include "meta/gc.h"
@@ -118,9 +119,14 @@ Task<Status> cut_all_chunks(const ShardOptions& options, Inode inode) {
   if (inode.layout.stripe == 0) co_return Status();  // never had a chunk
   const craq::RoutingSnapshot* routing = options.routing ? options.routing() : nullptr;
   if (routing == nullptr) co_return Status(StatusCode::kNotServing, "no routing yet");
-  auto cutting = truncate_chunks(options.storage, options.storage_executor, *routing, inode, 0,
-                                 kNoDeadline);
-  co_return co_await std::move(cutting);
+  // A copy: routing may change while we wait. The deadline: a dead storage peer must not
+  // hold the open (and its client) forever.
+  craq::RoutingSnapshot snapshot = *routing;
+  TimePoint deadline = Executor::current()->now() + options.storage_timeout;
+  auto cutting =
+      truncate_chunks(options.storage, options.storage_executor, snapshot, inode, 0, deadline);
+  Status cut = co_await std::move(cutting);
+  co_return cut;
 }
 
 Status stale_inode(InodeId id) {
@@ -174,16 +180,17 @@ Task<Result<OpenReply>> Shard::open(const OpenRequest& request) {
   CO_TRY_ASSIGN(std::optional<std::string> remembered, remembered_answer(request.tag));
   if (remembered) co_return decode_record<OpenReply>(*remembered, "remembered open");
   bool cut = false;
+  std::optional<Inode> to_cut;
   {
     ShardTxn txn = begin();
     CO_TRY_ASSIGN(Inode inode, checked_open(txn, request));
     CO_TRY_ASSIGN(cut, needs_cut(txn, request, inode));
-    if (cut) {
-      // Storage first (the txn is dropped unused: no ShardTxn across a co_await); then the
-      // open is decided again on the state after the cut.
-      auto cutting = cut_all_chunks(options_, inode);
-      CO_TRY(co_await std::move(cutting));
-    }
+    if (cut) to_cut = std::move(inode);
+  }  // the txn (and its read snapshot) ends unused before the storage service is awaited
+  if (to_cut) {
+    // Storage first; then the open is decided again on the state after the cut.
+    auto cutting = cut_all_chunks(options_, *to_cut);
+    CO_TRY(co_await std::move(cutting));
   }
   ShardTxn txn = begin();
   CO_TRY_ASSIGN(Inode inode, checked_open(txn, request));
