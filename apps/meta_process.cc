@@ -138,43 +138,23 @@ Task<void> MetaProcess::stop() {
 }
 
 int meta_main(int argc, char** argv) {
-  // Before anything starts a thread, so that every thread inherits the blocked signals.
-  Result<StopSignals> signals = StopSignals::install();
-  if (!signals.ok()) {
-    std::fprintf(stderr, "mica-meta: %s\n", signals.status().to_string().c_str());
-    return kExitFailure;
-  }
-  ServerArgs args;
-  if (std::optional<int> done =
-          handle_server_args(argc, argv, "mica-meta", default_meta_config_toml(), &args)) {
+  ServerSetup<MetaConfig> setup;
+  auto make_dirs = [](const MetaConfig& config) { return make_directories({config.data_dir}); };
+  if (std::optional<int> done = prepare_server(argc, argv, "mica-meta", default_meta_config_toml(),
+                                               load_meta_config, make_dirs, &setup)) {
     return *done;
-  }
-  Result<MetaConfig> config = load_meta_config(args.config_path);
-  Result<std::optional<net::ClusterToken>> token =
-      config.ok()
-          ? load_server_token(config->allow_unauthenticated, config->token_file, args.config_path)
-          : config.status();
-  if (!token.ok()) {
-    std::fprintf(stderr, "mica-meta: %s\n", std::string(token.status().message()).c_str());
-    return kExitUsage;
-  }
-  Status logging = log_configure(LogConfig{.level = config->log_level});
-  Status made = logging.ok() ? make_directories({config->data_dir}) : logging;
-  if (!made.ok()) {
-    std::fprintf(stderr, "mica-meta: %s\n", made.to_string().c_str());
-    return kExitFailure;
   }
   // The main thread's executor runs the RPC server, the node and the signal wait (and
   // shard 0); more executors, when asked for, are threads of a runtime for the other shards.
   std::unique_ptr<Executor> home = Executor::create_uring();
   std::unique_ptr<Runtime> more;
-  if (config->executors > 1) {
-    more = std::make_unique<Runtime>(RuntimeOptions{.threads = config->executors - 1});
+  if (setup.config.executors > 1) {
+    more = std::make_unique<Runtime>(RuntimeOptions{.threads = setup.config.executors - 1});
   }
   std::vector<Executor*> executors{home.get()};
   for (size_t i = 0; more && i < more->size(); ++i) executors.push_back(&more->executor(i));
-  MetaProcess process(std::move(*config), std::move(*token), std::move(executors));
-  return home->block_on(serve_until_signal(&process, &*signals, "mica-meta", "meta"));
+  MetaProcess process(std::move(setup.config), std::move(setup.token), std::move(executors));
+  return home->block_on(serve_until_signal(&process, &*setup.signals, "mica-meta", "meta"));
 }
 
 }  // namespace mica::apps

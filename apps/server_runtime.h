@@ -13,6 +13,7 @@
 #pragma once
 
 #include <csignal>
+#include <cstdio>
 #include <optional>
 #include <span>
 #include <string>
@@ -70,6 +71,54 @@ Result<std::optional<net::ClusterToken>> load_server_token(bool allow_unauthenti
 Status make_directories(const std::vector<std::string>& dirs);
 // The machine's host name ("localhost" when it has none).
 std::string machine_host_name();
+
+// What a server's main has once it may serve: its stop signals, its config and its token.
+template <class Config>
+struct ServerSetup {
+  std::optional<StopSignals> signals;
+  Config config;
+  std::optional<net::ClusterToken> token;
+};
+
+// The start of a server's main, on the main thread before any other exists: installs the
+// stop signals (first, so every later thread inherits the mask), parses argv, loads the
+// config (load(path) -> Result<Config>) and its token, sets the log level and makes the
+// directories (dirs(config) -> Status). A problem is one "PROGRAM: ..." line on stderr; the
+// exit code to end with (kExitUsage for arguments, config and token), or nullopt with *out.
+template <class Config, class Load, class Dirs>
+std::optional<int> prepare_server(int argc, char** argv, std::string_view program,
+                                  const std::string& default_config, Load load, Dirs dirs,
+                                  ServerSetup<Config>* out) {
+  std::string name(program);
+  Result<StopSignals> signals = StopSignals::install();
+  if (!signals.ok()) {
+    std::fprintf(stderr, "%s: %s\n", name.c_str(), signals.status().to_string().c_str());
+    return kExitFailure;
+  }
+  out->signals.emplace(std::move(*signals));
+  ServerArgs args;
+  if (std::optional<int> done = handle_server_args(argc, argv, program, default_config, &args)) {
+    return *done;
+  }
+  Result<Config> config = load(args.config_path);
+  Result<std::optional<net::ClusterToken>> token =
+      config.ok()
+          ? load_server_token(config->allow_unauthenticated, config->token_file, args.config_path)
+          : config.status();
+  if (!token.ok()) {
+    std::fprintf(stderr, "%s: %s\n", name.c_str(), std::string(token.status().message()).c_str());
+    return kExitUsage;
+  }
+  Status logging = log_configure(LogConfig{.level = config->log_level});
+  Status made = logging.ok() ? dirs(*config) : logging;
+  if (!made.ok()) {
+    std::fprintf(stderr, "%s: %s\n", name.c_str(), made.to_string().c_str());
+    return kExitFailure;
+  }
+  out->config = std::move(*config);
+  out->token = std::move(*token);
+  return std::nullopt;
+}
 
 // The program once its config is loaded: start, serve until a stop signal, stop. Process
 // has Task<Status> start() and Task<void> stop() (stop also after a failed start). Logs

@@ -127,36 +127,16 @@ Task<void> StorageProcess::stop() {
 }
 
 int storage_main(int argc, char** argv) {
-  // Before anything starts a thread, so that every thread inherits the blocked signals.
-  Result<StopSignals> signals = StopSignals::install();
-  if (!signals.ok()) {
-    std::fprintf(stderr, "mica-storage: %s\n", signals.status().to_string().c_str());
-    return kExitFailure;
-  }
-  ServerArgs args;
+  ServerSetup<StorageConfig> setup;
   if (std::optional<int> done =
-          handle_server_args(argc, argv, "mica-storage", default_storage_config_toml(), &args)) {
+          prepare_server(argc, argv, "mica-storage", default_storage_config_toml(),
+                         load_storage_config, make_storage_directories, &setup)) {
     return *done;
   }
-  Result<StorageConfig> config = load_storage_config(args.config_path);
-  Result<std::optional<net::ClusterToken>> token =
-      config.ok() ? load_server_token(config->allow_unauthenticated, config->token_file,
-                                      args.config_path)
-                  : config.status();
-  if (!token.ok()) {
-    std::fprintf(stderr, "mica-storage: %s\n", std::string(token.status().message()).c_str());
-    return kExitUsage;
-  }
-  Status logging = log_configure(LogConfig{.level = config->log_level});
-  Status made = logging.ok() ? make_storage_directories(*config) : logging;
-  if (!made.ok()) {
-    std::fprintf(stderr, "mica-storage: %s\n", made.to_string().c_str());
-    return kExitFailure;
-  }
   std::unique_ptr<Executor> executor = Executor::create_uring();
-  StorageProcess process(std::move(*config), std::move(*token));
+  StorageProcess process(std::move(setup.config), std::move(setup.token));
   return executor->block_on(
-      serve_until_signal(&process, &*signals, "mica-storage", "storage"));
+      serve_until_signal(&process, &*setup.signals, "mica-storage", "storage"));
 }
 
 }  // namespace mica::apps

@@ -194,77 +194,62 @@ Task<void> MetaClient::lease_loop() {
 
 // ---- one call per method ----
 
+template <auto M>
+Task<Result<net::ResponseOf<M>>> MetaClient::routed(InodeId net::RequestOf<M>::*home,
+                                                    net::RequestOf<M> request,
+                                                    CallOptions options) {
+  if constexpr (requires { request.tag; }) fill_tag(&request.tag);
+  ShardId shard = shard_of(request.*home);
+  return call<M>(shard, std::move(request), options);
+}
+
 Task<Result<InodeReply>> MetaClient::lookup(LookupRequest request, CallOptions options) {
-  ShardId shard = shard_of(request.parent);
-  return call<MetaService::lookup>(shard, std::move(request), options);
+  return routed<MetaService::lookup>(&LookupRequest::parent, std::move(request), options);
 }
 Task<Result<InodeReply>> MetaClient::getattr(GetattrRequest request, CallOptions options) {
-  ShardId shard = shard_of(request.inode);
-  return call<MetaService::getattr>(shard, std::move(request), options);
+  return routed<MetaService::getattr>(&GetattrRequest::inode, std::move(request), options);
 }
 Task<Result<InodeReply>> MetaClient::setattr(SetattrRequest request, CallOptions options) {
-  fill_tag(&request.tag);
-  ShardId shard = shard_of(request.inode);
-  return call<MetaService::setattr>(shard, std::move(request), options);
+  return routed<MetaService::setattr>(&SetattrRequest::inode, std::move(request), options);
 }
 Task<Result<CreateReply>> MetaClient::create(CreateRequest request, CallOptions options) {
-  fill_tag(&request.tag);
-  ShardId shard = shard_of(request.parent);
-  return call<MetaService::create>(shard, std::move(request), options);
+  return routed<MetaService::create>(&CreateRequest::parent, std::move(request), options);
 }
 Task<Result<InodeReply>> MetaClient::mkdir(MkdirRequest request, CallOptions options) {
-  fill_tag(&request.tag);
-  ShardId shard = shard_of(request.parent);
-  return call<MetaService::mkdir>(shard, std::move(request), options);
+  return routed<MetaService::mkdir>(&MkdirRequest::parent, std::move(request), options);
 }
 Task<Result<RemoveReply>> MetaClient::remove(RemoveRequest request, CallOptions options) {
-  fill_tag(&request.tag);
-  ShardId shard = shard_of(request.parent);
-  return call<MetaService::remove>(shard, std::move(request), options);
+  return routed<MetaService::remove>(&RemoveRequest::parent, std::move(request), options);
 }
 Task<Result<RenameReply>> MetaClient::rename(RenameRequest request, CallOptions options) {
-  fill_tag(&request.tag);
-  ShardId shard = shard_of(request.parent);
-  return call<MetaService::rename>(shard, std::move(request), options);
+  return routed<MetaService::rename>(&RenameRequest::parent, std::move(request), options);
 }
 Task<Result<InodeReply>> MetaClient::link(LinkRequest request, CallOptions options) {
-  fill_tag(&request.tag);
-  ShardId shard = shard_of(request.new_parent);
-  return call<MetaService::link>(shard, std::move(request), options);
+  return routed<MetaService::link>(&LinkRequest::new_parent, std::move(request), options);
 }
 Task<Result<ReadlinkReply>> MetaClient::readlink(ReadlinkRequest request, CallOptions options) {
-  ShardId shard = shard_of(request.inode);
-  return call<MetaService::readlink>(shard, std::move(request), options);
+  return routed<MetaService::readlink>(&ReadlinkRequest::inode, std::move(request), options);
 }
 Task<Result<ReaddirReply>> MetaClient::readdir(ReaddirRequest request, CallOptions options) {
-  ShardId shard = shard_of(request.dir);
-  return call<MetaService::readdir>(shard, std::move(request), options);
+  return routed<MetaService::readdir>(&ReaddirRequest::dir, std::move(request), options);
 }
 Task<Result<StatfsReply>> MetaClient::statfs(StatfsRequest request, CallOptions options) {
-  return call<MetaService::statfs>(0, std::move(request), options);
+  return call<MetaService::statfs>(0, std::move(request), options);  // shard 0 asks the others
 }
 Task<Result<XattrValue>> MetaClient::get_xattr(GetXattrRequest request, CallOptions options) {
-  ShardId shard = shard_of(request.inode);
-  return call<MetaService::get_xattr>(shard, std::move(request), options);
+  return routed<MetaService::get_xattr>(&GetXattrRequest::inode, std::move(request), options);
 }
 Task<Result<InodeReply>> MetaClient::set_xattr(SetXattrRequest request, CallOptions options) {
-  fill_tag(&request.tag);
-  ShardId shard = shard_of(request.inode);
-  return call<MetaService::set_xattr>(shard, std::move(request), options);
+  return routed<MetaService::set_xattr>(&SetXattrRequest::inode, std::move(request), options);
 }
 Task<Result<XattrNames>> MetaClient::list_xattr(ListXattrRequest request, CallOptions options) {
-  ShardId shard = shard_of(request.inode);
-  return call<MetaService::list_xattr>(shard, std::move(request), options);
+  return routed<MetaService::list_xattr>(&ListXattrRequest::inode, std::move(request), options);
 }
 Task<Result<InodeReply>> MetaClient::remove_xattr(RemoveXattrRequest request, CallOptions options) {
-  fill_tag(&request.tag);
-  ShardId shard = shard_of(request.inode);
-  return call<MetaService::remove_xattr>(shard, std::move(request), options);
+  return routed<MetaService::remove_xattr>(&RemoveXattrRequest::inode, std::move(request), options);
 }
 Task<Result<OpenReply>> MetaClient::open(OpenRequest request, CallOptions options) {
-  fill_tag(&request.tag);
-  ShardId shard = shard_of(request.inode);
-  return call<MetaService::open>(shard, std::move(request), options);
+  return routed<MetaService::open>(&OpenRequest::inode, std::move(request), options);
 }
 Task<Result<InodeReply>> MetaClient::report_length(LengthReport request, CallOptions options) {
   if (request.client == 0) request.client = client_;

@@ -126,6 +126,11 @@ class MetaClient {
   template <auto M>
   Task<Result<net::ResponseOf<M>>> call(ShardId shard, net::RequestOf<M> request,
                                         CallOptions options);
+  // call<M> at the shard of the request's `home` inode (the parent for an entry, else the
+  // inode: placement in docs/meta.md), with a fresh tag when the request carries one.
+  template <auto M>
+  Task<Result<net::ResponseOf<M>>> routed(InodeId net::RequestOf<M>::*home,
+                                          net::RequestOf<M> request, CallOptions options);
   Task<Result<std::shared_ptr<net::RpcClient>>> connect(ShardId shard, TimePoint deadline,
                                                         craq::NodeId* node);
   TimePoint deadline_of(const CallOptions& options) const;

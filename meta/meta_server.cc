@@ -178,38 +178,21 @@ Task<Status> MetaServer::close_shards() {
 
 // ---- operations a shard answers by itself ----
 
-namespace {
-
-// The shard's method on request, on the shard's executor. request lives in the handler's
-// frame, which awaits this.
+// request lives in this frame, which awaits the shard's task on its executor.
 template <class R, class Req>
-Task<Result<R>> on_shard(Executor* home, Executor* target, Shard* shard,
-                         Task<Result<R>> (Shard::*method)(const Req&), const Req* request) {
-  auto work = (shard->*method)(*request);
-  auto hopping = hop(home, target, std::move(work));
+Task<Result<R>> MetaServer::on_shard(ShardId shard, Task<Result<R>> (Shard::*method)(const Req&),
+                                     Req request) {
+  Slot* target = slot(shard);
+  if (target == nullptr) co_return wrong_shard(shard);
+  auto work = (target->shard.get()->*method)(request);
+  auto hopping = hop(home_, target->executor, std::move(work));
   Result<R> result = co_await std::move(hopping);
   co_return result;
 }
 
-}  // namespace
-
-#define MICA_META_ON_SHARD(shard_expr, method, R)                                      \
-  do {                                                                                 \
-    ShardId target_shard = (shard_expr);                                               \
-    Slot* target_slot = slot(target_shard);                                            \
-    if (target_slot == nullptr) co_return wrong_shard(target_shard);                   \
-    auto running = on_shard<R>(home_, target_slot->executor, target_slot->shard.get(), \
-                               &Shard::method, &request);                              \
-    Result<R> answer = co_await std::move(running);                                    \
-    co_return answer;                                                                  \
-  } while (false)
-
 Task<Result<InodeReply>> MetaServer::lookup(LookupRequest request, net::CallContext* ctx) {
   ShardId target_shard = shard_of(request.parent);
-  Slot* target_slot = slot(target_shard);
-  if (target_slot == nullptr) co_return wrong_shard(target_shard);
-  auto running = on_shard<InodeReply>(home_, target_slot->executor, target_slot->shard.get(),
-                                      &Shard::lookup, &request);
+  auto running = on_shard(target_shard, &Shard::lookup, std::move(request));
   CO_TRY_ASSIGN(InodeReply answer, co_await std::move(running));
   // The shard answers only id and type of an inode on another shard; the attributes come
   // from there (as readdir's fill_attrs does).
@@ -219,60 +202,59 @@ Task<Result<InodeReply>> MetaServer::lookup(LookupRequest request, net::CallCont
   co_return attrs;
 }
 
-Task<Result<InodeReply>> MetaServer::getattr(GetattrRequest request, net::CallContext* ctx) {
-  (void)ctx;
-  MICA_META_ON_SHARD(shard_of(request.inode), getattr, InodeReply);
+Task<Result<InodeReply>> MetaServer::getattr(GetattrRequest request, net::CallContext*) {
+  ShardId target = shard_of(request.inode);
+  return on_shard(target, &Shard::getattr, std::move(request));
 }
 
-Task<Result<InodeReply>> MetaServer::setattr(SetattrRequest request, net::CallContext* ctx) {
-  (void)ctx;
-  MICA_META_ON_SHARD(shard_of(request.inode), setattr, InodeReply);
+Task<Result<InodeReply>> MetaServer::setattr(SetattrRequest request, net::CallContext*) {
+  ShardId target = shard_of(request.inode);
+  return on_shard(target, &Shard::setattr, std::move(request));
 }
 
-Task<Result<CreateReply>> MetaServer::create(CreateRequest request, net::CallContext* ctx) {
-  (void)ctx;
-  MICA_META_ON_SHARD(shard_of(request.parent), create, CreateReply);
+Task<Result<CreateReply>> MetaServer::create(CreateRequest request, net::CallContext*) {
+  ShardId target = shard_of(request.parent);
+  return on_shard(target, &Shard::create, std::move(request));
 }
 
-Task<Result<ReadlinkReply>> MetaServer::readlink(ReadlinkRequest request, net::CallContext* ctx) {
-  (void)ctx;
-  MICA_META_ON_SHARD(shard_of(request.inode), readlink, ReadlinkReply);
+Task<Result<ReadlinkReply>> MetaServer::readlink(ReadlinkRequest request, net::CallContext*) {
+  ShardId target = shard_of(request.inode);
+  return on_shard(target, &Shard::readlink, std::move(request));
 }
 
-Task<Result<XattrValue>> MetaServer::get_xattr(GetXattrRequest request, net::CallContext* ctx) {
-  (void)ctx;
-  MICA_META_ON_SHARD(shard_of(request.inode), get_xattr, XattrValue);
+Task<Result<XattrValue>> MetaServer::get_xattr(GetXattrRequest request, net::CallContext*) {
+  ShardId target = shard_of(request.inode);
+  return on_shard(target, &Shard::get_xattr, std::move(request));
 }
 
-Task<Result<InodeReply>> MetaServer::set_xattr(SetXattrRequest request, net::CallContext* ctx) {
-  (void)ctx;
-  MICA_META_ON_SHARD(shard_of(request.inode), set_xattr, InodeReply);
+Task<Result<InodeReply>> MetaServer::set_xattr(SetXattrRequest request, net::CallContext*) {
+  ShardId target = shard_of(request.inode);
+  return on_shard(target, &Shard::set_xattr, std::move(request));
 }
 
-Task<Result<XattrNames>> MetaServer::list_xattr(ListXattrRequest request, net::CallContext* ctx) {
-  (void)ctx;
-  MICA_META_ON_SHARD(shard_of(request.inode), list_xattr, XattrNames);
+Task<Result<XattrNames>> MetaServer::list_xattr(ListXattrRequest request, net::CallContext*) {
+  ShardId target = shard_of(request.inode);
+  return on_shard(target, &Shard::list_xattr, std::move(request));
 }
 
-Task<Result<InodeReply>> MetaServer::remove_xattr(RemoveXattrRequest request,
-                                                  net::CallContext* ctx) {
-  (void)ctx;
-  MICA_META_ON_SHARD(shard_of(request.inode), remove_xattr, InodeReply);
+Task<Result<InodeReply>> MetaServer::remove_xattr(RemoveXattrRequest request, net::CallContext*) {
+  ShardId target = shard_of(request.inode);
+  return on_shard(target, &Shard::remove_xattr, std::move(request));
 }
 
-Task<Result<OpenReply>> MetaServer::open(OpenRequest request, net::CallContext* ctx) {
-  (void)ctx;
-  MICA_META_ON_SHARD(shard_of(request.inode), open, OpenReply);
+Task<Result<OpenReply>> MetaServer::open(OpenRequest request, net::CallContext*) {
+  ShardId target = shard_of(request.inode);
+  return on_shard(target, &Shard::open, std::move(request));
 }
 
-Task<Result<InodeReply>> MetaServer::report_length(LengthReport request, net::CallContext* ctx) {
-  (void)ctx;
-  MICA_META_ON_SHARD(shard_of(request.inode), report_length, InodeReply);
+Task<Result<InodeReply>> MetaServer::report_length(LengthReport request, net::CallContext*) {
+  ShardId target = shard_of(request.inode);
+  return on_shard(target, &Shard::report_length, std::move(request));
 }
 
-Task<Result<InodeReply>> MetaServer::close(CloseRequest request, net::CallContext* ctx) {
-  (void)ctx;
-  MICA_META_ON_SHARD(shard_of(request.report.inode), close, InodeReply);
+Task<Result<InodeReply>> MetaServer::close(CloseRequest request, net::CallContext*) {
+  ShardId target = shard_of(request.report.inode);
+  return on_shard(target, &Shard::close, std::move(request));
 }
 
 Task<Result<ScanReply>> MetaServer::scan(ScanRequest request, net::CallContext* ctx) {

@@ -154,6 +154,11 @@ class MetaServer {
 
   Slot* slot(ShardId shard) const;
   static Status wrong_shard(ShardId shard);
+  // The shard's method on request, on the executor of `shard` when it is served here (else
+  // kWrongShard): the one body of every MetaService method a shard answers by itself.
+  template <class R, class Req>
+  Task<Result<R>> on_shard(ShardId shard, Task<Result<R>> (Shard::*method)(const Req&),
+                           Req request);
   Task<Status> open_shards();
   void bind_steps();
   // Opens the coordinator in the background: it loads the directory map from every shard,
