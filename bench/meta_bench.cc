@@ -1,10 +1,15 @@
 // bench_meta: the meta suite (bench/run.sh meta) — the metadata service measured through
 // meta::MetaClient against one in-process MetaNode (one shard, real LMDB in --dir, a real
-// Mgmtd on LMDB, TCP on 127.0.0.1; the shard on executor 1, mgmtd, the node's RPC server
-// and the clients on executor 0), and the physical reference: raw kv/ writes of the same
-// keys and value sizes into the same tables, through kv::Env's group-committing writer with
-// the same number of concurrent writers, on the same disk. One run, one JSON object:
-//   --side mica|reference --op create|stat|readdir|rename|unlink --clients N
+// Mgmtd on LMDB, TCP on 127.0.0.1; the node — its RPC server and the shard — on executor 1,
+// as mica-meta with one executor runs it, mgmtd and the clients on executor 0), and two
+// references. --side reference: raw kv/ of the same keys and value sizes into the same
+// tables in process (writes through kv::Env's group-committing writer with the same number
+// of concurrent writers, on the same disk; reads as snapshot gets and cursors). --side rpc
+// (stat, readdir): the networked read floor, bench/meta_bench_rpc.h's ReadReference on
+// executor 1 answering the same requests over the same transport from the same tables, one
+// kv/ read each, the clients on executor 0 sharing one connection as MetaClient does. One
+// run, one JSON object:
+//   --side mica|reference|rpc --op create|stat|readdir|rename|unlink --clients N
 //     create   each client creates files c<client>-<i> in the root for --seconds.
 //     stat     getattr of --files planted files, round robin. (reference: a snapshot get +
 //              decode of the inode)
@@ -33,12 +38,15 @@
 #include "async/runtime.h"
 #include "async/scope.h"
 #include "bench/flags.h"
+#include "bench/meta_bench_rpc.h"
 #include "bench/storage_cluster.h"
 #include "craq/mgmtd.h"
 #include "kv/kv.h"
 #include "meta/meta_client.h"
 #include "meta/meta_node.h"
 #include "meta/schema.h"
+#include "meta/shard.h"
+#include "net/rpc_client.h"
 #include "net/rpc_server.h"
 #include "net/tcp_transport.h"
 
@@ -104,6 +112,7 @@ struct MicaCluster {
   std::unique_ptr<craq::Mgmtd> mgmtd;
   std::unique_ptr<net::RpcServer> mgmtd_rpc;
   SocketAddress mgmtd_address;
+  std::unique_ptr<net::TcpTransport> node_transport;  // executor 1's, as the node
   std::unique_ptr<meta::MetaNode> node;
   std::unique_ptr<net::ConnectionPool> pool;
   std::unique_ptr<craq::RoutingClient> routing;
@@ -153,9 +162,9 @@ Task<Status> wait_for_shard(craq::RoutingClient* routing) {
   co_return Status::ok_status();
 }
 
-Task<Status> start_mica(MicaCluster* c) {
-  auto mgmtd_starting = start_mgmtd(c);
-  CO_TRY(co_await std::move(mgmtd_starting));
+// The node (RPC server and shard) on executor 1, as mica-meta with one executor runs it:
+// requests reach the shard without a hop between threads.
+Task<Status> start_node(MicaCluster* c) {
   meta::MetaNodeOptions options;
   options.mgmtd = {c->mgmtd_address};
   options.data_dir = c->dir + "/meta";
@@ -168,9 +177,28 @@ Task<Status> start_mica(MicaCluster* c) {
   options.server.coordinator_env.map_size_bytes = uint64_t{1} << 28;
   auto making = ensure_directory(options.data_dir);
   CO_TRY(co_await std::move(making));
-  c->node = std::make_unique<meta::MetaNode>(&c->transport, std::move(options));
+  c->node_transport = std::make_unique<net::TcpTransport>();
+  c->node = std::make_unique<meta::MetaNode>(c->node_transport.get(), std::move(options));
   auto starting = c->node->start();
   CO_TRY(co_await std::move(starting));
+  auto node_waiting = wait_for_shard(c->node->routing());
+  CO_TRY(co_await std::move(node_waiting));
+  co_return Status::ok_status();
+}
+
+Task<Status> on_executor_1(Runtime* runtime, Task<Status> work) {
+  Executor* home = Executor::current();
+  co_await runtime->executor(1).schedule();
+  Status status = co_await std::move(work);
+  co_await home->schedule();
+  co_return status;
+}
+
+Task<Status> start_mica(MicaCluster* c) {
+  auto mgmtd_starting = start_mgmtd(c);
+  CO_TRY(co_await std::move(mgmtd_starting));
+  auto node_starting = on_executor_1(c->runtime, start_node(c));
+  CO_TRY(co_await std::move(node_starting));
   c->pool = std::make_unique<net::ConnectionPool>(&c->transport, net::PoolOptions{});
   craq::RoutingClientOptions routing{.mgmtd = {c->mgmtd_address}};
   c->routing = std::make_unique<craq::RoutingClient>(c->pool.get(), std::move(routing));
@@ -179,8 +207,16 @@ Task<Status> start_mica(MicaCluster* c) {
   c->client->start();
   auto waiting = wait_for_shard(c->routing.get());
   CO_TRY(co_await std::move(waiting));
-  auto node_waiting = wait_for_shard(c->node->routing());
-  CO_TRY(co_await std::move(node_waiting));
+  co_return Status::ok_status();
+}
+
+Task<Status> stop_node(MicaCluster* c) {
+  if (c->node) {
+    auto stopping = c->node->stop();
+    co_await std::move(stopping);
+  }
+  c->node.reset();
+  c->node_transport.reset();
   co_return Status::ok_status();
 }
 
@@ -193,10 +229,8 @@ Task<void> stop_mica(MicaCluster* c) {
     auto stopping = c->routing->stop();
     co_await std::move(stopping);
   }
-  if (c->node) {
-    auto stopping = c->node->stop();
-    co_await std::move(stopping);
-  }
+  auto node_stopping = on_executor_1(c->runtime, stop_node(c));
+  (void)co_await std::move(node_stopping);
   if (c->pool) {
     auto closing = c->pool->close();
     co_await std::move(closing);
@@ -507,11 +541,120 @@ Task<Status> run_reference(Config config) {
   co_return status.ok() ? closed : status;
 }
 
+// ---- the networked read reference: ReadReference on executor 1, clients on executor 0 ----
+
+struct RpcSide {
+  Reference store;  // its env and tables, on executor 1
+  std::unique_ptr<net::TcpTransport> transport;
+  std::unique_ptr<ReadReference> reads;
+  std::unique_ptr<net::RpcServer> server;
+  SocketAddress address;
+};
+
+// On executor 1: the env, the planted files and the server.
+Task<Status> start_rpc_reference(RpcSide* s, Config config, uint64_t planted) {
+  auto opening = kv::Env::open(config.dir, kv::EnvOptions{.map_size_bytes = kMapBytes});
+  CO_TRY_ASSIGN(s->store.env, co_await std::move(opening));
+  CO_TRY_ASSIGN(s->store.tables, meta::open_shard_tables(s->store.env.get()));
+  auto planting = plant_reference(&s->store, planted);
+  CO_TRY(co_await std::move(planting));
+  s->transport = std::make_unique<net::TcpTransport>();
+  s->reads = std::make_unique<ReadReference>(s->store.env.get(), s->store.tables,
+                                             meta::ShardOptions{}.readdir_page_max);
+  s->server = std::make_unique<net::RpcServer>(s->transport.get());
+  s->server->add_service(s->reads->service());
+  CO_TRY_ASSIGN(s->address, s->server->start(SocketAddress::loopback(0)));
+  co_return Status::ok_status();
+}
+
+Task<Status> stop_rpc_reference(RpcSide* s) {
+  if (s->server) {
+    auto shutting = s->server->shutdown();
+    co_await std::move(shutting);
+  }
+  s->server.reset();
+  s->reads.reset();
+  s->transport.reset();
+  if (!s->store.env) co_return Status::ok_status();
+  auto closing = s->store.env->close();
+  Status closed = co_await std::move(closing);
+  s->store.env.reset();
+  co_return closed;
+}
+
+Task<void> rpc_loop(net::RpcClient* client, std::string op, uint32_t worker, uint64_t planted,
+                    Work* w) {
+  for (uint64_t i = 0; !done(w); ++i) {
+    if (op == "stat") {
+      meta::GetattrRequest request{.inode =
+                                       meta::make_inode_id(0, (worker + i * 7919) % planted + 2)};
+      auto calling = client->call<ReadReferenceApi::getattr>(request, net::CallOptions{});
+      Result<meta::InodeReply> got = co_await std::move(calling);
+      if (!got.ok()) {
+        w->failure = got.status();
+        break;
+      }
+      ++w->ops;
+      continue;
+    }
+    std::string after;  // readdir: a whole listing, page by page, as mica_loop
+    for (bool end = false; !end;) {
+      meta::ReaddirRequest request{.dir = kRootInode, .after = after};
+      auto calling = client->call<ReadReferenceApi::readdir>(request, net::CallOptions{});
+      Result<meta::ReaddirReply> page = co_await std::move(calling);
+      if (!page.ok()) {
+        w->failure = page.status();
+        co_return;
+      }
+      w->ops += page->entries.size();
+      end = page->end || page->entries.empty();
+      if (!end) after = page->entries.back().name;
+    }
+  }
+}
+
+Task<Status> measure_rpc(SocketAddress address, Config config, uint64_t planted) {
+  net::TcpTransport transport;
+  auto connecting = net::RpcClient::connect(&transport, address, deadline_after(10s));
+  CO_TRY_ASSIGN(std::shared_ptr<net::RpcClient> client, co_await std::move(connecting));
+  Work work;
+  TimePoint start = Executor::current()->now();
+  work.stop = start + to_duration(config.seconds);
+  TaskScope scope;
+  for (uint32_t t = 0; t < config.clients; ++t)
+    scope.spawn(rpc_loop(client.get(), config.op, t, planted, &work));
+  co_await scope.join();
+  double elapsed = seconds_since(start);
+  co_await client->close();
+  if (!work.failure.ok()) co_return work.failure;
+  std::printf("{\"ops_per_s\": %.0f, \"ops\": %lu}\n", double(work.ops) / elapsed,
+              static_cast<unsigned long>(work.ops));
+  co_return Status::ok_status();
+}
+
+Task<Status> run_rpc_reference(Runtime* runtime, Config config) {
+  RpcSide side;
+  uint64_t planted = config.op == "readdir" ? config.entries : config.files;
+  auto starting = on_executor_1(runtime, start_rpc_reference(&side, config, planted));
+  Status status = co_await std::move(starting);
+  if (status.ok()) {
+    auto measuring = measure_rpc(side.address, config, planted);
+    status = co_await std::move(measuring);
+  }
+  auto stopping = on_executor_1(runtime, stop_rpc_reference(&side));
+  Status stopped = co_await std::move(stopping);
+  co_return status.ok() ? stopped : status;
+}
+
 Task<Status> run(Runtime* runtime, Config config) {
   auto making = ensure_directory(config.dir);
   CO_TRY(co_await std::move(making));
   if (config.side == "mica") {
     auto running = run_mica(runtime, config);
+    co_return co_await std::move(running);
+  }
+  if (config.side == "rpc") {
+    auto running = run_rpc_reference(runtime, config);
     co_return co_await std::move(running);
   }
   auto running = run_reference(config);
@@ -521,8 +664,9 @@ Task<Status> run(Runtime* runtime, Config config) {
 bool valid(const Config& c) {
   bool op = c.op == "create" || c.op == "stat" || c.op == "readdir" || c.op == "rename" ||
             c.op == "unlink" || (c.op == "footprint" && c.side == "mica");
-  return op && (c.side == "mica" || c.side == "reference") && !c.dir.empty() && c.clients >= 1 &&
-         c.clients <= kClientsMax;
+  bool rpc = c.side == "rpc" && (c.op == "stat" || c.op == "readdir");
+  return op && (c.side == "mica" || c.side == "reference" || rpc) && !c.dir.empty() &&
+         c.clients >= 1 && c.clients <= kClientsMax;
 }
 
 }  // namespace
@@ -531,7 +675,8 @@ bool valid(const Config& c) {
 int main(int argc, char** argv) {
   using namespace mica::bench;
   Flags flags(argc, argv,
-              "bench_meta --side mica|reference --op create|stat|readdir|rename|unlink|footprint "
+              "bench_meta --side mica|reference|rpc --op "
+              "create|stat|readdir|rename|unlink|footprint "
               "--dir DIR [--clients N] [--files K] [--entries E] [--seconds S]");
   Config config;
   config.side = flags.text("side", "");

@@ -410,22 +410,35 @@ TARGET[rss_per_server_max]=-
 NOTE[rss_per_server_max]="the same run as rss_per_server: the largest of the 3 mica-storage \
 processes' VmRSS."
 
-# ---- the meta suite: the metadata service (bench_meta) against raw kv/ writes ----
+# ---- the meta suite: the metadata service (bench_meta) against its physical references ----
 
-# One MetaNode with one shard (real LMDB in BENCH_DIR, its own executor thread), a real Mgmtd
-# on LMDB, the MetaClient on another executor, TCP on 127.0.0.1. The reference writes the
+# One MetaNode with one shard (real LMDB in BENCH_DIR; the node's RPC server and its shard on
+# one executor thread, as mica-meta with one executor runs them), a real Mgmtd on LMDB and the
+# MetaClient on the other executor thread, TCP on 127.0.0.1. Writes: the reference writes the
 # same keys (same tables, key and value sizes) straight into a kv::Env on the same disk
 # through its group-committing writer, with as many concurrent writers as Mica has clients.
-readonly META_FIGURES="create_1c create_8c stat_1c stat_8c readdir_1c readdir_8c rename_1c \
-rename_8c unlink_1c unlink_8c disk_per_million_inodes rss_per_million_inodes"
-readonly META_SHAPE="one shard on its own executor thread, mgmtd + RPC server + clients on \
-another, 127.0.0.1; N concurrent calls through one MetaClient"
+# Reads: the reference is the floor of any networked metadata read — a minimal net/ RPC
+# service (bench/meta_bench_rpc.h) answering the same getattr/readdir requests with the
+# same reply types over the same TCP transport, one kv/ read each from the same tables,
+# server and clients on the same two threads as Mica's, the same number of calls in flight
+# on one connection. The *_vs_kv rows compare with in-process kv/ reads (no network at all),
+# for information only.
+readonly META_FIGURES="create_1c create_8c stat_1c stat_8c stat_8c_vs_kv readdir_1c readdir_8c \
+readdir_8c_vs_kv rename_1c rename_8c unlink_1c unlink_8c disk_per_million_inodes \
+rss_per_million_inodes"
+readonly META_SHAPE="node (RPC server + shard) on one executor thread, mgmtd + clients on \
+the other, 127.0.0.1; N concurrent calls through one MetaClient"
+readonly META_RPC_REFERENCE="the same request over the same transport to a minimal net/ RPC \
+service (bench/meta_bench_rpc.h) on the server's thread answering from the same LMDB tables \
+with one kv/ read per request (a renewed snapshot, no routing, no permission checks), N \
+calls in flight on one connection from the clients' thread"
 for clients in 1 8; do
   for op in create stat readdir rename unlink; do
     figure=${op}_${clients}c
     UNIT[$figure]=ops/s
     case $op in
-      stat | readdir) REFERENCE[$figure]="raw kv/ reads (in process)" ;;
+      stat) REFERENCE[$figure]="RPC + one kv/ get" ;;
+      readdir) REFERENCE[$figure]="RPC + one kv/ range scan per page" ;;
       *) REFERENCE[$figure]="raw kv/ writes" ;;
     esac
     TARGET[$figure]=0.50
@@ -434,16 +447,26 @@ for clients in 1 8; do
 the root) for ${BENCH_SECS} s; ${META_SHAPE}. Reference: ${clients} writers each committing \
 new inode + entry + parent inode + shard record + remembered answer per create."
   NOTE[stat_${clients}c]="${clients} concurrent getattr of ${META_FILES} planted files, round \
-robin, ${BENCH_SECS} s. Reference: a snapshot get + decode of the inode per op (${clients} \
-tasks)."
+robin, ${BENCH_SECS} s; ${META_SHAPE}. Reference: ${META_RPC_REFERENCE}."
   NOTE[readdir_${clients}c]="${clients} concurrent whole listings of a directory of \
-${META_ENTRIES} entries (server's page size), ${BENCH_SECS} s; counted in entries listed. \
-Reference: a cursor over the same entries, each decoded."
+${META_ENTRIES} entries (server's page size, 1024), ${BENCH_SECS} s; counted in entries \
+listed; ${META_SHAPE}. Reference: ${META_RPC_REFERENCE}; a page is one cursor scan, each \
+entry decoded."
   NOTE[rename_${clients}c]="${clients} concurrent renames f<i> -> rf<i> in the root over \
 ${META_FILES} planted files. Reference: entry erase + entry put + inode + parent + answer."
   NOTE[unlink_${clients}c]="${clients} concurrent unlinks of planted files (last link: queued \
 for GC). Reference: entry erase + inode erase + GC record + parent + answer."
 done
+for op in stat readdir; do
+  figure=${op}_8c_vs_kv
+  UNIT[$figure]=ops/s
+  REFERENCE[$figure]="raw kv/ reads (in process)"
+  TARGET[$figure]=-
+done
+NOTE[stat_8c_vs_kv]="Mica's side as stat_8c; reference: 8 tasks in the bench process doing a \
+snapshot get + decode of the inode each, no network (informative: what the RPC costs)."
+NOTE[readdir_8c_vs_kv]="Mica's side as readdir_8c; reference: 8 tasks in the bench process, \
+each a cursor over the same entries, each decoded, no network (informative)."
 UNIT[disk_per_million_inodes]=MiB
 UNIT[rss_per_million_inodes]=MiB
 for figure in disk_per_million_inodes rss_per_million_inodes; do
@@ -806,9 +829,15 @@ meta_bench() {
 }
 for clients in 1 8; do
   for op in create stat readdir rename unlink; do
+    side=reference
+    [[ $op == stat || $op == readdir ]] && side=rpc
     eval "${op}_${clients}c_mica() { meta_bench mica $op $clients; }"
-    eval "${op}_${clients}c_reference() { meta_bench reference $op $clients; }"
+    eval "${op}_${clients}c_reference() { meta_bench $side $op $clients; }"
   done
+done
+for op in stat readdir; do
+  eval "${op}_8c_vs_kv_mica() { meta_bench mica $op 8; }"
+  eval "${op}_8c_vs_kv_reference() { meta_bench reference $op 8; }"
 done
 meta_footprint() {
   local field=$1 file="$LOG_DIR/meta-footprint.json"

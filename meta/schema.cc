@@ -81,7 +81,8 @@ Result<std::optional<Inode>> read_inode(kv::ReadTxn& txn, const ShardTables& tab
   Result<std::optional<std::string_view>> value = txn.get(tables.inodes, inode_key(id));
   if (!value.ok()) return value.status();
   if (!*value) return std::optional<Inode>();
-  Result<Inode> inode = decode_record<Inode>(**value, fmt::format("inode {:#x}", id));
+  Result<Inode> inode =
+      decode_record_named<Inode>(**value, [id] { return fmt::format("inode {:#x}", id); });
   if (!inode.ok()) return inode.status();
   return std::optional<Inode>(std::move(inode).value());
 }
@@ -91,8 +92,8 @@ Result<std::optional<DirEntry>> read_entry(kv::ReadTxn& txn, const ShardTables& 
   Result<std::optional<std::string_view>> value = txn.get(tables.entries, entry_key(parent, name));
   if (!value.ok()) return value.status();
   if (!*value) return std::optional<DirEntry>();
-  Result<DirEntry> entry =
-      decode_record<DirEntry>(**value, fmt::format("entry '{}' of {:#x}", name, parent));
+  Result<DirEntry> entry = decode_record_named<DirEntry>(
+      **value, [name, parent] { return fmt::format("entry '{}' of {:#x}", name, parent); });
   if (!entry.ok()) return entry.status();
   return std::optional<DirEntry>(std::move(entry).value());
 }

@@ -22,8 +22,9 @@ Result<bool> read_entries(Shard& shard, kv::ReadTxn& txn, const ReaddirRequest& 
     std::string_view name = (*at)->key.substr(prefix.size());
     if (!request.after.empty() && name == request.after) continue;
     if (page->size() >= limit) return false;
-    Result<DirEntry> entry = decode_record<DirEntry>(
-        (*at)->value, fmt::format("entry '{}' of {:#x}", name, request.dir));
+    Result<DirEntry> entry = decode_record_named<DirEntry>((*at)->value, [&] {
+      return fmt::format("entry '{}' of {:#x}", name, request.dir);
+    });
     if (!entry.ok()) return entry.status();
     if (entry->created_locked) continue;
     ReaddirEntry out{.name = std::string(name), .inode = entry->inode, .type = entry->type};
