@@ -46,15 +46,16 @@ SplitPath split_path(std::string_view path) {
   return out;
 }
 
-bool is_dot_name(const std::string& name) { return name.empty() || name == "." || name == ".."; }
+bool is_dot_name(const std::string& name) {
+  return name.empty() || name == "." || name == "..";
+}
 
 Status name_status(StatusCode code, const std::string& what, std::string_view path) {
   return Status(code, fmt::format("{} '{}'", what, path));
 }
 
 Result<meta::XattrMode> xattr_mode(int flags) {
-  if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) != 0 ||
-      flags == (XATTR_CREATE | XATTR_REPLACE))
+  if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) != 0 || flags == (XATTR_CREATE | XATTR_REPLACE))
     return Status(StatusCode::kInvalidArgument, fmt::format("setxattr flags {:#x}", flags));
   if (flags == XATTR_CREATE) return meta::XattrMode::kCreate;
   if (flags == XATTR_REPLACE) return meta::XattrMode::kReplace;
@@ -79,8 +80,8 @@ Status set_time(const struct timespec& time, meta::TimeSet* set, int64_t* ns) {
 
 // The directory named by path's parent part (a directory, else kNotDirectory), walked as
 // cred; the last component stays in split->name.
-Task<Result<Inode>> resolve_parent(meta::MetaClient* meta, Credentials cred,
-                                          SplitPath split, TimePoint deadline) {
+Task<Result<Inode>> resolve_parent(meta::MetaClient* meta, Credentials cred, SplitPath split,
+                                   TimePoint deadline) {
   auto resolving = meta->resolve(std::move(cred), split.parent, true, MetaCall{deadline});
   CO_TRY_ASSIGN(meta::Resolved parent, co_await std::move(resolving));
   if (parent.inode.type != meta::InodeType::kDirectory)
@@ -90,11 +91,9 @@ Task<Result<Inode>> resolve_parent(meta::MetaClient* meta, Credentials cred,
 }
 
 // The inode path names (follow_last: a symlink at the end is followed).
-Task<Result<Inode>> resolve_inode(meta::MetaClient* meta, Credentials cred,
-                                         std::string path, bool follow_last,
-                                         TimePoint deadline) {
-  auto resolving = meta->resolve(std::move(cred), std::move(path), follow_last,
-                                 MetaCall{deadline});
+Task<Result<Inode>> resolve_inode(meta::MetaClient* meta, Credentials cred, std::string path,
+                                  bool follow_last, TimePoint deadline) {
+  auto resolving = meta->resolve(std::move(cred), std::move(path), follow_last, MetaCall{deadline});
   CO_TRY_ASSIGN(meta::Resolved resolved, co_await std::move(resolving));
   co_return std::move(resolved.inode);
 }
@@ -102,14 +101,14 @@ Task<Result<Inode>> resolve_inode(meta::MetaClient* meta, Credentials cred,
 }  // namespace
 
 Task<Result<Inode>> Client::stat(std::string path, CallOptions options) {
-  auto resolving = resolve_inode(meta_.get(), credentials(options), std::move(path), true,
-                                 deadline(options));
+  auto resolving =
+      resolve_inode(meta_.get(), credentials(options), std::move(path), true, deadline(options));
   co_return co_await std::move(resolving);
 }
 
 Task<Result<Inode>> Client::lstat(std::string path, CallOptions options) {
-  auto resolving = resolve_inode(meta_.get(), credentials(options), std::move(path), false,
-                                 deadline(options));
+  auto resolving =
+      resolve_inode(meta_.get(), credentials(options), std::move(path), false, deadline(options));
   co_return co_await std::move(resolving);
 }
 
@@ -132,8 +131,8 @@ Task<Result<Inode>> Client::mkdir(std::string path, uint32_t mode, CallOptions o
 namespace {
 
 // unlink and rmdir: one RemoveRequest, after the checks Linux makes on the path itself.
-Task<Status> remove_path(meta::MetaClient* meta, Credentials cred, std::string path,
-                                bool directory, TimePoint deadline) {
+Task<Status> remove_path(meta::MetaClient* meta, Credentials cred, std::string path, bool directory,
+                         TimePoint deadline) {
   SplitPath split = split_path(path);
   auto resolving = resolve_parent(meta, cred, split, deadline);
   CO_TRY_ASSIGN(Inode parent, co_await std::move(resolving));
@@ -174,8 +173,7 @@ Task<Status> Client::unlink(std::string path, CallOptions options) {
   co_return co_await std::move(removing);
 }
 
-Task<Status> Client::rename(std::string from, std::string to, unsigned flags,
-                            CallOptions options) {
+Task<Status> Client::rename(std::string from, std::string to, unsigned flags, CallOptions options) {
   if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
       flags == (RENAME_NOREPLACE | RENAME_EXCHANGE))
     co_return Status(StatusCode::kInvalidArgument, fmt::format("rename flags {:#x}", flags));
@@ -202,8 +200,7 @@ Task<Status> Client::rename(std::string from, std::string to, unsigned flags,
   co_return Status::ok_status();
 }
 
-Task<Result<Inode>> Client::link(std::string existing, std::string new_path,
-                                 CallOptions options) {
+Task<Result<Inode>> Client::link(std::string existing, std::string new_path, CallOptions options) {
   TimePoint until = deadline(options);
   const Credentials& cred = credentials(options);
   // link(2) does not follow a symlink at the end of the existing path.
@@ -225,9 +222,9 @@ Task<Result<Inode>> Client::symlink(std::string target, std::string link_path,
                                     CallOptions options) {
   if (target.empty()) co_return Status(StatusCode::kNotFound, "a symlink to an empty target");
   if (target.size() > meta::kSymlinkMax)
-    co_return Status(StatusCode::kNameTooLong,
-                     fmt::format("a symlink target of {} bytes (at most {})", target.size(),
-                                 meta::kSymlinkMax));
+    co_return Status(
+        StatusCode::kNameTooLong,
+        fmt::format("a symlink target of {} bytes (at most {})", target.size(), meta::kSymlinkMax));
   TimePoint until = deadline(options);
   SplitPath split = split_path(link_path);
   auto resolving = resolve_parent(meta_.get(), credentials(options), split, until);
@@ -274,7 +271,7 @@ namespace {
 
 // chmod, chown, utimens and truncate: the path's inode (symlinks followed), then setattr.
 Task<Status> setattr_path(meta::MetaClient* meta, Credentials cred, std::string path,
-                                 meta::SetattrRequest request, TimePoint deadline) {
+                          meta::SetattrRequest request, TimePoint deadline) {
   auto resolving = resolve_inode(meta, cred, std::move(path), true, deadline);
   CO_TRY_ASSIGN(Inode inode, co_await std::move(resolving));
   if (request.size && inode.type == meta::InodeType::kDirectory)

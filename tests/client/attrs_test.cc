@@ -37,7 +37,7 @@ Task<void> chmod_and_chown(client::Client* c) {
   Result<meta::Inode> owned = co_await std::move(again);
   CO_ASSERT_OK(owned);
   EXPECT_EQ(owned->uid, 1000u);
-  EXPECT_EQ(owned->gid, 0u);  // nullopt left the group
+  EXPECT_EQ(owned->gid, 0u);                   // nullopt left the group
   EXPECT_EQ(owned->mode & meta::kSetUid, 0u);  // chown clears SUID
   // Now the owner, the user may chmod; as a member of group 1000 only, chgrp to 1000.
   CO_EXPECT_ERRNO(c->chmod("/own/file", 0600, as_user()), 0);
@@ -46,7 +46,9 @@ Task<void> chmod_and_chown(client::Client* c) {
   CO_EXPECT_ERRNO(c->chmod("/own/missing", 0644), ENOENT);
 }
 
-TEST_F(ClientAttrs, ChmodAndChownChangeModeAndOwnerForWhoMay) { run(chmod_and_chown); }
+TEST_F(ClientAttrs, ChmodAndChownChangeModeAndOwnerForWhoMay) {
+  run(chmod_and_chown);
+}
 
 Task<void> utimens_times(client::Client* c) {
   auto filing = make_file(c, "/", "times", 0644);
@@ -67,7 +69,7 @@ Task<void> utimens_times(client::Client* c) {
   Result<meta::Inode> touched = co_await std::move(again);
   CO_ASSERT_OK(touched);
   EXPECT_EQ(touched->atime_ns, 1'000'000 * kNs + 5);  // omitted: unchanged
-  EXPECT_GT(touched->mtime_ns, set->mtime_ns);      // now, long after 1970
+  EXPECT_GT(touched->mtime_ns, set->mtime_ns);        // now, long after 1970
   struct timespec bad = {.tv_sec = 0, .tv_nsec = kNs};
   CO_EXPECT_ERRNO(c->utimens("/times", bad, omit), EINVAL);
   CO_EXPECT_ERRNO(c->utimens("/times", atime, mtime, as_user()), EPERM);
@@ -75,7 +77,9 @@ Task<void> utimens_times(client::Client* c) {
   CO_EXPECT_ERRNO(c->utimens("/missing", now, now), ENOENT);
 }
 
-TEST_F(ClientAttrs, UtimensSetsTimesWithUtimeNowAndUtimeOmit) { run(utimens_times); }
+TEST_F(ClientAttrs, UtimensSetsTimesWithUtimeNowAndUtimeOmit) {
+  run(utimens_times);
+}
 
 Task<void> truncate_by_path(client::Client* c) {
   CO_EXPECT_ERRNO(c->mkdir("/tr", 0755), 0);
@@ -97,7 +101,9 @@ Task<void> truncate_by_path(client::Client* c) {
   CO_EXPECT_ERRNO(c->truncate("/tr/file", 0, as_user()), EACCES);
 }
 
-TEST_F(ClientAttrs, TruncateByPathSetsTheLengthThroughMetadata) { run(truncate_by_path); }
+TEST_F(ClientAttrs, TruncateByPathSetsTheLengthThroughMetadata) {
+  run(truncate_by_path);
+}
 
 Task<void> xattrs(client::Client* c) {
   auto filing = make_file(c, "/", "xa", 0644);
@@ -127,7 +133,9 @@ Task<void> xattrs(client::Client* c) {
   CO_EXPECT_ERRNO(c->getxattr("/missing", "user.one"), ENOENT);
 }
 
-TEST_F(ClientAttrs, XattrsAreSetGotListedAndRemovedWithCreateAndReplace) { run(xattrs); }
+TEST_F(ClientAttrs, XattrsAreSetGotListedAndRemovedWithCreateAndReplace) {
+  run(xattrs);
+}
 
 Task<void> statfs_capacity(client::Client* c) {
   auto asking = c->statfs();
@@ -141,7 +149,9 @@ Task<void> statfs_capacity(client::Client* c) {
   EXPECT_EQ(fs->name_max, meta::kNameMax);
 }
 
-TEST_F(ClientAttrs, StatfsReportsTheClustersCapacity) { run(statfs_capacity); }
+TEST_F(ClientAttrs, StatfsReportsTheClustersCapacity) {
+  run(statfs_capacity);
+}
 
 }  // namespace
 }  // namespace mica::testing

@@ -49,9 +49,9 @@ inline bool kill_process(const ClientCluster& cluster, const std::string& name) 
 // Starts `name` again with the command line and config `dev up` used.
 inline Status start_process(const ClientCluster& cluster, const std::string& name) {
   const std::string& dir = cluster.dir();
-  Result<apps::DevProcess> started = apps::spawn_detached(
-      name, {dev_binary_of(name), "--config", dir + "/" + name + ".toml"},
-      dir + "/logs/" + name + ".log");
+  Result<apps::DevProcess> started =
+      apps::spawn_detached(name, {dev_binary_of(name), "--config", dir + "/" + name + ".toml"},
+                           dir + "/logs/" + name + ".log");
   if (!started.ok()) return started.status();
   return apps::write_pid_file(dir + "/pids/" + name + ".pid", *started);
 }

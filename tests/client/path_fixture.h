@@ -10,8 +10,8 @@
 
 #include <gtest/gtest.h>
 
-#include <string>
 #include <cstring>
+#include <string>
 
 #include "client/errno.h"
 #include "tests/client/client_cluster.h"
@@ -42,10 +42,10 @@ Task<int> error_of(Task<T> call) {
 }
 
 // Awaits call (a client Task) and expects its errno to be `expected` (0: success).
-#define CO_EXPECT_ERRNO(call, expected)                               \
-  do {                                                                \
-    auto mica_call_ = ::mica::testing::error_of(call);                \
-    int mica_errno_ = co_await std::move(mica_call_);                 \
+#define CO_EXPECT_ERRNO(call, expected)                                           \
+  do {                                                                            \
+    auto mica_call_ = ::mica::testing::error_of(call);                            \
+    int mica_errno_ = co_await std::move(mica_call_);                             \
     EXPECT_EQ(mica_errno_, (expected)) << #call << ": " << strerror(mica_errno_); \
   } while (0)
 

@@ -106,7 +106,9 @@ Task<void> unlink_entries(client::Client* c) {
   CO_EXPECT_ERRNO(c->stat("/ul/file"), ENOENT);
 }
 
-TEST_F(ClientPaths, UnlinkRemovesFilesAndSymlinksButNotDirectories) { run(unlink_entries); }
+TEST_F(ClientPaths, UnlinkRemovesFilesAndSymlinksButNotDirectories) {
+  run(unlink_entries);
+}
 
 Task<void> rename_entries(client::Client* c) {
   CO_EXPECT_ERRNO(c->mkdir("/rn", 0755), 0);
@@ -126,7 +128,7 @@ Task<void> rename_entries(client::Client* c) {
   auto looking = c->stat("/rn/two");
   Result<meta::Inode> swapped = co_await std::move(looking);
   CO_ASSERT_OK(swapped);
-  EXPECT_EQ(swapped->id, first->id);  // the exchange swapped the two names
+  EXPECT_EQ(swapped->id, first->id);                        // the exchange swapped the two names
   CO_EXPECT_ERRNO(c->rename("/rn/two", "/rn/a/moved"), 0);  // replaces the other file
   CO_EXPECT_ERRNO(c->stat("/rn/two"), ENOENT);
   CO_EXPECT_ERRNO(c->rename("/rn/a", "/rn/full"), ENOTEMPTY);
@@ -140,7 +142,9 @@ Task<void> rename_entries(client::Client* c) {
   CO_EXPECT_ERRNO(c->stat("/rn/b/moved"), 0);
 }
 
-TEST_F(ClientPaths, RenameMovesReplacesAndExchangesWithPosixErrors) { run(rename_entries); }
+TEST_F(ClientPaths, RenameMovesReplacesAndExchangesWithPosixErrors) {
+  run(rename_entries);
+}
 
 Task<void> links_and_symlinks(client::Client* c) {
   CO_EXPECT_ERRNO(c->mkdir("/ln", 0755), 0);
@@ -200,8 +204,7 @@ Task<void> readdir_pages(client::Client* c) {
   CO_EXPECT_ERRNO(c->mkdir("/many", 0755), 0);
   std::vector<Task<Status>> makers;
   for (int m = 0; m < kMakers; ++m)
-    makers.push_back(
-        make_links(c, m * kManyEntries / kMakers, (m + 1) * kManyEntries / kMakers));
+    makers.push_back(make_links(c, m * kManyEntries / kMakers, (m + 1) * kManyEntries / kMakers));
   auto making = when_all(std::move(makers));
   std::vector<Status> made = co_await std::move(making);
   for (const Status& one : made) CO_ASSERT_OK(one);
@@ -262,7 +265,9 @@ Task<void> non_root_caller(client::Client* c) {
   CO_EXPECT_ERRNO(c->rmdir("/perm/open/mine", user), 0);
 }
 
-TEST_F(ClientPaths, ANonRootCallersCredentialsGetEacces) { run(non_root_caller); }
+TEST_F(ClientPaths, ANonRootCallersCredentialsGetEacces) {
+  run(non_root_caller);
+}
 
 }  // namespace
 }  // namespace mica::testing
