@@ -102,9 +102,9 @@ Task<Status> verify_checkpoint(client::Client* mica, Checkpoint checkpoint) {
   CO_TRY_ASSIGN(std::unique_ptr<client::File> file, co_await std::move(opening));
   Status status = Status::ok_status();
   if (file->known_length() != checkpoint.bytes) {
-    status = Status(StatusCode::kCorruption, "the file holds " +
-                                               std::to_string(file->known_length()) +
-                                               " bytes, not " + std::to_string(checkpoint.bytes));
+    status =
+        Status(StatusCode::kCorruption, "the file holds " + std::to_string(file->known_length()) +
+                                            " bytes, not " + std::to_string(checkpoint.bytes));
   }
   std::vector<std::byte> got(checkpoint.block_bytes), want(checkpoint.block_bytes);
   for (uint64_t offset = 0; status.ok() && offset < checkpoint.bytes;

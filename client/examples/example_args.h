@@ -25,7 +25,7 @@
 namespace mica::examples {
 
 struct ExampleArgs {
-  client::ClientOptions client;          // mgmtd and token_file filled in
+  client::ClientOptions client;                // mgmtd and token_file filled in
   std::map<std::string, std::string> options;  // the program's own --name value pairs
   std::vector<std::string> positional;
 };

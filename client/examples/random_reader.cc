@@ -118,8 +118,8 @@ Task<Result<uint64_t>> read_batches(client::Client* mica, std::vector<Shard>* sh
       uint64_t size = std::min(plan.sample_bytes, length);
       uint64_t offset = next_random(&random) % (length - size + 1);
       std::span<std::byte> out(buffer.data() + i * plan.sample_bytes, size);
-      reads.push_back(client::BatchRead{.file = (*shards)[s].file.get(), .offset = offset,
-                                        .out = out});
+      reads.push_back(
+          client::BatchRead{.file = (*shards)[s].file.get(), .offset = offset, .out = out});
       picked.push_back(s);
     }
     auto reading = mica->read_batch(reads);
@@ -130,9 +130,8 @@ Task<Result<uint64_t>> read_batches(client::Client* mica, std::vector<Shard>* sh
         co_return Status(StatusCode::kIoError, "a sample came back short");
       }
       total += *results[i];
-      if (!plan.verify_dir.empty() &&
-          !matches_local(plan.verify_dir, (*shards)[picked[i]].name, reads[i].offset,
-                         reads[i].out)) {
+      if (!plan.verify_dir.empty() && !matches_local(plan.verify_dir, (*shards)[picked[i]].name,
+                                                     reads[i].offset, reads[i].out)) {
         co_return Status(StatusCode::kCorruption,
                          "sample of " + (*shards)[picked[i]].name + " at offset " +
                              std::to_string(reads[i].offset) + " differs from the local copy");
@@ -207,8 +206,8 @@ std::optional<ReadPlan> read_plan(const ExampleArgs& args) {
 
 int main(int argc, char** argv) {
   using namespace mica::examples;
-  std::optional<ExampleArgs> args = parse_example_args(
-      argc, argv, {"sample-bytes", "batch", "batches", "seed", "verify"}, 1);
+  std::optional<ExampleArgs> args =
+      parse_example_args(argc, argv, {"sample-bytes", "batch", "batches", "seed", "verify"}, 1);
   std::optional<ReadPlan> plan = args ? read_plan(*args) : std::nullopt;
   if (!plan) {
     usage();

@@ -23,7 +23,9 @@ using namespace std::chrono_literals;
 
 constexpr std::chrono::milliseconds kExampleTimeout{60'000};
 
-std::string example(const std::string& name) { return std::string(MICA_EXAMPLES_DIR) + "/" + name; }
+std::string example(const std::string& name) {
+  return std::string(MICA_EXAMPLES_DIR) + "/" + name;
+}
 
 // argv of an example connected to the cluster: NAME --mgmtd M --token-file F args...
 std::vector<std::string> example_argv(const ClientCluster& cluster, const std::string& name,
@@ -87,16 +89,15 @@ TEST(ClientExamples, BadArgumentsPrintTheUsageLineAndExitTwo) {
         run({example(name), "--mgmtd", "127.0.0.1:1", "--no-such-flag", "1", "x", "y"},
             dir.path() + "/" + name + "-unknown");
     EXPECT_EQ(unknown.exit_code, 2) << name << ": " << unknown.err;
-    EXPECT_NE(unknown.err.find("unknown option --no-such-flag"), std::string::npos)
-        << unknown.err;
+    EXPECT_NE(unknown.err.find("unknown option --no-such-flag"), std::string::npos) << unknown.err;
   }
 }
 
 TEST(ClientExamples, CopyInOfAMissingLocalFileIsAClearError) {
   TempDir dir(binary_dir() + "/client-test-data", "examples-missing");
-  RunResult missing = run({example("copy_in"), "--mgmtd", "127.0.0.1:1", dir.path() + "/nope",
-                           "/nope"},
-                          dir.path() + "/copy");
+  RunResult missing =
+      run({example("copy_in"), "--mgmtd", "127.0.0.1:1", dir.path() + "/nope", "/nope"},
+          dir.path() + "/copy");
   EXPECT_EQ(missing.exit_code, 1) << missing.err;
   EXPECT_NE(missing.err.find("cannot read"), std::string::npos) << missing.err;
 }
@@ -111,8 +112,7 @@ TEST(ClientExamples, CopyInCopiesALocalFileByteForByte) {
   RunResult copied = run(example_argv(cluster, "copy_in", {local, "/copied.bin"}),
                          cluster.dir() + "/copy_in", kExampleTimeout);
   ASSERT_EQ(copied.exit_code, 0) << copied.out << copied.err;
-  EXPECT_NE(copied.out.find("copied " + std::to_string(bytes.size()) + " bytes"),
-            std::string::npos)
+  EXPECT_NE(copied.out.find("copied " + std::to_string(bytes.size()) + " bytes"), std::string::npos)
       << copied.out;
   Result<std::string> in_mica = read_mica_file(cluster, "/copied.bin");
   ASSERT_TRUE(in_mica.ok()) << in_mica.status();
@@ -135,8 +135,8 @@ TEST(ClientExamples, RandomReaderSamplesADataSetThatMatchesItsLocalCopy) {
     ASSERT_EQ(copied.exit_code, 0) << copied.err;
   }
   RunResult read = run(example_argv(cluster, "random_reader",
-                                    {"--batch", "16", "--batches", "8", "--sample-bytes",
-                                     "70000", "--verify", local_dir, "/dataset"}),
+                                    {"--batch", "16", "--batches", "8", "--sample-bytes", "70000",
+                                     "--verify", local_dir, "/dataset"}),
                        cluster.dir() + "/random_reader", kExampleTimeout);
   ASSERT_EQ(read.exit_code, 0) << read.out << read.err;
   EXPECT_NE(read.out.find("read 128 samples (8960000 bytes) from 4 files"), std::string::npos)
