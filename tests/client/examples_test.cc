@@ -54,24 +54,22 @@ Task<Result<std::string>> read_mica_file_task(client::ClientOptions options, std
   CO_TRY_ASSIGN(std::unique_ptr<client::Client> c, co_await std::move(connecting));
   auto opening = c->open(path, client::OpenMode{.flags = O_RDONLY});
   Result<std::unique_ptr<client::File>> file = co_await std::move(opening);
-  Result<std::string> out = file.status();
+  Status status = file.status();
+  std::string bytes;
   if (file.ok()) {
-    std::string bytes((*file)->known_length(), '\0');
+    bytes.resize((*file)->known_length());
     std::span<std::byte> all(reinterpret_cast<std::byte*>(bytes.data()), bytes.size());
     auto reading = (*file)->pread(all, 0);
     Result<size_t> read = co_await std::move(reading);
-    if (!read.ok()) {
-      out = read.status();
-    } else {
-      bytes.resize(*read);
-      out = std::move(bytes);
-    }
+    status = read.status();
+    if (read.ok()) bytes.resize(*read);
     auto closing = (*file)->close();
     co_await std::move(closing);
   }
   auto closing = c->close();
   co_await std::move(closing);
-  co_return out;
+  if (!status.ok()) co_return status;
+  co_return bytes;
 }
 
 Result<std::string> read_mica_file(const ClientCluster& cluster, const std::string& path) {
