@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh: runs one benchmark suite and its references in the same run.
 #
-# Usage: bench/run.sh SUITE [FIGURE...]     (suites: async net chunk mgmtd storage meta; FIGUREs
-# narrow the run)
+# Usage: bench/run.sh SUITE [FIGURE...]   (suites: async net chunk mgmtd storage meta client;
+# FIGUREs narrow the run)
 #
 # Builds what the suite needs (Release, cmake -G Ninja, in build-bench/ at the repo root),
 # then measures every figure BENCH_REPEAT times, Mica and its reference interleaved (the
@@ -25,6 +25,9 @@
 # BENCH_META_ENTRIES (entries of the meta suite's readdir directory, default 100000),
 # BENCH_META_FILES (files planted for its stat, rename and unlink figures, default 100000),
 # BENCH_META_FOOTPRINT (files its footprint run creates, default 50000),
+# BENCH_CLIENT_FILE_BYTES (the client suite's sequential file, default 4 GiB),
+# BENCH_CLIENT_SHARD_BYTES (each of its 64 shard files, default 16 MiB),
+# BENCH_CLIENT_BLOCK_BYTES (its sequential transfer size, default 4 MiB),
 # BENCH_BUILD_JOBS (default 2: the machine is shared). The runtime runs with its default
 # ExecutorOptions.
 
@@ -34,7 +37,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
-readonly SUITES="async net chunk mgmtd storage meta"
+readonly SUITES="async net chunk mgmtd storage meta client"
 readonly BUILD_DIR="$REPO/build-bench"
 readonly LOG_DIR="$BUILD_DIR/bench-logs"
 readonly RESULTS_DIR="$REPO/bench/results"
@@ -57,7 +60,7 @@ fi
 SUITE=$1
 shift
 case "$SUITE" in
-  async | net | chunk | mgmtd | storage | meta) ;;
+  async | net | chunk | mgmtd | storage | meta | client) ;;
   -h | --help)
     usage
     exit 0
@@ -78,6 +81,13 @@ STORAGE_CHUNKS=${BENCH_STORAGE_CHUNKS:-512}
 META_ENTRIES=${BENCH_META_ENTRIES:-100000}
 META_FILES=${BENCH_META_FILES:-100000}
 META_FOOTPRINT=${BENCH_META_FOOTPRINT:-50000}
+CLIENT_FILE_BYTES=${BENCH_CLIENT_FILE_BYTES:-$((4 << 30))}
+CLIENT_SHARD_BYTES=${BENCH_CLIENT_SHARD_BYTES:-$((16 << 20))}
+CLIENT_BLOCK_BYTES=${BENCH_CLIENT_BLOCK_BYTES:-$((4 << 20))}
+for size in "$CLIENT_FILE_BYTES" "$CLIENT_SHARD_BYTES" "$CLIENT_BLOCK_BYTES"; do
+  [[ $size =~ ^[1-9][0-9]*$ ]] ||
+    { echo "bench/run.sh: BENCH_CLIENT_*_BYTES must be positive byte counts" >&2; exit 2; }
+done
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: BENCH_REPEAT must be >= 1" >&2; exit 2; }
 [[ $STORAGE_CHUNKS =~ ^[1-9][0-9]*$ ]] ||
   { echo "bench/run.sh: BENCH_STORAGE_CHUNKS must be >= 1" >&2; exit 2; }
@@ -205,6 +215,8 @@ readonly FIO_HUGE_PAGES=16
 FIO_HUGE=()
 FIO_HUGE_NOTE="fio's buffers in huge pages too (--iomem=mmaphuge)"
 HUGE_PAGES_BEFORE=
+CLIENT_UP=
+CLIENT_CLUSTER=
 reserve_huge_pages() {
   local now
   now=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo 0)
@@ -479,6 +491,55 @@ with fewer inodes and scaled linearly; one run serves every repeat and both figu
 NOTE[rss_per_million_inodes]="growth of the process's resident memory over the same run \
 (server, mgmtd and client together, LMDB's mapped pages included), scaled to a million."
 
+# ---- the client suite: the native client against `mica dev up` processes (bench_client) ----
+
+# A dev cluster (mgmtd, one mica-meta, 3 mica-storage processes, 3 replicas per chain, every
+# replica on the disk of BENCH_DIR) started once per suite run; bench_client is the client
+# process alone. The references run in the same run, on the same disk.
+readonly CLIENT_FIGURES="seq_write seq_read batch_randread_4k batch_randread_128k \
+read_4k_p50 read_4k_p99 client_rss"
+readonly CLIENT_DEPTH=8 CLIENT_SHARDS=64 CLIENT_BATCHES=4 CLIENT_BATCH_ITEMS=32
+readonly CLIENT_SHAPE="bench_client (one executor, TCP on 127.0.0.1) against mica dev up \
+--storage 3 (3 replicas per chain, one disk)"
+UNIT[seq_write]=MiB/s
+REFERENCE[seq_write]="storage write_3rep"
+TARGET[seq_write]=0.90
+NOTE[seq_write]="a $((CLIENT_FILE_BYTES >> 20)) MiB file written once (O_TRUNC) in \
+$((CLIENT_BLOCK_BYTES >> 20)) MiB File::pwrite calls, ${CLIENT_DEPTH} in flight from a shared \
+cursor, then fsync and close (timed); ${CLIENT_SHAPE}. Reference: the storage suite's \
+write_3rep Mica side (bench_storage --mode write --replicas 3: 1 MiB chunk writes straight \
+through StorageClient, ${STORAGE_DEPTH} in flight, servers in one process) in the same run."
+UNIT[seq_read]=MiB/s
+REFERENCE[seq_read]="fio local disk"
+TARGET[seq_read]=0.80
+NOTE[seq_read]="the same file read once whole in $((CLIENT_BLOCK_BYTES >> 20)) MiB \
+File::pread calls, ${CLIENT_DEPTH} in flight (written first, untimed, when missing). \
+Reference: fio --ioengine=io_uring --direct=1 --rw=read --bs=$((CLIENT_BLOCK_BYTES >> 20))m \
+--iodepth=${CLIENT_DEPTH} reading a file of the same size in BENCH_DIR once."
+for size in 4 128; do
+  figure=batch_randread_${size}k
+  UNIT[$figure]=reads/s
+  REFERENCE[$figure]="chunk engine alone"
+  TARGET[$figure]=0.50
+  NOTE[$figure]="Client::read_batch of ${CLIENT_BATCH_ITEMS} random ${size} KiB samples \
+(aligned offsets) of ${CLIENT_SHARDS} shard files of $((CLIENT_SHARD_BYTES >> 20)) MiB, \
+${CLIENT_BATCHES} batches in flight, ${BENCH_SECS} s. Reference: a ChunkEngine alone on the \
+same disk holding as many bytes in 4 MiB chunks, $((CLIENT_BATCHES * CLIENT_BATCH_ITEMS)) \
+tasks each doing one ${size} KiB read at a time."
+done
+UNIT[read_4k_p50]=us
+UNIT[read_4k_p99]=us
+UNIT[client_rss]=MiB
+for figure in read_4k_p50 read_4k_p99 client_rss; do
+  REFERENCE[$figure]=-
+  TARGET[$figure]=-
+done
+NOTE[read_4k_p50]="median latency of single 4 KiB File::pread calls, one at a time, at random \
+aligned offsets of the shard files, ${BENCH_SECS} s (lower is better)."
+NOTE[read_4k_p99]="the same run's 99th percentile (lower is better)."
+NOTE[client_rss]="memory per client: growth of bench_client's resident memory from before \
+connect to the end of seq_write (its own transfer buffers touched before)."
+
 # ---- helpers ----
 
 BG_PIDS=()
@@ -487,6 +548,10 @@ cleanup() {
   for pid in "${BG_PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
+  if [[ -n $CLIENT_UP ]]; then
+    "$BUILD_DIR/apps/mica" dev down --dir "$CLIENT_CLUSTER" >>"$LOG_DIR/client-dev.log" 2>&1 ||
+      true
+  fi
   if [[ -n $HUGE_PAGES_BEFORE ]]; then
     echo "$HUGE_PAGES_BEFORE" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
   fi
@@ -902,6 +967,76 @@ routing_current_per_s_reference() {
 }
 routing_snapshot_bytes_mica() { mgmtd_routing mica full 1 response_bytes; }
 
+# client: bench_client against the suite's dev cluster; the engine reference alone.
+readonly CLIENT_TIMEOUT_S=$((RUN_TIMEOUT_S * 20))
+client_bench() {
+  timeout "$CLIENT_TIMEOUT_S" "$BUILD_DIR/bench/bench_client" "$@"
+}
+client_mica() {
+  client_bench --mgmtd "$CLIENT_MGMTD" --token-file "$CLIENT_CLUSTER/cluster.token" \
+    --file-bytes "$CLIENT_FILE_BYTES" --block-bytes "$CLIENT_BLOCK_BYTES" --depth "$CLIENT_DEPTH" \
+    --shards "$CLIENT_SHARDS" --shard-bytes "$CLIENT_SHARD_BYTES" --seconds "$BENCH_SECS" "$@"
+}
+seq_write_mica() {
+  client_mica --mode seq_write | tee "$LOG_DIR/client-seq-write.json" | json_field mib_per_s
+}
+seq_write_reference() { storage_write 3 | json_field mib_per_s; }
+seq_read_mica() { client_mica --mode seq_read | json_field mib_per_s; }
+seq_read_reference() {
+  timeout "$CLIENT_TIMEOUT_S" fio --name=client-seq-read --filename="$BENCH_DIR/client-fio.dat" \
+    --size="$CLIENT_FILE_BYTES" --ioengine=io_uring --direct=1 --rw=read \
+    --bs="$CLIENT_BLOCK_BYTES" --iodepth="$CLIENT_DEPTH" --output-format=json |
+    json_field jobs.0.read.bw_bytes | to_mib
+}
+client_batch() {
+  local side=$1 size=$2
+  local shape=(--sample-bytes $((size << 10)) --batches "$CLIENT_BATCHES"
+    --batch-items "$CLIENT_BATCH_ITEMS")
+  if [[ $side == mica ]]; then
+    client_mica --mode batch_randread "${shape[@]}" | json_field reads_per_s
+  else
+    client_bench --mode engine_randread --engine-dir "$BENCH_DIR/client-engine" \
+      --shards "$CLIENT_SHARDS" --shard-bytes "$CLIENT_SHARD_BYTES" --depth "$CLIENT_DEPTH" \
+      --seconds "$BENCH_SECS" "${shape[@]}" | json_field reads_per_s
+  fi
+}
+for size in 4 128; do
+  eval "batch_randread_${size}k_mica() { client_batch mica $size; }"
+  eval "batch_randread_${size}k_reference() { client_batch reference $size; }"
+done
+# One latency run serves both percentiles of a repeat.
+client_latency() {
+  local field=$1 file="$LOG_DIR/client-latency.json"
+  [[ -s $file ]] || client_mica --mode latency >"$file" || return 1
+  json_field "$field" <"$file"
+  [[ $field == p99_us ]] && rm -f "$file"
+  return 0
+}
+read_4k_p50_mica() { client_latency p50_us; }
+read_4k_p99_mica() { client_latency p99_us; }
+# From this repeat's seq_write run (its own run when the figure is measured alone).
+client_rss_mica() {
+  local file="$LOG_DIR/client-seq-write.json"
+  [[ -s $file ]] || client_mica --mode seq_write >"$file" || return 1
+  json_field client_rss_bytes <"$file" | to_mib
+  rm -f "$file"
+}
+
+# The client suite's dev cluster: a fresh one per run, stopped by cleanup.
+prepare_client() {
+  mkdir -p "$BENCH_DIR" "$LOG_DIR"
+  CLIENT_CLUSTER="$BENCH_DIR/client-cluster"
+  "$BUILD_DIR/apps/mica" dev down --dir "$CLIENT_CLUSTER" >>"$LOG_DIR/client-dev.log" 2>&1 || true
+  rm -rf "$CLIENT_CLUSTER"
+  rm -f "$LOG_DIR/client-seq-write.json" "$LOG_DIR/client-latency.json"
+  log "starting a dev cluster (3 storage processes) in $CLIENT_CLUSTER"
+  "$BUILD_DIR/apps/mica" dev up --storage 3 --dir "$CLIENT_CLUSTER" \
+    >>"$LOG_DIR/client-dev.log" 2>&1 || die "mica dev up failed (see $LOG_DIR/client-dev.log)"
+  CLIENT_UP=1
+  CLIENT_MGMTD=$(sed -n 's/^MICA_MGMTD=//p' "$CLIENT_CLUSTER/cluster.env")
+  [[ -n $CLIENT_MGMTD ]] || die "no MICA_MGMTD in $CLIENT_CLUSTER/cluster.env"
+}
+
 # ---- main ----
 
 case "$SUITE" in
@@ -929,6 +1064,10 @@ case "$SUITE" in
     SUITE_FIGURES=$META_FIGURES
     BUILD_TARGETS=(bench_meta)
     ;;
+  client)
+    SUITE_FIGURES=$CLIENT_FIGURES
+    BUILD_TARGETS=(bench_client bench_storage mica mica-mgmtd mica-meta mica-storage)
+    ;;
 esac
 FIGURES=()
 NARROWED=$(($# > 0))
@@ -947,11 +1086,13 @@ fi
 # The mgmtd, storage and meta suites talk over loopback only: no fio, iperf3 or ss.
 TOOLS=(fio iperf3 python3 cmake ninja ss timeout)
 [[ $SUITE == mgmtd || $SUITE == storage || $SUITE == meta ]] && TOOLS=(python3 cmake ninja timeout)
+[[ $SUITE == client ]] && TOOLS=(fio python3 cmake ninja timeout)
 for tool in "${TOOLS[@]}"; do require_tool "$tool"; done
 build "${BUILD_TARGETS[@]}"
 [[ $SUITE == async ]] && prepare_data_file
 [[ $SUITE == chunk ]] && prepare_chunk
 [[ $SUITE == storage ]] && prepare_storage
+[[ $SUITE == client ]] && prepare_client
 if [[ $SUITE == meta ]]; then
   mkdir -p "$BENCH_DIR" "$LOG_DIR"
   rm -f "$LOG_DIR/meta-footprint.json"
@@ -983,6 +1124,8 @@ log "measured in $(($(date +%s) - started)) s"
 command="BENCH_REPEAT=$REPEAT BENCH_SECONDS=$BENCH_SECS BENCH_FILE_BUFFERS=$FILE_BUFFERS"
 [[ $SUITE == meta ]] && command+=" BENCH_META_ENTRIES=$META_ENTRIES BENCH_META_FILES=$META_FILES\
  BENCH_META_FOOTPRINT=$META_FOOTPRINT"
+[[ $SUITE == client ]] && command+=" BENCH_CLIENT_FILE_BYTES=$CLIENT_FILE_BYTES\
+ BENCH_CLIENT_SHARD_BYTES=$CLIENT_SHARD_BYTES BENCH_CLIENT_BLOCK_BYTES=$CLIENT_BLOCK_BYTES"
 command+=" bench/run.sh $SUITE"
 # Only a whole-suite run replaces the committed record; a narrowed one reports beside the logs.
 report="$RESULTS_DIR/$SUITE.md"
