@@ -9,10 +9,10 @@
 // Each client host runs two workers (tests/sim/client_files_work.cc) that open a new file,
 // write at random offsets and sizes across chunk boundaries, read, fsync and close it,
 // again and again until kFaultEnd. Faults in [kFaultStart, kFaultEnd): up to three silent
-// storage crashes (power losses of the host's disk) with restarts after 0.1-1.5 s, up to
-// three partitions between any two hosts but the admin (both ways or one way). At
-// kFaultEnd everything heals; once every chain serves at full strength each worker reads
-// every file it wrote through its host's other Client. The checks:
+// storage crashes (power losses of the host's disk) with restarts after 0.1-1.5 s, a crash
+// and restart of the meta host in one seed of three, up to three partitions between any two hosts
+// but the admin (both ways or one way). At kFaultEnd everything heals; once every chain serves at
+// full strength each worker reads every file it wrote through its host's other Client. The checks:
 //
 // - every read, during the faults and after, returns each byte an acknowledged write put
 //   there (holes as zeros; bytes of a failed write may be old or new), and a length
@@ -131,7 +131,7 @@ Task<void> meta_main(State* s, SimHost* host) {
     Status woke = co_await never.wait();
     (void)woke;
     s->meta = nullptr;
-  } else {
+  } else if (host->up()) {
     s->cluster.result->fail(fmt::format("the meta node failed to start: {}", started.to_string()));
   }
   Task<void> stopping = node.stop();
@@ -151,6 +151,19 @@ void crash_storage(State* s, uint32_t index, Duration at, Duration down) {
   c->world->schedule(at + down, [c, index] {
     StorageHost& h = c->storage[index];
     if (!c->done && !h.host->up()) c->world->restart(*h.host);
+  });
+}
+
+// The meta process killed (silently) and restarted from its disk within the call deadline.
+void crash_meta(State* s, Duration at, Duration down) {
+  s->cluster.world->schedule(at, [s] {
+    if (s->cluster.done || s->cluster.healed || !s->meta_host->up()) return;
+    s->meta = nullptr;
+    s->cluster.world->crash(*s->meta_host);
+    ++s->meta_crashes;
+  });
+  s->cluster.world->schedule(at + down, [s] {
+    if (!s->cluster.done && !s->meta_host->up()) s->cluster.world->restart(*s->meta_host);
   });
 }
 
@@ -175,6 +188,7 @@ void heal(State* s) {
   c->world->heal_all();
   for (StorageHost& h : c->storage)
     if (!h.host->up()) c->world->restart(*h.host);
+  if (!s->meta_host->up()) c->world->restart(*s->meta_host);
 }
 
 void schedule_faults(State* s) {
@@ -187,6 +201,9 @@ void schedule_faults(State* s) {
     Duration at = random.between(kFaultStart, latest);
     crash_storage(s, index, at, random.between(kFaultWindowMin, kFaultWindowMax));
   }
+  if (random.below(3) == 0)  // one seed in three
+    crash_meta(s, random.between(kFaultStart, latest),
+               random.between(kFaultWindowMin, kFaultWindowMax));
   std::vector<SimHost*> hosts{c->mgmtd_host, s->meta_host};
   for (StorageHost& h : c->storage) hosts.push_back(h.host);
   for (size_t i = 0; i < c->world->host_count(); ++i)

@@ -63,6 +63,7 @@ struct State {
   uint64_t closes_checked = 0;
   uint64_t files_verified = 0;
   uint64_t bytes_verified = 0;
+  uint64_t meta_crashes = 0;
 };
 
 // tests/sim/client_files.cc: the mgmtd and meta hosts' boots and the faults.

@@ -148,6 +148,7 @@ void report(const State& s, ScenarioResult& result) {
   result.counters["files_verified"] = s.files_verified;
   result.counters["bytes_verified"] = s.bytes_verified;
   result.counters["storage_crashes"] = s.cluster.storage_crashes;
+  result.counters["meta_crashes"] = s.meta_crashes;
   result.counters["partitions"] = s.cluster.partitions;
   result.counters["one_way_partitions"] = s.cluster.one_way_partitions;
   result.counters["recovery_ms_total"] = s.cluster.recovery_ms;
@@ -221,8 +222,8 @@ std::string check_sweep(const ScenarioCounters& totals, uint64_t) {
     auto it = totals.find(name);
     return it == totals.end() ? uint64_t{0} : it->second;
   };
-  for (const char* needed : {"storage_crashes", "partitions", "one_way_partitions", "writes_acked",
-                             "reads_checked", "closes_checked", "files_verified"})
+  for (const char* needed : {"storage_crashes", "meta_crashes", "partitions", "one_way_partitions",
+                             "writes_acked", "reads_checked", "closes_checked", "files_verified"})
     if (get(needed) == 0) return fmt::format("no seed of the sweep had any {}", needed);
   return "";
 }
