@@ -177,16 +177,19 @@ Status parse_dev_command(const std::vector<std::string_view>& rest, CliInvocatio
     return expect_count(rest, 1, "dev down [--dir DIR]");
   }
   if (verb != "up")
-    return usage_error("usage: mica dev up [--storage N] [--dir DIR], mica dev down [--dir DIR]");
+    return usage_error(
+        "usage: mica dev up [--storage N] [--targets K] [--dir DIR], mica dev down [--dir DIR]");
   out->command = CliCommand::kDevUp;
   for (size_t i = 1; i < rest.size(); i += 2) {
-    if (rest[i] != "--storage") {
+    bool targets = rest[i] == "--targets";
+    if (rest[i] != "--storage" && !targets) {
       return usage_error(fmt::format("dev up: unknown option \"{}\"", rest[i]));
     }
-    if (i + 1 >= rest.size()) return usage_error("--storage needs a value");
-    Result<uint64_t> n = parse_number(rest[i + 1], "--storage", 1, kDevStorageMax);
+    if (i + 1 >= rest.size()) return usage_error(fmt::format("{} needs a value", rest[i]));
+    Result<uint64_t> n = parse_number(rest[i + 1], targets ? "--targets" : "--storage", 1,
+                                      targets ? kDevTargetsMax : kDevStorageMax);
     if (!n.ok()) return n.status();
-    out->storage_count = static_cast<uint32_t>(*n);
+    (targets ? out->targets_per_node : out->storage_count) = static_cast<uint32_t>(*n);
   }
   return Status::ok_status();
 }
@@ -375,11 +378,11 @@ commands:
   mkdir PATH                      a new directory (mode 0755)
   rm PATH                         remove a file, or an empty directory
                                   (the namespace commands act as the caller's uid/gid/groups)
-  dev up [--storage N] [--dir DIR]
+  dev up [--storage N] [--targets K] [--dir DIR]
                                   start mgmtd, one meta process ({} shards) and N storage
-                                  processes (default {}) on 127.0.0.1 under DIR (default
-                                  ./{}), make a chain table, and return once every chain
-                                  and every shard serves
+                                  processes (default {}, K chain targets each, default 1)
+                                  on 127.0.0.1 under DIR (default ./{}), make a chain
+                                  table, and return once every chain and every shard serves
   dev down [--dir DIR]            stop what `dev up` started in DIR (by its pid files)
 
 options:

@@ -34,6 +34,10 @@ inline constexpr size_t kCliNodesMax = 4096;
 inline constexpr std::string_view kDefaultDevDir = "mica-dev";
 inline constexpr uint32_t kDevStorageDefault = 3;
 inline constexpr uint32_t kDevStorageMax = 16;
+// `mica dev up --targets K`: chain targets per storage process (K chains of 3 replicas on
+// 3 processes: what striping over several chains needs), at most kDevTargetsMax.
+inline constexpr uint32_t kDevTargetsDefault = 1;
+inline constexpr uint32_t kDevTargetsMax = 8;
 // The shards the dev cluster's one meta process serves.
 inline constexpr uint32_t kDevMetaShardsDefault = 4;
 // Bytes one `mica put` or `mica get` moves (a chunk's largest size).
@@ -82,6 +86,7 @@ struct CliInvocation {
   // from (apps/dev_cluster.h), instead of --mgmtd and --token-file.
   std::string dir;
   uint32_t storage_count = kDevStorageDefault;  // dev up --storage N
+  uint32_t targets_per_node = kDevTargetsDefault;  // dev up --targets K
 
   // put / get: the chunk range.
   craq::ChainId chain_id = 0;

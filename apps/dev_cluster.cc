@@ -49,6 +49,7 @@ struct DevPlan {
   std::string dir;
   uint32_t storage = 0;
   uint32_t replicas = 0;
+  uint32_t targets_per_node = 1;
   std::string mgmtd_binary;
   std::string storage_binary;
   std::string meta_binary;
@@ -127,11 +128,13 @@ StorageConfig storage_config(const DevPlan& plan, uint32_t i) {
   config.token_file = plan.token();
   config.transport = net::TransportChoice::kTcp;
   config.server.scrub_bytes_per_s = kDevScrubBytesPerS;
-  craq::StorageTargetConfig target;
-  target.path = config.data_dir + "/target-0";
-  target.disk = target.path;
-  target.engine.reserve_bytes = kDevReserveBytes;
-  config.server.targets.push_back(std::move(target));
+  for (uint32_t t = 0; t < plan.targets_per_node; ++t) {
+    craq::StorageTargetConfig target;
+    target.path = fmt::format("{}/target-{}", config.data_dir, t);
+    target.disk = target.path;
+    target.engine.reserve_bytes = kDevReserveBytes;
+    config.server.targets.push_back(std::move(target));
+  }
   return config;
 }
 
@@ -228,9 +231,9 @@ bool all_registered(const DevPlan& plan, const craq::StatusResponse& status) {
     bool alive =
         std::any_of(status.nodes.begin(), status.nodes.end(),
                     [&](const craq::NodeStatus& s) { return s.node == node->id && s.alive; });
-    bool has_target = std::any_of(status.routing.targets.begin(), status.routing.targets.end(),
-                                  [&](const craq::TargetInfo& t) { return t.node == node->id; });
-    if (!alive || !has_target) return false;
+    auto targets = std::count_if(status.routing.targets.begin(), status.routing.targets.end(),
+                                 [&](const craq::TargetInfo& t) { return t.node == node->id; });
+    if (!alive || targets < static_cast<std::ptrdiff_t>(plan.targets_per_node)) return false;
   }
   return true;
 }
@@ -442,6 +445,7 @@ Status prepare(const CliInvocation& invocation, DevPlan* plan) {
   plan->dir = dev_dir(invocation);
   plan->storage = invocation.storage_count;
   plan->replicas = std::min(plan->storage, kDevReplicasMax);
+  plan->targets_per_node = invocation.targets_per_node;
   for (const char* sub : {"", "/logs", "/pids", "/data"}) {
     std::error_code error;
     fs::create_directories(plan->dir + sub, error);

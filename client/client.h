@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "async/status.h"
+#include "async/sync.h"
 #include "async/task.h"
 #include "async/time.h"
 #include "craq/storage_client.h"
@@ -71,9 +72,14 @@ struct ClientOptions {
   craq::ReadChoice read_choice = craq::ReadChoice::kSpread;
 };
 
+class RegisteredBuffer;
+
 struct CallOptions {
   TimePoint deadline = kNoDeadline;  // kNoDeadline: ClientOptions::call_timeout from now
   std::optional<Credentials> cred;   // unset: the client's
+  // A registration (Client::register_buffer) holding the call's bytes: named as it is, no
+  // registration per call. Ignored for bytes it does not cover. Must outlive the call.
+  const RegisteredBuffer* registered = nullptr;
 };
 
 // POSIX open flags the client acts on: O_RDONLY/O_WRONLY/O_RDWR, O_CREAT, O_EXCL, O_TRUNC,
@@ -91,7 +97,7 @@ struct DirPage {
 
 // A buffer registered with the transport (Client::register_buffer): reads into it and writes
 // from it need no registration per call (RDMA) and no extra copy. Move-only; the bytes must
-// outlive it.
+// outlive it, and it must outlive every call that names it (destroying it revokes it).
 class RegisteredBuffer {
  public:
   RegisteredBuffer() = default;
@@ -139,7 +145,27 @@ class File {
 
  private:
   friend class Client;
+  // One chunk's part of a file range (file.cc).
+  struct Piece {
+    craq::ChainId chain = 0;
+    uint32_t index = 0;   // the chunk
+    uint32_t offset = 0;  // in the chunk
+    size_t at = 0;        // in the caller's buffer
+    size_t length = 0;
+  };
   File(Client* client, meta::OpenReply opened, OpenMode mode);
+  Status check_usable(bool writing) const;
+  Status compute_chains();
+  std::vector<Piece> pieces(uint64_t offset, size_t length) const;
+  void note_inode(const Inode& inode);
+  uint64_t unreported_length() const;
+  Task<Status> write_piece(Piece piece, std::span<const std::byte> data, TimePoint deadline,
+                           net::MemoryRegion* region);
+  Task<Status> read_piece(Piece piece, std::span<std::byte> out, TimePoint deadline,
+                          net::MemoryRegion* region);
+  Task<Status> report(TimePoint deadline);
+  Task<void> report_if_due(TimePoint deadline);
+  Task<Status> refresh_length(TimePoint deadline);
 
   Client* client_;
   Inode attrs_;
@@ -153,6 +179,8 @@ class File {
   TimePoint last_report_{};
   uint64_t cursor_ = 0;
   bool closed_ = false;
+  bool reporting_ = false;  // a growth report is on its way (one at a time)
+  Semaphore in_flight_;     // payload bytes to storage (file_bytes_in_flight_max)
 };
 
 // One item of Client::read_batch: `length` bytes of `file` at `offset` into out.
@@ -237,6 +265,9 @@ class Client {
   friend class File;
   explicit Client(ClientOptions options);
   Task<Status> start();
+  // file.cc: a File for an open session (closes the session when its layout is unusable).
+  Task<Result<std::unique_ptr<File>>> make_file(meta::OpenReply opened, OpenMode mode,
+                                                TimePoint deadline);
 
   ClientOptions options_;
   Credentials cred_;

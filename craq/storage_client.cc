@@ -59,7 +59,8 @@ uint64_t StorageClient::next_read_turn() {
 
 Task<Result<ChunkState>> StorageClient::write(ChainId chain, ChunkRef chunk, uint32_t offset,
                                               std::span<const std::byte> data,
-                                              uint32_t chunk_size_bytes, TimePoint deadline) {
+                                              uint32_t chunk_size_bytes, TimePoint deadline,
+                                              net::MemoryRegion* region) {
   if (data.size() > UINT32_MAX) co_return too_large(data.size());
   UpdateIO io{.chain = chain,
               .chunk = chunk,
@@ -68,7 +69,7 @@ Task<Result<ChunkState>> StorageClient::write(ChainId chain, ChunkRef chunk, uin
               .length = static_cast<uint32_t>(data.size()),
               .chunk_size_bytes = chunk_size_bytes,
               .payload_crc = crc32c(data)};
-  auto updating = update(io, data, deadline);
+  auto updating = update(io, data, deadline, region);
   co_return co_await std::move(updating);
 }
 
@@ -92,7 +93,7 @@ Task<Result<ChunkState>> StorageClient::remove(ChainId chain, ChunkRef chunk, Ti
 }
 
 Task<Result<ChunkState>> StorageClient::update(UpdateIO io, std::span<const std::byte> data,
-                                               TimePoint deadline) {
+                                               TimePoint deadline, net::MemoryRegion* region) {
   deadline = call_deadline(deadline);
   // One request id per logical update, kept over every retry: the chain recognises a retry
   // of an update it already applied (or holds pending) by this pair.
@@ -100,7 +101,8 @@ Task<Result<ChunkState>> StorageClient::update(UpdateIO io, std::span<const std:
   io.request_id = next_request_id_++;
   // The servers only pull (read_from) from it; registration names memory for both ways.
   std::span<std::byte> bytes(const_cast<std::byte*>(data.data()), data.size());
-  Result<client_detail::Registered> registered = client_detail::register_span(transport_, bytes);
+  Result<client_detail::Registered> registered =
+      client_detail::register_or_use(transport_, bytes, region);
   if (!registered.ok()) co_return registered.status();
   auto running = update_loop(io, registered->remote, deadline);
   Result<ChunkState> result = co_await std::move(running);
@@ -139,18 +141,19 @@ Task<Result<ChunkState>> StorageClient::update_loop(UpdateIO io, net::RemoteBuff
 }
 
 Task<Result<uint32_t>> StorageClient::read(ChainId chain, ChunkRef chunk, uint32_t offset,
-                                           std::span<std::byte> out, TimePoint deadline) {
+                                           std::span<std::byte> out, TimePoint deadline,
+                                           net::MemoryRegion* region) {
   if (out.size() > UINT32_MAX) co_return too_large(out.size());
   ReadRequest request{.chain = chain,
                       .chunk = chunk,
                       .offset = offset,
                       .length = static_cast<uint32_t>(out.size())};
-  auto reading = read_loop(request, out, call_deadline(deadline));
+  auto reading = read_loop(request, out, call_deadline(deadline), region);
   co_return co_await std::move(reading);
 }
 
 Task<Result<uint32_t>> StorageClient::read_loop(ReadRequest request, std::span<std::byte> out,
-                                                TimePoint deadline) {
+                                                TimePoint deadline, net::MemoryRegion* region) {
   RetryLoop retry(routing_, options_, deadline,
                   fmt::format("read of chunk {}:{} on chain {}", request.chunk.inode,
                               request.chunk.index, request.chain),
@@ -165,8 +168,11 @@ Task<Result<uint32_t>> StorageClient::read_loop(ReadRequest request, std::span<s
     if (route.ok()) {
       replicas = route->replicas;
       // A fresh registration per attempt, released before the next: a replica that gave up
-      // late can never push its bytes over those of the replica that answered after it.
-      Result<client_detail::Registered> registered = client_detail::register_span(transport_, out);
+      // late can never push its bytes over those of the replica that answered after it. A
+      // caller's region is named as it is: the caller chose one registration for all calls
+      // (a late push then brings committed bytes of this same range).
+      Result<client_detail::Registered> registered =
+          client_detail::register_or_use(transport_, out, region);
       if (!registered.ok()) co_return registered.status();
       request.chain_version = route->chain_version;
       request.out = registered->remote;

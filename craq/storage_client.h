@@ -13,7 +13,8 @@
 //
 // Buffers: the caller's spans must stay valid and unchanged until the returned task ends;
 // the client registers them with the transport for the servers' one-sided transfers
-// (unless the caller passes a region that covers them).
+// (unless the caller passes a region that covers them: then that region is named, and no
+// registration is made per call; the region outlives the call).
 //
 // Thread rule: executor-bound: the client, its pool, transport and routing client belong to
 // the executor that made it; every call is made from a task there and suspends. The pool,
@@ -60,6 +61,7 @@ struct ChunkWrite {
   uint32_t offset = 0;
   std::span<const std::byte> data;
   uint32_t chunk_size_bytes = 0;
+  net::MemoryRegion* region = nullptr;  // the caller's registration of data, or null
 };
 
 // One read of a batch; out outlives the call. A hole (no such chunk, or past its end) reads
@@ -69,6 +71,7 @@ struct ChunkRead {
   ChunkRef chunk;
   uint32_t offset = 0;
   std::span<std::byte> out;
+  net::MemoryRegion* region = nullptr;  // the caller's registration of out, or null
 };
 
 class StorageClient {
@@ -82,17 +85,21 @@ class StorageClient {
   uint64_t client_id() const { return client_id_; }
 
   // Writes data at offset of the chunk (offset + size <= chunk_size_bytes). Returns the
-  // chunk's committed state once every replica of the chain holds it.
+  // chunk's committed state once every replica of the chain holds it. region: the caller's
+  // registration of data (used when it covers data; null or not covering: one per call).
   Task<Result<ChunkState>> write(ChainId chain, ChunkRef chunk, uint32_t offset,
                                  std::span<const std::byte> data, uint32_t chunk_size_bytes,
-                                 TimePoint deadline = kNoDeadline);
+                                 TimePoint deadline = kNoDeadline,
+                                 net::MemoryRegion* region = nullptr);
   Task<Result<ChunkState>> truncate(ChainId chain, ChunkRef chunk, uint32_t length_bytes,
                                     uint32_t chunk_size_bytes, TimePoint deadline = kNoDeadline);
   // Removing a chunk that does not exist succeeds.
   Task<Result<ChunkState>> remove(ChainId chain, ChunkRef chunk, TimePoint deadline = kNoDeadline);
-  // Reads committed bytes into out; returns how many exist (0 for a hole).
+  // Reads committed bytes into out; returns how many exist (0 for a hole). region as for
+  // write(); with a caller's region every attempt names it (no fresh registration per try).
   Task<Result<uint32_t>> read(ChainId chain, ChunkRef chunk, uint32_t offset,
-                              std::span<std::byte> out, TimePoint deadline = kNoDeadline);
+                              std::span<std::byte> out, TimePoint deadline = kNoDeadline,
+                              net::MemoryRegion* region = nullptr);
 
   // Many reads, grouped into one batch_read per storage node; a result per item, in order.
   Task<std::vector<Result<uint32_t>>> read_batch(std::vector<ChunkRead> reads,
@@ -116,10 +123,11 @@ class StorageClient {
   // The call's deadline: `deadline`, or call_timeout from now when it names none.
   TimePoint call_deadline(TimePoint deadline) const;
   // One logical update (write, truncate, remove): a fresh request id kept over retries.
-  Task<Result<ChunkState>> update(UpdateIO io, std::span<const std::byte> data, TimePoint deadline);
+  Task<Result<ChunkState>> update(UpdateIO io, std::span<const std::byte> data, TimePoint deadline,
+                                  net::MemoryRegion* region = nullptr);
   Task<Result<ChunkState>> update_loop(UpdateIO io, net::RemoteBuffer payload, TimePoint deadline);
   Task<Result<uint32_t>> read_loop(ReadRequest request, std::span<std::byte> out,
-                                   TimePoint deadline);
+                                   TimePoint deadline, net::MemoryRegion* region);
   Task<Result<std::optional<ChunkMeta>>> last_chunk_of(ChainId chain, uint64_t inode,
                                                        TimePoint deadline);
   Task<Status> remove_chain_from(ChainId chain, uint64_t inode, uint32_t first_index,

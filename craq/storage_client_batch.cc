@@ -110,9 +110,17 @@ std::vector<std::unique_ptr<net::MemoryRegion>> StorageClient::register_parts(
   };
   std::vector<Slot> slots;
   for (size_t p = 0; p < parts->size(); ++p) {
-    const BatchPart& part = (*parts)[p];
+    BatchPart& part = (*parts)[p];
     for (size_t k = 0; k < part.items.size(); ++k) {
-      std::span<std::byte> out = reads[part.items[k]].out;
+      const ChunkRead& read = reads[part.items[k]];
+      std::span<std::byte> out = read.out;
+      if (client_detail::region_covers(read.region, out)) {
+        // The caller's registration: named as it is, nothing registered for this item.
+        part.request.items[k].out = client_detail::register_or_use(transport_, out, read.region)
+                                        .value()
+                                        .remote;
+        continue;
+      }
       if (!out.empty()) slots.push_back(Slot{out.data(), out.data() + out.size(), p, k});
     }
   }
@@ -207,7 +215,7 @@ Task<Result<uint32_t>> StorageClient::read_bounded(ChunkRead read, Semaphore* by
   Status admitted = co_await bytes->acquire(units, deadline);
   if (!admitted.ok()) co_return admitted;
   SemaphoreGuard held(*bytes, units);
-  auto reading = this->read(read.chain, read.chunk, read.offset, read.out, deadline);
+  auto reading = this->read(read.chain, read.chunk, read.offset, read.out, deadline, read.region);
   co_return co_await std::move(reading);
 }
 
@@ -229,7 +237,7 @@ Task<Result<ChunkState>> StorageClient::write_bounded(ChunkWrite write, Semaphor
   if (!admitted.ok()) co_return admitted;
   SemaphoreGuard held(*bytes, units);
   auto writing = this->write(write.chain, write.chunk, write.offset, write.data,
-                             write.chunk_size_bytes, deadline);
+                             write.chunk_size_bytes, deadline, write.region);
   co_return co_await std::move(writing);
 }
 

@@ -1,6 +1,7 @@
 #include "craq/storage_client_retry.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "async/crc32c.h"
 #include "async/log.h"
@@ -195,6 +196,23 @@ Result<Registered> register_span(net::Transport* transport, std::span<std::byte>
   if (!region.ok()) return region.status();
   registered.region = std::move(*region);
   registered.remote = registered.region->remote(0, static_cast<uint32_t>(bytes.size()));
+  return registered;
+}
+
+bool region_covers(net::MemoryRegion* region, std::span<const std::byte> bytes) {
+  if (region == nullptr || bytes.empty()) return false;
+  std::span<std::byte> held = region->bytes();
+  std::less_equal<> le;
+  return le(held.data(), bytes.data()) && le(bytes.data() + bytes.size(), held.data() + held.size()) &&
+         bytes.size() <= UINT32_MAX;
+}
+
+Result<Registered> register_or_use(net::Transport* transport, std::span<std::byte> bytes,
+                                   net::MemoryRegion* region) {
+  if (!region_covers(region, bytes)) return register_span(transport, bytes);
+  Registered registered;
+  auto offset = static_cast<uint64_t>(bytes.data() - region->bytes().data());
+  registered.remote = region->remote(offset, static_cast<uint32_t>(bytes.size()));
   return registered;
 }
 

@@ -96,6 +96,12 @@ struct Registered {
   net::RemoteBuffer remote;
 };
 Result<Registered> register_span(net::Transport* transport, std::span<std::byte> bytes);
+// The caller's region when it covers bytes (nothing registered, nothing to release);
+// otherwise register_span().
+Result<Registered> register_or_use(net::Transport* transport, std::span<std::byte> bytes,
+                                   net::MemoryRegion* region);
+// Whether region (may be null) holds every byte of bytes.
+bool region_covers(net::MemoryRegion* region, std::span<const std::byte> bytes);
 // Ends peers' access to a registered buffer (waiting for their transfers, failing those
 // still running at deadline) and destroys the region; nothing when there is none.
 Task<void> release(std::unique_ptr<net::MemoryRegion> region, TimePoint deadline);

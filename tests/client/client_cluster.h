@@ -24,9 +24,11 @@ namespace mica::testing {
 
 class ClientCluster {
  public:
-  explicit ClientCluster(const std::string& name, uint32_t storage = 3)
+  // targets: chain targets per storage process (with 3 processes, one chain of 3 each).
+  explicit ClientCluster(const std::string& name, uint32_t storage = 3, uint32_t targets = 1)
       : root_(binary_dir() + "/client-test-data", name), dir_(root_.path() + "/cluster") {
-    RunResult up = mica({"dev", "up", "--storage", std::to_string(storage), "--dir", dir_},
+    RunResult up = mica({"dev", "up", "--storage", std::to_string(storage), "--targets",
+                         std::to_string(targets), "--dir", dir_},
                         "/up", std::chrono::milliseconds(120'000));
     up_ok_ = up.exit_code == 0;
     up_output_ = up.out + up.err;
@@ -98,6 +100,34 @@ inline Task<Status> with_client_task(client::ClientOptions options, ClientBody b
 inline Status with_client(client::ClientOptions options, ClientBody body) {
   std::unique_ptr<Executor> executor = Executor::create_uring();
   return executor->block_on(with_client_task(std::move(options), body));
+}
+
+// Two clients of one cluster on one executor (two programs, as far as the cluster can tell:
+// each has its own connections, client ids and lease).
+using TwoClientBody = Task<void> (*)(client::Client*, client::Client*);
+
+inline Task<Status> with_two_clients_task(client::ClientOptions a, client::ClientOptions b,
+                                          TwoClientBody body) {
+  auto connecting_a = client::Client::connect(std::move(a));
+  Result<std::unique_ptr<client::Client>> first = co_await std::move(connecting_a);
+  if (!first.ok()) co_return first.status();
+  auto connecting_b = client::Client::connect(std::move(b));
+  Result<std::unique_ptr<client::Client>> second = co_await std::move(connecting_b);
+  if (second.ok()) {
+    auto running = body(first->get(), second->get());
+    co_await std::move(running);
+    auto closing = (*second)->close();
+    co_await std::move(closing);
+  }
+  auto closing = (*first)->close();
+  co_await std::move(closing);
+  co_return second.status();
+}
+
+inline Status with_two_clients(client::ClientOptions a, client::ClientOptions b,
+                               TwoClientBody body) {
+  std::unique_ptr<Executor> executor = Executor::create_uring();
+  return executor->block_on(with_two_clients_task(std::move(a), std::move(b), body));
 }
 
 }  // namespace mica::testing
