@@ -72,8 +72,8 @@ RefStat ref_stat(const std::string& path) {
 
 void compare_outcome(Lane* lane, const std::string& what, int ref_errno, const Status& got) {
   int got_errno = got.ok() ? 0 : client::status_to_errno(got);
-  lane->run->note(fmt::format("  {} -> ref errno {}, client {}", what, ref_errno,
-                              got.ok() ? std::string("ok") : got.to_string()));
+  lane->run->note(fmt::format("  lane {}: {} -> ref errno {}, client {}", lane->index, what,
+                              ref_errno, got.ok() ? std::string("ok") : got.to_string()));
   if (got_errno != ref_errno)
     lane->run->fail(fmt::format("lane {} op {}: {}: the reference gave errno {}, the client {}",
                                 lane->index, lane->op, what, ref_errno, got.to_string()));

@@ -24,9 +24,12 @@ inline constexpr uint32_t kWorkersPerClient = 2;
 // The cluster's chunk size (the chunk engine's smallest): files of a few hundred KiB span
 // many chunks, so writes are split and sent over both chains.
 inline constexpr uint32_t kFileChunkBytes = 64 * 1024;
-inline constexpr uint64_t kFileBytesMax = 512 * 1024;  // writes land below
-inline constexpr uint64_t kWriteBytesMax = 160 * 1024;
+inline constexpr uint64_t kFileBytesMax = 256 * 1024;  // writes land below
+inline constexpr uint64_t kWriteBytesMax = 96 * 1024;
 inline constexpr uint32_t kOpsPerOpenMax = 8;
+// Between one file and the next: a few dozen files per worker and seed keep a seed cheap.
+inline constexpr Duration kFilePauseMin = std::chrono::milliseconds(50);
+inline constexpr Duration kFilePauseMax = std::chrono::milliseconds(150);
 // A client call's deadline: longer than any fault window plus failure detection, so a
 // call that meets a crash or a partition retries through it instead of failing.
 inline constexpr Duration kClientCallTimeout = std::chrono::seconds(20);

@@ -217,14 +217,16 @@ ScenarioResult run_client_files(uint64_t seed, ScenarioOptions options) {
   return result;
 }
 
-std::string check_sweep(const ScenarioCounters& totals, uint64_t) {
+std::string check_sweep(const ScenarioCounters& totals, uint64_t seeds) {
   auto get = [&](const char* name) {
     auto it = totals.find(name);
     return it == totals.end() ? uint64_t{0} : it->second;
   };
-  for (const char* needed : {"storage_crashes", "meta_crashes", "partitions", "one_way_partitions",
-                             "writes_acked", "reads_checked", "closes_checked", "files_verified"})
+  for (const char* needed : {"storage_crashes", "partitions", "one_way_partitions", "writes_acked",
+                             "reads_checked", "closes_checked", "files_verified"})
     if (get(needed) == 0) return fmt::format("no seed of the sweep had any {}", needed);
+  // The meta host crashes in one seed of three: a sweep of ten seeds or more must see it.
+  if (seeds >= 10 && get("meta_crashes") == 0) return "no seed of the sweep crashed meta";
   return "";
 }
 
@@ -237,10 +239,11 @@ MICA_SIM_SCENARIO(kClientFiles,
                               "acknowledged bytes and lengths read back exactly",
                    .run = run_client_files,
                    .golden_seed = 1,
-                   .golden_hash = 0,
+                   .golden_hash = 0xf14954ba026b0de2,
                    .check_sweep = check_sweep,
                    .suite_seeds = 200,
-                   .unoptimised_suite_percent = 10});
+                   // About 0.4 s of CPU a seed in the g++ Debug build: 10 seeds there, 4 in ASan.
+                   .unoptimised_suite_percent = 5});
 
 }  // namespace mica::sim::client_files
 

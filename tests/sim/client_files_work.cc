@@ -224,7 +224,7 @@ Task<void> worker(Worker w) {
   while (world_of(w).now() < end && !s->cluster.done) {
     auto writing = one_file(w);
     co_await std::move(writing);
-    auto pausing = pause(world_of(w).random().between(0ms, 20ms));
+    auto pausing = pause(world_of(w).random().between(kFilePauseMin, kFilePauseMax));
     if (!co_await std::move(pausing)) break;
   }
   while (!s->recovered && !s->cluster.done) {
