@@ -203,8 +203,8 @@ bool region_covers(net::MemoryRegion* region, std::span<const std::byte> bytes) 
   if (region == nullptr || bytes.empty()) return false;
   std::span<std::byte> held = region->bytes();
   std::less_equal<> le;
-  return le(held.data(), bytes.data()) && le(bytes.data() + bytes.size(), held.data() + held.size()) &&
-         bytes.size() <= UINT32_MAX;
+  return le(held.data(), bytes.data()) &&
+         le(bytes.data() + bytes.size(), held.data() + held.size()) && bytes.size() <= UINT32_MAX;
 }
 
 Result<Registered> register_or_use(net::Transport* transport, std::span<std::byte> bytes,

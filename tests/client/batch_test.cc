@@ -101,7 +101,8 @@ Task<void> batch_matches_reference(Client* c, std::vector<std::unique_ptr<File>>
   for (size_t f = 0; f < kFiles; ++f) refs.push_back(reference(f));
   for (size_t i = 0; i < wanted.size() && i < results.size(); ++i) {
     const Item& item = wanted[i];
-    size_t expect = item.offset >= kFileBytes ? 0 : std::min<uint64_t>(item.length, kFileBytes - item.offset);
+    size_t expect =
+        item.offset >= kFileBytes ? 0 : std::min<uint64_t>(item.length, kFileBytes - item.offset);
     EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].status();
     if (!results[i].ok()) continue;
     EXPECT_EQ(*results[i], expect) << "item " << i;
