@@ -163,7 +163,8 @@ Task<int> random_reader(ExampleArgs args, ReadPlan plan) {
   double seconds = std::chrono::duration<double>(Executor::current()->now() - started).count();
   for (Shard& shard : shards) {
     auto closing = shard.file->close();
-    co_await std::move(closing);
+    Status closed = co_await std::move(closing);
+    if (!closed.ok() && status.ok()) status = closed;
   }
   auto closing = mica->close();
   co_await std::move(closing);

@@ -240,7 +240,12 @@ MICA_SIM_SCENARIO(kClientFiles,
                    .check_sweep = check_sweep,
                    .suite_seeds = 200,
                    // About 0.4 s of CPU a seed in the g++ Debug build: 10 seeds there, 4 in ASan.
-                   .unoptimised_suite_percent = 5});
+                   .unoptimised_suite_percent = 5,
+                   .suite_sweep_open =
+                       "open bug: seeds 116 and 134 read 0x00 at byte 131072 where an "
+                       "acknowledged write put data, and seed 191 has a failed write (a tail "
+                       "committed a chunk its successor held as v0 after a power loss); see "
+                       "docs/simulation.md, client_files"});
 
 }  // namespace mica::sim::client_files
 
