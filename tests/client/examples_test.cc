@@ -64,7 +64,8 @@ Task<Result<std::string>> read_mica_file_task(client::ClientOptions options, std
     status = read.status();
     if (read.ok()) bytes.resize(*read);
     auto closing = (*file)->close();
-    co_await std::move(closing);
+    Status closed = co_await std::move(closing);
+    if (status.ok()) status = closed;
   }
   auto closing = c->close();
   co_await std::move(closing);
