@@ -47,7 +47,8 @@ Executor::~Executor() {
 }
 
 std::unique_ptr<Executor> Executor::create_uring(bool big_sqes) {
-  return std::make_unique<Executor>(std::make_unique<UringBackend>(UringOptions{.big_sqes = big_sqes}));
+  auto backend = std::make_unique<UringBackend>(UringOptions{.big_sqes = big_sqes});
+  return std::make_unique<Executor>(std::move(backend));
 }
 
 Executor* Executor::current() {

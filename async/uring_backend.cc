@@ -111,10 +111,9 @@ void UringBackend::prepare(io_uring_sqe* sqe, IoOp* op) {
       io_uring_prep_write_fixed(sqe, op->fd, op->buffer, op->length, op->offset, op->buffer_index);
       break;
     case IoOpcode::kFsync:
-      io_uring_prep_fsync(sqe, op->fd, 0);
-      break;
     case IoOpcode::kFdatasync:
-      io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC);
+      io_uring_prep_fsync(sqe, op->fd,
+                          op->opcode == IoOpcode::kFdatasync ? IORING_FSYNC_DATASYNC : 0);
       break;
     case IoOpcode::kFallocate:
       io_uring_prep_fallocate(sqe, op->fd, op->flags, op->offset, op->length64);
@@ -167,8 +166,7 @@ void UringBackend::prepare(io_uring_sqe* sqe, IoOp* op) {
                           static_cast<struct statx*>(op->buffer));
       break;
     case IoOpcode::kUringCmd:
-      prepare_uring_cmd(sqe, op);
-      break;
+      return prepare_uring_cmd(sqe, op);
   }
 }
 

@@ -132,7 +132,8 @@ Result<size_t> possible_cpus(std::string_view list) {
     list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
     size_t dash = range.find('-');
     std::string_view first_text = range.substr(0, dash);
-    std::string_view last_text = dash == std::string_view::npos ? first_text : range.substr(dash + 1);
+    std::string_view last_text =
+        dash == std::string_view::npos ? first_text : range.substr(dash + 1);
     size_t first = 0, last = 0;
     auto a = std::from_chars(first_text.data(), first_text.data() + first_text.size(), first);
     auto b = std::from_chars(last_text.data(), last_text.data() + last_text.size(), last);

@@ -4,10 +4,11 @@
 // function of their offset) from the ring through a RequestSink. Every third request is
 // answered later from a task, so several requests are in flight per queue. Checks: the
 // requests really arrived on the ring (the counter and the metric), reads answered in the
-// ring's payload buffer (zero copy) carry the right bytes, more than one request is in
-// flight, and unmounting ends every entry so stop() returns. Skipped (with the reason) without root, /dev/fuse or the fuse module's
-// enable_uring parameter; the test turns the parameter on and never back off, because
-// other tests on this machine may be using it. Time cap: a few seconds.
+// ring's payload buffer (zero copy) carry the right bytes, more than one request is
+// in flight, and unmounting ends every entry so stop() returns. Skipped (with the reason)
+// without root, /dev/fuse or the fuse module's enable_uring parameter; the test turns the
+// parameter on and never back off, because other tests on this machine may be using it.
+// Time cap: a few seconds.
 #include <fcntl.h>
 #include <sched.h>
 #include <gtest/gtest.h>
