@@ -25,6 +25,7 @@
 #include "fuse/dev_transport.h"
 #include "fuse/dispatcher.h"
 #include "fuse/file_table.h"
+#include "fuse/uring_transport.h"
 #include "net/cluster_token.h"
 #include "net/http_server.h"
 
@@ -34,6 +35,32 @@ namespace {
 
 constexpr size_t kRequestHeadroomBytes = 4096;  // headers and names beyond max_write
 constexpr uint32_t kMaxWriteBytes = 1u << 20;
+
+// The dispatcher's INIT hook over fuse/uring_transport.h: prepare() makes the queues (their
+// buffers sized for the INIT reply's max request), start() submits the REGISTERs.
+class UringStarter final : public fuse::UringHook {
+ public:
+  UringStarter(Runtime& runtime, int dev_fd, uint32_t depth)
+      : runtime_(runtime), dev_fd_(dev_fd), depth_(depth) {}
+  void set_sink(fuse::RequestSink* sink) { sink_ = sink; }
+  Status prepare(const fuse::InitIn& in, size_t payload_bytes) override {
+    (void)in;
+    Result<std::unique_ptr<fuse::UringTransport>> prepared =
+        fuse::UringTransport::prepare(runtime_, dev_fd_, depth_, payload_bytes, *sink_);
+    if (!prepared.ok()) return prepared.status();
+    transport_ = std::move(*prepared);
+    return Status::ok_status();
+  }
+  void start() override { transport_->start(); }
+  fuse::UringTransport* transport() const { return transport_.get(); }
+
+ private:
+  Runtime& runtime_;
+  int dev_fd_;
+  uint32_t depth_;
+  fuse::RequestSink* sink_ = nullptr;
+  std::unique_ptr<fuse::UringTransport> transport_;
+};
 
 struct Daemon {
   FuseInvocation args;
@@ -45,6 +72,7 @@ struct Daemon {
   struct fuse_session* session = nullptr;
   StopSignals* signals = nullptr;
   std::unique_ptr<net::HttpServer> http;
+  std::unique_ptr<UringStarter> uring;
 };
 
 int fail(const std::string& message) {
@@ -108,6 +136,11 @@ Task<Status> serve(Daemon* d) {
   co_await std::move(serving);
   stopper.cancel();
   co_await stopper.join();
+  // The classic readers saw the connection end: so do the ring's entries.
+  if (d->uring && d->uring->transport() != nullptr) {
+    auto stopping_ring = d->uring->transport()->stop();
+    co_await std::move(stopping_ring);
+  }
   auto closing = d->files->close_all();
   co_await std::move(closing);
   for (size_t i = 0; i < d->clients.size(); ++i) {
@@ -193,7 +226,9 @@ int run(FuseInvocation args) {
     return fail("mount point " + args.mountpoint + " is not a directory");
   uint32_t threads =
       args.executors != 0 ? args.executors : std::max(1u, std::thread::hardware_concurrency());
-  Runtime runtime(RuntimeOptions{.threads = threads});
+  // FUSE over io_uring needs 128-byte SQEs on every executor's ring.
+  Runtime runtime(
+      RuntimeOptions{.threads = threads, .big_sqes = args.uring != fuse::UringMode::kOff});
   Daemon d{.args = std::move(args), .runtime = &runtime, .signals = &*signals};
   Result<std::vector<fuse::Lane>> lanes = connect_all(&d);
   if (!lanes.ok()) {
@@ -219,6 +254,12 @@ int run(FuseInvocation args) {
   } else {
     d.transport = std::move(*created);
     d.dispatcher->set_notifier(&notify_fd, d.transport.get());
+    if (d.args.uring != fuse::UringMode::kOff) {
+      d.uring =
+          std::make_unique<UringStarter>(runtime, fuse_session_fd(d.session), d.args.uring_depth);
+      d.uring->set_sink(d.dispatcher.get());
+      d.dispatcher->set_uring_hook(d.uring.get());
+    }
     MICA_LOG(Info, "fuse", "serving {} on {} executors", d.args.mountpoint, runtime.size());
     Status served = runtime.block_on(serve(&d), 0);
     if (!served.ok()) code = fail(served.to_string());
