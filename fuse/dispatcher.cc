@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <utility>
 
 #include "async/executor.h"
 #include "async/log.h"
@@ -52,90 +53,48 @@ std::vector<uint32_t> proc_groups(uint32_t pid) {
   return groups;
 }
 
-const char* opcode_name(Opcode op) {
-  switch (op) {
-    case Opcode::kLookup:
-      return "lookup";
-    case Opcode::kForget:
-      return "forget";
-    case Opcode::kGetattr:
-      return "getattr";
-    case Opcode::kSetattr:
-      return "setattr";
-    case Opcode::kReadlink:
-      return "readlink";
-    case Opcode::kSymlink:
-      return "symlink";
-    case Opcode::kMknod:
-      return "mknod";
-    case Opcode::kMkdir:
-      return "mkdir";
-    case Opcode::kUnlink:
-      return "unlink";
-    case Opcode::kRmdir:
-      return "rmdir";
-    case Opcode::kRename:
-      return "rename";
-    case Opcode::kLink:
-      return "link";
-    case Opcode::kOpen:
-      return "open";
-    case Opcode::kRead:
-      return "read";
-    case Opcode::kWrite:
-      return "write";
-    case Opcode::kStatfs:
-      return "statfs";
-    case Opcode::kRelease:
-      return "release";
-    case Opcode::kFsync:
-      return "fsync";
-    case Opcode::kSetxattr:
-      return "setxattr";
-    case Opcode::kGetxattr:
-      return "getxattr";
-    case Opcode::kListxattr:
-      return "listxattr";
-    case Opcode::kRemovexattr:
-      return "removexattr";
-    case Opcode::kFlush:
-      return "flush";
-    case Opcode::kInit:
-      return "init";
-    case Opcode::kOpendir:
-      return "opendir";
-    case Opcode::kReaddir:
-      return "readdir";
-    case Opcode::kReleasedir:
-      return "releasedir";
-    case Opcode::kFsyncdir:
-      return "fsyncdir";
-    case Opcode::kAccess:
-      return "access";
-    case Opcode::kCreate:
-      return "create";
-    case Opcode::kInterrupt:
-      return "interrupt";
-    case Opcode::kDestroy:
-      return "destroy";
-    case Opcode::kBatchForget:
-      return "batch_forget";
-    case Opcode::kFallocate:
-      return "fallocate";
-    case Opcode::kReaddirplus:
-      return "readdirplus";
-    case Opcode::kRename2:
-      return "rename2";
-    case Opcode::kLseek:
-      return "lseek";
-    case Opcode::kCopyFileRange:
-      return "copy_file_range";
-    case Opcode::kCopyFileRange64:
-      return "copy_file_range_64";
-    default:
-      return nullptr;
-  }
-}
+// The `op` label of requests_total; opcodes not named here count as "other".
+constexpr std::pair<Opcode, const char*> kOpcodeNames[] = {
+    {Opcode::kLookup, "lookup"},
+    {Opcode::kForget, "forget"},
+    {Opcode::kGetattr, "getattr"},
+    {Opcode::kSetattr, "setattr"},
+    {Opcode::kReadlink, "readlink"},
+    {Opcode::kSymlink, "symlink"},
+    {Opcode::kMknod, "mknod"},
+    {Opcode::kMkdir, "mkdir"},
+    {Opcode::kUnlink, "unlink"},
+    {Opcode::kRmdir, "rmdir"},
+    {Opcode::kRename, "rename"},
+    {Opcode::kLink, "link"},
+    {Opcode::kOpen, "open"},
+    {Opcode::kRead, "read"},
+    {Opcode::kWrite, "write"},
+    {Opcode::kStatfs, "statfs"},
+    {Opcode::kRelease, "release"},
+    {Opcode::kFsync, "fsync"},
+    {Opcode::kSetxattr, "setxattr"},
+    {Opcode::kGetxattr, "getxattr"},
+    {Opcode::kListxattr, "listxattr"},
+    {Opcode::kRemovexattr, "removexattr"},
+    {Opcode::kFlush, "flush"},
+    {Opcode::kInit, "init"},
+    {Opcode::kOpendir, "opendir"},
+    {Opcode::kReaddir, "readdir"},
+    {Opcode::kReleasedir, "releasedir"},
+    {Opcode::kFsyncdir, "fsyncdir"},
+    {Opcode::kAccess, "access"},
+    {Opcode::kCreate, "create"},
+    {Opcode::kInterrupt, "interrupt"},
+    {Opcode::kDestroy, "destroy"},
+    {Opcode::kBatchForget, "batch_forget"},
+    {Opcode::kFallocate, "fallocate"},
+    {Opcode::kReaddirplus, "readdirplus"},
+    {Opcode::kRename2, "rename2"},
+    {Opcode::kLseek, "lseek"},
+    {Opcode::kCopyFileRange, "copy_file_range"},
+    {Opcode::kCopyFileRange64, "copy_file_range_64"},
+};
 
 // Requests whose work only reads: an INTERRUPT cancels them (they answer -EINTR). A
 // mutation is never cancelled half-way: it finishes and answers what happened.
@@ -178,9 +137,8 @@ Dispatcher::Dispatcher(std::vector<Lane> lanes, FileTable* files, DispatcherOpti
     lanes_.push_back(std::make_unique<LaneState>());
   }
   const char* paths[2] = {"classic", "uring"};
-  for (uint32_t op = 0; op < kOpcodeLimit; ++op) {
-    const char* name = opcode_name(static_cast<Opcode>(op));
-    if (name == nullptr) continue;
+  for (const auto& [opcode, name] : kOpcodeNames) {
+    uint32_t op = static_cast<uint32_t>(opcode);
     for (int p = 0; p < 2; ++p)
       requests_[op][p] = &metrics().counter("fuse", "requests_total", "FUSE requests by opcode.",
                                             {{"op", name}, {"path", paths[p]}});
