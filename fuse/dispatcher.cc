@@ -134,7 +134,7 @@ Dispatcher::Dispatcher(std::vector<Lane> lanes, FileTable* files, DispatcherOpti
   MICA_ASSERT(!lane_list_.empty());
   for (const Lane& l : lane_list_) {
     lane_clients_.push_back(l.client);
-    lanes_.push_back(std::make_unique<LaneState>());
+    lanes_.push_back(nullptr);  // made on the lane's executor (its scope's token lives there)
   }
   const char* paths[2] = {"classic", "uring"};
   for (const auto& [opcode, name] : kOpcodeNames) {
@@ -181,6 +181,12 @@ Credentials Dispatcher::credentials(const Request& request) {
   return cred;
 }
 
+Dispatcher::LaneState& Dispatcher::lane() {
+  std::unique_ptr<LaneState>& state = lanes_[lane_index()];
+  if (state == nullptr) state = std::make_unique<LaneState>();
+  return *state;
+}
+
 void Dispatcher::deliver(std::unique_ptr<Request> request) {
   count(*request);
   LaneState& state = lane();
@@ -188,7 +194,8 @@ void Dispatcher::deliver(std::unique_ptr<Request> request) {
 }
 
 Task<void> Dispatcher::drain(size_t lane_number) {
-  co_await lanes_.at(lane_number)->scope.join();
+  MICA_ASSERT(lane_number == lane_index());
+  co_await lane().scope.join();
 }
 
 Task<void> Dispatcher::run(std::unique_ptr<Request> request) {
@@ -237,10 +244,12 @@ Task<void> Dispatcher::interrupt(std::unique_ptr<Request> request) {
   for (size_t i = 0; i < lanes_.size(); ++i) {
     size_t l = (home + i) % lanes_.size();
     if (l != home) co_await lane_list_[l].executor->schedule();
-    auto it = lanes_[l]->in_flight.find(in->unique);
-    if (it != lanes_[l]->in_flight.end()) it->second->cancel();
+    LaneState& state = lane();
+    auto it = state.in_flight.find(in->unique);
+    bool found = it != state.in_flight.end();
+    if (found) it->second->cancel();
     if (l != home) co_await lane_list_[home].executor->schedule();
-    if (it != lanes_[l]->in_flight.end()) break;
+    if (found) break;
   }
 }
 

@@ -91,7 +91,7 @@ class Dispatcher final : public RequestSink {
   struct DirTable;
 
   size_t lane_index() const;
-  LaneState& lane() { return *lanes_[lane_index()]; }
+  LaneState& lane();  // the calling executor's (made there on first use)
   client::Client& client() { return *lane_clients_[lane_index()]; }
   Credentials credentials(const Request& request);
   void count(const Request& request);
