@@ -26,8 +26,9 @@ std::vector<std::byte> bytes_of(std::string_view s) {
 
 template <class T>
 void append(std::vector<std::byte>* out, const T& value) {
-  const auto* p = reinterpret_cast<const std::byte*>(&value);
-  out->insert(out->end(), p, p + sizeof(T));
+  size_t at = out->size();
+  out->resize(at + sizeof(T));  // resize + memcpy: g++ 12 misreports insert into an empty vector
+  std::memcpy(out->data() + at, &value, sizeof(T));
 }
 
 // A request as /dev/fuse delivers it: header, op struct bytes, payload.
@@ -41,8 +42,10 @@ std::vector<std::byte> raw_request(Opcode op, std::span<const std::byte> op_in,
   h.len = static_cast<uint32_t>(sizeof(h) + op_in.size() + payload.size());
   std::vector<std::byte> out;
   append(&out, h);
-  out.insert(out.end(), op_in.begin(), op_in.end());
-  out.insert(out.end(), payload.begin(), payload.end());
+  size_t at = out.size();
+  out.resize(at + op_in.size() + payload.size());
+  if (!op_in.empty()) std::memcpy(out.data() + at, op_in.data(), op_in.size());
+  if (!payload.empty()) std::memcpy(out.data() + at + op_in.size(), payload.data(), payload.size());
   return out;
 }
 
