@@ -56,6 +56,9 @@ struct FileTable::Handle {
   WriteBuffer buffer;
   Semaphore flushing{1};  // one flush of this handle at a time, in order
   Status deferred;
+  // A write (or an extension) since the last length report: a flush with none sends no
+  // report (a FLUSH per close(2) would otherwise cost a metadata commit each).
+  bool dirty = false;
   std::atomic<bool> closed{false};  // release began: every later call is kStaleSession
   std::atomic<uint64_t> local_end{0};
   std::atomic<bool> buffered{false};

@@ -54,10 +54,15 @@ Task<Status> FileTable::flush_here(HandlePtr h, bool report) {
   Status deferred = h->take_deferred();
   if (!deferred.ok()) co_return deferred;
   if (!flushed.ok()) co_return flushed;
-  if (!report || !h->writable()) co_return Status::ok_status();
+  if (!report || !h->writable() || !h->dirty) co_return Status::ok_status();
+  h->dirty = false;  // a write landing during the report sets it again
   auto syncing = h->file->fsync(h->call());
   Status synced = co_await std::move(syncing);
-  if (synced.ok()) remember(h->file->attributes());
+  if (synced.ok()) {
+    remember(h->file->attributes());
+  } else {
+    h->dirty = true;
+  }
   h->note_lengths();
   co_return synced;
 }
@@ -98,6 +103,7 @@ Task<Result<size_t>> FileTable::write_here(HandlePtr h, uint64_t offset,
   if (h->closed) co_return stale("the handle is released");
   if (!h->writable()) co_return stale("the file is not open for writing");
   CO_TRY(h->take_deferred());
+  h->dirty = true;
   bool bufferable = !h->append() && data.size() < h->buffer.capacity();
   if (bufferable && h->buffer.try_append(offset, data)) {
     h->note_lengths();
@@ -164,6 +170,7 @@ Task<Status> FileTable::fallocate_here(HandlePtr h, uint64_t end) {
   CO_TRY_ASSIGN(uint64_t length, co_await std::move(measuring));
   if (end <= length) co_return Status::ok_status();
   // Chunks are allocated when written: extending the length is all mode 0 needs here.
+  h->dirty = true;
   auto extending = h->file->truncate(end, h->call());
   Status extended = co_await std::move(extending);
   h->note_lengths();
