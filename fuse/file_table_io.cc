@@ -33,8 +33,11 @@ Task<Status> FileTable::flush_buffer_here(HandlePtr h) {
   if (h->buffer.empty()) co_return Status::ok_status();
   BufferedRange range = h->buffer.take();
   h->buffered.store(false);  // local_end keeps the range: it is acknowledged still
+  h->flushing_from = range.offset;
+  h->flushing_to = range.end();
   auto writing = h->file->pwrite(range.bytes, range.offset, h->call());
   Result<size_t> wrote = co_await std::move(writing);
+  h->flushing_from = h->flushing_to = 0;
   h->note_lengths();
   if (!wrote.ok()) {
     MICA_LOG(Warn, "fuse", "inode {:#x}: a buffered write of {} bytes at {} failed: {}", h->inode,
@@ -114,12 +117,17 @@ Task<Result<size_t>> FileTable::write_here(HandlePtr h, uint64_t offset,
     if (!flushed.ok()) co_return flushed;
     co_return data.size();
   }
-  // Not buffered (or not continuing the buffer): what is buffered goes first, in order.
-  auto flushing = flush_buffer_here(h);
-  Status flushed = co_await std::move(flushing);
-  h->deferred = Status::ok_status();
-  if (!flushed.ok()) co_return flushed;
-  if (bufferable && h->buffer.try_append(offset, data)) {
+  // Not continuing the buffer. Over a buffered or in-flight range: those go first, in
+  // order. Elsewhere: straight to storage beside them (parallel page writeback and random
+  // writes must not queue behind one flush at a time).
+  if (h->overlaps_pending(offset, data.size())) {
+    auto flushing = flush_buffer_here(h);
+    Status flushed = co_await std::move(flushing);
+    h->deferred = Status::ok_status();
+    if (!flushed.ok()) co_return flushed;
+  }
+  if (bufferable && h->buffer.empty() && h->flushing.available() > 0 &&
+      h->buffer.try_append(offset, data)) {
     h->note_lengths();
     co_return data.size();
   }

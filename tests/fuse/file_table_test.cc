@@ -174,6 +174,29 @@ TEST_F(FuseFileTable, AReadAfterBufferedWritesOfTheSameHandleSeesThem) {
   EXPECT_TRUE(run_mount(*cluster_, read_own_buffer).ok());
 }
 
+Task<void> out_of_order_writes(Mount m) {
+  auto creating = make(m, "reversed");
+  Result<OpenedFile> file = co_await std::move(creating);
+  CO_EXPECT_OK(file.status());
+  // Pieces from the last to the first: the first one written stays buffered while the
+  // others (not continuing it, not overlapping it) go to storage beside it.
+  std::vector<std::byte> data = pattern(15, 1000);
+  for (size_t at = data.size(); at > 0; at -= 100) {
+    auto writing = m.table->write(file->handle, at - 100, std::span(data).subspan(at - 100, 100));
+    CO_EXPECT_OK((co_await std::move(writing)).status());
+  }
+  auto flushing = m.table->flush(file->handle);
+  CO_EXPECT_OK(co_await std::move(flushing));
+  auto elsewhere = read_elsewhere(m.other, file->attrs.id, data.size() + 1);
+  Result<std::vector<std::byte>> seen = co_await std::move(elsewhere);
+  CO_EXPECT_OK(seen.status());
+  EXPECT_TRUE(same(*seen, data));
+}
+
+TEST_F(FuseFileTable, WritesThatDoNotContinueTheBufferLandBesideIt) {
+  EXPECT_TRUE(run_mount(*cluster_, out_of_order_writes).ok());
+}
+
 // ---- page-cache coherence ----
 
 Task<Result<bool>> reopen_keeps_cache(Mount m, meta::InodeId inode, int flags = O_RDONLY) {
