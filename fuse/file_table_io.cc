@@ -156,10 +156,19 @@ Task<Status> FileTable::flush(uint64_t handle) {
   co_return co_await std::move(flushing);
 }
 
+// fsync(2) is for the file, not the descriptor: this mount's other handles of it with
+// writes send them and their lengths too (a clean handle sends nothing).
 Task<Status> FileTable::fsync(uint64_t handle) {
   CO_TRY_ASSIGN(HandlePtr h, find(handle));
   auto syncing = detail::hop(h->lane.executor, flush_here(h, true));
-  co_return co_await std::move(syncing);
+  CO_TRY(co_await std::move(syncing));
+  std::vector<HandlePtr> handles = handles_of(h->inode);
+  for (HandlePtr& other : handles) {
+    if (other == h || other->closed) continue;
+    auto flushing = detail::hop(other->lane.executor, flush_here(other, true));
+    CO_TRY(co_await std::move(flushing));
+  }
+  co_return Status::ok_status();
 }
 
 // Metadata's length of the file now, or what this handle knows when that is more.
