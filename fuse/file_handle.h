@@ -56,6 +56,19 @@ struct FileTable::Handle {
   WriteBuffer buffer;
   Semaphore flushing{1};  // one flush of this handle at a time, in order
   Status deferred;
+  // The range a flush is sending now ([0, 0): none).
+  uint64_t flushing_from = 0;
+  uint64_t flushing_to = 0;
+  // Whether [offset, offset + size) overlaps the buffered or the in-flight range: only such a
+  // write must wait for them (the others go to storage beside them, in parallel).
+  bool overlaps_pending(uint64_t offset, size_t size) const {
+    uint64_t end = offset + size;
+    bool buffered_overlap = !buffer.empty() && offset < buffer.end() && buffer.offset() < end;
+    return buffered_overlap || (offset < flushing_to && flushing_from < end);
+  }
+  // A write (or an extension) since the last length report: a flush with none sends no
+  // report (a FLUSH per close(2) would otherwise cost a metadata commit each).
+  bool dirty = false;
   std::atomic<bool> closed{false};  // release began: every later call is kStaleSession
   std::atomic<uint64_t> local_end{0};
   std::atomic<bool> buffered{false};

@@ -33,8 +33,11 @@ Task<Status> FileTable::flush_buffer_here(HandlePtr h) {
   if (h->buffer.empty()) co_return Status::ok_status();
   BufferedRange range = h->buffer.take();
   h->buffered.store(false);  // local_end keeps the range: it is acknowledged still
+  h->flushing_from = range.offset;
+  h->flushing_to = range.end();
   auto writing = h->file->pwrite(range.bytes, range.offset, h->call());
   Result<size_t> wrote = co_await std::move(writing);
+  h->flushing_from = h->flushing_to = 0;
   h->note_lengths();
   if (!wrote.ok()) {
     MICA_LOG(Warn, "fuse", "inode {:#x}: a buffered write of {} bytes at {} failed: {}", h->inode,
@@ -54,10 +57,15 @@ Task<Status> FileTable::flush_here(HandlePtr h, bool report) {
   Status deferred = h->take_deferred();
   if (!deferred.ok()) co_return deferred;
   if (!flushed.ok()) co_return flushed;
-  if (!report || !h->writable()) co_return Status::ok_status();
+  if (!report || !h->writable() || !h->dirty) co_return Status::ok_status();
+  h->dirty = false;  // a write landing during the report sets it again
   auto syncing = h->file->fsync(h->call());
   Status synced = co_await std::move(syncing);
-  if (synced.ok()) remember(h->file->attributes());
+  if (synced.ok()) {
+    remember(h->file->attributes());
+  } else {
+    h->dirty = true;
+  }
   h->note_lengths();
   co_return synced;
 }
@@ -98,6 +106,7 @@ Task<Result<size_t>> FileTable::write_here(HandlePtr h, uint64_t offset,
   if (h->closed) co_return stale("the handle is released");
   if (!h->writable()) co_return stale("the file is not open for writing");
   CO_TRY(h->take_deferred());
+  h->dirty = true;
   bool bufferable = !h->append() && data.size() < h->buffer.capacity();
   if (bufferable && h->buffer.try_append(offset, data)) {
     h->note_lengths();
@@ -108,12 +117,17 @@ Task<Result<size_t>> FileTable::write_here(HandlePtr h, uint64_t offset,
     if (!flushed.ok()) co_return flushed;
     co_return data.size();
   }
-  // Not buffered (or not continuing the buffer): what is buffered goes first, in order.
-  auto flushing = flush_buffer_here(h);
-  Status flushed = co_await std::move(flushing);
-  h->deferred = Status::ok_status();
-  if (!flushed.ok()) co_return flushed;
-  if (bufferable && h->buffer.try_append(offset, data)) {
+  // Not continuing the buffer. Over a buffered or in-flight range: those go first, in
+  // order. Elsewhere: straight to storage beside them (parallel page writeback and random
+  // writes must not queue behind one flush at a time).
+  if (h->overlaps_pending(offset, data.size())) {
+    auto flushing = flush_buffer_here(h);
+    Status flushed = co_await std::move(flushing);
+    h->deferred = Status::ok_status();
+    if (!flushed.ok()) co_return flushed;
+  }
+  if (bufferable && h->buffer.empty() && h->flushing.available() > 0 &&
+      h->buffer.try_append(offset, data)) {
     h->note_lengths();
     co_return data.size();
   }
@@ -142,10 +156,19 @@ Task<Status> FileTable::flush(uint64_t handle) {
   co_return co_await std::move(flushing);
 }
 
+// fsync(2) is for the file, not the descriptor: this mount's other handles of it with
+// writes send them and their lengths too (a clean handle sends nothing).
 Task<Status> FileTable::fsync(uint64_t handle) {
   CO_TRY_ASSIGN(HandlePtr h, find(handle));
   auto syncing = detail::hop(h->lane.executor, flush_here(h, true));
-  co_return co_await std::move(syncing);
+  CO_TRY(co_await std::move(syncing));
+  std::vector<HandlePtr> handles = handles_of(h->inode);
+  for (HandlePtr& other : handles) {
+    if (other == h || other->closed) continue;
+    auto flushing = detail::hop(other->lane.executor, flush_here(other, true));
+    CO_TRY(co_await std::move(flushing));
+  }
+  co_return Status::ok_status();
 }
 
 // Metadata's length of the file now, or what this handle knows when that is more.
@@ -164,6 +187,7 @@ Task<Status> FileTable::fallocate_here(HandlePtr h, uint64_t end) {
   CO_TRY_ASSIGN(uint64_t length, co_await std::move(measuring));
   if (end <= length) co_return Status::ok_status();
   // Chunks are allocated when written: extending the length is all mode 0 needs here.
+  h->dirty = true;
   auto extending = h->file->truncate(end, h->call());
   Status extended = co_await std::move(extending);
   h->note_lengths();
