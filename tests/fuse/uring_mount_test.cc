@@ -137,8 +137,7 @@ class UringMountTest : public ::testing::Test {
     return metric_sum(http_get(port_, "/metrics"), "mica_fuse_uring_requests_total", "");
   }
   uint64_t classic_requests() {
-    return metric_sum(http_get(port_, "/metrics"), "mica_fuse_requests_total",
-                      "path=\"classic\"");
+    return metric_sum(http_get(port_, "/metrics"), "mica_fuse_requests_total", "path=\"classic\"");
   }
 
   // Creates, writes, reads back and stats files from kThreads threads, lists the
