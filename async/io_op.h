@@ -81,8 +81,8 @@ struct IoOp {
   const char* new_path = nullptr;     // kRename
   const sockaddr* address = nullptr;  // kConnect
   socklen_t address_length = 0;
-  uint32_t command_op = 0;          // kUringCmd: the driver's command number (sqe->cmd_op)
-  const void* command = nullptr;    // kUringCmd: kUringCmdBytes of command data, or null
+  uint32_t command_op = 0;        // kUringCmd: the driver's command number (sqe->cmd_op)
+  const void* command = nullptr;  // kUringCmd: kUringCmdBytes of command data, or null
   TimePoint deadline = kNoDeadline;
 
   // Result: >= 0 success (bytes, fd, revents), < 0 a negated errno; -ETIME when the

@@ -112,8 +112,7 @@ void UringBackend::prepare(io_uring_sqe* sqe, IoOp* op) {
       break;
     case IoOpcode::kFsync:
     case IoOpcode::kFdatasync:
-      io_uring_prep_fsync(sqe, op->fd,
-                          op->opcode == IoOpcode::kFdatasync ? IORING_FSYNC_DATASYNC : 0);
+      io_uring_prep_fsync(sqe, op->fd, op->opcode == IoOpcode::kFsync ? 0 : IORING_FSYNC_DATASYNC);
       break;
     case IoOpcode::kFallocate:
       io_uring_prep_fallocate(sqe, op->fd, op->flags, op->offset, op->length64);

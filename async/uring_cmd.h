@@ -19,10 +19,10 @@ namespace mica {
 
 struct UringCommand {
   int fd = -1;
-  uint32_t op = 0;                       // sqe->cmd_op
-  const void* area = nullptr;            // kUringCmdBytes of command data, or null (zeros)
-  void* addr = nullptr;                  // sqe->addr
-  uint32_t len = 0;                      // sqe->len
+  uint32_t op = 0;             // sqe->cmd_op
+  const void* area = nullptr;  // kUringCmdBytes of command data, or null (zeros)
+  void* addr = nullptr;        // sqe->addr
+  uint32_t len = 0;            // sqe->len
 };
 
 inline IoAwaiter<uint32_t> uring_cmd(const UringCommand& command) {

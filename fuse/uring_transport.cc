@@ -159,8 +159,8 @@ bool UringTransport::offered(const InitIn& in) {
   return (in.flags & kInitInitExt) != 0 && (in.flags2 & kFlags2Bit) != 0;
 }
 
-UringTransport::UringTransport(Runtime& runtime, int dev_fd, uint32_t depth,
-                               size_t payload_bytes, RequestSink& sink)
+UringTransport::UringTransport(Runtime& runtime, int dev_fd, uint32_t depth, size_t payload_bytes,
+                               RequestSink& sink)
     : runtime_(runtime),
       dev_fd_(dev_fd),
       depth_(depth),
@@ -215,10 +215,9 @@ Status UringTransport::allocate(size_t queue_count) {
       e.iov[0] = {e.header, sizeof(UringReqHeader)};
       e.iov[1] = {e.payload, payload_bytes_};
     }
-    queue->received_metric =
-        &metrics().counter("fuse", "uring_requests_total",
-                           "FUSE requests that arrived on an io_uring queue.",
-                           {{"queue", std::to_string(q)}});
+    queue->received_metric = &metrics().counter("fuse", "uring_requests_total",
+                                                "FUSE requests that arrived on an io_uring queue.",
+                                                {{"queue", std::to_string(q)}});
     queues_.push_back(std::move(queue));
   }
   return Status();

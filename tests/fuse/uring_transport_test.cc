@@ -10,8 +10,8 @@
 // parameter on and never back off, because other tests on this machine may be using it.
 // Time cap: a few seconds.
 #include <fcntl.h>
-#include <sched.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -167,8 +167,8 @@ struct ClassicReader {
     }
   }
   void reply(uint64_t unique, int error, std::span<const std::byte> arg = {}) {
-    OutHeader out{.len = static_cast<uint32_t>(sizeof out + arg.size()), .error = error,
-                  .unique = unique};
+    OutHeader out{
+        .len = static_cast<uint32_t>(sizeof out + arg.size()), .error = error, .unique = unique};
     std::vector<std::byte> bytes(sizeof out + arg.size());
     std::memcpy(bytes.data(), &out, sizeof out);
     if (!arg.empty()) std::memcpy(bytes.data() + sizeof out, arg.data(), arg.size());
@@ -183,8 +183,7 @@ struct ClassicReader {
       std::memcpy(&h, buffer.data(), sizeof h);
       requests.fetch_add(1);
       auto op = static_cast<Opcode>(h.opcode);
-      if (op == Opcode::kForget || op == Opcode::kBatchForget || op == Opcode::kInterrupt)
-        continue;
+      if (op == Opcode::kForget || op == Opcode::kBatchForget || op == Opcode::kInterrupt) continue;
       reply(h.unique, -ENOSYS);
     }
   }
@@ -214,9 +213,9 @@ class UringMount : public ::testing::Test {
     fd_ = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
     ASSERT_GE(fd_, 0);
     std::string options = "fd=" + std::to_string(fd_) + ",rootmode=40000,user_id=0,group_id=0";
-    ASSERT_EQ(::mount("micatest", mnt_.c_str(), "fuse.micatest", MS_NOSUID | MS_NODEV,
-                      options.c_str()),
-              0)
+    ASSERT_EQ(
+        ::mount("micatest", mnt_.c_str(), "fuse.micatest", MS_NOSUID | MS_NODEV, options.c_str()),
+        0)
         << std::strerror(errno);
     mounted_ = true;
   }
@@ -329,10 +328,10 @@ TEST_F(UringMount, RequestsArriveOnTheRingAndRepliesCommit) {
   ASSERT_FALSE(HasFatalFailure());
   uint64_t metric_before = 0;
   for (size_t q = 0; q < transport_->queues(); ++q)
-    metric_before += metrics()
-                         .counter("fuse", "uring_requests_total", "",
-                                  {{"queue", std::to_string(q)}})
-                         .value();
+    metric_before +=
+        metrics()
+            .counter("fuse", "uring_requests_total", "", {{"queue", std::to_string(q)}})
+            .value();
   uint64_t received_before = transport_->requests_received();
   uint64_t ops = run_clients();
   uint64_t received = transport_->requests_received() - received_before;
@@ -341,8 +340,7 @@ TEST_F(UringMount, RequestsArriveOnTheRingAndRepliesCommit) {
   uint64_t metric_after = 0;
   for (size_t q = 0; q < transport_->queues(); ++q)
     metric_after += metrics()
-                        .counter("fuse", "uring_requests_total", "",
-                                 {{"queue", std::to_string(q)}})
+                        .counter("fuse", "uring_requests_total", "", {{"queue", std::to_string(q)}})
                         .value();
   EXPECT_GE(metric_after - metric_before, ops);
   EXPECT_GE(fs_.max_in_flight_.load(), 2) << "requests were served one at a time";

@@ -1,0 +1,220 @@
+// mica-fuse over io_uring on a real cluster: a dev cluster (`mica dev up`, 3 storage
+// processes, tests/client/client_cluster.h) and mica-fuse started by the test on its own
+// mount point with `-o uring=on` (or off) and a metrics port. File and metadata operations
+// from parallel threads (so several requests are in flight), then the daemon's metrics must
+// show that at least that many requests arrived on the ring
+// (mica_fuse_uring_requests_total); with uring=off none may. Skipped without root,
+// /dev/fuse or the fuse module's enable_uring parameter (switched on here, never off:
+// other tests may be using it). Compiles to nothing where the build defines no
+// MICA_FUSE_BINARY. Time cap: about 30 s (ctest's TIMEOUT for fuse_tests is 300 s).
+#ifdef MICA_FUSE_BINARY
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/apps/process.h"
+#include "tests/client/client_cluster.h"
+
+namespace mica::testing {
+namespace {
+
+constexpr const char* kEnableUring = "/sys/module/fuse/parameters/enable_uring";
+constexpr long kFuseSuperMagic = 0x65735546;
+constexpr int kThreads = 6;
+constexpr int kFilesPerThread = 20;
+constexpr size_t kFileBytes = 4096;
+constexpr auto kMountTimeout = std::chrono::seconds(60);
+
+bool switch_on_enable_uring() {
+  std::string value;
+  if (!(std::ifstream(kEnableUring) >> value)) return false;
+  if (value == "Y") return true;
+  std::ofstream out(kEnableUring);
+  out << "Y";
+  out.close();
+  return static_cast<bool>(out);
+}
+
+// GET path over a plain socket (HTTP/1.0: the server closes after answering).
+std::string http_get(int port, const std::string& path) {
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval timeout{.tv_sec = 5, .tv_usec = 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
+    std::string request = "GET " + path + " HTTP/1.0\r\nHost: test\r\n\r\n";
+    if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) answer.append(buffer, n);
+    }
+  }
+  ::close(fd);
+  return answer;
+}
+
+// The sum over label sets of one metric family in a Prometheus text page.
+uint64_t metric_sum(const std::string& page, const std::string& name, const std::string& has) {
+  uint64_t sum = 0;
+  std::istringstream lines(page);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name + "{", 0) != 0 && line.rfind(name + " ", 0) != 0) continue;
+    if (!has.empty() && line.find(has) == std::string::npos) continue;
+    sum += std::stoull(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
+class UringMountTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() != 0 || ::access("/dev/fuse", R_OK | W_OK) != 0) return;
+    if (::access(kEnableUring, F_OK) != 0) return;
+    cluster_ = new ClientCluster("fuse-uring", 3, 1);
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "mounting FUSE needs root";
+    if (::access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/fuse is absent";
+    if (::access(kEnableUring, F_OK) != 0)
+      GTEST_SKIP() << kEnableUring << " is absent: no FUSE over io_uring in this kernel";
+    ASSERT_TRUE(switch_on_enable_uring()) << "cannot switch on " << kEnableUring;
+    ASSERT_NE(cluster_, nullptr);
+    ASSERT_TRUE(cluster_->up()) << cluster_->up_output();
+  }
+  void TearDown() override {
+    if (mounted_) ::umount2(mnt_.c_str(), MNT_DETACH);
+  }
+
+  // Starts mica-fuse on a fresh mount point with `-o uring=MODE` and waits for the mount.
+  void mount(const std::string& mode) {
+    const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string base = cluster_->dir() + "/../" + info->name();
+    mnt_ = base + "-mnt";
+    std::filesystem::create_directories(mnt_);
+    port_ = free_port_below_ephemeral();
+    ASSERT_GT(port_, 0);
+    std::string options = "uring=" + mode + ",metrics=127.0.0.1:" + std::to_string(port_);
+    daemon_ = Child({MICA_FUSE_BINARY, "--mgmtd", cluster_->mgmtd(), "--token-file",
+                     cluster_->token_file(), mnt_, "-o", options},
+                    base + "-fuse.out", base + "-fuse.err");
+    auto until = std::chrono::steady_clock::now() + kMountTimeout;
+    struct statfs fs {};
+    while (!(::statfs(mnt_.c_str(), &fs) == 0 && fs.f_type == kFuseSuperMagic)) {
+      ASSERT_TRUE(daemon_.alive()) << "mica-fuse exited: " << daemon_.err();
+      ASSERT_LT(std::chrono::steady_clock::now(), until) << "no mount: " << daemon_.err();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    mounted_ = true;
+  }
+
+  uint64_t ring_requests() {
+    return metric_sum(http_get(port_, "/metrics"), "mica_fuse_uring_requests_total", "");
+  }
+  uint64_t classic_requests() {
+    return metric_sum(http_get(port_, "/metrics"), "mica_fuse_requests_total", "path=\"classic\"");
+  }
+
+  // Creates, writes, reads back and stats files from kThreads threads, lists the
+  // directories; the number of FUSE requests that took at least.
+  uint64_t file_and_metadata_ops() {
+    std::atomic<uint64_t> ops{0}, bad{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        std::string dir = mnt_ + "/d" + std::to_string(t);
+        if (::mkdir(dir.c_str(), 0755) != 0) ++bad;
+        std::vector<char> data(kFileBytes, char('a' + t)), back(kFileBytes);
+        for (int i = 0; i < kFilesPerThread; ++i) {
+          std::string path = dir + "/f" + std::to_string(i);
+          int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644);
+          if (fd < 0 || ::pwrite(fd, data.data(), data.size(), 0) != ssize_t(kFileBytes) ||
+              ::fsync(fd) != 0 || ::close(fd) != 0) {
+            ++bad;
+            continue;
+          }
+          fd = ::open(path.c_str(), O_RDONLY | O_DIRECT);
+          if (fd < 0 || ::pread(fd, back.data(), back.size(), 0) != ssize_t(kFileBytes) ||
+              back != data)
+            ++bad;
+          if (fd >= 0) ::close(fd);
+          struct stat st;
+          if (::stat(path.c_str(), &st) != 0 || st.st_size != off_t(kFileBytes)) ++bad;
+          ops += 4;  // create, write, open, read (flush, fsync, release, lookups on top)
+        }
+        DIR* listing = ::opendir(dir.c_str());
+        int entries = 0;
+        if (listing != nullptr) {
+          while (dirent* e = ::readdir(listing)) entries += e->d_name[0] != '.';
+          ::closedir(listing);
+        }
+        if (entries != kFilesPerThread) ++bad;
+        ops += 2;  // mkdir, opendir
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    EXPECT_EQ(bad.load(), 0u);
+    return ops.load();
+  }
+
+  void unmount_and_stop() {
+    ASSERT_EQ(::umount2(mnt_.c_str(), 0), 0) << std::strerror(errno);
+    mounted_ = false;
+    EXPECT_EQ(daemon_.stop(SIGTERM), 0) << daemon_.err();
+  }
+
+  inline static ClientCluster* cluster_ = nullptr;
+  std::string mnt_;
+  int port_ = 0;
+  bool mounted_ = false;
+  Child daemon_;
+};
+
+TEST_F(UringMountTest, RequestsArriveOnTheRingWithUringOn) {
+  mount("on");
+  ASSERT_FALSE(HasFatalFailure());
+  uint64_t before = ring_requests();
+  uint64_t ops = file_and_metadata_ops();
+  uint64_t after = ring_requests();
+  EXPECT_GE(after - before, ops) << "requests did not arrive on the ring";
+  unmount_and_stop();
+}
+
+TEST_F(UringMountTest, NothingArrivesOnTheRingWithUringOff) {
+  mount("off");
+  ASSERT_FALSE(HasFatalFailure());
+  uint64_t ops = file_and_metadata_ops();
+  EXPECT_EQ(ring_requests(), 0u);
+  EXPECT_GE(classic_requests(), ops);  // the page is read and the requests counted
+  unmount_and_stop();
+}
+
+}  // namespace
+}  // namespace mica::testing
+
+#endif  // MICA_FUSE_BINARY
