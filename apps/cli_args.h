@@ -87,6 +87,7 @@ struct CliInvocation {
   std::string dir;
   uint32_t storage_count = kDevStorageDefault;  // dev up --storage N
   uint32_t targets_per_node = kDevTargetsDefault;  // dev up --targets K
+  std::string mount;  // dev up --mount MNT: also mount the cluster there (apps/dev_mount.h)
 
   // put / get: the chunk range.
   craq::ChainId chain_id = 0;
