@@ -587,10 +587,11 @@ CliResult dev_down(const CliInvocation& invocation) {
                                left.size(), dir, left[0].name, left[0].pid));
   }
   std::string out =
-      running.empty() && unmounted->empty() ? fmt::format("mica dev down: nothing was running in {}\n", dir)
-                      : fmt::format("mica dev down: stopped {} process{} in {}{}\n", running.size(),
-                                    running.size() == 1 ? "" : "es", dir,
-                                    killed == 0 ? "" : fmt::format(" ({} needed SIGKILL)", killed));
+      running.empty() && unmounted->empty()
+          ? fmt::format("mica dev down: nothing was running in {}\n", dir)
+          : fmt::format("mica dev down: stopped {} process{} in {}{}\n", running.size(),
+                        running.size() == 1 ? "" : "es", dir,
+                        killed == 0 ? "" : fmt::format(" ({} needed SIGKILL)", killed));
   if (!unmounted->empty()) out = fmt::format("mica dev down: {}\n", *unmounted) + out;
   return CliResult{.exit_code = kExitOk, .out = std::move(out), .err = {}};
 }

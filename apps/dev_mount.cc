@@ -35,7 +35,9 @@ std::string pid_path(const std::string& dir) {
 std::string log_path(const std::string& dir) {
   return fmt::format("{}/logs/{}.log", dir, kDevFuseName);
 }
-std::string mount_file(const std::string& dir) { return dir + "/" + kDevMountFile; }
+std::string mount_file(const std::string& dir) {
+  return dir + "/" + kDevMountFile;
+}
 
 std::string log_tail(const std::string& path) {
   std::ifstream file(path);
@@ -70,8 +72,8 @@ Status run_fusermount(const std::string& path, bool lazy) {
   if (!child.ok()) return child.status();
   int code = wait_child(child->pid, kDevProbeTimeout);
   if (code != 0) {
-    return Status(StatusCode::kIoError, fmt::format("fusermount3 {} {} exited with code {}",
-                                                    argv[1], path, code));
+    return Status(StatusCode::kIoError,
+                  fmt::format("fusermount3 {} {} exited with code {}", argv[1], path, code));
   }
   return Status::ok_status();
 }
@@ -128,22 +130,27 @@ Status wait_mounted(const DevMountPlan& plan, const DevProcess& process) {
     if (state == MountState::kLive) return Status::ok_status();
     std::this_thread::sleep_for(kMountPoll);
   }
-  return Status(StatusCode::kTimedOut,
-                fmt::format("{} did not answer as a FUSE mount within {} s (it is {}); {}:{}",
-                            plan.mountpoint, kDevMountTimeout.count() / 1000,
-                            mount_state_name(state), log_path(plan.dir),
-                            log_tail(log_path(plan.dir))));
+  return Status(
+      StatusCode::kTimedOut,
+      fmt::format("{} did not answer as a FUSE mount within {} s (it is {}); {}:{}",
+                  plan.mountpoint, kDevMountTimeout.count() / 1000, mount_state_name(state),
+                  log_path(plan.dir), log_tail(log_path(plan.dir))));
 }
 
 }  // namespace
 
 const char* mount_state_name(MountState state) {
   switch (state) {
-    case MountState::kNotFuse: return "not a FUSE mount";
-    case MountState::kLive: return "a live FUSE mount";
-    case MountState::kDead: return "a dead FUSE mount (ENOTCONN)";
-    case MountState::kHung: return "a FUSE mount that does not answer";
-    case MountState::kMissing: return "missing";
+    case MountState::kNotFuse:
+      return "not a FUSE mount";
+    case MountState::kLive:
+      return "a live FUSE mount";
+    case MountState::kDead:
+      return "a dead FUSE mount (ENOTCONN)";
+    case MountState::kHung:
+      return "a FUSE mount that does not answer";
+    case MountState::kMissing:
+      return "missing";
   }
   return "?";
 }
@@ -162,11 +169,16 @@ MountState probe_mount(const std::string& path, std::chrono::milliseconds timeou
     ::_exit(static_cast<long>(fs_info.f_type) == kFuseSuperMagic ? kProbeLive : kProbeNotFuse);
   }
   switch (wait_child(pid, timeout)) {
-    case kProbeLive: return MountState::kLive;
-    case kProbeNotFuse: return MountState::kNotFuse;
-    case kProbeDead: return MountState::kDead;
-    case kProbeMissing: return MountState::kMissing;
-    default: return MountState::kHung;
+    case kProbeLive:
+      return MountState::kLive;
+    case kProbeNotFuse:
+      return MountState::kNotFuse;
+    case kProbeDead:
+      return MountState::kDead;
+    case kProbeMissing:
+      return MountState::kMissing;
+    default:
+      return MountState::kHung;
   }
 }
 
@@ -194,8 +206,9 @@ Result<DevMountPlan> dev_mount_plan(const std::string& dir, const std::string& m
                     .token_file = dir + "/cluster.token"};
   while (plan.mountpoint.size() > 1 && plan.mountpoint.back() == '/') plan.mountpoint.pop_back();
   if (::access(plan.binary.c_str(), X_OK) != 0) {
-    return Status(StatusCode::kNotFound,
-                  fmt::format("{} is missing: build it next to mica (ninja mica-fuse)", plan.binary));
+    return Status(
+        StatusCode::kNotFound,
+        fmt::format("{} is missing: build it next to mica (ninja mica-fuse)", plan.binary));
   }
   return plan;
 }
@@ -222,8 +235,8 @@ Result<DevProcess> start_dev_mount(const DevMountPlan& plan) {
     file << plan.mountpoint << "\n";
     if (!file.flush()) return Status(StatusCode::kIoError, "writing " + mount_file(plan.dir));
   }
-  std::vector<std::string> argv{plan.binary, "--mgmtd", plan.mgmtd_address, "--token-file",
-                                plan.token_file, plan.mountpoint};
+  std::vector<std::string> argv{plan.binary,    "--mgmtd",       plan.mgmtd_address,
+                                "--token-file", plan.token_file, plan.mountpoint};
   Result<DevProcess> process = spawn_detached(kDevFuseName, argv, log_path(plan.dir));
   if (!process.ok()) return process.status();
   Status status = write_pid_file(pid_path(plan.dir), *process);
@@ -269,9 +282,10 @@ Result<std::string> ensure_dev_mount(const DevMountPlan& plan) {
   }
   MountState state = probe_mount(plan.mountpoint);
   if (alive && state == MountState::kLive) {
-    return fmt::format("mica dev up: a dev cluster is already running in {}, mounted at {} "
-                       "(nothing to do)\n",
-                       plan.dir, plan.mountpoint);
+    return fmt::format(
+        "mica dev up: a dev cluster is already running in {}, mounted at {} "
+        "(nothing to do)\n",
+        plan.dir, plan.mountpoint);
   }
   // Its daemon died or hangs (or it never was mounted): start over on this mount point.
   if (process.pid != 0) stop_fuse(plan.dir, process);
@@ -279,9 +293,10 @@ Result<std::string> ensure_dev_mount(const DevMountPlan& plan) {
   RETURN_IF_ERROR(clear_mount(plan.mountpoint));
   Result<DevProcess> started = start_dev_mount(plan);
   if (!started.ok()) return started.status();
-  return fmt::format("mica dev up: the dev cluster in {} was running; {} was {}, mica-fuse "
-                     "(pid {}) mounts it again\n",
-                     plan.dir, plan.mountpoint, mount_state_name(state), started->pid);
+  return fmt::format(
+      "mica dev up: the dev cluster in {} was running; {} was {}, mica-fuse "
+      "(pid {}) mounts it again\n",
+      plan.dir, plan.mountpoint, mount_state_name(state), started->pid);
 }
 
 }  // namespace mica::apps

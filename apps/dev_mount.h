@@ -27,11 +27,11 @@ inline constexpr std::chrono::milliseconds kDevMountTimeout{30'000};
 inline constexpr std::chrono::milliseconds kDevProbeTimeout{5'000};
 
 enum class MountState {
-  kNotFuse,   // a directory of another file system (nothing mounted on it)
-  kLive,      // a FUSE mount that answers statfs and stat
-  kDead,      // a FUSE mount whose daemon is gone (ENOTCONN)
-  kHung,      // the probe did not finish within its deadline
-  kMissing,   // no such directory (or another error: see the Status form)
+  kNotFuse,  // a directory of another file system (nothing mounted on it)
+  kLive,     // a FUSE mount that answers statfs and stat
+  kDead,     // a FUSE mount whose daemon is gone (ENOTCONN)
+  kHung,     // the probe did not finish within its deadline
+  kMissing,  // no such directory (or another error: see the Status form)
 };
 const char* mount_state_name(MountState state);
 
@@ -44,9 +44,9 @@ MountState probe_mount(const std::string& path,
 Status unmount(const std::string& path, bool lazy);
 
 struct DevMountPlan {
-  std::string dir;          // the dev cluster's folder
-  std::string mountpoint;   // absolute
-  std::string binary;       // mica-fuse
+  std::string dir;         // the dev cluster's folder
+  std::string mountpoint;  // absolute
+  std::string binary;      // mica-fuse
   std::string mgmtd_address;
   std::string token_file;
 };

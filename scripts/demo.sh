@@ -5,7 +5,7 @@
 # daemon with `mica dev up --mount` (a generated cluster token, free ports, one folder),
 # writes a small data set of shard files through the mount (16 x 8 MiB, each fsynced),
 # reads samples back at random through the mount (O_DIRECT, so the page cache cannot
-# answer) and through the native client (client/examples/random_reader), checking every
+# answer) and through the native client (client/examples/random_reader.cc), checking every
 # sample against a local copy, prints `mica status` and the rates it measured, and leaves
 # the cluster running and mounted, saying how to stop it. Runnable from any directory;
 # MICA_DEMO_DIR chooses the cluster's folder (default ./mica-dev under the repository) and

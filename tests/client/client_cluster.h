@@ -29,8 +29,9 @@ class ClientCluster {
   explicit ClientCluster(const std::string& name, uint32_t storage = 3, uint32_t targets = 1,
                          bool mount = false)
       : root_(binary_dir() + "/client-test-data", name), dir_(root_.path() + "/cluster") {
-    std::vector<std::string> args{"dev", "up", "--storage", std::to_string(storage),
-                                  "--targets", std::to_string(targets), "--dir", dir_};
+    std::vector<std::string> args{
+        "dev",   "up", "--storage", std::to_string(storage), "--targets", std::to_string(targets),
+        "--dir", dir_};
     if (mount) {
       mountpoint_ = root_.path() + "/mnt";
       args.insert(args.end(), {"--mount", mountpoint_});
@@ -73,9 +74,7 @@ class ClientCluster {
     return options;
   }
   // "mgmtd", "meta", "storage-1", ...
-  std::vector<apps::DevProcess> processes() const {
-    return apps::read_pid_files(dir_ + "/pids");
-  }
+  std::vector<apps::DevProcess> processes() const { return apps::read_pid_files(dir_ + "/pids"); }
   // Runs `mica --dir DIR args...` to completion.
   RunResult cli(std::vector<std::string> args) {
     args.insert(args.begin(), {"--dir", dir_});

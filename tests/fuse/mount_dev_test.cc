@@ -27,7 +27,9 @@ RunResult mica(std::vector<std::string> args, const std::string& prefix) {
   return run(args, prefix, milliseconds(150'000));
 }
 
-bool fuse_built() { return ::access(MICA_FUSE_BINARY, X_OK) == 0; }
+bool fuse_built() {
+  return ::access(MICA_FUSE_BINARY, X_OK) == 0;
+}
 
 TEST(DevMount, ProbeTellsAPlainDirectoryFromAMissingOne) {
   TempDir dir(binary_dir() + "/fuse-test-data", "probe");
@@ -54,8 +56,8 @@ TEST(DevMount, WithoutMicaFuseUpRefusesBeforeStartingAnything) {
   if (fuse_built()) GTEST_SKIP() << MICA_FUSE_BINARY << " is built: nothing to refuse";
   TempDir dir(binary_dir() + "/fuse-test-data", "nofuse");
   std::string cluster = dir.path() + "/c";
-  RunResult up = mica({"dev", "up", "--dir", cluster, "--mount", dir.path() + "/mnt"},
-                      dir.path() + "/up");
+  RunResult up =
+      mica({"dev", "up", "--dir", cluster, "--mount", dir.path() + "/mnt"}, dir.path() + "/up");
   EXPECT_NE(up.exit_code, 0);
   EXPECT_NE(up.err.find("mica-fuse is missing"), std::string::npos) << up.err;
   EXPECT_TRUE(apps::read_pid_files(cluster + "/pids").empty());

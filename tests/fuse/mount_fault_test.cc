@@ -46,14 +46,15 @@ class MountFault : public MountTest {
   }
   // Unmounts the mount (its mica-fuse ends) and mounts it again with `dev up --mount`.
   void remount() {
-    ASSERT_EQ(shell("fusermount3 -u " + cluster()->mountpoint(), work_log(), kFioTimeout)
-                  .exit_code,
+    ASSERT_EQ(shell("fusermount3 -u " + cluster()->mountpoint(), work_log(), kFioTimeout).exit_code,
               0);
     RunResult up = cluster()->mount(cluster()->mountpoint());
     ASSERT_EQ(up.exit_code, 0) << describe(up);
     ASSERT_EQ(apps::probe_mount(cluster()->mountpoint()), apps::MountState::kLive);
   }
-  std::string work_log() const { return binary_dir() + "/fuse-fault-log-" + std::to_string(::getpid()); }
+  std::string work_log() const {
+    return binary_dir() + "/fuse-fault-log-" + std::to_string(::getpid());
+  }
 };
 
 // fio's write phase, then (elsewhere) its verify-only phase over the same files.
@@ -68,8 +69,7 @@ std::string verify_job(const std::string& dir, const std::string& name, const st
 
 TEST_F(MountFault, FioDataVerifiesAfterUnmountAndRemount) {
   ASSERT_EQ(sh(write_job(work(), "seq", "write", "1M", kSeqMib)).exit_code, 0);
-  ASSERT_EQ(sh(write_job(work(), "rand", "randwrite", "4k", kRandMib, "--direct=1")).exit_code,
-            0);
+  ASSERT_EQ(sh(write_job(work(), "rand", "randwrite", "4k", kRandMib, "--direct=1")).exit_code, 0);
   remount();
   RunResult seq = sh(verify_job(work(), "seq", "write", "1M", kSeqMib));
   EXPECT_EQ(seq.exit_code, 0) << describe(seq);

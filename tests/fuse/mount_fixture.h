@@ -45,10 +45,14 @@ inline std::string plain_test_dir() {
   const char* dir = std::getenv(kFuseTestDirEnv);
   return dir == nullptr ? std::string() : std::string(dir);
 }
-inline bool fuse_device_present() { return ::access("/dev/fuse", R_OK | W_OK) == 0; }
+inline bool fuse_device_present() {
+  return ::access("/dev/fuse", R_OK | W_OK) == 0;
+}
 
 // errno after a failed call, 0 after a successful one (rc < 0 is failure).
-inline int errno_of(long rc) { return rc < 0 ? errno : 0; }
+inline int errno_of(long rc) {
+  return rc < 0 ? errno : 0;
+}
 
 // Runs body in a forked child as uid/gid with no supplementary groups; body returns 0 or an
 // errno value. What the child returned (200+ when it could not change its identity).

@@ -27,9 +27,9 @@ inline RunResult shell(const std::string& command, const std::string& prefix,
 
 // Whether a program is on PATH (scripts/install-deps.sh installs every one the tests use).
 inline bool have_program(const std::string& name) {
-  RunResult found = run({"/bin/sh", "-c", "command -v " + name}, "/tmp/mica-fuse-which-" +
-                                                                     std::to_string(::getpid()),
-                        std::chrono::milliseconds(5000));
+  RunResult found =
+      run({"/bin/sh", "-c", "command -v " + name},
+          "/tmp/mica-fuse-which-" + std::to_string(::getpid()), std::chrono::milliseconds(5000));
   return found.exit_code == 0;
 }
 
@@ -44,8 +44,7 @@ inline std::string fio_job(const std::string& directory, const std::string& name
                            const std::string& extra) {
   return "fio --name=" + name + " --directory=" + directory + " --rw=" + rw + " --bs=" + bs +
          " --size=" + std::to_string(size_mib) + "M --verify=crc32c --do_verify=1" +
-         " --verify_fatal=1 --ioengine=psync --end_fsync=1 --randrepeat=1 --norandommap=0 " +
-         extra;
+         " --verify_fatal=1 --ioengine=psync --end_fsync=1 --randrepeat=1 --norandommap=0 " + extra;
 }
 
 // Waits until path answers as a live FUSE mount (a second mica-fuse started by the test).

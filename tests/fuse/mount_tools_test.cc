@@ -34,9 +34,7 @@ class MountTools : public MountTest {
     return shell(command, work_log(), timeout);
   }
   // Logs live outside the mount, in the build tree's test folder.
-  std::string work_log() const {
-    return binary_dir() + "/fuse-tool-" + std::to_string(::getpid());
-  }
+  std::string work_log() const { return binary_dir() + "/fuse-tool-" + std::to_string(::getpid()); }
 };
 
 TEST_F(MountTools, FioSequentialBufferedWriteVerifies) {

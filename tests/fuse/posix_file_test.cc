@@ -159,8 +159,7 @@ TEST_F(PosixFile, ChownAsAnotherUserIsRefused) {
   EXPECT_EQ(as_user(kUserB, kGroupB, [&] { return errno_of(::chown(f.c_str(), kUserB, -1)); }),
             EPERM);
   // Its own group is allowed (a no-op change).
-  EXPECT_EQ(as_user(kUserA, kGroupA, [&] { return errno_of(::chown(f.c_str(), -1, kGroupA)); }),
-            0);
+  EXPECT_EQ(as_user(kUserA, kGroupA, [&] { return errno_of(::chown(f.c_str(), -1, kGroupA)); }), 0);
   EXPECT_EQ(stat_of(f).st_uid, kUserA);
 }
 
@@ -204,7 +203,8 @@ TEST_F(PosixFile, UtimensatSetsOmitsAndNowsTimes) {
   EXPECT_TRUE(same_time(set.st_atim, times[0]));
   EXPECT_TRUE(same_time(set.st_mtim, times[1]));
   EXPECT_TRUE(later(set.st_ctim, before.st_ctim));
-  timespec omit_now[2] = {{.tv_sec = 0, .tv_nsec = UTIME_OMIT}, {.tv_sec = 0, .tv_nsec = UTIME_NOW}};
+  timespec omit_now[2] = {{.tv_sec = 0, .tv_nsec = UTIME_OMIT},
+                          {.tv_sec = 0, .tv_nsec = UTIME_NOW}};
   ASSERT_EQ(errno_of(::utimensat(AT_FDCWD, path("f").c_str(), omit_now, 0)), 0);
   struct stat now = stat_of(path("f"));
   EXPECT_TRUE(same_time(now.st_atim, times[0]));

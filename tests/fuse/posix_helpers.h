@@ -65,6 +65,8 @@ inline bool same_time(const timespec& a, const timespec& b) {
 }
 
 // Lets the clock move on, so an update's timestamps differ from the ones before it.
-inline void tick() { std::this_thread::sleep_for(std::chrono::milliseconds(20)); }
+inline void tick() {
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
 
 }  // namespace mica::testing
