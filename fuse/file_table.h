@@ -119,6 +119,8 @@ class FileTable {
   Task<void> close_all();
 
   size_t open_handles() const;
+  // The lane (executor index) a handle belongs to; nullopt for a stale or unknown handle.
+  std::optional<size_t> owner_lane(uint64_t handle) const;
 
  private:
   struct Handle;

@@ -1,0 +1,64 @@
+// FileTable::Handle (fuse/file_table.h): one open handle's state, internal to the table's
+// sources. The File, the write buffer, the flush lock and `deferred` are touched on the
+// owning executor only; local_end and buffered are atomics any thread may read (getattr's
+// local_length and a reader on another executor deciding whether to flush this handle).
+// Never suspends by itself.
+#pragma once
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+
+#include "async/sync.h"
+#include "client/client.h"
+#include "fuse/file_table.h"
+#include "fuse/write_buffer.h"
+
+namespace mica::fuse {
+
+struct FileTable::Handle {
+  Handle(uint64_t handle_id, Lane owner, std::unique_ptr<client::File> opened, int open_flags,
+         Credentials credentials, size_t buffer_bytes)
+      : id(handle_id),
+        lane(owner),
+        inode(opened->inode()),
+        flags(open_flags),
+        cred(std::move(credentials)),
+        file(std::move(opened)),
+        buffer(buffer_bytes) {
+    local_end.store(file->known_length());
+  }
+
+  bool writable() const {
+    int access = flags & O_ACCMODE;
+    return access == O_WRONLY || access == O_RDWR;
+  }
+  bool append() const { return (flags & O_APPEND) != 0; }
+  // After any change of the File's length or the buffer (owner executor).
+  void note_lengths() {
+    uint64_t end = file->known_length();
+    if (!buffer.empty()) end = std::max<uint64_t>(end, buffer.end());
+    local_end.store(end);
+    buffered.store(!buffer.empty());
+  }
+  // The error of a flush no caller of this handle has been told, once.
+  Status take_deferred() { return std::exchange(deferred, Status::ok_status()); }
+  client::CallOptions call() const { return client::CallOptions{.cred = cred}; }
+
+  const uint64_t id;
+  const Lane lane;
+  const InodeId inode;
+  const int flags;
+  const Credentials cred;
+  std::unique_ptr<client::File> file;
+  WriteBuffer buffer;
+  Semaphore flushing{1};  // one flush of this handle at a time, in order
+  Status deferred;
+  std::atomic<bool> closed{false};  // release began: every later call is kStaleSession
+  std::atomic<uint64_t> local_end{0};
+  std::atomic<bool> buffered{false};
+};
+
+}  // namespace mica::fuse

@@ -1,0 +1,66 @@
+// fuse/write_buffer.h: one contiguous, bounded range of small writes. Pure data, no cluster.
+#include "fuse/write_buffer.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace mica::fuse {
+namespace {
+
+std::vector<std::byte> bytes(size_t n, uint8_t value) {
+  return std::vector<std::byte>(n, static_cast<std::byte>(value));
+}
+
+TEST(WriteBuffer, AppendsOnlyWritesThatContinueTheRange) {
+  WriteBuffer buffer(100);
+  EXPECT_TRUE(buffer.try_append(10, bytes(20, 1)));
+  EXPECT_TRUE(buffer.try_append(30, bytes(20, 2)));
+  EXPECT_FALSE(buffer.try_append(60, bytes(1, 3)));  // a gap
+  EXPECT_FALSE(buffer.try_append(10, bytes(1, 3)));  // a rewrite
+  EXPECT_EQ(buffer.offset(), 10u);
+  EXPECT_EQ(buffer.end(), 50u);
+}
+
+TEST(WriteBuffer, RefusesWhatDoesNotFitAndSaysWhenFull) {
+  WriteBuffer buffer(100);
+  EXPECT_TRUE(buffer.try_append(0, bytes(60, 1)));
+  EXPECT_FALSE(buffer.try_append(60, bytes(41, 1)));
+  EXPECT_FALSE(buffer.full());
+  EXPECT_TRUE(buffer.try_append(60, bytes(40, 1)));
+  EXPECT_TRUE(buffer.full());
+}
+
+TEST(WriteBuffer, TakeHandsTheRangeOverAndEmpties) {
+  WriteBuffer buffer(100);
+  ASSERT_TRUE(buffer.try_append(5, bytes(3, 7)));
+  BufferedRange range = buffer.take();
+  EXPECT_EQ(range.offset, 5u);
+  EXPECT_EQ(range.bytes, bytes(3, 7));
+  EXPECT_TRUE(buffer.empty());
+  EXPECT_TRUE(buffer.try_append(1000, bytes(1, 1)));  // an empty buffer starts anywhere
+  EXPECT_EQ(buffer.offset(), 1000u);
+}
+
+TEST(WriteBuffer, CutDropsBytesAtOrPastTheLength) {
+  WriteBuffer buffer(100);
+  ASSERT_TRUE(buffer.try_append(10, bytes(20, 1)));
+  buffer.cut(15);
+  EXPECT_EQ(buffer.end(), 15u);
+  buffer.cut(5);
+  EXPECT_TRUE(buffer.empty());
+}
+
+TEST(WriteBuffer, OverlayCopiesTheOverlapOnly) {
+  WriteBuffer buffer(100);
+  ASSERT_TRUE(buffer.try_append(10, bytes(10, 9)));
+  std::vector<std::byte> out = bytes(10, 0);
+  EXPECT_EQ(buffer.overlay(15, out), 5u);
+  EXPECT_EQ(out[0], std::byte{9});
+  EXPECT_EQ(out[4], std::byte{9});
+  EXPECT_EQ(out[5], std::byte{0});
+  EXPECT_EQ(buffer.overlay(40, out), 0u);
+}
+
+}  // namespace
+}  // namespace mica::fuse
