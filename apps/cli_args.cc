@@ -178,14 +178,20 @@ Status parse_dev_command(const std::vector<std::string_view>& rest, CliInvocatio
   }
   if (verb != "up")
     return usage_error(
-        "usage: mica dev up [--storage N] [--targets K] [--dir DIR], mica dev down [--dir DIR]");
+        "usage: mica dev up [--storage N] [--targets K] [--dir DIR] [--mount MNT], mica dev down "
+        "[--dir DIR]");
   out->command = CliCommand::kDevUp;
   for (size_t i = 1; i < rest.size(); i += 2) {
     bool targets = rest[i] == "--targets";
-    if (rest[i] != "--storage" && !targets) {
+    if (rest[i] != "--storage" && !targets && rest[i] != "--mount") {
       return usage_error(fmt::format("dev up: unknown option \"{}\"", rest[i]));
     }
     if (i + 1 >= rest.size()) return usage_error(fmt::format("{} needs a value", rest[i]));
+    if (rest[i] == "--mount") {
+      if (rest[i + 1].empty()) return usage_error("--mount needs a directory");
+      out->mount = std::string(rest[i + 1]);
+      continue;
+    }
     Result<uint64_t> n = parse_number(rest[i + 1], targets ? "--targets" : "--storage", 1,
                                       targets ? kDevTargetsMax : kDevStorageMax);
     if (!n.ok()) return n.status();
@@ -378,12 +384,15 @@ commands:
   mkdir PATH                      a new directory (mode 0755)
   rm PATH                         remove a file, or an empty directory
                                   (the namespace commands act as the caller's uid/gid/groups)
-  dev up [--storage N] [--targets K] [--dir DIR]
+  dev up [--storage N] [--targets K] [--dir DIR] [--mount MNT]
                                   start mgmtd, one meta process ({} shards) and N storage
                                   processes (default {}, K chain targets each, default 1)
                                   on 127.0.0.1 under DIR (default ./{}), make a chain
-                                  table, and return once every chain and every shard serves
-  dev down [--dir DIR]            stop what `dev up` started in DIR (by its pid files)
+                                  table, and return once every chain and every shard serves;
+                                  --mount: then mica-fuse on MNT, once the mount answers
+                                  (on a running cluster: mount it again if its daemon died)
+  dev down [--dir DIR]            unmount and stop what `dev up` started in DIR (by its pid
+                                  files)
 
 options:
   --mgmtd HOST:PORT    mgmtd's address (default $MICA_MGMTD or {})

@@ -85,8 +85,9 @@ struct CliInvocation {
   // kDefaultDevDir); for the other commands, where mgmtd's address and the token are read
   // from (apps/dev_cluster.h), instead of --mgmtd and --token-file.
   std::string dir;
-  uint32_t storage_count = kDevStorageDefault;  // dev up --storage N
+  uint32_t storage_count = kDevStorageDefault;     // dev up --storage N
   uint32_t targets_per_node = kDevTargetsDefault;  // dev up --targets K
+  std::string mount;  // dev up --mount MNT: also mount the cluster there (apps/dev_mount.h)
 
   // put / get: the chunk range.
   craq::ChainId chain_id = 0;

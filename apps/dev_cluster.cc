@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "apps/cli_format.h"
+#include "apps/dev_mount.h"
 #include "apps/dev_process.h"
 #include "apps/meta_config.h"
 #include "apps/storage_config.h"
@@ -59,6 +60,7 @@ struct DevPlan {
   std::string meta_http;
   std::vector<std::string> storage_addresses;
   std::vector<std::string> storage_http;
+  bool running = false;  // a cluster runs in dir already (`dev up --mount` mounts it)
 
   std::string token() const { return dir + "/" + kDevTokenFile; }
   std::string log(const std::string& name) const { return dir + "/logs/" + name + ".log"; }
@@ -454,6 +456,11 @@ Status prepare(const CliInvocation& invocation, DevPlan* plan) {
                     fmt::format("creating {}{}: {}", plan->dir, sub, error.message()));
   }
   for (const DevProcess& process : read_pid_files(plan->dir + "/pids")) {
+    if (process.name == kDevFuseName) continue;  // the mount's daemon (apps/dev_mount.h)
+    if (dev_process_alive(process) && !invocation.mount.empty()) {
+      plan->running = true;
+      return Status::ok_status();
+    }
     if (dev_process_alive(process)) {
       return Status(StatusCode::kAlreadyExists,
                     fmt::format("a dev cluster is already running in {} ({} is pid {}); stop it "
@@ -463,6 +470,9 @@ Status prepare(const CliInvocation& invocation, DevPlan* plan) {
     std::error_code error;
     fs::remove(plan->pid(process.name), error);  // left by a cluster that died
   }
+  // A mount left by a cluster that died: unmounted, its daemon stopped.
+  Result<std::string> unmounted = stop_dev_mount(plan->dir);
+  if (!unmounted.ok()) return unmounted.status();
   Result<std::string> bin = own_binary_dir();
   if (!bin.ok()) return bin.status();
   plan->mgmtd_binary = *bin + "/mica-mgmtd";
@@ -480,12 +490,43 @@ Status prepare(const CliInvocation& invocation, DevPlan* plan) {
   return Status::ok_status();
 }
 
+// `dev up --mount` on a running cluster: mounted already, or mounted again.
+CliResult mount_running(const DevPlan& plan, const std::string& mountpoint) {
+  Result<std::string> mgmtd = dev_mgmtd_address(plan.dir);
+  Result<DevMountPlan> mount = mgmtd.ok() ? dev_mount_plan(plan.dir, mountpoint, *mgmtd)
+                                          : Result<DevMountPlan>(mgmtd.status());
+  Result<std::string> done = mount.ok() ? ensure_dev_mount(*mount) : mount.status();
+  if (!done.ok()) return failure(fmt::format("dev up --mount: {}", done.status().to_string()));
+  return CliResult{.exit_code = kExitOk, .out = *done, .err = {}};
+}
+
+// The cluster serves: mounts it when asked (stopping everything again if that fails).
+CliResult finish_up(const DevPlan& plan, const std::string& mountpoint,
+                    const std::vector<DevProcess>& started, std::string out) {
+  if (mountpoint.empty()) return CliResult{.exit_code = kExitOk, .out = std::move(out), .err = {}};
+  Result<DevMountPlan> mount = dev_mount_plan(plan.dir, mountpoint, plan.mgmtd_address);
+  Result<DevProcess> fuse = mount.ok() ? start_dev_mount(*mount) : mount.status();
+  if (!fuse.ok()) {
+    undo_start(plan, started);
+    return failure(fmt::format("dev up: {} (everything it started is stopped again)",
+                               fuse.status().to_string()));
+  }
+  out += fmt::format("  mount      {}  mica-fuse pid {}, log {}/logs/{}.log\n", mount->mountpoint,
+                     fuse->pid, plan.dir, kDevFuseName);
+  return CliResult{.exit_code = kExitOk, .out = std::move(out), .err = {}};
+}
+
 }  // namespace
 
 CliResult dev_up(const CliInvocation& invocation) {
   DevPlan plan;
   Status prepared = prepare(invocation, &plan);
   if (!prepared.ok()) return failure(fmt::format("dev up: {}", prepared.to_string()));
+  if (plan.running) return mount_running(plan, invocation.mount);
+  if (!invocation.mount.empty()) {
+    Result<DevMountPlan> mount = dev_mount_plan(plan.dir, invocation.mount, "");
+    if (!mount.ok()) return failure(fmt::format("dev up: {}", mount.status().to_string()));
+  }
   Result<net::ClusterToken> token = net::load_cluster_token(plan.token());
   if (!token.ok()) return failure(fmt::format("dev up: {}", token.status().to_string()));
   auto began = std::chrono::steady_clock::now();
@@ -503,7 +544,7 @@ CliResult dev_up(const CliInvocation& invocation) {
     if (status.ok()) {
       double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
-      return CliResult{.exit_code = kExitOk, .out = describe(plan, seconds, chains), .err = {}};
+      return finish_up(plan, invocation.mount, started, describe(plan, seconds, chains));
     }
     undo_start(plan, started);
     if (attempt == kDevStartAttempts || !port_was_taken(plan, offsets)) {
@@ -515,6 +556,11 @@ CliResult dev_up(const CliInvocation& invocation) {
 
 CliResult dev_down(const CliInvocation& invocation) {
   std::string dir = dev_dir(invocation);
+  // The mount first: its daemon's requests need the cluster to answer until it is gone.
+  Result<std::string> unmounted = stop_dev_mount(dir);
+  if (!unmounted.ok()) {
+    return failure(fmt::format("dev down: {}", unmounted.status().to_string()));
+  }
   std::vector<DevProcess> all = read_pid_files(dir + "/pids");
   std::vector<DevProcess> running;
   for (const DevProcess& process : all) {
@@ -541,10 +587,12 @@ CliResult dev_down(const CliInvocation& invocation) {
                                left.size(), dir, left[0].name, left[0].pid));
   }
   std::string out =
-      running.empty() ? fmt::format("mica dev down: nothing was running in {}\n", dir)
-                      : fmt::format("mica dev down: stopped {} process{} in {}{}\n", running.size(),
-                                    running.size() == 1 ? "" : "es", dir,
-                                    killed == 0 ? "" : fmt::format(" ({} needed SIGKILL)", killed));
+      running.empty() && unmounted->empty()
+          ? fmt::format("mica dev down: nothing was running in {}\n", dir)
+          : fmt::format("mica dev down: stopped {} process{} in {}{}\n", running.size(),
+                        running.size() == 1 ? "" : "es", dir,
+                        killed == 0 ? "" : fmt::format(" ({} needed SIGKILL)", killed));
+  if (!unmounted->empty()) out = fmt::format("mica dev down: {}\n", *unmounted) + out;
   return CliResult{.exit_code = kExitOk, .out = std::move(out), .err = {}};
 }
 

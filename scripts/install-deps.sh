@@ -9,6 +9,8 @@ packages=(
   libfuse3-dev fuse3 libtoml11-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   fio iperf3 python3
+  # The tests on a real mount (tests/fuse/) run these programs on it.
+  stress-ng git tar diffutils sqlite3 attr
   # HMAC-SHA256 for the cluster token (net/cluster_token.cc): we never write crypto ourselves.
   libssl-dev
 )

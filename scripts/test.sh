@@ -7,6 +7,10 @@
 #   clang  clang Debug (assertions on, the smaller fixed counts);
 #   asan   clang Debug with AddressSanitizer + UndefinedBehaviorSanitizer (smaller counts).
 # Exits non-zero on any failure. Build trees live in build-test-*/ at the repository root.
+# The fuse module's tests on a real mount (tests/fuse/) run in every build: each brings up
+# its own `mica dev up --mount` cluster (own folder, free ports, so `ctest -j` runs them side
+# by side); they need root (other-user checks, allow_other) and /dev/fuse, and are skipped
+# saying so where /dev/fuse is absent.
 #
 #   scripts/test.sh                             all three builds
 #   MICA_TEST_BUILDS="gcc" scripts/test.sh      only some (gcc, clang, asan)

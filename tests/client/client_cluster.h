@@ -2,6 +2,7 @@
 // processes on 127.0.0.1 with free ports) in the test's own folder, the Client connected to
 // it on an io_uring executor of the test thread, and the cluster's processes by name and
 // pid (to kill and restart one). The destructor runs `mica dev down` whatever the test did.
+// With `mount`, `dev up --mount ROOT/mnt` also mounts it through mica-fuse (tests/fuse/).
 //
 // Heavy: each ClientCluster starts real processes. Time caps: `dev up` waits at most its
 // kDevUpTimeout (90 s); ctest's TIMEOUT for the client tests (tests/CMakeLists.txt) caps a
@@ -25,11 +26,17 @@ namespace mica::testing {
 class ClientCluster {
  public:
   // targets: chain targets per storage process (with 3 processes, one chain of 3 each).
-  explicit ClientCluster(const std::string& name, uint32_t storage = 3, uint32_t targets = 1)
+  explicit ClientCluster(const std::string& name, uint32_t storage = 3, uint32_t targets = 1,
+                         bool mount = false)
       : root_(binary_dir() + "/client-test-data", name), dir_(root_.path() + "/cluster") {
-    RunResult up = mica({"dev", "up", "--storage", std::to_string(storage), "--targets",
-                         std::to_string(targets), "--dir", dir_},
-                        "/up", std::chrono::milliseconds(120'000));
+    std::vector<std::string> args{
+        "dev",   "up", "--storage", std::to_string(storage), "--targets", std::to_string(targets),
+        "--dir", dir_};
+    if (mount) {
+      mountpoint_ = root_.path() + "/mnt";
+      args.insert(args.end(), {"--mount", mountpoint_});
+    }
+    RunResult up = mica(args, "/up", std::chrono::milliseconds(120'000));
     up_ok_ = up.exit_code == 0;
     up_output_ = up.out + up.err;
   }
@@ -41,6 +48,16 @@ class ClientCluster {
   bool up() const { return up_ok_; }
   const std::string& up_output() const { return up_output_; }
   const std::string& dir() const { return dir_; }
+  // The test's own folder (the cluster's folder and the mount point are in it).
+  const std::string& root() const { return root_.path(); }
+  // "" unless constructed with mount.
+  const std::string& mountpoint() const { return mountpoint_; }
+  // `mica dev up --dir DIR --mount MNT` again: on the running cluster it mounts MNT again
+  // if its daemon died (and says so when the mount answers).
+  RunResult mount(const std::string& at) {
+    return mica({"dev", "up", "--dir", dir_, "--mount", at}, "/mount",
+                std::chrono::milliseconds(120'000));
+  }
   std::string token_file() const { return dir_ + "/cluster.token"; }
   std::string mgmtd() const {
     std::string env = read_file(dir_ + "/cluster.env");
@@ -57,9 +74,7 @@ class ClientCluster {
     return options;
   }
   // "mgmtd", "meta", "storage-1", ...
-  std::vector<apps::DevProcess> processes() const {
-    return apps::read_pid_files(dir_ + "/pids");
-  }
+  std::vector<apps::DevProcess> processes() const { return apps::read_pid_files(dir_ + "/pids"); }
   // Runs `mica --dir DIR args...` to completion.
   RunResult cli(std::vector<std::string> args) {
     args.insert(args.begin(), {"--dir", dir_});
@@ -75,6 +90,7 @@ class ClientCluster {
 
   TempDir root_;
   std::string dir_;
+  std::string mountpoint_;
   bool up_ok_ = false;
   std::string up_output_;
 };
