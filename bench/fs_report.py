@@ -133,6 +133,10 @@ def main():
     lines.append("| sha256 of the dd read-back | "
                  + " | ".join(med[s]["checksum"] for s in order) + " |")
     lines.append("| fio O_DIRECT | " + " | ".join(med[s]["direct"] for s in order) + " |")
+    if not any(s in med for s in MICA):
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(lines + ["", "No Mica mount in this run: no targets."]) + "\n")
+        return 1 if failed else 0
     lines += ["", f"Targets (issue 14), io_uring path first, classic beside; peers from "
               f"{peer_source}:", "",
               "| row | target | threshold | " + " | ".join(s for s in MICA if s in med) + " |",

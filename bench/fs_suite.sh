@@ -17,7 +17,8 @@
 # bench/results/SUITE.md (peers also its medians as JSON beside it: what the fuse suite's
 # report compares with the best peer); samples and tool output go to build-bench/bench-logs/.
 # Env: BENCH_REPEAT, BENCH_DIR (default build-bench/data), BENCH_BUILD_JOBS (default 2),
-# PEERS_DIR (peers only), fs_bench.sh's knobs (DD_MB FIO_SIZE_MB FIO_JOBS FIO_RUNTIME
+# BENCH_SYSTEMS (a subset of the suite's systems, e.g. "local moosefs"), PEERS_DIR (peers
+# only), fs_bench.sh's knobs (DD_MB FIO_SIZE_MB FIO_JOBS FIO_RUNTIME
 # META_FILES META_PROCS), MICA_FUSE_OPTIONS (extra -o options for both mounts).
 # Everything started is stopped by pid (mica-fuse after its unmount; the cluster by `mica dev
 # down`; a peer by its stop script). enable_uring is left Y (other mounts may use it).
@@ -169,17 +170,19 @@ record_mica() {
   stop_mount
 }
 
+fuse_mounts() { findmnt -rn -o TARGET,FSTYPE | awk '$2 ~ /^fuse/ { print $1 }' | sort; }
+
 # A peer: start, the rows on the FUSE mount its start script added, stop.
 record_peer() {
   local fs=$1 round=$2 before mnt
-  before=$(findmnt -rn -o TARGET | sort)
+  before=$(fuse_mounts)
   log "starting $fs ($PEERS_DIR/start-$fs.sh)"
   PEER_UP=$fs
   if ! CEPH_OSDS=3 "$PEERS_DIR/start-$fs.sh" >>"$LOG_DIR/peers.log" 2>&1; then
     log "  $fs did not start (see $LOG_DIR/peers.log)"
     printf '%s\t%s\t{"failed": true}\n' "$fs" "$round" >>"$SAMPLES"
   else
-    mnt=$(comm -13 <(echo "$before") <(findmnt -rn -o TARGET | sort) | head -n 1)
+    mnt=$(comm -13 <(echo "$before") <(fuse_mounts) | head -n 1)
     if [[ -z $mnt ]]; then
       log "  $fs: no new mount appeared"
       printf '%s\t%s\t{"failed": true}\n' "$fs" "$round" >>"$SAMPLES"
@@ -191,16 +194,29 @@ record_peer() {
   PEER_UP=
 }
 
-build mica mica-mgmtd mica-meta mica-storage mica-fuse bench_fs_client
-mkdir -p "$LOG_DIR" "$RESULTS_DIR" "$BENCH_DIR/fs-local"
-: >"$SAMPLES"
-: >"$LOG_DIR/$SUITE-run.log"
-start_cluster
 if [[ $SUITE == fuse ]]; then
   SYSTEMS=(local mica-classic mica-uring native)
 else
   SYSTEMS=(local moosefs gluster ceph mica-uring mica-classic)
 fi
+# BENCH_SYSTEMS narrows a run (a partial table: the report says which systems ran).
+if [[ -n ${BENCH_SYSTEMS:-} ]]; then
+  read -r -a narrowed <<<"$BENCH_SYSTEMS"
+  for system in "${narrowed[@]}"; do
+    [[ " ${SYSTEMS[*]} " == *" $system "* ]] ||
+      { log "unknown system '$system' (known: ${SYSTEMS[*]})"; exit 2; }
+  done
+  SYSTEMS=("${narrowed[@]}")
+fi
+MICA_NEEDED=''
+[[ " ${SYSTEMS[*]} " == *" mica-"* || " ${SYSTEMS[*]} " == *" native "* ]] && MICA_NEEDED=1
+if [[ -n $MICA_NEEDED ]]; then
+  build mica mica-mgmtd mica-meta mica-storage mica-fuse bench_fs_client
+fi
+mkdir -p "$LOG_DIR" "$RESULTS_DIR" "$BENCH_DIR/fs-local"
+: >"$SAMPLES"
+: >"$LOG_DIR/$SUITE-run.log"
+[[ -n $MICA_NEEDED ]] && start_cluster
 started=$(date +%s)
 for ((round = 1; round <= REPEAT; round++)); do
   for ((k = 0; k < ${#SYSTEMS[@]}; k++)); do
@@ -217,8 +233,8 @@ done
 log "measured in $(($(date +%s) - started)) s"
 
 command="BENCH_REPEAT=$REPEAT"
-for knob in DD_MB FIO_SIZE_MB FIO_JOBS FIO_RUNTIME META_FILES META_PROCS MICA_FUSE_OPTIONS; do
-  [[ -n ${!knob:-} ]] && command+=" $knob=${!knob}"
+for knob in BENCH_SYSTEMS DD_MB FIO_SIZE_MB FIO_JOBS FIO_RUNTIME META_FILES META_PROCS MICA_FUSE_OPTIONS; do
+  [[ -n ${!knob:-} ]] && command+=" $knob=$(printf %q "${!knob}")"
 done
 [[ $SUITE == peers ]] && command+=" PEERS_DIR=..."
 command+=" bench/run.sh $SUITE"
