@@ -73,6 +73,10 @@ class Backend {
   // space report and growth check) to suspend.
   virtual Result<FsSpace> statvfs(const std::string& path) = 0;
 
+  // Whether the ring has 128-byte SQEs (IORING_SETUP_SQE128), which kUringCmd needs.
+  // The simulator has none: its kUringCmd completes with -EOPNOTSUPP.
+  virtual bool big_sqes() const { return false; }
+
   // Registers buffers for kReadFixed / kWriteFixed; index i names buffers[i]. Replaces any
   // earlier registration. The memory must outlive the registration.
   virtual Status register_buffers(std::span<const iovec> buffers) = 0;

@@ -46,8 +46,9 @@ Executor::~Executor() {
   MICA_ASSERT_MSG(!has_ready(), "executor destroyed with runnable tasks");
 }
 
-std::unique_ptr<Executor> Executor::create_uring() {
-  return std::make_unique<Executor>(std::make_unique<UringBackend>());
+std::unique_ptr<Executor> Executor::create_uring(bool big_sqes) {
+  auto backend = std::make_unique<UringBackend>(UringOptions{.big_sqes = big_sqes});
+  return std::make_unique<Executor>(std::move(backend));
 }
 
 Executor* Executor::current() {

@@ -55,8 +55,9 @@ class Executor {
   Executor& operator=(const Executor&) = delete;
   ~Executor();
 
-  // An executor on a fresh io_uring owned by the calling thread.
-  static std::unique_ptr<Executor> create_uring();
+  // An executor on a fresh io_uring owned by the calling thread; big_sqes: 128-byte SQEs
+  // (UringOptions::big_sqes, for kUringCmd).
+  static std::unique_ptr<Executor> create_uring(bool big_sqes = false);
 
   static Executor* current();
   Backend& backend() { return *backend_; }

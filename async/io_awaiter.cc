@@ -47,6 +47,8 @@ static const char* opcode_name(IoOpcode opcode) {
       return "unlink";
     case IoOpcode::kStatx:
       return "statx";
+    case IoOpcode::kUringCmd:
+      return "uring_cmd";
   }
   return "io";
 }

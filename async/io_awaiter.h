@@ -38,6 +38,9 @@ class [[nodiscard]] IoAwaiter {
   IoAwaiter& operator=(IoAwaiter&&) = delete;
 
   IoOp& op() { return op_; }
+  // The op's raw result once awaited: >= 0, or the kernel's negated errno (which the Status
+  // of await_resume no longer names). For callers that branch on exact errnos.
+  int32_t result() const { return result_; }
 
   bool await_ready() const noexcept { return false; }
 

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "async/time.h"
@@ -45,7 +46,14 @@ enum class IoOpcode : uint8_t {
   kRename,  // path -> new_path, flags (renameat2 flags)
   kUnlink,  // path, flags (AT_REMOVEDIR removes an empty directory)
   kStatx,   // fd (AT_FDCWD or a dir/file fd), path, flags (AT_*), buffer: a struct statx
+  // A driver command (IORING_OP_URING_CMD): fd, command_op, the kUringCmdBytes command area
+  // at `command` (copied into the SQE by start(), so it need not outlive it), buffer/length
+  // as the SQE's addr/len. Only on a backend with big_sqes() (128-byte SQEs).
+  kUringCmd,
 };
+
+// Bytes of command data a 128-byte SQE carries for kUringCmd.
+inline constexpr size_t kUringCmdBytes = 80;
 
 struct IoOp {
   using CompleteFn = void (*)(IoOp* op, int32_t result, bool more);
@@ -73,6 +81,8 @@ struct IoOp {
   const char* new_path = nullptr;     // kRename
   const sockaddr* address = nullptr;  // kConnect
   socklen_t address_length = 0;
+  uint32_t command_op = 0;          // kUringCmd: the driver's command number (sqe->cmd_op)
+  const void* command = nullptr;    // kUringCmd: kUringCmdBytes of command data, or null
   TimePoint deadline = kNoDeadline;
 
   // Result: >= 0 success (bytes, fd, revents), < 0 a negated errno; -ETIME when the

@@ -9,7 +9,7 @@ detail::DetachedTask own_root(Task<void> root) {
 }
 }  // namespace
 
-Runtime::Runtime(RuntimeOptions options) {
+Runtime::Runtime(RuntimeOptions options) : big_sqes_(options.big_sqes) {
   MICA_ASSERT(options.threads > 0);
   executors_.resize(options.threads, nullptr);
   for (size_t i = 0; i < options.threads; ++i) threads_.emplace_back([this, i] { thread_main(i); });
@@ -25,7 +25,7 @@ Runtime::~Runtime() {
 
 void Runtime::thread_main(size_t index) {
   // The ring is created here: SINGLE_ISSUER binds it to the creating thread.
-  std::unique_ptr<Executor> executor = Executor::create_uring();
+  std::unique_ptr<Executor> executor = Executor::create_uring(big_sqes_);
   {
     std::lock_guard lock(start_mutex_);
     executors_[index] = executor.get();

@@ -19,6 +19,9 @@ namespace mica {
 
 struct RuntimeOptions {
   uint32_t threads = 2;
+  // Every executor's ring gets 128-byte SQEs (UringOptions::big_sqes): the FUSE daemon's
+  // runtime, whose rings carry FUSE-over-io_uring commands.
+  bool big_sqes = false;
 };
 
 class Runtime {
@@ -63,6 +66,7 @@ class Runtime {
   std::mutex start_mutex_;
   std::condition_variable start_cv_;
   size_t started_ = 0;
+  bool big_sqes_ = false;
   std::atomic<bool> stopping_{false};
 };
 

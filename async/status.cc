@@ -65,6 +65,7 @@ constexpr CodeName kCodeNames[] = {
     {StatusCode::kTooBig, "TooBig"},
     {StatusCode::kWrongShard, "WrongShard"},
     {StatusCode::kTooManyLinks, "TooManyLinks"},
+    {StatusCode::kPastEnd, "PastEnd"},
 };
 
 }  // namespace

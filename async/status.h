@@ -72,6 +72,7 @@ enum class StatusCode : uint16_t {
   kTooBig = 508,         // E2BIG: an extended attribute value past the limit
   kWrongShard = 509,     // the process does not serve the inode's shard: refresh routing
   kTooManyLinks = 510,   // EMLINK
+  kPastEnd = 511,        // ENXIO: lseek SEEK_DATA/SEEK_HOLE at or past the end of a file
 };
 
 // Stable, human-readable name of a code ("TimedOut").

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstring>
 #include <ctime>
 
 namespace mica {
@@ -32,6 +34,7 @@ UringBackend::UringBackend(UringOptions options) : options_(options) {
   io_uring_params params{};
   params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
                  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+  if (options_.big_sqes) params.flags |= IORING_SETUP_SQE128;
   params.cq_entries = options_.cq_entries;
   int rc = io_uring_queue_init_params(options_.sq_entries, &ring_, &params);
   MICA_ASSERT_MSG(rc == 0, "io_uring_queue_init_params failed (is io_uring enabled?)");
@@ -108,10 +111,9 @@ void UringBackend::prepare(io_uring_sqe* sqe, IoOp* op) {
       io_uring_prep_write_fixed(sqe, op->fd, op->buffer, op->length, op->offset, op->buffer_index);
       break;
     case IoOpcode::kFsync:
-      io_uring_prep_fsync(sqe, op->fd, 0);
-      break;
     case IoOpcode::kFdatasync:
-      io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC);
+      io_uring_prep_fsync(sqe, op->fd,
+                          op->opcode == IoOpcode::kFdatasync ? IORING_FSYNC_DATASYNC : 0);
       break;
     case IoOpcode::kFallocate:
       io_uring_prep_fallocate(sqe, op->fd, op->flags, op->offset, op->length64);
@@ -163,7 +165,27 @@ void UringBackend::prepare(io_uring_sqe* sqe, IoOp* op) {
       io_uring_prep_statx(sqe, op->fd, op->path, op->flags, STATX_BASIC_STATS,
                           static_cast<struct statx*>(op->buffer));
       break;
+    case IoOpcode::kUringCmd:
+      return prepare_uring_cmd(sqe, op);
   }
+}
+
+void UringBackend::prepare_uring_cmd(io_uring_sqe* sqe, IoOp* op) {
+  // A 64-byte ring has only 16 bytes where the command goes: writing 80 would corrupt the
+  // next SQE, so this is a caller's bug (Backend::big_sqes() says which ring can).
+  MICA_ASSERT_MSG(options_.big_sqes, "kUringCmd on a ring without 128-byte SQEs");
+  // liburing 2.3 has no prep helper for it and get_sqe does not clear: zero all 128 bytes
+  // (the driver reads the whole command area, and stale bytes of an earlier op would be
+  // taken as flags).
+  constexpr size_t kBigSqeBytes = 2 * sizeof(io_uring_sqe);
+  static_assert(offsetof(io_uring_sqe, cmd) + kUringCmdBytes == kBigSqeBytes);
+  std::memset(static_cast<void*>(sqe), 0, kBigSqeBytes);
+  sqe->opcode = IORING_OP_URING_CMD;
+  sqe->fd = op->fd;
+  sqe->cmd_op = op->command_op;
+  sqe->addr = reinterpret_cast<uint64_t>(op->buffer);
+  sqe->len = op->length;
+  if (op->command != nullptr) std::memcpy(sqe->cmd, op->command, kUringCmdBytes);
 }
 
 void UringBackend::start(IoOp* op) {

@@ -142,6 +142,10 @@ class File {
   Task<Status> fsync(CallOptions options = {});
   // Reports the length (as fsync) and ends the session. The handle is unusable after.
   Task<Status> close(CallOptions options = {});
+  // The file was cut to `length` by another handle or a setattr of this process: this
+  // handle forgets what it knew past it, its unreported growth included (which must not
+  // regrow the file at its next report). Does not suspend.
+  void forget_past(uint64_t length);
 
  private:
   friend class Client;
@@ -241,6 +245,12 @@ class Client {
   // By inode (the FUSE daemon has inode ids, not paths).
   Task<Result<std::unique_ptr<File>>> open_inode(InodeId inode, OpenMode mode,
                                                  CallOptions options = {});
+  // Creates `name` in directory `parent` and opens it in one metadata round trip (open()
+  // with O_CREAT, by inode: the FUSE daemon's CREATE). Without O_EXCL in mode.flags an
+  // existing file of that name is opened; `created` (if given) says which happened.
+  Task<Result<std::unique_ptr<File>>> create_at(InodeId parent, std::string name, OpenMode mode,
+                                                CallOptions options = {},
+                                                bool* created = nullptr);
 
   // ---- batch reads for data loaders ----
   // Many reads of many files, grouped into one request per storage node; a result per

@@ -39,6 +39,7 @@ constexpr CodeErrno kTable[] = {
     {StatusCode::kStaleSession, EBADF},
     {StatusCode::kTooBig, E2BIG},
     {StatusCode::kTooManyLinks, EMLINK},
+    {StatusCode::kPastEnd, ENXIO},
     {StatusCode::kUnreachable, EHOSTUNREACH},
     {StatusCode::kHostDown, EHOSTUNREACH},
     {StatusCode::kConnectionRefused, ENOTCONN},

@@ -294,6 +294,12 @@ Task<Status> File::close(CallOptions options) {
   co_return Status::ok_status();
 }
 
+void File::forget_past(uint64_t length) {
+  known_length_ = std::min(known_length_, length);
+  reported_length_ = std::min(reported_length_, length);
+  attrs_.length = known_length_;
+}
+
 Task<Result<std::unique_ptr<File>>> Client::make_file(meta::OpenReply opened, OpenMode mode,
                                                       TimePoint deadline) {
   std::unique_ptr<File> file(new File(this, std::move(opened), mode));
@@ -331,8 +337,18 @@ Task<Result<std::unique_ptr<File>>> Client::open(std::string path, OpenMode mode
   CO_TRY_ASSIGN(meta::Resolved parent, co_await std::move(resolving));
   if (parent.inode.type != meta::InodeType::kDirectory)
     co_return Status(StatusCode::kNotDirectory, fmt::format("'{}' is not a directory", dir));
+  auto creating = create_at(parent.inode.id, name, mode, options);
+  co_return co_await std::move(creating);
+}
+
+Task<Result<std::unique_ptr<File>>> Client::create_at(InodeId parent, std::string name,
+                                                      OpenMode mode, CallOptions options,
+                                                      bool* created_new) {
+  const Credentials& cred = credentials(options);
+  TimePoint deadline = this->deadline(options);
+  meta::MetaClient::CallOptions meta_options{.deadline = deadline};
   meta::CreateRequest request{.cred = cred,
-                              .parent = parent.inode.id,
+                              .parent = parent,
                               .name = name,
                               .type = meta::InodeType::kFile,
                               .mode = mode.mode,
@@ -340,6 +356,7 @@ Task<Result<std::unique_ptr<File>>> Client::open(std::string path, OpenMode mode
                               .flags = open_flags(mode.flags)};
   auto creating = meta_->create(std::move(request), meta_options);
   CO_TRY_ASSIGN(meta::CreateReply created, co_await std::move(creating));
+  if (created_new != nullptr) *created_new = created.created;
   if (created.inode.type != meta::InodeType::kFile) {
     meta::CloseRequest closing_request{.report = {.inode = created.inode.id,
                                                   .client = meta_->client_id(),
@@ -348,7 +365,7 @@ Task<Result<std::unique_ptr<File>>> Client::open(std::string path, OpenMode mode
     (void)co_await std::move(closing);
     co_return Status(created.inode.type == meta::InodeType::kDirectory ? StatusCode::kIsDirectory
                                                                        : StatusCode::kNotSupported,
-                     fmt::format("'{}' is not a regular file", path));
+                     fmt::format("'{}' in {:#x} is not a regular file", name, parent));
   }
   auto making = make_file(meta::OpenReply{.inode = created.inode, .session = created.session},
                           mode, deadline);

@@ -152,6 +152,10 @@ void SimBackend::start(IoOp* op) {
     case IoOpcode::kPoll:
       op_event(id, Duration(0), [this, id] { attempt_net(id); });
       break;
+    case IoOpcode::kUringCmd:
+      // No simulated device takes driver commands (big_sqes() is false).
+      op_event(id, Duration(0), [this, id] { complete_if_pending(id, -EOPNOTSUPP); });
+      break;
   }
 }
 

@@ -1,0 +1,165 @@
+// FileTable: the mount's open files, FUSE-agnostic (no protocol structs here, so it is
+// tested on its own against a real cluster). One per daemon, shared by its executors; each
+// executor brings its own client::Client (a Lane). A handle belongs to the executor that
+// opened it (a client::File is executor-bound): a call for it made on another executor hops
+// there and back (fuse/hop.h), and every method returns on the executor it was called on.
+//
+// Handles are ids with a generation (slot in the low 32 bits, generation above): an id that
+// was released, or never given, answers kStaleSession (EBADF through client/errno.h) and
+// changes nothing. Writes smaller than the write buffer are buffered per handle (bounded,
+// one contiguous range, fuse/write_buffer.h) and go to storage when the buffer is full or a
+// write does not continue it, on flush/fsync/release, before a read of the same file
+// through any handle of this mount, and before a truncation; a failed background-free
+// flush's error is answered by the call that flushed, else by the next write, flush, fsync
+// or release of the handle at the latest. Page cache: keep_cache only when the file's
+// length, mtime and ctime in metadata are what this mount recorded at its last open, flush
+// or close of it (close-to-open coherence); O_DIRECT opens and options.direct_io: direct_io.
+//
+// Threads: the handle table and the coherence records are under one mutex, never held
+// across a suspension; a handle's File and buffer are touched on its executor only. All
+// Task methods suspend. close_all() before destroying the table (the destructor asserts).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "async/executor.h"
+#include "async/status.h"
+#include "async/task.h"
+#include "client/client.h"
+#include "meta/types.h"
+
+namespace mica::fuse {
+
+using meta::Credentials;
+using meta::InodeId;
+
+// One executor of the daemon and the client connected there.
+struct Lane {
+  Executor* executor = nullptr;
+  client::Client* client = nullptr;
+};
+
+struct FileTableOptions {
+  // Bytes of small writes one handle may hold before they go to storage (3FS: 1 MiB).
+  // 0: no buffering (every write goes straight to storage).
+  size_t write_buffer_bytes = size_t{1} << 20;
+  // Every open bypasses the page cache (-o direct_io).
+  bool direct_io = false;
+  // copy_range moves at most this many bytes per read/write pair.
+  size_t copy_chunk_bytes = size_t{1} << 20;
+  // Inodes whose last-seen attributes the mount remembers (past it, all are forgotten:
+  // the next open of each drops the kernel's cache, which is only slower).
+  size_t coherence_records_max = size_t{1} << 20;
+};
+
+struct OpenedFile {
+  uint64_t handle = 0;
+  bool keep_cache = false;  // the kernel may keep the file's cached pages (FOPEN_KEEP_CACHE)
+  bool direct_io = false;   // bypass the page cache (FOPEN_DIRECT_IO)
+  meta::Inode attrs;        // as metadata answered the open (length: what the handle knows)
+  bool created = false;     // create(): a new file (false: an existing one was opened)
+};
+
+class FileTable {
+ public:
+  // lanes[i] is executor i's; every call is made on one of these executors.
+  explicit FileTable(std::vector<Lane> lanes, FileTableOptions options = {});
+  FileTable(const FileTable&) = delete;
+  FileTable& operator=(const FileTable&) = delete;
+  ~FileTable();  // asserts no handle is open (close_all)
+
+  // A regular file by inode; flags as open(2) (client::OpenMode: access mode, O_TRUNC,
+  // O_APPEND; O_DIRECT gives direct_io). The handle belongs to the calling executor.
+  Task<Result<OpenedFile>> open(InodeId inode, int flags, Credentials cred);
+  // Creates `name` in `parent` and opens it in one metadata round trip (O_EXCL: an existing
+  // name is kAlreadyExists; without it the existing file is opened).
+  Task<Result<OpenedFile>> create(InodeId parent, std::string name, uint32_t mode, int flags,
+                                  Credentials cred);
+
+  // Up to out.size() bytes at offset (fewer at the end). Buffered writes of this file in
+  // this mount go out first.
+  Task<Result<size_t>> read(uint64_t handle, uint64_t offset, std::span<std::byte> out);
+  // All of data at offset (O_APPEND handles: at the end); may only buffer it.
+  Task<Result<size_t>> write(uint64_t handle, uint64_t offset, std::span<const std::byte> data);
+  // Buffered writes out and the length to metadata (close(2) of a descriptor).
+  Task<Status> flush(uint64_t handle);
+  Task<Status> fsync(uint64_t handle);
+  // Flushes, ends the session, forgets the handle (its id is stale from here).
+  Task<Status> release(uint64_t handle);
+  // mode 0: the file is at least offset + length long (a hole, allocated when written);
+  // any other mode: kNotSupported (EOPNOTSUPP).
+  Task<Status> fallocate(uint64_t handle, int mode, uint64_t offset, uint64_t length);
+  // SEEK_SET, SEEK_END, SEEK_DATA, SEEK_HOLE (the whole file is data: holes are not
+  // tracked, which lseek(2) allows; SEEK_DATA/SEEK_HOLE at or past the end: kPastEnd, ENXIO).
+  // SEEK_CUR: kInvalidArgument (the kernel keeps the cursor).
+  Task<Result<uint64_t>> lseek(uint64_t handle, int64_t offset, int whence);
+  // A plain copy, at most options.copy_chunk_bytes in memory; stops at in's end. Returns
+  // the bytes copied.
+  Task<Result<size_t>> copy_range(uint64_t in, uint64_t in_offset, uint64_t out,
+                                  uint64_t out_offset, size_t length);
+
+  // The largest length this mount's open handles of inode know (acknowledged writes,
+  // buffered or not reported yet), nullopt with none open: getattr answers max(metadata,
+  // this) so the kernel's i_size never shrinks below a write it acknowledged. Any thread.
+  std::optional<uint64_t> local_length(InodeId inode) const;
+  // Before a truncation of inode to length (setattr size): every handle's buffer goes out
+  // and each handle forgets what it knew past length (so no later report regrows the file).
+  Task<Status> before_truncate(InodeId inode, uint64_t length);
+
+  // Releases every open handle (daemon shutdown). Errors are logged.
+  Task<void> close_all();
+
+  size_t open_handles() const;
+
+ private:
+  struct Handle;
+  using HandlePtr = std::shared_ptr<Handle>;
+  struct Slot {
+    uint32_t generation = 1;
+    HandlePtr handle;
+  };
+  // What this mount last saw of a file's metadata (coherence).
+  struct Seen {
+    uint64_t length = 0;
+    int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0;
+  };
+
+  size_t lane_index() const;  // the calling executor's
+  Result<HandlePtr> find(uint64_t id) const;
+  std::vector<HandlePtr> handles_of(InodeId inode) const;
+  Result<OpenedFile> add(std::unique_ptr<client::File> file, int flags, bool created,
+                         Credentials cred);
+  void remember(const meta::Inode& attrs);
+  void forget(uint64_t id, const HandlePtr& h);  // the id is stale from here
+
+  // The per-handle work, run on the handle's executor (file_table.cc, file_table_io.cc).
+  Task<Result<size_t>> read_here(HandlePtr h, uint64_t offset, std::span<std::byte> out);
+  Task<Result<size_t>> write_here(HandlePtr h, uint64_t offset, std::span<const std::byte> data);
+  Task<Status> flush_buffer_here(HandlePtr h);
+  Task<Status> flush_here(HandlePtr h, bool report);
+  Task<Status> release_here(HandlePtr h);
+  Task<Status> truncate_here(HandlePtr h, uint64_t length);
+  Task<Status> fallocate_here(HandlePtr h, uint64_t end);
+  Task<Result<uint64_t>> known_length_here(HandlePtr h);
+  Task<Status> flush_others(HandlePtr reader, uint64_t want_end);
+
+  std::vector<Lane> lanes_;
+  FileTableOptions options_;
+  mutable std::mutex mutex_;  // slots_, free_, by_inode_, seen_
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_;
+  std::multimap<InodeId, uint64_t> by_inode_;  // inode -> open handle ids
+  std::map<InodeId, Seen> seen_;
+};
+
+}  // namespace mica::fuse
