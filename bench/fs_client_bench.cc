@@ -12,7 +12,7 @@
 //                    of the whole file for --seconds (fio --rw=randread --numjobs=4)
 //   create/stat/unlink_ops    --files empty files in one directory, one task, one call at a
 //                    time (create = open O_CREAT + close)
-//   create8/stat8/unlink8_ops --parallel tasks, each its own directory of --files files
+//   create8/stat8/unlink8_ops --parallel tasks, each its own directory, --files in all
 // Single-threaded: everything runs on one io_uring executor of the main thread, so the
 // parallel rows are tasks of one process (the mount's are processes).
 #include <fcntl.h>
@@ -137,7 +137,8 @@ Task<void> meta_phase(client::Client* mica, std::string dir, std::string phase, 
   }
 }
 
-// The three phases with `tasks` tasks, each in its own directory; ops/s of each, in order.
+// The three phases with `tasks` tasks, each in its own directory with files / tasks of the
+// files (as fs_bench.sh's processes); ops/s of each, in order.
 Task<Result<std::vector<double>>> meta_rows(client::Client* mica, uint32_t tasks,
                                             Config config) {
   // A fresh folder per run (an earlier run's files would make creates fail).
@@ -157,12 +158,14 @@ Task<Result<std::vector<double>>> meta_rows(client::Client* mica, uint32_t tasks
       TaskScope scope;
       for (uint32_t t = 0; t < tasks; ++t) {
         std::string dir = base + "/d" + std::to_string(t);
-        scope.spawn(meta_phase(mica, dir, phase, config.files, &work));
+        scope.spawn(meta_phase(mica, dir, phase, config.files / tasks, &work));
       }
       co_await scope.join();
     }
     CO_TRY(work.error);
     rates.push_back(double(work.operations) / seconds_since(start));
+    std::fprintf(stderr, "bench_fs_client: %s with %u tasks: %.0f ops/s\n", phase, tasks,
+                 rates.back());
   }
   co_return rates;
 }

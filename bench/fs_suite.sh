@@ -211,7 +211,9 @@ fi
 MICA_NEEDED=''
 [[ " ${SYSTEMS[*]} " == *" mica-"* || " ${SYSTEMS[*]} " == *" native "* ]] && MICA_NEEDED=1
 if [[ -n $MICA_NEEDED ]]; then
-  build mica mica-mgmtd mica-meta mica-storage mica-fuse bench_fs_client
+  targets=(mica mica-mgmtd mica-meta mica-storage bench_fs_client)
+  [[ " ${SYSTEMS[*]} " == *" mica-"* ]] && targets+=(mica-fuse)
+  build "${targets[@]}"
 fi
 mkdir -p "$LOG_DIR" "$RESULTS_DIR" "$BENCH_DIR/fs-local"
 : >"$SAMPLES"
