@@ -34,6 +34,7 @@
 #include "async/executor.h"
 #include "async/file.h"
 #include "async/scope.h"
+#include "bench/client_pieces.h"
 #include "bench/flags.h"
 #include "chunk/engine.h"
 #include "client/client.h"
@@ -64,120 +65,8 @@ struct Config {
   uint64_t chunk_bytes = uint64_t{4} << 20;
 };
 
-struct Work {
-  uint64_t next = 0;  // the next offset (sequential) or chunk (engine preparation)
-  uint64_t operations = 0;
-  uint64_t bytes = 0;
-  std::vector<int64_t> latencies_ns;
-  Status error;
-};
-
-double seconds_since(TimePoint start) {
-  return std::chrono::duration<double>(Executor::current()->now() - start).count();
-}
-Duration to_duration(double seconds) {
-  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(seconds));
-}
-
-uint64_t resident_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  return 0;
-}
-
-// xorshift64, as bench_storage: reproducible, no standard-library distribution.
-struct Random {
-  explicit Random(uint64_t seed) : x(seed * 0x9E3779B97F4A7C15ull + 1) {}
-  uint64_t x;
-  uint64_t next() {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  }
-  uint64_t below(uint64_t n) { return next() % n; }
-};
-
-void fill(std::span<std::byte> bytes, uint64_t seed) {
-  Random random(seed);
-  for (size_t i = 0; i + 8 <= bytes.size(); i += 8) {
-    uint64_t v = random.next();
-    std::memcpy(bytes.data() + i, &v, 8);
-  }
-}
-
-// ---- sequential writes and reads through one File ----
-
-Task<void> seq_loop(client::File* file, bool write, uint64_t total, std::span<std::byte> buffer,
-                    Work* work) {
-  while (work->error.ok() && work->next < total) {
-    uint64_t offset = work->next;
-    work->next += buffer.size();
-    std::span<std::byte> part = buffer.first(std::min<uint64_t>(buffer.size(), total - offset));
-    Result<size_t> done = size_t{0};
-    if (write) {
-      auto writing = file->pwrite(part, offset);
-      done = co_await std::move(writing);
-    } else {
-      auto reading = file->pread(part, offset);
-      done = co_await std::move(reading);
-    }
-    if (!done.ok() || *done != part.size()) {
-      work->error =
-          done.ok() ? Status(StatusCode::kIoError, "a transfer came back short") : done.status();
-      break;
-    }
-    work->bytes += *done;
-  }
-}
-
-// Writes (or reads) `total` bytes of path with `depth` tasks; the seconds it took (write:
-// fsync and close included).
-Task<Result<double>> sequential(client::Client* mica, std::string path, bool write, uint64_t total,
-                                AlignedBuffer* buffers, Config config) {
-  int flags = write ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY;
-  auto opening = mica->open(path, client::OpenMode{.flags = flags});
-  CO_TRY_ASSIGN(std::unique_ptr<client::File> file, co_await std::move(opening));
-  Work work;
-  TimePoint start = Executor::current()->now();
-  {
-    TaskScope scope;
-    for (uint32_t t = 0; t < config.depth; ++t) {
-      std::span<std::byte> buffer(buffers->data() + t * config.block_bytes, config.block_bytes);
-      scope.spawn(seq_loop(file.get(), write, total, buffer, &work));
-    }
-    co_await scope.join();
-  }
-  Status status = work.error;
-  if (status.ok() && write) {
-    auto syncing = file->fsync();
-    status = co_await std::move(syncing);
-  }
-  auto closing = file->close();
-  Status closed = co_await std::move(closing);
-  CO_TRY(status);
-  CO_TRY(closed);
-  co_return seconds_since(start);
-}
-
-// Writes path with `bytes` unless it already holds that many.
-Task<Status> ensure_file(client::Client* mica, std::string path, uint64_t bytes,
-                         AlignedBuffer* buffers, Config config) {
-  auto stating = mica->stat(path);
-  Result<meta::Inode> inode = co_await std::move(stating);
-  if (inode.ok() && inode->length == bytes) co_return Status::ok_status();
-  auto writing = sequential(mica, path, true, bytes, buffers, config);
-  Result<double> wrote = co_await std::move(writing);
-  co_return wrote.status();
-}
-
-Task<Status> ensure_dir(client::Client* mica, std::string path) {
-  auto making = mica->mkdir(path, 0755);
-  Result<meta::Inode> made = co_await std::move(making);
-  if (made.ok() || made.status().code() == StatusCode::kAlreadyExists) co_return Status();
-  co_return made.status();
+SeqShape shape_of(const Config& config) {
+  return SeqShape{.depth = config.depth, .block_bytes = config.block_bytes};
 }
 
 // ---- random reads of the shard files ----
@@ -196,7 +85,8 @@ Task<Status> open_shards(client::Client* mica, Config config,
   AlignedBuffer buffers(config.depth * config.block_bytes);
   fill(buffers.span(), 7);
   for (uint32_t i = 0; i < config.shards; ++i) {
-    auto ensuring = ensure_file(mica, shard_path(i), config.shard_bytes, &buffers, config);
+    auto ensuring =
+        ensure_file(mica, shard_path(i), config.shard_bytes, buffers.span(), shape_of(config));
     CO_TRY(co_await std::move(ensuring));
     auto opening = mica->open(shard_path(i), client::OpenMode{.flags = O_RDONLY});
     CO_TRY_ASSIGN(std::unique_ptr<client::File> file, co_await std::move(opening));
@@ -261,13 +151,6 @@ Task<void> latency_loop(std::vector<std::unique_ptr<client::File>>* files, Confi
   }
 }
 
-double percentile_us(std::vector<int64_t>* samples, double fraction) {
-  if (samples->empty()) return 0;
-  size_t at = std::min(samples->size() - 1, static_cast<size_t>(fraction * samples->size()));
-  std::nth_element(samples->begin(), samples->begin() + static_cast<ptrdiff_t>(at), samples->end());
-  return static_cast<double>((*samples)[at]) / 1000.0;
-}
-
 Task<Status> random_reads(client::Client* mica, Config config, uint64_t rss_before) {
   std::vector<std::unique_ptr<client::File>> files;
   auto opening = open_shards(mica, config, &files);
@@ -316,10 +199,12 @@ Task<Status> sequential_run(client::Client* mica, Config config, AlignedBuffer* 
   CO_TRY(co_await std::move(making));
   bool write = config.mode == "seq_write";
   if (!write) {
-    auto ensuring = ensure_file(mica, kSeqPath, config.file_bytes, buffers, config);
+    auto ensuring =
+        ensure_file(mica, kSeqPath, config.file_bytes, buffers->span(), shape_of(config));
     CO_TRY(co_await std::move(ensuring));
   }
-  auto running = sequential(mica, kSeqPath, write, config.file_bytes, buffers, config);
+  auto running =
+      sequential(mica, kSeqPath, write, config.file_bytes, buffers->span(), shape_of(config));
   CO_TRY_ASSIGN(double seconds, co_await std::move(running));
   uint64_t rss_now = resident_bytes();
   std::printf("{\"mib_per_s\": %.1f, \"client_rss_bytes\": %llu}\n",

@@ -2,7 +2,8 @@
 # bench/run.sh: runs one benchmark suite and its references in the same run.
 #
 # Usage: bench/run.sh SUITE [FIGURE...]   (suites: async net chunk mgmtd storage meta client;
-# FIGUREs narrow the run)
+# FIGUREs narrow the run), or bench/run.sh fuse|peers (the file-system rows on mounts:
+# bench/fs_suite.sh runs those two and says how)
 #
 # Builds what the suite needs (Release, cmake -G Ninja, in build-bench/ at the repo root),
 # then measures every figure BENCH_REPEAT times, Mica and its reference interleaved (the
@@ -37,7 +38,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
-readonly SUITES="async net chunk mgmtd storage meta client"
+readonly SUITES="async net chunk mgmtd storage meta client fuse peers"
 readonly BUILD_DIR="$REPO/build-bench"
 readonly LOG_DIR="$BUILD_DIR/bench-logs"
 readonly RESULTS_DIR="$REPO/bench/results"
@@ -61,6 +62,7 @@ SUITE=$1
 shift
 case "$SUITE" in
   async | net | chunk | mgmtd | storage | meta | client) ;;
+  fuse | peers) exec "$REPO/bench/fs_suite.sh" "$SUITE" "$@" ;;
   -h | --help)
     usage
     exit 0
