@@ -169,15 +169,20 @@ Task<Result<uint32_t>> StorageClient::read_loop(ReadRequest request, std::span<s
       replicas = route->replicas;
       // A fresh registration per attempt, released before the next: a replica that gave up
       // late can never push its bytes over those of the replica that answered after it. A
-      // caller's region is named as it is: the caller chose one registration for all calls
-      // (a late push then brings committed bytes of this same range).
+      // caller's region stays registered past the attempt, so an attempt naming it that got
+      // no answer is fenced instead: its connection is closed before the next attempt (or
+      // the return), and no late push of it can land in the caller's buffer.
       Result<client_detail::Registered> registered =
           client_detail::register_or_use(transport_, out, region);
       if (!registered.ok()) co_return registered.status();
+      bool callers = client_detail::region_covers(region, out);
       request.chain_version = route->chain_version;
       request.out = registered->remote;
-      auto calling = client_detail::call_at<StorageService::read>(pool_, route->address, request,
-                                                                  retry.attempt_deadline());
+      auto calling =
+          callers ? client_detail::call_fenced_at<StorageService::read>(
+                        pool_, route->address, request, retry.attempt_deadline())
+                  : client_detail::call_at<StorageService::read>(pool_, route->address, request,
+                                                                 retry.attempt_deadline());
       Result<ReadResponse> response = co_await std::move(calling);
       auto releasing = client_detail::release(std::move(registered->region), deadline);
       co_await std::move(releasing);

@@ -96,7 +96,9 @@ class StorageClient {
   // Removing a chunk that does not exist succeeds.
   Task<Result<ChunkState>> remove(ChainId chain, ChunkRef chunk, TimePoint deadline = kNoDeadline);
   // Reads committed bytes into out; returns how many exist (0 for a hole). region as for
-  // write(); with a caller's region every attempt names it (no fresh registration per try).
+  // write(); with a caller's region every attempt names it (no fresh registration per try),
+  // and one that got no answer closes its connection before the next attempt or the return,
+  // so no late push of it lands in out (docs/craq.md, "Storage client": the fence).
   Task<Result<uint32_t>> read(ChainId chain, ChunkRef chunk, uint32_t offset,
                               std::span<std::byte> out, TimePoint deadline = kNoDeadline,
                               net::MemoryRegion* region = nullptr);

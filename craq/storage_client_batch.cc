@@ -25,6 +25,9 @@ struct StorageClient::BatchPart {
   uint64_t bytes = 0;
   Status status;  // of the RPC as a whole
   BatchReadResponse response;
+  // Some item names the caller's own region: an RPC that got no answer is fenced
+  // (client_detail::call_fenced_at), as a read() attempt is.
+  bool callers_region = false;
 };
 
 namespace {
@@ -83,8 +86,11 @@ Task<void> StorageClient::send_part(BatchPart* part, Semaphore* bytes, TimePoint
   TimePoint now = Executor::current()->now();
   TimePoint attempt =
       deadline - now <= options_.attempt_timeout ? deadline : now + options_.attempt_timeout;
-  auto calling = client_detail::call_at<StorageService::batch_read>(pool_, part->address,
-                                                                    part->request, attempt);
+  auto calling = part->callers_region
+                     ? client_detail::call_fenced_at<StorageService::batch_read>(
+                           pool_, part->address, part->request, attempt)
+                     : client_detail::call_at<StorageService::batch_read>(pool_, part->address,
+                                                                          part->request, attempt);
   Result<BatchReadResponse> response = co_await std::move(calling);
   if (!response.ok()) {
     part->status = response.status();
@@ -119,6 +125,7 @@ std::vector<std::unique_ptr<net::MemoryRegion>> StorageClient::register_parts(
         part.request.items[k].out = client_detail::register_or_use(transport_, out, read.region)
                                         .value()
                                         .remote;
+        part.callers_region = true;
         continue;
       }
       if (!out.empty()) slots.push_back(Slot{out.data(), out.data() + out.size(), p, k});

@@ -101,6 +101,11 @@ Next classify_update(StatusCode code) {
   }
 }
 
+bool unanswered(StatusCode code) {
+  return code == StatusCode::kCancelled || code == StatusCode::kTimedOut ||
+         code == StatusCode::kConnectionReset || code == StatusCode::kClosed;
+}
+
 Next classify_read(StatusCode code) {
   switch (code) {
     case StatusCode::kStaleChain:

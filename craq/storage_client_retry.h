@@ -89,6 +89,33 @@ Task<Result<net::ResponseOf<M>>> call_at(net::ConnectionPool* pool, SocketAddres
   co_return co_await std::move(calling);
 }
 
+// Whether a call that failed with code may have left the server at work on it (no answer
+// came: the attempt's deadline, a cancellation, or the connection failing under it), so a
+// one-sided transfer the request allowed may still be on its way.
+bool unanswered(StatusCode code);
+
+// call_at for a request naming a region that outlives the attempt (the caller's own
+// registration): when no answer came, the connection is closed, and the call returns only
+// once the connection's reader has stopped, so the server's late one-sided write for this
+// attempt can no longer land in the region (TCP serves those writes only in the reader;
+// RDMA's queue pair is in ERR, which drops them). Other calls on the connection fail with a
+// retryable kClosed; the pool connects afresh. The fence of docs/craq.md ("Storage client").
+template <net::RpcMethod auto M>
+Task<Result<net::ResponseOf<M>>> call_fenced_at(net::ConnectionPool* pool, SocketAddress address,
+                                                net::RequestOf<M> request, TimePoint deadline) {
+  auto getting = pool->get(address, deadline);
+  Result<std::shared_ptr<net::RpcClient>> client = co_await std::move(getting);
+  if (!client.ok()) co_return client.status();
+  net::CallOptions options{.deadline = deadline};
+  auto calling = (*client)->template call<M>(std::move(request), options);
+  Result<net::ResponseOf<M>> response = co_await std::move(calling);
+  if (!response.ok() && unanswered(response.status().code())) {
+    auto closing = (*client)->close();
+    co_await std::move(closing);
+  }
+  co_return response;
+}
+
 // The caller's buffer, registered with the transport for a server's one-sided transfer.
 // An empty span registers nothing (remote stays empty).
 struct Registered {

@@ -16,6 +16,10 @@ using detail::hop_call;
 
 namespace {
 
+// A create of an existing name whose file lives on another shard, decided again when the
+// file went before it was opened there: at most this many decisions.
+constexpr uint32_t kCreateRoundsMax = 3;
+
 Task<Result<std::unique_ptr<Shard>>> open_shard(ShardOptions options) {
   auto opening = Shard::open(std::move(options));
   Result<std::unique_ptr<Shard>> shard = co_await std::move(opening);
@@ -212,9 +216,26 @@ Task<Result<InodeReply>> MetaServer::setattr(SetattrRequest request, net::CallCo
   return on_shard(target, &Shard::setattr, std::move(request));
 }
 
-Task<Result<CreateReply>> MetaServer::create(CreateRequest request, net::CallContext*) {
+// An existing name whose file inode lives on another shard (renamed or linked there) is
+// opened on that shard; if the file went between the two (unlinked, collected), the name
+// may be free again and the create is decided anew.
+Task<Result<CreateReply>> MetaServer::create(CreateRequest request, net::CallContext* ctx) {
   ShardId target = shard_of(request.parent);
-  return on_shard(target, &Shard::create, std::move(request));
+  for (uint32_t round = 1;; ++round) {
+    auto running = on_shard(target, &Shard::create, request);
+    CO_TRY_ASSIGN(CreateReply reply, co_await std::move(running));
+    if (!is_open_elsewhere(request, reply)) co_return reply;
+    OpenRequest open{.cred = request.cred,
+                     .tag = request.tag,
+                     .inode = reply.inode.id,
+                     .flags = request.flags};
+    auto opening = open_elsewhere(std::move(open), forward_deadline(ctx));
+    Result<OpenReply> opened = co_await std::move(opening);
+    if (opened.ok())
+      co_return CreateReply{.inode = opened->inode, .session = opened->session, .created = false};
+    if (opened.status().code() != StatusCode::kNotFound || round >= kCreateRoundsMax)
+      co_return opened.status();
+  }
 }
 
 Task<Result<ReadlinkReply>> MetaServer::readlink(ReadlinkRequest request, net::CallContext*) {

@@ -171,6 +171,8 @@ class MetaServer {
   Task<Result<std::shared_ptr<net::RpcClient>>> peer(ShardId shard, TimePoint deadline);
   TimePoint forward_deadline(net::CallContext* ctx) const;
   Task<Result<InodeReply>> remote_getattr(InodeId inode, TimePoint deadline);
+  // Shard::open on the inode's shard, here or in its process (create of an existing name).
+  Task<Result<OpenReply>> open_elsewhere(OpenRequest request, TimePoint deadline);
   Task<Status> fill_attrs(ReaddirReply* reply, TimePoint deadline);
   Task<Result<std::vector<ShardStatus>>> every_status(TimePoint deadline);
   // To the coordinator: the local one, else (may_forward) shard 0's process.

@@ -264,6 +264,22 @@ Task<Result<InodeReply>> MetaServer::remote_getattr(InodeId inode, TimePoint dea
   co_return answer;
 }
 
+Task<Result<OpenReply>> MetaServer::open_elsewhere(OpenRequest request, TimePoint deadline) {
+  ShardId shard = shard_of(request.inode);
+  if (Slot* local = slot(shard)) {
+    auto work = local->shard->open(request);  // request lives in this frame
+    auto hopping = hop(home_, local->executor, std::move(work));
+    Result<OpenReply> answer = co_await std::move(hopping);
+    co_return answer;
+  }
+  auto connecting = peer(shard, deadline);
+  CO_TRY_ASSIGN(std::shared_ptr<net::RpcClient> client, co_await std::move(connecting));
+  auto calling = MetaService::Stub(client.get())
+                     .open(std::move(request), net::CallOptions{.deadline = deadline});
+  Result<OpenReply> answer = co_await std::move(calling);
+  co_return answer;
+}
+
 // An inode removed since the page was read is left without attrs (the caller asks again);
 // every other failure fails the page (the client retries it).
 Task<Status> MetaServer::fill_attrs(ReaddirReply* reply, TimePoint deadline) {

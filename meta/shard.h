@@ -138,6 +138,12 @@ inline Duration batch_size_sample(uint64_t mutations) {
   return std::chrono::microseconds(static_cast<int64_t>(mutations));
 }
 
+// Whether Shard::create's reply hands the open of an existing file to the shard of its
+// inode (a create with open always answers a session otherwise).
+inline bool is_open_elsewhere(const CreateRequest& request, const CreateReply& reply) {
+  return request.open && reply.session == 0 && !reply.created;
+}
+
 class Shard {
  public:
   // The overlay of queued writes, defined in meta/shard_overlay.h for the shard's own files.
@@ -167,6 +173,9 @@ class Shard {
   Task<Result<InodeReply>> lookup(const LookupRequest& request);
   Task<Result<InodeReply>> getattr(const GetattrRequest& request);
   Task<Result<InodeReply>> setattr(const SetattrRequest& request);
+  // A create with open (not exclusive) of a name whose file inode lives on another shard
+  // answers, uncommitted and unremembered, that inode's id and type with session 0
+  // (is_open_elsewhere): the server opens it on its own shard (MetaServer::create).
   Task<Result<CreateReply>> create(const CreateRequest& request);
   // unlink only (rmdir is the coordinator's). nullopt when it is the coordinator's: the entry
   // names an inode of another shard (a file, or a directory in a sticky directory), whose

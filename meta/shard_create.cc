@@ -144,6 +144,14 @@ bool needs_storage_truncate(ShardTxn& txn, const CreateRequest& request,
   return inode.ok() && inode->has_value() && (*inode)->length > 0;
 }
 
+// open(O_CREAT) without O_EXCL of a name whose file inode lives on another shard (after a
+// rename or link across shards): nothing here can open it. A directory or a symlink is
+// refused from the entry alone (open_existing), wherever its inode lives.
+bool foreign_file(const Shard& shard, const CreateRequest& request, const DirEntry& entry) {
+  return request.open && !request.flags.exclusive && entry.type != InodeType::kDirectory &&
+         entry.type != InodeType::kSymlink && shard_of(entry.inode) != shard.id();
+}
+
 // Decides a create on txn (no suspension): the reply to commit, or the refusal; nullopt:
 // the existing file is to be cut first (needs_storage_truncate).
 Result<std::optional<CreateReply>> decide_create(Shard& shard, ShardTxn& txn,
@@ -160,6 +168,13 @@ Result<std::optional<CreateReply>> decide_create(Shard& shard, ShardTxn& txn,
   if (existing->has_value()) {
     if (!request.open || request.flags.exclusive) {
       return Status(StatusCode::kAlreadyExists, fmt::format("'{}' exists", request.name));
+    }
+    if (foreign_file(shard, request, **existing)) {
+      // Its session and O_TRUNC belong to the inode's shard: the server opens it there.
+      return Decided(CreateReply{.inode = Inode{.id = (*existing)->inode,
+                                                .type = (*existing)->type},
+                                 .session = 0,
+                                 .created = false});
     }
     if (needs_storage_truncate(txn, request, *existing)) return Decided();
     auto opened = open_existing(txn, request, **existing, now);
@@ -184,6 +199,7 @@ Task<Result<CreateReply>> Shard::create(const CreateRequest& request) {
     {
       ShardTxn txn = begin();
       CO_TRY_ASSIGN(std::optional<CreateReply> reply, decide_create(*this, txn, request, now_ns()));
+      if (reply && is_open_elsewhere(request, *reply)) co_return std::move(*reply);
       if (reply) {
         ops::remember(txn, request.tag, *reply);
         Task<Status> committing = txn.commit();

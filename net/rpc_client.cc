@@ -129,13 +129,20 @@ Task<Result<PingResponse>> RpcClient::ping(uint64_t nonce, CallOptions options) 
 }
 
 Task<void> RpcClient::close() {
-  if (closed_) co_return;
+  if (closed_) {
+    // A second closer (the pool retiring it, a storage client fencing a read) also returns
+    // only once the reader has stopped: no one-sided transfer of the peer lands after it.
+    Status waited = co_await close_done_.wait_uncancellable();
+    MICA_ASSERT(waited.ok());
+    co_return;
+  }
   closed_ = true;
   fail(Status(StatusCode::kClosed, "client closed"));
   auto closing = connection_->close();
   co_await std::move(closing);
   scope_.cancel();
   co_await scope_.join();
+  close_done_.set();
 }
 
 // ---- pool ----

@@ -62,7 +62,10 @@ class RpcClient {
   // False once the connection has failed; the client never recovers (use the pool).
   bool healthy() const { return failed_.ok() && !closed_; }
   Connection& connection() { return *connection_; }
-  // Fails outstanding calls with kClosed and waits for the reader to stop.
+  // Fails outstanding calls with kClosed and waits for the reader to stop (every caller,
+  // also one that comes while another close is under way). From then on no one-sided
+  // transfer of the peer's touches this side's memory through this connection (TCP serves
+  // them in the reader; RDMA's queue pair is in ERR).
   Task<void> close();
 
  private:
@@ -80,6 +83,7 @@ class RpcClient {
   std::map<uint64_t, Pending*> pending_;
   Status failed_;
   bool closed_ = false;
+  Event close_done_;  // set once close() has finished
 };
 
 struct PoolOptions {

@@ -394,5 +394,50 @@ MICA_CO_TEST(MetaServer, DirectoryOperationsGoThroughTheCoordinator) {
   co_await std::move(stopping);
 }
 
+// open(O_CREAT) without O_EXCL of a name whose file was renamed in from another shard opens
+// that file on its own shard (in this process or the other), instead of "no inode" from the
+// entry's shard (found by the client model test: tests/client/client_model_test.cc).
+MICA_CO_TEST(MetaServer, CreateWithOpenOfAFileRenamedInFromAnotherShardOpensIt) {
+  Cluster c(dir.path);
+  auto starting = start_cluster(&c);
+  Status started = co_await std::move(starting);
+  CO_ASSERT_OK(started);
+  std::set<ShardId> tried;
+  for (int i = 0; i < 8; ++i) {
+    auto making = make_dir(c.client.get(), kRootInode, fmt::format("d{}", i));
+    Result<InodeId> far = co_await std::move(making);
+    CO_ASSERT_OK(far);
+    if (shard_of(*far) == 0) continue;
+    tried.insert(shard_of(*far));
+    std::string name = fmt::format("f{}", i);
+    auto creating = create_file(c.client.get(), kRootInode, name);
+    Result<CreateReply> file = co_await std::move(creating);
+    CO_ASSERT_OK(file);
+    auto renaming = c.client->rename(
+        RenameRequest{.parent = kRootInode, .name = name, .new_parent = *far, .new_name = "g"});
+    Result<RenameReply> renamed = co_await std::move(renaming);
+    CO_ASSERT_OK(renamed);
+    CreateRequest request{.parent = *far,
+                          .name = "g",
+                          .mode = 0644,
+                          .open = true,
+                          .flags = OpenFlags{.read = true, .write = true, .truncate = true}};
+    auto opening = c.client->create(std::move(request));
+    Result<CreateReply> opened = co_await std::move(opening);
+    CO_ASSERT_OK(opened);
+    EXPECT_FALSE(opened->created);
+    EXPECT_EQ(opened->inode.id, file->inode.id) << "directory on shard " << shard_of(*far);
+    EXPECT_NE(opened->session, 0u);
+    auto closing = c.client->close(CloseRequest{.report = {.inode = opened->inode.id,
+                                                           .client = c.client->client_id(),
+                                                           .session = opened->session}});
+    Result<InodeReply> closed = co_await std::move(closing);
+    CO_ASSERT_OK(closed);
+  }
+  EXPECT_FALSE(tried.empty()) << "the seeded spread put every directory on shard 0";
+  auto stopping = stop_cluster(&c);
+  co_await std::move(stopping);
+}
+
 }  // namespace
 }  // namespace mica::meta
