@@ -267,6 +267,13 @@ Task<void> File::report_if_due(TimePoint deadline) {
 
 Task<Status> File::truncate(uint64_t length, CallOptions options) {
   CO_TRY(check_usable(true));
+  // Metadata cuts chunks only below the length it holds: this handle's unreported growth
+  // goes first, or a cut into it would leave its bytes on storage (to reappear as soon as a
+  // write extends the file again).
+  if (length < known_length_ && known_length_ > reported_length_) {
+    auto reporting = report(client_->deadline(options));
+    CO_TRY(co_await std::move(reporting));
+  }
   meta::SetattrRequest request{.cred = client_->credentials(options),
                                .inode = attrs_.id,
                                .size = length,

@@ -8,11 +8,9 @@
 // (tests/client/client_cluster.h states the time caps).
 //
 // Found by it and fixed: open(O_CREAT) of a file renamed in from another shard answered
-// "no inode" (meta/meta_server.cc opens it on its own shard now). Open: with
-// MICA_CLIENT_MODEL_OPS=3000, seeds 1, 5, 7 and 9 read old bytes where the reference has
-// zeros after a truncation and a later write past it (seed 9, lane 2: pwrite at 0, ftruncate
-// to 0, pwrite at 243422, then byte 0 reads 0x4c); seeds 2-4, 6, 8 and 10 pass, as does the
-// default seed and count.
+// "no inode" (meta/meta_server.cc opens it on its own shard now); an ftruncate below this
+// handle's unreported length left the cut bytes on storage, so a later write past them
+// brought them back (File::truncate reports the length first now).
 #include <gtest/gtest.h>
 
 #include <cstdlib>

@@ -317,6 +317,43 @@ TEST_F(ClientFile, AnOverwriteThatKeepsTheLengthMovesMtimeAndCtime) {
   EXPECT_TRUE(s.ok()) << s;
 }
 
+// ---- a truncation cuts this handle's unreported growth too ----
+
+Task<void> truncate_cuts_unreported_bytes(Client* c) {
+  auto creating = create_small_chunks(c, "cut-unreported");
+  Result<std::unique_ptr<File>> file = co_await std::move(creating);
+  CO_EXPECT_OK(file.status());
+  // The first write may report its length; the second grows the file unreported (the
+  // client's report interval is an hour here).
+  std::vector<std::byte> first = pattern(5, 100);
+  auto writing = (*file)->pwrite(first, 0);
+  CO_EXPECT_OK((co_await std::move(writing)).status());
+  std::vector<std::byte> second = pattern(6, 1500);
+  auto growing = (*file)->pwrite(second, 100);
+  CO_EXPECT_OK((co_await std::move(growing)).status());
+  auto cutting = (*file)->truncate(0);
+  CO_EXPECT_OK(co_await std::move(cutting));
+  std::vector<std::byte> far = pattern(7, 10);
+  auto extending = (*file)->pwrite(far, 3000);
+  CO_EXPECT_OK((co_await std::move(extending)).status());
+  std::vector<std::byte> out(3010);
+  auto reading = (*file)->pread(out, 0);
+  Result<size_t> got = co_await std::move(reading);
+  CO_EXPECT_OK(got.status());
+  EXPECT_EQ(*got, out.size());
+  std::vector<std::byte> zeros(3000);
+  EXPECT_TRUE(same(std::span(out).first(3000), zeros)) << "bytes cut by the truncation came back";
+  auto closing = (*file)->close();
+  CO_EXPECT_OK(co_await std::move(closing));
+}
+
+TEST_F(ClientFile, ATruncationCutsTheHandlesUnreportedGrowth) {
+  client::ClientOptions options = cluster_->options();
+  options.length_report_interval = std::chrono::hours(1);
+  Status s = with_client(options, truncate_cuts_unreported_bytes);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
 // ---- parallel writers ----
 
 constexpr size_t kTasks = 8;
