@@ -68,6 +68,7 @@ Task<Result<ForwardResponse>> UpdatePath::forward(ForwardRequest request,
   if (!order.ok()) co_return order.status();
   Result<StorageTarget*> again = member_for(targets_, io);
   if (!again.ok()) co_return again.status();
+  StorageTarget::UpdateAdmission admitted(target, io.chain_version);
   TimePoint caller = context != nullptr ? context->deadline : kNoDeadline;
   auto running = forward_locked(target, std::move(request), context, forward_deadline(caller));
   co_return co_await std::move(running);
@@ -101,11 +102,17 @@ Task<Result<ForwardResponse>> UpdatePath::forward_locked(StorageTarget* target,
   Status pulled = co_await std::move(pulling);
   if (!pulled.ok()) co_return pulled;
   Content content{.bytes = data.view(), .full = request.full_chunk, .full_crc = request.full_crc};
+  bool tail = target->view().tail;  // what apply_forward decides by (it reads it at once)
   auto applying = apply_forward(target, &request, info, content);
   Result<chunk::ChunkInfo> applied = co_await std::move(applying);
   if (!applied.ok()) co_return applied.status();
-  if (target->view().tail) remember(target, *applied);  // committed here at once
-  if (!target->view().tail) {
+  if (tail) remember(target, *applied);  // committed here at once
+  // Passed on by the same view it was applied by: one that changed meanwhile must not make a
+  // member that applied pending answer as the tail (nothing committed here), nor one that
+  // committed as the tail pass on what is no longer pending. A pass under a changed view
+  // fails at the successor (stale chain) and the predecessor retries; a resync at the new
+  // version lists only after this forward ended (StorageTarget::UpdateAdmission).
+  if (!tail) {
     auto passing = pass_down(target, io, request.version, content, deadline);
     applied = co_await std::move(passing);
     if (!applied.ok()) co_return applied.status();

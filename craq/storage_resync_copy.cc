@@ -165,6 +165,12 @@ Task<Status> Resync::copy_pass(Copy* copy) {
   copy->error = Status();
   copy->chunks_done = 0;
   copy->bytes_done = 0;
+  // An update admitted here under an older view may still commit this target's chunk without
+  // passing it to the successor: list only once every such update has ended.
+  if (copy->target->updates_before(copy->chain_version)) {
+    auto draining = copy->target->drain_updates_before(copy->chain_version, call_deadline());
+    CO_TRY(co_await std::move(draining));
+  }
   CO_TRY(count_own(copy));
   Listing own;
   Listing remote;

@@ -29,6 +29,28 @@ void StorageTarget::mark_repaired(chunk::ChunkId chunk) {
   set_local(serving ? LocalState::kUpToDate : LocalState::kOnline, view_.version);
 }
 
+StorageTarget::UpdateAdmission::UpdateAdmission(StorageTarget* target, uint64_t chain_version)
+    : target_(target), chain_version_(chain_version) {
+  ++target_->admitted_[chain_version_];
+}
+
+StorageTarget::UpdateAdmission::~UpdateAdmission() {
+  auto it = target_->admitted_.find(chain_version_);
+  MICA_ASSERT(it != target_->admitted_.end() && it->second > 0);
+  if (--it->second == 0) target_->admitted_.erase(it);
+  // Wakes every waiter, which looks again; later waits block until the next end.
+  target_->update_ended_.set();
+  target_->update_ended_.reset();
+}
+
+Task<Status> StorageTarget::drain_updates_before(uint64_t chain_version, TimePoint deadline) {
+  while (updates_before(chain_version)) {
+    Status waited = co_await update_ended_.wait(deadline);
+    if (!waited.ok()) co_return waited;
+  }
+  co_return Status();
+}
+
 std::optional<StorageTarget::RemovalMark> StorageTarget::removing(
     const chunk::ChunkInfo& info) const {
   auto it = removing_.find(info.id);

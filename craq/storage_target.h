@@ -121,6 +121,31 @@ class StorageTarget {
   Semaphore& updates_in_flight() { return updates_in_flight_; }
   // Per-chunk order at the head: held from assigning a pending version until it commits.
   chunk::ChunkLocks& chunk_order() { return chunk_order_; }
+
+  // Updates running here (head updates, forwards, settles) by the chain version they were
+  // admitted under. An update admitted under an older view may still commit here after the
+  // view gained a syncing successor — as the write tail it was, without passing the chunk on —
+  // and after a resync listed this target's chunks, so neither the copy nor a forward brings
+  // the chunk to the successor. A resync therefore lists only once every update admitted
+  // before its chain version has ended (drain_updates_before; docs/craq.md, "Resync").
+  class UpdateAdmission {
+   public:
+    UpdateAdmission(StorageTarget* target, uint64_t chain_version);
+    UpdateAdmission(const UpdateAdmission&) = delete;
+    UpdateAdmission& operator=(const UpdateAdmission&) = delete;
+    ~UpdateAdmission();
+
+   private:
+    StorageTarget* target_;
+    uint64_t chain_version_;
+  };
+  // True while an update admitted under a chain version below chain_version runs here.
+  bool updates_before(uint64_t chain_version) const {
+    return !admitted_.empty() && admitted_.begin()->first < chain_version;
+  }
+  // Waits (suspends) until no update admitted under a chain version below chain_version runs
+  // here: ok, kTimedOut at the deadline, or the waiting task's cancellation.
+  Task<Status> drain_updates_before(uint64_t chain_version, TimePoint deadline);
   TargetCounters& counters() { return counters_; }
   const TargetCounters& counters() const { return counters_; }
 
@@ -138,6 +163,9 @@ class StorageTarget {
   std::map<chunk::ChunkId, RemovalMark> removing_;
   Semaphore updates_in_flight_;
   chunk::ChunkLocks chunk_order_;
+  // Running updates per admission chain version (UpdateAdmission); an entry goes at 0.
+  std::map<uint64_t, uint32_t> admitted_;
+  Event update_ended_;  // pulsed (set, then reset) whenever an admission ends
   TargetCounters counters_;
 };
 

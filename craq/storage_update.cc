@@ -189,6 +189,7 @@ Task<Result<UpdateResponse>> UpdatePath::update(UpdateRequest request, net::Call
   // The routing may have changed while this update waited for the chunk.
   Result<StorageTarget*> again = head_for(targets_, request.io);
   if (!again.ok()) co_return again.status();
+  StorageTarget::UpdateAdmission admitted(target, request.io.chain_version);
   TimePoint caller = context != nullptr ? context->deadline : kNoDeadline;
   auto running = update_locked(target, std::move(request), context, forward_deadline(caller));
   co_return co_await std::move(running);
@@ -304,6 +305,7 @@ Task<Status> UpdatePath::settle(StorageTarget* target, ChunkRef chunk, TimePoint
   Result<chunk::ChunkLocks::Guard> order = co_await std::move(locking);
   if (!order.ok()) co_return order.status();
   if (target->view().read_tail != target->id()) co_return Status();  // the caller looks again
+  StorageTarget::UpdateAdmission admitted(target, target->view().version);
   TimePoint until = forward_deadline(deadline);
   auto finishing = finish_removal(target, id, until);
   CO_TRY(co_await std::move(finishing));

@@ -236,16 +236,11 @@ MICA_SIM_SCENARIO(kClientFiles,
                               "acknowledged bytes and lengths read back exactly",
                    .run = run_client_files,
                    .golden_seed = 1,
-                   .golden_hash = 0x2bfedf797c80873c,
+                   .golden_hash = 0xa7f005a14f7b54d8,
                    .check_sweep = check_sweep,
                    .suite_seeds = 200,
                    // About 0.4 s of CPU a seed in the g++ Debug build: 10 seeds there, 4 in ASan.
-                   .unoptimised_suite_percent = 5,
-                   .suite_sweep_open =
-                       "open bug: seeds 116 and 134 read 0x00 at byte 131072 where an "
-                       "acknowledged write put data, and seed 191 has a failed write (a tail "
-                       "committed a chunk its successor held as v0 after a power loss); see "
-                       "docs/simulation.md, client_files"});
+                   .unoptimised_suite_percent = 5});
 
 }  // namespace mica::sim::client_files
 
