@@ -71,7 +71,15 @@ struct Outcome {
   Status setup;
   std::vector<Status> reads;
   std::vector<std::vector<std::byte>> buffers;  // as they are at the end
+  uint64_t retries = 0;  // failed attempts of the reads (the late replica's among them)
 };
+
+uint64_t storage_client_retries() {
+  return metrics()
+      .counter("storage_client", "retries_total",
+               "Failed attempts of storage client calls, retried.")
+      .value();
+}
 
 Task<void> reads_with_a_late_replica(Cluster* c, craq::StorageClient* client,
                                      net::Transport* transport, craq::ChainId chain,
@@ -97,6 +105,7 @@ Task<void> reads_with_a_late_replica(Cluster* c, craq::StorageClient* client,
   // The replica's answers to the client wait in retransmission from here.
   SimHost* late = c->storage[0].host;
   c->world->partition_one_way(*late, *client_host);
+  uint64_t retries_before = storage_client_retries();
   for (uint32_t i = 0; i < kReads; ++i) {
     auto reading = client->read(chain, chunk, 0, out->buffers[i], deadline_after(5s),
                                 regions[i].get());
@@ -109,6 +118,7 @@ Task<void> reads_with_a_late_replica(Cluster* c, craq::StorageClient* client,
     // The caller reuses its buffer once the call returned.
     std::fill(out->buffers[i].begin(), out->buffers[i].end(), kMarker);
   }
+  out->retries = storage_client_retries() - retries_before;
   c->world->heal_one_way(*late, *client_host);
   auto waiting = pause(5s);  // the late bytes' retransmissions arrive meanwhile
   co_await std::move(waiting);
@@ -174,6 +184,8 @@ TEST(StorageClientLateReply, AReplicasLatePushNeverChangesTheCallersRegisteredBu
   world.run(client, client_main(&c, &client, &out));
   ASSERT_TRUE(out.setup.ok()) << out.setup;
   ASSERT_EQ(out.reads.size(), kReads);
+  // The late replica's attempt timed out and was retried (else nothing was tested).
+  EXPECT_GE(out.retries, 1u);
   for (uint32_t i = 0; i < kReads; ++i) {
     EXPECT_TRUE(out.reads[i].ok()) << "read " << i << ": " << out.reads[i];
     EXPECT_TRUE(std::all_of(out.buffers[i].begin(), out.buffers[i].end(),
