@@ -33,7 +33,6 @@ constexpr uint64_t kRandMib = 1;
 class MountFault : public MountTest {
  protected:
   void SetUp() override {
-    MICA_SKIP_UNLESS_MOUNT_SUITES();
     MountTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     if (!on_mount()) GTEST_SKIP() << "needs a real mount (MICA_FUSE_TEST_DIR is set)";

@@ -26,7 +26,6 @@ constexpr uint64_t kRandMib = 1;
 class MountTools : public MountTest {
  protected:
   void SetUp() override {
-    MICA_SKIP_UNLESS_MOUNT_SUITES();
     MountTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     for (const char* tool : {"fio", "stress-ng", "git", "tar", "sqlite3", "diff"}) {
