@@ -265,8 +265,9 @@ Task<void> stale_handles(Mount m) {
   Result<OpenedFile> fresh = co_await std::move(opening);  // may take the same slot
   CO_EXPECT_OK(fresh.status());
   EXPECT_NE(fresh->handle, gone);
+  std::vector<std::byte> stale_data = pattern(9, 100);
   for (uint64_t id : {gone, uint64_t{0xdead'0000'beef}}) {
-    auto stale_write = m.table->write(id, 0, pattern(9, 100));
+    auto stale_write = m.table->write(id, 0, stale_data);
     Result<size_t> wrote = co_await std::move(stale_write);
     EXPECT_EQ(client::status_to_errno(wrote.status()), EBADF);
     std::vector<std::byte> out(10);
@@ -412,7 +413,8 @@ Task<void> truncate_then_release(Mount m) {
   auto creating = make(m, "truncated");
   Result<OpenedFile> file = co_await std::move(creating);
   CO_EXPECT_OK(file.status());
-  auto writing = m.table->write(file->handle, 0, pattern(13, 10'000));  // buffered
+  std::vector<std::byte> data = pattern(13, 10'000);  // outlives the lazy write below
+  auto writing = m.table->write(file->handle, 0, data);  // buffered
   CO_EXPECT_OK((co_await std::move(writing)).status());
   auto preparing = m.table->before_truncate(file->attrs.id, 100);
   CO_EXPECT_OK(co_await std::move(preparing));
