@@ -3,6 +3,7 @@
 #include "fuse/dev_transport.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "async/executor.h"
 #include "async/io_op.h"
 #include "async/log.h"
+#include "async/socket.h"
 #include "async/sync.h"
 #include "fuse/codec.h"
 
@@ -133,12 +135,20 @@ Result<std::unique_ptr<DevTransport>> DevTransport::create(int session_fd, size_
                                                            RequestSink& sink) {
   MICA_ASSERT(lanes >= 1);
   MICA_ASSERT(options.buffer_bytes >= kMinReadBufferBytes);
+  // Non-blocking, every fd: /dev/fuse ignores a non-blocking read asked by io_uring and only
+  // honours O_NONBLOCK, so on a blocking fd a read io_uring retries after its poll fired,
+  // but that another lane's fd answered first, blocks the executor's own thread until the
+  // next request — and with it every request that lane holds.
+  int session_flags = ::fcntl(session_fd, F_GETFL);
+  if (session_flags < 0 || ::fcntl(session_fd, F_SETFL, session_flags | O_NONBLOCK) != 0)
+    return Status(StatusCode::kIoError,
+                  "O_NONBLOCK on the FUSE session fd: " + std::string(std::strerror(errno)));
   std::unique_ptr<DevTransport> transport(new DevTransport(session_fd, options, sink));
   for (size_t i = 0; i < lanes; ++i) {
     auto lane = std::make_unique<Lane>(options.requests_in_flight_max);
     lane->fd = session_fd;
     if (i > 0) {
-      int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
+      int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK);
       if (fd < 0)
         return Status(StatusCode::kIoError, "open /dev/fuse: " + std::string(std::strerror(errno)));
       uint32_t source = static_cast<uint32_t>(session_fd);
@@ -192,7 +202,17 @@ Task<Status> DevTransport::read_one(Lane* lane, bool* stop) {
       *stop = true;
       co_return Status::ok_status();
     }
-    if (result == -ENOENT || result == -EINTR || result == -EAGAIN) co_return Status::ok_status();
+    if (result == -EAGAIN) {
+      // Nothing queued (or another lane took it first): wait until a request is.
+      auto waiting = poll_fd(lane->fd, POLLIN);
+      Result<int> polled = co_await waiting;
+      if (!polled.ok()) {
+        *stop = true;
+        co_return polled.status();
+      }
+      co_return Status::ok_status();
+    }
+    if (result == -ENOENT || result == -EINTR) co_return Status::ok_status();
     *stop = true;
     co_return Status(StatusCode::kIoError,
                      "read /dev/fuse: " + std::string(std::strerror(-result)));

@@ -7,9 +7,11 @@
 // each request arrives in a pooled buffer of buffer_bytes (max_write plus headers), becomes a
 // Request and goes to the RequestSink on that executor. A reply is one synchronous writev on
 // the lane's fd (a /dev/fuse write only copies into the waiting kernel request, it never
-// blocks), so Request::reply never suspends. A read answering ENODEV means the file system
-// was unmounted: the loop ends. ENOENT (the request was interrupted and dropped before we
-// read it), EINTR and EAGAIN just read again.
+// blocks), so Request::reply never suspends. Every fd is non-blocking (the transport sets
+// O_NONBLOCK on the session fd): a read finding the shared input queue empty answers EAGAIN
+// and the lane polls for POLLIN before it reads again, so no read ever blocks an executor's
+// thread. A read answering ENODEV means the file system was unmounted: the loop ends.
+// ENOENT (the request was interrupted and dropped before we read it) and EINTR read again.
 //
 // Ownership: the transport owns the clone fds (not the session fd) and the buffer pools; it
 // must outlive every Request it delivered and every run() task. Threads: create() on any
