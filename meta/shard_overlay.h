@@ -46,6 +46,9 @@ struct Shard::Overlay {
     bool launched = false;
     Status status;
     Event finished;
+    // Groups merged into this one: their committers still wait on their own `finished`,
+    // which end_group sets with this group's outcome.
+    std::vector<std::shared_ptr<Group>> absorbed;
   };
   using Table = std::map<std::string, Slot, std::less<>>;
 

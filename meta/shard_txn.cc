@@ -311,6 +311,9 @@ std::shared_ptr<Shard::Overlay::Group> Shard::Overlay::group_for(const std::set<
       base->members.push_back(member);
       live[member] = base;
     }
+    for (auto& earlier : other->absorbed) base->absorbed.push_back(std::move(earlier));
+    other->absorbed.clear();
+    base->absorbed.push_back(other);
     std::erase(held, other);
   }
   if (base == nullptr) {
@@ -375,6 +378,11 @@ void Shard::Overlay::end_group(const std::shared_ptr<Group>& group, Status statu
   }
   for (uint64_t member : group->members) live.erase(member);
   if (status.ok()) operations += group->members.size();
+  for (auto& merged : group->absorbed) {
+    merged->status = status;
+    merged->finished.set();
+  }
+  group->absorbed.clear();
   group->status = std::move(status);
   group->finished.set();
 }

@@ -340,6 +340,39 @@ MICA_CO_TEST(ShardCore, HeldTxnsSharingAKeyFailTogetherOthersCommit) {
   CO_ASSERT_OK(co_await close_shard(shard->get()));
 }
 
+// A mutation that writes two inodes at once: it shares a key with each of two held txns.
+Task<void> put_two_inodes(Shard* shard, InodeId a, InodeId b, Status* out) {
+  ShardTxn txn = shard->begin();
+  for (InodeId id : {a, b})
+    txn.put_inode(Inode{.id = id, .type = InodeType::kFile, .mode = 0600, .nlink = 1});
+  auto committing = txn.commit();
+  *out = co_await std::move(committing);
+}
+
+MICA_CO_TEST(ShardCore, HeldGroupsMergedByALaterTxnAllAnswer) {
+  auto opening = open_test_shard(test_shard_options(dir.path));
+  auto shard = co_await std::move(opening);
+  CO_ASSERT_OK(shard);
+  // While the first commit is in flight, two held txns share nothing; the third writes a
+  // key of each, so their groups merge into one. Every committer must be answered (the one
+  // whose group was absorbed once waited forever: a stuck create through the mount).
+  InodeId first_id = make_inode_id(0, 70), a = make_inode_id(0, 71), b = make_inode_id(0, 72);
+  Status first, left, right, both;
+  TaskScope scope;
+  scope.spawn(put_own_inode(shard->get(), first_id, &first));
+  scope.spawn(put_own_inode(shard->get(), a, &left));
+  scope.spawn(put_own_inode(shard->get(), b, &right));
+  scope.spawn(put_two_inodes(shard->get(), a, b, &both));
+  co_await scope.join();
+  for (const Status* s : {&first, &left, &right, &both}) EXPECT_TRUE(s->ok()) << *s;
+  for (InodeId id : {a, b}) {
+    auto stored = testing::stored_inode(shard->get(), id);
+    CO_ASSERT_OK(stored);
+    EXPECT_EQ(stored->mode, 0600u) << "the merging txn wrote last";
+  }
+  CO_ASSERT_OK(co_await close_shard(shard->get()));
+}
+
 MICA_CO_TEST(ShardCore, ATxnDestroyedWithoutCommitChangesNothing) {
   auto opening = open_test_shard(test_shard_options(dir.path));
   auto shard = co_await std::move(opening);
