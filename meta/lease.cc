@@ -165,13 +165,22 @@ Task<void> LeaseTable::expire_lapsed() {
   {
     std::lock_guard lock(mutex_);
     TimePoint at = now();
-    for (auto& [client, lease] : leases_) {
+    for (auto it = leases_.begin(); it != leases_.end();) {
+      Lease& lease = it->second;
+      if (!lease.ending && lease.expiry < at && lease.sessions == 0) {
+        // Nothing to end: dropped at once, so no ending window swallows a session the
+        // client opens next (it would be ended with the lapse it never had a part in).
+        it = leases_.erase(it);
+        continue;
+      }
       if (lease.ending || lease.expiry < at) {
         if (!lease.ending) expired_metric_->add();
         lease.ending = true;
-        lapsed.push_back(client);
+        lapsed.push_back(it->first);
       }
+      ++it;
     }
+    clients_metric_->set(int64_t(leases_.size()));
   }
   for (ClientId client : lapsed) {
     auto ending = end_client(client);
