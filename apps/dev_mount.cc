@@ -162,10 +162,10 @@ MountState probe_mount(const std::string& path, std::chrono::milliseconds timeou
     // The child: only async-signal-safe calls (the parent may have other threads).
     struct statfs fs_info;
     if (::statfs(path.c_str(), &fs_info) != 0) {
-      ::_exit(errno == ENOTCONN ? kProbeDead : kProbeMissing);
+      ::_exit(daemon_gone(errno) ? kProbeDead : kProbeMissing);
     }
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0) ::_exit(errno == ENOTCONN ? kProbeDead : kProbeMissing);
+    if (::stat(path.c_str(), &st) != 0) ::_exit(daemon_gone(errno) ? kProbeDead : kProbeMissing);
     ::_exit(static_cast<long>(fs_info.f_type) == kFuseSuperMagic ? kProbeLive : kProbeNotFuse);
   }
   switch (wait_child(pid, timeout)) {

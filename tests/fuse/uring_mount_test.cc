@@ -25,6 +25,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -146,27 +147,48 @@ class UringMountTest : public ::testing::Test {
   // directories; the number of FUSE requests that took at least.
   uint64_t file_and_metadata_ops() {
     std::atomic<uint64_t> ops{0}, bad{0};
+    std::mutex mutex;
+    std::string first_failure;
+    auto fail = [&](const std::string& what) {
+      int error = errno;
+      if (bad.fetch_add(1) == 0) {
+        std::lock_guard lock(mutex);
+        first_failure = what + ": " + std::strerror(error);
+      }
+    };
+    // A folder of this test's own: the suite's tests share one cluster.
+    std::string base = mnt_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    if (::mkdir(base.c_str(), 0755) != 0) fail("mkdir " + base);
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
-        std::string dir = mnt_ + "/d" + std::to_string(t);
-        if (::mkdir(dir.c_str(), 0755) != 0) ++bad;
+        std::string dir = base + "/d" + std::to_string(t);
+        if (::mkdir(dir.c_str(), 0755) != 0) fail("mkdir " + dir);
         std::vector<char> data(kFileBytes, char('a' + t)), back(kFileBytes);
         for (int i = 0; i < kFilesPerThread; ++i) {
           std::string path = dir + "/f" + std::to_string(i);
           int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644);
-          if (fd < 0 || ::pwrite(fd, data.data(), data.size(), 0) != ssize_t(kFileBytes) ||
-              ::fsync(fd) != 0 || ::close(fd) != 0) {
-            ++bad;
+          if (fd < 0) {
+            fail("create " + path);
             continue;
           }
+          bool written = ::pwrite(fd, data.data(), data.size(), 0) == ssize_t(kFileBytes);
+          if (!written) fail("pwrite " + path);
+          if (written && ::fsync(fd) != 0) fail("fsync " + path);
+          if (::close(fd) != 0) fail("close " + path);
           fd = ::open(path.c_str(), O_RDONLY | O_DIRECT);
-          if (fd < 0 || ::pread(fd, back.data(), back.size(), 0) != ssize_t(kFileBytes) ||
-              back != data)
-            ++bad;
-          if (fd >= 0) ::close(fd);
+          if (fd < 0) {
+            fail("open O_DIRECT " + path);
+          } else {
+            ssize_t got = ::pread(fd, back.data(), back.size(), 0);
+            if (got != ssize_t(kFileBytes)) fail("pread " + path + " got " + std::to_string(got));
+            else if (back != data) fail("pread " + path + " answered other bytes");
+            ::close(fd);
+          }
           struct stat st;
-          if (::stat(path.c_str(), &st) != 0 || st.st_size != off_t(kFileBytes)) ++bad;
+          if (::stat(path.c_str(), &st) != 0) fail("stat " + path);
+          else if (st.st_size != off_t(kFileBytes))
+            fail("stat " + path + " size " + std::to_string(st.st_size));
           ops += 4;  // create, write, open, read (flush, fsync, release, lookups on top)
         }
         DIR* listing = ::opendir(dir.c_str());
@@ -175,12 +197,13 @@ class UringMountTest : public ::testing::Test {
           while (dirent* e = ::readdir(listing)) entries += e->d_name[0] != '.';
           ::closedir(listing);
         }
-        if (entries != kFilesPerThread) ++bad;
+        if (entries != kFilesPerThread) fail("readdir " + dir + ": " + std::to_string(entries));
         ops += 2;  // mkdir, opendir
       });
     }
     for (auto& thread : threads) thread.join();
-    EXPECT_EQ(bad.load(), 0u);
+    EXPECT_EQ(bad.load(), 0u) << "first failure: " << first_failure << "\nmica-fuse:\n"
+                              << daemon_.err();
     return ops.load();
   }
 
