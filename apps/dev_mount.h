@@ -27,14 +27,17 @@ inline constexpr long kFuseSuperMagic = 0x65735546;
 inline constexpr std::chrono::milliseconds kDevMountTimeout{30'000};
 inline constexpr std::chrono::milliseconds kDevProbeTimeout{5'000};
 
-// Whether a call's errno says the mount's daemon is gone: ENOTCONN, or ECONNABORTED for a
-// request the kernel had queued when the connection was torn down.
-inline bool daemon_gone(int error) { return error == ENOTCONN || error == ECONNABORTED; }
+// Whether a call's errno says the mount's daemon is gone: ENOTCONN, or for a request the
+// kernel had queued when the connection was torn down ECONNABORTED (on /dev/fuse) or
+// ECANCELED (on a FUSE io_uring queue).
+inline bool daemon_gone(int error) {
+  return error == ENOTCONN || error == ECONNABORTED || error == ECANCELED;
+}
 
 enum class MountState {
   kNotFuse,  // a directory of another file system (nothing mounted on it)
   kLive,     // a FUSE mount that answers statfs and stat
-  kDead,     // a FUSE mount whose daemon is gone (ENOTCONN, or ECONNABORTED: daemon_gone)
+  kDead,     // a FUSE mount whose daemon is gone (daemon_gone: ENOTCONN and kin)
   kHung,     // the probe did not finish within its deadline
   kMissing,  // no such directory (or another error: see the Status form)
 };

@@ -29,8 +29,8 @@ struct FuseInvocation {
   std::string token_file;
   std::string mountpoint;
   uint32_t executors = 0;  // 0: one per core
-  // Off by default while a hang of the ring path is open (docs/fuse.md, "FUSE over io_uring").
-  fuse::UringMode uring = fuse::UringMode::kOff;
+  // auto: the ring when the kernel offers it, /dev/fuse alone otherwise (docs/fuse.md).
+  fuse::UringMode uring = fuse::UringMode::kAuto;
   uint32_t uring_depth = kFuseUringDepthDefault;
   bool writeback_cache = false;
   bool direct_io = false;

@@ -71,18 +71,6 @@ int as_user(uid_t uid, gid_t gid, Body body) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 202;
 }
 
-// The suites on a mount (Posix*, MountTools, MountFault, the ring's) run only with
-// MICA_FUSE_MOUNT_SUITES=1 while their intermittent hangs are open (docs/fuse.md, "Limits"):
-// a hung mount would hold the whole suite to its timeout.
-inline bool mount_suites_enabled() {
-  const char* value = std::getenv("MICA_FUSE_MOUNT_SUITES");
-  return value != nullptr && std::string(value) == "1";
-}
-#define MICA_SKIP_UNLESS_MOUNT_SUITES()                                                  \
-  if (!::mica::testing::mount_suites_enabled())                                         \
-  GTEST_SKIP() << "set MICA_FUSE_MOUNT_SUITES=1 to run it (open: intermittent hangs of " \
-                  "the mount, docs/fuse.md)"
-
 class MountTest : public ::testing::Test {
  public:
   static void SetUpTestSuite() {
@@ -100,7 +88,6 @@ class MountTest : public ::testing::Test {
   void SetUp() override {
     std::string base = plain_test_dir();
     if (base.empty()) {
-      MICA_SKIP_UNLESS_MOUNT_SUITES();
       if (!fuse_device_present()) {
         GTEST_SKIP() << "/dev/fuse is absent (or not readable and writable): no FUSE mount "
                         "here; set MICA_FUSE_TEST_DIR=DIR to run these tests on a local folder";

@@ -33,7 +33,6 @@
 
 #include "tests/apps/process.h"
 #include "tests/client/client_cluster.h"
-#include "tests/fuse/mount_fixture.h"
 
 namespace mica::testing {
 namespace {
@@ -101,7 +100,6 @@ class UringMountTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    MICA_SKIP_UNLESS_MOUNT_SUITES();
     if (geteuid() != 0) GTEST_SKIP() << "mounting FUSE needs root";
     if (::access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "/dev/fuse is absent";
     if (::access(kEnableUring, F_OK) != 0)

@@ -30,7 +30,6 @@
 #include "async/scope.h"
 #include "async/wait_list.h"
 #include "fuse/uring_transport.h"
-#include "tests/fuse/mount_fixture.h"
 #include "tests/temp_dir.h"
 
 namespace mica::fuse {
@@ -204,7 +203,6 @@ bool enable_uring() {
 class UringMount : public ::testing::Test {
  protected:
   void SetUp() override {
-    MICA_SKIP_UNLESS_MOUNT_SUITES();
     if (geteuid() != 0) GTEST_SKIP() << "mounting FUSE needs root";
     if (access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/fuse";
     if (access(kEnableUring, F_OK) != 0)
