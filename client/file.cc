@@ -8,11 +8,13 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <utility>
 
 #include "async/log.h"
 #include "async/scope.h"
+#include "async/sim/backend.h"
 #include "client/client.h"
 #include "meta/layout.h"
 
@@ -40,6 +42,18 @@ std::pair<std::string, std::string> split_last(std::string path) {
 }
 
 uint64_t units_for(size_t bytes, uint64_t cap) { return std::clamp<uint64_t>(bytes, 1, cap); }
+
+// A write's time for the file's mtime: the wall clock, as metadata stamps inodes with it
+// (MetaNodeOptions::wall_clock), so a write moves mtime/ctime past the create's; on a
+// simulated host its executor's clock, as the simulated metadata uses.
+int64_t write_time_ns() {
+  Executor* executor = Executor::current();
+  if (dynamic_cast<sim::SimBackend*>(&executor->backend()) != nullptr)
+    return to_ns(executor->now());
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 net::MemoryRegion* region_of(const CallOptions& options) {
   return options.registered == nullptr ? nullptr : options.registered->region();
@@ -165,7 +179,7 @@ Task<Result<size_t>> File::pwrite(std::span<const std::byte> data, uint64_t offs
   }
   known_length_ = std::max(known_length_, offset + data.size());
   attrs_.length = known_length_;
-  last_write_ns_ = to_ns(Executor::current()->now());
+  last_write_ns_ = write_time_ns();
   auto reporting = report_if_due(deadline);
   co_await std::move(reporting);
   co_return data.size();

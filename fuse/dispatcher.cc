@@ -328,8 +328,15 @@ Task<void> Dispatcher::handle_other(Request& request) {
   }
 }
 
-std::optional<uint64_t> Dispatcher::local_length(meta::InodeId inode) const {
-  return files_ != nullptr ? files_->local_length(inode) : std::nullopt;
+CacheTimes Dispatcher::cache_times(const meta::Inode& inode,
+                                   std::optional<uint64_t>* length) const {
+  CacheTimes times = options_.times;
+  std::optional<uint64_t> local = files_ != nullptr ? files_->local_length(inode.id)
+                                                    : std::nullopt;
+  if (!local) return times;  // no handle of it open here
+  if (*local > inode.length) *length = *local;
+  if (files_->unsettled(inode.id)) times.attr_ns = 0;
+  return times;
 }
 
 }  // namespace mica::fuse

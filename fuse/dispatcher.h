@@ -140,7 +140,10 @@ class Dispatcher final : public RequestSink {
   Task<void> handle_handle_op(Request& request);  // FLUSH, RELEASE, FSYNC
   Task<void> not_implemented(Request& request);
 
-  std::optional<uint64_t> local_length(meta::InodeId inode) const;
+  // The cache times of an answer about inode, and in *length the size to answer when this
+  // mount's open handles know more than metadata: while they hold writes metadata has not
+  // been told of, attributes are not cached (their flush moves length and mtime).
+  CacheTimes cache_times(const meta::Inode& inode, std::optional<uint64_t>* length) const;
 
   std::vector<Lane> lane_list_;
   std::vector<client::Client*> lane_clients_;

@@ -1,7 +1,8 @@
 // FileTable::Handle (fuse/file_table.h): one open handle's state, internal to the table's
 // sources. The File, the write buffer, the flush lock and `deferred` are touched on the
-// owning executor only; local_end and buffered are atomics any thread may read (getattr's
-// local_length and a reader on another executor deciding whether to flush this handle).
+// owning executor only; local_end, buffered and dirty are atomics any thread may read
+// (getattr's local_length and unsettled, and a reader on another executor deciding whether
+// to flush this handle).
 // Never suspends by itself.
 #pragma once
 
@@ -68,7 +69,7 @@ struct FileTable::Handle {
   }
   // A write (or an extension) since the last length report: a flush with none sends no
   // report (a FLUSH per close(2) would otherwise cost a metadata commit each).
-  bool dirty = false;
+  std::atomic<bool> dirty{false};
   std::atomic<bool> closed{false};  // release began: every later call is kStaleSession
   std::atomic<uint64_t> local_end{0};
   std::atomic<bool> buffered{false};

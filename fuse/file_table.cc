@@ -84,6 +84,16 @@ std::optional<uint64_t> FileTable::local_length(InodeId inode) const {
   return out;
 }
 
+bool FileTable::unsettled(InodeId inode) const {
+  std::lock_guard lock(mutex_);
+  auto [from, to] = by_inode_.equal_range(inode);
+  for (auto it = from; it != to; ++it) {
+    const Handle& h = *slots_[it->second & kSlotMask].handle;
+    if (h.dirty.load() || h.buffered.load()) return true;
+  }
+  return false;
+}
+
 void FileTable::remember(const meta::Inode& attrs) {
   std::lock_guard lock(mutex_);
   if (seen_.size() >= options_.coherence_records_max && !seen_.contains(attrs.id))

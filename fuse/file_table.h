@@ -111,6 +111,10 @@ class FileTable {
   // buffered or not reported yet), nullopt with none open: getattr answers max(metadata,
   // this) so the kernel's i_size never shrinks below a write it acknowledged. Any thread.
   std::optional<uint64_t> local_length(InodeId inode) const;
+  // Whether a handle of inode holds writes metadata has not been told of (buffered, or
+  // acknowledged but not reported): their length and mtime land at the next flush, so the
+  // kernel must not cache attributes meanwhile. Any thread.
+  bool unsettled(InodeId inode) const;
   // Before a truncation of inode to length (setattr size): every handle's buffer goes out
   // and each handle forgets what it knew past length (so no later report regrows the file).
   Task<Status> before_truncate(InodeId inode, uint64_t length);

@@ -132,7 +132,11 @@ Task<Status> Dispatcher::fill_dir_page(Request& request, DirHandle* dir, uint64_
       }
       EntryOut entry{};
       bool have_entry = plus && e.attrs.has_value();
-      if (have_entry) entry = make_entry_out(*e.attrs, options_.times);
+      if (have_entry) {
+        std::optional<uint64_t> length;
+        CacheTimes times = cache_times(*e.attrs, &length);
+        entry = make_entry_out(*e.attrs, times, length);
+      }
       if (!writer->add(e.name, to_nodeid(e.inode), dirent_type(e.type), next + 1,
                        have_entry ? &entry : nullptr)) {
         dir->page = std::move(page);

@@ -62,13 +62,12 @@ Task<void> Dispatcher::reply_inode(Request& request, Result<meta::Inode> inode, 
     reply_error(request, fuse_error(inode.status()));
     co_return;
   }
-  std::optional<uint64_t> local = local_length(inode->id);
   std::optional<uint64_t> length;
-  if (local && *local > inode->length) length = *local;
+  CacheTimes times = cache_times(*inode, &length);
   if (entry) {
-    reply_struct(request, make_entry_out(*inode, options_.times, length));
+    reply_struct(request, make_entry_out(*inode, times, length));
   } else {
-    reply_struct(request, make_attr_out(*inode, options_.times, length));
+    reply_struct(request, make_attr_out(*inode, times, length));
   }
   co_return;
 }

@@ -283,6 +283,40 @@ TEST_F(ClientFile, AnotherClientSeesAcknowledgedWritesAndReportedLengths) {
   EXPECT_TRUE(s.ok()) << s;
 }
 
+// ---- a write moves mtime and ctime (also one that keeps the length) ----
+
+Task<void> an_overwrite_moves_mtime(Client* c) {
+  auto creating = create_small_chunks(c, "overwritten");
+  Result<std::unique_ptr<File>> file = co_await std::move(creating);
+  CO_EXPECT_OK(file.status());
+  std::vector<std::byte> data = pattern(3, 4096);
+  auto writing = (*file)->pwrite(data, 0);
+  CO_EXPECT_OK((co_await std::move(writing)).status());
+  auto syncing = (*file)->fsync();
+  CO_EXPECT_OK(co_await std::move(syncing));
+  auto asking = c->meta().getattr(meta::GetattrRequest{.inode = (*file)->inode()});
+  Result<meta::InodeReply> before = co_await std::move(asking);
+  CO_EXPECT_OK(before.status());
+  SleepAwaiter pausing = sleep_for(20ms);
+  CO_EXPECT_OK(co_await pausing);
+  std::vector<std::byte> over = pattern(4, 4096);
+  auto overwriting = (*file)->pwrite(over, 0);
+  CO_EXPECT_OK((co_await std::move(overwriting)).status());
+  auto closing = (*file)->close();
+  CO_EXPECT_OK(co_await std::move(closing));
+  auto asking_again = c->meta().getattr(meta::GetattrRequest{.inode = before->inode.id});
+  Result<meta::InodeReply> after = co_await std::move(asking_again);
+  CO_EXPECT_OK(after.status());
+  EXPECT_EQ(after->inode.length, before->inode.length);
+  EXPECT_GT(after->inode.mtime_ns, before->inode.mtime_ns);
+  EXPECT_GT(after->inode.ctime_ns, before->inode.ctime_ns);
+}
+
+TEST_F(ClientFile, AnOverwriteThatKeepsTheLengthMovesMtimeAndCtime) {
+  Status s = with_client(cluster_->options(), an_overwrite_moves_mtime);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
 // ---- a truncation cuts this handle's unreported growth too ----
 
 Task<void> truncate_cuts_unreported_bytes(Client* c) {
