@@ -81,7 +81,7 @@ Status apply_option(std::string_view item, FuseInvocation* out) {
 
 std::string fuse_usage() {
   return "usage: mica-fuse --mgmtd HOST:PORT --token-file FILE MOUNTPOINT [-o OPT[,OPT...]]\n"
-         "  -o uring=auto|on|off  FUSE over io_uring (auto, the default: when the kernel offers it)\n"
+         "  -o uring=auto|on|off  FUSE over io_uring when the kernel offers it (auto)\n"
          "  -o uring_depth=N      ring entries (requests in flight) per queue (64)\n"
          "  -o executors=N        executor threads (one per core)\n"
          "  -o writeback_cache    the kernel's writeback cache (off)\n"
