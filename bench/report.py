@@ -87,6 +87,16 @@ def load_average():
         return "unknown"
 
 
+def shown_dir(path):
+    """The bench folder as a results file shows it (never a machine path): relative to the
+    repository when inside it, else only its last component."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    full = os.path.abspath(path)
+    if full == repo or full.startswith(repo + os.sep):
+        return os.path.relpath(full, repo)
+    return ".../" + os.path.basename(full.rstrip(os.sep))
+
+
 def machine(bench_dir, compiler):
     cpu = "unknown"
     with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -107,7 +117,7 @@ def machine(bench_dir, compiler):
         ("Cores (online)", str(os.cpu_count())),
         ("Memory", f"{mem_kib / 2**20:.1f} GiB"),
         ("Kernel", platform.release()),
-        ("Bench dir file system", f"{bench_dir} on {' '.join(fs.split())}"),
+        ("Bench dir file system", f"{shown_dir(bench_dir)} on {' '.join(fs.split())}"),
         ("Date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
         # A shared machine's other work shows here: timed figures are noisy when it is high.
         ("Load average (1, 5, 15 min) when written", load_average()),
