@@ -331,11 +331,11 @@ Task<void> Dispatcher::handle_other(Request& request) {
 CacheTimes Dispatcher::cache_times(const meta::Inode& inode,
                                    std::optional<uint64_t>* length) const {
   CacheTimes times = options_.times;
-  std::optional<uint64_t> local = files_ != nullptr ? files_->local_length(inode.id)
-                                                    : std::nullopt;
+  std::optional<FileTable::LocalView> local =
+      files_ != nullptr ? files_->local_view(inode.id) : std::nullopt;
   if (!local) return times;  // no handle of it open here
-  if (*local > inode.length) *length = *local;
-  if (files_->unsettled(inode.id)) times.attr_ns = 0;
+  if (local->length > inode.length) *length = local->length;
+  if (local->unsettled) times.attr_ns = 0;
   return times;
 }
 

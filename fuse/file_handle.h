@@ -1,7 +1,7 @@
 // FileTable::Handle (fuse/file_table.h): one open handle's state, internal to the table's
 // sources. The File, the write buffer, the flush lock and `deferred` are touched on the
 // owning executor only; local_end, buffered and dirty are atomics any thread may read
-// (getattr's local_length and unsettled, and a reader on another executor deciding whether
+// (getattr's local_view, and a reader on another executor deciding whether
 // to flush this handle).
 // Never suspends by itself.
 #pragma once

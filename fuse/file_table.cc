@@ -73,25 +73,22 @@ std::vector<FileTable::HandlePtr> FileTable::handles_of(InodeId inode) const {
   return out;
 }
 
-std::optional<uint64_t> FileTable::local_length(InodeId inode) const {
+std::optional<FileTable::LocalView> FileTable::local_view(InodeId inode) const {
   std::lock_guard lock(mutex_);
-  std::optional<uint64_t> out;
+  std::optional<LocalView> out;
   auto [from, to] = by_inode_.equal_range(inode);
   for (auto it = from; it != to; ++it) {
-    uint64_t end = slots_[it->second & kSlotMask].handle->local_end.load();
-    out = std::max(out.value_or(0), end);
+    const Handle& h = *slots_[it->second & kSlotMask].handle;
+    if (!out) out = LocalView{};
+    out->length = std::max(out->length, h.local_end.load());
+    out->unsettled = out->unsettled || h.dirty.load() || h.buffered.load();
   }
   return out;
 }
 
-bool FileTable::unsettled(InodeId inode) const {
-  std::lock_guard lock(mutex_);
-  auto [from, to] = by_inode_.equal_range(inode);
-  for (auto it = from; it != to; ++it) {
-    const Handle& h = *slots_[it->second & kSlotMask].handle;
-    if (h.dirty.load() || h.buffered.load()) return true;
-  }
-  return false;
+std::optional<uint64_t> FileTable::local_length(InodeId inode) const {
+  std::optional<LocalView> view = local_view(inode);
+  return view ? std::optional<uint64_t>(view->length) : std::nullopt;
 }
 
 void FileTable::remember(const meta::Inode& attrs) {

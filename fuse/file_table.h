@@ -107,14 +107,17 @@ class FileTable {
   Task<Result<size_t>> copy_range(uint64_t in, uint64_t in_offset, uint64_t out,
                                   uint64_t out_offset, size_t length);
 
-  // The largest length this mount's open handles of inode know (acknowledged writes,
-  // buffered or not reported yet), nullopt with none open: getattr answers max(metadata,
-  // this) so the kernel's i_size never shrinks below a write it acknowledged. Any thread.
-  std::optional<uint64_t> local_length(InodeId inode) const;
-  // Whether a handle of inode holds writes metadata has not been told of (buffered, or
-  // acknowledged but not reported): their length and mtime land at the next flush, so the
-  // kernel must not cache attributes meanwhile. Any thread.
-  bool unsettled(InodeId inode) const;
+  // What this mount's open handles of inode know, nullopt with none open (any thread):
+  // length, the largest they know (acknowledged writes, buffered or not reported yet), so
+  // getattr answers max(metadata, it) and the kernel's i_size never shrinks below a write it
+  // acknowledged; unsettled, whether one holds writes metadata has not been told of (their
+  // length and mtime land at the next flush, so the kernel must not cache attributes).
+  struct LocalView {
+    uint64_t length = 0;
+    bool unsettled = false;
+  };
+  std::optional<LocalView> local_view(InodeId inode) const;
+  std::optional<uint64_t> local_length(InodeId inode) const;  // local_view's length
   // Before a truncation of inode to length (setattr size): every handle's buffer goes out
   // and each handle forgets what it knew past length (so no later report regrows the file).
   Task<Status> before_truncate(InodeId inode, uint64_t length);
