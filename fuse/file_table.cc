@@ -124,7 +124,8 @@ Result<OpenedFile> FileTable::add(std::unique_ptr<client::File> file, int flags,
   }
   out.handle = (uint64_t{slots_[slot].generation} << 32) | slot;
   slots_[slot].handle = std::make_shared<Handle>(out.handle, lanes_[lane], std::move(file), flags,
-                                                 std::move(cred), options_.write_buffer_bytes);
+                                                 std::move(cred), options_.write_buffer_bytes,
+                                                 options_.write_flushes_in_flight);
   by_inode_.emplace(out.attrs.id, out.handle);
   return out;
 }
@@ -159,6 +160,8 @@ Task<Status> FileTable::release_here(HandlePtr h) {
   h->closed = true;
   auto flushing = flush_buffer_here(h);
   Status flushed = co_await std::move(flushing);
+  co_await h->background.join();
+  unreserve_buffer(h->buffer.take().bytes.size());  // what a failed flush left behind
   Status deferred = h->take_deferred();
   auto closing = h->file->close(h->call());
   Status closed = co_await std::move(closing);
@@ -213,7 +216,7 @@ Task<void> FileTable::close_all() {
 Task<Status> FileTable::truncate_here(HandlePtr h, uint64_t length) {
   auto flushing = flush_buffer_here(h);
   Status flushed = co_await std::move(flushing);
-  h->buffer.cut(length);
+  unreserve_buffer(h->buffer.cut(length));
   h->file->forget_past(length);
   h->note_lengths();
   co_return flushed;

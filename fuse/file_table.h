@@ -6,12 +6,13 @@
 //
 // Handles are ids with a generation (slot in the low 32 bits, generation above): an id that
 // was released, or never given, answers kStaleSession (EBADF through client/errno.h) and
-// changes nothing. Writes smaller than the write buffer are buffered per handle (bounded,
-// one contiguous range, fuse/write_buffer.h) and go to storage when the buffer is full or a
-// write does not continue it, on flush/fsync/release, before a read of the same file
-// through any handle of this mount, and before a truncation; a failed background-free
-// flush's error is answered by the call that flushed, else by the next write, flush, fsync
-// or release of the handle at the latest. Page cache: keep_cache only when the file's
+// changes nothing. Writes up to the write buffer's size that continue it are buffered per
+// handle (one contiguous range inside one chunk, fuse/write_buffer.h; bounded per handle
+// and per mount). A full buffer goes to storage behind the writer (the write returns
+// first); everything buffered goes on flush/fsync/release, before a read of the same file
+// through any handle of this mount, before a truncation, and before a write over it. A
+// failed flush's error is answered by the call that flushed, else by the next write, flush,
+// fsync or release of the handle at the latest. Page cache: keep_cache only when the file's
 // length, mtime and ctime in metadata are what this mount recorded at its last open, flush
 // or close of it (close-to-open coherence); O_DIRECT opens and options.direct_io: direct_io.
 //
@@ -35,6 +36,7 @@
 #include "async/status.h"
 #include "async/task.h"
 #include "client/client.h"
+#include "fuse/write_buffer.h"
 #include "meta/types.h"
 
 namespace mica::fuse {
@@ -49,9 +51,15 @@ struct Lane {
 };
 
 struct FileTableOptions {
-  // Bytes of small writes one handle may hold before they go to storage (3FS: 1 MiB).
+  // Bytes of writes one handle may hold before they go to storage: one chunk of the default
+  // layout (3FS: 1 MiB), and a buffered range never crosses a chunk boundary of its file.
   // 0: no buffering (every write goes straight to storage).
-  size_t write_buffer_bytes = size_t{1} << 20;
+  size_t write_buffer_bytes = size_t{4} << 20;
+  // Full buffers of one handle on their way to storage at once, behind its writer.
+  uint32_t write_flushes_in_flight = 2;
+  // Bytes all handles of the mount may hold, buffered or in flight; past it, writes go
+  // straight to storage.
+  uint64_t write_buffer_total_bytes = uint64_t{256} << 20;
   // Every open bypasses the page cache (-o direct_io).
   bool direct_io = false;
   // copy_range moves at most this many bytes per read/write pair.
@@ -126,6 +134,9 @@ class FileTable {
   Task<void> close_all();
 
   size_t open_handles() const;
+  // Bytes all handles hold, buffered or on their way to storage (at most
+  // write_buffer_total_bytes).
+  uint64_t buffered_bytes() const { return buffered_bytes_.load(); }
   // The lane (executor index) a handle belongs to; nullopt for a stale or unknown handle.
   std::optional<size_t> owner_lane(uint64_t handle) const;
 
@@ -155,6 +166,14 @@ class FileTable {
   Task<Result<size_t>> read_here(HandlePtr h, uint64_t offset, std::span<std::byte> out);
   Task<Result<size_t>> write_here(HandlePtr h, uint64_t offset, std::span<const std::byte> data);
   Task<Status> flush_buffer_here(HandlePtr h);
+  Task<Result<size_t>> buffer_write(HandlePtr h, uint64_t offset, std::span<const std::byte> data);
+  Task<Status> send_behind(HandlePtr h);
+  Task<void> send_in_background(Handle* h, BufferedRange range);
+  Task<Status> send_range(Handle* h, BufferedRange range);
+  BufferedRange take_for_flush(Handle& h);
+  // The mount's budget of buffered bytes (write_buffer_total_bytes); false: no room.
+  bool reserve_buffer(size_t bytes);
+  void unreserve_buffer(size_t bytes);
   Task<Status> flush_here(HandlePtr h, bool report);
   Task<Status> release_here(HandlePtr h);
   Task<Status> truncate_here(HandlePtr h, uint64_t length);
@@ -169,6 +188,7 @@ class FileTable {
   std::vector<uint32_t> free_;
   std::multimap<InodeId, uint64_t> by_inode_;  // inode -> open handle ids
   std::map<InodeId, Seen> seen_;
+  std::atomic<uint64_t> buffered_bytes_{0};  // buffered or in flight, all handles
 };
 
 }  // namespace mica::fuse

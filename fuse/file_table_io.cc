@@ -1,10 +1,12 @@
 // FileTable's data path (fuse/file_table.h): reads, writes through the bounded per-handle
 // write buffer, flushes, fsync, fallocate, lseek and copy_range. Each handle's work runs on
-// its executor (detail::hop); flushes of one handle are serialized by its `flushing` lock so
-// buffered ranges reach storage in the order they were written.
+// its executor (detail::hop). A full buffer is sent behind the writer (at most
+// write_flushes_in_flight ranges of a handle at once); ranges in flight never overlap (a
+// write over one waits for them all), so their order does not matter.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "async/log.h"
@@ -22,30 +24,74 @@ Status stale(const char* what) {
 
 }  // namespace
 
-// The buffered range out to storage (nothing to do when empty). A failure is kept in
-// `deferred` as well, for the handle's next write/flush/fsync/release when this flush was
-// made for someone else (a reader of another handle, a truncation).
-Task<Status> FileTable::flush_buffer_here(HandlePtr h) {
-  if (h->buffer.empty() && h->flushing.available() > 0) co_return Status::ok_status();
-  Semaphore::Awaiter waiting = h->flushing.acquire();
-  CO_TRY(co_await waiting);
-  SemaphoreGuard held(h->flushing);
-  if (h->buffer.empty()) co_return Status::ok_status();
-  BufferedRange range = h->buffer.take();
-  h->buffered.store(false);  // local_end keeps the range: it is acknowledged still
-  h->flushing_from = range.offset;
-  h->flushing_to = range.end();
+bool FileTable::reserve_buffer(size_t bytes) {
+  uint64_t before = buffered_bytes_.fetch_add(bytes);
+  if (before + bytes <= options_.write_buffer_total_bytes) return true;
+  buffered_bytes_.fetch_sub(bytes);
+  return false;
+}
+
+void FileTable::unreserve_buffer(size_t bytes) { buffered_bytes_.fetch_sub(bytes); }
+
+// The buffered range, taken for a flush and counted in flight from this moment (so lengths
+// and overlap checks see it before the flush starts).
+BufferedRange FileTable::take_for_flush(Handle& h) {
+  BufferedRange range = h.buffer.take();
+  h.in_flight.emplace_back(range.offset, range.end());
+  h.note_lengths();
+  return range;
+}
+
+// One taken range to storage; the caller holds a flush unit. A failure is kept in
+// `deferred` (the first one), for the handle's next write, flush, fsync or release when this
+// flush was made for someone else (a background send, a reader of another handle).
+Task<Status> FileTable::send_range(Handle* h, BufferedRange range) {
   auto writing = h->file->pwrite(range.bytes, range.offset, h->call());
   Result<size_t> wrote = co_await std::move(writing);
-  h->flushing_from = h->flushing_to = 0;
+  auto it = std::find(h->in_flight.begin(), h->in_flight.end(),
+                      std::pair{range.offset, range.end()});
+  if (it != h->in_flight.end()) h->in_flight.erase(it);
+  unreserve_buffer(range.bytes.size());
   h->note_lengths();
   if (!wrote.ok()) {
     MICA_LOG(Warn, "fuse", "inode {:#x}: a buffered write of {} bytes at {} failed: {}", h->inode,
              range.bytes.size(), range.offset, wrote.status().to_string());
-    h->deferred = wrote.status();
+    if (h->deferred.ok()) h->deferred = wrote.status();
     co_return wrote.status();
   }
   co_return Status::ok_status();
+}
+
+Task<void> FileTable::send_in_background(Handle* h, BufferedRange range) {
+  SemaphoreGuard held(h->flushing);  // the unit send_behind took
+  auto sending = send_range(h, std::move(range));
+  co_await std::move(sending);  // a failure waits in `deferred`
+}
+
+// The full buffer to storage behind the writer, once a flush unit is free: waiting for one
+// is the back-pressure on a writer that outruns storage. The handle's release joins it.
+Task<Status> FileTable::send_behind(HandlePtr h) {
+  Semaphore::Awaiter waiting = h->flushing.acquire();
+  CO_TRY(co_await waiting);
+  if (h->buffer.empty()) {  // a flush took it meanwhile
+    h->flushing.release();
+    co_return Status::ok_status();
+  }
+  h->background.spawn(send_in_background(h.get(), take_for_flush(*h)));
+  co_return Status::ok_status();
+}
+
+// Everything this handle holds to storage: waits for the ranges in flight (all flush
+// units), then sends the buffer and returns when it landed.
+Task<Status> FileTable::flush_buffer_here(HandlePtr h) {
+  uint32_t all = h->flush_units_total;
+  if (h->buffer.empty() && h->flushing.available() == all) co_return Status::ok_status();
+  Semaphore::Awaiter waiting = h->flushing.acquire(all);
+  CO_TRY(co_await waiting);
+  SemaphoreGuard held(h->flushing, all);
+  if (h->buffer.empty()) co_return Status::ok_status();
+  auto sending = send_range(h.get(), take_for_flush(*h));
+  co_return co_await std::move(sending);
 }
 
 // The buffer out and, when `report`, the length to metadata (a read-only handle has none
@@ -101,36 +147,53 @@ Task<Result<size_t>> FileTable::read_here(HandlePtr h, uint64_t offset, std::spa
   co_return n;
 }
 
+// data into the buffer (its bytes reserved in the mount's budget by the caller). A buffer
+// that reaches its limit goes behind the writer and the rest of data starts the next one.
+Task<Result<size_t>> FileTable::buffer_write(HandlePtr h, uint64_t offset,
+                                             std::span<const std::byte> data) {
+  size_t done = 0;
+  while (true) {
+    done += h->buffer.append(offset + done, data.subspan(done));
+    h->note_lengths();
+    if (done == data.size() && !h->buffer.full()) break;
+    // Full (capacity or the chunk's end reached), or changed by a write that ran while this
+    // one waited (then no longer continued by it): out it goes, then the rest.
+    bool full = h->buffer.full();
+    auto sending = full ? send_behind(h) : flush_buffer_here(h);
+    Status sent = co_await std::move(sending);
+    if (!sent.ok()) {
+      unreserve_buffer(data.size() - done);
+      if (!full) h->deferred = Status::ok_status();  // told now
+      if (done > 0) co_return done;  // the rest was not taken (a short write)
+      co_return sent;
+    }
+    if (done == data.size()) break;
+  }
+  co_return data.size();
+}
+
 Task<Result<size_t>> FileTable::write_here(HandlePtr h, uint64_t offset,
                                            std::span<const std::byte> data) {
   if (h->closed) co_return stale("the handle is released");
   if (!h->writable()) co_return stale("the file is not open for writing");
   CO_TRY(h->take_deferred());
   h->dirty = true;
-  bool bufferable = !h->append() && data.size() < h->buffer.capacity();
-  if (bufferable && h->buffer.try_append(offset, data)) {
-    h->note_lengths();
-    if (!h->buffer.full()) co_return data.size();
+  // Over a buffered or in-flight range that it does not simply continue: those go first,
+  // in order.
+  bool continues = h->buffer.continues(offset) && !h->overlaps_in_flight(offset, data.size());
+  if (!continues && h->overlaps_pending(offset, data.size())) {
     auto flushing = flush_buffer_here(h);
     Status flushed = co_await std::move(flushing);
     h->deferred = Status::ok_status();  // told now
     if (!flushed.ok()) co_return flushed;
-    co_return data.size();
   }
-  // Not continuing the buffer. Over a buffered or in-flight range: those go first, in
-  // order. Elsewhere: straight to storage beside them (parallel page writeback and random
-  // writes must not queue behind one flush at a time).
-  if (h->overlaps_pending(offset, data.size())) {
-    auto flushing = flush_buffer_here(h);
-    Status flushed = co_await std::move(flushing);
-    h->deferred = Status::ok_status();
-    if (!flushed.ok()) co_return flushed;
+  bool bufferable = !h->append() && !data.empty() && data.size() <= h->buffer.capacity();
+  if (bufferable && h->buffer.continues(offset) && reserve_buffer(data.size())) {
+    auto buffering = buffer_write(h, offset, data);
+    co_return co_await std::move(buffering);
   }
-  if (bufferable && h->buffer.empty() && h->flushing.available() > 0 &&
-      h->buffer.try_append(offset, data)) {
-    h->note_lengths();
-    co_return data.size();
-  }
+  // Elsewhere (or the mount's buffers are at their bound): straight to storage beside the
+  // buffer (parallel page writeback and random writes must not queue behind its flushes).
   auto writing = h->file->pwrite(data, offset, h->call());
   Result<size_t> wrote = co_await std::move(writing);
   h->note_lengths();

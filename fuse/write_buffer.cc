@@ -1,4 +1,5 @@
-// WriteBuffer (fuse/write_buffer.h): one contiguous range, bounded.
+// WriteBuffer (fuse/write_buffer.h): one contiguous range, bounded by capacity and by the
+// chunk it lies in.
 #include "fuse/write_buffer.h"
 
 #include <algorithm>
@@ -7,12 +8,37 @@
 
 namespace mica::fuse {
 
+namespace {
+
+// A range that starts with a write this large reserves its whole room at once (a
+// sequential stream of large writes then never moves its bytes); smaller ones grow.
+constexpr size_t kReserveWholeRangeBytes = size_t{64} << 10;
+
+}  // namespace
+
+uint64_t WriteBuffer::limit_for(uint64_t offset) const {
+  uint64_t limit = offset + capacity_;
+  if (chunk_bytes_ > 0) limit = std::min(limit, (offset / chunk_bytes_ + 1) * chunk_bytes_);
+  return limit;
+}
+
+size_t WriteBuffer::append(uint64_t offset, std::span<const std::byte> data) {
+  if (!continues(offset) || data.empty() || capacity_ == 0) return 0;
+  if (empty()) {
+    range_.offset = offset;
+    limit_ = limit_for(offset);
+    if (data.size() >= kReserveWholeRangeBytes) range_.bytes.reserve(limit_ - offset);
+  }
+  size_t n = std::min<uint64_t>(data.size(), limit_ - end());
+  range_.bytes.insert(range_.bytes.end(), data.begin(), data.begin() + static_cast<long>(n));
+  return n;
+}
+
 bool WriteBuffer::try_append(uint64_t offset, std::span<const std::byte> data) {
-  if (!empty() && offset != end()) return false;
-  if (size() + data.size() > capacity_) return false;
-  if (empty()) range_.offset = offset;
-  range_.bytes.insert(range_.bytes.end(), data.begin(), data.end());
-  return true;
+  if (!continues(offset) || data.empty()) return false;
+  uint64_t limit = empty() ? limit_for(offset) : limit_;
+  if (offset + data.size() > limit) return false;
+  return append(offset, data) == data.size();
 }
 
 size_t WriteBuffer::overlay(uint64_t offset, std::span<std::byte> out) const {
@@ -30,13 +56,15 @@ BufferedRange WriteBuffer::take() {
   return out;
 }
 
-void WriteBuffer::cut(uint64_t length) {
-  if (empty() || length >= end()) return;
+size_t WriteBuffer::cut(uint64_t length) {
+  if (empty() || length >= end()) return 0;
+  size_t before = size();
   if (length <= range_.offset) {
     range_ = BufferedRange{};
-    return;
+    return before;
   }
   range_.bytes.resize(length - range_.offset);
+  return before - size();
 }
 
 }  // namespace mica::fuse

@@ -197,6 +197,77 @@ TEST_F(FuseFileTable, WritesThatDoNotContinueTheBufferLandBesideIt) {
   EXPECT_TRUE(run_mount(*cluster_, out_of_order_writes).ok());
 }
 
+constexpr size_t kMiB = size_t{1} << 20;
+
+// Waits (at most 10 s) until the mount holds `bytes` buffered or in flight.
+Task<bool> buffered_drops_to(Mount m, uint64_t bytes) {
+  for (int i = 0; i < 1000 && m.table->buffered_bytes() > bytes; ++i) {
+    co_await sleep_for(std::chrono::milliseconds(10));
+  }
+  co_return m.table->buffered_bytes() == bytes;
+}
+
+Task<void> chunk_sized_buffers(Mount m) {
+  auto creating = make(m, "chunks");
+  Result<OpenedFile> file = co_await std::move(creating);
+  CO_EXPECT_OK(file.status());
+  EXPECT_EQ(file->attrs.layout.chunk_size_bytes, 4 * kMiB) << "the cluster's default";
+  // 768 KiB pieces: the sixth straddles the end of chunk 0 and is split there.
+  std::vector<std::byte> data = pattern(16, 9 * kMiB + 100);
+  auto writing = write_pieces(m, file->handle, data, 768 << 10);
+  CO_EXPECT_OK(co_await std::move(writing));
+  // Chunks 0 and 1 filled their buffers, which went to storage behind the writes: only the
+  // start of chunk 2 is still held, and no flush was asked for.
+  auto draining = buffered_drops_to(m, data.size() - 8 * kMiB);
+  EXPECT_TRUE(co_await std::move(draining)) << m.table->buffered_bytes() << " bytes held";
+  EXPECT_EQ(m.table->local_length(file->attrs.id), data.size());
+  auto flushing = m.table->flush(file->handle);
+  CO_EXPECT_OK(co_await std::move(flushing));
+  EXPECT_EQ(m.table->buffered_bytes(), 0u);
+  auto elsewhere = read_elsewhere(m.other, file->attrs.id, data.size() + 1);
+  Result<std::vector<std::byte>> seen = co_await std::move(elsewhere);
+  CO_EXPECT_OK(seen.status());
+  EXPECT_TRUE(same(*seen, data));
+}
+
+TEST_F(FuseFileTable, FullChunkBuffersGoToStorageBehindTheWriter) {
+  EXPECT_TRUE(run_mount(*cluster_, chunk_sized_buffers).ok());
+}
+
+Task<void> buffers_within_the_mount_bound(Mount m) {
+  std::vector<std::byte> data = pattern(17, 3 * kMiB);
+  std::vector<OpenedFile> files;
+  for (const char* name : {"bound-a", "bound-b"}) {
+    auto creating = make(m, name);
+    Result<OpenedFile> file = co_await std::move(creating);
+    CO_EXPECT_OK(file.status());
+    files.push_back(*file);
+  }
+  // Interleaved writers: the second finds the mount's 1 MiB of buffers taken by the first
+  // and writes straight to storage.
+  for (size_t at = 0; at < data.size(); at += 256 << 10) {
+    for (const OpenedFile& file : files) {
+      auto writing = m.table->write(file.handle, at, std::span(data).subspan(at, 256 << 10));
+      CO_EXPECT_OK((co_await std::move(writing)).status());
+      EXPECT_LE(m.table->buffered_bytes(), kMiB);
+    }
+  }
+  for (const OpenedFile& file : files) {
+    auto releasing = m.table->release(file.handle);
+    CO_EXPECT_OK(co_await std::move(releasing));
+    auto elsewhere = read_elsewhere(m.other, file.attrs.id, data.size() + 1);
+    Result<std::vector<std::byte>> seen = co_await std::move(elsewhere);
+    CO_EXPECT_OK(seen.status());
+    EXPECT_TRUE(same(*seen, data));
+  }
+  EXPECT_EQ(m.table->buffered_bytes(), 0u);
+}
+
+TEST_F(FuseFileTable, TheMountsBuffersStayWithinTheirBound) {
+  fuse::FileTableOptions options{.write_buffer_bytes = kMiB, .write_buffer_total_bytes = kMiB};
+  EXPECT_TRUE(run_mount(*cluster_, buffers_within_the_mount_bound, options).ok());
+}
+
 // ---- page-cache coherence ----
 
 Task<Result<bool>> reopen_keeps_cache(Mount m, meta::InodeId inode, int flags = O_RDONLY) {

@@ -31,6 +31,30 @@ TEST(WriteBuffer, RefusesWhatDoesNotFitAndSaysWhenFull) {
   EXPECT_TRUE(buffer.full());
 }
 
+TEST(WriteBuffer, ARangeNeverCrossesAChunkBoundary) {
+  WriteBuffer buffer(100, 64);  // 100-byte buffer, 64-byte chunks
+  EXPECT_EQ(buffer.append(60, bytes(10, 1)), 4u) << "up to the end of chunk 0";
+  EXPECT_TRUE(buffer.full());
+  EXPECT_EQ(buffer.append(64, bytes(6, 1)), 0u) << "a full buffer takes nothing";
+  EXPECT_FALSE(buffer.try_append(64, bytes(1, 1)));
+  BufferedRange first = buffer.take();
+  EXPECT_EQ(first.offset, 60u);
+  EXPECT_EQ(first.end(), 64u);
+  EXPECT_EQ(buffer.append(64, bytes(70, 2)), 64u) << "chunk 1 is [64, 128)";
+  EXPECT_EQ(buffer.take().end(), 128u);
+  WriteBuffer small(16, 64);
+  EXPECT_EQ(small.append(0, bytes(40, 3)), 16u) << "capacity binds before the chunk's end";
+}
+
+TEST(WriteBuffer, AppendTakesNothingThatDoesNotContinueTheRange) {
+  WriteBuffer buffer(100);
+  EXPECT_EQ(buffer.append(10, bytes(5, 1)), 5u);
+  EXPECT_FALSE(buffer.continues(20));
+  EXPECT_EQ(buffer.append(20, bytes(5, 1)), 0u);
+  EXPECT_TRUE(buffer.continues(15));
+  EXPECT_EQ(buffer.cut(12), 3u);
+}
+
 TEST(WriteBuffer, TakeHandsTheRangeOverAndEmpties) {
   WriteBuffer buffer(100);
   ASSERT_TRUE(buffer.try_append(5, bytes(3, 7)));
