@@ -96,7 +96,7 @@ Task<Result<ForwardResponse>> UpdatePath::forward_locked(StorageTarget* target,
   uint32_t length = request.full_chunk              ? request.full_length
                     : io.kind == UpdateKind::kWrite ? io.length
                                                     : 0;
-  Staged data(length);
+  Staged data(&staging_, length);
   auto pulling = pull(context != nullptr ? context->connection : nullptr, request.payload,
                       data.bytes(), deadline);
   Status pulled = co_await std::move(pulling);
@@ -152,7 +152,7 @@ Task<Result<chunk::ChunkInfo>> apply_whole_pending(chunk::ChunkEngine* engine,
 // bytes are relabelled as version v - 1, so that the whole chunk applies as pending v on top
 // and readers here see nothing new until it commits. Version 1 builds on no chunk at all.
 Task<Result<chunk::ChunkInfo>> rebase(chunk::ChunkEngine* engine, chunk::ChunkInfo info,
-                                      chunk::UpdateVersion v) {
+                                      chunk::UpdateVersion v, BufferPool* pool) {
   chunk::ChunkId id = info.id;
   MICA_LOG(Warn, "craq", "chunk {}: committed version {} does not precede version {}: rebased", id,
            info.committed_version, v.version);
@@ -168,7 +168,7 @@ Task<Result<chunk::ChunkInfo>> rebase(chunk::ChunkEngine* engine, chunk::ChunkIn
     if (!removed.ok() && removed.code() != StatusCode::kNotFound) co_return removed;
     co_return chunk::ChunkInfo{.id = id};
   }
-  Staged own(info.committed_version != 0 ? info.length_bytes : 0);
+  Staged own(pool, info.committed_version != 0 ? info.length_bytes : 0);
   uint32_t crc = 0;
   if (!own.view().empty()) {
     auto reading = engine->read_with_crc(id, 0, own.bytes());
@@ -210,7 +210,7 @@ Task<Result<chunk::ChunkInfo>> UpdatePath::apply_forward(StorageTarget* target,
     co_return co_await std::move(replacing);
   }
   if (content.full && version != info.committed_version + 1) {
-    auto rebasing = rebase(&engine, info, v);
+    auto rebasing = rebase(&engine, info, v, &staging_);
     Result<chunk::ChunkInfo> rebased = co_await std::move(rebasing);
     if (!rebased.ok()) co_return rebased.status();
     info = *rebased;
@@ -253,7 +253,7 @@ Task<Result<chunk::ChunkInfo>> UpdatePath::pass_down(StorageTarget* target, Upda
   bool full = content.full || view.successor_state == PublicState::kSyncing;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (full && !content.full) {
-      auto reading = read_whole_pending(&target->engine(), id, &whole);
+      auto reading = read_whole_pending(&target->engine(), id, &staging_, &whole);
       Result<uint32_t> crc = co_await std::move(reading);
       if (!crc.ok()) co_return crc.status();
       content = Content{.bytes = whole.view(), .full = true, .full_crc = *crc};

@@ -17,10 +17,8 @@ using namespace update_parts;
 
 namespace update_parts {
 
-Staged::Staged(size_t length) : length_(length) {
-  if (length == 0) return;
-  size_t rounded = (length + kDirectIoAlignment - 1) / kDirectIoAlignment * kDirectIoAlignment;
-  buffer_ = AlignedBuffer(rounded);
+Staged::Staged(BufferPool* pool, size_t length) : length_(length) {
+  if (length > 0) buffer_ = pool->take(length);  // whole 4 KiB blocks: the pool rounds up
 }
 
 Status validate_update(const UpdateIO& io, const net::RemoteBuffer& payload,
@@ -79,12 +77,12 @@ Task<Status> pull(net::Connection* connection, net::RemoteBuffer remote, std::sp
 }
 
 Task<Result<uint32_t>> read_whole_pending(chunk::ChunkEngine* engine, chunk::ChunkId id,
-                                          Staged* out) {
+                                          BufferPool* pool, Staged* out) {
   Result<chunk::ChunkInfo> info = engine->stat(id);
   if (!info.ok()) co_return info.status();
   if (info->pending_version == 0)
     co_return Status(StatusCode::kNotFound, fmt::format("chunk {} has no pending version", id));
-  *out = Staged(info->pending_length_bytes);
+  *out = Staged(pool, info->pending_length_bytes);
   if (info->pending_length_bytes == 0) co_return uint32_t{0};
   auto reading = engine->read_pending(id, 0, out->bytes());
   Result<chunk::ReadResult> read = co_await std::move(reading);
@@ -243,7 +241,7 @@ Task<Result<UpdateResponse>> UpdatePath::update_locked(StorageTarget* target, Up
     *info = *finished;
   }
   uint32_t version = (info->has_value() ? (*info)->committed_version : 0) + 1;
-  Staged payload(io.kind == UpdateKind::kWrite ? io.length : 0);
+  Staged payload(&staging_, io.kind == UpdateKind::kWrite ? io.length : 0);
   if (io.kind == UpdateKind::kWrite) {
     auto pulling = pull(context != nullptr ? context->connection : nullptr, request.payload,
                         payload.bytes(), deadline);
@@ -332,7 +330,7 @@ Task<Result<chunk::ChunkInfo>> UpdatePath::finish_pending(StorageTarget* target,
     co_return committed;
   }
   Staged whole;
-  auto reading = read_whole_pending(&target->engine(), id, &whole);
+  auto reading = read_whole_pending(&target->engine(), id, &staging_, &whole);
   Result<uint32_t> crc = co_await std::move(reading);
   if (!crc.ok()) co_return crc.status();
   // The pending version goes down as the whole chunk, under the tag of the update that made it.

@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 
+#include "craq/buffer_pool.h"
 #include "craq/recent_updates.h"
 #include "craq/storage_server.h"
 
@@ -108,6 +109,10 @@ class UpdatePath {
   const StorageServerOptions* options_;
   // Per target; looked up, never iterated (determinism). Targets outlive the path.
   std::map<const StorageTarget*, RecentUpdates> recent_;
+  // Payloads and whole chunks on their way through: reused, so a stream of chunk writes
+  // does not fault in (zero-fill) fresh pages for every payload it receives.
+  static constexpr uint64_t kStagingCacheBytesMax = uint64_t{32} << 20;
+  BufferPool staging_{kStagingCacheBytesMax};
   uint64_t in_flight_ = 0;
   bool stopping_ = false;
   Event idle_;  // set when in_flight_ drops to 0 while stopping

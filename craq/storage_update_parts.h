@@ -10,6 +10,7 @@
 #include <span>
 
 #include "async/file.h"
+#include "craq/buffer_pool.h"
 #include "craq/storage_target.h"
 #include "net/connection.h"
 
@@ -42,12 +43,13 @@ inline chunk::UpdateVersion version_of(const StorageTarget* target, uint32_t ver
 class Staged {
  public:
   Staged() = default;
-  explicit Staged(size_t length);
+  // length bytes from pool (which outlives this), none when 0.
+  Staged(BufferPool* pool, size_t length);
   std::span<std::byte> bytes() { return {buffer_.data(), length_}; }
   std::span<const std::byte> view() const { return {buffer_.data(), length_}; }
 
  private:
-  AlignedBuffer buffer_;
+  PooledBuffer buffer_;
   size_t length_ = 0;
 };
 
@@ -64,6 +66,6 @@ Task<Status> pull(net::Connection* connection, net::RemoteBuffer remote, std::sp
 
 // Reads the chunk's whole pending version into *out; returns its CRC32C.
 Task<Result<uint32_t>> read_whole_pending(chunk::ChunkEngine* engine, chunk::ChunkId id,
-                                          Staged* out);
+                                          BufferPool* pool, Staged* out);
 
 }  // namespace mica::craq::update_parts
