@@ -7,9 +7,9 @@
 
 #include <utility>
 
+#include "async/hop.h"
 #include "async/log.h"
 #include "fuse/file_handle.h"
-#include "fuse/hop.h"
 
 namespace mica::fuse {
 
@@ -174,7 +174,7 @@ Task<Status> FileTable::release_here(HandlePtr h) {
 
 Task<Status> FileTable::release(uint64_t id) {
   CO_TRY_ASSIGN(HandlePtr h, find(id));
-  auto releasing = detail::hop(h->lane.executor, release_here(h));
+  auto releasing = mica::hop(h->lane.executor, release_here(h));
   Status released = co_await std::move(releasing);
   forget(id, h);
   co_return released;
@@ -226,7 +226,7 @@ Task<Status> FileTable::before_truncate(InodeId inode, uint64_t length) {
   Status first;
   std::vector<HandlePtr> handles = handles_of(inode);
   for (HandlePtr& h : handles) {
-    auto fixing = detail::hop(h->lane.executor, truncate_here(h, length));
+    auto fixing = mica::hop(h->lane.executor, truncate_here(h, length));
     Status fixed = co_await std::move(fixing);
     if (first.ok() && !fixed.ok()) first = std::move(fixed);
   }

@@ -9,10 +9,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "async/hop.h"
 #include "async/log.h"
 #include "fuse/file_handle.h"
 #include "fuse/file_table.h"
-#include "fuse/hop.h"
 
 namespace mica::fuse {
 
@@ -125,7 +125,7 @@ Task<Status> FileTable::flush_others(HandlePtr reader, uint64_t want_end) {
     if (other == reader || other->closed) continue;
     bool longer = want_end > reader_knows && other->local_end.load() > reader_knows;
     if (!other->buffered.load() && !longer) continue;
-    auto flushing = detail::hop(other->lane.executor, flush_here(other, longer));
+    auto flushing = mica::hop(other->lane.executor, flush_here(other, longer));
     CO_TRY(co_await std::move(flushing));
   }
   co_return Status::ok_status();
@@ -202,20 +202,20 @@ Task<Result<size_t>> FileTable::write_here(HandlePtr h, uint64_t offset,
 
 Task<Result<size_t>> FileTable::read(uint64_t handle, uint64_t offset, std::span<std::byte> out) {
   CO_TRY_ASSIGN(HandlePtr h, find(handle));
-  auto reading = detail::hop(h->lane.executor, read_here(h, offset, out));
+  auto reading = mica::hop(h->lane.executor, read_here(h, offset, out));
   co_return co_await std::move(reading);
 }
 
 Task<Result<size_t>> FileTable::write(uint64_t handle, uint64_t offset,
                                       std::span<const std::byte> data) {
   CO_TRY_ASSIGN(HandlePtr h, find(handle));
-  auto writing = detail::hop(h->lane.executor, write_here(h, offset, data));
+  auto writing = mica::hop(h->lane.executor, write_here(h, offset, data));
   co_return co_await std::move(writing);
 }
 
 Task<Status> FileTable::flush(uint64_t handle) {
   CO_TRY_ASSIGN(HandlePtr h, find(handle));
-  auto flushing = detail::hop(h->lane.executor, flush_here(h, true));
+  auto flushing = mica::hop(h->lane.executor, flush_here(h, true));
   co_return co_await std::move(flushing);
 }
 
@@ -223,12 +223,12 @@ Task<Status> FileTable::flush(uint64_t handle) {
 // writes send them and their lengths too (a clean handle sends nothing).
 Task<Status> FileTable::fsync(uint64_t handle) {
   CO_TRY_ASSIGN(HandlePtr h, find(handle));
-  auto syncing = detail::hop(h->lane.executor, flush_here(h, true));
+  auto syncing = mica::hop(h->lane.executor, flush_here(h, true));
   CO_TRY(co_await std::move(syncing));
   std::vector<HandlePtr> handles = handles_of(h->inode);
   for (HandlePtr& other : handles) {
     if (other == h || other->closed) continue;
-    auto flushing = detail::hop(other->lane.executor, flush_here(other, true));
+    auto flushing = mica::hop(other->lane.executor, flush_here(other, true));
     CO_TRY(co_await std::move(flushing));
   }
   co_return Status::ok_status();
@@ -263,7 +263,7 @@ Task<Status> FileTable::fallocate(uint64_t handle, int mode, uint64_t offset, ui
     co_return Status(StatusCode::kNotSupported,
                      fmt::format("fallocate mode {:#x}: only mode 0 is supported", mode));
   if (length == 0) co_return Status(StatusCode::kInvalidArgument, "fallocate of 0 bytes");
-  auto allocating = detail::hop(h->lane.executor, fallocate_here(h, offset + length));
+  auto allocating = mica::hop(h->lane.executor, fallocate_here(h, offset + length));
   co_return co_await std::move(allocating);
 }
 
@@ -275,7 +275,7 @@ Task<Result<uint64_t>> FileTable::lseek(uint64_t handle, int64_t offset, int whe
   }
   if (whence != SEEK_END && whence != SEEK_DATA && whence != SEEK_HOLE)
     co_return Status(StatusCode::kInvalidArgument, fmt::format("lseek whence {}", whence));
-  auto measuring = detail::hop(h->lane.executor, known_length_here(h));
+  auto measuring = mica::hop(h->lane.executor, known_length_here(h));
   CO_TRY_ASSIGN(uint64_t length, co_await std::move(measuring));
   auto size = static_cast<int64_t>(length);
   if (whence == SEEK_END) {

@@ -1,7 +1,7 @@
 // CoordinatorService's handlers (meta/coordinator.h): other processes' coordinator calls.
 #include "async/executor.h"
+#include "async/hop.h"
 #include "meta/coordinator.h"
-#include "meta/meta_server_hop.h"
 
 namespace mica::meta {
 namespace {
@@ -12,7 +12,7 @@ Task<Result<Reply>> on_coordinator(Coordinator* coordinator, Executor* executor,
                                    Task<Result<Reply>> (Coordinator::*method)(const Request&),
                                    Request request) {
   auto calling = (coordinator->*method)(request);
-  auto hopping = detail::hop(Executor::current(), executor, std::move(calling));
+  auto hopping = mica::hop(Executor::current(), executor, std::move(calling));
   Result<Reply> reply = co_await std::move(hopping);
   co_return reply;
 }

@@ -3,10 +3,10 @@
 
 #include <algorithm>
 
+#include "async/hop.h"
 #include "async/log.h"
 #include "craq/storage_client.h"
 #include "meta/layout.h"
-#include "meta/meta_server_hop.h"
 #include "meta/shard.h"
 
 namespace mica::meta {
@@ -180,7 +180,7 @@ Task<Status> GcWorker::remove_chunks(const GcRecord& record) {
   auto removing = shard_->options().storage->remove_from(
       std::move(chains), record.inode, 0,
       deadline_after(std::chrono::milliseconds(options_.call_timeout_ms)));
-  auto removing_there = detail::hop(Executor::current(), shard_->options().storage_executor,
+  auto removing_there = mica::hop(Executor::current(), shard_->options().storage_executor,
                                     std::move(removing));
   co_return co_await std::move(removing_there);
 }

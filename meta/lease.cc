@@ -2,8 +2,8 @@
 // sessions.
 #include "meta/lease.h"
 
+#include "async/hop.h"
 #include "async/log.h"
-#include "meta/meta_server_hop.h"
 #include "meta/schema.h"
 #include "meta/shard.h"
 
@@ -145,7 +145,7 @@ size_t LeaseTable::clients() const {
 
 Task<Status> LeaseTable::end_on(ShardRef shard, ClientId client) {
   auto ending = shard.shard->end_sessions(client);
-  auto hopping = detail::hop(home_, shard.executor, std::move(ending));
+  auto hopping = mica::hop(home_, shard.executor, std::move(ending));
   Status s = co_await std::move(hopping);
   co_return s;
 }

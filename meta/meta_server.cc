@@ -5,14 +5,11 @@
 
 #include <algorithm>
 
+#include "async/hop.h"
 #include "async/log.h"
 #include "meta/meta_server_coordinator.h"
-#include "meta/meta_server_hop.h"
 
 namespace mica::meta {
-
-using detail::hop;
-using detail::hop_call;
 
 namespace {
 

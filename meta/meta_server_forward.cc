@@ -5,17 +5,14 @@
 #include <algorithm>
 #include <set>
 
+#include "async/hop.h"
 #include "async/log.h"
 #include "async/wait_list.h"
 #include "meta/meta_server.h"
 #include "meta/meta_server_coordinator.h"
-#include "meta/meta_server_hop.h"
 #include "meta/statfs.h"
 
 namespace mica::meta {
-
-using detail::hop;
-using detail::hop_call;
 
 namespace {
 

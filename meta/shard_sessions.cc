@@ -10,12 +10,12 @@
 // written past its last report.
 #include <algorithm>
 
+#include "async/hop.h"
 #include "async/log.h"
 #include "craq/storage_client.h"
 #include "meta/gc.h"
 #include "meta/layout.h"
 #include "meta/lease.h"
-#include "meta/meta_server_hop.h"
 #include "meta/permission.h"
 #include "meta/shard.h"
 #include "meta/truncate.h"
@@ -281,7 +281,7 @@ Task<Result<std::optional<uint64_t>>> Shard::stored_length(InodeId id) {
   CO_TRY_ASSIGN(std::vector<craq::ChainId> chains, layout_chains(inode->layout, *table));
   auto asking = options_.storage->last_chunk(std::move(chains), id);
   auto asking_there =
-      detail::hop(Executor::current(), options_.storage_executor, std::move(asking));
+      mica::hop(Executor::current(), options_.storage_executor, std::move(asking));
   CO_TRY_ASSIGN(std::optional<craq::ChunkMeta> last, co_await std::move(asking_there));
   if (!last) co_return std::optional<uint64_t>(0);
   co_return std::optional<uint64_t>(uint64_t{last->chunk.index} * inode->layout.chunk_size_bytes +

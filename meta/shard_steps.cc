@@ -2,8 +2,8 @@
 #include "meta/shard_steps.h"
 
 #include "async/executor.h"
+#include "async/hop.h"
 #include "async/wait_list.h"
-#include "meta/meta_server_hop.h"
 #include "meta/shard.h"
 
 namespace mica::meta {
@@ -70,7 +70,7 @@ Task<Result<StepReply>> local_step(const LocalShards* shards, StepRequest reques
   if (!shard.ok()) co_return shard.status();
   Hop hop = hop_for(*shards, request.shard);
   auto applying = (*shard)->apply_step(request);
-  auto hopping = detail::hop(hop.home, hop.there, std::move(applying));
+  auto hopping = mica::hop(hop.home, hop.there, std::move(applying));
   Result<StepReply> reply = co_await std::move(hopping);
   co_return reply;
 }

@@ -1,8 +1,8 @@
 #include "meta/truncate.h"
 
+#include "async/hop.h"
 #include "craq/storage_client.h"
 #include "meta/layout.h"
-#include "meta/meta_server_hop.h"
 
 namespace mica::meta {
 
@@ -29,7 +29,7 @@ Task<Status> truncate_chunks(craq::StorageClient* storage, Executor* storage_exe
   Executor* home = Executor::current();
   // The storage client (its pool, its routing) belongs to storage_executor: its calls run there.
   auto removing = storage->remove_from(*chains, id, static_cast<uint32_t>(first_removed), deadline);
-  auto removing_there = detail::hop(home, storage_executor, std::move(removing));
+  auto removing_there = mica::hop(home, storage_executor, std::move(removing));
   CO_TRY(co_await std::move(removing_there));
   const uint32_t inside = static_cast<uint32_t>(new_length % chunk);
   if (inside == 0) co_return Status::ok_status();
@@ -37,7 +37,7 @@ Task<Status> truncate_chunks(craq::StorageClient* storage, Executor* storage_exe
   auto truncating =
       storage->truncate(chunk_chain(*chains, index), craq::ChunkRef{.inode = id, .index = index},
                         inside, layout.chunk_size_bytes, deadline);
-  auto truncating_there = detail::hop(home, storage_executor, std::move(truncating));
+  auto truncating_there = mica::hop(home, storage_executor, std::move(truncating));
   Result<craq::ChunkState> cut = co_await std::move(truncating_there);
   // A hole at the new end has nothing to cut.
   if (!cut.ok() && cut.status().code() != StatusCode::kNotFound) co_return cut.status();

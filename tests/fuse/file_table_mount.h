@@ -8,10 +8,10 @@
 
 #include <memory>
 
+#include "async/hop.h"
 #include "async/runtime.h"
 #include "client/client.h"
 #include "fuse/file_table.h"
-#include "fuse/hop.h"
 #include "tests/client/client_cluster.h"
 
 namespace mica::testing {
@@ -44,7 +44,7 @@ inline Task<Status> run_mount_task(client::ClientOptions options, MountBody body
   auto first = connect_client(options);
   Result<std::unique_ptr<client::Client>> c0 = co_await std::move(first);
   if (!c0.ok()) co_return c0.status();
-  auto second = fuse::detail::hop(e1, connect_client(options));
+  auto second = mica::hop(e1, connect_client(options));
   Result<std::unique_ptr<client::Client>> c1 = co_await std::move(second);
   auto third = connect_client(options);
   Result<std::unique_ptr<client::Client>> other = co_await std::move(third);
@@ -66,7 +66,7 @@ inline Task<Status> run_mount_task(client::ClientOptions options, MountBody body
     (void)co_await std::move(closing);
   }
   if (c1.ok()) {
-    auto closing = fuse::detail::hop(e1, close_client(c1->get()));
+    auto closing = mica::hop(e1, close_client(c1->get()));
     (void)co_await std::move(closing);
   }
   auto closing = close_client(c0->get());

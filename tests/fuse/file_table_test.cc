@@ -522,7 +522,7 @@ Task<void> across_executors(Mount m) {
   Result<OpenedFile> mine = co_await std::move(creating);
   CO_EXPECT_OK(mine.status());
   EXPECT_EQ(m.table->owner_lane(mine->handle), 0u);
-  auto opening = fuse::detail::hop(m.e1, open_here(m, mine->attrs.id));
+  auto opening = mica::hop(m.e1, open_here(m, mine->attrs.id));
   Result<OpenedFile> theirs = co_await std::move(opening);
   CO_EXPECT_OK(theirs.status());
   EXPECT_EQ(m.table->owner_lane(theirs->handle), 1u);
@@ -540,7 +540,7 @@ Task<void> across_executors(Mount m) {
   CO_EXPECT_OK(got.status());
   EXPECT_TRUE(same(std::span(out).first(*got), data));
   std::vector<std::byte> again(data.size());
-  auto rereading = fuse::detail::hop(m.e1, read_here(m, theirs->handle, again));
+  auto rereading = mica::hop(m.e1, read_here(m, theirs->handle, again));
   got = co_await std::move(rereading);
   CO_EXPECT_OK(got.status());
   EXPECT_TRUE(same(std::span(again).first(*got), data));

@@ -6,8 +6,8 @@
 // only because the shard's calls hop there. About two seconds.
 #include <gtest/gtest.h>
 
+#include "async/hop.h"
 #include "async/runtime.h"
-#include "meta/meta_server_hop.h"
 #include "tests/meta/session_helpers.h"
 
 namespace mica::meta {
@@ -23,19 +23,19 @@ struct Away {
 
 Task<Result<std::unique_ptr<Shard>>> open_there(Away away, ShardOptions options) {
   auto opening = Shard::open(std::move(options));
-  auto hopping = detail::hop(away.home, away.there, std::move(opening));
+  auto hopping = mica::hop(away.home, away.there, std::move(opening));
   co_return co_await std::move(hopping);
 }
 
 Task<Result<InodeReply>> cut_there(Away away, Shard* shard, SetattrRequest request) {
   auto cutting = shard->setattr(request);  // request lives in this frame
-  auto hopping = detail::hop(away.home, away.there, std::move(cutting));
+  auto hopping = mica::hop(away.home, away.there, std::move(cutting));
   co_return co_await std::move(hopping);
 }
 
 Task<Result<Inode>> make_there(Away away, Shard* shard, Layout layout) {
   auto making = testing::make_file(shard, "f", 0644, layout);
-  auto hopping = detail::hop(away.home, away.there, std::move(making));
+  auto hopping = mica::hop(away.home, away.there, std::move(making));
   co_return co_await std::move(hopping);
 }
 
@@ -50,7 +50,7 @@ Task<Status> store_length(Shard* shard, Inode file) {
 
 Task<Status> store_length_there(Away away, Shard* shard, Inode file) {
   auto storing = store_length(shard, std::move(file));
-  auto hopping = detail::hop(away.home, away.there, std::move(storing));
+  auto hopping = mica::hop(away.home, away.there, std::move(storing));
   co_return co_await std::move(hopping);
 }
 
@@ -69,13 +69,13 @@ Task<Status> queue_gc(Shard* shard, Inode file) {
 
 Task<Status> queue_there(Away away, Shard* shard, Inode file) {
   auto queueing = queue_gc(shard, std::move(file));
-  auto hopping = detail::hop(away.home, away.there, std::move(queueing));
+  auto hopping = mica::hop(away.home, away.there, std::move(queueing));
   co_return co_await std::move(hopping);
 }
 
 Task<Status> close_there(Away away, Shard* shard) {
   auto closing = shard->close();
-  auto hopping = detail::hop(away.home, away.there, std::move(closing));
+  auto hopping = mica::hop(away.home, away.there, std::move(closing));
   co_return co_await std::move(hopping);
 }
 
@@ -83,7 +83,7 @@ Task<Status> close_there(Away away, Shard* shard) {
 Task<Status> wait_collected(Away away, Shard* shard) {
   TimePoint deadline = deadline_after(10s);
   for (;;) {
-    auto asking = detail::hop_call(away.home, away.there, [shard] { return shard->status(); });
+    auto asking = mica::hop_call(away.home, away.there, [shard] { return shard->status(); });
     CO_TRY_ASSIGN(ShardStatus status, co_await std::move(asking));
     if (status.gc_queued_files == 0) co_return Status();
     if (Executor::current()->now() > deadline) co_return Status(StatusCode::kTimedOut, "queued");

@@ -1,9 +1,9 @@
-// Moving a piece of work to the executor that owns a shard (or a storage client) and back
-// (meta/meta_server.h): the work is a lazy task made on the caller's executor, started on
-// the target's after `co_await target->schedule()`, and its result handed back on the home
-// executor. When both are the same executor nothing moves. Named coroutines only (g++ 12:
-// no capturing lambda coroutines); the task's references must outlive it (the awaiting
-// frame's). Internal to meta/; any executor; suspends.
+// Running a piece of work on the executor that owns an object (a metadata shard, a storage
+// client, an open file's handle) and coming back: the work is a lazy task made on the
+// caller's executor, started on the target's after `co_await target->schedule()`, and its
+// value handed back on the home executor. When both are the same executor (or target is
+// null) nothing moves. Named coroutines only (g++ 12: no capturing lambda coroutines); the
+// task's references must outlive it (the awaiting frame's). Any executor; suspends.
 //
 // Only plain values cross: the work runs under a CancelToken made on the target's thread
 // (own_token), never the caller's, whose CancelState belongs to the home executor and must
@@ -17,7 +17,7 @@
 #include "async/executor.h"
 #include "async/task.h"
 
-namespace mica::meta::detail {
+namespace mica {
 
 // Awaits work on the current executor under a cancel source of this frame (made on this
 // thread), instead of the awaiting task's token, which may belong to another executor.
@@ -29,6 +29,7 @@ Task<T> own_token(Task<T> work) {
   co_return value;
 }
 
+// work on target, then back on home (the caller's executor).
 template <class T>
 Task<T> hop(Executor* home, Executor* target, Task<T> work) {
   if (target == home || target == nullptr) {
@@ -42,7 +43,15 @@ Task<T> hop(Executor* home, Executor* target, Task<T> work) {
   co_return value;
 }
 
-// A synchronous call f() on target's thread (Shard::status, Shard::scan).
+// work on target, then back on the executor that called hop.
+template <class T>
+Task<T> hop(Executor* target, Task<T> work) {
+  auto hopping = hop(Executor::current(), target, std::move(work));
+  T value = co_await std::move(hopping);
+  co_return value;
+}
+
+// A synchronous call f() on target's thread, its value handed back on home.
 template <class F>
 Task<decltype(std::declval<F&>()())> hop_call(Executor* home, Executor* target, F f) {
   if (target == home || target == nullptr) co_return f();
@@ -52,4 +61,4 @@ Task<decltype(std::declval<F&>()())> hop_call(Executor* home, Executor* target, 
   co_return value;
 }
 
-}  // namespace mica::meta::detail
+}  // namespace mica
