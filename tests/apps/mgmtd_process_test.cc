@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "net/cluster_token.h"
+#include "tests/apps/http_get.h"
 #include "tests/apps/json_read.h"
 #include "tests/apps/process.h"
 #include "tests/temp_dir.h"
@@ -46,26 +47,9 @@ std::string address_after(const std::string& text, const std::string& marker) {
   return text.substr(at, end - at);
 }
 
-// GET path over a plain socket (HTTP/1.0, so the server closes after answering).
+// GET path of "host:port" (tests/apps/http_get.h).
 std::string http_get(const std::string& address, const std::string& path) {
-  size_t colon = address.rfind(':');
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval timeout{.tv_sec = 5, .tv_usec = 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  std::string answer;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
-    std::string request = "GET " + path + " HTTP/1.0\r\nHost: test\r\n\r\n";
-    if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-      char buffer[4096];
-      for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) answer.append(buffer, n);
-    }
-  }
-  ::close(fd);
-  return answer;
+  return mica::testing::http_get(std::stoi(address.substr(address.rfind(':') + 1)), path);
 }
 
 // What the test compares across the restart.

@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/apps/http_get.h"
 #include "tests/apps/process.h"
 #include "tests/client/client_cluster.h"
 
@@ -52,27 +53,6 @@ bool switch_on_enable_uring() {
   out << "Y";
   out.close();
   return static_cast<bool>(out);
-}
-
-// GET path over a plain socket (HTTP/1.0: the server closes after answering).
-std::string http_get(int port, const std::string& path) {
-  sockaddr_in to{};
-  to.sin_family = AF_INET;
-  to.sin_port = htons(static_cast<uint16_t>(port));
-  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval timeout{.tv_sec = 5, .tv_usec = 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  std::string answer;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
-    std::string request = "GET " + path + " HTTP/1.0\r\nHost: test\r\n\r\n";
-    if (::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-      char buffer[4096];
-      for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) answer.append(buffer, n);
-    }
-  }
-  ::close(fd);
-  return answer;
 }
 
 // The sum over label sets of one metric family in a Prometheus text page.
