@@ -17,9 +17,16 @@ Runtime::Runtime(RuntimeOptions options) : big_sqes_(options.big_sqes) {
   start_cv_.wait(lock, [&] { return started_ == options.threads; });
 }
 
+// An executor thread that wakes for its own reasons once stopping_ is set leaves and
+// destroys its executor at once, so the interrupts are sent under start_mutex_ and only to
+// executors still listed (a leaving thread unlists its own under the same lock).
 Runtime::~Runtime() {
   stopping_.store(true);
-  for (Executor* e : executors_) e->interrupt();
+  {
+    std::lock_guard lock(start_mutex_);
+    for (Executor* e : executors_)
+      if (e != nullptr) e->interrupt();
+  }
   for (auto& t : threads_) t.join();
 }
 
@@ -36,6 +43,8 @@ void Runtime::thread_main(size_t index) {
   // Let work already queued finish its current step before the ring goes away.
   executor->drain_inbox();
   executor->run_ready(SIZE_MAX);
+  std::lock_guard lock(start_mutex_);
+  executors_[index] = nullptr;
 }
 
 void Runtime::start_detached(Executor& executor, Task<void> root) {
