@@ -2,7 +2,7 @@
 // tested on its own against a real cluster). One per daemon, shared by its executors; each
 // executor brings its own client::Client (a Lane). A handle belongs to the executor that
 // opened it (a client::File is executor-bound): a call for it made on another executor hops
-// there and back (fuse/hop.h), and every method returns on the executor it was called on.
+// there and back (async/hop.h), and every method returns on the executor it was called on.
 //
 // Handles are ids with a generation (slot in the low 32 bits, generation above): an id that
 // was released, or never given, answers kStaleSession (EBADF through client/errno.h) and

@@ -65,7 +65,8 @@ Task<Status> FileTable::send_range(Handle* h, BufferedRange range) {
 Task<void> FileTable::send_in_background(Handle* h, BufferedRange range) {
   SemaphoreGuard held(h->flushing);  // the unit send_behind took
   auto sending = send_range(h, std::move(range));
-  co_await std::move(sending);  // a failure waits in `deferred`
+  Status sent = co_await std::move(sending);
+  (void)sent;  // a failure waits in `deferred`
 }
 
 // The full buffer to storage behind the writer, once a flush unit is free: waiting for one

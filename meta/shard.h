@@ -55,7 +55,7 @@ struct ShardOptions {
   // file with chunks is kNotSupported and garbage collection waits.
   craq::StorageClient* storage = nullptr;
   // The executor `storage` belongs to (its pool and routing are not thread-safe): every
-  // storage call hops there and back (meta/meta_server_hop.h); nullptr: the shard's own.
+  // storage call hops there and back (async/hop.h); nullptr: the shard's own.
   Executor* storage_executor = nullptr;
   // The deadline of one storage step of an operation (truncating a file's chunks).
   Duration storage_timeout = std::chrono::seconds(30);

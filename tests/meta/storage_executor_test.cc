@@ -139,7 +139,7 @@ Task<void> away_body(std::string dir, testing::Storage* storage, Executor* there
 }
 
 // Each hop runs its work under a cancel token of the executor it runs on
-// (meta/meta_server_hop.h): a storage call from the shard's thread registered on the token of
+// (async/hop.h): a storage call from the shard's thread registered on the token of
 // the shard's frame once, and async/cancel.cc's owner check stopped the test.
 MICA_CO_TEST(StorageExecutor, AShardOnAnotherExecutorTruncatesAndCollectsThroughTheClients) {
   Runtime runtime(RuntimeOptions{.threads = 1});
