@@ -202,7 +202,8 @@ constexpr size_t kMiB = size_t{1} << 20;
 // Waits (at most 10 s) until the mount holds `bytes` buffered or in flight.
 Task<bool> buffered_drops_to(Mount m, uint64_t bytes) {
   for (int i = 0; i < 1000 && m.table->buffered_bytes() > bytes; ++i) {
-    co_await sleep_for(std::chrono::milliseconds(10));
+    Status slept = co_await sleep_for(std::chrono::milliseconds(10));
+    if (!slept.ok()) co_return false;
   }
   co_return m.table->buffered_bytes() == bytes;
 }
