@@ -32,9 +32,25 @@ void Env::enqueue(WriteRequest* request) {
   {
     std::lock_guard lock(mutex_);
     queue_.push_back(request);
-    if (!running_) running_ = start = true;
+    if (!running_ && holds_ == 0) running_ = start = true;
   }
   if (start) start_writer();
+}
+
+Env::HoldWriter::HoldWriter(Env* env) : env_(env) {
+  std::lock_guard lock(env_->mutex_);
+  ++env_->holds_;
+}
+
+Env::HoldWriter::~HoldWriter() {
+  bool start = false;
+  {
+    std::lock_guard lock(env_->mutex_);
+    --env_->holds_;
+    if (env_->holds_ == 0 && !env_->running_ && !env_->queue_.empty())
+      env_->running_ = start = true;
+  }
+  if (start) env_->start_writer();
 }
 
 bool Env::take_batch(std::vector<WriteRequest*>* batch) {

@@ -151,6 +151,21 @@ class Env {
   // stay alive and unchanged until then.
   WriteAwaiter write(WriteRequest* request) { return WriteAwaiter{this, request}; }
 
+  // While one lives, write() queues without waking the writer; its end wakes the writer
+  // once, so the requests queued meanwhile reach it together (one storage transaction when
+  // they fit in a batch). Otherwise the first request may wake the writer, which commits
+  // it alone before the next one is queued. Executor-bound, like write().
+  class HoldWriter {
+   public:
+    explicit HoldWriter(Env* env);
+    HoldWriter(const HoldWriter&) = delete;
+    HoldWriter& operator=(const HoldWriter&) = delete;
+    ~HoldWriter();
+
+   private:
+    Env* env_;
+  };
+
   const WriterCounters& counters() const { return counters_; }
   const EnvOptions& options() const { return options_; }
 
@@ -176,6 +191,7 @@ class Env {
   std::condition_variable idle_;
   std::deque<WriteRequest*> queue_;
   bool running_ = false;
+  int holds_ = 0;  // live HoldWriters
 };
 
 // Status of a request that found key's table unknown.

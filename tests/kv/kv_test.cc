@@ -188,6 +188,31 @@ TEST_P(KvTest, ConcurrentWritesShareCommits) {
   run_body(GetParam(), &group_commit);
 }
 
+Task<void> held_writes(std::string dir, EnvOptions options) {
+  auto opening = open_env(dir, options);
+  auto env = co_await std::move(opening);
+  EXPECT_TRUE(env.ok());
+  if (!env.ok()) co_return;
+  Table t = *(*env)->open_table("t");
+  std::vector<Status> statuses(kConcurrentWrites);
+  TaskScope scope;
+  {
+    Env::HoldWriter together(env->get());
+    for (int i = 0; i < kConcurrentWrites; ++i)
+      scope.spawn(write_one(env->get(), t, i, &statuses[i]));
+  }
+  co_await scope.join();
+  for (const Status& s : statuses) EXPECT_TRUE(s.ok()) << s;
+  const WriterCounters& c = (*env)->counters();
+  EXPECT_EQ(c.requests.load(), uint64_t(kConcurrentWrites));
+  EXPECT_EQ(c.transactions.load(), 1u) << "queued while held: one transaction";
+  for (int i = 0; i < kConcurrentWrites; ++i) EXPECT_TRUE(get(**env, t, be_key(i)));
+  EXPECT_TRUE((co_await (*env)->close()).ok());
+}
+TEST_P(KvTest, WritesQueuedWhileTheWriterIsHeldShareOneTransaction) {
+  run_body(GetParam(), &held_writes);
+}
+
 Task<void> failure_isolation(std::string dir, EnvOptions options) {
   auto opening = open_env(dir, options);
   auto env = co_await std::move(opening);
