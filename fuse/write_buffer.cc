@@ -34,13 +34,6 @@ size_t WriteBuffer::append(uint64_t offset, std::span<const std::byte> data) {
   return n;
 }
 
-bool WriteBuffer::try_append(uint64_t offset, std::span<const std::byte> data) {
-  if (!continues(offset) || data.empty()) return false;
-  uint64_t limit = empty() ? limit_for(offset) : limit_;
-  if (offset + data.size() > limit) return false;
-  return append(offset, data) == data.size();
-}
-
 size_t WriteBuffer::overlay(uint64_t offset, std::span<std::byte> out) const {
   uint64_t from = std::max(offset, range_.offset);
   uint64_t to = std::min(offset + out.size(), end());

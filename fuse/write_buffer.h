@@ -42,9 +42,6 @@ class WriteBuffer {
   // When continues(offset): appends the longest prefix of data that fits before the range's
   // limit and returns its length (0 when full). Otherwise appends nothing and returns 0.
   size_t append(uint64_t offset, std::span<const std::byte> data);
-  // Appends all of data when it continues the range and fits; false (nothing changed)
-  // otherwise.
-  bool try_append(uint64_t offset, std::span<const std::byte> data);
   // Copies the buffered bytes that overlap [offset, offset + out.size()) into out (the
   // rest of out untouched); returns how many bytes past offset it covers, 0 if none.
   // For readers that see the buffer without flushing it (tests; the table flushes).
