@@ -25,6 +25,7 @@ const std::set<std::string> kRootKeys = {"mgmtd",
                                          "lease_ms",
                                          "readdir_page_max",
                                          "requests_kept_max",
+                                         "batched_close_delay_ms",
                                          "map_size_bytes",
                                          "metrics_interval_ms",
                                          "gc"};
@@ -35,6 +36,8 @@ constexpr uint64_t kIntervalMaxMs = 10 * 60 * 1000;
 // A lease must outlast a few client renewals and a reconnect.
 constexpr uint64_t kLeaseMinMs = 1000;
 constexpr uint64_t kCountMax = 1u << 20;
+// A batched close holds its caller's handle this long at most: beyond a second is a mistake.
+constexpr uint64_t kBatchDelayMaxMs = 1000;
 constexpr uint64_t kPageMax = 1u << 16;
 constexpr uint64_t kMapSizeMinBytes = uint64_t{1} << 20;
 constexpr uint64_t kMapSizeMaxBytes = uint64_t{1} << 44;
@@ -92,6 +95,8 @@ Status read_root(const TableReader& root, MetaConfig* config) {
   RETURN_IF_ERROR(root.read("lease_ms", &config->lease_ms, kLeaseMinMs, kIntervalMaxMs));
   RETURN_IF_ERROR(root.read("readdir_page_max", &config->readdir_page_max, 1, kPageMax));
   RETURN_IF_ERROR(root.read("requests_kept_max", &config->requests_kept_max, 1, kCountMax));
+  RETURN_IF_ERROR(
+      root.read("batched_close_delay_ms", &config->batched_close_delay_ms, 0, kBatchDelayMaxMs));
   RETURN_IF_ERROR(
       root.read("map_size_bytes", &config->map_size_bytes, kMapSizeMinBytes, kMapSizeMaxBytes));
   return root.read("metrics_interval_ms", &config->metrics_interval_ms, 10, kIntervalMaxMs);
@@ -172,6 +177,9 @@ lease_ms = {}
 # Entries per readdir page at most; RequestTag answers kept per shard for retries.
 readdir_page_max = {}
 requests_kept_max = {}
+# How long a close nobody waits on (the mount's RELEASE) may wait to share the next commit
+# of its shard (0: it commits at once).
+batched_close_delay_ms = {}
 # The largest size one shard's kv/ environment may grow to.
 map_size_bytes = {}
 # How often the inode and GC-queue gauges are refreshed.
@@ -188,8 +196,9 @@ poll_interval_ms = {}
       toml_quote(c.data_dir), toml_quote(c.http_listen), toml_quote(c.token_file),
       c.allow_unauthenticated, transport_choice_name(c.transport), log_level_name(c.log_level),
       "a missing `shards`", c.shard_count, c.shards.empty() ? "# " : "", shards, c.executors,
-      c.lease_ms, c.readdir_page_max, c.requests_kept_max, c.map_size_bytes, c.metrics_interval_ms,
-      c.gc.files_per_s, c.gc.files_in_flight_max, c.gc.poll_interval_ms);
+      c.lease_ms, c.readdir_page_max, c.requests_kept_max, c.batched_close_delay_ms,
+      c.map_size_bytes, c.metrics_interval_ms, c.gc.files_per_s, c.gc.files_in_flight_max,
+      c.gc.poll_interval_ms);
 }
 
 std::string default_meta_config_toml() {

@@ -67,6 +67,9 @@ struct MetaConfig {
   // Entries one readdir page returns at most; recent RequestTag answers kept per shard.
   uint32_t readdir_page_max = 1024;
   uint32_t requests_kept_max = 1 << 16;
+  // How long a close nobody waits on (the mount's RELEASE) may wait to share the next
+  // commit of its shard (0: it commits at once).
+  uint32_t batched_close_delay_ms = 2;
   // A shard's kv/ environment may grow to this many bytes.
   uint64_t map_size_bytes = uint64_t{1} << 34;
   // How often the metrics gauges (inodes, GC queue) are refreshed.

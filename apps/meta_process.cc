@@ -34,6 +34,8 @@ Result<meta::MetaNodeOptions> meta_node_options(const MetaConfig& config,
   options.server.executors = std::move(executors);
   options.shard_template.readdir_page_max = config.readdir_page_max;
   options.shard_template.requests_kept_max = config.requests_kept_max;
+  options.shard_template.batched_commit_delay =
+      std::chrono::milliseconds(config.batched_close_delay_ms);
   options.shard_template.env.map_size_bytes = config.map_size_bytes;
   options.shard_template.gc.files_per_s = config.gc.files_per_s;
   options.shard_template.gc.files_in_flight_max = config.gc.files_in_flight_max;

@@ -141,7 +141,10 @@ class File {
   // in metadata.
   Task<Status> fsync(CallOptions options = {});
   // Reports the length (as fsync) and ends the session. The handle is unusable after.
-  Task<Status> close(CallOptions options = {});
+  // kBatched is for a close nobody waits on (the FUSE daemon's RELEASE): metadata may hold
+  // its commit a few milliseconds to share the next one. Durable when it returns, either way.
+  enum class CloseCommit { kPrompt, kBatched };
+  Task<Status> close(CallOptions options = {}, CloseCommit commit = CloseCommit::kPrompt);
   // The file was cut to `length` by another handle or a setattr of this process: this
   // handle forgets what it knew past it, its unreported growth included (which must not
   // regrow the file at its next report). Does not suspend.

@@ -297,13 +297,14 @@ Task<Status> File::fsync(CallOptions options) {
   co_return co_await std::move(reporting);
 }
 
-Task<Status> File::close(CallOptions options) {
+Task<Status> File::close(CallOptions options, CloseCommit commit) {
   if (closed_) co_return Status(StatusCode::kStaleSession, "the file is closed already");
   meta::CloseRequest request{.report = {.inode = attrs_.id,
                                         .client = client_->meta().client_id(),
                                         .session = session_,
                                         .length = unreported_length(),
-                                        .mtime_ns = last_write_ns_}};
+                                        .mtime_ns = last_write_ns_},
+                             .batched = commit == CloseCommit::kBatched};
   auto closing = client_->meta().close(
       request, meta::MetaClient::CallOptions{.deadline = client_->deadline(options)});
   Result<meta::InodeReply> reply = co_await std::move(closing);

@@ -163,7 +163,8 @@ Task<Status> FileTable::release_here(HandlePtr h) {
   co_await h->background.join();
   unreserve_buffer(h->buffer.take().bytes.size());  // what a failed flush left behind
   Status deferred = h->take_deferred();
-  auto closing = h->file->close(h->call());
+  // close(2) returned at FLUSH: this commit may wait to share the next operation's.
+  auto closing = h->file->close(h->call(), client::File::CloseCommit::kBatched);
   Status closed = co_await std::move(closing);
   if (closed.ok()) remember(h->file->attributes());
   h->note_lengths();

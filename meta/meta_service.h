@@ -332,10 +332,14 @@ struct LengthReport {
   static constexpr std::string_view kTypeName = "LengthReport";
   MICA_FIELDS(LengthReport, inode, client, session, length, mtime_ns)
 };
+// `batched`: nobody waits for this answer (FUSE's RELEASE comes after close(2) returned), so
+// its commit may wait up to the shard's batched_commit_delay for the next mutation's commit
+// and share it. Either way the close is durable when answered.
 struct CloseRequest {
   LengthReport report;
+  bool batched = false;
   static constexpr std::string_view kTypeName = "CloseRequest";
-  MICA_FIELDS(CloseRequest, report)
+  MICA_FIELDS(CloseRequest, report, batched)
 };
 
 // One lease per client and meta process renews every session the client holds there.

@@ -163,6 +163,7 @@ Task<Status> Shard::close() {
     auto stopping = gc_->stop();  // first: its record erases are writes of the environment
     co_await std::move(stopping);
   }
+  overlay_->launch(this);  // batched commits still waiting for company
   while (overlay_->writers.active() > 0) co_await overlay_->writers.join();
   MICA_ASSERT(overlay_->held.empty() && overlay_->in_flight == 0);
   if (env_ == nullptr) co_return Status::ok_status();

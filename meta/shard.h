@@ -66,6 +66,8 @@ struct ShardOptions {
   // The process's leases (meta/lease.h): told of every session opened and ended; nullptr:
   // sessions are kept until closed.
   LeaseTable* leases = nullptr;
+  // How long a batched close (CloseRequest::batched) waits for another commit to share.
+  Duration batched_commit_delay = std::chrono::milliseconds(2);
   // The shard's garbage collector (meta/gc.h), made and started by open(), stopped by close().
   GcOptions gc;
 };
@@ -112,7 +114,10 @@ class ShardTxn {
 
   // Queues the writes and waits until they are durable (or failed: nothing of this txn
   // happened).
-  Task<Status> commit();
+  // `wait_for_company` > 0: the txn is held, not launched, until a later txn's commit
+  // launches the generation it is in or the wait runs out (a commit nobody waits for shares
+  // the next one's instead of making that one wait behind it).
+  Task<Status> commit(Duration wait_for_company = Duration::zero());
 
   // The txn's data, defined in meta/shard_overlay.h for the shard's own files.
   struct State;

@@ -254,7 +254,8 @@ Task<Result<InodeReply>> Shard::close(const CloseRequest& request) {
   int64_t now = now_ns();
   CO_TRY(apply_report(report, &session, &*inode, now));
   CO_TRY_ASSIGN(bool reclaimed, end_session(txn, session, &*inode, now));
-  auto committing = txn.commit();
+  auto committing =
+      txn.commit(request.batched ? options_.batched_commit_delay : Duration::zero());
   CO_TRY(co_await std::move(committing));
   if (options_.leases != nullptr) options_.leases->closed(session.client);
   if (reclaimed && gc_ != nullptr) gc_->wake();

@@ -257,7 +257,7 @@ void ShardTxn::remember_answer(RequestTag tag, std::string_view answer) {
   state_->remembered.emplace_back(age, std::move(key));
 }
 
-Task<Status> ShardTxn::commit() {
+Task<Status> ShardTxn::commit(Duration wait_for_company) {
   MICA_ASSERT_MSG(state_ != nullptr, "ShardTxn committed twice");
   std::unique_ptr<State> state = std::move(state_);
   state->read.reset();  // never across the co_await below
@@ -265,7 +265,13 @@ Task<Status> ShardTxn::commit() {
   std::shared_ptr<Shard::Overlay::Group> group = shard->overlay_->join(shard, state.get());
   state.reset();
   if (group == nullptr) co_return Status::ok_status();
-  shard->overlay_->launch(shard);
+  if (wait_for_company > Duration::zero()) {
+    // Ended early by a timeout or a cancel alike: then it launches by itself below.
+    Status shared = co_await group->finished.wait(Executor::current()->now() + wait_for_company);
+    (void)shared;
+  }
+  // Once finished, what is held is other txns' (a generation's end launched the rest).
+  if (!group->finished.is_set()) shard->overlay_->launch(shard);
   Status waited = co_await group->finished.wait_uncancellable();
   MICA_ASSERT(waited.ok());
   co_return group->status;
@@ -363,6 +369,9 @@ void Shard::Overlay::launch(Shard* shard) {
   held.clear();
   in_flight = generation.size();
   generation_members = 0;
+  // Each write_group queues its request before spawn returns; held, the writer sees the
+  // whole generation at once and commits it in one LMDB transaction.
+  kv::Env::HoldWriter together(shard->env());
   for (auto& group : generation) {
     group->launched = true;
     generation_members += group->members.size();

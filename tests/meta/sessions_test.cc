@@ -2,10 +2,12 @@
 // open's permission rules, O_TRUNC, length reports that only grow, kStaleSession after a
 // close, a file unlinked while open that stays until its last session ends, and leases:
 // renewals keep sessions, a lapsed lease ends them (a writer's length recomputed from the
-// storage service), clients found on disk at a start get one lease of grace. Real LMDB in
+// storage service), clients found on disk at a start get one lease of grace, and a batched
+// close that shares the next commit. Real LMDB in
 // the test's directory; the storage tests start a storage cluster (a second or two each).
 #include <gtest/gtest.h>
 
+#include "async/scope.h"
 #include "async/wait_list.h"
 #include "meta/lease.h"
 #include "tests/meta/session_helpers.h"
@@ -293,6 +295,87 @@ Task<void> truncate_empty_body(Shard* shard) {
 MICA_CO_TEST(Sessions, TruncatingAnEmptyFileStillMarksItsTimes) {
   auto running = with_shard(dir.file("shard"), &truncate_empty_body);
   co_await std::move(running);
+}
+
+// ---- batched closes (CloseRequest::batched) ----
+
+Task<void> close_batched(Shard* shard, InodeId id, SessionId session, Result<InodeReply>* out) {
+  CloseRequest request{.report = LengthReport{.inode = id, .client = 7, .session = session},
+                       .batched = true};
+  auto closing = shard->close(request);
+  *out = co_await std::move(closing);
+}
+
+Task<void> make_into(Shard* shard, std::string name, Result<Inode>* out) {
+  auto making = make_file(shard, std::move(name), 0644);
+  *out = co_await std::move(making);
+}
+
+MICA_CO_TEST(Sessions, ABatchedCloseWaitsForTheNextCommitAndSharesIt) {
+  ShardOptions options = testing::shard_options(dir.file("shard"));
+  options.batched_commit_delay = 1h;  // only company can launch it
+  auto opening = Shard::open(options);
+  Result<std::unique_ptr<Shard>> shard = co_await std::move(opening);
+  CO_ASSERT_OK(shard);
+  Shard* s = shard->get();
+  auto making = make_file(s, "f", 0644);
+  Result<Inode> file = co_await std::move(making);
+  CO_ASSERT_OK(file);
+  auto opening_file = open_file(s, file->id, user(kOwner), kReadWrite);
+  Result<OpenReply> opened = co_await std::move(opening_file);
+  CO_ASSERT_OK(opened);
+  uint64_t transactions_before = s->env()->counters().transactions;
+  Result<InodeReply> closed = Status(StatusCode::kInternal, "not answered");
+  Result<Inode> made = Status(StatusCode::kInternal, "not answered");
+  TaskScope scope;
+  scope.spawn(close_batched(s, file->id, opened->session, &closed));
+  Status slept = co_await sleep_for(50ms);
+  EXPECT_TRUE(slept.ok()) << slept;
+  EXPECT_EQ(code_of(closed), StatusCode::kInternal) << "answered before any commit";
+  EXPECT_EQ(s->env()->counters().transactions, transactions_before) << "committed alone";
+  scope.spawn(make_into(s, "g", &made));
+  co_await scope.join();
+  CO_ASSERT_OK(closed);
+  CO_ASSERT_OK(made);
+  EXPECT_EQ(s->env()->counters().transactions - transactions_before, 1u)
+      << "the close and the create share one commit";
+  auto closing_again = close_file(s, file->id, opened->session);
+  Result<InodeReply> again = co_await std::move(closing_again);
+  EXPECT_EQ(code_of(again), StatusCode::kStaleSession);
+  auto closing = s->close();
+  CO_ASSERT_OK(co_await std::move(closing));
+}
+
+Task<void> batched_alone_body(Shard* shard) {
+  auto making = make_file(shard, "f", 0644);
+  Result<Inode> file = co_await std::move(making);
+  CO_ASSERT_OK(file);
+  auto opening = open_file(shard, file->id, user(kOwner), kReadWrite);
+  Result<OpenReply> opened = co_await std::move(opening);
+  CO_ASSERT_OK(opened);
+  uint64_t transactions_before = shard->env()->counters().transactions;
+  Result<InodeReply> closed = Status(StatusCode::kInternal, "not answered");
+  auto closing = close_batched(shard, file->id, opened->session, &closed);
+  co_await std::move(closing);
+  CO_ASSERT_OK(closed);
+  EXPECT_EQ(shard->env()->counters().transactions - transactions_before, 1u);
+  auto closing_again = close_file(shard, file->id, opened->session);
+  Result<InodeReply> again = co_await std::move(closing_again);
+  EXPECT_EQ(code_of(again), StatusCode::kStaleSession);
+}
+
+MICA_CO_TEST(Sessions, ABatchedCloseAloneCommitsWhenItsWaitRunsOut) {
+  // The default wait (2 ms): nothing else commits, the close still ends and is durable.
+  auto running = with_shard(dir.file("shard"), &batched_alone_body);
+  co_await std::move(running);
+  auto opening = Shard::open(testing::shard_options(dir.file("shard")));
+  Result<std::unique_ptr<Shard>> reopened = co_await std::move(opening);
+  CO_ASSERT_OK(reopened);
+  auto sessions = (*reopened)->status();
+  CO_ASSERT_OK(sessions);
+  EXPECT_EQ(sessions->sessions, 0u) << "the close was durable";
+  auto closing = (*reopened)->close();
+  CO_ASSERT_OK(co_await std::move(closing));
 }
 
 // ---- leases ----
