@@ -27,30 +27,24 @@ Task<Result<std::unique_ptr<Env>>> Env::open(std::string dir, EnvOptions options
   co_return co_await std::move(opening);
 }
 
-void Env::enqueue(WriteRequest* request) {
+void Env::enqueue(const std::vector<WriteRequest*>& requests) {
   bool start = false;
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(request);
-    if (!running_ && holds_ == 0) running_ = start = true;
+    queue_.insert(queue_.end(), requests.begin(), requests.end());
+    if (!running_) running_ = start = true;
   }
   if (start) start_writer();
 }
 
-Env::HoldWriter::HoldWriter(Env* env) : env_(env) {
-  std::lock_guard lock(env_->mutex_);
-  ++env_->holds_;
-}
-
-Env::HoldWriter::~HoldWriter() {
-  bool start = false;
-  {
-    std::lock_guard lock(env_->mutex_);
-    --env_->holds_;
-    if (env_->holds_ == 0 && !env_->running_ && !env_->queue_.empty())
-      env_->running_ = start = true;
+void Env::WriteAllAwaiter::await_suspend(std::coroutine_handle<> h) {
+  unfinished.store(requests.size(), std::memory_order_relaxed);
+  for (WriteRequest* r : requests) {
+    r->executor = Executor::current();
+    r->waiter = h;
+    r->unfinished = &unfinished;
   }
-  if (start) env_->start_writer();
+  env->enqueue(requests);
 }
 
 bool Env::take_batch(std::vector<WriteRequest*>* batch) {
@@ -82,9 +76,12 @@ void Env::finish(std::vector<WriteRequest*>* batch, uint64_t transactions) {
   counters_.transactions.fetch_add(transactions, std::memory_order_relaxed);
   counters_.failed_requests.fetch_add(failed, std::memory_order_relaxed);
   // After post_remote the request's frame may resume and free it: touch nothing afterwards.
+  // A write_all's waiter resumes with its last request (the others' frame outlives them).
   for (WriteRequest* r : *batch) {
     Executor* executor = r->executor;
     std::coroutine_handle<> waiter = r->waiter;
+    if (r->unfinished != nullptr && r->unfinished->fetch_sub(1, std::memory_order_acq_rel) > 1)
+      continue;
     if (executor == Executor::current())
       executor->post(waiter);  // the simulated writer runs on its requesters' executor
     else

@@ -110,6 +110,8 @@ struct WriteRequest {
   Status status;
   Executor* executor = nullptr;
   std::coroutine_handle<> waiter;
+  // write_all's: the requests of the call not yet finished; the last one resumes waiter.
+  std::atomic<size_t>* unfinished = nullptr;
 };
 
 struct WriterCounters {
@@ -143,7 +145,7 @@ class Env {
     void await_suspend(std::coroutine_handle<> h) {
       request->executor = Executor::current();
       request->waiter = h;
-      env->enqueue(request);
+      env->enqueue({request});
     }
     Status await_resume() { return std::move(request->status); }
   };
@@ -151,20 +153,21 @@ class Env {
   // stay alive and unchanged until then.
   WriteAwaiter write(WriteRequest* request) { return WriteAwaiter{this, request}; }
 
-  // While one lives, write() queues without waking the writer; its end wakes the writer
-  // once, so the requests queued meanwhile reach it together (one storage transaction when
-  // they fit in a batch). Otherwise the first request may wake the writer, which commits
-  // it alone before the next one is queued. Executor-bound, like write().
-  class HoldWriter {
-   public:
-    explicit HoldWriter(Env* env);
-    HoldWriter(const HoldWriter&) = delete;
-    HoldWriter& operator=(const HoldWriter&) = delete;
-    ~HoldWriter();
-
-   private:
-    Env* env_;
+  // `co_await env.write_all(requests)`: every request queued at once (the writer takes them
+  // together: one storage transaction when they fit in a batch), resumed once all are durable
+  // or failed; each request's status says which. Writing them one by one instead, the first
+  // request may wake the writer, which commits it alone before the next is queued.
+  struct WriteAllAwaiter {
+    Env* env;
+    std::vector<WriteRequest*> requests;
+    std::atomic<size_t> unfinished{0};
+    bool await_ready() const noexcept { return requests.empty(); }
+    void await_suspend(std::coroutine_handle<> h);
+    void await_resume() {}
   };
+  WriteAllAwaiter write_all(std::vector<WriteRequest*> requests) {
+    return WriteAllAwaiter{this, std::move(requests)};
+  }
 
   const WriterCounters& counters() const { return counters_; }
   const EnvOptions& options() const { return options_; }
@@ -175,7 +178,7 @@ class Env {
   // The writer's queue, shared by both implementations. enqueue() calls start_writer() when
   // the writer was idle; the writer then loops on take_batch() (false, and idle again, once
   // the queue is empty) and hands each finished batch to finish().
-  void enqueue(WriteRequest* request);
+  void enqueue(const std::vector<WriteRequest*>& requests);
   virtual void start_writer() = 0;
   bool take_batch(std::vector<WriteRequest*>* batch);
   // Blocks until the writer is idle (a writer thread may still be leaving its loop).
@@ -191,7 +194,6 @@ class Env {
   std::condition_variable idle_;
   std::deque<WriteRequest*> queue_;
   bool running_ = false;
-  int holds_ = 0;  // live HoldWriters
 };
 
 // Status of a request that found key's table unknown.

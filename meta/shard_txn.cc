@@ -12,10 +12,15 @@ bool has_prefix(std::string_view key, std::string_view prefix) {
   return key.substr(0, prefix.size()) == prefix;
 }
 
-Task<void> write_group(Shard* shard, std::shared_ptr<Shard::Overlay::Group> group,
-                       Shard::Overlay* overlay) {
-  Status status = co_await shard->env()->write(&group->request);
-  overlay->finish(shard, group, std::move(status));
+// A generation's groups go to the writer together: one LMDB transaction when they fit.
+Task<void> write_generation(Shard* shard,
+                            std::vector<std::shared_ptr<Shard::Overlay::Group>> groups,
+                            Shard::Overlay* overlay) {
+  std::vector<kv::WriteRequest*> requests;
+  requests.reserve(groups.size());
+  for (auto& group : groups) requests.push_back(&group->request);
+  co_await shard->env()->write_all(std::move(requests));
+  for (auto& group : groups) overlay->finish(shard, group, std::move(group->request.status));
 }
 
 }  // namespace
@@ -369,14 +374,11 @@ void Shard::Overlay::launch(Shard* shard) {
   held.clear();
   in_flight = generation.size();
   generation_members = 0;
-  // Each write_group queues its request before spawn returns; held, the writer sees the
-  // whole generation at once and commits it in one LMDB transaction.
-  kv::Env::HoldWriter together(shard->env());
   for (auto& group : generation) {
     group->launched = true;
     generation_members += group->members.size();
-    writers.spawn(write_group(shard, group, this));
   }
+  writers.spawn(write_generation(shard, std::move(generation), this));
 }
 
 void Shard::Overlay::end_group(const std::shared_ptr<Group>& group, Status status) {
