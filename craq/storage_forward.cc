@@ -15,6 +15,27 @@ using namespace update_parts;
 
 namespace {
 
+// A forward the successor never answered, or answered that its own forward went unanswered
+// (a cancelled connect, a timeout, a lost connection): the update may or may not have reached
+// the tail. The client may retry it safely (every replica keeps the update's client and
+// request id), so it hears kBusy, never a cancellation or a timeout that was not its own.
+Status unanswered_forward(const Status& failure, TargetId from, TargetId to) {
+  switch (failure.code()) {
+    case StatusCode::kCancelled:
+    case StatusCode::kTimedOut:
+    case StatusCode::kClosed:
+    case StatusCode::kHostDown:
+    case StatusCode::kConnectionRefused:
+    case StatusCode::kConnectionReset:
+    case StatusCode::kUnreachable:
+      return Status(StatusCode::kBusy,
+                    fmt::format("target {}: the update did not pass on to target {} ({}); retry",
+                                from, to, failure));
+    default:
+      return failure;
+  }
+}
+
 // The target that takes a forward of io: serving, or the syncing write tail.
 Result<StorageTarget*> member_for(const StorageTargets* targets, const UpdateIO& io) {
   return targets->for_request(io.chain, io.chain_version,
@@ -271,7 +292,7 @@ Task<Result<chunk::ChunkInfo>> UpdatePath::pass_down(StorageTarget* target, Upda
     if (answer.status().code() != StatusCode::kStaleVersion || content.full) {
       MICA_LOG(Warn, "craq", "target {}: forward of chunk {} v{} to target {}: {}", target->id(),
                id, version, view.successor, answer.status());
-      co_return answer.status();
+      co_return unanswered_forward(answer.status(), target->id(), view.successor);
     }
     full = true;
   }

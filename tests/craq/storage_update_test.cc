@@ -526,5 +526,31 @@ MICA_CO_TEST(StorageUpdate, RetryOfAnUpdateLeftPendingIsFinishedNotReapplied) {
   co_await std::move(stopping);
 }
 
+// The tail is down but routing still lists it: the middle's forward is refused. The head
+// answers kBusy (retry), never the connection failure of a link the client does not use, and
+// the retry with the same ids, once the tail is back, applies the write exactly once.
+MICA_CO_TEST(StorageUpdate, AForwardThatFailsDownTheChainAnswersBusyAndTheRetryLandsOnce) {
+  Cluster c(dir.path);
+  auto starting = start(&c);
+  CO_ASSERT_OK(co_await std::move(starting));
+  auto stopping_tail = c.harness.stop_server(2);
+  co_await std::move(stopping_tail);
+  std::vector<std::byte> data = test_bytes(16 << 10, 20);
+  auto writing = c.client.write(0, write_io(1, 1, kChunk, 0, data, 3, 3), data);
+  Result<UpdateResponse> written = co_await std::move(writing);
+  EXPECT_EQ(written.status().code(), StatusCode::kBusy) << written.status();
+  auto restarting = c.harness.start_server(2);
+  CO_ASSERT_OK(co_await std::move(restarting));
+  c.harness.apply(c.harness.serving_chain({0, 1, 2}));
+  auto retrying = c.client.write(0, write_io(1, 1, kChunk, 0, data, 3, 3), data);
+  Result<UpdateResponse> retried = co_await std::move(retrying);
+  CO_ASSERT_OK(retried);
+  EXPECT_EQ(retried->state.version, 1u);
+  auto checking = expect_replicas(&c.harness, kChunk, 1, data);
+  co_await std::move(checking);
+  auto stopping = stop(&c);
+  co_await std::move(stopping);
+}
+
 }  // namespace
 }  // namespace mica::craq
