@@ -148,7 +148,10 @@ Task<Result<net::ResponseOf<M>>> MetaClient::call(ShardId shard, net::RequestOf<
 void MetaClient::note_session(craq::NodeId node, ShardId shard, SessionId session) {
   bool first = sessions_.empty();
   sessions_[node].insert({shard, session});
-  if (first) stop_event_.set();  // the lease loop renews now rather than after a long wait
+  // Before any renewal answered, the loop's default interval may outlast the server's lease:
+  // it renews now. After that the open itself renewed the lease (the server counts it) and
+  // the loop's next turn comes within the learned interval, so an open costs no renewal.
+  if (first && !lease_answered_) stop_event_.set();
 }
 
 void MetaClient::forget_session(ShardId shard, SessionId session) {
@@ -176,6 +179,7 @@ Task<void> MetaClient::renew_all() {
       MICA_LOG(Warn, "meta", "lease renewal at shard {}'s process: {}", shard, reply.status());
       continue;
     }
+    lease_answered_ = true;
     if (options_.renew_interval == Duration::zero() && reply->lease_ms > 0)
       lease_interval_ = std::chrono::milliseconds(std::max<uint32_t>(1, reply->lease_ms / 3));
   }
@@ -258,6 +262,7 @@ Task<Result<InodeReply>> MetaClient::report_length(LengthReport request, CallOpt
 }
 Task<Result<InodeReply>> MetaClient::close(CloseRequest request, CallOptions options) {
   if (request.report.client == 0) request.report.client = client_;
+  fill_tag(&request.tag);
   ShardId shard = shard_of(request.report.inode);
   forget_session(shard, request.report.session);
   return call<MetaService::close>(shard, std::move(request), options);

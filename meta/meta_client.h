@@ -152,6 +152,7 @@ class MetaClient {
   // Sessions this client holds, by the node serving them (the lease loop's list).
   std::map<craq::NodeId, std::set<std::pair<ShardId, SessionId>>> sessions_;
   Duration lease_interval_{};
+  bool lease_answered_ = false;  // a renewal answered: lease_interval_ fits the server's lease
   Event stop_event_;
   TaskScope scope_;
   bool started_ = false;

@@ -338,8 +338,9 @@ struct LengthReport {
 struct CloseRequest {
   LengthReport report;
   bool batched = false;
+  RequestTag tag;  // a retry after a lost answer gets the first answer, not kStaleSession
   static constexpr std::string_view kTypeName = "CloseRequest";
-  MICA_FIELDS(CloseRequest, report, batched)
+  MICA_FIELDS(CloseRequest, report, batched, tag)
 };
 
 // One lease per client and meta process renews every session the client holds there.

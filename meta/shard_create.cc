@@ -54,8 +54,8 @@ void set_owner(Inode& inode, const Credentials& cred, const Inode& parent, uint3
 Result<Layout> file_layout(Shard& shard, ShardTxn& txn, const CreateRequest& request, InodeId id) {
   const craq::RoutingSnapshot* routing =
       shard.options().routing ? shard.options().routing() : nullptr;
-  if (routing == nullptr) {
-    return Status(StatusCode::kNotFound, "no routing to take a file layout from");
+  if (routing == nullptr) {  // a process just started: the client retries until it has one
+    return Status(StatusCode::kBusy, "no routing yet to take a file layout from; retry");
   }
   craq::PlacementRandom random(id ^ kLayoutSeedSalt);
   LayoutChoice choice{.chunk_size_bytes = request.chunk_size_bytes, .stripe = request.stripe};

@@ -247,6 +247,8 @@ Task<Result<InodeReply>> Shard::report_length(const LengthReport& report) {
 Task<Result<InodeReply>> Shard::close(const CloseRequest& request) {
   const LengthReport& report = request.report;
   CO_TRY(check_local(report.inode));
+  CO_TRY_ASSIGN(std::optional<std::string> remembered, remembered_answer(request.tag));
+  if (remembered) co_return decode_answer<InodeReply>(*remembered, "remembered close");
   ShardTxn txn = begin();
   CO_TRY_ASSIGN(SessionRecord session, find_session(txn, report));
   CO_TRY_ASSIGN(std::optional<Inode> inode, txn.inode(report.inode));
@@ -254,6 +256,7 @@ Task<Result<InodeReply>> Shard::close(const CloseRequest& request) {
   int64_t now = now_ns();
   CO_TRY(apply_report(report, &session, &*inode, now));
   CO_TRY_ASSIGN(bool reclaimed, end_session(txn, session, &*inode, now));
+  txn.remember_answer(request.tag, encode_record(InodeReply{.inode = *inode}));
   auto committing =
       txn.commit(request.batched ? options_.batched_commit_delay : Duration::zero());
   CO_TRY(co_await std::move(committing));

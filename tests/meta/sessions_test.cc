@@ -270,11 +270,25 @@ Task<void> retry_body(Shard* shard) {
   Result<OpenReply> b = co_await std::move(second);
   CO_ASSERT_OK(b);
   EXPECT_EQ(a->session, b->session);  // the retry got the first answer, no second session
-  auto closing = close_file(shard, file->id, a->session);
-  CO_ASSERT_OK(co_await std::move(closing));
+  // The close's answer was lost: its retry (same tag) gets the first answer, not
+  // kStaleSession; another close of the session (a new tag) is refused.
+  CloseRequest close{.report = LengthReport{.inode = file->id, .client = 7, .session = a->session},
+                     .tag = RequestTag{.client = 7, .request = 42}};
+  auto closing = shard->close(close);
+  Result<InodeReply> closed = co_await std::move(closing);
+  CO_ASSERT_OK(closed);
+  auto closing_again = shard->close(close);
+  Result<InodeReply> again = co_await std::move(closing_again);
+  CO_ASSERT_OK(again);
+  EXPECT_EQ(again->inode.id, file->id);
+  EXPECT_EQ(again->inode.ctime_ns, closed->inode.ctime_ns);
+  close.tag.request = 43;
+  auto closing_anew = shard->close(close);
+  Result<InodeReply> anew = co_await std::move(closing_anew);
+  EXPECT_EQ(code_of(anew), StatusCode::kStaleSession);
 }
 
-MICA_CO_TEST(Sessions, ARetriedOpenGetsTheSameSession) {
+MICA_CO_TEST(Sessions, ARetriedOpenOrCloseGetsTheFirstAnswer) {
   auto running = with_shard(dir.file("shard"), &retry_body);
   co_await std::move(running);
 }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "async/log.h"
 #include "async/scope.h"
 #include "client/client.h"
 #include "craq/chain_table.h"
@@ -35,7 +36,9 @@ SimWorld& world_of(const Worker& w) {
 // Folds a call's outcome into the trace, counts a failure.
 void outcome(Worker& w, Call call, const Status& status) {
   world_of(w).trace_user(w.host, int64_t(call) * 1000 + int64_t(status.code()));
-  if (!status.ok()) ++w.s->calls_failed;
+  if (status.ok()) return;
+  ++w.s->calls_failed;
+  MICA_LOG(Warn, "client_files", "worker {}: call {} failed: {}", w.id, int64_t(call), status);
 }
 
 void fill(uint64_t seed, std::span<std::byte> out) {
