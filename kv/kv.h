@@ -145,6 +145,7 @@ class Env {
     void await_suspend(std::coroutine_handle<> h) {
       request->executor = Executor::current();
       request->waiter = h;
+      request->unfinished = nullptr;  // a request once given to write_all may come back
       env->enqueue({request});
     }
     Status await_resume() { return std::move(request->status); }

@@ -325,6 +325,15 @@ Task<void> make_into(Shard* shard, std::string name, Result<Inode>* out) {
   *out = co_await std::move(making);
 }
 
+// A new file "f", open for reading and writing by kOwner.
+Task<Result<OpenReply>> open_new_file(Shard* shard) {
+  auto making = make_file(shard, "f", 0644);
+  Result<Inode> file = co_await std::move(making);
+  if (!file.ok()) co_return file.status();
+  auto opening = open_file(shard, file->id, user(kOwner), kReadWrite);
+  co_return co_await std::move(opening);
+}
+
 MICA_CO_TEST(Sessions, ABatchedCloseWaitsForTheNextCommitAndGoesWithIt) {
   ShardOptions options = testing::shard_options(dir.file("shard"));
   options.batched_commit_delay = 1h;  // only company can launch it
@@ -332,17 +341,15 @@ MICA_CO_TEST(Sessions, ABatchedCloseWaitsForTheNextCommitAndGoesWithIt) {
   Result<std::unique_ptr<Shard>> shard = co_await std::move(opening);
   CO_ASSERT_OK(shard);
   Shard* s = shard->get();
-  auto making = make_file(s, "f", 0644);
-  Result<Inode> file = co_await std::move(making);
-  CO_ASSERT_OK(file);
-  auto opening_file = open_file(s, file->id, user(kOwner), kReadWrite);
-  Result<OpenReply> opened = co_await std::move(opening_file);
+  auto preparing = open_new_file(s);
+  Result<OpenReply> opened = co_await std::move(preparing);
   CO_ASSERT_OK(opened);
+  InodeId file = opened->inode.id;
   uint64_t transactions_before = s->env()->counters().transactions;
   Result<InodeReply> closed = Status(StatusCode::kInternal, "not answered");
   Result<Inode> made = Status(StatusCode::kInternal, "not answered");
   TaskScope scope;
-  scope.spawn(close_batched(s, file->id, opened->session, &closed));
+  scope.spawn(close_batched(s, file, opened->session, &closed));
   Status slept = co_await sleep_for(50ms);
   EXPECT_TRUE(slept.ok()) << slept;
   EXPECT_EQ(code_of(closed), StatusCode::kInternal) << "answered before any commit";
@@ -353,7 +360,7 @@ MICA_CO_TEST(Sessions, ABatchedCloseWaitsForTheNextCommitAndGoesWithIt) {
   CO_ASSERT_OK(made);
   // The create's commit launched the held close with it: one generation, one transaction.
   EXPECT_EQ(s->env()->counters().transactions - transactions_before, 1u);
-  auto closing_again = close_file(s, file->id, opened->session);
+  auto closing_again = close_file(s, file, opened->session);
   Result<InodeReply> again = co_await std::move(closing_again);
   EXPECT_EQ(code_of(again), StatusCode::kStaleSession);
   auto closing = s->close();
@@ -361,19 +368,17 @@ MICA_CO_TEST(Sessions, ABatchedCloseWaitsForTheNextCommitAndGoesWithIt) {
 }
 
 Task<void> batched_alone_body(Shard* shard) {
-  auto making = make_file(shard, "f", 0644);
-  Result<Inode> file = co_await std::move(making);
-  CO_ASSERT_OK(file);
-  auto opening = open_file(shard, file->id, user(kOwner), kReadWrite);
-  Result<OpenReply> opened = co_await std::move(opening);
+  auto preparing = open_new_file(shard);
+  Result<OpenReply> opened = co_await std::move(preparing);
   CO_ASSERT_OK(opened);
+  InodeId file = opened->inode.id;
   uint64_t transactions_before = shard->env()->counters().transactions;
   Result<InodeReply> closed = Status(StatusCode::kInternal, "not answered");
-  auto closing = close_batched(shard, file->id, opened->session, &closed);
+  auto closing = close_batched(shard, file, opened->session, &closed);
   co_await std::move(closing);
   CO_ASSERT_OK(closed);
   EXPECT_EQ(shard->env()->counters().transactions - transactions_before, 1u);
-  auto closing_again = close_file(shard, file->id, opened->session);
+  auto closing_again = close_file(shard, file, opened->session);
   Result<InodeReply> again = co_await std::move(closing_again);
   EXPECT_EQ(code_of(again), StatusCode::kStaleSession);
 }
