@@ -1,6 +1,6 @@
 // The Dispatcher's per-lane state (fuse/dispatcher.h): the lane's request scope, the request
-// tasks an INTERRUPT may cancel and its supplementary-group cache; and the mount's directory
-// handles.
+// tasks an INTERRUPT may cancel, its supplementary-group cache and its last STATFS answer;
+// and the mount's directory handles.
 // Owned by the Dispatcher, touched only on the lane's executor; private to fuse/dispatcher*.cc
 // and fuse/ops_*.cc.
 #pragma once
@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "async/scope.h"
 #include "async/time.h"
 #include "fuse/dispatcher.h"
+#include "meta/meta_service.h"
 #include "meta/types.h"
 
 namespace mica::fuse {
@@ -47,6 +49,10 @@ struct Dispatcher::LaneState {
   TaskScope scope;                           // every request task of the lane
   std::map<uint64_t, TaskScope*> in_flight;  // unique -> a cancellable request's scope
   std::map<uint32_t, Groups> groups;         // pid -> its supplementary groups
+  // The last STATFS answer, reused until it expires (tools such as stress-ng ask before
+  // every operation; the metadata service's answer sums every shard).
+  std::optional<meta::StatfsReply> statfs;
+  TimePoint statfs_expires{};
 };
 
 }  // namespace mica::fuse

@@ -14,6 +14,8 @@ namespace mica::fuse {
 namespace {
 
 constexpr int64_t kNanosPerSecond = 1'000'000'000;
+// How long a lane reuses its last STATFS answer (capacity and counts a second old).
+constexpr Duration kStatfsCacheTtl = std::chrono::seconds(1);
 
 void reply_error(Request& request, int error) {
   request.reply(error, {});
@@ -317,12 +319,20 @@ Task<void> Dispatcher::link(Request& request) {
 }
 
 Task<void> Dispatcher::statfs(Request& request) {
+  TimePoint now = Executor::current()->now();
+  if (lane().statfs && lane().statfs_expires > now) {
+    reply_struct(request, make_statfs_out(*lane().statfs));
+    co_return;
+  }
   auto asking = client().meta().statfs(meta::StatfsRequest{});
   Result<meta::StatfsReply> reply = co_await std::move(asking);
   if (!reply.ok()) {
     reply_error(request, fuse_error(reply.status()));
     co_return;
   }
+  // After the suspension: the lane (this executor's) is still the request's.
+  lane().statfs = *reply;
+  lane().statfs_expires = Executor::current()->now() + kStatfsCacheTtl;
   reply_struct(request, make_statfs_out(*reply));
 }
 
