@@ -81,6 +81,20 @@ bool status_code_known(uint16_t code) {
   return code == 0 || status_code_name(static_cast<StatusCode>(code)) != "Unknown";
 }
 
+bool is_transport_failure(StatusCode code) {
+  switch (code) {
+    case StatusCode::kTimedOut:
+    case StatusCode::kClosed:
+    case StatusCode::kHostDown:
+    case StatusCode::kConnectionRefused:
+    case StatusCode::kConnectionReset:
+    case StatusCode::kUnreachable:
+      return true;
+    default:
+      return false;
+  }
+}
+
 Status::Status(StatusCode code, std::string message) : code_(code) {
   if (!message.empty()) message_ = std::make_unique<std::string>(std::move(message));
 }

@@ -79,6 +79,10 @@ enum class StatusCode : uint16_t {
 std::string_view status_code_name(StatusCode code);
 // False for a number that is not in the list (read off the wire from a newer peer, say).
 bool status_code_known(uint16_t code);
+// True for the codes by which a call learns that its peer did not answer: a timeout, a closed,
+// reset or refused connection, no route, a crashed host. The request may or may not have been
+// served; whether to retry is the caller's choice (every update carries an id for that).
+bool is_transport_failure(StatusCode code);
 
 class [[nodiscard]] Status {
  public:

@@ -3,19 +3,8 @@
 namespace mica::craq {
 
 bool is_mgmtd_unreachable(StatusCode code) {
-  switch (code) {
-    case StatusCode::kTimedOut:
-    case StatusCode::kConnectionReset:
-    case StatusCode::kConnectionRefused:
-    case StatusCode::kUnreachable:
-    case StatusCode::kClosed:
-    case StatusCode::kHostDown:
-    case StatusCode::kBusy:
-    case StatusCode::kProtocolError:
-      return true;
-    default:
-      return false;
-  }
+  return is_transport_failure(code) || code == StatusCode::kBusy ||
+         code == StatusCode::kProtocolError;
 }
 
 MgmtdClient::MgmtdClient(net::ConnectionPool* pool, std::vector<SocketAddress> addresses)

@@ -48,20 +48,6 @@ Result<ClientRoute> route_to(const RoutingSnapshot& routing, const ChainInfo& ch
                      .replicas = replicas};
 }
 
-bool connection_failure(StatusCode code) {
-  switch (code) {
-    case StatusCode::kConnectionReset:
-    case StatusCode::kConnectionRefused:
-    case StatusCode::kUnreachable:
-    case StatusCode::kClosed:
-    case StatusCode::kHostDown:
-    case StatusCode::kTimedOut:
-      return true;
-    default:
-      return false;
-  }
-}
-
 }  // namespace
 
 Result<ClientRoute> head_route(const RoutingSnapshot* routing, ChainId chain) {
@@ -97,7 +83,7 @@ Next classify_update(StatusCode code) {
     case StatusCode::kDirty:
       return Next::kBackoff;
     default:
-      return connection_failure(code) ? Next::kBackoff : Next::kFail;
+      return is_transport_failure(code) ? Next::kBackoff : Next::kFail;
   }
 }
 
@@ -122,7 +108,7 @@ Next classify_read(StatusCode code) {
     case StatusCode::kProtocolError:  // an answer that does not fit what was asked
       return Next::kOtherReplica;
     default:
-      return connection_failure(code) ? Next::kOtherReplica : Next::kFail;
+      return is_transport_failure(code) ? Next::kOtherReplica : Next::kFail;
   }
 }
 

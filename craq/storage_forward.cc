@@ -20,20 +20,11 @@ namespace {
 // the tail. The client may retry it safely (every replica keeps the update's client and
 // request id), so it hears kBusy, never a cancellation or a timeout that was not its own.
 Status unanswered_forward(const Status& failure, TargetId from, TargetId to) {
-  switch (failure.code()) {
-    case StatusCode::kCancelled:
-    case StatusCode::kTimedOut:
-    case StatusCode::kClosed:
-    case StatusCode::kHostDown:
-    case StatusCode::kConnectionRefused:
-    case StatusCode::kConnectionReset:
-    case StatusCode::kUnreachable:
-      return Status(StatusCode::kBusy,
-                    fmt::format("target {}: the update did not pass on to target {} ({}); retry",
-                                from, to, failure));
-    default:
-      return failure;
-  }
+  if (failure.code() != StatusCode::kCancelled && !is_transport_failure(failure.code()))
+    return failure;
+  return Status(StatusCode::kBusy,
+                fmt::format("target {}: the update did not pass on to target {} ({}); retry",
+                            from, to, failure));
 }
 
 // The target that takes a forward of io: serving, or the syncing write tail.

@@ -31,10 +31,8 @@ uint64_t fnv1a64(std::string_view bytes) {
 }
 
 bool transient(StatusCode code) {
-  return code == StatusCode::kConnectionReset || code == StatusCode::kConnectionRefused ||
-         code == StatusCode::kTimedOut || code == StatusCode::kUnreachable ||
-         code == StatusCode::kClosed || code == StatusCode::kHostDown ||
-         code == StatusCode::kWrongShard || code == StatusCode::kBusy;
+  return is_transport_failure(code) || code == StatusCode::kWrongShard ||
+         code == StatusCode::kBusy;
 }
 
 bool tag_given(RequestTag tag) {

@@ -15,19 +15,8 @@ namespace {
 // What a retry may fix: routing that moved, a busy entry or server, a lost connection, an
 // attempt that ran out of time (the call's deadline decides when to stop).
 bool retryable(StatusCode code) {
-  switch (code) {
-    case StatusCode::kWrongShard:
-    case StatusCode::kBusy:
-    case StatusCode::kTimedOut:
-    case StatusCode::kClosed:
-    case StatusCode::kHostDown:
-    case StatusCode::kConnectionRefused:
-    case StatusCode::kConnectionReset:
-    case StatusCode::kUnreachable:
-      return true;
-    default:
-      return false;
-  }
+  return is_transport_failure(code) || code == StatusCode::kWrongShard ||
+         code == StatusCode::kBusy;
 }
 
 const craq::MetaShardRoute* route_of(const craq::RoutingSnapshot& routing, ShardId shard) {

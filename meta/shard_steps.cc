@@ -114,10 +114,7 @@ class LocalStepper final : public ShardStepper {
 };
 
 bool retryable(StatusCode code) {
-  return code == StatusCode::kConnectionReset || code == StatusCode::kConnectionRefused ||
-         code == StatusCode::kTimedOut || code == StatusCode::kUnreachable ||
-         code == StatusCode::kClosed || code == StatusCode::kHostDown ||
-         code == StatusCode::kWrongShard;
+  return is_transport_failure(code) || code == StatusCode::kWrongShard;
 }
 
 struct RemoteContext {
