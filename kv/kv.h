@@ -85,6 +85,8 @@ class ReadTxn {
   // The value under key, or nullopt; the view dies with the snapshot.
   virtual Result<std::optional<std::string_view>> get(Table table, std::string_view key) = 0;
   virtual Result<std::unique_ptr<Cursor>> cursor(Table table) = 0;
+  // Entries in table, without walking it.
+  virtual Result<uint64_t> count(Table table) = 0;
   virtual void reset() = 0;
   virtual Status renew() = 0;
 };

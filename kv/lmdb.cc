@@ -129,6 +129,14 @@ Status Txn::del(Dbi dbi, std::string_view key) {
   return lmdb_status(mdb_del(txn_, dbi, &k, nullptr), "mdb_del");
 }
 
+Result<uint64_t> Txn::count(Dbi dbi) {
+  MICA_ASSERT(active());
+  MDB_stat stat;
+  int rc = mdb_stat(txn_, dbi, &stat);
+  if (rc != 0) return lmdb_status(rc, "mdb_stat");
+  return static_cast<uint64_t>(stat.ms_entries);
+}
+
 Status Txn::commit() {
   MICA_ASSERT(active());
   int rc = mdb_txn_commit(std::exchange(txn_, nullptr));  // freed even when it fails

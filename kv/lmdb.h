@@ -75,6 +75,8 @@ class Txn {
   Status put(Dbi dbi, std::string_view key, std::string_view value);
   // kNotFound when key is absent.
   Status del(Dbi dbi, std::string_view key);
+  // Entries in the database (mdb_stat: read off the tree's root, no walk).
+  Result<uint64_t> count(Dbi dbi);
   Status commit();
   void abort();
 

@@ -42,6 +42,10 @@ class LmdbReadTxn final : public ReadTxn {
     if (!c.ok()) return c.status();
     return std::unique_ptr<Cursor>(new LmdbCursor(std::move(*c)));
   }
+  Result<uint64_t> count(Table table) override {
+    if (table >= dbis_->size()) return unknown_table(table);
+    return txn_.count((*dbis_)[table]);
+  }
   void reset() override { txn_.reset(); }
   Status renew() override { return txn_.renew(); }
 

@@ -148,6 +148,11 @@ class SimReadTxn final : public ReadTxn {
     if (table >= snapshot_->maps.size()) return unknown_table(table);
     return std::unique_ptr<Cursor>(new SimCursor(snapshot_, &snapshot_->maps[table]));
   }
+  Result<uint64_t> count(Table table) override {
+    MICA_ASSERT_MSG(snapshot_ != nullptr, "kv: count on a reset transaction");
+    if (table >= snapshot_->maps.size()) return unknown_table(table);
+    return static_cast<uint64_t>(snapshot_->maps[table].size());
+  }
   void reset() override { snapshot_.reset(); }
   Status renew() override;
 

@@ -1,6 +1,6 @@
 // Shard::status() and Shard::scan() (meta/shard.h): counts for `mica status` and metrics,
 // and pages of records for fsck and tests. Both read one committed snapshot and never
-// suspend; status() walks whole tables (it is for operators, not the data path).
+// suspend; status() reads table sizes off the store, without walking a table.
 #include "meta/gc.h"
 #include "meta/shard_ops.h"
 #include "meta/shard_overlay.h"
@@ -8,17 +8,6 @@
 namespace mica::meta {
 
 namespace {
-
-Result<uint64_t> count_table(kv::ReadTxn& txn, kv::Table table) {
-  Result<std::unique_ptr<kv::Cursor>> cursor = txn.cursor(table);
-  if (!cursor.ok()) return cursor.status();
-  uint64_t count = 0;
-  for (Result<std::optional<kv::Entry>> at = (*cursor)->first();; at = (*cursor)->next()) {
-    if (!at.ok()) return at.status();
-    if (!*at) return count;
-    ++count;
-  }
-}
 
 // Every queued GcRecord (the queue is bounded by what was unlinked and not yet collected).
 Result<std::vector<GcRecord>> gc_queue(kv::ReadTxn& txn, kv::Table table) {
@@ -102,11 +91,11 @@ Result<ShardStatus> Shard::status() {
   Result<std::unique_ptr<kv::ReadTxn>> txn = read();
   if (!txn.ok()) return txn.status();
   ShardStatus status{.shard = id()};
-  Result<uint64_t> inodes = count_table(**txn, tables_.inodes);
+  Result<uint64_t> inodes = (*txn)->count(tables_.inodes);
   if (!inodes.ok()) return inodes.status();
-  Result<uint64_t> entries = count_table(**txn, tables_.entries);
+  Result<uint64_t> entries = (*txn)->count(tables_.entries);
   if (!entries.ok()) return entries.status();
-  Result<uint64_t> sessions = count_table(**txn, tables_.sessions);
+  Result<uint64_t> sessions = (*txn)->count(tables_.sessions);
   if (!sessions.ok()) return sessions.status();
   Result<uint64_t> used = env_->used_bytes();
   if (!used.ok()) return used.status();

@@ -141,10 +141,16 @@ Task<void> read_isolation(std::string dir, EnvOptions options) {
   EXPECT_TRUE(seen.ok() && *seen && **seen == "old");
   auto unseen = (*txn)->get(t, "k2");
   EXPECT_TRUE(unseen.ok() && !*unseen);
+  // Table sizes are the snapshot's too.
+  Result<uint64_t> counted = (*txn)->count(t);
+  EXPECT_TRUE(counted.ok() && *counted == 1u) << counted.status();
+  EXPECT_FALSE((*txn)->count(t + 7).ok());  // no such table
   (*txn)->reset();
   EXPECT_TRUE((*txn)->renew().ok());
   auto renewed = (*txn)->get(t, "k");
   EXPECT_TRUE(renewed.ok() && *renewed && **renewed == "new");
+  Result<uint64_t> recounted = (*txn)->count(t);
+  EXPECT_TRUE(recounted.ok() && *recounted == 2u) << recounted.status();
   txn->reset();
   EXPECT_TRUE((co_await (*env)->close()).ok());
 }
