@@ -104,7 +104,8 @@ Result<OpenedFile> FileTable::add(std::unique_ptr<client::File> file, int flags,
   size_t lane = lane_index();
   OpenedFile out{.direct_io = options_.direct_io || (flags & O_DIRECT) != 0,
                  .attrs = file->attributes(),
-                 .created = created};
+                 .created = created,
+                 .read_only = (flags & O_ACCMODE) == O_RDONLY};
   std::lock_guard lock(mutex_);
   auto seen = seen_.find(out.attrs.id);
   out.keep_cache =

@@ -75,6 +75,7 @@ struct OpenedFile {
   bool direct_io = false;   // bypass the page cache (FOPEN_DIRECT_IO)
   meta::Inode attrs;        // as metadata answered the open (length: what the handle knows)
   bool created = false;     // create(): a new file (false: an existing one was opened)
+  bool read_only = false;   // O_RDONLY: close(2) has nothing to flush (FOPEN_NOFLUSH)
 };
 
 class FileTable {

@@ -19,6 +19,9 @@ OpenOut open_out(const OpenedFile& opened) {
   // Parallel direct writes: the kernel takes the inode lock shared for writes inside the
   // file; the FileTable keeps disjoint writes of one handle apart.
   if (opened.direct_io) out.open_flags |= kFopenDirectIo | kFopenParallelDirectWrites;
+  // A read-only handle buffers nothing and reports no length: its FLUSH would be a round
+  // trip that does nothing (the kernel keeps locks itself, so none is released by it).
+  if (opened.read_only) out.open_flags |= kFopenNoflush;
   return out;
 }
 

@@ -3,7 +3,8 @@
 // mount point with `-o uring=on` (or off) and a metrics port. File and metadata operations
 // from parallel threads (so several requests are in flight), then the daemon's metrics must
 // show that at least that many requests arrived on the ring
-// (mica_fuse_uring_requests_total); with uring=off none may. Skipped without root,
+// (mica_fuse_uring_requests_total); with uring=off none may. Other tests that count
+// requests by opcode live here for the metrics port. Skipped without root,
 // /dev/fuse or the fuse module's enable_uring parameter (switched on here, never off:
 // other tests may be using it). Compiles to nothing where the build defines no
 // MICA_FUSE_BINARY. Time cap: about 30 s (ctest's TIMEOUT for fuse_tests is 300 s).
@@ -117,6 +118,9 @@ class UringMountTest : public ::testing::Test {
   uint64_t ring_requests() {
     return metric_sum(http_get(port_, "/metrics"), "mica_fuse_uring_requests_total", "");
   }
+  uint64_t requests_of(const std::string& op) {
+    return metric_sum(http_get(port_, "/metrics"), "mica_fuse_requests_total", "op=\"" + op + "\"");
+  }
   uint64_t classic_requests() {
     return metric_sum(http_get(port_, "/metrics"), "mica_fuse_requests_total", "path=\"classic\"");
   }
@@ -214,6 +218,36 @@ TEST_F(UringMountTest, NothingArrivesOnTheRingWithUringOff) {
   uint64_t ops = file_and_metadata_ops();
   EXPECT_EQ(ring_requests(), 0u);
   EXPECT_GE(classic_requests(), ops);  // the page is read and the requests counted
+  unmount_and_stop();
+}
+
+// (Here for the metrics port.) A read-only descriptor's close(2) sends no FLUSH (the open
+// answered FOPEN_NOFLUSH); a writable one's still does, and its bytes are there.
+TEST_F(UringMountTest, OnlyAWritableDescriptorsCloseSendsAFlush) {
+  mount("auto");
+  ASSERT_FALSE(HasFatalFailure());
+  std::string path =
+      mnt_ + "/" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  uint64_t flushes = requests_of("flush");
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  EXPECT_EQ(::write(fd, "abc", 3), 3);
+  EXPECT_EQ(::close(fd), 0);
+  EXPECT_EQ(requests_of("flush"), flushes + 1);
+  constexpr int kReads = 5;
+  for (int i = 0; i < kReads; ++i) {
+    fd = ::open(path.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    char back[8] = {};
+    EXPECT_EQ(::read(fd, back, sizeof back), 3);
+    EXPECT_EQ(std::string(back), "abc");
+    EXPECT_EQ(::close(fd), 0);
+  }
+  EXPECT_EQ(requests_of("flush"), flushes + 1) << "a read-only close sent a FLUSH";
+  fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  EXPECT_EQ(::close(fd), 0);
+  EXPECT_EQ(requests_of("flush"), flushes + 2);
   unmount_and_stop();
 }
 
