@@ -27,6 +27,7 @@ const std::set<std::string> kRootKeys = {"mgmtd",
                                          "requests_kept_max",
                                          "batched_close_delay_ms",
                                          "map_size_bytes",
+                                         "journal",
                                          "metrics_interval_ms",
                                          "gc"};
 const std::set<std::string> kGcKeys = {"files_per_s", "files_in_flight_max", "poll_interval_ms"};
@@ -99,6 +100,7 @@ Status read_root(const TableReader& root, MetaConfig* config) {
       root.read("batched_close_delay_ms", &config->batched_close_delay_ms, 0, kBatchDelayMaxMs));
   RETURN_IF_ERROR(
       root.read("map_size_bytes", &config->map_size_bytes, kMapSizeMinBytes, kMapSizeMaxBytes));
+  RETURN_IF_ERROR(root.read("journal", &config->journal));
   return root.read("metrics_interval_ms", &config->metrics_interval_ms, 10, kIntervalMaxMs);
 }
 
@@ -182,6 +184,9 @@ requests_kept_max = {}
 batched_close_delay_ms = {}
 # The largest size one shard's kv/ environment may grow to.
 map_size_bytes = {}
+# Commit through a write-ahead journal (one sequential write and one flush per commit);
+# false: LMDB's own commits (a few scattered page writes and two flushes).
+journal = {}
 # How often the inode and GC-queue gauges are refreshed.
 metrics_interval_ms = {}
 
@@ -197,8 +202,8 @@ poll_interval_ms = {}
       c.allow_unauthenticated, transport_choice_name(c.transport), log_level_name(c.log_level),
       "a missing `shards`", c.shard_count, c.shards.empty() ? "# " : "", shards, c.executors,
       c.lease_ms, c.readdir_page_max, c.requests_kept_max, c.batched_close_delay_ms,
-      c.map_size_bytes, c.metrics_interval_ms, c.gc.files_per_s, c.gc.files_in_flight_max,
-      c.gc.poll_interval_ms);
+      c.map_size_bytes, c.journal, c.metrics_interval_ms, c.gc.files_per_s,
+      c.gc.files_in_flight_max, c.gc.poll_interval_ms);
 }
 
 std::string default_meta_config_toml() {

@@ -72,6 +72,9 @@ struct MetaConfig {
   uint32_t batched_close_delay_ms = 2;
   // A shard's kv/ environment may grow to this many bytes.
   uint64_t map_size_bytes = uint64_t{1} << 34;
+  // Shards (and the coordinator) commit through kv/'s write-ahead journal
+  // (kv/journaled_env.h): one sequential write and one flush per commit. false: LMDB's own.
+  bool journal = true;
   // How often the metrics gauges (inodes, GC queue) are refreshed.
   uint32_t metrics_interval_ms = 1000;
   MetaGcConfig gc;

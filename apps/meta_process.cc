@@ -37,6 +37,10 @@ Result<meta::MetaNodeOptions> meta_node_options(const MetaConfig& config,
   options.shard_template.batched_commit_delay =
       std::chrono::milliseconds(config.batched_close_delay_ms);
   options.shard_template.env.map_size_bytes = config.map_size_bytes;
+  if (config.journal) {
+    options.shard_template.env.implementation = kv::Implementation::kJournaled;
+    options.server.coordinator_env.implementation = kv::Implementation::kJournaled;
+  }
   options.shard_template.gc.files_per_s = config.gc.files_per_s;
   options.shard_template.gc.files_in_flight_max = config.gc.files_in_flight_max;
   options.shard_template.gc.poll_interval_ms = config.gc.poll_interval_ms;

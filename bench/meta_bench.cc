@@ -70,7 +70,13 @@ struct Config {
   uint32_t files = 100000;
   uint32_t entries = 100000;
   double seconds = 5;
+  // The store of the shard and of the reference alike: mica-meta's default, the journaled one.
+  kv::Implementation kv = kv::Implementation::kJournaled;
 };
+
+kv::EnvOptions store_options(const Config& config, uint64_t map_bytes) {
+  return kv::EnvOptions{.implementation = config.kv, .map_size_bytes = map_bytes};
+}
 
 struct Work {
   uint64_t ops = 0;
@@ -86,7 +92,9 @@ double seconds_since(TimePoint start) {
   return std::chrono::duration<double>(Executor::current()->now() - start).count();
 }
 
-std::string file_name(uint64_t i) { return "f" + std::to_string(i); }
+std::string file_name(uint64_t i) {
+  return "f" + std::to_string(i);
+}
 
 Inode file_inode(InodeId id) {
   return Inode{.id = id,
@@ -100,13 +108,16 @@ Inode file_inode(InodeId id) {
                .parent = kRootInode};
 }
 
-bool done(Work* w) { return !w->failure.ok() || Executor::current()->now() >= w->stop; }
+bool done(Work* w) {
+  return !w->failure.ok() || Executor::current()->now() >= w->stop;
+}
 
 // ---- Mica: a Mgmtd, one MetaNode with one shard, a MetaClient ----
 
 struct MicaCluster {
   Runtime* runtime = nullptr;
   std::string dir;
+  kv::Implementation kv = kv::Implementation::kJournaled;
   net::TcpTransport transport;
   std::unique_ptr<kv::Env> mgmtd_env;
   std::unique_ptr<craq::Mgmtd> mgmtd;
@@ -155,9 +166,9 @@ Task<Status> start_mgmtd(MicaCluster* c) {
 }
 
 Task<Status> wait_for_shard(craq::RoutingClient* routing) {
-  auto waiting = routing->wait_until(
-      [](const craq::RoutingSnapshot& r) { return r.meta_shards.size() == 1; },
-      deadline_after(10s));
+  auto waiting =
+      routing->wait_until([](const craq::RoutingSnapshot& r) { return r.meta_shards.size() == 1; },
+                          deadline_after(10s));
   CO_TRY(co_await std::move(waiting));
   co_return Status::ok_status();
 }
@@ -173,8 +184,9 @@ Task<Status> start_node(MicaCluster* c) {
   options.shards = {0};
   options.server.shard_count = 1;
   options.server.executors = {&c->runtime->executor(1)};
-  options.shard_template.env.map_size_bytes = kMapBytes;
-  options.server.coordinator_env.map_size_bytes = uint64_t{1} << 28;
+  options.shard_template.env = kv::EnvOptions{.implementation = c->kv, .map_size_bytes = kMapBytes};
+  options.server.coordinator_env =
+      kv::EnvOptions{.implementation = c->kv, .map_size_bytes = uint64_t{1} << 28};
   auto making = ensure_directory(options.data_dir);
   CO_TRY(co_await std::move(making));
   c->node_transport = std::make_unique<net::TcpTransport>();
@@ -299,8 +311,10 @@ Task<void> mica_loop(meta::MetaClient* client, std::string op, uint32_t worker,
       uint64_t at = w->next++;
       if (at >= ids->size()) break;
       if (op == "rename") {
-        meta::RenameRequest request{.parent = kRootInode, .name = file_name(at),
-                                    .new_parent = kRootInode, .new_name = "r" + file_name(at)};
+        meta::RenameRequest request{.parent = kRootInode,
+                                    .name = file_name(at),
+                                    .new_parent = kRootInode,
+                                    .new_name = "r" + file_name(at)};
         auto renaming = client->rename(std::move(request));
         status = (co_await std::move(renaming)).status();
       } else {
@@ -332,6 +346,7 @@ Task<Status> run_mica(Runtime* runtime, Config config) {
   MicaCluster c;
   c.runtime = runtime;
   c.dir = config.dir;
+  c.kv = config.kv;
   Status status;
   uint64_t rss_before = resident_bytes();
   auto starting = start_mica(&c);
@@ -382,8 +397,11 @@ struct Reference {
   uint64_t next_sequence = 1 << 20;  // inode sequences of this run's new files
   uint64_t requests = 0;
   uint64_t gc_sequence = 1;
-  Inode parent = Inode{.id = kRootInode, .type = meta::InodeType::kDirectory, .mode = 0755,
-                       .nlink = 2, .parent = kRootInode};
+  Inode parent = Inode{.id = kRootInode,
+                       .type = meta::InodeType::kDirectory,
+                       .mode = 0755,
+                       .nlink = 2,
+                       .parent = kRootInode};
   meta::ShardRecord record;
 };
 
@@ -412,8 +430,7 @@ Task<Status> plant_reference(Reference* r, uint64_t count) {
   co_return Status::ok_status();
 }
 
-Status reference_read(Reference* r, kv::ReadTxn* txn, const std::string& op, uint64_t at,
-                      Work* w) {
+Status reference_read(Reference* r, kv::ReadTxn* txn, const std::string& op, uint64_t at, Work* w) {
   if (op == "stat") {
     auto got = meta::read_inode(*txn, r->tables, meta::make_inode_id(0, at + 2));
     if (!got.ok()) return got.status();
@@ -434,8 +451,7 @@ Status reference_read(Reference* r, kv::ReadTxn* txn, const std::string& op, uin
   return Status::ok_status();
 }
 
-Task<Status> reference_write(Reference* r, std::string op, uint32_t worker, uint64_t i,
-                             Work* w) {
+Task<Status> reference_write(Reference* r, std::string op, uint32_t worker, uint64_t i, Work* w) {
   kv::WriteRequest request;
   if (op == "create") {
     InodeId id = meta::make_inode_id(0, r->next_sequence++);
@@ -508,7 +524,7 @@ Task<void> reference_loop(Reference* r, std::string op, uint32_t worker, uint64_
 
 Task<Status> run_reference(Config config) {
   Reference r;
-  auto opening = kv::Env::open(config.dir, kv::EnvOptions{.map_size_bytes = kMapBytes});
+  auto opening = kv::Env::open(config.dir, store_options(config, kMapBytes));
   CO_TRY_ASSIGN(r.env, co_await std::move(opening));
   Status status;
   auto tables = meta::open_shard_tables(r.env.get());
@@ -553,7 +569,7 @@ struct RpcSide {
 
 // On executor 1: the env, the planted files and the server.
 Task<Status> start_rpc_reference(RpcSide* s, Config config, uint64_t planted) {
-  auto opening = kv::Env::open(config.dir, kv::EnvOptions{.map_size_bytes = kMapBytes});
+  auto opening = kv::Env::open(config.dir, store_options(config, kMapBytes));
   CO_TRY_ASSIGN(s->store.env, co_await std::move(opening));
   CO_TRY_ASSIGN(s->store.tables, meta::open_shard_tables(s->store.env.get()));
   auto planting = plant_reference(&s->store, planted);
@@ -677,7 +693,8 @@ int main(int argc, char** argv) {
   Flags flags(argc, argv,
               "bench_meta --side mica|reference|rpc --op "
               "create|stat|readdir|rename|unlink|footprint "
-              "--dir DIR [--clients N] [--files K] [--entries E] [--seconds S]");
+              "--dir DIR [--clients N] [--files K] [--entries E] [--seconds S] "
+              "[--kv journaled|lmdb]");
   Config config;
   config.side = flags.text("side", "");
   config.op = flags.text("op", "");
@@ -686,7 +703,14 @@ int main(int argc, char** argv) {
   config.files = static_cast<uint32_t>(flags.number("files", 100000));
   config.entries = static_cast<uint32_t>(flags.number("entries", 100000));
   config.seconds = flags.number("seconds", 5);
+  std::string store = flags.text("kv", "journaled");
+  config.kv =
+      store == "lmdb" ? mica::kv::Implementation::kLmdb : mica::kv::Implementation::kJournaled;
   flags.finish();
+  if (store != "lmdb" && store != "journaled") {
+    std::fprintf(stderr, "bench_meta: --kv is journaled or lmdb\n");
+    return 2;
+  }
   if (!valid(config)) {
     std::fprintf(stderr, "bench_meta: bad side, op, directory or clients\n");
     return 2;

@@ -426,7 +426,8 @@ processes' VmRSS."
 
 # ---- the meta suite: the metadata service (bench_meta) against its physical references ----
 
-# One MetaNode with one shard (real LMDB in BENCH_DIR; the node's RPC server and its shard on
+# One MetaNode with one shard (kv's journaled store in BENCH_DIR, as mica-meta runs it, and
+# the reference on the same store; the node's RPC server and its shard on
 # one executor thread, as mica-meta with one executor runs them), a real Mgmtd on LMDB and the
 # MetaClient on the other executor thread, TCP on 127.0.0.1. Writes: the reference writes the
 # same keys (same tables, key and value sizes) straight into a kv::Env on the same disk

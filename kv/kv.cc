@@ -2,7 +2,10 @@
 // implementation at open.
 #include "kv/kv.h"
 
+#include <filesystem>
+
 #include "async/sim/backend.h"
+#include "kv/journaled_env.h"
 #include "kv/lmdb_env.h"
 #include "kv/sim_store.h"
 
@@ -16,13 +19,26 @@ Task<Result<std::unique_ptr<Env>>> Env::open(std::string dir, EnvOptions options
   if (options.group_commit_batch_max == 0 || options.tables_max == 0 || options.readers_max == 0)
     co_return Status(StatusCode::kInvalidArgument, "kv: a *_max option is zero");
   Implementation implementation = options.implementation;
+  bool simulated = dynamic_cast<sim::SimBackend*>(&Executor::current()->backend()) != nullptr;
+  // A store that has a journal is read through it: plain LMDB would miss its newest commits.
+  bool has_journal = !simulated && std::filesystem::exists(journal_path(dir, 0));
   if (implementation == Implementation::kAuto) {
     // A simulated host's executor runs on a SimBackend: its disk is the only one there is.
-    bool simulated = dynamic_cast<sim::SimBackend*>(&Executor::current()->backend()) != nullptr;
-    implementation = simulated ? Implementation::kSim : Implementation::kLmdb;
+    implementation = simulated     ? Implementation::kSim
+                     : has_journal ? Implementation::kJournaled
+                                   : Implementation::kLmdb;
   }
+  if (implementation == Implementation::kLmdb && has_journal)
+    co_return Status(StatusCode::kInvalidArgument,
+                     fmt::format("kv: {} holds a write-ahead journal (kv/journaled_env.h): "
+                                 "open it journaled, not as plain LMDB",
+                                 dir));
   options.implementation = implementation;
   if (implementation == Implementation::kLmdb) co_return open_lmdb_env(std::move(dir), options);
+  if (implementation == Implementation::kJournaled) {
+    auto journaled = open_journaled_env(std::move(dir), options);
+    co_return co_await std::move(journaled);
+  }
   auto opening = open_sim_env(std::move(dir), options);
   co_return co_await std::move(opening);
 }

@@ -1,9 +1,10 @@
 // kv: ordered key-value storage behind one interface — an environment (one directory) holds
 // named tables of byte-string keys in byte order (big-endian integers sort numerically),
 // read transactions with cursors for point reads and range scans, and one group-commit
-// writer that makes batches of puts and deletes durable. Two implementations: LMDB (the
-// real one, kv/lmdb_env.cc) and a simulated store durable only through the simulator's disk
-// (kv/sim_store.cc). docs/kv.md has the design.
+// writer that makes batches of puts and deletes durable. Three implementations: LMDB
+// (kv/lmdb_env.cc), LMDB behind a write-ahead journal of our own (kv/journaled_env.cc: one
+// sequential write and one flush per commit) and a simulated store durable only through the
+// simulator's disk (kv/sim_store.cc). docs/kv.md has the design.
 //
 // Writes: a WriteRequest is a list of puts and deletes applied all or nothing (one write
 // transaction); `co_await env.write(&request)` returns once it is durable or has failed. The
@@ -47,8 +48,10 @@ struct Entry {
 };
 
 enum class Implementation : uint8_t {
-  kAuto,  // the simulated store on a simulated host, LMDB otherwise
+  kAuto,  // the simulated store on a simulated host, else the journaled store where a
+          // journal exists, else LMDB
   kLmdb,
+  kJournaled,  // LMDB behind a write-ahead journal (kv/journaled_env.h)
   kSim,
 };
 
@@ -59,6 +62,12 @@ struct EnvOptions {
   uint32_t tables_max = 8;
   uint32_t readers_max = 256;            // concurrent read transactions (LMDB reader slots)
   uint32_t group_commit_batch_max = 64;  // requests per storage transaction
+  // Journaled store only: a journal file is left for the other (and its commits are copied
+  // into LMDB) once it holds this many bytes; recovery reads at most two of them.
+  uint64_t journal_file_bytes = uint64_t{16} << 20;
+  // ... and once its first commit is this old, so the delta of changes not yet in LMDB
+  // (which reads merge) stays a few seconds of commits.
+  Duration journal_turn_interval = std::chrono::seconds(1);
   // Simulated store only: extra virtual latency of each commit, drawn uniformly in
   // [0, sim_commit_delay_max] (the disk's own latency comes on top).
   Duration sim_commit_delay_max = Duration::zero();
@@ -120,6 +129,7 @@ struct WriterCounters {
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> transactions{0};  // storage transactions committed or tried
   std::atomic<uint64_t> failed_requests{0};
+  std::atomic<uint64_t> checkpoints{0};  // journaled store: journal files copied into LMDB
 };
 
 class Env {

@@ -90,6 +90,10 @@ Result<uint64_t> Env::used_bytes() {
   return uint64_t{info.me_last_pgno + 1} * stat.ms_psize;
 }
 
+size_t Env::max_key_bytes() const {
+  return static_cast<size_t>(mdb_env_get_maxkeysize(env_));
+}
+
 Txn& Txn::operator=(Txn&& other) noexcept {
   if (this != &other) {
     abort();

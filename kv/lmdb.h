@@ -51,6 +51,8 @@ class Env {
   Result<Dbi> open_dbi(const std::string& name);
   // Bytes of the data file in use (last page number × page size).
   Result<uint64_t> used_bytes();
+  // The longest key a database takes (keys have 1 to this many bytes).
+  size_t max_key_bytes() const;
   MDB_env* raw() const { return env_; }
 
  private:

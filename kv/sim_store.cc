@@ -2,41 +2,19 @@
 // snapshots and the writer task.
 #include "kv/sim_store.h"
 
-#include <cstring>
 #include <map>
 
-#include "async/crc32c.h"
 #include "async/file.h"
 #include "async/log.h"
 #include "async/scope.h"
+#include "kv/log_record.h"
 
 namespace mica::kv {
 namespace {
 
-constexpr uint32_t kLogMagic = 0x4C564B4D;  // "MKVL"
 constexpr size_t kReadPieceBytes = size_t{1} << 20;
 // What one entry costs beyond its bytes, so that map_size_bytes bounds many small entries.
 constexpr uint64_t kEntryOverheadBytes = 16;
-// One record's payload; a batch beyond it is refused (kInvalidArgument) before any I/O.
-constexpr uint32_t kRecordPayloadMaxBytes = uint32_t{256} << 20;
-
-struct RecordHeader {
-  uint32_t magic;
-  uint32_t payload_bytes;
-  uint64_t seq;
-  uint32_t op_count;
-  uint32_t crc;  // CRC32C of the header's bytes before it, then of the payload
-};
-static_assert(sizeof(RecordHeader) == 24);
-
-struct OpHeader {
-  uint8_t kind;  // WriteOp::Kind
-  uint8_t reserved;
-  uint16_t name_bytes;
-  uint32_t key_bytes;
-  uint32_t value_bytes;
-};
-static_assert(sizeof(OpHeader) == 12);
 
 using TableMap = std::map<std::string, std::string, std::less<>>;
 struct Tables {
@@ -45,49 +23,6 @@ struct Tables {
 
 uint64_t entry_bytes(std::string_view key, std::string_view value) {
   return key.size() + value.size() + kEntryOverheadBytes;
-}
-
-// An op as it lies in a replayed record.
-struct LoggedOp {
-  WriteOp::Kind kind;
-  std::string_view table;
-  std::string_view key;
-  std::string_view value;
-};
-
-uint32_t record_crc(const RecordHeader& h, std::string_view payload) {
-  return crc32c_extend(crc32c(&h, offsetof(RecordHeader, crc)), payload.data(), payload.size());
-}
-
-// Decodes the record at log[pos...] if it is whole, undamaged and number seq.
-bool decode_record(std::string_view log, size_t pos, uint64_t seq, std::vector<LoggedOp>* ops,
-                   size_t* record_bytes) {
-  if (log.size() - pos < sizeof(RecordHeader)) return false;
-  RecordHeader h;
-  std::memcpy(&h, log.data() + pos, sizeof(h));
-  if (h.magic != kLogMagic || h.seq != seq || h.payload_bytes > kRecordPayloadMaxBytes ||
-      log.size() - pos - sizeof(h) < h.payload_bytes)
-    return false;
-  std::string_view payload = log.substr(pos + sizeof(h), h.payload_bytes);
-  if (record_crc(h, payload) != h.crc) return false;
-  ops->clear();
-  size_t at = 0;
-  for (uint32_t i = 0; i < h.op_count; ++i) {
-    OpHeader o;
-    if (payload.size() - at < sizeof(o)) return false;
-    std::memcpy(&o, payload.data() + at, sizeof(o));
-    at += sizeof(o);
-    uint64_t body = uint64_t{o.name_bytes} + o.key_bytes + o.value_bytes;
-    if (o.kind > uint8_t(WriteOp::Kind::kDelete) || payload.size() - at < body) return false;
-    LoggedOp op{WriteOp::Kind(o.kind), payload.substr(at, o.name_bytes),
-                payload.substr(at + o.name_bytes, o.key_bytes),
-                payload.substr(at + o.name_bytes + o.key_bytes, o.value_bytes)};
-    ops->push_back(op);
-    at += body;
-  }
-  if (at != payload.size()) return false;
-  *record_bytes = sizeof(h) + payload.size();
-  return true;
 }
 
 class SimCursor final : public Cursor {
@@ -189,7 +124,6 @@ class SimEnv final : public Env {
   // Makes batch durable as one record and applies it; changes nothing on failure.
   Task<Status> commit(std::vector<WriteRequest*> batch);
   Status stage(const std::vector<WriteRequest*>& batch, Staged* staged, uint64_t* live) const;
-  std::string encode(const std::vector<WriteRequest*>& batch) const;
   void apply(const Staged& staged);
   void replay(const std::vector<LoggedOp>& ops);
   Tables& mutable_state();
@@ -244,12 +178,10 @@ Task<Status> SimEnv::load() {
     bytes.resize(at + *got);
     if (*got < kReadPieceBytes) break;
   }
-  std::vector<LoggedOp> ops;
   size_t pos = 0;
-  size_t record_bytes = 0;
-  while (decode_record(bytes, pos, next_seq_, &ops, &record_bytes)) {
-    replay(ops);
-    pos += record_bytes;
+  while (std::optional<DecodedRecord> record = decode_log_record(bytes, pos, next_seq_)) {
+    replay(record->ops);
+    pos += record->bytes;
     ++next_seq_;
   }
   log_end_ = pos;
@@ -347,27 +279,6 @@ Status SimEnv::stage(const std::vector<WriteRequest*>& batch, Staged* staged,
   return Status();
 }
 
-std::string SimEnv::encode(const std::vector<WriteRequest*>& batch) const {
-  std::string payload;
-  uint32_t op_count = 0;
-  for (const WriteRequest* r : batch) {
-    for (const WriteOp& op : r->ops) {
-      const std::string& name = names_[op.table];
-      OpHeader o{uint8_t(op.kind), 0, uint16_t(name.size()), uint32_t(op.key.size()),
-                 uint32_t(op.value.size())};
-      payload.append(reinterpret_cast<const char*>(&o), sizeof(o));
-      payload += name;
-      payload += op.key;
-      payload += op.value;
-      ++op_count;
-    }
-  }
-  RecordHeader h{kLogMagic, uint32_t(payload.size()), next_seq_, op_count, 0};
-  h.crc = record_crc(h, payload);
-  std::string record(reinterpret_cast<const char*>(&h), sizeof(h));
-  return record + payload;
-}
-
 void SimEnv::apply(const Staged& staged) {
   Tables& tables = mutable_state();
   for (const auto& [key, value] : staged) {
@@ -383,12 +294,9 @@ Task<Status> SimEnv::commit(std::vector<WriteRequest*> batch) {
   Staged staged;
   uint64_t live = live_bytes_;
   CO_TRY(stage(batch, &staged, &live));
-  uint64_t payload_bytes = 0;
-  for (const WriteRequest* r : batch)
-    for (const WriteOp& op : r->ops) payload_bytes += op.key.size() + op.value.size();
-  if (payload_bytes > kRecordPayloadMaxBytes / 2)
+  if (batch_payload_bytes(batch) > kRecordPayloadMaxBytes / 2)
     co_return Status(StatusCode::kInvalidArgument, "kv: one commit carries too many bytes");
-  std::string record = encode(batch);
+  std::string record = encode_log_record(next_seq_, batch, names_);
   Duration delay_max = options_.sim_commit_delay_max;
   if (delay_max > Duration::zero()) {
     uint64_t draw = Executor::current()->backend().random_u64();

@@ -1,4 +1,4 @@
-// kv::Env, both implementations through one suite: what an ordered, transactional,
+// kv::Env, every implementation through one suite: what an ordered, transactional,
 // group-committing key-value store promises (docs/kv.md).
 #include <algorithm>
 
@@ -15,7 +15,14 @@ using testing::run_body;
 class KvTest : public ::testing::TestWithParam<Implementation> {};
 
 std::string name_of(const ::testing::TestParamInfo<Implementation>& info) {
-  return info.param == Implementation::kLmdb ? "Lmdb" : "Sim";
+  switch (info.param) {
+    case Implementation::kLmdb:
+      return "Lmdb";
+    case Implementation::kJournaled:
+      return "Journaled";
+    default:
+      return "Sim";
+  }
 }
 
 Task<Result<std::unique_ptr<Env>>> open_env(std::string dir, EnvOptions options) {
@@ -304,8 +311,10 @@ TEST_P(KvTest, AFullMapIsNoSpaceAndChangesNothing) {
   run_body(GetParam(), &map_full, options);
 }
 
-INSTANTIATE_TEST_SUITE_P(Both, KvTest,
-                         ::testing::Values(Implementation::kLmdb, Implementation::kSim), name_of);
+INSTANTIATE_TEST_SUITE_P(All, KvTest,
+                         ::testing::Values(Implementation::kLmdb, Implementation::kJournaled,
+                                           Implementation::kSim),
+                         name_of);
 
 }  // namespace
 }  // namespace mica::kv

@@ -1,6 +1,6 @@
-// Helpers for the kv tests: run a test body against either implementation — LMDB in a fresh
-// directory on the build disk with a real executor, or the simulated store on one host of a
-// SimWorld — and small key encodings.
+// Helpers for the kv tests: run a test body against any implementation — LMDB or the
+// journaled store in a fresh directory on the build disk with a real executor, or the
+// simulated store on one host of a SimWorld — and small key encodings.
 //
 // Test bodies are named coroutines `Task<void>(std::string dir, EnvOptions options)`; they use
 // EXPECT_* (ASSERT_* cannot return from a coroutine) and co_return early. One test, one thread.
@@ -33,7 +33,7 @@ inline constexpr const char* kSimDir = "/kv";
 
 inline void run_body(Implementation implementation, Body body, EnvOptions options = {}) {
   options.implementation = implementation;
-  if (implementation == Implementation::kLmdb) {
+  if (implementation != Implementation::kSim) {
     TempDir dir;
     auto executor = Executor::create_uring();
     executor->block_on(body(dir.path(), options));
