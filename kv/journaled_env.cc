@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <array>
 #include <map>
+#include <optional>
+#include <utility>
 
 #include "async/blocking.h"
 #include "async/file.h"
@@ -110,6 +112,8 @@ class JournaledEnv final : public Env {
   Task<void> drain();
   Status check(const WriteRequest& request) const;
   Task<Status> commit(std::vector<WriteRequest*> batch);
+  // Zeroes the record header at offset of file index and makes that durable.
+  Task<Status> spoil(int index, uint64_t offset);
   Task<Status> turn_files();
   Task<void> checkpoint_in_background(int index);
   Task<Status> checkpoint(int index);
@@ -133,6 +137,7 @@ class JournaledEnv final : public Env {
   uint64_t marker_ = 0;  // the sequence number LMDB holds every record up to
   lmdb::Txn base_view_;  // a snapshot of LMDB as of marker_, for the slots' effects
   TimePoint active_since_;
+  std::optional<std::pair<int, uint64_t>> unspoiled_;  // a refused record not yet spoiled
   Event checkpoint_idle_;
   TaskScope scope_;  // the writer and the checkpoints
 };
@@ -284,6 +289,13 @@ Task<Status> JournaledEnv::replay(std::vector<std::string> files, uint64_t marke
   }
   std::sort(records.begin(), records.end(),
             [](const DecodedRecord& a, const DecodedRecord& b) { return a.seq < b.seq; });
+  for (size_t i = 1; i < records.size(); ++i) {
+    // A number is written twice only over a refused record that could not be spoiled
+    // (commit() stops before that): which of the two was acknowledged is unknowable.
+    if (records[i].seq == records[i - 1].seq)
+      co_return Status(StatusCode::kCorruption,
+                       fmt::format("{}: journal record {} is in both files", dir_, records[i].seq));
+  }
   size_t run = 0;
   while (run < records.size() && records[run].seq == marker + 1 + run) ++run;
   if (run < records.size()) {
@@ -382,15 +394,22 @@ Status JournaledEnv::check(const WriteRequest& request) const {
 Task<Status> JournaledEnv::commit(std::vector<WriteRequest*> batch) {
   if (batch_payload_bytes(batch) > kRecordPayloadMaxBytes / 2)
     co_return Status(StatusCode::kInvalidArgument, "kv: one commit carries too many bytes");
-  // Room: what the delta would hold afterwards (a change replaces its key's slot).
+  // A refused record that may be on disk is spoiled before anything else is written.
+  if (unspoiled_) {
+    auto spoiling = spoil(unspoiled_->first, unspoiled_->second);
+    CO_TRY(co_await std::move(spoiling));
+    unspoiled_.reset();
+  }
+  // Room: what the delta would hold afterwards (each key's last change replaces its slot).
+  std::map<std::pair<Table, std::string_view>, const WriteOp*> last_change;
+  for (const WriteRequest* r : batch)
+    for (const WriteOp& op : r->ops) last_change[{op.table, op.key}] = &op;
   uint64_t grown = delta_bytes_;
-  for (const WriteRequest* r : batch) {
-    for (const WriteOp& op : r->ops) {
-      const Delta& delta = deltas_->tables[op.table];
-      if (auto it = delta.find(op.key); it != delta.end())
-        grown -= std::min(grown, slot_bytes(it->first, it->second.value));
-      grown += op.key.size() + op.value.size() + kEntryOverheadBytes;
-    }
+  for (const auto& [key, op] : last_change) {
+    const Delta& delta = deltas_->tables[key.first];
+    if (auto it = delta.find(key.second); it != delta.end())
+      grown -= std::min(grown, slot_bytes(it->first, it->second.value));
+    grown += op->key.size() + op->value.size() + kEntryOverheadBytes;
   }
   Result<uint64_t> used = base_->used_bytes();
   if (!used.ok()) co_return used.status();
@@ -401,7 +420,10 @@ Task<Status> JournaledEnv::commit(std::vector<WriteRequest*> batch) {
                                  *used, grown, options_.map_size_bytes));
   std::string record = encode_log_record(next_seq_, batch, names_);
   bool full = active_end_ + record.size() > options_.journal_file_bytes;
-  bool old = Executor::current()->now() - active_since_ > options_.journal_turn_interval;
+  // By age only while the other file is free: a failing checkpoint is retried when the
+  // active file is full, not at every commit.
+  bool old = Executor::current()->now() - active_since_ > options_.journal_turn_interval &&
+             files_[1 - active_].in_lmdb;
   if (active_end_ > 0 && (full || old)) {
     auto turning = turn_files();
     CO_TRY(co_await std::move(turning));
@@ -412,11 +434,10 @@ Task<Status> JournaledEnv::commit(std::vector<WriteRequest*> batch) {
   Status written = co_await std::move(writing);
   if (written.ok()) written = co_await f.file.fdatasync();
   if (!written.ok()) {
-    // The record may have reached the disk: spoil its header (best effort) so that a crash
-    // before the next commit overwrites it does not replay what was refused.
-    std::string zeros(std::min<size_t>(record.size(), 24), '\0');
-    auto spoiling = f.file.write_full(std::as_bytes(std::span(zeros)), active_end_);
-    if ((co_await std::move(spoiling)).ok()) (void)co_await f.file.fdatasync();
+    // The record may have reached the disk: spoil its header, so that a crash does not
+    // replay what was refused; until that is durable nothing else is written.
+    auto spoiling = spoil(active_, active_end_);
+    if (!(co_await std::move(spoiling)).ok()) unspoiled_ = std::make_pair(active_, active_end_);
     co_return written;
   }
   // Durable: only now does anyone see it.
@@ -425,6 +446,14 @@ Task<Status> JournaledEnv::commit(std::vector<WriteRequest*> batch) {
   active_end_ += record.size();
   ++next_seq_;
   co_return Status();
+}
+
+Task<Status> JournaledEnv::spoil(int index, uint64_t offset) {
+  std::string zeros(kRecordHeaderBytes, '\0');
+  File& file = files_[index].file;
+  auto writing = file.write_full(std::as_bytes(std::span(zeros)), offset);
+  CO_TRY(co_await std::move(writing));
+  co_return co_await file.fdatasync();
 }
 
 void JournaledEnv::apply(const std::vector<WriteRequest*>& batch, uint64_t seq) {

@@ -18,7 +18,7 @@ struct RecordHeader {
   uint32_t op_count;
   uint32_t crc;  // CRC32C of the header's bytes before it, then of the payload
 };
-static_assert(sizeof(RecordHeader) == 24);
+static_assert(sizeof(RecordHeader) == kRecordHeaderBytes);
 
 struct OpHeader {
   uint8_t kind;  // WriteOp::Kind

@@ -21,6 +21,8 @@
 
 namespace mica::kv {
 
+// A record's header; zeroing it makes the record undecodable.
+inline constexpr size_t kRecordHeaderBytes = 24;
 // One record's payload; a batch beyond half of it is refused before any I/O.
 inline constexpr uint32_t kRecordPayloadMaxBytes = uint32_t{256} << 20;
 
